@@ -1,0 +1,222 @@
+import Foundation
+public import Logging
+import NIOConcurrencyHelpers
+
+/// A connection to RabbitMQ over rabbitmq-c, with an async API.
+///
+/// Each connection runs on a thread of its own, because a rabbitmq-c connection must be used from one thread only
+/// and services heartbeats only while that thread calls into it. Callers post work to the thread and await the
+/// outcome. After a lost connection the thread reconnects with backoff and restores, by itself, what was declared
+/// through it, its channels (with confirm mode and prefetch) and its consumers; publishes that were waiting for a
+/// confirm fail with ``AMQPError/Code-swift.struct/connectionLost`` so that no message is silently forgotten.
+public final class AMQPConnection: Sendable {
+    public let configuration: AMQPConfiguration
+    let mailbox = Mailbox()
+    let snapshot = NIOLockedValueBox(ConnectionSnapshot())
+    private let started = NIOLockedValueBox(false)
+    private let logger: Logger
+
+    public init(configuration: AMQPConfiguration, logger: Logger) {
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "amqp.server"] = "\(configuration.host):\(configuration.port)"
+        self.logger = logger
+    }
+
+    /// Opens the connection.
+    /// - Parameter keepTrying: when false (default), the first failure is thrown (for a CLI that should exit with a
+    ///   clear message); when true, it retries with backoff until the broker answers (for a long-running worker).
+    public func connect(keepTrying: Bool = false) async throws {
+        let alreadyStarted = started.withLockedValue { started in
+            defer { started = true }
+            return started
+        }
+        guard !alreadyStarted else { throw AMQPError(.closed, "connect() was already called on this connection") }
+        let configuration = self.configuration
+        let mailbox = self.mailbox
+        let snapshot = self.snapshot
+        let logger = self.logger
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let first = FirstConnect(keepTrying: keepTrying, continuation: continuation)
+            let thread = Thread {
+                let session = Session(configuration: configuration, mailbox: mailbox, snapshot: snapshot,
+                                      firstConnect: first, logger: logger)
+                session.run()
+            }
+            thread.name = "amqp \(configuration.host):\(configuration.port)"
+            thread.start()
+        }
+    }
+
+    /// Closes the connection: publishes still waiting fail, consumers' streams end. Safe to call more than once.
+    public func close() async {
+        guard started.withLockedValue({ $0 }) else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let once = NIOLockedValueBox(Optional(continuation))
+            mailbox.post(.control { session in
+                session.shutdown()
+                once.withLockedValue { $0?.resume(); $0 = nil }
+            })
+        }
+    }
+
+    /// Whether the connection is up right now.
+    public var isConnected: Bool { snapshot.withLockedValue { $0.isConnected } }
+    /// How many times the connection was restored after being lost.
+    public var reconnectCount: Int { snapshot.withLockedValue { $0.reconnects } }
+    /// Whether the broker has blocked publishing on this connection (a memory or disk alarm).
+    public var isBlocked: Bool { snapshot.withLockedValue { $0.isBlocked } }
+
+    /// Runs `body` on the connection thread once the connection is up, and returns its result.
+    func perform<T: Sendable>(_ body: @escaping @Sendable (Session) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            mailbox.post(.job(Mailbox.Job(
+                run: { session in continuation.resume(with: Result { try body(session) }) },
+                fail: { error in continuation.resume(throwing: error) })))
+        }
+    }
+
+    // MARK: Declarations
+
+    /// Declares an exchange (and remembers it, to declare it again after a reconnect).
+    public func declare(_ exchange: ExchangeDeclaration) async throws {
+        try await perform { try $0.declareExchange(exchange) }
+    }
+
+    /// Declares a queue (and remembers it, to declare it again after a reconnect).
+    @discardableResult
+    public func declare(_ queue: QueueDeclaration) async throws -> QueueStatus {
+        try await perform { try $0.declareQueue(queue) }
+    }
+
+    /// Binds a queue or an exchange (and remembers the binding for reconnects).
+    public func bind(_ binding: BindingDeclaration) async throws {
+        try await perform { try $0.bind(binding) }
+    }
+
+    /// Removes a binding.
+    public func unbind(_ binding: BindingDeclaration) async throws {
+        try await perform { try $0.unbind(binding) }
+    }
+
+    /// Reads a queue's depth and consumer count with a passive declare. A missing queue throws with reply code 404.
+    public func queueStatus(_ name: String) async throws -> QueueStatus {
+        try await perform { try $0.queueStatus(name) }
+    }
+
+    /// Whether an exchange exists (passive declare).
+    public func exchangeExists(_ name: String) async throws -> Bool {
+        try await perform { try $0.exchangeExists(name) }
+    }
+
+    /// Whether a queue exists (passive declare).
+    public func queueExists(_ name: String) async throws -> Bool {
+        do {
+            _ = try await queueStatus(name)
+            return true
+        } catch let error as AMQPError where error.replyCode == 404 {
+            return false
+        }
+    }
+
+    /// Deletes a queue and returns how many messages it held.
+    @discardableResult
+    public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) async throws -> UInt32 {
+        try await perform { try $0.deleteQueue(name, ifUnused: ifUnused, ifEmpty: ifEmpty) }
+    }
+
+    public func deleteExchange(_ name: String, ifUnused: Bool = false) async throws {
+        try await perform { try $0.deleteExchange(name, ifUnused: ifUnused) }
+    }
+
+    /// Removes every ready message from a queue and returns how many there were.
+    @discardableResult
+    public func purgeQueue(_ name: String) async throws -> UInt32 {
+        try await perform { try $0.purgeQueue(name) }
+    }
+
+    // MARK: Channels and consumers
+
+    /// Opens a channel for publishing; with `confirms` (default) every publish waits for the broker's confirm.
+    public func openChannel(confirms: Bool = true) async throws -> AMQPChannel {
+        let number = try await perform { try $0.addChannel(role: .publisher(confirms: confirms)).number }
+        return AMQPChannel(connection: self, number: number, confirms: confirms)
+    }
+
+    /// Starts consuming from a queue on a channel of its own.
+    /// - Parameters:
+    ///   - prefetch: how many unacknowledged deliveries the broker may send ahead (`basic.qos`); 0 = unlimited.
+    ///   - noAck: the broker forgets each message once sent (no `ack` needed, nothing redelivered).
+    ///   - consumerTag: kept across reconnects; generated when nil.
+    public func consume(queue: String, prefetch: UInt16 = 100, noAck: Bool = false, exclusive: Bool = false,
+                        consumerTag: String? = nil, arguments: AMQPTable = [:]) async throws -> AMQPConsumer {
+        let tag = consumerTag ?? "agentry.\(UUID().uuidString.lowercased())"
+        let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, any Error>.makeStream()
+        let number = try await perform { session in
+            let state = ConsumerState(queue: queue, tag: tag, prefetch: prefetch, noAck: noAck, exclusive: exclusive,
+                                      arguments: arguments, continuation: continuation)
+            return try session.addChannel(role: .consumer(state)).number
+        }
+        let mailbox = self.mailbox
+        continuation.onTermination = { termination in
+            // The consuming task went away without cancelling: stop deliveries and let the broker requeue the rest.
+            if case .cancelled = termination {
+                mailbox.post(.control { $0.closeChannel(number, error: AMQPError(.closed, "consumer stopped")) })
+            }
+        }
+        return AMQPConsumer(connection: self, channel: number, tag: tag, queue: queue, stream: stream)
+    }
+}
+
+/// A channel for publishing. Publishes through one channel keep their order.
+public struct AMQPChannel: Sendable {
+    let connection: AMQPConnection
+    public let number: UInt16
+    public let confirms: Bool
+
+    /// Publishes a message. With confirms, returns once the broker has taken responsibility for it, and throws when
+    /// it nacks it, returns it (mandatory, unroutable), closes the channel, or the connection drops before the
+    /// confirm (``AMQPError/isRetriable`` is then true: the message may or may not have arrived).
+    public func publish(_ message: AMQPMessage) async throws {
+        let number = self.number
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            connection.mailbox.post(.job(Mailbox.Job(
+                run: { session in session.publish(message, channel: number, continuation: continuation) },
+                fail: { error in continuation.resume(throwing: error) })))
+        }
+    }
+
+    /// Closes the channel; publishes still waiting for a confirm fail.
+    public func close() {
+        let number = self.number
+        connection.mailbox.post(.control { $0.closeChannel(number, error: AMQPError(.closed, "channel \(number) was closed")) })
+    }
+}
+
+/// A consumer: an async sequence of deliveries that survives reconnects (deliveries received before a reconnect can
+/// no longer be acknowledged; the broker redelivers them, marked `redelivered`).
+public struct AMQPConsumer: AsyncSequence, Sendable {
+    public typealias Element = AMQPDelivery
+    let connection: AMQPConnection
+    let channel: UInt16
+    public let tag: String
+    public let queue: String
+    let stream: AsyncThrowingStream<AMQPDelivery, any Error>
+
+    public func makeAsyncIterator() -> AsyncThrowingStream<AMQPDelivery, any Error>.AsyncIterator {
+        stream.makeAsyncIterator()
+    }
+
+    /// Stops new deliveries (`basic.cancel`); the sequence ends once the broker confirms. Deliveries already received
+    /// can still be acknowledged until ``close()``.
+    public func cancel() {
+        let channel = self.channel
+        connection.mailbox.post(.control { $0.cancelConsumer(channel: channel) })
+    }
+
+    /// Closes the consumer's channel: unacknowledged deliveries go back to the queue.
+    public func close() {
+        let channel = self.channel
+        connection.mailbox.post(.control { $0.closeChannel(channel, error: AMQPError(.closed, "consumer closed")) })
+    }
+}

@@ -1,0 +1,78 @@
+public import AMQP
+import Foundation
+
+extension Topology {
+    /// What `apply` did to one object.
+    public struct Change: Sendable, Equatable, CustomStringConvertible {
+        public enum Action: String, Sendable { case created, unchanged, bound }
+        public var kind: String
+        public var name: String
+        public var action: Action
+        public var description: String { "\(kind) \(name): \(action.rawValue)" }
+    }
+
+    /// Declares everything, idempotently: existing objects with the same settings are left as they are. An object
+    /// that exists with different settings stops the run with an error naming it and the differing argument.
+    public func apply(on connection: AMQPConnection) async throws -> [Change] {
+        var changes: [Change] = []
+        for exchange in exchanges {
+            let existed = try await connection.exchangeExists(exchange.name)
+            do {
+                try await connection.declare(exchange)
+            } catch let error as AMQPError where error.replyCode == 406 {
+                throw TopologyError("exchange '\(exchange.name)' already exists with other settings than the topology's (type \(exchange.kind.rawValue), arguments \(exchange.arguments)): \(error.replyText ?? "\(error)"). Delete it (rabbitmqctl delete_exchange is not available; use the management UI) or align Topology/.")
+            }
+            changes.append(Change(kind: "exchange", name: exchange.name, action: existed ? .unchanged : .created))
+        }
+        for queue in queues {
+            let existed = try await connection.queueExists(queue.name)
+            do {
+                try await connection.declare(queue)
+            } catch let error as AMQPError where error.replyCode == 406 {
+                throw TopologyError("queue '\(queue.name)' already exists with other settings than the topology's (arguments \(queue.arguments)): \(error.replyText ?? "\(error)"). Delete it (rabbitmqctl delete_queue \(queue.name)) or align Topology/.")
+            }
+            changes.append(Change(kind: "queue", name: queue.name, action: existed ? .unchanged : .created))
+        }
+        for binding in bindings {
+            try await connection.bind(binding)
+            changes.append(Change(kind: "binding", name: "\(binding.source) -> \(binding.destination.name) [\(binding.routingKey)]", action: .bound))
+        }
+        return changes
+    }
+
+    /// RabbitMQ definitions JSON (the format of the management UI's export and `rabbitmqctl import_definitions`).
+    public func definitionsJSON(virtualHost: String = "/") -> String {
+        func arguments(_ table: AMQPTable) -> [String: Any] {
+            table.mapValues { value -> Any in
+                switch value {
+                case .int(let v): return v
+                case .bool(let v): return v
+                case .double(let v): return v
+                case .string(let v): return v
+                default: return value.description
+                }
+            }
+        }
+        let document: [String: Any] = [
+            "exchanges": exchanges.map { e in
+                ["name": e.name, "vhost": virtualHost, "type": e.kind.rawValue, "durable": e.durable,
+                 "auto_delete": e.autoDelete, "internal": e.internal, "arguments": arguments(e.arguments)] as [String: Any]
+            },
+            "queues": queues.map { q in
+                ["name": q.name, "vhost": virtualHost, "durable": q.durable, "auto_delete": q.autoDelete,
+                 "arguments": arguments(q.arguments)] as [String: Any]
+            },
+            "bindings": bindings.map { b -> [String: Any] in
+                let type: String
+                switch b.destination {
+                case .queue: type = "queue"
+                case .exchange: type = "exchange"
+                }
+                return ["source": b.source, "vhost": virtualHost, "destination": b.destination.name, "destination_type": type,
+                        "routing_key": b.routingKey, "arguments": arguments(b.arguments)]
+            },
+        ]
+        let data = try! JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}

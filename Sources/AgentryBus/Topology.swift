@@ -1,0 +1,188 @@
+public import AMQP
+import Foundation
+import Yams
+
+/// RabbitMQ's layout for Agentry: exchanges, queues and bindings, read from `Topology/*.yaml`.
+public struct Topology: Sendable, Equatable {
+    public var exchanges: [ExchangeDeclaration]
+    public var queues: [QueueDeclaration]
+    public var bindings: [BindingDeclaration]
+
+    public init(exchanges: [ExchangeDeclaration] = [], queues: [QueueDeclaration] = [], bindings: [BindingDeclaration] = []) {
+        self.exchanges = exchanges
+        self.queues = queues
+        self.bindings = bindings
+    }
+
+    // MARK: Names (DESIGN.md "Contracts")
+
+    /// Entry point for every publisher (fanout).
+    public static let eventsExchange = "agentry.events"
+    /// Routes events to agent queues by type (topic); unroutable events go to ``unroutedExchange``.
+    public static let routeExchange = "agentry.route"
+    public static let unroutedExchange = "agentry.unrouted"
+    public static let deadExchange = "agentry.dead"
+    public static let eventLogQueue = "agentry.event-log"
+    public static let unhandledQueue = "agentry.unhandled"
+    public static let deadQueue = "agentry.dead"
+    /// Priority levels of every Agentry queue (AMQP priorities 1 LOW … 4 CRITICAL).
+    public static let maxPriority: Int64 = 4
+
+    /// The queue of one agent: `agentry.agent.<agent-id>`, durable, with priorities.
+    public static func agentQueue(_ agentID: String) -> QueueDeclaration {
+        QueueDeclaration(name: "agentry.agent.\(agentID)", durable: true, arguments: ["x-max-priority": .int(maxPriority)])
+    }
+
+    /// The binding that routes events matching `pattern` to an agent's queue.
+    public static func agentBinding(_ agentID: String, pattern: String) -> BindingDeclaration {
+        BindingDeclaration(source: routeExchange, destination: .queue(agentQueue(agentID).name), routingKey: pattern)
+    }
+
+    // MARK: Loading
+
+    /// Reads and merges every `*.yaml` / `*.yml` file of a directory (in name order).
+    public static func load(directory: String) throws -> Topology {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+        } catch {
+            throw TopologyError("cannot read the topology directory '\(directory)': run from the repository root or pass --topology DIR (AGENTRY_TOPOLOGY_DIR)")
+        }
+        guard !names.isEmpty else { throw TopologyError("no .yaml files in the topology directory '\(directory)'") }
+        var topology = Topology()
+        for name in names {
+            let path = (directory as NSString).appendingPathComponent(name)
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            let part = try parse(yaml: text, file: name)
+            topology.exchanges += part.exchanges
+            topology.queues += part.queues
+            topology.bindings += part.bindings
+        }
+        try topology.validate()
+        return topology
+    }
+
+    /// Parses one topology document.
+    public static func parse(yaml: String, file: String = "topology") throws -> Topology {
+        let document: TopologyDocument
+        do {
+            document = try YAMLDecoder().decode(TopologyDocument.self, from: yaml)
+        } catch let error as DecodingError {
+            throw TopologyError("\(file): \(describe(error))")
+        } catch {
+            throw TopologyError("\(file): \(error)")
+        }
+        var topology = Topology()
+        for (index, e) in (document.exchanges ?? []).enumerated() {
+            guard let kind = ExchangeDeclaration.Kind(rawValue: e.type) else {
+                throw TopologyError("\(file): exchanges[\(index)] '\(e.name)' has type '\(e.type)'; expected direct, fanout, topic or headers")
+            }
+            topology.exchanges.append(ExchangeDeclaration(name: e.name, kind: kind, durable: e.durable ?? true, autoDelete: e.auto_delete ?? false,
+                                                          internal: e.internal ?? false, arguments: (e.arguments ?? [:]).mapValues(\.amqp)))
+        }
+        for q in document.queues ?? [] {
+            topology.queues.append(QueueDeclaration(name: q.name, durable: q.durable ?? true, exclusive: false, autoDelete: q.auto_delete ?? false,
+                                                    arguments: (q.arguments ?? [:]).mapValues(\.amqp)))
+        }
+        for (index, b) in (document.bindings ?? []).enumerated() {
+            let destination: BindingDeclaration.Destination
+            switch b.destination_type ?? "queue" {
+            case "queue": destination = .queue(b.destination)
+            case "exchange": destination = .exchange(b.destination)
+            case let other: throw TopologyError("\(file): bindings[\(index)] has destination_type '\(other)'; expected queue or exchange")
+            }
+            topology.bindings.append(BindingDeclaration(source: b.source, destination: destination, routingKey: b.routing_key ?? "",
+                                                        arguments: (b.arguments ?? [:]).mapValues(\.amqp)))
+        }
+        return topology
+    }
+
+    /// Checks that names are unique and that bindings refer to what is declared (or to an agent queue).
+    public func validate() throws {
+        var problems: [String] = []
+        let exchangeNames = exchanges.map(\.name)
+        let queueNames = queues.map(\.name)
+        for name in Set(exchangeNames) where exchangeNames.filter({ $0 == name }).count > 1 { problems.append("exchange '\(name)' is declared twice") }
+        for name in Set(queueNames) where queueNames.filter({ $0 == name }).count > 1 { problems.append("queue '\(name)' is declared twice") }
+        for name in exchangeNames + queueNames where !name.hasPrefix("agentry.") {
+            problems.append("'\(name)' does not start with 'agentry.' (the management UI groups Agentry's objects by that prefix)")
+        }
+        for b in bindings {
+            if !exchangeNames.contains(b.source) { problems.append("binding from '\(b.source)': no such exchange in the topology") }
+            switch b.destination {
+            case .queue(let q) where !queueNames.contains(q): problems.append("binding to queue '\(q)': no such queue in the topology")
+            case .exchange(let e) where !exchangeNames.contains(e): problems.append("binding to exchange '\(e)': no such exchange in the topology")
+            default: break
+            }
+        }
+        for e in exchanges {
+            if case .string(let alternate)? = e.arguments["alternate-exchange"], !exchangeNames.contains(alternate) {
+                problems.append("exchange '\(e.name)' names alternate-exchange '\(alternate)', which is not in the topology")
+            }
+        }
+        if !problems.isEmpty { throw TopologyError(problems.joined(separator: "; ")) }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "\(path(context.codingPath + [key])) is missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+}
+
+/// A topology that cannot be read or declared, with what to do about it.
+public struct TopologyError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+private struct TopologyDocument: Decodable {
+    struct Exchange: Decodable {
+        var name: String
+        var type: String
+        var durable: Bool?
+        var auto_delete: Bool?
+        var `internal`: Bool?
+        var arguments: [String: Scalar]?
+    }
+    struct Queue: Decodable {
+        var name: String
+        var durable: Bool?
+        var auto_delete: Bool?
+        var arguments: [String: Scalar]?
+    }
+    struct Binding: Decodable {
+        var source: String
+        var destination: String
+        var destination_type: String?
+        var routing_key: String?
+        var arguments: [String: Scalar]?
+    }
+    var exchanges: [Exchange]?
+    var queues: [Queue]?
+    var bindings: [Binding]?
+
+    enum Scalar: Decodable {
+        case int(Int64), bool(Bool), string(String)
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let v = try? c.decode(Int64.self) { self = .int(v) }
+            else if let v = try? c.decode(Bool.self) { self = .bool(v) }
+            else { self = .string(try c.decode(String.self)) }
+        }
+        var amqp: AMQPValue {
+            switch self {
+            case .int(let v): return .int(v)
+            case .bool(let v): return .bool(v)
+            case .string(let v): return .string(v)
+            }
+        }
+    }
+}

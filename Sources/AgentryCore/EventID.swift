@@ -1,0 +1,81 @@
+public import Foundation
+
+/// An event's id: a UUID (version 7, time-ordered) when Agentry makes it, or whatever `message_id` another
+/// AMQP client set (up to 255 bytes).
+public struct EventID: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
+    public let rawValue: String
+
+    public init?(_ rawValue: String) {
+        guard !rawValue.isEmpty, rawValue.utf8.count <= 255 else { return nil }
+        self.rawValue = rawValue
+    }
+
+    public init(uuid: UUID) {
+        self.rawValue = uuid.uuidString.lowercased()
+    }
+
+    /// A new UUIDv7: 48 bits of Unix milliseconds, then a counter within the millisecond, then random bits,
+    /// so ids made by one process sort in the order they were made.
+    public static func generate() -> EventID {
+        EventID(uuid: UUIDv7Generator.shared.next())
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let value = try decoder.singleValueContainer().decode(String.self)
+        guard let id = EventID(value) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "an event id must be 1…255 bytes"))
+        }
+        self = id
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
+    public var description: String { rawValue }
+
+    public static func < (lhs: EventID, rhs: EventID) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// The UUID, when the id is one.
+    public var uuid: UUID? { UUID(uuidString: rawValue) }
+}
+
+/// Makes version 7 UUIDs (RFC 9562), monotonic within this process.
+final class UUIDv7Generator: @unchecked Sendable {
+    // @unchecked: the only mutable state (lastMillis, counter) is read and written under `lock`.
+    static let shared = UUIDv7Generator()
+    private let lock = NSLock()
+    private var lastMillis: UInt64 = 0
+    private var counter: UInt16 = 0
+
+    func next() -> UUID {
+        var millis = UInt64(Date().timeIntervalSince1970 * 1000)
+        lock.lock()
+        if millis <= lastMillis {
+            millis = lastMillis
+            counter &+= 1
+            if counter > 0x0FFF {
+                // 4096 ids in one millisecond: borrow the next millisecond rather than lose the order.
+                millis += 1
+                counter = 0
+            }
+        } else {
+            counter = UInt16.random(in: 0...0x01FF)
+        }
+        lastMillis = millis
+        let sequence = counter
+        lock.unlock()
+
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: millis >> (8 * (5 - UInt64(i)))) }
+        bytes[6] = 0x70 | UInt8(sequence >> 8)
+        bytes[7] = UInt8(truncatingIfNeeded: sequence)
+        var random = SystemRandomNumberGenerator()
+        let tail = random.next() as UInt64
+        for i in 8..<16 { bytes[i] = UInt8(truncatingIfNeeded: tail >> (8 * UInt64(15 - i))) }
+        bytes[8] = 0x80 | (bytes[8] & 0x3F)
+        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+    }
+}

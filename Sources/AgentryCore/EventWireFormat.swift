@@ -1,0 +1,192 @@
+import Foundation
+
+/// Why a message on the bus is not an event. Such messages are parked in `agentry.dead` with this reason.
+public struct EventDecodingError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Reason: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public static let tooLarge = Reason("too-large")
+        public static let notJSON = Reason("not-json")
+        public static let notAnObject = Reason("not-an-object")
+        public static let unknownPriority = Reason("unknown-priority")
+        public static let invalidType = Reason("invalid-type")
+        public static let invalidField = Reason("invalid-field")
+        public var description: String { name }
+    }
+
+    /// A short, stable name of the problem (`not-json`, `unknown-priority` …), for headers and metrics.
+    public var reason: Reason
+    /// What is wrong, in words.
+    public var message: String
+
+    public init(_ reason: Reason, _ message: String) {
+        self.reason = reason
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// The event wire format of DESIGN.md, in both directions.
+///
+/// Body: JSON `{"id", "type", "payload", "priority", "timestamp"}` (priority 1 CRITICAL … 4 LOW, ISO 8601 UTC
+/// timestamp), plus `source`, `correlation_id` and `causation_id` when set. A body that is any other JSON object is a
+/// *plain publish* from another AMQP client: the body is the payload, the type is the routing key, the id comes from
+/// `message_id` (or is generated), the priority from the AMQP priority property (none counts as LOW).
+public enum EventWireFormat {
+    /// Default largest body accepted: 1 MiB.
+    public static let defaultMaxBodySize = 1 << 20
+
+    /// What the AMQP layer tells about a received message, beside its body.
+    public struct Envelope: Sendable {
+        public var routingKey: String
+        public var messageID: String?
+        public var typeProperty: String?
+        public var amqpPriority: UInt8?
+        /// Seconds since 1970.
+        public var amqpTimestamp: UInt64?
+        public var correlationID: String?
+
+        public init(routingKey: String, messageID: String? = nil, typeProperty: String? = nil, amqpPriority: UInt8? = nil,
+                    amqpTimestamp: UInt64? = nil, correlationID: String? = nil) {
+            self.routingKey = routingKey
+            self.messageID = messageID
+            self.typeProperty = typeProperty
+            self.amqpPriority = amqpPriority
+            self.amqpTimestamp = amqpTimestamp
+            self.correlationID = correlationID
+        }
+    }
+
+    /// The JSON body of an event.
+    public static func encode(_ event: Event) -> [UInt8] {
+        var object: JSONObject = [
+            "id": .string(event.id.rawValue),
+            "type": .string(event.type),
+            "payload": .object(event.payload),
+            "priority": .int(Int64(event.priority.rawValue)),
+            "timestamp": .string(Timestamp.format(event.timestamp)),
+        ]
+        if let source = event.source { object["source"] = .string(source) }
+        if let correlation = event.correlationID { object["correlation_id"] = .string(correlation) }
+        if let causation = event.causationID { object["causation_id"] = .string(causation) }
+        return Array(JSONValue.object(object).jsonText.utf8)
+    }
+
+    /// Reads an event from a message body and its AMQP envelope.
+    public static func decode(body: [UInt8], envelope: Envelope, maxBodySize: Int = defaultMaxBodySize) throws(EventDecodingError) -> Event {
+        guard body.count <= maxBodySize else {
+            throw EventDecodingError(.tooLarge, "body is \(body.count) bytes; the limit is \(maxBodySize) bytes")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: Data(body))
+        } catch {
+            let preview = String(decoding: body.prefix(60), as: UTF8.self)
+            throw EventDecodingError(.notJSON, "body is not JSON (starts with \(preview.debugDescription)): \(Self.describe(error))")
+        }
+        guard case .object(let object) = value else {
+            throw EventDecodingError(.notAnObject, "body is \(value.kindName), not a JSON object")
+        }
+        if case .string? = object["type"], case .object? = object["payload"] {
+            return try decodeEnvelope(object, envelope: envelope)
+        }
+        return try decodePlain(object, envelope: envelope)
+    }
+
+    private static func decodeEnvelope(_ object: JSONObject, envelope: Envelope) throws(EventDecodingError) -> Event {
+        guard case .string(let type)? = object["type"], case .object(let payload)? = object["payload"] else {
+            throw EventDecodingError(.invalidField, "envelope needs 'type' (string) and 'payload' (object)")
+        }
+        if let problem = EventType.problem(with: type) { throw EventDecodingError(.invalidType, problem) }
+
+        let id: EventID
+        switch object["id"] {
+        case .string(let text)?:
+            guard let parsed = EventID(text) else { throw EventDecodingError(.invalidField, "'id' must be 1…255 bytes") }
+            id = parsed
+        case .int(let number)?:
+            id = EventID(String(number))!
+        case nil, .null?:
+            id = envelope.messageID.flatMap(EventID.init) ?? .generate()
+        case let other?:
+            throw EventDecodingError(.invalidField, "'id' is \(other.kindName); expected a string")
+        }
+
+        let priority: Priority
+        switch object["priority"] {
+        case .int(let level)?:
+            guard let p = Priority(rawValue: Int(level)) else {
+                throw EventDecodingError(.unknownPriority, "priority \(level) is not one of 1 (CRITICAL), 2 (HIGH), 3 (NORMAL), 4 (LOW)")
+            }
+            priority = p
+        case .string(let name)?:
+            guard let p = Priority(name: name) else {
+                throw EventDecodingError(.unknownPriority, "priority '\(name)' is not one of CRITICAL, HIGH, NORMAL, LOW")
+            }
+            priority = p
+        case nil, .null?:
+            priority = try amqpPriority(envelope)
+        case let other?:
+            throw EventDecodingError(.unknownPriority, "priority is \(other.kindName); expected 1…4 or a name")
+        }
+
+        let timestamp: Date
+        switch object["timestamp"] {
+        case .string(let text)?:
+            guard let date = Timestamp.parse(text) else {
+                throw EventDecodingError(.invalidField, "timestamp '\(text)' is not ISO 8601 (e.g. 2026-11-25T21:44:35.123Z)")
+            }
+            timestamp = date
+        case .int(let seconds)?:
+            timestamp = Date(timeIntervalSince1970: Double(seconds))
+        case .double(let seconds)?:
+            timestamp = Date(timeIntervalSince1970: seconds)
+        case nil, .null?:
+            timestamp = envelope.amqpTimestamp.map { Date(timeIntervalSince1970: Double($0)) } ?? Date()
+        case let other?:
+            throw EventDecodingError(.invalidField, "timestamp is \(other.kindName); expected an ISO 8601 string")
+        }
+
+        func optionalString(_ key: String) throws(EventDecodingError) -> String? {
+            switch object[key] {
+            case nil, .null?: return nil
+            case .string(let s)?: return s
+            case let other?: throw EventDecodingError(.invalidField, "'\(key)' is \(other.kindName); expected a string")
+            }
+        }
+        return Event(id: id, type: type, payload: payload, priority: priority, timestamp: timestamp,
+                     source: try optionalString("source"),
+                     correlationID: try optionalString("correlation_id") ?? envelope.correlationID,
+                     causationID: try optionalString("causation_id"))
+    }
+
+    private static func decodePlain(_ object: JSONObject, envelope: Envelope) throws(EventDecodingError) -> Event {
+        let type = envelope.routingKey.isEmpty ? (envelope.typeProperty ?? "") : envelope.routingKey
+        if type.isEmpty {
+            throw EventDecodingError(.invalidType, "message has neither a routing key nor a 'type' property to name its event type")
+        }
+        if let problem = EventType.problem(with: type) { throw EventDecodingError(.invalidType, problem) }
+        return Event(id: envelope.messageID.flatMap(EventID.init) ?? .generate(), type: type, payload: object,
+                     priority: try amqpPriority(envelope),
+                     timestamp: envelope.amqpTimestamp.map { Date(timeIntervalSince1970: Double($0)) } ?? Date(),
+                     source: nil, correlationID: envelope.correlationID, causationID: nil)
+    }
+
+    private static func amqpPriority(_ envelope: Envelope) throws(EventDecodingError) -> Priority {
+        guard let priority = Priority(amqpPriority: envelope.amqpPriority) else {
+            throw EventDecodingError(.unknownPriority, "AMQP priority \(envelope.amqpPriority ?? 0) is not one of 1 (LOW) … 4 (CRITICAL)")
+        }
+        return priority
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if case DecodingError.dataCorrupted(let context) = error {
+            if let underlying = context.underlyingError as NSError? {
+                return underlying.userInfo[NSDebugDescriptionErrorKey] as? String ?? context.debugDescription
+            }
+            return context.debugDescription
+        }
+        return "\(error)"
+    }
+}

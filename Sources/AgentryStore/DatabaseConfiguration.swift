@@ -1,0 +1,82 @@
+import Foundation
+public import PostgresNIO
+import NIOSSL
+
+/// Where the PostgreSQL database is, from a `postgres://user:password@host:port/database?sslmode=…` URL.
+public struct DatabaseConfiguration: Sendable {
+    public enum SSLMode: String, Sendable {
+        case disable, prefer, require
+    }
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: String?
+    public var database: String
+    public var sslMode: SSLMode
+    /// Connections the pool may open. Default: 10.
+    public var maximumConnections: Int = 10
+
+    public init(url: String) throws {
+        guard let c = URLComponents(string: url), let scheme = c.scheme, ["postgres", "postgresql"].contains(scheme) else {
+            throw StoreError(.invalidConfiguration, "'\(Self.redact(url))' is not a postgres:// URL; expected postgres://user:password@host:port/database")
+        }
+        host = c.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
+        port = c.port ?? 5432
+        user = c.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
+        password = c.password.flatMap { $0.removingPercentEncoding }
+        let path = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
+        database = path.isEmpty ? user : path
+        sslMode = .prefer
+        for item in c.queryItems ?? [] {
+            switch item.name {
+            case "sslmode":
+                guard let mode = SSLMode(rawValue: item.value ?? "") else {
+                    throw StoreError(.invalidConfiguration, "sslmode=\(item.value ?? "") is not supported; use disable, prefer or require")
+                }
+                sslMode = mode
+            case "max_connections":
+                guard let n = Int(item.value ?? ""), n > 0 else {
+                    throw StoreError(.invalidConfiguration, "max_connections=\(item.value ?? "") is not a positive number")
+                }
+                maximumConnections = n
+            default:
+                throw StoreError(.invalidConfiguration, "unknown URL parameter '\(item.name)'; known: sslmode, max_connections")
+            }
+        }
+    }
+
+    /// The URL without its password, for logs and messages.
+    public var redactedURL: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+
+    var tls: PostgresClient.Configuration.TLS {
+        switch sslMode {
+        case .disable: return .disable
+        case .prefer: return .prefer(.makeClientConfiguration())
+        case .require: return .require(.makeClientConfiguration())
+        }
+    }
+
+    /// The pool configuration for postgres-nio.
+    public var clientConfiguration: PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
+        configuration.options.maximumConnections = maximumConnections
+        return configuration
+    }
+
+    /// A single-connection configuration (for session-level advisory locks and LISTEN).
+    public var connectionConfiguration: PostgresConnection.Configuration {
+        let connectionTLS: PostgresConnection.Configuration.TLS
+        switch sslMode {
+        case .disable: connectionTLS = .disable
+        case .prefer: connectionTLS = .prefer(try! NIOSSLContext(configuration: .makeClientConfiguration()))
+        case .require: connectionTLS = .require(try! NIOSSLContext(configuration: .makeClientConfiguration()))
+        }
+        return PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: connectionTLS)
+    }
+
+    static func redact(_ url: String) -> String {
+        guard var c = URLComponents(string: url), c.password != nil else { return url }
+        c.password = "***"
+        return c.string ?? url
+    }
+}

@@ -1,0 +1,148 @@
+public import AgentryCore
+public import Foundation
+public import Logging
+import PostgresNIO
+
+/// Writes and reads `event_log`.
+public struct EventLogStore: Sendable {
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+
+    /// Inserts events in one statement; events already logged (same `event_id`) are left as they are.
+    /// - Returns: how many rows were new.
+    @discardableResult
+    public func insert(_ events: [Event]) async throws -> Int {
+        guard !events.isEmpty else { return 0 }
+        let columns = Columns(events)
+        // unnest over arrays: one round trip and a fixed number of binds whatever the batch size.
+        let query: PostgresQuery = """
+            INSERT INTO event_log (event_id, event_type, payload, priority, "timestamp", source, correlation_id, causation_id)
+            SELECT id, type, payload::jsonb, priority, to_timestamp(ts), NULLIF(source, ''), NULLIF(correlation, ''), NULLIF(causation, '')
+            FROM unnest(\(columns.ids)::text[], \(columns.types)::text[], \(columns.payloads)::text[], \(columns.priorities)::int4[],
+                        \(columns.timestamps)::float8[], \(columns.sources)::text[], \(columns.correlations)::text[], \(columns.causations)::text[])
+                 AS t(id, type, payload, priority, ts, source, correlation, causation)
+            ON CONFLICT (event_id) DO NOTHING
+            """
+        do {
+            let rows = try await database.client.query(query, logger: logger)
+            for try await _ in rows {}
+            return events.count
+        } catch {
+            throw StoreError(.query, "cannot insert \(events.count) events into event_log: \(StoreError.describe(error))")
+        }
+    }
+
+    /// Marks events as unhandled (inserting them when the log has not seen them yet) and returns the ids of those
+    /// whose unhandled state was not announced yet.
+    public func markUnhandled(_ events: [Event]) async throws -> [EventID] {
+        guard !events.isEmpty else { return [] }
+        let columns = Columns(events)
+        let query: PostgresQuery = """
+            INSERT INTO event_log (event_id, event_type, payload, priority, "timestamp", source, correlation_id, causation_id, unhandled)
+            SELECT id, type, payload::jsonb, priority, to_timestamp(ts), NULLIF(source, ''), NULLIF(correlation, ''), NULLIF(causation, ''), true
+            FROM unnest(\(columns.ids)::text[], \(columns.types)::text[], \(columns.payloads)::text[], \(columns.priorities)::int4[],
+                        \(columns.timestamps)::float8[], \(columns.sources)::text[], \(columns.correlations)::text[], \(columns.causations)::text[])
+                 AS t(id, type, payload, priority, ts, source, correlation, causation)
+            ON CONFLICT (event_id) DO UPDATE SET unhandled = true
+            RETURNING event_id, unhandled_announced
+            """
+        do {
+            var pending: [EventID] = []
+            for try await (id, announced) in try await database.client.query(query, logger: logger).decode((String, Bool).self) where !announced {
+                if let eventID = EventID(id) { pending.append(eventID) }
+            }
+            return pending
+        } catch {
+            throw StoreError(.query, "cannot mark \(events.count) events unhandled: \(StoreError.describe(error))")
+        }
+    }
+
+    /// Records that `event.unhandled` was published for these events.
+    public func markAnnounced(_ ids: [EventID]) async throws {
+        guard !ids.isEmpty else { return }
+        let raw = ids.map(\.rawValue)
+        do {
+            try await database.client.query("UPDATE event_log SET unhandled_announced = true WHERE event_id = ANY(\(raw)::text[])", logger: logger)
+        } catch {
+            throw StoreError(.query, "cannot record \(ids.count) unhandled announcements: \(StoreError.describe(error))")
+        }
+    }
+
+    /// One logged event.
+    public struct Entry: Sendable, Hashable {
+        public var event: Event
+        public var unhandled: Bool
+        public var unhandledAnnounced: Bool
+        public var loggedAt: Date
+    }
+
+    /// The logged event with this id, if any.
+    public func entry(_ id: EventID) async throws -> Entry? {
+        try await entries("\(unescaped: Self.select) WHERE event_id = \(id.rawValue)").first
+    }
+
+    /// How many rows the log holds for this event id (0 or 1: `event_id` is unique).
+    public func count(eventID id: EventID) async throws -> Int {
+        var count = 0
+        for try await n in try await database.client.query("SELECT count(*)::int8 FROM event_log WHERE event_id = \(id.rawValue)", logger: logger).decode(Int64.self) {
+            count = Int(n)
+        }
+        return count
+    }
+
+    /// The most recent events, newest first, optionally of one type.
+    public func recent(limit: Int = 50, type: String? = nil) async throws -> [Entry] {
+        if let type {
+            return try await entries("\(unescaped: Self.select) WHERE event_type = \(type) ORDER BY created_at DESC, event_id DESC LIMIT \(limit)")
+        }
+        return try await entries("\(unescaped: Self.select) ORDER BY created_at DESC, event_id DESC LIMIT \(limit)")
+    }
+
+    private static let select = """
+        SELECT event_id, event_type, payload::text, priority, extract(epoch FROM "timestamp")::float8, source, correlation_id,
+               causation_id, unhandled, unhandled_announced, extract(epoch FROM created_at)::float8
+        FROM event_log
+        """
+
+    private func entries(_ query: PostgresQuery) async throws -> [Entry] {
+        var result: [Entry] = []
+        let rows = try await database.client.query(query, logger: logger)
+        for try await (id, type, payload, priority, ts, source, correlation, causation, unhandled, announced, created)
+            in rows.decode((String, String, String, Int, Double, String?, String?, String?, Bool, Bool, Double).self) {
+            let payloadValue = (try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)))?.objectValue ?? [:]
+            let event = Event(id: EventID(id)!, type: type, payload: payloadValue, priority: Priority(rawValue: priority) ?? .low,
+                              timestamp: Date(timeIntervalSince1970: ts), source: source, correlationID: correlation, causationID: causation)
+            result.append(Entry(event: event, unhandled: unhandled, unhandledAnnounced: announced, loggedAt: Date(timeIntervalSince1970: created)))
+        }
+        return result
+    }
+
+    private struct Columns {
+        var ids: [String] = []
+        var types: [String] = []
+        var payloads: [String] = []
+        var priorities: [Int32] = []
+        var timestamps: [Double] = []
+        var sources: [String] = []
+        var correlations: [String] = []
+        var causations: [String] = []
+
+        init(_ events: [Event]) {
+            for event in events {
+                ids.append(event.id.rawValue)
+                types.append(event.type)
+                payloads.append(JSONValue.object(event.payload).jsonText)
+                priorities.append(Int32(event.priority.rawValue))
+                timestamps.append(event.timestamp.timeIntervalSince1970)
+                sources.append(event.source ?? "")
+                correlations.append(event.correlationID ?? "")
+                causations.append(event.causationID ?? "")
+            }
+        }
+    }
+}

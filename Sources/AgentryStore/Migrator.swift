@@ -1,0 +1,153 @@
+import Foundation
+public import Logging
+public import PostgresNIO
+
+/// One numbered SQL file of `Migrations/`: `0001_event_log.sql` is version 1, named `event_log`.
+public struct Migration: Sendable, Hashable {
+    public var version: Int
+    public var name: String
+    public var sql: String
+
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
+
+    /// FNV-1a of the SQL text, recorded to notice a migration edited after it was applied.
+    public var checksum: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in sql.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+
+    /// Reads `NNNN_name.sql` files of a directory, in version order. Other files are ignored; two files with the
+    /// same number are an error.
+    public static func load(directory: String) throws -> [Migration] {
+        let url = URL(fileURLWithPath: directory)
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: url.path)
+        } catch {
+            throw StoreError(.missingMigrations, "cannot read the migrations directory '\(directory)': run from the repository root or pass --migrations DIR (AGENTRY_MIGRATIONS_DIR)")
+        }
+        var migrations: [Migration] = []
+        for file in names where file.hasSuffix(".sql") {
+            let stem = file.dropLast(4)
+            guard let underscore = stem.firstIndex(of: "_"), let version = Int(stem[..<underscore]), version > 0 else {
+                throw StoreError(.missingMigrations, "migration file '\(file)' is not named NNNN_name.sql")
+            }
+            let sql = try String(contentsOf: url.appendingPathComponent(file), encoding: .utf8)
+            if let other = migrations.first(where: { $0.version == version }) {
+                throw StoreError(.missingMigrations, "migrations '\(other.name)' and '\(stem)' both have number \(version)")
+            }
+            migrations.append(Migration(version: version, name: String(stem[stem.index(after: underscore)...]), sql: sql))
+        }
+        guard !migrations.isEmpty else {
+            throw StoreError(.missingMigrations, "no NNNN_name.sql files in '\(directory)'")
+        }
+        return migrations.sorted { $0.version < $1.version }
+    }
+}
+
+/// Applies migrations in order, each in its own transaction, and records them in `schema_migrations`.
+/// Several hosts may run it at once: a session-level advisory lock lets one apply while the others wait, then find
+/// nothing left to do.
+public struct Migrator: Sendable {
+    /// The advisory lock key that serialises migrations ("agentry" in ASCII).
+    public static let lockKey: Int64 = 0x0061_6765_6e74_7279
+
+    public struct Outcome: Sendable, Equatable {
+        /// Versions this run applied.
+        public var applied: [Int]
+        /// Versions that were already applied.
+        public var alreadyApplied: [Int]
+    }
+
+    let configuration: DatabaseConfiguration
+    let logger: Logger
+
+    public init(configuration: DatabaseConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func migrate(_ migrations: [Migration]) async throws -> Outcome {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: configuration.connectionConfiguration, id: 1, logger: logger)
+        } catch {
+            throw StoreError(.unreachable, "cannot connect to PostgreSQL at \(configuration.redactedURL): \(StoreError.describe(error))")
+        }
+        let outcome: Result<Outcome, any Error>
+        do {
+            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+            outcome = .success(try await apply(migrations, on: connection))
+        } catch let error as StoreError {
+            outcome = .failure(error)
+        } catch {
+            outcome = .failure(StoreError(.migrationFailed, "migrating \(configuration.redactedURL) failed: \(StoreError.describe(error))"))
+        }
+        // Closing the session would release the lock too; unlocking first lets a waiting host go on at once.
+        _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+        try? await connection.close()
+        return try outcome.get()
+    }
+
+    private func apply(_ migrations: [Migration], on connection: PostgresConnection) async throws -> Outcome {
+        try await connection.query("""
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """, logger: logger)
+        var recorded: [Int: String] = [:]
+        for try await (version, checksum) in try await connection.query("SELECT version, checksum FROM schema_migrations", logger: logger).decode((Int, String).self) {
+            recorded[version] = checksum
+        }
+        var outcome = Outcome(applied: [], alreadyApplied: [])
+        for migration in migrations {
+            if let checksum = recorded[migration.version] {
+                guard checksum == migration.checksum else {
+                    throw StoreError(.migrationChanged, "migration \(migration.version) (\(migration.name)) was edited after it was applied; add a new migration instead")
+                }
+                outcome.alreadyApplied.append(migration.version)
+                continue
+            }
+            do {
+                try await connection.query("BEGIN", logger: logger)
+                for statement in SQLScript.statements(migration.sql) {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(migration.version), \(migration.name), \(migration.checksum))",
+                    logger: logger)
+                try await connection.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw StoreError(.migrationFailed, "migration \(migration.version) (\(migration.name)) failed and was rolled back: \(StoreError.describe(error))")
+            }
+            logger.info("applied migration", metadata: ["agentry.migration": "\(migration.version)_\(migration.name)"])
+            outcome.applied.append(migration.version)
+        }
+        return outcome
+    }
+
+    /// The highest applied version, or nil when `schema_migrations` does not exist yet.
+    public static func currentVersion(client: PostgresClient, logger: Logger) async throws -> Int? {
+        let rows = try await client.query("SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger)
+        var exists = false
+        for try await value in rows.decode(Bool.self) { exists = value }
+        guard exists else { return nil }
+        var version: Int?
+        for try await value in try await client.query("SELECT max(version) FROM schema_migrations", logger: logger).decode(Int?.self) {
+            version = value
+        }
+        return version
+    }
+}
