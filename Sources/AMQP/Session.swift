@@ -262,7 +262,7 @@ final class Session {
             var timeout = timeval(duration: configuration.options.connectTimeout)
             let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
             guard status == AMQP_STATUS_OK.rawValue else {
-                throw AMQPError(.connectionFailed, "cannot connect to RabbitMQ at \(endpoint): \(libraryErrorText(status))")
+                throw AMQPError(.connectionFailed, "cannot connect to RabbitMQ at \(endpoint): \(libraryErrorText(status)); is it running? (Scripts/services starts it)")
             }
             _ = amqp_set_handshake_timeout(conn, &timeout)
             _ = amqp_set_rpc_timeout(conn, &timeout)

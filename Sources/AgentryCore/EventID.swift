@@ -20,6 +20,27 @@ public struct EventID: Sendable, Hashable, Codable, Comparable, CustomStringConv
         EventID(uuid: UUIDv7Generator.shared.next())
     }
 
+    /// A name-based id (UUID version 8 over a 128-bit FNV-1a hash) for a message that came without `message_id`:
+    /// every consumer that reads the same message derives the same id, so the event log holds it once.
+    /// Two publishes identical in routing key, body and timestamp get the same id: set `message_id` to keep them apart.
+    public static func derived(from parts: [[UInt8]]) -> EventID {
+        var hash: UInt128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d
+        let prime: UInt128 = 0x0000_0000_0100_0000_0000_0000_0000_013B
+        for part in parts {
+            for byte in part {
+                hash ^= UInt128(byte)
+                hash = hash &* prime
+            }
+            hash ^= 0xFF  // separator, so ("ab","c") and ("a","bc") differ
+            hash = hash &* prime
+        }
+        var bytes = (0..<16).map { UInt8(truncatingIfNeeded: hash >> (8 * UInt128(15 - $0))) }
+        bytes[6] = 0x80 | (bytes[6] & 0x0F)
+        bytes[8] = 0x80 | (bytes[8] & 0x3F)
+        return EventID(uuid: UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                                         bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15])))
+    }
+
     public init(from decoder: any Decoder) throws {
         let value = try decoder.singleValueContainer().decode(String.self)
         guard let id = EventID(value) else {

@@ -89,12 +89,12 @@ public enum EventWireFormat {
             throw EventDecodingError(.notAnObject, "body is \(value.kindName), not a JSON object")
         }
         if case .string? = object["type"], case .object? = object["payload"] {
-            return try decodeEnvelope(object, envelope: envelope)
+            return try decodeEnvelope(object, envelope: envelope, body: body)
         }
-        return try decodePlain(object, envelope: envelope)
+        return try decodePlain(object, envelope: envelope, body: body)
     }
 
-    private static func decodeEnvelope(_ object: JSONObject, envelope: Envelope) throws(EventDecodingError) -> Event {
+    private static func decodeEnvelope(_ object: JSONObject, envelope: Envelope, body: [UInt8]) throws(EventDecodingError) -> Event {
         guard case .string(let type)? = object["type"], case .object(let payload)? = object["payload"] else {
             throw EventDecodingError(.invalidField, "envelope needs 'type' (string) and 'payload' (object)")
         }
@@ -108,7 +108,7 @@ public enum EventWireFormat {
         case .int(let number)?:
             id = EventID(String(number))!
         case nil, .null?:
-            id = envelope.messageID.flatMap(EventID.init) ?? .generate()
+            id = envelope.messageID.flatMap(EventID.init) ?? derivedID(envelope, body)
         case let other?:
             throw EventDecodingError(.invalidField, "'id' is \(other.kindName); expected a string")
         }
@@ -161,16 +161,22 @@ public enum EventWireFormat {
                      causationID: try optionalString("causation_id"))
     }
 
-    private static func decodePlain(_ object: JSONObject, envelope: Envelope) throws(EventDecodingError) -> Event {
+    private static func decodePlain(_ object: JSONObject, envelope: Envelope, body: [UInt8]) throws(EventDecodingError) -> Event {
         let type = envelope.routingKey.isEmpty ? (envelope.typeProperty ?? "") : envelope.routingKey
         if type.isEmpty {
             throw EventDecodingError(.invalidType, "message has neither a routing key nor a 'type' property to name its event type")
         }
         if let problem = EventType.problem(with: type) { throw EventDecodingError(.invalidType, problem) }
-        return Event(id: envelope.messageID.flatMap(EventID.init) ?? .generate(), type: type, payload: object,
+        return Event(id: envelope.messageID.flatMap(EventID.init) ?? derivedID(envelope, body), type: type, payload: object,
                      priority: try amqpPriority(envelope),
                      timestamp: envelope.amqpTimestamp.map { Date(timeIntervalSince1970: Double($0)) } ?? Date(),
                      source: nil, correlationID: envelope.correlationID, causationID: nil)
+    }
+
+    /// Without `message_id`, every reader of the message must still agree on its id: derive it from the message.
+    private static func derivedID(_ envelope: Envelope, _ body: [UInt8]) -> EventID {
+        EventID.derived(from: [Array(envelope.routingKey.utf8), body, Array(String(envelope.amqpTimestamp ?? 0).utf8),
+                               Array(String(envelope.amqpPriority ?? 0).utf8)])
     }
 
     private static func amqpPriority(_ envelope: Envelope) throws(EventDecodingError) -> Priority {

@@ -1,0 +1,87 @@
+import AMQP
+import AgentryBus
+import AgentryStore
+import Foundation
+public import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// `agentry worker`: connects to RabbitMQ and PostgreSQL (waiting for them), checks the schema, declares the
+/// topology and runs the worker's services until SIGTERM/SIGINT. At this stage it runs the event log service.
+public struct Worker: Sendable {
+    public let configuration: AgentryConfiguration
+    public var eventLogOptions = EventLogService.Options()
+    let logger: Logger
+
+    public init(configuration: AgentryConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var amqpConfiguration = configuration.amqp
+        if amqpConfiguration.options.connectionName == nil {
+            amqpConfiguration.options.connectionName = "agentry worker \(ProcessInfo.processInfo.hostName) pid \(ProcessInfo.processInfo.processIdentifier)"
+        }
+        let topology = try Topology.load(directory: configuration.topologyDirectory)
+        let migrations = try Migration.load(directory: configuration.migrationsDirectory)
+        let database = Database(configuration: configuration.database, logger: logger)
+        let connection = AMQPConnection(configuration: amqpConfiguration, logger: logger)
+        logger.info("connecting", metadata: ["amqp.server": "\(amqpConfiguration.redactedURL)", "db.server": "\(configuration.database.redactedURL)"])
+        try await connection.connect(keepTrying: true)
+
+        let setup = WorkerSetup(connection: connection, database: database, topology: topology, migrations: migrations,
+                                eventLogOptions: eventLogOptions, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: database),
+                .init(service: setup, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            await connection.close()
+            throw error
+        }
+        await connection.close()
+    }
+}
+
+/// Waits for the database and the schema, declares the topology, then runs the worker's services.
+struct WorkerSetup: Service {
+    let connection: AMQPConnection
+    let database: Database
+    let topology: Topology
+    let migrations: [Migration]
+    let eventLogOptions: EventLogService.Options
+    let logger: Logger
+
+    func run() async throws {
+        var delay = Duration.milliseconds(200)
+        while true {
+            do {
+                try await database.ping()
+                break
+            } catch {
+                logger.warning("waiting for PostgreSQL", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+        let expected = migrations.map(\.version).max() ?? 0
+        let current = try await Migrator.currentVersion(client: database.client, logger: logger) ?? 0
+        guard current >= expected else {
+            throw StoreError(.missingMigrations, "the database schema is at version \(current) but this worker needs \(expected): run `agentry migrate` first")
+        }
+        _ = try await topology.apply(on: connection)
+        let bus = try await EventBus(connection: connection, logger: logger)
+        let eventLog = EventLogService(connection: connection, bus: bus, store: EventLogStore(database: database, logger: logger),
+                                       options: eventLogOptions, logger: logger)
+        logger.info("worker ready", metadata: ["agentry.services": "event-log"])
+        try await cancelWhenGracefulShutdown {
+            try await eventLog.run()
+        }
+    }
+}

@@ -1,0 +1,243 @@
+import AMQP
+import AgentryBus
+import AgentryCore
+import AgentryRuntime
+import AgentryStore
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct Agentry: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agentry",
+        abstract: "Event-driven platform for autonomous agents, on RabbitMQ and PostgreSQL.",
+        discussion: """
+            Settings come from flags, then environment variables, then defaults:
+              --amqp-url      AGENTRY_AMQP_URL      amqp://guest:guest@localhost:5672/%2f
+              --database-url  AGENTRY_DATABASE_URL  postgres://agentry:agentry@localhost:5432/agentry
+              --admin-addr    AGENTRY_ADMIN_ADDR    127.0.0.1:8000
+                              AGENTRY_ADMIN_TOKEN   (none)
+              --migrations    AGENTRY_MIGRATIONS_DIR  Migrations
+              --topology      AGENTRY_TOPOLOGY_DIR    Topology
+            """,
+        subcommands: [Worker.self, Publish.self, Migrate.self, TopologyCommand.self],
+        defaultSubcommand: nil)
+}
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .customLong("amqp-url"), help: "RabbitMQ URL (AGENTRY_AMQP_URL).")
+    var amqpURL: String?
+
+    @Option(name: .customLong("database-url"), help: "PostgreSQL URL (AGENTRY_DATABASE_URL).")
+    var databaseURL: String?
+
+    @Option(name: .customLong("admin-addr"), help: "Admin HTTP address HOST:PORT (AGENTRY_ADMIN_ADDR).")
+    var adminAddress: String?
+
+    @Option(name: .customLong("migrations"), help: "Directory of numbered SQL migrations (AGENTRY_MIGRATIONS_DIR).")
+    var migrationsDirectory: String?
+
+    @Option(name: .customLong("topology"), help: "Directory of topology YAML files (AGENTRY_TOPOLOGY_DIR).")
+    var topologyDirectory: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (AGENTRY_LOG_LEVEL).")
+    var logLevel: String?
+
+    func resolve() throws -> AgentryConfiguration {
+        do {
+            return try AgentryConfiguration.resolve(.init(
+                amqpURL: amqpURL, databaseURL: databaseURL, adminAddress: adminAddress,
+                migrationsDirectory: migrationsDirectory, topologyDirectory: topologyDirectory))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    func logger(_ label: String, default level: Logger.Level = .info) throws -> Logger {
+        let text = logLevel ?? ProcessInfo.processInfo.environment["AGENTRY_LOG_LEVEL"]
+        var resolved = level
+        if let text {
+            guard let parsed = Logger.Level(rawValue: text.lowercased()) else {
+                throw ValidationError("AGENTRY_LOG_LEVEL (--log-level): '\(text)' is not one of trace, debug, info, notice, warning, error, critical")
+            }
+            resolved = parsed
+        }
+        let chosen = resolved
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = chosen
+            return handler
+        }
+        return Logger(label: label)
+    }
+}
+
+/// Prints a failure the way a user can act on it, and exits non-zero.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+func fail(_ error: any Error) -> Failure {
+    Failure("\(error)")
+}
+
+extension Agentry {
+    struct Worker: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a worker: the event log service (and, as they land, the agents) until SIGTERM or SIGINT.")
+
+        @OptionGroup var options: GlobalOptions
+
+        @Option(help: "Events written to event_log per statement.")
+        var logBatchSize: Int = 500
+
+        @Option(help: "Longest wait, in milliseconds, before a partial batch is written.")
+        var logBatchLatencyMs: Int = 50
+
+        func validate() throws {
+            guard logBatchSize > 0 else { throw ValidationError("--log-batch-size must be positive, got \(logBatchSize)") }
+            guard logBatchLatencyMs > 0 else { throw ValidationError("--log-batch-latency-ms must be positive, got \(logBatchLatencyMs)") }
+        }
+
+        func run() async throws {
+            let configuration = try options.resolve()
+            let logger = try options.logger("agentry.worker")
+            var worker = AgentryRuntime.Worker(configuration: configuration, logger: logger)
+            worker.eventLogOptions.batchSize = logBatchSize
+            worker.eventLogOptions.maxLatency = .milliseconds(logBatchLatencyMs)
+            do {
+                try await worker.run()
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct Publish: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish an event and wait for the broker's confirm.",
+            discussion: "Example: agentry publish alert.blackscreen --payload '{\"device_id\": \"tv-1\"}' --priority critical")
+
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "Event type, e.g. alert.blackscreen.")
+        var type: String
+
+        @Option(help: "Payload: a JSON object.")
+        var payload: String = "{}"
+
+        @Option(help: "critical, high, normal or low.")
+        var priority: String = "normal"
+
+        @Option(help: "Who publishes (recorded with the event).")
+        var source: String = "cli"
+
+        @Option(help: "Correlation id to attach.")
+        var correlationId: String?
+
+        func run() async throws {
+            if let problem = EventType.problem(with: type) { throw ValidationError(problem) }
+            guard let level = Priority(name: priority) else {
+                throw ValidationError("--priority '\(priority)' is not one of critical, high, normal, low")
+            }
+            let object: JSONObject
+            do {
+                guard case .object(let parsed) = try JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)) else {
+                    throw ValidationError("--payload must be a JSON object, e.g. '{\"device_id\": \"tv-1\"}'")
+                }
+                object = parsed
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw ValidationError("--payload is not valid JSON: \(payload)")
+            }
+            let configuration = try options.resolve()
+            let logger = try options.logger("agentry.publish", default: .warning)
+            let connection = AMQPConnection(configuration: configuration.amqp, logger: logger)
+            let event = Event(type: type, payload: object, priority: level, source: source, correlationID: correlationId)
+            do {
+                try await connection.connect()
+                let bus = try await EventBus(connection: connection, logger: logger)
+                try await bus.publish(event)
+            } catch {
+                await connection.close()
+                throw fail(error)
+            }
+            await connection.close()
+            print("published \(event.type) \(event.id) priority \(event.priority.name)")
+        }
+    }
+
+    struct Migrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply the migrations the database does not have yet, in order, each in a transaction.")
+
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            let configuration = try options.resolve()
+            let logger = try options.logger("agentry.migrate", default: .warning)
+            do {
+                let migrations = try Migration.load(directory: configuration.migrationsDirectory)
+                let outcome = try await Migrator(configuration: configuration.database, logger: logger).migrate(migrations)
+                for migration in migrations where outcome.applied.contains(migration.version) {
+                    print("applied \(String(format: "%04d", migration.version))_\(migration.name)")
+                }
+                print("schema at version \(migrations.last?.version ?? 0): \(outcome.applied.count) applied now, \(outcome.alreadyApplied.count) already applied")
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct TopologyCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "topology", abstract: "Declare or export RabbitMQ's exchanges, queues and bindings.",
+            subcommands: [Apply.self, Export.self])
+
+        struct Apply: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Declare the topology (idempotent: a second run changes nothing).")
+            @OptionGroup var options: GlobalOptions
+
+            func run() async throws {
+                let configuration = try options.resolve()
+                let logger = try options.logger("agentry.topology", default: .warning)
+                let connection = AMQPConnection(configuration: configuration.amqp, logger: logger)
+                do {
+                    let topology = try AgentryBus.Topology.load(directory: configuration.topologyDirectory)
+                    try await connection.connect()
+                    let changes = try await topology.apply(on: connection)
+                    for change in changes { print(change) }
+                    let created = changes.filter { $0.action == .created }.count
+                    print(created == 0 ? "topology up to date: nothing created" : "topology applied: \(created) created")
+                } catch {
+                    await connection.close()
+                    throw fail(error)
+                }
+                await connection.close()
+            }
+        }
+
+        struct Export: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Print the topology as RabbitMQ definitions JSON (for rabbitmqctl import_definitions or the management UI).")
+            @OptionGroup var options: GlobalOptions
+
+            @Option(help: "Virtual host to write into the definitions (default: the one of AGENTRY_AMQP_URL).")
+            var vhost: String?
+
+            func run() async throws {
+                let configuration = try options.resolve()
+                do {
+                    let topology = try AgentryBus.Topology.load(directory: configuration.topologyDirectory)
+                    print(topology.definitionsJSON(virtualHost: vhost ?? configuration.amqp.virtualHost))
+                } catch {
+                    throw fail(error)
+                }
+            }
+        }
+    }
+}
