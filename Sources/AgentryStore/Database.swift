@@ -19,6 +19,7 @@ public final class Database: Service, Sendable {
     }
 
     /// Runs `body` with the pool running, then stops the pool (for commands that do one thing and exit).
+    @discardableResult
     public static func with<T: Sendable>(_ configuration: DatabaseConfiguration, logger: Logger,
                                          _ body: @Sendable (Database) async throws -> T) async throws -> T {
         let database = Database(configuration: configuration, logger: logger)

@@ -133,7 +133,9 @@ public struct EventLogStore: Sendable {
         var causations: [String] = []
 
         init(_ events: [Event]) {
-            for event in events {
+            // One row per id: a batch may hold the same event twice (a redelivery next to the original).
+            var seen = Set<EventID>()
+            for event in events where seen.insert(event.id).inserted {
                 ids.append(event.id.rawValue)
                 types.append(event.type)
                 payloads.append(JSONValue.object(event.payload).jsonText)

@@ -1,0 +1,122 @@
+import AMQP
+import AgentryBus
+import AgentryCore
+import AgentryRuntime
+import AgentryStore
+import Foundation
+import Logging
+import Testing
+
+/// Settings and helpers shared by the integration tests, which talk to the real RabbitMQ and PostgreSQL that
+/// `Scripts/services` starts (URLs from AGENTRY_AMQP_URL / AGENTRY_DATABASE_URL, else the defaults).
+enum TestEnvironment {
+    static let configuration: AgentryConfiguration = {
+        do {
+            return try AgentryConfiguration.resolve(.init(
+                migrationsDirectory: repositoryRoot.appendingPathComponent("Migrations").path,
+                topologyDirectory: repositoryRoot.appendingPathComponent("Topology").path))
+        } catch {
+            fatalError("test configuration: \(error)")
+        }
+    }()
+
+    static let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static var logger: Logger {
+        var logger = Logger(label: "agentry.test")
+        logger.logLevel = ProcessInfo.processInfo.environment["AGENTRY_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
+        return logger
+    }
+
+    static func uniqueName(_ prefix: String = "t") -> String {
+        "\(prefix)\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    /// A connected AMQP connection, or a failure that says how to start the broker.
+    static func connect(vhost: String? = nil, options: ((inout AMQPConfiguration.Options) -> Void)? = nil) async throws -> AMQPConnection {
+        var amqp = configuration.amqp
+        if let vhost { amqp.virtualHost = vhost }
+        options?(&amqp.options)
+        let connection = AMQPConnection(configuration: amqp, logger: logger)
+        do {
+            try await connection.connect()
+        } catch {
+            Issue.record("RabbitMQ is not reachable at \(amqp.redactedURL): \(error). Start it with Scripts/services.")
+            throw error
+        }
+        return connection
+    }
+
+    /// Applies Migrations/ once per test process (safe to repeat: the migrator takes an advisory lock).
+    static func migrate() async throws {
+        let migrations = try Migration.load(directory: configuration.migrationsDirectory)
+        _ = try await Migrator(configuration: configuration.database, logger: logger).migrate(migrations)
+    }
+
+    static func topology() throws -> Topology {
+        try Topology.load(directory: configuration.topologyDirectory)
+    }
+
+    /// Runs a command and returns its exit status and output.
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
+        process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// `rabbitmqctl …`, failing the test with its output when it fails.
+    static func rabbitmqctl(_ arguments: String...) throws {
+        let result = try run("rabbitmqctl", arguments)
+        if result.status != 0 { Issue.record("rabbitmqctl \(arguments.joined(separator: " ")) failed: \(result.output)") }
+    }
+
+    /// A fresh vhost that guest may use, deleted by the caller with `deleteVhost`.
+    static func makeVhost() throws -> String {
+        let vhost = uniqueName("agentry-test-")
+        try rabbitmqctl("add_vhost", vhost)
+        try rabbitmqctl("set_permissions", "-p", vhost, configuration.amqp.user, ".*", ".*", ".*")
+        return vhost
+    }
+
+    static func deleteVhost(_ vhost: String) {
+        _ = try? run("rabbitmqctl", ["delete_vhost", vhost])
+    }
+
+    /// Waits until `condition` holds, checking every 50 ms, for at most `timeout`.
+    static func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    /// The built `agentry` executable (built with the tests by `swift build --build-tests`).
+    static var agentryExecutable: String {
+        let candidates = [".build/debug/agentry", ".build/x86_64-unknown-linux-gnu/debug/agentry", ".build/aarch64-unknown-linux-gnu/debug/agentry"]
+        for candidate in candidates {
+            let path = repositoryRoot.appendingPathComponent(candidate).path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return repositoryRoot.appendingPathComponent(".build/debug/agentry").path
+    }
+}
+
+/// Collects values from concurrent tasks.
+actor Collector<Value: Sendable> {
+    private(set) var values: [Value] = []
+    func append(_ value: Value) { values.append(value) }
+    var count: Int { values.count }
+}

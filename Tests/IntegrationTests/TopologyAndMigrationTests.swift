@@ -1,0 +1,121 @@
+import AMQP
+import AgentryBus
+import AgentryRuntime
+import AgentryStore
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+@Suite("Topology")
+struct TopologyTests {
+    @Test("apply declares everything, and a second run changes nothing")
+    func applyIsIdempotent() async throws {
+        let vhost = try TestEnvironment.makeVhost()
+        defer { TestEnvironment.deleteVhost(vhost) }
+        let connection = try await TestEnvironment.connect(vhost: vhost)
+        defer { Task { await connection.close() } }
+        let topology = try TestEnvironment.topology()
+        let first = try await topology.apply(on: connection)
+        #expect(first.filter { $0.action == .created }.count == topology.exchanges.count + topology.queues.count)
+        let second = try await topology.apply(on: connection)
+        #expect(second.allSatisfy { $0.action != .created })
+        for queue in topology.queues {
+            #expect(try await connection.queueExists(queue.name))
+        }
+        #expect(try await connection.exchangeExists(Topology.routeExchange))
+    }
+
+    @Test("a conflicting existing queue is named with the differing argument")
+    func conflictNamesQueueAndArgument() async throws {
+        let vhost = try TestEnvironment.makeVhost()
+        defer { TestEnvironment.deleteVhost(vhost) }
+        let connection = try await TestEnvironment.connect(vhost: vhost)
+        defer { Task { await connection.close() } }
+        try await connection.declare(QueueDeclaration(name: Topology.eventLogQueue, durable: true))
+        let error = await #expect(throws: TopologyError.self) {
+            _ = try await TestEnvironment.topology().apply(on: connection)
+        }
+        #expect(error?.message.contains("queue 'agentry.event-log'") == true)
+        #expect(error?.message.contains("x-max-priority") == true)
+    }
+
+    @Test("export gives definitions that rabbitmqctl import_definitions accepts")
+    func exportImports() async throws {
+        let vhost = try TestEnvironment.makeVhost()
+        defer { TestEnvironment.deleteVhost(vhost) }
+        let topology = try TestEnvironment.topology()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(vhost).json")
+        try topology.definitionsJSON(virtualHost: vhost).write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let result = try TestEnvironment.run("rabbitmqctl", ["import_definitions", file.path])
+        #expect(result.status == 0, "import_definitions said: \(result.output)")
+
+        let connection = try await TestEnvironment.connect(vhost: vhost)
+        defer { Task { await connection.close() } }
+        // What was imported is exactly what apply declares: a second declaration with the same settings passes.
+        let changes = try await topology.apply(on: connection)
+        #expect(changes.allSatisfy { $0.action != .created })
+    }
+
+    @Test("the repository's Topology/ is valid and has the contract's names")
+    func repositoryTopology() throws {
+        let topology = try TestEnvironment.topology()
+        let exchanges = Set(topology.exchanges.map(\.name))
+        let queues = Set(topology.queues.map(\.name))
+        #expect(exchanges.isSuperset(of: ["agentry.events", "agentry.route", "agentry.unrouted"]))
+        #expect(queues.isSuperset(of: ["agentry.event-log", "agentry.unhandled", "agentry.dead"]))
+        let route = try #require(topology.exchanges.first { $0.name == "agentry.route" })
+        #expect(route.kind == .topic)
+        #expect(route.arguments["alternate-exchange"] == "agentry.unrouted")
+        #expect(Topology.agentQueue("tv-watcher").name == "agentry.agent.tv-watcher")
+        #expect(Topology.agentQueue("tv-watcher").arguments["x-max-priority"] == 4)
+    }
+}
+
+@Suite("Migrations")
+struct MigrationTests {
+    @Test("agentry migrate run by two processes at once applies each migration once")
+    func concurrentMigrate() async throws {
+        let base = TestEnvironment.configuration.database
+        let name = "agentry_test_\(TestEnvironment.uniqueName("m"))"
+        try await Database.with(base, logger: TestEnvironment.logger) { db in
+            try await db.client.query("CREATE DATABASE \(unescaped: name)", logger: TestEnvironment.logger)
+        }
+        var fresh = base
+        fresh.database = name
+        let url = "postgres://\(fresh.user):\(fresh.password ?? "")@\(fresh.host):\(fresh.port)/\(name)"
+        let environment = ["AGENTRY_DATABASE_URL": url, "AGENTRY_MIGRATIONS_DIR": TestEnvironment.configuration.migrationsDirectory]
+        let executable = TestEnvironment.agentryExecutable
+        async let first = Task.detached { try TestEnvironment.run(executable, ["migrate"], environment: environment) }.value
+        async let second = Task.detached { try TestEnvironment.run(executable, ["migrate"], environment: environment) }.value
+        let results = try await [first, second]
+        for result in results { #expect(result.status == 0, "agentry migrate said: \(result.output)") }
+
+        let migrations = try Migration.load(directory: TestEnvironment.configuration.migrationsDirectory)
+        let appliedLines = results.flatMap { $0.output.split(separator: "\n").filter { $0.hasPrefix("applied ") } }
+        #expect(appliedLines.count == migrations.count, "each migration is applied by exactly one process: \(appliedLines)")
+        try await Database.with(fresh, logger: TestEnvironment.logger) { db in
+            var versions: [Int] = []
+            for try await v in try await db.client.query("SELECT version FROM schema_migrations ORDER BY version", logger: TestEnvironment.logger).decode(Int.self) {
+                versions.append(v)
+            }
+            #expect(versions == migrations.map(\.version))
+        }
+        try await Database.with(base, logger: TestEnvironment.logger) { db in
+            try await db.client.query("DROP DATABASE \(unescaped: name)", logger: TestEnvironment.logger)
+        }
+    }
+
+    @Test("an edited, already applied migration is refused with its name")
+    func editedMigrationRefused() async throws {
+        try await TestEnvironment.migrate()
+        var migrations = try Migration.load(directory: TestEnvironment.configuration.migrationsDirectory)
+        migrations[0].sql += "\n-- edited"
+        let error = await #expect(throws: StoreError.self) {
+            _ = try await Migrator(configuration: TestEnvironment.configuration.database, logger: TestEnvironment.logger).migrate(migrations)
+        }
+        #expect(error?.code == .migrationChanged)
+        #expect(error?.message.contains(migrations[0].name) == true)
+    }
+}
