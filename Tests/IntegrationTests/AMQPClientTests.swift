@@ -177,3 +177,20 @@ struct AMQPClientTests {
         #expect(try await connection.queueStatus(queue).messageCount == 0)
     }
 }
+
+@Suite("AMQP heartbeats")
+struct HeartbeatTests {
+    @Test("heartbeats keep an idle connection alive past twice the heartbeat interval")
+    func idleConnectionSurvives() async throws {
+        let connection = try await TestEnvironment.connect { $0.heartbeat = 1 }
+        defer { Task { await connection.close() } }
+        // RabbitMQ drops a connection that misses two heartbeats; idle for 4 intervals, it must still be the same one.
+        try await Task.sleep(for: .seconds(4))
+        #expect(connection.isConnected)
+        #expect(connection.reconnectCount == 0)
+        let queue = TestEnvironment.uniqueName("agentry.test.heartbeat.")
+        try await connection.declare(QueueDeclaration(name: queue, durable: false, autoDelete: true))
+        #expect(try await connection.queueExists(queue))
+        try await connection.deleteQueue(queue)
+    }
+}
