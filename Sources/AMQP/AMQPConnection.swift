@@ -23,6 +23,11 @@ public final class AMQPConnection: Sendable {
         self.logger = logger
     }
 
+    deinit {
+        // Without this the connection thread would outlive its last user; close() is still the orderly way.
+        mailbox.post(.control { $0.shutdown() })
+    }
+
     /// Opens the connection.
     /// - Parameter keepTrying: when false (default), the first failure is thrown (for a CLI that should exit with a
     ///   clear message); when true, it retries with backoff until the broker answers (for a long-running worker).
