@@ -57,11 +57,12 @@ public final class AMQPConnection: Sendable {
     public func close() async {
         guard started.withLockedValue({ $0 }) else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let once = NIOLockedValueBox(Optional(continuation))
-            mailbox.post(.control { session in
+            let posted = mailbox.post(.control { session in
                 session.shutdown()
-                once.withLockedValue { $0?.resume(); $0 = nil }
+                continuation.resume()
             })
+            // The thread has ended already (a failed first connect, or an earlier close).
+            if !posted { continuation.resume() }
         }
     }
 
@@ -75,9 +76,10 @@ public final class AMQPConnection: Sendable {
     /// Runs `body` on the connection thread once the connection is up, and returns its result.
     func perform<T: Sendable>(_ body: @escaping @Sendable (Session) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            mailbox.post(.job(Mailbox.Job(
+            let posted = mailbox.post(.job(Mailbox.Job(
                 run: { session in continuation.resume(with: Result { try body(session) }) },
                 fail: { error in continuation.resume(throwing: error) })))
+            if !posted { continuation.resume(throwing: AMQPError(.closed, "the connection is closed")) }
         }
     }
 
@@ -185,9 +187,10 @@ public struct AMQPChannel: Sendable {
     public func publish(_ message: AMQPMessage) async throws {
         let number = self.number
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            connection.mailbox.post(.job(Mailbox.Job(
+            let posted = connection.mailbox.post(.job(Mailbox.Job(
                 run: { session in session.publish(message, channel: number, continuation: continuation) },
                 fail: { error in continuation.resume(throwing: error) })))
+            if !posted { continuation.resume(throwing: AMQPError(.closed, "the connection is closed")) }
         }
     }
 

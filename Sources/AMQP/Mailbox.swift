@@ -24,7 +24,13 @@ final class Mailbox: Sendable {
         case settle(generation: UInt64, channel: UInt16, tag: UInt64, Settlement)
     }
 
-    private let queue = NIOLockedValueBox<[Message]>([])
+    private struct State {
+        var messages: [Message] = []
+        /// Set when the connection thread has ended: nothing will read the mailbox again.
+        var closed = false
+    }
+
+    private let state = NIOLockedValueBox(State())
     let eventFD: Int32
 
     init() {
@@ -36,14 +42,19 @@ final class Mailbox: Sendable {
         close(eventFD)
     }
 
-    func post(_ message: Message) {
-        let wasEmpty = queue.withLockedValue { queue in
-            let wasEmpty = queue.isEmpty
-            queue.append(message)
+    /// Posts a message for the connection thread; false when the thread has ended (the message was not posted).
+    @discardableResult
+    func post(_ message: Message) -> Bool {
+        let outcome: Bool? = state.withLockedValue { state in
+            guard !state.closed else { return nil }
+            let wasEmpty = state.messages.isEmpty
+            state.messages.append(message)
             return wasEmpty
         }
+        guard let wasEmpty = outcome else { return false }
         // The thread resets the eventfd before it takes the queue, so one wake-up per batch is enough.
         if wasEmpty { wake() }
+        return true
     }
 
     func wake() {
@@ -55,9 +66,19 @@ final class Mailbox: Sendable {
     func take() -> [Message] {
         var counter: UInt64 = 0
         _ = read(eventFD, &counter, MemoryLayout<UInt64>.size)
-        return queue.withLockedValue { queue in
-            let taken = queue
-            queue.removeAll(keepingCapacity: true)
+        return state.withLockedValue { state in
+            let taken = state.messages
+            state.messages.removeAll(keepingCapacity: true)
+            return taken
+        }
+    }
+
+    /// Called by the connection thread as it ends: refuses further posts and returns what is still queued.
+    func closeAndTake() -> [Message] {
+        state.withLockedValue { state in
+            state.closed = true
+            let taken = state.messages
+            state.messages.removeAll()
             return taken
         }
     }

@@ -401,7 +401,7 @@ final class Session {
         channels.removeAll()
         for job in deferred { job.fail(error) }
         deferred.removeAll()
-        for message in mailbox.take() {
+        for message in mailbox.closeAndTake() {
             switch message {
             case .job(let job): job.fail(error)
             case .control(let body): body(self)

@@ -146,6 +146,19 @@ struct AMQPClientTests {
         #expect(error?.description.contains(amqp.user) == true)
     }
 
+    @Test("a broker that does not answer fails connect with the endpoint named; later calls fail instead of waiting")
+    func unreachableBroker() async throws {
+        var amqp = TestEnvironment.configuration.amqp
+        amqp.port = 5999
+        let connection = AMQPConnection(configuration: amqp, logger: TestEnvironment.logger)
+        let error = await #expect(throws: AMQPError.self) { try await connection.connect() }
+        #expect(error?.code == .connectionFailed)
+        #expect(error?.description.contains(":5999") == true)
+        let later = await #expect(throws: AMQPError.self) { try await connection.declare(QueueDeclaration(name: "agentry.test.never")) }
+        #expect(later?.code == .closed)
+        await connection.close()
+    }
+
     @Test("nack requeues, reject drops, ack with multiple settles the rest")
     func settlements() async throws {
         let connection = try await TestEnvironment.connect()
