@@ -95,6 +95,15 @@ public struct EventLogStore: Sendable {
         return count
     }
 
+    /// How many events of one type the log holds.
+    public func count(type: String) async throws -> Int {
+        var count = 0
+        for try await n in try await database.client.query("SELECT count(*)::int8 FROM event_log WHERE event_type = \(type)", logger: logger).decode(Int64.self) {
+            count = Int(n)
+        }
+        return count
+    }
+
     /// The most recent events, newest first, optionally of one type.
     public func recent(limit: Int = 50, type: String? = nil) async throws -> [Entry] {
         if let type {

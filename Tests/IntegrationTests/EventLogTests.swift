@@ -8,11 +8,11 @@ import Logging
 import Testing
 
 /// Runs the event log service in this process while `body` runs, against the real servers.
-func withEventLog(_ body: @Sendable (EventBus, EventLogStore, AMQPConnection) async throws -> Void) async throws {
+func withEventLog(vhost: String? = nil, _ body: @Sendable (EventBus, EventLogStore, AMQPConnection) async throws -> Void) async throws {
     try await TestEnvironment.migrate()
     let configuration = TestEnvironment.configuration
     let logger = TestEnvironment.logger
-    let connection = try await TestEnvironment.connect()
+    let connection = try await TestEnvironment.connect(vhost: vhost)
     _ = try await TestEnvironment.topology().apply(on: connection)
     try await Database.with(configuration.database, logger: logger) { database in
         let store = EventLogStore(database: database, logger: logger)
