@@ -1,0 +1,275 @@
+public import Foundation
+public import Logging
+import PostgresNIO
+
+/// What the registry stores of one agent version: the columns the seed's `agent_registry` has, the definition as
+/// JSON, and its triggers.
+public struct AgentVersionRecord: Sendable, Hashable {
+    public struct Trigger: Sendable, Hashable {
+        public var eventType: String
+        /// CRITICAL, HIGH, NORMAL or LOW.
+        public var priority: String
+        /// The trigger's payload filters as JSON, or nil.
+        public var filters: String?
+
+        public init(eventType: String, priority: String, filters: String?) {
+            self.eventType = eventType
+            self.priority = priority
+            self.filters = filters
+        }
+    }
+
+    public var agentID: String
+    public var name: String
+    public var version: String
+    public var author: String
+    public var description: String?
+    public var goalType: String
+    public var goalDescription: String
+    /// The whole definition as JSON (stored as jsonb, compared semantically).
+    public var definition: String
+    public var triggers: [Trigger]
+
+    public init(agentID: String, name: String, version: String, author: String, description: String?, goalType: String,
+                goalDescription: String, definition: String, triggers: [Trigger]) {
+        self.agentID = agentID
+        self.name = name
+        self.version = version
+        self.author = author
+        self.description = description
+        self.goalType = goalType
+        self.goalDescription = goalDescription
+        self.definition = definition
+        self.triggers = triggers
+    }
+}
+
+/// A stored agent version and where it stands.
+public struct StoredAgentVersion: Sendable, Hashable {
+    public enum Status: String, Sendable { case draft, published, retired }
+    public var agentID: String
+    public var version: String
+    public var status: Status
+    public var definition: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var publishedAt: Date?
+}
+
+/// Where an agent stands: its active version, whether it is retired, and the patterns bound to its queue.
+public struct AgentState: Sendable, Hashable {
+    public var agentID: String
+    public var activeVersion: String?
+    public var retired: Bool
+    public var boundPatterns: [String]
+}
+
+/// The agent registry's tables: `agent_registry`, `agent_event_triggers`, `agents`.
+/// Every change to one agent holds that agent's transaction-level advisory lock, so hosts that register or publish
+/// the same agent at once are serialised and end in one consistent state.
+public struct AgentRegistryStore: Sendable {
+    public enum RegisterOutcome: String, Sendable {
+        /// A new draft version.
+        case created
+        /// An existing draft replaced by a different definition.
+        case replaced
+        /// The same definition was registered already (draft or published): nothing changed.
+        case unchanged
+    }
+
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+
+    /// Registers a version as a draft. A draft may be replaced; a published version never changes: registering it
+    /// again with a different definition throws ``RegistryError/Code-swift.struct/publishedImmutable``.
+    public func register(_ record: AgentVersionRecord) async throws -> RegisterOutcome {
+        try await transaction(agentID: record.agentID) { connection in
+            var existing: (status: String, same: Bool)?
+            for try await (status, same) in try await connection.query("""
+                SELECT status, definition = \(record.definition)::jsonb FROM agent_registry
+                WHERE agent_id = \(record.agentID) AND version = \(record.version)
+                """, logger: logger).decode((String, Bool).self) {
+                existing = (status, same)
+            }
+            switch existing {
+            case nil:
+                try await connection.query("""
+                    INSERT INTO agent_registry (agent_id, name, version, author, description, goal_type, goal_description, definition, status)
+                    VALUES (\(record.agentID), \(record.name), \(record.version), \(record.author), \(record.description),
+                            \(record.goalType), \(record.goalDescription), \(record.definition)::jsonb, 'draft')
+                    """, logger: logger)
+                try await replaceTriggers(record, on: connection)
+                return .created
+            case (_, true)?:
+                return .unchanged
+            case ("draft", false)?:
+                try await connection.query("""
+                    UPDATE agent_registry SET name = \(record.name), author = \(record.author), description = \(record.description),
+                        goal_type = \(record.goalType), goal_description = \(record.goalDescription),
+                        definition = \(record.definition)::jsonb, updated_at = now()
+                    WHERE agent_id = \(record.agentID) AND version = \(record.version)
+                    """, logger: logger)
+                try await replaceTriggers(record, on: connection)
+                return .replaced
+            case (let status, false)?:
+                throw RegistryError(.publishedImmutable, "agent '\(record.agentID)' version \(record.version) is \(status) and cannot change; register the new definition under a new version (e.g. a higher patch version)")
+            }
+        }
+    }
+
+    private func replaceTriggers(_ record: AgentVersionRecord, on connection: PostgresConnection) async throws {
+        try await connection.query("DELETE FROM agent_event_triggers WHERE agent_id = \(record.agentID) AND version = \(record.version)", logger: logger)
+        guard !record.triggers.isEmpty else { return }
+        let types = record.triggers.map(\.eventType)
+        let priorities = record.triggers.map(\.priority)
+        let filters = record.triggers.map { $0.filters ?? "" }
+        try await connection.query("""
+            INSERT INTO agent_event_triggers (agent_id, version, event_type, priority, filters)
+            SELECT \(record.agentID), \(record.version), t, p, NULLIF(f, '')::jsonb
+            FROM unnest(\(types)::text[], \(priorities)::text[], \(filters)::text[]) AS x(t, p, f)
+            """, logger: logger)
+    }
+
+    /// Every version of an agent (any status), in no particular order.
+    public func versions(of agentID: String) async throws -> [StoredAgentVersion] {
+        try await fetchVersions("WHERE agent_id = \(agentID)")
+    }
+
+    /// One version, or nil.
+    public func version(_ version: String, of agentID: String) async throws -> StoredAgentVersion? {
+        try await fetchVersions("WHERE agent_id = \(agentID) AND version = \(version)").first
+    }
+
+    private func fetchVersions(_ condition: PostgresQuery) async throws -> [StoredAgentVersion] {
+        var query: PostgresQuery = """
+            SELECT agent_id, version, status, definition::text, extract(epoch FROM created_at)::float8,
+                   extract(epoch FROM updated_at)::float8, extract(epoch FROM published_at)::float8
+            FROM agent_registry
+            """
+        query.sql += " " + condition.sql
+        query.binds = condition.binds
+        var result: [StoredAgentVersion] = []
+        for try await (id, version, status, definition, created, updated, published)
+            in try await database.client.query(query, logger: logger).decode((String, String, String, String, Double, Double, Double?).self) {
+            result.append(StoredAgentVersion(agentID: id, version: version, status: StoredAgentVersion.Status(rawValue: status) ?? .draft,
+                                             definition: definition, createdAt: Date(timeIntervalSince1970: created),
+                                             updatedAt: Date(timeIntervalSince1970: updated),
+                                             publishedAt: published.map { Date(timeIntervalSince1970: $0) }))
+        }
+        return result
+    }
+
+    /// Where one agent stands, or nil when it was never published.
+    public func state(of agentID: String) async throws -> AgentState? {
+        try await states(condition: "WHERE agent_id = \(agentID)").first
+    }
+
+    /// Every agent that was ever published (retired ones included).
+    public func states() async throws -> [AgentState] {
+        try await states(condition: "")
+    }
+
+    private func states(condition: PostgresQuery) async throws -> [AgentState] {
+        var query: PostgresQuery = "SELECT agent_id, active_version, status, bound_patterns::text FROM agents"
+        query.sql += " " + condition.sql
+        query.binds = condition.binds
+        var result: [AgentState] = []
+        for try await (id, active, status, patterns) in try await database.client.query(query, logger: logger).decode((String, String?, String, String).self) {
+            let bound = (try? JSONDecoder().decode([String].self, from: Data(patterns.utf8))) ?? []
+            result.append(AgentState(agentID: id, activeVersion: active, retired: status == "retired", boundPatterns: bound))
+        }
+        return result.sorted { $0.agentID < $1.agentID }
+    }
+
+    /// Records a publication: the version becomes published (for good) and the agent's active version.
+    public func markPublished(agentID: String, version: String, boundPatterns: [String]) async throws {
+        let patterns = String(decoding: try JSONEncoder().encode(boundPatterns), as: UTF8.self)
+        try await transaction(agentID: agentID) { connection in
+            try await connection.query("""
+                UPDATE agent_registry SET status = 'published', published_at = coalesce(published_at, now()), updated_at = now()
+                WHERE agent_id = \(agentID) AND version = \(version)
+                """, logger: logger)
+            try await connection.query("""
+                INSERT INTO agents (agent_id, active_version, status, bound_patterns, updated_at)
+                VALUES (\(agentID), \(version), 'active', \(patterns)::jsonb, now())
+                ON CONFLICT (agent_id) DO UPDATE SET active_version = EXCLUDED.active_version, status = 'active',
+                    bound_patterns = EXCLUDED.bound_patterns, updated_at = now()
+                """, logger: logger)
+        }
+    }
+
+    /// Records a retirement: the agent routes nothing any more (its versions stay as they are).
+    public func markRetired(agentID: String) async throws {
+        try await transaction(agentID: agentID) { connection in
+            try await connection.query("""
+                UPDATE agents SET status = 'retired', bound_patterns = '[]'::jsonb, updated_at = now() WHERE agent_id = \(agentID)
+                """, logger: logger)
+        }
+    }
+
+    /// Runs `body` holding the agent's session-level advisory lock on a connection of its own, so that a publish or
+    /// retire that also changes the broker runs alone for that agent across hosts.
+    public func withAgentLock<T: Sendable>(_ agentID: String, _ body: @Sendable () async throws -> T) async throws -> T {
+        try await database.client.withConnection { connection in
+            let key = "agentry.agent:" + agentID
+            try await connection.query("SELECT pg_advisory_lock(hashtextextended(\(key), 1))", logger: logger)
+            do {
+                let result = try await body()
+                try await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key), 1))", logger: logger)
+                return result
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key), 1))", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    @discardableResult
+    private func transaction<T: Sendable>(agentID: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await database.client.withConnection { connection in
+                try await connection.query("BEGIN", logger: logger)
+                do {
+                    let key = "agentry.agent:" + agentID
+                    try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
+                    let result = try await body(connection)
+                    try await connection.query("COMMIT", logger: logger)
+                    return result
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+            }
+        } catch let error as RegistryError {
+            throw error
+        } catch {
+            throw RegistryError(.database, "registry update of agent '\(agentID)' failed: \(StoreError.describe(error))")
+        }
+    }
+}
+
+/// A registry operation that cannot be done, and why.
+public struct RegistryError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public static let publishedImmutable = Code("published version is immutable")
+        public static let notFound = Code("not found")
+        public static let invalid = Code("invalid definition")
+        public static let database = Code("database")
+        public static let broker = Code("broker")
+        public var description: String { name }
+    }
+    public var code: Code
+    public var message: String
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { message }
+}
