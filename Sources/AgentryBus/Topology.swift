@@ -1,4 +1,5 @@
 public import AMQP
+import AgentryCore
 import Foundation
 import Yams
 
@@ -7,11 +8,15 @@ public struct Topology: Sendable, Equatable {
     public var exchanges: [ExchangeDeclaration]
     public var queues: [QueueDeclaration]
     public var bindings: [BindingDeclaration]
+    /// Named groups of event-type patterns that agents subscribe to by name (`event_pools:` in an agent definition).
+    public var eventPools: [String: [String]]
 
-    public init(exchanges: [ExchangeDeclaration] = [], queues: [QueueDeclaration] = [], bindings: [BindingDeclaration] = []) {
+    public init(exchanges: [ExchangeDeclaration] = [], queues: [QueueDeclaration] = [], bindings: [BindingDeclaration] = [],
+                eventPools: [String: [String]] = [:]) {
         self.exchanges = exchanges
         self.queues = queues
         self.bindings = bindings
+        self.eventPools = eventPools
     }
 
     // MARK: Names (DESIGN.md "Contracts")
@@ -57,6 +62,10 @@ public struct Topology: Sendable, Equatable {
             topology.exchanges += part.exchanges
             topology.queues += part.queues
             topology.bindings += part.bindings
+            for (name, patterns) in part.eventPools {
+                if topology.eventPools[name] != nil { throw TopologyError("\(name): event pool '\(name)' is declared in two files") }
+                topology.eventPools[name] = patterns
+            }
         }
         try topology.validate()
         return topology
@@ -93,6 +102,15 @@ public struct Topology: Sendable, Equatable {
             }
             topology.bindings.append(BindingDeclaration(source: b.source, destination: destination, routingKey: b.routing_key ?? "",
                                                         arguments: (b.arguments ?? [:]).mapValues(\.amqp)))
+        }
+        for (name, patterns) in document.event_pools ?? [:] {
+            guard !patterns.isEmpty else { throw TopologyError("\(file): event pool '\(name)' has no patterns") }
+            for pattern in patterns {
+                if let problem = EventType.patternProblem(with: pattern) {
+                    throw TopologyError("\(file): event_pools.\(name): \(problem)")
+                }
+            }
+            topology.eventPools[name] = patterns
         }
         return topology
     }
@@ -168,6 +186,7 @@ private struct TopologyDocument: Decodable {
     var exchanges: [Exchange]?
     var queues: [Queue]?
     var bindings: [Binding]?
+    var event_pools: [String: [String]]?
 
     enum Scalar: Decodable {
         case int(Int64), bool(Bool), string(String)
