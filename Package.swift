@@ -97,6 +97,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "agentry-bench",
+            dependencies: ["AMQP", "AgentryCore", "AgentryStore", "AgentryBus", "AgentryRuntime", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "AgentryCoreTests",
             dependencies: ["AgentryCore"],

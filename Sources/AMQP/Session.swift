@@ -262,7 +262,8 @@ final class Session {
             var timeout = timeval(duration: configuration.options.connectTimeout)
             let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
             guard status == AMQP_STATUS_OK.rawValue else {
-                throw AMQPError(.connectionFailed, "cannot connect to RabbitMQ at \(endpoint): \(libraryErrorText(status)); is it running? (Scripts/services starts it)")
+                let hint = status == AMQP_STATUS_SOCKET_ERROR.rawValue || status == AMQP_STATUS_TIMEOUT.rawValue ? "; is it running? (Scripts/services starts it)" : ""
+                throw AMQPError(.connectionFailed, "cannot connect to RabbitMQ at \(endpoint): \(libraryErrorText(status))\(hint)")
             }
             _ = amqp_set_handshake_timeout(conn, &timeout)
             _ = amqp_set_rpc_timeout(conn, &timeout)

@@ -140,6 +140,11 @@ public struct AgentRegistryStore: Sendable {
         try await fetchVersions("WHERE agent_id = \(agentID)")
     }
 
+    /// Every version of every agent.
+    public func allVersions() async throws -> [StoredAgentVersion] {
+        try await fetchVersions("")
+    }
+
     /// One version, or nil.
     public func version(_ version: String, of agentID: String) async throws -> StoredAgentVersion? {
         try await fetchVersions("WHERE agent_id = \(agentID) AND version = \(version)").first

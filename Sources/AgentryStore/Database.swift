@@ -23,11 +23,15 @@ public final class Database: Service, Sendable {
     public static func with<T: Sendable>(_ configuration: DatabaseConfiguration, logger: Logger,
                                          _ body: @Sendable (Database) async throws -> T) async throws -> T {
         let database = Database(configuration: configuration, logger: logger)
+        let (started, signal) = AsyncStream<Void>.makeStream()
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
+                signal.finish()
                 await database.run()
                 return nil
             }
+            // Queries made before run() has started wait, and postgres-nio warns about it: let it start first.
+            for await _ in started {}
             defer { group.cancelAll() }
             let result = try await body(database)
             return result

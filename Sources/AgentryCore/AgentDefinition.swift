@@ -1,0 +1,576 @@
+/// An agent, as declared in its YAML file: the seed's `AgentDefinition` (metadata, goal, triggers, event_pools,
+/// subagents, skills, permissions, config) plus what the seed leaves out: what a task runs (`handler`), which
+/// resources it locks (`resources`), how failed runs are retried (`retry`) and what happens to an event that
+/// arrives while the agent is busy (`on_busy`).
+///
+/// Required and defaulted sections. The seed's pydantic model has no defaults for any top-level section. Here
+/// `metadata`, `goal` and `triggers` stay required, but `event_pools`, `subagents` and `skills` default to `[]`,
+/// each list of `permissions` defaults to `[]`, and a missing `config` means every config default: that is what
+/// a user writing a small agent expects, and every file the seed accepts is still accepted with the same meaning.
+/// The new fields are all optional: no `handler` means the built-in `log` handler, no `retry` means the default
+/// ``RetryPolicy``, no `on_busy` means `queue`.
+///
+/// YAML and JSON use the seed's snake_case keys. Read YAML with ``parse(yaml:file:vocabulary:)`` (which reports
+/// every problem with its line and column) and write it with ``yaml()``; JSON (for storage) goes through `Codable`.
+public struct AgentDefinition: Sendable, Hashable, Codable {
+    public var metadata: AgentMetadata
+    public var goal: AgentGoal
+    public var triggers: [EventTrigger]
+    /// Names of the event pools the agent draws from (YAML `event_pools`); default `[]`.
+    public var eventPools: [String]
+    /// Default `[]`.
+    public var subagents: [SubagentReference]
+    /// Default `[]`.
+    public var skills: [String]
+    public var permissions: AgentPermissions
+    public var config: AgentConfig
+    /// What a task runs; nil (absent) means the built-in `log` handler, see ``effectiveHandler``.
+    public var handler: Handler?
+    /// Resources every task locks before it runs, `<type>:<id-template>`, e.g. `device:{{payload.device_id}}`;
+    /// default `[]`. Types: ``AgentVocabulary/resourceTypes``; templates: ``EventTemplate``.
+    public var resources: [String]
+    /// How failed runs are retried; nil (absent) means the default ``RetryPolicy``, see ``effectiveRetry``.
+    public var retry: RetryPolicy?
+    /// What to do with an event that arrives while `max_parallel_tasks` runs are going (YAML `on_busy`); default `queue`.
+    public var onBusy: BusyPolicy
+
+    public init(metadata: AgentMetadata, goal: AgentGoal, triggers: [EventTrigger], eventPools: [String] = [],
+                subagents: [SubagentReference] = [], skills: [String] = [], permissions: AgentPermissions = AgentPermissions(),
+                config: AgentConfig = AgentConfig(), handler: Handler? = nil, resources: [String] = [],
+                retry: RetryPolicy? = nil, onBusy: BusyPolicy = .queue) {
+        self.metadata = metadata
+        self.goal = goal
+        self.triggers = triggers
+        self.eventPools = eventPools
+        self.subagents = subagents
+        self.skills = skills
+        self.permissions = permissions
+        self.config = config
+        self.handler = handler
+        self.resources = resources
+        self.retry = retry
+        self.onBusy = onBusy
+    }
+
+    /// The handler that runs: ``handler``, or `log` when none is declared.
+    public var effectiveHandler: Handler { handler ?? .log }
+
+    /// The retry policy that applies: ``retry``, or the default policy when none is declared.
+    public var effectiveRetry: RetryPolicy { retry ?? RetryPolicy() }
+
+    /// The agent's work queue, `agentry.agent.<id>`.
+    public var queueName: String { "agentry.agent.\(metadata.id)" }
+
+    /// Skills the agent uses, each once, in order of first appearance (checked against the registry at publish time).
+    public var referencedSkills: [String] { Self.unique(skills) }
+
+    /// Event pools the agent draws from, each once, in order of first appearance.
+    public var referencedPools: [String] { Self.unique(eventPools) }
+
+    /// Subagents the agent delegates to, each (id, version range) once, in order of first appearance.
+    public var referencedSubagents: [SubagentReference] {
+        var seen = Set<String>()
+        return subagents.filter { seen.insert("\($0.id)\u{0}\($0.version)").inserted }
+    }
+
+    private static func unique(_ names: [String]) -> [String] {
+        var seen = Set<String>()
+        return names.filter { seen.insert($0).inserted }
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case metadata, goal, triggers
+        case eventPools = "event_pools"
+        case subagents, skills, permissions, config, handler, resources, retry
+        case onBusy = "on_busy"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        metadata = try c.decode(AgentMetadata.self, forKey: .metadata)
+        goal = try c.decode(AgentGoal.self, forKey: .goal)
+        triggers = try c.decode([EventTrigger].self, forKey: .triggers)
+        eventPools = try c.decodeIfPresent([String].self, forKey: .eventPools) ?? []
+        subagents = try c.decodeIfPresent([SubagentReference].self, forKey: .subagents) ?? []
+        skills = try c.decodeIfPresent([String].self, forKey: .skills) ?? []
+        permissions = try c.decodeIfPresent(AgentPermissions.self, forKey: .permissions) ?? AgentPermissions()
+        config = try c.decodeIfPresent(AgentConfig.self, forKey: .config) ?? AgentConfig()
+        handler = try c.decodeIfPresent(Handler.self, forKey: .handler)
+        resources = try c.decodeIfPresent([String].self, forKey: .resources) ?? []
+        retry = try c.decodeIfPresent(RetryPolicy.self, forKey: .retry)
+        onBusy = try c.decodeIfPresent(BusyPolicy.self, forKey: .onBusy) ?? .queue
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(metadata, forKey: .metadata)
+        try c.encode(goal, forKey: .goal)
+        try c.encode(triggers, forKey: .triggers)
+        try c.encode(eventPools, forKey: .eventPools)
+        try c.encode(subagents, forKey: .subagents)
+        try c.encode(skills, forKey: .skills)
+        try c.encode(permissions, forKey: .permissions)
+        try c.encode(config, forKey: .config)
+        try c.encodeIfPresent(handler, forKey: .handler)
+        try c.encode(resources, forKey: .resources)
+        try c.encodeIfPresent(retry, forKey: .retry)
+        try c.encode(onBusy, forKey: .onBusy)
+    }
+}
+
+/// Who the agent is. `id` becomes the queue name `agentry.agent.<id>`: lowercase letters, digits, `-` and `_`,
+/// 1…100 characters. `version` is a semantic version (`1.2.0`).
+public struct AgentMetadata: Sendable, Hashable, Codable {
+    public var id: String
+    public var name: String
+    public var version: String
+    public var author: String
+    public var description: String
+    /// Free text as the seed has it (usually ISO 8601); optional.
+    public var createdAt: String?
+    public var updatedAt: String?
+
+    public init(id: String, name: String, version: String, author: String, description: String,
+                createdAt: String? = nil, updatedAt: String? = nil) {
+        self.id = id
+        self.name = name
+        self.version = version
+        self.author = author
+        self.description = description
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case id, name, version, author, description
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
+}
+
+/// The seed's `AgentGoalType`.
+public enum AgentGoalType: String, Sendable, Hashable, Codable, CaseIterable {
+    case continuous
+    case onDemand = "on-demand"
+}
+
+public struct AgentGoal: Sendable, Hashable, Codable {
+    public var type: AgentGoalType
+    public var description: String
+
+    public init(type: AgentGoalType, description: String) {
+        self.type = type
+        self.description = description
+    }
+}
+
+/// Which events start a task: `type` is an AMQP topic pattern (`alert.*`, `build.#`), `priority` the priority
+/// the task's event gets in the agent's queue, `filters` an optional object matched against the payload.
+public struct EventTrigger: Sendable, Hashable, Codable {
+    public var type: String
+    public var priority: Priority
+    public var filters: JSONObject?
+
+    public init(type: String, priority: Priority, filters: JSONObject? = nil) {
+        self.type = type
+        self.priority = priority
+        self.filters = filters
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case type, priority, filters
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decode(String.self, forKey: .type)
+        // Names as written here; a level (1…4), as `Priority`'s own Codable form writes it, is accepted too.
+        let name = try (try? c.decode(Int.self, forKey: .priority)).map(String.init) ?? c.decode(String.self, forKey: .priority)
+        guard let priority = Priority(name: name) else {
+            throw DecodingError.dataCorruptedError(forKey: .priority, in: c,
+                                                   debugDescription: "unknown priority '\(name)'")
+        }
+        self.priority = priority
+        filters = try c.decodeIfPresent(JSONObject.self, forKey: .filters)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        // The seed writes priorities as lower-case names.
+        try c.encode(priority.name.lowercased(), forKey: .priority)
+        try c.encodeIfPresent(filters, forKey: .filters)
+    }
+}
+
+/// Another agent this one delegates to: `version` is a range (`>=1.0.0`, `2.1.0`), `delegate_for` the tasks it handles.
+public struct SubagentReference: Sendable, Hashable, Codable {
+    public var id: String
+    public var version: String
+    public var delegateFor: [String]
+
+    public init(id: String, version: String, delegateFor: [String]) {
+        self.id = id
+        self.version = version
+        self.delegateFor = delegateFor
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case id, version
+        case delegateFor = "delegate_for"
+    }
+}
+
+/// What the agent may do; each list defaults to `[]`. Allowed values: ``AgentVocabulary``.
+public struct AgentPermissions: Sendable, Hashable, Codable {
+    public var devices: [String]
+    public var database: [String]
+    public var external: [String]
+
+    public init(devices: [String] = [], database: [String] = [], external: [String] = []) {
+        self.devices = devices
+        self.database = database
+        self.external = external
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case devices, database, external
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        devices = try c.decodeIfPresent([String].self, forKey: .devices) ?? []
+        database = try c.decodeIfPresent([String].self, forKey: .database) ?? []
+        external = try c.decodeIfPresent([String].self, forKey: .external) ?? []
+    }
+
+    /// The permissions of one section (`devices`, `database`, `external`).
+    public func granted(in section: String) -> [String] {
+        switch section {
+        case "devices": return devices
+        case "database": return database
+        case "external": return external
+        default: return []
+        }
+    }
+}
+
+/// The seed's `AgentConfig`; every field is optional in YAML and JSON, with the seed's defaults.
+public struct AgentConfig: Sendable, Hashable, Codable {
+    /// Default 3; must be positive.
+    public var maxParallelTasks: Int
+    /// Permissions that need a human's approval before use, as `<section>.<permission>` (`devices.reboot`) or a
+    /// permission name that belongs to one section only (`reboot`); each must be granted in `permissions`. Default `[]`.
+    public var approvalRequiredFor: [String]
+    /// Default true.
+    public var autoRetry: Bool
+    /// Default true.
+    public var feedbackCollection: Bool
+    /// Default 3600; must be positive.
+    public var timeoutSeconds: Int
+
+    public init(maxParallelTasks: Int = 3, approvalRequiredFor: [String] = [], autoRetry: Bool = true,
+                feedbackCollection: Bool = true, timeoutSeconds: Int = 3600) {
+        self.maxParallelTasks = maxParallelTasks
+        self.approvalRequiredFor = approvalRequiredFor
+        self.autoRetry = autoRetry
+        self.feedbackCollection = feedbackCollection
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case maxParallelTasks = "max_parallel_tasks"
+        case approvalRequiredFor = "approval_required_for"
+        case autoRetry = "auto_retry"
+        case feedbackCollection = "feedback_collection"
+        case timeoutSeconds = "timeout_seconds"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = AgentConfig()
+        maxParallelTasks = try c.decodeIfPresent(Int.self, forKey: .maxParallelTasks) ?? defaults.maxParallelTasks
+        approvalRequiredFor = try c.decodeIfPresent([String].self, forKey: .approvalRequiredFor) ?? defaults.approvalRequiredFor
+        autoRetry = try c.decodeIfPresent(Bool.self, forKey: .autoRetry) ?? defaults.autoRetry
+        feedbackCollection = try c.decodeIfPresent(Bool.self, forKey: .feedbackCollection) ?? defaults.feedbackCollection
+        timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? defaults.timeoutSeconds
+    }
+}
+
+/// What one task runs. In YAML (and JSON) `handler` is a mapping with exactly one key naming the kind:
+///
+/// ```yaml
+/// handler:
+///   exec:                      # run a program; the event arrives as JSON on stdin
+///     command: [/usr/local/bin/check-screen, --fast]
+///     env: {LOG_LEVEL: debug}  # optional
+///     working_directory: /srv  # optional
+/// handler:
+///   http:                      # POST the event as JSON
+///     url: https://deploy.example.com/hooks/agentry
+///     headers: {X-Team: qa}    # optional
+///     timeout_seconds: 30      # optional; default: config.timeout_seconds
+/// handler:
+///   builtin: log               # or noop
+/// handler:
+///   emit:                      # publish a follow-up event
+///     type: report.requested
+///     payload: {device: "{{payload.device_id}}"}
+///     priority: high           # optional; default: the triggering event's priority
+/// ```
+///
+/// No `handler` at all means `builtin: log`.
+public enum Handler: Sendable, Hashable, Codable {
+    case exec(ExecHandler)
+    case http(HTTPHandler)
+    /// Does nothing; the run succeeds.
+    case noop
+    /// Logs the event; the run succeeds. The default handler.
+    case log
+    case emit(EmitHandler)
+
+    /// The kinds, as the keys of the YAML mapping.
+    public static let kinds = ["exec", "http", "builtin", "emit"]
+    /// The values of `builtin`.
+    public static let builtinNames = ["noop", "log"]
+
+    enum CodingKeys: String, CodingKey {
+        case exec, http, builtin, emit
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        guard c.allKeys.count == 1, let key = c.allKeys.first else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "a handler needs exactly one of exec, http, builtin, emit"))
+        }
+        switch key {
+        case .exec: self = .exec(try c.decode(ExecHandler.self, forKey: .exec))
+        case .http: self = .http(try c.decode(HTTPHandler.self, forKey: .http))
+        case .emit: self = .emit(try c.decode(EmitHandler.self, forKey: .emit))
+        case .builtin:
+            switch try c.decode(String.self, forKey: .builtin) {
+            case "noop": self = .noop
+            case "log": self = .log
+            case let other:
+                throw DecodingError.dataCorruptedError(forKey: .builtin, in: c,
+                                                       debugDescription: "unknown builtin handler '\(other)'")
+            }
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .exec(let h): try c.encode(h, forKey: .exec)
+        case .http(let h): try c.encode(h, forKey: .http)
+        case .noop: try c.encode("noop", forKey: .builtin)
+        case .log: try c.encode("log", forKey: .builtin)
+        case .emit(let h): try c.encode(h, forKey: .emit)
+        }
+    }
+}
+
+/// Runs a program with an argv (never through a shell); the event arrives as JSON on stdin.
+public struct ExecHandler: Sendable, Hashable, Codable {
+    /// argv: the program, then its arguments. Must not be empty.
+    public var command: [String]
+    /// Extra environment variables; default `[:]`.
+    public var env: [String: String]
+    /// Where the program runs; nil means the worker's directory.
+    public var workingDirectory: String?
+
+    public init(command: [String], env: [String: String] = [:], workingDirectory: String? = nil) {
+        self.command = command
+        self.env = env
+        self.workingDirectory = workingDirectory
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case command, env
+        case workingDirectory = "working_directory"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        command = try c.decode([String].self, forKey: .command)
+        env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
+        workingDirectory = try c.decodeIfPresent(String.self, forKey: .workingDirectory)
+    }
+}
+
+/// POSTs the event as JSON to an http or https URL.
+public struct HTTPHandler: Sendable, Hashable, Codable {
+    /// Absolute `http://` or `https://` URL.
+    public var url: String
+    /// Extra request headers; default `[:]`.
+    public var headers: [String: String]
+    /// Request timeout; nil means `config.timeout_seconds`. Must be positive.
+    public var timeoutSeconds: Int?
+
+    public init(url: String, headers: [String: String] = [:], timeoutSeconds: Int? = nil) {
+        self.url = url
+        self.headers = headers
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case url, headers
+        case timeoutSeconds = "timeout_seconds"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        url = try c.decode(String.self, forKey: .url)
+        headers = try c.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
+        timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds)
+    }
+}
+
+/// Publishes a follow-up event. String values in `payload` may hold templates (``EventTemplate``) that are filled
+/// from the triggering event.
+public struct EmitHandler: Sendable, Hashable, Codable {
+    /// The follow-up event's type (an event type, not a pattern).
+    public var type: String
+    /// Default `[:]`.
+    public var payload: JSONObject
+    /// nil means the triggering event's priority.
+    public var priority: Priority?
+
+    public init(type: String, payload: JSONObject = [:], priority: Priority? = nil) {
+        self.type = type
+        self.payload = payload
+        self.priority = priority
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case type, payload, priority
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decode(String.self, forKey: .type)
+        payload = try c.decodeIfPresent(JSONObject.self, forKey: .payload) ?? [:]
+        if let name = try c.decodeIfPresent(String.self, forKey: .priority) {
+            guard let priority = Priority(name: name) else {
+                throw DecodingError.dataCorruptedError(forKey: .priority, in: c,
+                                                       debugDescription: "unknown priority '\(name)'")
+            }
+            self.priority = priority
+        } else {
+            priority = nil
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(payload, forKey: .payload)
+        try c.encodeIfPresent(priority.map { $0.name.lowercased() }, forKey: .priority)
+    }
+}
+
+/// How many times a failed run is tried in all, and how long to wait between tries.
+public struct RetryPolicy: Sendable, Hashable, Codable {
+    /// Tries in all, the first included; default 3; must be positive.
+    public var attempts: Int
+    public var backoff: Backoff
+
+    public init(attempts: Int = 3, backoff: Backoff = Backoff()) {
+        self.attempts = attempts
+        self.backoff = backoff
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case attempts, backoff
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        attempts = try c.decodeIfPresent(Int.self, forKey: .attempts) ?? 3
+        backoff = try c.decodeIfPresent(Backoff.self, forKey: .backoff) ?? Backoff()
+    }
+
+    /// Exponential backoff: the wait before try `n + 1` (n ≥ 1) is `initial × multiplier^(n−1)`, at most `max`.
+    public struct Backoff: Sendable, Hashable, Codable {
+        /// Default 1 second; must be positive.
+        public var initialSeconds: Double
+        /// Default 60 seconds; at least `initial_seconds`.
+        public var maxSeconds: Double
+        /// Default 2; at least 1.
+        public var multiplier: Double
+
+        public init(initialSeconds: Double = 1, maxSeconds: Double = 60, multiplier: Double = 2) {
+            self.initialSeconds = initialSeconds
+            self.maxSeconds = maxSeconds
+            self.multiplier = multiplier
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case initialSeconds = "initial_seconds"
+            case maxSeconds = "max_seconds"
+            case multiplier
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            initialSeconds = try c.decodeIfPresent(Double.self, forKey: .initialSeconds) ?? 1
+            maxSeconds = try c.decodeIfPresent(Double.self, forKey: .maxSeconds) ?? 60
+            multiplier = try c.decodeIfPresent(Double.self, forKey: .multiplier) ?? 2
+        }
+
+        /// The wait after failed try `attempt` (1-based).
+        public func delay(afterAttempt attempt: Int) -> Double {
+            guard attempt >= 1 else { return 0 }
+            var delay = initialSeconds
+            for _ in 1..<attempt {
+                delay *= multiplier
+                if delay >= maxSeconds { return maxSeconds }
+            }
+            return min(delay, maxSeconds)
+        }
+    }
+}
+
+/// What happens to an event that arrives while the agent already runs `max_parallel_tasks` tasks.
+public enum BusyPolicy: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Wait in the queue until a slot frees (never dropped: the seed's runtime dropped such events).
+    case queue
+    /// Drop the new event (it is still logged).
+    case drop
+    /// Drop the waiting events of this agent in favour of the new one.
+    case replace
+}
+
+/// The allowed values of the closed vocabularies in an agent definition, in one place so that they are easy to
+/// extend: pass your own to ``AgentDefinition/parse(yaml:file:vocabulary:)``, or add to ``standard``.
+public struct AgentVocabulary: Sendable, Hashable {
+    /// `permissions.devices`.
+    public var devicePermissions: [String]
+    /// `permissions.database`.
+    public var databasePermissions: [String]
+    /// `permissions.external`.
+    public var externalPermissions: [String]
+    /// Types of `resources` entries (`<type>:<id-template>`).
+    public var resourceTypes: [String]
+
+    public init(devicePermissions: [String], databasePermissions: [String], externalPermissions: [String],
+                resourceTypes: [String]) {
+        self.devicePermissions = devicePermissions
+        self.databasePermissions = databasePermissions
+        self.externalPermissions = externalPermissions
+        self.resourceTypes = resourceTypes
+    }
+
+    public static let standard = AgentVocabulary(
+        devicePermissions: ["read", "take_control", "reboot"],
+        databasePermissions: ["read", "write", "write.testcases", "write.results"],
+        externalPermissions: ["jira", "slack", "github", "email", "webhook"],
+        resourceTypes: ["device", "tree", "userinterface"]
+    )
+
+    /// The permission sections in YAML order, with their allowed values.
+    public var permissionSections: [(section: String, allowed: [String])] {
+        [("devices", devicePermissions), ("database", databasePermissions), ("external", externalPermissions)]
+    }
+}

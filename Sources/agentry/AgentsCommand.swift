@@ -1,0 +1,327 @@
+import AMQP
+import AgentryBus
+import AgentryCore
+import AgentryRuntime
+import AgentryStore
+import ArgumentParser
+import Foundation
+import Logging
+
+extension Agentry {
+    struct Agents: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate, register, publish and inspect agent definitions.",
+            subcommands: [Validate.self, Apply.self, Publish.self, List.self, Show.self, Export.self, Retire.self])
+    }
+}
+
+/// Reads definition files: the files given, and the `.yaml`/`.yml` files of directories given.
+func definitionFiles(_ paths: [String]) throws -> [String] {
+    var files: [String] = []
+    for path in paths {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw Failure("\(path): no such file or directory")
+        }
+        if isDirectory.boolValue {
+            let entries = try FileManager.default.contentsOfDirectory(atPath: path)
+                .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+            files += entries.map { (path as NSString).appendingPathComponent($0) }
+        } else {
+            files.append(path)
+        }
+    }
+    return files
+}
+
+func parseDefinition(file: String) throws(AgentDefinitionError) -> AgentDefinition {
+    let text: String
+    do {
+        text = try String(contentsOfFile: file, encoding: .utf8)
+    } catch {
+        throw AgentDefinitionError(problems: [ValidationProblem(file: file, path: "", line: nil, column: nil,
+                                                                message: "cannot read the file: \(error.localizedDescription)", suggestion: nil)])
+    }
+    return try AgentDefinition.parse(yaml: text, file: file)
+}
+
+/// Runs `body` with a registry connected to the broker and the database.
+func withRegistry<T: Sendable>(_ options: GlobalOptions, _ body: @Sendable (AgentRegistry) async throws -> T) async throws -> T {
+    let configuration = try options.resolve()
+    let logger = try options.logger("agentry.agents", default: .warning)
+    let topology = try AgentryBus.Topology.load(directory: configuration.topologyDirectory)
+    let connection = AMQPConnection(configuration: configuration.amqp, logger: logger)
+    do {
+        try await connection.connect()
+        let result = try await Database.with(configuration.database, logger: logger) { database in
+            try await database.ping()
+            let bus = try await EventBus(connection: connection, logger: logger)
+            let registry = AgentRegistry(store: AgentRegistryStore(database: database, logger: logger), bus: bus, topology: topology, logger: logger)
+            return try await body(registry)
+        }
+        await connection.close()
+        return result
+    } catch {
+        await connection.close()
+        throw error
+    }
+}
+
+func printJSON(_ value: JSONValue) {
+    print(value.jsonText)
+}
+
+extension Agentry.Agents {
+    struct Validate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check definition files and print every problem with its line and column.")
+
+        @Argument(help: "Definition files or directories.")
+        var paths: [String]
+
+        @Flag(help: "Print results as JSON.")
+        var json = false
+
+        func run() async throws {
+            var failed = 0
+            var results: [JSONValue] = []
+            for file in try definitionFiles(paths) {
+                do {
+                    let definition = try parseDefinition(file: file)
+                    if json {
+                        results.append(["file": .string(file), "valid": true, "agent_id": .string(definition.metadata.id), "version": .string(definition.metadata.version)])
+                    } else {
+                        print("\(file): ok (\(definition.metadata.id) \(definition.metadata.version))")
+                    }
+                } catch {
+                    failed += 1
+                    if json {
+                        results.append(["file": .string(file), "valid": false, "problems": .array(error.problems.map { p in
+                            ["path": .string(p.path), "line": p.line.map { .int(Int64($0)) } ?? .null, "column": p.column.map { .int(Int64($0)) } ?? .null,
+                             "message": .string(p.message), "suggestion": p.suggestion.map(JSONValue.string) ?? .null]
+                        })])
+                    } else {
+                        print("\(file): \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s")")
+                        for problem in error.problems { print("  \(problem)") }
+                    }
+                }
+            }
+            if json { printJSON(.array(results)) }
+            if failed > 0 { throw ExitCode(1) }
+        }
+    }
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register definition files as drafts (a published version never changes).")
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "Definition files or directories.")
+        var paths: [String]
+
+        @Flag(help: "Print results as JSON.")
+        var json = false
+
+        func run() async throws {
+            let files = try definitionFiles(paths)
+            var parsed: [(String, AgentDefinition)] = []
+            var invalid = 0
+            for file in files {
+                do {
+                    parsed.append((file, try parseDefinition(file: file)))
+                } catch {
+                    invalid += 1
+                    print("\(file): not registered, \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s")")
+                    for problem in error.problems { print("  \(problem)") }
+                }
+            }
+            let toRegister = parsed
+            let outcomes = try await withRegistry(options) { registry in
+                var outcomes: [(String, AgentDefinition, Result<AgentRegistryStore.RegisterOutcome, RegistryError>)] = []
+                for (file, definition) in toRegister {
+                    do {
+                        outcomes.append((file, definition, .success(try await registry.register(definition))))
+                    } catch let error as RegistryError {
+                        outcomes.append((file, definition, .failure(error)))
+                    }
+                }
+                return outcomes
+            }
+            var failed = invalid
+            var results: [JSONValue] = []
+            for (file, definition, outcome) in outcomes {
+                let id = "\(definition.metadata.id) \(definition.metadata.version)"
+                switch outcome {
+                case .success(let result):
+                    let words = ["created": "registered as a draft", "replaced": "draft replaced", "unchanged": "unchanged (already registered)"][result.rawValue]!
+                    if json { results.append(["file": .string(file), "agent_id": .string(definition.metadata.id), "version": .string(definition.metadata.version), "outcome": .string(result.rawValue)]) }
+                    else { print("\(file): \(id) \(words)") }
+                case .failure(let error):
+                    failed += 1
+                    if json { results.append(["file": .string(file), "agent_id": .string(definition.metadata.id), "version": .string(definition.metadata.version), "error": .string(error.message)]) }
+                    else { print("\(file): \(id) refused: \(error.message)") }
+                }
+            }
+            if json { printJSON(.array(results)) }
+            if failed > 0 { throw ExitCode(1) }
+        }
+    }
+
+    struct Publish: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Publish a version: it becomes the active one and its queue is bound to its triggers.")
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "Agent id.")
+        var id: String
+
+        @Option(help: "Version to publish (default: the highest registered version).")
+        var version: String?
+
+        @Flag(help: "Print the result as JSON.")
+        var json = false
+
+        func run() async throws {
+            let (id, version) = (self.id, self.version)
+            do {
+                let publication = try await withRegistry(options) { try await $0.publish(agentID: id, version: version) }
+                if json {
+                    printJSON(["agent_id": .string(publication.agentID), "version": .string(publication.version),
+                               "previous_version": publication.previousVersion.map(JSONValue.string) ?? .null,
+                               "queue": .string(publication.queue), "patterns": .array(publication.patterns.map(JSONValue.string))])
+                } else {
+                    print("published \(publication.agentID) \(publication.version)" + (publication.previousVersion.map { " (was \($0))" } ?? ""))
+                    print("queue \(publication.queue) bound to: \(publication.patterns.joined(separator: ", "))")
+                    if !publication.removed.isEmpty { print("bindings removed: \(publication.removed.joined(separator: ", "))") }
+                }
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List registered agents with their active versions.")
+        @OptionGroup var options: GlobalOptions
+
+        @Flag(help: "Print as JSON.")
+        var json = false
+
+        func run() async throws {
+            let summaries: [AgentRegistry.Summary]
+            do {
+                summaries = try await withRegistry(options) { try await $0.list() }
+            } catch {
+                throw fail(error)
+            }
+            if json {
+                printJSON(["agents": .array(summaries.map { s in
+                    ["agent_id": .string(s.agentID), "name": .string(s.name), "active_version": s.activeVersion.map(JSONValue.string) ?? .null,
+                     "retired": .bool(s.retired),
+                     "versions": .array(s.versions.map { ["version": .string($0.version), "status": .string($0.status.rawValue)] })]
+                }), "count": .int(Int64(summaries.count))])
+                return
+            }
+            guard !summaries.isEmpty else {
+                print("no agents registered; register one with `agentry agents apply FILE`")
+                return
+            }
+            let rows = summaries.map { s in
+                [s.agentID, s.activeVersion ?? (s.retired ? "retired" : "-"), s.versions.map { "\($0.version) \($0.status.rawValue)" }.joined(separator: ", "), s.name]
+            }
+            printTable(header: ["AGENT", "ACTIVE", "VERSIONS", "NAME"], rows: rows)
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one agent: a given version, or the highest published one.")
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "Agent id.")
+        var id: String
+
+        @Option(help: "Version (default: the highest published version).")
+        var version: String?
+
+        @Flag(help: "Print the definition as YAML.")
+        var yaml = false
+
+        @Flag(help: "Print as JSON.")
+        var json = false
+
+        func run() async throws {
+            let (id, version) = (self.id, self.version)
+            let found: (StoredAgentVersion, AgentDefinition)?
+            do {
+                found = try await withRegistry(options) { try await $0.definition(agentID: id, version: version) }
+            } catch {
+                throw fail(error)
+            }
+            guard let (stored, definition) = found else {
+                throw Failure(version.map { "agent '\(id)' has no version \($0)" } ?? "agent '\(id)' has no published version (see `agentry agents list`)")
+            }
+            if yaml {
+                print(definition.yaml(), terminator: "")
+            } else if json {
+                print(stored.definition)
+            } else {
+                print("\(definition.metadata.id) \(definition.metadata.version) (\(stored.status.rawValue)): \(definition.metadata.name)")
+                print("  \(definition.metadata.description)")
+                print("  goal: \(definition.goal.type.rawValue), \(definition.goal.description)")
+                for trigger in definition.triggers { print("  trigger: \(trigger.type) [\(trigger.priority.name)]") }
+                if !definition.eventPools.isEmpty { print("  event pools: \(definition.eventPools.joined(separator: ", "))") }
+                print("  queue: \(definition.queueName)")
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print an agent's definition as YAML (it imports back unchanged).")
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "Agent id.")
+        var id: String
+
+        @Option(help: "Version (default: the highest published version).")
+        var version: String?
+
+        func run() async throws {
+            let (id, version) = (self.id, self.version)
+            let found: (StoredAgentVersion, AgentDefinition)?
+            do {
+                found = try await withRegistry(options) { try await $0.definition(agentID: id, version: version) }
+            } catch {
+                throw fail(error)
+            }
+            guard let (_, definition) = found else {
+                throw Failure(version.map { "agent '\(id)' has no version \($0)" } ?? "agent '\(id)' has no published version (see `agentry agents list`)")
+            }
+            print(definition.yaml(), terminator: "")
+        }
+    }
+
+    struct Retire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Retire an agent: its bindings go; its queue is kept until drained.")
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "Agent id.")
+        var id: String
+
+        func run() async throws {
+            let id = self.id
+            do {
+                let removed = try await withRegistry(options) { try await $0.retire(agentID: id) }
+                print("retired \(id); bindings removed: \(removed.isEmpty ? "none" : removed.joined(separator: ", "))")
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+}
+
+func printTable(header: [String], rows: [[String]]) {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    for row in all {
+        print(row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }.joined(separator: "  "))
+    }
+}
