@@ -80,10 +80,10 @@ public enum EventWireFormat {
         }
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(body))
+            value = try JSON.parse(body)
         } catch {
             let preview = String(decoding: body.prefix(60), as: UTF8.self)
-            throw EventDecodingError(.notJSON, "body is not JSON (starts with \(preview.debugDescription)): \(Self.describe(error))")
+            throw EventDecodingError(.notJSON, "body is not JSON (starts with \(preview.debugDescription)): \(error)")
         }
         guard case .object(let object) = value else {
             throw EventDecodingError(.notAnObject, "body is \(value.kindName), not a JSON object")
@@ -184,15 +184,5 @@ public enum EventWireFormat {
             throw EventDecodingError(.unknownPriority, "AMQP priority \(envelope.amqpPriority ?? 0) is not one of 1 (LOW) … 4 (CRITICAL)")
         }
         return priority
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            if let underlying = context.underlyingError as NSError? {
-                return underlying.userInfo[NSDebugDescriptionErrorKey] as? String ?? context.debugDescription
-            }
-            return context.debugDescription
-        }
-        return "\(error)"
     }
 }

@@ -100,7 +100,7 @@ public typealias JSONObject = [String: JSONValue]
 extension JSONValue {
     /// Compact JSON text with sorted keys, so equal values give equal text.
     public var jsonText: String {
-        String(decoding: (try? JSONCoding.encoder.encode(self)) ?? Data("null".utf8), as: UTF8.self)
+        JSON.serialize(self)
     }
 }
 
