@@ -44,6 +44,11 @@ struct BatchingConsumer<Item: Sendable>: Sendable {
             var items: [Item] = []
             var last: AMQPDelivery?
             var oldest: ContinuousClock.Instant?
+            // One batch is written while the next one gathers; batches finish in order, so that each multiple-ack
+            // covers exactly its batch and what came before it.
+            var inFlight: Task<Void, Never>?
+            let flush = self.flush
+            let logger = self.logger
             func flushNow() async {
                 guard let lastDelivery = last else { return }
                 let batch = items
@@ -51,14 +56,20 @@ struct BatchingConsumer<Item: Sendable>: Sendable {
                 last = nil
                 oldest = nil
                 guard !batch.isEmpty else { return }
-                do {
-                    try await flush(batch)
-                    lastDelivery.ack(multiple: true)
-                } catch {
-                    logger.error("batch failed; its messages go back to the queue", metadata: ["error": "\(error)", "agentry.batch.size": "\(batch.count)"])
-                    lastDelivery.nack(requeue: true, multiple: true)
-                    try? await Task.sleep(for: .milliseconds(500))
+                let previous = inFlight
+                inFlight = Task {
+                    await previous?.value
+                    do {
+                        try await flush(batch)
+                        lastDelivery.ack(multiple: true)
+                    } catch {
+                        logger.error("batch failed; its messages go back to the queue", metadata: ["error": "\(error)", "agentry.batch.size": "\(batch.count)"])
+                        lastDelivery.nack(requeue: true, multiple: true)
+                        try? await Task.sleep(for: .milliseconds(500))
+                    }
                 }
+                // Keep at most one batch waiting behind the one being written.
+                await previous?.value
             }
             var failure: (any Error)?
             do {
@@ -84,6 +95,7 @@ struct BatchingConsumer<Item: Sendable>: Sendable {
                 failure = error
             }
             await flushNow()
+            await inFlight?.value
             group.cancelAll()
             if let failure { throw failure }
         }
