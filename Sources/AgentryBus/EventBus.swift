@@ -47,6 +47,8 @@ public final class EventBus: Sendable {
             do {
                 try await channel.publish(message)
                 return
+            } catch let error as AMQPError where error.replyCode == 404 {
+                throw BusError("cannot publish \(event.type): the exchange \(Topology.eventsExchange) does not exist on this broker; run `agentry topology apply` first (\(error))")
             } catch let error as AMQPError where error.isRetriable && attempt < options.publishAttempts {
                 logger.debug("publish not confirmed; publishing again", metadata: [
                     "agentry.event.id": "\(event.id)", "agentry.attempt": "\(attempt)", "error": "\(error)",

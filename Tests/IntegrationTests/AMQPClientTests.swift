@@ -207,3 +207,51 @@ struct HeartbeatTests {
         try await connection.deleteQueue(queue)
     }
 }
+
+@Suite("Event bus subscriptions")
+struct SubscriptionTests {
+    @Test("a subscription receives exactly the event types its pattern matches, with * for one word and # for any")
+    func wildcardSubscriptions() async throws {
+        let connection = try await TestEnvironment.connect()
+        defer { Task { await connection.close() } }
+        _ = try await TestEnvironment.topology().apply(on: connection)
+        let bus = try await EventBus(connection: connection, logger: TestEnvironment.logger)
+        let tag = TestEnvironment.uniqueName("sub")
+        let oneWord = try await bus.subscribe(to: "test.\(tag).*")
+        let anyWords = try await bus.subscribe(to: "test.\(tag).#")
+        let events = [
+            Event(type: "test.\(tag).a", payload: ["n": 1]),
+            Event(type: "test.\(tag).a.b", payload: ["n": 2]),
+            Event(type: "test.\(tag)", payload: ["n": 3]),
+            Event(type: "test.other.a", payload: ["n": 4]),
+        ]
+        for event in events { try await bus.publish(event) }
+        let end = Event(type: "test.\(tag).end", payload: [:])
+        try await bus.publish(end)
+
+        func collect(_ subscription: EventSubscription) async throws -> [EventID] {
+            var ids: [EventID] = []
+            for try await received in subscription {
+                received.ack()
+                if received.event.id == end.id { break }
+                ids.append(received.event.id)
+            }
+            subscription.cancel()
+            return ids
+        }
+        #expect(try await collect(oneWord) == [events[0].id])
+        #expect(try await collect(anyWords) == [events[0].id, events[1].id, events[2].id])
+        await #expect(throws: BusError.self) { try await bus.subscribe(to: "test.a*") }
+    }
+
+    @Test("publishing before the topology exists says to apply it")
+    func publishWithoutTopology() async throws {
+        let vhost = try TestEnvironment.makeVhost()
+        defer { TestEnvironment.deleteVhost(vhost) }
+        let connection = try await TestEnvironment.connect(vhost: vhost)
+        defer { Task { await connection.close() } }
+        let bus = try await EventBus(connection: connection, logger: TestEnvironment.logger)
+        let error = await #expect(throws: BusError.self) { try await bus.publish(Event(type: "test.nowhere")) }
+        #expect(error?.message.contains("agentry topology apply") == true)
+    }
+}
