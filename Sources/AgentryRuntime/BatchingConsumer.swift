@@ -73,24 +73,24 @@ struct BatchingConsumer<Item: Sendable>: Sendable {
             }
             var failure: (any Error)?
             do {
-              for try await input in inputs {
-                switch input {
-                case .delivery(let delivery):
-                    do {
-                        if let item = try await prepare(delivery) {
-                            items.append(item)
-                            last = delivery
-                            if oldest == nil { oldest = .now }
+                for try await input in inputs {
+                    switch input {
+                    case .delivery(let delivery):
+                        do {
+                            if let item = try await prepare(delivery) {
+                                items.append(item)
+                                last = delivery
+                                if oldest == nil { oldest = .now }
+                            }
+                        } catch {
+                            logger.error("cannot process a message; it goes back to the queue", metadata: ["error": "\(error)"])
+                            delivery.nack(requeue: true)
                         }
-                    } catch {
-                        logger.error("cannot process a message; it goes back to the queue", metadata: ["error": "\(error)"])
-                        delivery.nack(requeue: true)
+                        if items.count >= options.batchSize { await flushNow() }
+                    case .tick:
+                        if let oldest, ContinuousClock.now - oldest >= options.maxLatency { await flushNow() }
                     }
-                    if items.count >= options.batchSize { await flushNow() }
-                case .tick:
-                    if let oldest, ContinuousClock.now - oldest >= options.maxLatency { await flushNow() }
                 }
-              }
             } catch {
                 failure = error
             }
