@@ -10,13 +10,16 @@ public struct Topology: Sendable, Equatable {
     public var bindings: [BindingDeclaration]
     /// Named groups of event-type patterns that agents subscribe to by name (`event_pools:` in an agent definition).
     public var eventPools: [String: [String]]
+    /// The skills agents may list (`skills:` in an agent definition), with what each one is.
+    public var skills: [String: String]
 
     public init(exchanges: [ExchangeDeclaration] = [], queues: [QueueDeclaration] = [], bindings: [BindingDeclaration] = [],
-                eventPools: [String: [String]] = [:]) {
+                eventPools: [String: [String]] = [:], skills: [String: String] = [:]) {
         self.exchanges = exchanges
         self.queues = queues
         self.bindings = bindings
         self.eventPools = eventPools
+        self.skills = skills
     }
 
     // MARK: Names (DESIGN.md "Contracts")
@@ -66,6 +69,10 @@ public struct Topology: Sendable, Equatable {
                 if topology.eventPools[name] != nil { throw TopologyError("\(name): event pool '\(name)' is declared in two files") }
                 topology.eventPools[name] = patterns
             }
+            for (name, description) in part.skills {
+                if topology.skills[name] != nil { throw TopologyError("\(name): skill '\(name)' is declared in two files") }
+                topology.skills[name] = description
+            }
         }
         try topology.validate()
         return topology
@@ -112,6 +119,7 @@ public struct Topology: Sendable, Equatable {
             }
             topology.eventPools[name] = patterns
         }
+        topology.skills = document.skills ?? [:]
         return topology
     }
 
@@ -187,6 +195,7 @@ private struct TopologyDocument: Decodable {
     var queues: [Queue]?
     var bindings: [Binding]?
     var event_pools: [String: [String]]?
+    var skills: [String: String]?
 
     enum Scalar: Decodable {
         case int(Int64), bool(Bool), string(String)

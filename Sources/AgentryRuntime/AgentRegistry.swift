@@ -147,10 +147,15 @@ public struct AgentRegistry: Sendable {
         return result
     }
 
-    /// Checks, at publish time, what a definition refers to outside itself: event pools declared in Topology/, and
-    /// subagents with a published version in the required range.
+    /// Checks, at publish time, what a definition refers to outside itself: event pools and skills declared in
+    /// Topology/, and subagents with a published version in the required range.
     func checkReferences(_ definition: AgentDefinition) async throws {
         var problems: [String] = []
+        for skill in definition.referencedSkills where topology.skills[skill] == nil {
+            let known = topology.skills.keys.sorted()
+            let hint = known.first { Self.isNear($0, skill) }.map { " (did you mean '\($0)'?)" } ?? ""
+            problems.append("skills: '\(skill)' is not declared in Topology/skills.yaml\(hint); declared skills: \(known.joined(separator: ", "))")
+        }
         for pool in definition.referencedPools where topology.eventPools[pool] == nil {
             let known = topology.eventPools.keys.sorted()
             let hint = known.first { Self.isNear($0, pool) }.map { " (did you mean '\($0)'?)" } ?? ""

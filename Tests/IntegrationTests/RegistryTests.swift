@@ -25,7 +25,7 @@ func withRegistry(eventLog: Bool = false, _ body: @Sendable (AgentRegistry, Even
 
 /// A valid definition with the given id, version and triggers.
 func definitionYAML(id: String, version: String, triggers: [(String, String)], description: String = "Test agent.",
-                    pools: [String] = [], subagents: [(String, String)] = []) -> String {
+                    pools: [String] = [], subagents: [(String, String)] = [], skills: [String] = []) -> String {
     var yaml = """
         metadata:
           id: \(id)
@@ -41,6 +41,7 @@ func definitionYAML(id: String, version: String, triggers: [(String, String)], d
         """
     for (type, priority) in triggers { yaml += "  - type: \(type)\n    priority: \(priority)\n" }
     if !pools.isEmpty { yaml += "event_pools:\n" + pools.map { "  - \($0)\n" }.joined() }
+    if !skills.isEmpty { yaml += "skills:\n" + skills.map { "  - \($0)\n" }.joined() }
     if !subagents.isEmpty {
         yaml += "subagents:\n" + subagents.map { "  - id: \($0.0)\n    version: \"\($0.1)\"\n    delegate_for: [work]\n" }.joined()
     }
@@ -49,8 +50,9 @@ func definitionYAML(id: String, version: String, triggers: [(String, String)], d
 }
 
 func definition(id: String, version: String, triggers: [(String, String)], description: String = "Test agent.",
-                pools: [String] = [], subagents: [(String, String)] = []) throws -> AgentDefinition {
-    try AgentDefinition.parse(yaml: definitionYAML(id: id, version: version, triggers: triggers, description: description, pools: pools, subagents: subagents))
+                pools: [String] = [], subagents: [(String, String)] = [], skills: [String] = []) throws -> AgentDefinition {
+    try AgentDefinition.parse(yaml: definitionYAML(id: id, version: version, triggers: triggers, description: description, pools: pools,
+                                                   subagents: subagents, skills: skills))
 }
 
 /// Routing keys bound from agentry.route to a queue, as the broker reports them.
@@ -151,15 +153,17 @@ struct RegistryTests {
         }
     }
 
-    @Test("an unknown event pool or an unpublished subagent stops a publish with a clear message")
+    @Test("an unknown event pool or skill, or an unpublished subagent, stops a publish with a clear message")
     func publishTimeReferences() async throws {
         try await withRegistry { registry, _, _, _ in
             let id = TestEnvironment.uniqueName("refs-")
             _ = try await registry.register(definition(id: id, version: "1.0.0", triggers: [("test.refs.\(id)", "low")],
-                                                       pools: ["alert"], subagents: [("nobody-\(id)", "^1.0")]))
+                                                       pools: ["alert"], subagents: [("nobody-\(id)", "^1.0")], skills: ["screenshot", "screenshoot"]))
             let error = await #expect(throws: RegistryError.self) { _ = try await registry.publish(agentID: id) }
             #expect(error?.message.contains("'alert' is not declared in Topology/ (did you mean 'alerts'?)") == true)
             #expect(error?.message.contains("'nobody-\(id)' has no published version") == true)
+            #expect(error?.message.contains("'screenshoot' is not declared in Topology/skills.yaml (did you mean 'screenshot'?)") == true)
+            #expect(error?.message.contains("'screenshot' is not") == false)
             #expect(try await registry.list().first { $0.agentID == id }?.activeVersion == nil)
         }
     }

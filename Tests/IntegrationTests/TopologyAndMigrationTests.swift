@@ -1,5 +1,6 @@
 import AMQP
 import AgentryBus
+import AgentryCore
 import AgentryRuntime
 import AgentryStore
 import Foundation
@@ -70,6 +71,20 @@ struct TopologyTests {
         #expect(route.arguments["alternate-exchange"] == "agentry.unrouted")
         #expect(Topology.agentQueue("tv-watcher").name == "agentry.agent.tv-watcher")
         #expect(Topology.agentQueue("tv-watcher").arguments["x-max-priority"] == 4)
+    }
+
+    @Test("every pool and skill the examples use is declared in Topology/")
+    func examplesReferToDeclaredPoolsAndSkills() throws {
+        let topology = try TestEnvironment.topology()
+        let directory = TestEnvironment.repositoryRoot.appendingPathComponent("examples/agents")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".yaml") }
+        #expect(!files.isEmpty)
+        for file in files {
+            let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            let definition = try AgentDefinition.parse(yaml: text, file: file)
+            for pool in definition.referencedPools { #expect(topology.eventPools[pool] != nil, "\(file): pool \(pool)") }
+            for skill in definition.referencedSkills { #expect(topology.skills[skill] != nil, "\(file): skill \(skill)") }
+        }
     }
 }
 
