@@ -247,16 +247,7 @@ extension Agentry.Agents {
         var json = false
 
         func run() async throws {
-            let (id, version) = (self.id, self.version)
-            let found: (StoredAgentVersion, AgentDefinition)?
-            do {
-                found = try await withRegistry(options) { try await $0.definition(agentID: id, version: version) }
-            } catch {
-                throw fail(error)
-            }
-            guard let (stored, definition) = found else {
-                throw Failure(version.map { "agent '\(id)' has no version \($0)" } ?? "agent '\(id)' has no published version (see `agentry agents list`)")
-            }
+            let (stored, definition) = try await findDefinition(options, id: id, version: version)
             if yaml {
                 print(definition.yaml(), terminator: "")
             } else if json {
@@ -283,16 +274,7 @@ extension Agentry.Agents {
         var version: String?
 
         func run() async throws {
-            let (id, version) = (self.id, self.version)
-            let found: (StoredAgentVersion, AgentDefinition)?
-            do {
-                found = try await withRegistry(options) { try await $0.definition(agentID: id, version: version) }
-            } catch {
-                throw fail(error)
-            }
-            guard let (_, definition) = found else {
-                throw Failure(version.map { "agent '\(id)' has no version \($0)" } ?? "agent '\(id)' has no published version (see `agentry agents list`)")
-            }
+            let (_, definition) = try await findDefinition(options, id: id, version: version)
             print(definition.yaml(), terminator: "")
         }
     }
@@ -314,6 +296,20 @@ extension Agentry.Agents {
             }
         }
     }
+}
+
+/// One agent's definition (a given version, or the highest published one), or a failure saying what is missing.
+func findDefinition(_ options: GlobalOptions, id: String, version: String?) async throws -> (StoredAgentVersion, AgentDefinition) {
+    let found: (StoredAgentVersion, AgentDefinition)?
+    do {
+        found = try await withRegistry(options) { try await $0.definition(agentID: id, version: version) }
+    } catch {
+        throw fail(error)
+    }
+    guard let found else {
+        throw Failure(version.map { "agent '\(id)' has no version \($0)" } ?? "agent '\(id)' has no published version (see `agentry agents list`)")
+    }
+    return found
 }
 
 func printTable(header: [String], rows: [[String]]) {
