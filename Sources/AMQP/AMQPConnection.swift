@@ -222,9 +222,15 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
         connection.mailbox.post(.control { $0.cancelConsumer(channel: channel) })
     }
 
-    /// Closes the consumer's channel: unacknowledged deliveries go back to the queue.
-    public func close() {
+    /// Closes the consumer's channel and returns once the broker has closed it: unacknowledged deliveries are then
+    /// back in the queue.
+    public func close() async {
         let channel = self.channel
-        connection.mailbox.post(.control { $0.closeChannel(channel, error: AMQPError(.closed, "consumer closed")) })
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let posted = connection.mailbox.post(.control { session in
+                session.closeChannel(channel, error: AMQPError(.closed, "consumer closed"), then: { continuation.resume() })
+            })
+            if !posted { continuation.resume() }
+        }
     }
 }

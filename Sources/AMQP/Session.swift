@@ -110,7 +110,8 @@ final class Session {
     private(set) var generation: UInt64 = 0
     private var topology = TopologyRecord()
     private var channels: [UInt16: ChannelState] = [:]
-    private var closingChannels: Set<UInt16> = []
+    /// Channels we asked to close, with what to run once the broker confirms (or the connection goes).
+    private var closingChannels: [UInt16: [@Sendable () -> Void]] = [:]
     private var deferred: [Mailbox.Job] = []
     private var running = true
     private var reconnectAt: ContinuousClock.Instant? = .now
@@ -374,7 +375,7 @@ final class Session {
         failPending(AMQPError(.connectionLost, "connection lost before the broker confirmed the publish; it may or may not have been delivered (\(error.message))",
                               replyCode: error.replyCode, replyText: error.replyText))
         for channel in channels.values { channel.isOpen = false }
-        closingChannels.removeAll()
+        finishClosing()
         scheduleReconnect()
     }
 
@@ -397,6 +398,7 @@ final class Session {
             connection = nil
         }
         snapshot.withLockedValue { $0.isConnected = false }
+        finishClosing()
         failPending(error)
         for channel in channels.values { channel.consumer?.continuation.finish() }
         channels.removeAll()
@@ -575,7 +577,7 @@ final class Session {
 
     private func freeChannelNumber() -> UInt16? {
         var candidate: UInt16 = Self.controlChannel + 1
-        while channels[candidate] != nil || closingChannels.contains(candidate) {
+        while channels[candidate] != nil || closingChannels[candidate] != nil {
             if candidate == UInt16.max { return nil }
             candidate += 1
         }
@@ -595,16 +597,34 @@ final class Session {
 
     /// Closes a channel without waiting: its close-ok is read by the frame loop like any other frame,
     /// so deliveries still in flight on it cannot confuse a synchronous wait.
-    func closeChannel(_ number: UInt16, error: AMQPError) {
-        guard let channel = channels.removeValue(forKey: number) else { return }
+    /// `then` runs once the broker has closed the channel (its unacknowledged deliveries are back in their queues),
+    /// or at once when there is nothing to close.
+    func closeChannel(_ number: UInt16, error: AMQPError, then: (@Sendable () -> Void)? = nil) {
+        guard let channel = channels.removeValue(forKey: number) else {
+            if let then {
+                if closingChannels[number] != nil { closingChannels[number]!.append(then) } else { then() }
+            }
+            return
+        }
         for pending in channel.pending.values { pending.continuation.resume(throwing: error) }
         channel.pending.removeAll()
         channel.consumer?.continuation.finish()
-        guard channel.isOpen, let conn = connection else { return }
+        guard channel.isOpen, let conn = connection else {
+            then?()
+            return
+        }
         var close = amqp_channel_close_t(reply_code: UInt16(AMQP_REPLY_SUCCESS), reply_text: amqp_bytes_t(len: 0, bytes: nil), class_id: 0, method_id: 0)
         if amqp_send_method(conn, number, Method.channelClose, &close) == AMQP_STATUS_OK.rawValue {
-            closingChannels.insert(number)
+            closingChannels[number] = then.map { [$0] } ?? []
+        } else {
+            then?()
         }
+    }
+
+    private func finishClosing() {
+        let waiting = closingChannels.values.flatMap { $0 }
+        closingChannels.removeAll()
+        for then in waiting { then() }
     }
 
     /// Asks the broker to stop delivering to a consumer; its stream ends when the broker confirms.
@@ -793,7 +813,7 @@ final class Session {
             }
 
         case Method.channelCloseOK:
-            closingChannels.remove(number)
+            for then in closingChannels.removeValue(forKey: number) ?? [] { then() }
 
         case Method.connectionClose:
             let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee

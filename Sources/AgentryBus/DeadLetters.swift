@@ -41,3 +41,89 @@ public struct DeadLetters: Sendable {
                                               body: delivery.body, properties: properties))
     }
 }
+
+/// A message parked in `agentry.dead`, as `agentry dead list` shows it.
+public struct ParkedMessage: Sendable, Hashable {
+    /// The message id, or an id derived from the message when it has none.
+    public var id: String
+    public var originalExchange: String
+    public var originalRoutingKey: String
+    public var reason: String
+    public var message: String
+    public var queue: String
+    public var parkedAt: String
+    public var bodySize: Int
+    /// The first bytes of the body, as text.
+    public var preview: String
+
+    init(_ delivery: AMQPDelivery) {
+        let headers = delivery.properties.headers ?? [:]
+        func header(_ name: String) -> String { headers[name]?.stringValue ?? "" }
+        id = delivery.properties.messageID
+            ?? EventID.derived(from: [Array(delivery.routingKey.utf8), delivery.body]).rawValue
+        originalExchange = header(DeadLetters.Header.originalExchange)
+        originalRoutingKey = headers[DeadLetters.Header.originalRoutingKey]?.stringValue ?? delivery.routingKey
+        reason = header(DeadLetters.Header.reason)
+        message = header(DeadLetters.Header.message)
+        queue = header(DeadLetters.Header.queue)
+        parkedAt = header(DeadLetters.Header.parkedAt)
+        bodySize = delivery.body.count
+        preview = String(decoding: delivery.body.prefix(80), as: UTF8.self)
+    }
+}
+
+extension DeadLetters {
+    /// Reads up to `limit` parked messages without removing them (they go back to the queue, in order).
+    public static func list(on connection: AMQPConnection, limit: Int = 100) async throws -> [ParkedMessage] {
+        try await visit(on: connection, limit: limit) { _ in false }
+    }
+
+    /// Publishes parked messages again to where they were first published (their original exchange and routing key,
+    /// with the parking headers removed), and removes them from `agentry.dead`. `ids` nil replays every message.
+    /// - Returns: the messages replayed.
+    public func replay(on connection: AMQPConnection, ids: Set<String>?) async throws -> [ParkedMessage] {
+        var replayed: [ParkedMessage] = []
+        let channel = self.channel
+        _ = try await Self.visit(on: connection, limit: Int.max) { delivery in
+            let parked = ParkedMessage(delivery)
+            guard ids == nil || ids!.contains(parked.id) else { return false }
+            var properties = delivery.properties
+            properties.headers = properties.headers?.filter { !$0.key.hasPrefix("x-agentry-dead-") && !$0.key.hasPrefix("x-agentry-original-") }
+            if properties.headers?.isEmpty == true { properties.headers = nil }
+            let exchange = parked.originalExchange.isEmpty ? Topology.eventsExchange : parked.originalExchange
+            try await channel.publish(AMQPMessage(exchange: exchange, routingKey: parked.originalRoutingKey, body: delivery.body, properties: properties))
+            replayed.append(parked)
+            return true
+        }
+        return replayed
+    }
+
+    /// Reads the messages of `agentry.dead` once: `take` says, per message, whether to remove it (ack) or leave it
+    /// (it goes back to the queue when the reading channel closes).
+    static func visit(on connection: AMQPConnection, limit: Int,
+                      _ take: (AMQPDelivery) async throws -> Bool) async throws -> [ParkedMessage] {
+        let waiting = Int(try await connection.queueStatus(Topology.deadQueue).messageCount)
+        let count = min(waiting, limit)
+        guard count > 0 else { return [] }
+        let consumer = try await connection.consume(queue: Topology.deadQueue, prefetch: UInt16(clamping: min(count, 1000)))
+        // Should someone else take messages meanwhile, fewer than counted arrive: stop waiting after a while.
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(20))
+            await consumer.close()
+        }
+        defer { watchdog.cancel() }
+        var seen: [ParkedMessage] = []
+        do {
+            var iterator = consumer.makeAsyncIterator()
+            while seen.count < count, let delivery = try await iterator.next() {
+                seen.append(ParkedMessage(delivery))
+                if try await take(delivery) { delivery.ack() }
+            }
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        await consumer.close()
+        return seen
+    }
+}

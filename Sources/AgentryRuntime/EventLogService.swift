@@ -103,8 +103,8 @@ public final class EventLogService: Service, Sendable {
             logConsumer.cancel()
             unhandledConsumer.cancel()
         }
-        logConsumer.close()
-        unhandledConsumer.close()
+        await logConsumer.close()
+        await unhandledConsumer.close()
         logger.info("event log service stopped")
     }
 

@@ -195,7 +195,7 @@ struct AMQPBench {
                 return progress.count.load(ordering: .relaxed)
             }
             let elapsed = clock.now - start
-            consumer.close()
+            await consumer.close()
             guard received == count else {
                 throw BenchError("timeout: received \(received) of \(count) messages, none for 30 s")
             }

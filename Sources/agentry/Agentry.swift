@@ -21,7 +21,7 @@ struct Agentry: AsyncParsableCommand {
               --migrations    AGENTRY_MIGRATIONS_DIR  Migrations
               --topology      AGENTRY_TOPOLOGY_DIR    Topology
             """,
-        subcommands: [Worker.self, Publish.self, Agents.self, Migrate.self, TopologyCommand.self],
+        subcommands: [Worker.self, Publish.self, Agents.self, Dead.self, Migrate.self, TopologyCommand.self],
         defaultSubcommand: nil)
 }
 

@@ -37,7 +37,7 @@ struct AMQPClientTests {
         #expect(!delivery.redelivered)
         #expect(delivery.properties == properties)
         #expect(delivery.properties.isPersistent)
-        consumer.close()
+        await consumer.close()
     }
 
     @Test("every publish under confirms is confirmed, with many in flight")
@@ -95,7 +95,7 @@ struct AMQPClientTests {
         let second = try #require(try await iterator.next())
         #expect(try EventWireFormat.decode(body: second.body, envelope: second.eventEnvelope).priority == .low)
         second.ack()
-        consumer.close()
+        await consumer.close()
     }
 
     @Test("broker errors carry the reply code and text, and the connection stays usable")
@@ -184,7 +184,7 @@ struct AMQPClientTests {
         #expect(again.redelivered)
         again.ack(multiple: true)  // settles b (again), c and d
         #expect(try await TestEnvironment.eventually { try await connection.queueStatus(queue).messageCount == 0 })
-        consumer.close()
+        await consumer.close()
         // Nothing is left unacknowledged: once the consumer's channel is closed, nothing comes back.
         try await Task.sleep(for: .milliseconds(200))
         #expect(try await connection.queueStatus(queue).messageCount == 0)

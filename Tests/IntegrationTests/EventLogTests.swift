@@ -176,7 +176,7 @@ struct EventLogTests {
                     delivery.reject(requeue: true)
                 }
             }
-            dead.close()
+            await dead.close()
             for c in cases {
                 #expect(reasons[c.routingKey] == c.reason, "\(c.routingKey) parked with reason \(reasons[c.routingKey] ?? "none")")
             }
@@ -187,5 +187,51 @@ struct EventLogTests {
 extension AMQPDelivery {
     func headers(_ name: String) -> String? {
         properties.headers?[name]?.stringValue
+    }
+}
+
+@Suite("Dead letters")
+struct DeadLetterTests {
+    @Test("parked messages are listed with their reason, and a replayed event reaches the log")
+    func listAndReplay() async throws {
+        let vhost = try TestEnvironment.makeVhost()
+        defer { TestEnvironment.deleteVhost(vhost) }
+        try await withEventLog(vhost: vhost) { bus, store, connection in
+            let channel = try await connection.openChannel()
+            try await channel.publish(AMQPMessage(exchange: Topology.eventsExchange, routingKey: "test.dead.bad", body: Array("nope".utf8),
+                                                  properties: AMQPProperties(messageID: "bad-1")))
+            // A good event parked by hand (as when the database refused it), to be replayed.
+            let good = Event(type: "test.dead.good", payload: ["n": 1])
+            let parkChannel = try await connection.openChannel(confirms: true)
+            let dead = DeadLetters(channel: parkChannel)
+            let message = EventBus.message(for: good)
+            try await parkChannel.publish(AMQPMessage(exchange: Topology.deadExchange, routingKey: message.routingKey, body: message.body,
+                                                      properties: {
+                                                          var p = message.properties
+                                                          p.headers = [DeadLetters.Header.reason: "refused-by-database",
+                                                                       DeadLetters.Header.originalExchange: .string(Topology.eventsExchange),
+                                                                       DeadLetters.Header.originalRoutingKey: .string(good.type)]
+                                                          return p
+                                                      }()))
+            var listed: [ParkedMessage] = []
+            #expect(try await TestEnvironment.eventually {
+                listed = try await DeadLetters.list(on: connection)
+                return listed.count == 2
+            })
+            let bad = try #require(listed.first { $0.id == "bad-1" })
+            #expect(bad.reason == "not-json")
+            #expect(bad.originalRoutingKey == "test.dead.bad")
+            #expect(bad.queue == Topology.eventLogQueue)
+            #expect(listed.contains { $0.id == good.id.rawValue && $0.reason == "refused-by-database" })
+            // Listing leaves them parked.
+            #expect(try await connection.queueStatus(Topology.deadQueue).messageCount == 2)
+
+            let replayed = try await dead.replay(on: connection, ids: [good.id.rawValue])
+            #expect(replayed.map(\.id) == [good.id.rawValue])
+            #expect(try await TestEnvironment.eventually { try await store.entry(good.id) != nil }, "the replayed event is logged")
+            let remaining = try await DeadLetters.list(on: connection)
+            #expect(remaining.map(\.id) == ["bad-1"])
+            _ = bus
+        }
     }
 }

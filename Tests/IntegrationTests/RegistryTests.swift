@@ -188,7 +188,7 @@ struct RegistryTests {
                 let received = try EventWireFormat.decode(body: delivery.body, envelope: delivery.eventEnvelope)
                 #expect(received.id == heard.id)
                 #expect(delivery.properties.priority == Priority.high.amqpPriority)
-                consumer.close()
+                await consumer.close()
                 #expect(try await TestEnvironment.eventually { try await store.entry(unheard.id)?.unhandled == true })
                 #expect(try await TestEnvironment.eventually { try await store.entry(heard.id) != nil })
                 try await Task.sleep(for: .milliseconds(300))

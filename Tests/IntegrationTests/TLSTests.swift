@@ -89,7 +89,7 @@ struct TLSTests {
         let delivery = try #require(try await iterator.next())
         delivery.ack()
         #expect(String(decoding: delivery.body, as: UTF8.self) == "over tls")
-        consumer.close()
+        await consumer.close()
     }
 
     @Test("a broker certificate from another CA is refused")
