@@ -641,6 +641,11 @@ struct DefinitionReader {
             var priority: Priority?
             if let node = value(f, "priority", required: true) { priority = self.priority(node, path: f.path("priority")) }
             let filters = jsonObject(f, "filters")
+            if let filters {
+                for problem in TriggerFilter.problems(filters) {
+                    report(f.path("filters"), f["filters"], problem)
+                }
+            }
             if let type, let priority {
                 triggers.append(EventTrigger(type: type, priority: priority, filters: filters))
             } else {
