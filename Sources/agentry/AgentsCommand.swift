@@ -300,16 +300,21 @@ extension Agentry.Agents {
 
 /// One agent's definition (a given version, or the highest published one), or a failure saying what is missing.
 func findDefinition(_ options: GlobalOptions, id: String, version: String?) async throws -> (StoredAgentVersion, AgentDefinition) {
-    let found: (StoredAgentVersion, AgentDefinition)?
+    let found: ((StoredAgentVersion, AgentDefinition)?, registered: Bool)
     do {
-        found = try await withRegistry(options) { try await $0.definition(agentID: id, version: version) }
+        found = try await withRegistry(options) { registry in
+            let definition = try await registry.definition(agentID: id, version: version)
+            return (definition, definition != nil || (try await registry.list().contains { $0.agentID == id }))
+        }
     } catch {
         throw fail(error)
     }
-    guard let found else {
-        throw Failure(version.map { "agent '\(id)' has no version \($0)" } ?? "agent '\(id)' has no published version (see `agentry agents list`)")
+    guard let definition = found.0 else {
+        if !found.registered { throw Failure("no agent '\(id)' is registered (see `agentry agents list`)") }
+        throw Failure(version.map { "agent '\(id)' has no version \($0) (see `agentry agents list`)" }
+            ?? "agent '\(id)' has no published version yet: publish one with `agentry agents publish \(id)`, or pass --version")
     }
-    return found
+    return definition
 }
 
 func printTable(header: [String], rows: [[String]]) {
