@@ -304,7 +304,9 @@ func findDefinition(_ options: GlobalOptions, id: String, version: String?) asyn
     do {
         found = try await withRegistry(options) { registry in
             let definition = try await registry.definition(agentID: id, version: version)
-            return (definition, definition != nil || (try await registry.list().contains { $0.agentID == id }))
+            if definition != nil { return (definition, true) }
+            let registered = try await registry.list().contains { $0.agentID == id }
+            return (definition, registered)
         }
     } catch {
         throw fail(error)
