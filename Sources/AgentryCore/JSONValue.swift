@@ -103,11 +103,3 @@ extension JSONValue {
         JSON.serialize(self)
     }
 }
-
-enum JSONCoding {
-    static var encoder: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }
-}

@@ -196,7 +196,7 @@ struct DeadLetterTests {
     func listAndReplay() async throws {
         let vhost = try TestEnvironment.makeVhost()
         defer { TestEnvironment.deleteVhost(vhost) }
-        try await withEventLog(vhost: vhost) { bus, store, connection in
+        try await withEventLog(vhost: vhost) { _, store, connection in
             let channel = try await connection.openChannel()
             try await channel.publish(AMQPMessage(exchange: Topology.eventsExchange, routingKey: "test.dead.bad", body: Array("nope".utf8),
                                                   properties: AMQPProperties(messageID: "bad-1")))
@@ -231,7 +231,6 @@ struct DeadLetterTests {
             #expect(try await TestEnvironment.eventually { try await store.entry(good.id) != nil }, "the replayed event is logged")
             let remaining = try await DeadLetters.list(on: connection)
             #expect(remaining.map(\.id) == ["bad-1"])
-            _ = bus
         }
     }
 }
