@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -70,6 +71,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // posix_spawn with a process group of its own and every inherited descriptor closed, for exec handlers.
+        .target(name: "CSpawn"),
         .target(
             name: "AgentryRuntime",
             dependencies: [
@@ -77,6 +80,11 @@ let package = Package(
                 "AgentryStore",
                 "AgentryBus",
                 "AMQP",
+                "CSpawn",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

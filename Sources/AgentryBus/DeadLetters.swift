@@ -1,5 +1,5 @@
 public import AMQP
-import AgentryCore
+public import AgentryCore
 import Foundation
 
 /// Parks messages that cannot be processed in `agentry.dead`, with the reason in their headers, so that nothing
@@ -17,6 +17,11 @@ public struct DeadLetters: Sendable {
         public static let originalRoutingKey = "x-agentry-original-routing-key"
         /// When it was parked (ISO 8601).
         public static let parkedAt = "x-agentry-dead-at"
+        /// The attempt a delivery to an agent's queue is (1 when absent), set on retries.
+        public static let attempt = "x-agentry-attempt"
+        /// The delay bucket of a retry, matched by the headers exchange `agentry.delay` (no `x-` prefix: the headers
+        /// exchange ignores such headers).
+        public static let delay = "agentry-delay-ms"
     }
 
     let channel: AMQPChannel
@@ -26,19 +31,25 @@ public struct DeadLetters: Sendable {
     }
 
     /// Publishes a copy of the delivery to `agentry.dead` (with confirm). The caller acks the original afterwards.
-    public func park(_ delivery: AMQPDelivery, reason: String, message: String, queue: String) async throws {
-        var properties = delivery.properties
+    /// `replayTo` is where `agentry dead replay` sends it back (default: where it was first published); a failed
+    /// task is replayed to its agent's queue only, through the default exchange.
+    public func park(_ delivery: AMQPDelivery, reason: String, message: String, queue: String,
+                     replayTo: (exchange: String, routingKey: String)? = nil, event: Event? = nil) async throws {
+        // A parked task carries the whole event envelope, so that a replay through the default exchange (whose
+        // routing key is a queue name, not the event type) still reads as the same event.
+        var properties = event.map { EventBus.message(for: $0).properties } ?? delivery.properties
+        if let original = delivery.properties.headers, event != nil { properties.headers = original }
         var headers = properties.headers ?? [:]
         headers[Header.reason] = .string(reason)
         headers[Header.message] = .string(message)
         headers[Header.queue] = .string(queue)
-        headers[Header.originalExchange] = .string(delivery.exchange)
-        headers[Header.originalRoutingKey] = .string(delivery.routingKey)
+        headers[Header.originalExchange] = .string(replayTo?.exchange ?? delivery.exchange)
+        headers[Header.originalRoutingKey] = .string(replayTo?.routingKey ?? delivery.routingKey)
         headers[Header.parkedAt] = .string(Timestamp.format(Date()))
         properties.headers = headers
         properties.deliveryMode = 2
         try await channel.publish(AMQPMessage(exchange: Topology.deadExchange, routingKey: delivery.routingKey,
-                                              body: delivery.body, properties: properties))
+                                              body: event.map(EventWireFormat.encode) ?? delivery.body, properties: properties))
     }
 }
 
@@ -61,7 +72,7 @@ public struct ParkedMessage: Sendable, Hashable {
         func header(_ name: String) -> String { headers[name]?.stringValue ?? "" }
         id = delivery.properties.messageID
             ?? EventID.derived(from: [Array(delivery.routingKey.utf8), delivery.body]).rawValue
-        originalExchange = header(DeadLetters.Header.originalExchange)
+        originalExchange = headers[DeadLetters.Header.originalExchange]?.stringValue ?? Topology.eventsExchange
         originalRoutingKey = headers[DeadLetters.Header.originalRoutingKey]?.stringValue ?? delivery.routingKey
         reason = header(DeadLetters.Header.reason)
         message = header(DeadLetters.Header.message)
@@ -79,7 +90,8 @@ extension DeadLetters {
     }
 
     /// Publishes parked messages again to where they were first published (their original exchange and routing key,
-    /// with the parking headers removed), and removes them from `agentry.dead`. `ids` nil replays every message.
+    /// with the parking headers and the attempt count removed, so a replayed task gets its retries afresh), and removes
+    /// them from `agentry.dead`. `ids` nil replays every message.
     /// - Returns: the messages replayed.
     public func replay(on connection: AMQPConnection, ids: Set<String>?) async throws -> [ParkedMessage] {
         var replayed: [ParkedMessage] = []
@@ -88,10 +100,12 @@ extension DeadLetters {
             let parked = ParkedMessage(delivery)
             guard ids == nil || ids!.contains(parked.id) else { return false }
             var properties = delivery.properties
-            properties.headers = properties.headers?.filter { !$0.key.hasPrefix("x-agentry-dead-") && !$0.key.hasPrefix("x-agentry-original-") }
+            properties.headers = properties.headers?.filter {
+                !$0.key.hasPrefix("x-agentry-dead-") && !$0.key.hasPrefix("x-agentry-original-") && $0.key != Header.attempt
+                    && $0.key != Header.delay
+            }
             if properties.headers?.isEmpty == true { properties.headers = nil }
-            let exchange = parked.originalExchange.isEmpty ? Topology.eventsExchange : parked.originalExchange
-            try await channel.publish(AMQPMessage(exchange: exchange, routingKey: parked.originalRoutingKey, body: delivery.body, properties: properties))
+            try await channel.publish(AMQPMessage(exchange: parked.originalExchange, routingKey: parked.originalRoutingKey, body: delivery.body, properties: properties))
             replayed.append(parked)
             return true
         }

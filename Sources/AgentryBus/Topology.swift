@@ -33,6 +33,10 @@ public struct Topology: Sendable, Equatable {
     public static let eventLogQueue = "agentry.event-log"
     public static let unhandledQueue = "agentry.unhandled"
     public static let deadQueue = "agentry.dead"
+    /// Holds retries until they are due (headers exchange; see ``delayQueue(milliseconds:)``).
+    public static let delayExchange = "agentry.delay"
+    /// Broadcasts control messages (pause, resume, stop, cancel) to every worker's control queue.
+    public static let controlExchange = "agentry.control"
     /// Priority levels of every Agentry queue (AMQP priorities 1 LOW … 4 CRITICAL).
     public static let maxPriority: Int64 = 4
 
@@ -42,6 +46,21 @@ public struct Topology: Sendable, Equatable {
     }
 
     /// The binding that routes events matching `pattern` to an agent's queue.
+    /// The queue that holds retries due after `milliseconds`: every message in it waits the same time (so none
+    /// waits behind a later one), then is dead-lettered through the default exchange with its routing key, the
+    /// agent's queue name, keeping its priority. Unused delay queues expire a minute after their last retry.
+    public static func delayQueue(milliseconds: Int) -> QueueDeclaration {
+        QueueDeclaration(name: "agentry.delay.\(milliseconds)", arguments: [
+            "x-message-ttl": .int(Int64(milliseconds)), "x-dead-letter-exchange": "",
+            "x-expires": .int(Int64(milliseconds) + 60_000),
+        ])
+    }
+
+    public static func delayBinding(milliseconds: Int) -> BindingDeclaration {
+        BindingDeclaration(source: delayExchange, destination: .queue("agentry.delay.\(milliseconds)"),
+                           arguments: ["x-match": "all", "agentry-delay-ms": .string(String(milliseconds))])
+    }
+
     public static func agentBinding(_ agentID: String, pattern: String) -> BindingDeclaration {
         BindingDeclaration(source: routeExchange, destination: .queue(agentQueue(agentID).name), routingKey: pattern)
     }

@@ -560,10 +560,11 @@ struct DefinitionReader {
                        suggestion: Suggest.didYouMean(name, among: names))
             }
         }
+        let workerLabels = stringMap(fields, "worker_labels") ?? [:]
         guard let metadata, let goal, let triggers else { return nil }
         return AgentDefinition(metadata: metadata, goal: goal, triggers: triggers, eventPools: pools,
                                subagents: subagents, skills: skills, permissions: permissions, config: config,
-                               handler: handler, resources: resources, retry: retry, onBusy: onBusy)
+                               handler: handler, resources: resources, retry: retry, onBusy: onBusy, workerLabels: workerLabels)
     }
 
     mutating func metadata(_ node: Node) -> AgentMetadata? {
@@ -724,6 +725,7 @@ struct DefinitionReader {
         if let flag = bool(f, "auto_retry") { config.autoRetry = flag }
         if let flag = bool(f, "feedback_collection") { config.feedbackCollection = flag }
         if let n = int(f, "timeout_seconds", positive: true) { config.timeoutSeconds = n }
+        if let flag = bool(f, "task_events") { config.taskEvents = flag }
         return config
     }
 

@@ -36,12 +36,15 @@ enum YAMLWriter {
                 ("auto_retry", bool(d.config.autoRetry)),
                 ("feedback_collection", bool(d.config.feedbackCollection)),
                 ("timeout_seconds", int(d.config.timeoutSeconds)),
-            ])),
+            ] + (d.config.taskEvents ? [] : [("task_events", bool(false))]))),
         ]
         if let handler = d.handler { pairs.append(("handler", self.handler(handler))) }
         if !d.resources.isEmpty { pairs.append(("resources", strings(d.resources))) }
         if let retry = d.retry { pairs.append(("retry", self.retry(retry))) }
         if d.onBusy != .queue { pairs.append(("on_busy", string(d.onBusy.rawValue))) }
+        if !d.workerLabels.isEmpty {
+            pairs.append(("worker_labels", mapping(d.workerLabels.sorted { $0.key < $1.key }.map { ($0.key, string($0.value)) })))
+        }
         return mapping(pairs)
     }
 

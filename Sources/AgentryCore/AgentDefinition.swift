@@ -33,11 +33,14 @@ public struct AgentDefinition: Sendable, Hashable, Codable {
     public var retry: RetryPolicy?
     /// What to do with an event that arrives while `max_parallel_tasks` runs are going (YAML `on_busy`); default `queue`.
     public var onBusy: BusyPolicy
+    /// Labels a worker must carry to serve this agent (YAML `worker_labels`, e.g. `{lab: lab-1}` for an agent that
+    /// needs the devices of one lab); default `{}`, any worker. Workers get labels with `agentry worker --label`.
+    public var workerLabels: [String: String]
 
     public init(metadata: AgentMetadata, goal: AgentGoal, triggers: [EventTrigger], eventPools: [String] = [],
                 subagents: [SubagentReference] = [], skills: [String] = [], permissions: AgentPermissions = AgentPermissions(),
                 config: AgentConfig = AgentConfig(), handler: Handler? = nil, resources: [String] = [],
-                retry: RetryPolicy? = nil, onBusy: BusyPolicy = .queue) {
+                retry: RetryPolicy? = nil, onBusy: BusyPolicy = .queue, workerLabels: [String: String] = [:]) {
         self.metadata = metadata
         self.goal = goal
         self.triggers = triggers
@@ -50,6 +53,7 @@ public struct AgentDefinition: Sendable, Hashable, Codable {
         self.resources = resources
         self.retry = retry
         self.onBusy = onBusy
+        self.workerLabels = workerLabels
     }
 
     /// The handler that runs: ``handler``, or `log` when none is declared.
@@ -83,6 +87,7 @@ public struct AgentDefinition: Sendable, Hashable, Codable {
         case eventPools = "event_pools"
         case subagents, skills, permissions, config, handler, resources, retry
         case onBusy = "on_busy"
+        case workerLabels = "worker_labels"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -99,6 +104,7 @@ public struct AgentDefinition: Sendable, Hashable, Codable {
         resources = try c.decodeIfPresent([String].self, forKey: .resources) ?? []
         retry = try c.decodeIfPresent(RetryPolicy.self, forKey: .retry)
         onBusy = try c.decodeIfPresent(BusyPolicy.self, forKey: .onBusy) ?? .queue
+        workerLabels = try c.decodeIfPresent([String: String].self, forKey: .workerLabels) ?? [:]
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -115,6 +121,8 @@ public struct AgentDefinition: Sendable, Hashable, Codable {
         try c.encode(resources, forKey: .resources)
         try c.encodeIfPresent(retry, forKey: .retry)
         try c.encode(onBusy, forKey: .onBusy)
+        // Written only when set, so that definitions stored before the field existed compare equal.
+        if !workerLabels.isEmpty { try c.encode(workerLabels, forKey: .workerLabels) }
     }
 }
 
@@ -268,14 +276,18 @@ public struct AgentConfig: Sendable, Hashable, Codable {
     public var feedbackCollection: Bool
     /// Default 3600; must be positive.
     public var timeoutSeconds: Int
+    /// Whether each task announces itself with `agent.task.started`, `agent.task.completed` and `agent.task.failed`
+    /// (not in the seed). Default true; a high-volume agent can switch them off, its runs are still recorded.
+    public var taskEvents: Bool
 
     public init(maxParallelTasks: Int = 3, approvalRequiredFor: [String] = [], autoRetry: Bool = true,
-                feedbackCollection: Bool = true, timeoutSeconds: Int = 3600) {
+                feedbackCollection: Bool = true, timeoutSeconds: Int = 3600, taskEvents: Bool = true) {
         self.maxParallelTasks = maxParallelTasks
         self.approvalRequiredFor = approvalRequiredFor
         self.autoRetry = autoRetry
         self.feedbackCollection = feedbackCollection
         self.timeoutSeconds = timeoutSeconds
+        self.taskEvents = taskEvents
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -284,6 +296,7 @@ public struct AgentConfig: Sendable, Hashable, Codable {
         case autoRetry = "auto_retry"
         case feedbackCollection = "feedback_collection"
         case timeoutSeconds = "timeout_seconds"
+        case taskEvents = "task_events"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -294,6 +307,18 @@ public struct AgentConfig: Sendable, Hashable, Codable {
         autoRetry = try c.decodeIfPresent(Bool.self, forKey: .autoRetry) ?? defaults.autoRetry
         feedbackCollection = try c.decodeIfPresent(Bool.self, forKey: .feedbackCollection) ?? defaults.feedbackCollection
         timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? defaults.timeoutSeconds
+        taskEvents = try c.decodeIfPresent(Bool.self, forKey: .taskEvents) ?? defaults.taskEvents
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(maxParallelTasks, forKey: .maxParallelTasks)
+        try c.encode(approvalRequiredFor, forKey: .approvalRequiredFor)
+        try c.encode(autoRetry, forKey: .autoRetry)
+        try c.encode(feedbackCollection, forKey: .feedbackCollection)
+        try c.encode(timeoutSeconds, forKey: .timeoutSeconds)
+        // Written only when off, so that definitions stored before the field existed compare equal.
+        if !taskEvents { try c.encode(taskEvents, forKey: .taskEvents) }
     }
 }
 

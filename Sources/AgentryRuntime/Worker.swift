@@ -7,10 +7,13 @@ import ServiceLifecycle
 import UnixSignals
 
 /// `agentry worker`: connects to RabbitMQ and PostgreSQL (waiting for them), checks the schema, declares the
-/// topology and runs the worker's services until SIGTERM/SIGINT. At this stage it runs the event log service.
+/// topology and runs the worker's services until SIGTERM/SIGINT: the event log service and the agents.
 public struct Worker: Sendable {
     public let configuration: AgentryConfiguration
     public var eventLogOptions = EventLogService.Options()
+    public var workerOptions = WorkerOptions()
+    /// Run the event log service (consumers of `agentry.event-log` and `agentry.unhandled`). Default true.
+    public var runsEventLog = true
     let logger: Logger
 
     public init(configuration: AgentryConfiguration, logger: Logger) {
@@ -31,7 +34,7 @@ public struct Worker: Sendable {
         try await connection.connect(keepTrying: true)
 
         let setup = WorkerSetup(connection: connection, database: database, topology: topology, migrations: migrations,
-                                eventLogOptions: eventLogOptions, logger: logger)
+                                eventLogOptions: eventLogOptions, workerOptions: workerOptions, runsEventLog: runsEventLog, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: database),
@@ -56,6 +59,8 @@ struct WorkerSetup: Service {
     let topology: Topology
     let migrations: [Migration]
     let eventLogOptions: EventLogService.Options
+    let workerOptions: WorkerOptions
+    let runsEventLog: Bool
     let logger: Logger
 
     func run() async throws {
@@ -79,9 +84,15 @@ struct WorkerSetup: Service {
         let bus = try await EventBus(connection: connection, logger: logger)
         let eventLog = EventLogService(connection: connection, bus: bus, store: EventLogStore(database: database, logger: logger),
                                        options: eventLogOptions, logger: logger)
-        logger.info("worker ready", metadata: ["agentry.services": "event-log"])
-        try await cancelWhenGracefulShutdown {
-            try await eventLog.run()
+        let agents = AgentWorker(connection: connection, bus: bus, database: database, topology: topology,
+                                 options: workerOptions, logger: logger)
+        logger.info("worker ready", metadata: ["agentry.services": "\(runsEventLog ? "event-log, " : "")agents"])
+        // Both handle the graceful shutdown themselves: the log flushes what it holds, the agents let running
+        // tasks finish within the grace period.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if runsEventLog { group.addTask { try await eventLog.run() } }
+            group.addTask { try await agents.run() }
+            try await group.waitForAll()
         }
     }
 }

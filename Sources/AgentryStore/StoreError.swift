@@ -11,6 +11,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         public static let migrationChanged = Code("migration changed")
         public static let missingMigrations = Code("missing migrations")
         public static let query = Code("query failed")
+        public static let notFound = Code("not found")
         public var description: String { name }
     }
 

@@ -21,7 +21,7 @@ struct Agentry: AsyncParsableCommand {
               --migrations    AGENTRY_MIGRATIONS_DIR  Migrations
               --topology      AGENTRY_TOPOLOGY_DIR    Topology
             """,
-        subcommands: [Worker.self, Publish.self, Agents.self, Dead.self, Migrate.self, TopologyCommand.self],
+        subcommands: [Worker.self, Publish.self, Agents.self, Runs.self, Workers.self, Dead.self, Migrate.self, TopologyCommand.self],
         defaultSubcommand: nil)
 }
 
@@ -87,9 +87,36 @@ func fail(_ error: any Error) -> Failure {
 extension Agentry {
     struct Worker: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run a worker: the event log service (and, as they land, the agents) until SIGTERM or SIGINT.")
+            abstract: "Run a worker: the published agents and the event log service, until SIGTERM or SIGINT.",
+            discussion: """
+                Any number of workers may run, on any hosts. Each serves every published agent, or those named \
+                with --agents, and only agents whose worker_labels its --label flags carry. On SIGTERM or SIGINT \
+                it stops taking work, lets running tasks finish within --shutdown-grace, returns the rest to \
+                their queues and exits 0.
+                """)
 
         @OptionGroup var options: GlobalOptions
+
+        @Option(help: "Serve only these agents (comma-separated ids); default: every published agent.")
+        var agents: String?
+
+        @Option(name: .customLong("label"), help: "A label of this worker, KEY=VALUE (repeatable), matched against agents' worker_labels.")
+        var labels: [String] = []
+
+        @Option(help: "Seconds running tasks get to finish on SIGTERM before their events go back to the queue.")
+        var shutdownGrace: Double = 30
+
+        @Option(help: "Seconds between heartbeats.")
+        var heartbeatSeconds: Double = 2
+
+        @Option(help: "Seconds without a heartbeat after which a worker counts as gone and its runs are taken over.")
+        var workerExpirySeconds: Double = 10
+
+        @Option(help: "Seconds between re-reads of the published agents (control messages trigger one at once).")
+        var syncSeconds: Double = 5
+
+        @Flag(help: "Do not run the event log service on this worker (another worker runs it).")
+        var noEventLog = false
 
         @Option(help: "Events written to event_log per statement.")
         var logBatchSize: Int = 500
@@ -100,6 +127,15 @@ extension Agentry {
         func validate() throws {
             guard logBatchSize > 0 else { throw ValidationError("--log-batch-size must be positive, got \(logBatchSize)") }
             guard logBatchLatencyMs > 0 else { throw ValidationError("--log-batch-latency-ms must be positive, got \(logBatchLatencyMs)") }
+            for label in labels where label.split(separator: "=", maxSplits: 1).count != 2 || label.hasPrefix("=") {
+                throw ValidationError("--label '\(label)' is not KEY=VALUE (e.g. --label lab=lab-1)")
+            }
+            guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative, got \(shutdownGrace)") }
+            guard heartbeatSeconds > 0 else { throw ValidationError("--heartbeat-seconds must be positive, got \(heartbeatSeconds)") }
+            guard workerExpirySeconds > heartbeatSeconds * 2 else {
+                throw ValidationError("--worker-expiry-seconds (\(workerExpirySeconds)) must be more than twice --heartbeat-seconds (\(heartbeatSeconds))")
+            }
+            guard syncSeconds > 0 else { throw ValidationError("--sync-seconds must be positive, got \(syncSeconds)") }
         }
 
         func run() async throws {
@@ -108,6 +144,18 @@ extension Agentry {
             var worker = AgentryRuntime.Worker(configuration: configuration, logger: logger)
             worker.eventLogOptions.batchSize = logBatchSize
             worker.eventLogOptions.maxLatency = .milliseconds(logBatchLatencyMs)
+            worker.runsEventLog = !noEventLog
+            if let agents {
+                worker.workerOptions.agents = Set(agents.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+            }
+            for label in labels {
+                let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
+                worker.workerOptions.labels[parts[0]] = parts[1]
+            }
+            worker.workerOptions.shutdownGrace = .milliseconds(Int64(shutdownGrace * 1000))
+            worker.workerOptions.heartbeatInterval = .milliseconds(Int64(heartbeatSeconds * 1000))
+            worker.workerOptions.workerExpiry = .milliseconds(Int64(workerExpirySeconds * 1000))
+            worker.workerOptions.syncInterval = .milliseconds(Int64(syncSeconds * 1000))
             do {
                 try await worker.run()
             } catch {

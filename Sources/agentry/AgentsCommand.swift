@@ -11,7 +11,8 @@ extension Agentry {
     struct Agents: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate, register, publish and inspect agent definitions.",
-            subcommands: [Validate.self, Apply.self, Publish.self, List.self, Show.self, Export.self, Retire.self])
+            subcommands: [Validate.self, Apply.self, Publish.self, List.self, Show.self, Export.self, Retire.self,
+                          Pause.self, Resume.self, Stop.self, Start.self])
     }
 }
 
@@ -327,4 +328,42 @@ func printTable(header: [String], rows: [[String]]) {
             index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
         }.joined(separator: "  "))
     }
+}
+
+extension Agentry.Agents {
+    /// pause / resume / stop / start: the desired state, persisted and sent to every worker.
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop taking new events of an agent on every worker; they keep queueing.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Agent id.") var id: String
+        func run() async throws { try await setDesiredState(.paused, id, options, "paused: running tasks finish, new events wait in agentry.agent.\(id)") }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Take events of a paused or stopped agent again on every worker.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Agent id.") var id: String
+        func run() async throws { try await setDesiredState(.running, id, options, "resumed: every worker serving it takes its events again") }
+    }
+
+    struct Stop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "End an agent's instances on every worker: running tasks are cancelled and their events requeued.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Agent id.") var id: String
+        func run() async throws { try await setDesiredState(.stopped, id, options, "stopped: its instances end; events wait in agentry.agent.\(id)") }
+    }
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start a stopped agent's instances on every worker that serves it.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Agent id.") var id: String
+        func run() async throws { try await setDesiredState(.running, id, options, "started on every worker that serves it") }
+    }
+}
+
+func setDesiredState(_ state: DesiredState, _ id: String, _ options: GlobalOptions, _ message: String) async throws {
+    try await withRuntime(options) { connection, store in
+        try await AgentControl(store: store, connection: connection).set(state, agentID: id)
+    }
+    print("\(id) \(message)")
 }

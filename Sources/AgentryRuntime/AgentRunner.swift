@@ -1,0 +1,485 @@
+import AMQP
+import AgentryBus
+import AgentryCore
+import AgentryStore
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+
+/// One agent served by one worker: consumes `agentry.agent.<id>`, and for each delivery filters, claims a run
+/// (within `max_parallel_tasks` across all workers), runs the handler, records and publishes the outcome, then
+/// acks. Retries wait in `agentry.delay.<ms>` without holding a slot; the last failure is parked in `agentry.dead`.
+final class AgentRunner: Sendable {
+    /// Why a run was cancelled: by an operator (the event is dropped, recorded as cancelled) or because the
+    /// instance stops or the worker shuts down (the event goes back to the queue).
+    enum CancelReason: Sendable, Equatable {
+        case operatorRequest(String)
+        case returnToQueue(String)
+    }
+
+    enum Mode: Sendable, Equatable { case consuming, paused, stopped }
+
+    struct Running: Sendable {
+        let task: Task<HandlerOutcome, Never>
+        let event: EventID
+        var cancelReason: CancelReason?
+    }
+
+    struct State: Sendable {
+        var definition: AgentDefinition
+        var instanceID: UUID?
+        var mode: Mode = .stopped
+        var consumer: AMQPConsumer?
+        var serving: Task<Void, Never>?
+        var running: [UUID: Running] = [:]
+        var lastRun: UUID?
+        var instanceDirty = true
+    }
+
+    let agentID: String
+    let context: WorkerContext
+    let state: NIOLockedValueBox<State>
+    let logger: Logger
+
+    init(definition: AgentDefinition, context: WorkerContext) {
+        self.agentID = definition.metadata.id
+        self.context = context
+        self.state = NIOLockedValueBox(State(definition: definition))
+        var logger = context.logger
+        logger[metadataKey: "agentry.agent.id"] = "\(definition.metadata.id)"
+        self.logger = logger
+    }
+
+    var definition: AgentDefinition { state.withLockedValue { $0.definition } }
+    var mode: Mode { state.withLockedValue { $0.mode } }
+    var runningCount: Int { state.withLockedValue { $0.running.count } }
+
+    /// How many deliveries this worker takes at once: the agent's limit. Kept small on purpose (the broker's
+    /// priority order only applies to what is not yet delivered).
+    static func prefetch(for definition: AgentDefinition, options: WorkerOptions) -> UInt16 {
+        UInt16(clamping: max(1, min(definition.config.maxParallelTasks, options.maxTasksPerAgent ?? Int.max)))
+    }
+
+    // MARK: Lifecycle
+
+    /// Starts (or resumes) consuming. Announces `agent.started` when the instance was not running before.
+    func start() async throws {
+        let (definition, wasStopped) = state.withLockedValue { ($0.definition, $0.mode == .stopped) }
+        guard mode != .consuming else { return }
+        let instanceID = try await context.store.upsertInstance(workerID: context.workerID, agentID: agentID,
+                                                                version: definition.metadata.version, state: .idle)
+        let consumer = try await context.connection.consume(queue: definition.queueName,
+                                                            prefetch: Self.prefetch(for: definition, options: context.options))
+        let serving = Task { await self.serve(consumer) }
+        state.withLockedValue {
+            $0.instanceID = instanceID
+            $0.mode = .consuming
+            $0.consumer = consumer
+            $0.serving = serving
+            $0.instanceDirty = true
+        }
+        logger.info("agent instance consuming", metadata: ["agentry.instance.id": "\(instanceID)", "agentry.agent.version": "\(definition.metadata.version)"])
+        if wasStopped {
+            await context.announce(Event(type: "agent.started", payload: [
+                "instance_id": .string(instanceID.uuidString.lowercased()), "agent_id": .string(agentID),
+                "version": .string(definition.metadata.version), "worker_id": .string(context.workerID),
+            ], priority: .normal, source: context.source))
+        }
+    }
+
+    /// Stops taking new events; running tasks go on. Events keep queueing on the broker.
+    func pause() async {
+        let consumer = state.withLockedValue { s -> AMQPConsumer? in
+            guard s.mode == .consuming else { return nil }
+            s.mode = .paused
+            s.instanceDirty = true
+            return s.consumer
+        }
+        consumer?.cancel()
+        if consumer != nil { logger.info("agent instance paused") }
+        await flushInstance()
+    }
+
+    /// Ends the instance: stops consuming, returns running tasks' events to the queue after `grace` (zero: at
+    /// once), waits for them, and announces `agent.stopped`.
+    func stop(grace: Duration, reason: String) async {
+        let (consumer, serving, instanceID, wasRunning) = state.withLockedValue { s in
+            let result = (s.consumer, s.serving, s.instanceID, s.mode != .stopped)
+            s.mode = .stopped
+            s.instanceDirty = true
+            return result
+        }
+        consumer?.cancel()
+        if let serving {
+            let deadline = Task {
+                try? await Task.sleep(for: grace)
+                if !Task.isCancelled { self.cancelAll(.returnToQueue(reason)) }
+            }
+            await serving.value
+            deadline.cancel()
+        }
+        state.withLockedValue {
+            $0.consumer = nil
+            $0.serving = nil
+        }
+        if let instanceID {
+            try? await context.store.updateInstance(instanceID, state: .stopped, currentTask: nil, runningTasks: 0)
+            if wasRunning {
+                await context.announce(Event(type: "agent.stopped", payload: [
+                    "instance_id": .string(instanceID.uuidString.lowercased()), "agent_id": .string(agentID),
+                    "worker_id": .string(context.workerID), "reason": .string(reason),
+                ], priority: .normal, source: context.source))
+            }
+        }
+        logger.info("agent instance stopped", metadata: ["reason": "\(reason)"])
+    }
+
+    /// Replaces the definition (a new version was published). New deliveries use it; when the agent's limit
+    /// changed, the consumer is restarted with the new prefetch.
+    func update(_ definition: AgentDefinition) async throws {
+        let (old, consuming) = state.withLockedValue { s -> (AgentDefinition, Bool) in
+            let old = s.definition
+            s.definition = definition
+            s.instanceDirty = true
+            return (old, s.mode == .consuming)
+        }
+        guard old != definition else { return }
+        logger.info("agent version changed", metadata: ["agentry.agent.version": "\(definition.metadata.version)"])
+        if let instanceID = state.withLockedValue({ $0.instanceID }) {
+            _ = try await context.store.upsertInstance(workerID: context.workerID, agentID: agentID,
+                                                       version: definition.metadata.version, state: consuming ? .idle : .paused)
+            _ = instanceID
+        }
+        if consuming, Self.prefetch(for: old, options: context.options) != Self.prefetch(for: definition, options: context.options) {
+            await pause()
+            state.withLockedValue { $0.mode = .paused }
+            try await start()
+        }
+    }
+
+    /// Cancels one run of this agent, if it runs here. Returns whether it did.
+    func cancel(runID: UUID, reason: CancelReason) -> Bool {
+        let task = state.withLockedValue { s -> Task<HandlerOutcome, Never>? in
+            guard var running = s.running[runID] else { return nil }
+            running.cancelReason = reason
+            s.running[runID] = running
+            return running.task
+        }
+        task?.cancel()
+        return task != nil
+    }
+
+    func cancelAll(_ reason: CancelReason) {
+        let ids = state.withLockedValue { Array($0.running.keys) }
+        for id in ids { _ = cancel(runID: id, reason: reason) }
+    }
+
+    /// Writes the instance row when something changed since the last write (called by the worker's reporter).
+    func flushInstance() async {
+        let snapshot = state.withLockedValue { s -> (UUID, InstanceRecord.State, UUID?, Int)? in
+            guard s.instanceDirty, let id = s.instanceID else { return nil }
+            s.instanceDirty = false
+            let instanceState: InstanceRecord.State = switch s.mode {
+            case .stopped: .stopped
+            case .paused: .paused
+            case .consuming: s.running.isEmpty ? .idle : .running
+            }
+            return (id, instanceState, s.running.isEmpty ? nil : s.lastRun, s.running.count)
+        }
+        guard let (id, instanceState, task, count) = snapshot else { return }
+        do {
+            try await context.store.updateInstance(id, state: instanceState, currentTask: task, runningTasks: count)
+        } catch {
+            state.withLockedValue { $0.instanceDirty = true }
+            logger.warning("cannot update the instance row", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Serving deliveries
+
+    private func serve(_ consumer: AMQPConsumer) async {
+        await withDiscardingTaskGroup { group in
+            do {
+                for try await delivery in consumer {
+                    group.addTask { await self.handle(delivery) }
+                }
+            } catch {
+                logger.error("consumer of \(consumer.queue) ended", metadata: ["error": "\(error)"])
+                state.withLockedValue {
+                    if $0.mode == .consuming { $0.mode = .paused }
+                    $0.instanceDirty = true
+                }
+            }
+        }
+        await consumer.close()
+    }
+
+    private var isTakingWork: Bool { state.withLockedValue { $0.mode == .consuming } }
+
+    func handle(_ delivery: AMQPDelivery) async {
+        let definition = self.definition
+        let event: Event
+        do {
+            event = try EventWireFormat.decode(body: delivery.body, envelope: delivery.eventEnvelope, maxBodySize: context.options.maxBodySize)
+        } catch {
+            await park(delivery, event: nil, reason: error.reason.description, message: error.message)
+            return
+        }
+        let attempt = max(1, Int(delivery.properties.headers?[DeadLetters.Header.attempt]?.intValue ?? 1))
+        var run = TaskRun(runID: Self.newRunID(), agentID: agentID, agentVersion: definition.metadata.version,
+                          eventID: event.id.rawValue, eventType: event.type, priority: event.priority,
+                          workerID: context.workerID, instanceID: state.withLockedValue { $0.instanceID },
+                          attempt: attempt, state: .running, eventAt: event.timestamp)
+
+        if let reason = Self.skipReason(definition, event: event, pools: context.topology.eventPools) {
+            run.state = .skipped
+            run.message = reason
+            let skipped = run
+            await persist("record a skipped run") { try await self.context.store.recordSkipped(skipped) }
+            delivery.ack()
+            return
+        }
+
+        // Claim a run: wait while the agent is at its limit (the delivery stays ours, unacked) or while a live
+        // worker still runs this event (a redelivery after a lost connection).
+        var wait = Duration.milliseconds(10)
+        claiming: while true {
+            guard isTakingWork else {
+                delivery.reject(requeue: true)
+                return
+            }
+            do {
+                switch try await context.store.claim(run, maxParallel: definition.config.maxParallelTasks, workerExpiry: context.options.workerExpiry) {
+                case .claimed:
+                    break claiming
+                case .alreadyCompleted(let previous):
+                    logger.info("event already completed for this agent; not running it again", metadata: [
+                        "agentry.event.id": "\(event.id)", "agentry.run.state": "\(previous.rawValue)",
+                    ])
+                    delivery.ack()
+                    return
+                case .busy:
+                    try? await Task.sleep(for: wait)
+                    wait = min(wait * 2, .milliseconds(250))
+                case .runningElsewhere(let other, let worker):
+                    logger.debug("event is running on another worker; waiting for its outcome", metadata: [
+                        "agentry.run.id": "\(other)", "agentry.worker.id": "\(worker)",
+                    ])
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            } catch {
+                logger.warning("cannot claim a run; trying again", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+
+        let started = ContinuousClock.now
+        let taskContext = TaskContext(runID: run.runID, agent: definition, event: event, attempt: attempt,
+                                      workerID: context.workerID, instanceID: run.instanceID,
+                                      timeout: .seconds(definition.config.timeoutSeconds), killGrace: context.options.killGrace,
+                                      outputLimit: context.options.outputLimit)
+        let handlers = context.handlers
+        let task = Task { await handlers.run(taskContext) }
+        state.withLockedValue {
+            $0.running[run.runID] = Running(task: task, event: event.id)
+            $0.lastRun = run.runID
+            $0.instanceDirty = true
+        }
+        if definition.config.taskEvents {
+            await context.announce(event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + [
+                "attempt": .int(Int64(attempt)),
+            ], priority: .normal, source: context.source))
+        }
+        var outcome = await task.value
+        let cancelReason = state.withLockedValue { s -> CancelReason? in
+            let reason = s.running.removeValue(forKey: run.runID)?.cancelReason
+            s.instanceDirty = true
+            return reason
+        }
+        if outcome.status == .cancelled, cancelReason == nil {
+            outcome.message = outcome.message ?? "cancelled"
+        }
+        let elapsed = ContinuousClock.now - started
+        await conclude(run: run, event: event, delivery: delivery, definition: definition, outcome: outcome,
+                       cancelReason: cancelReason, elapsed: elapsed)
+    }
+
+    private func conclude(run: TaskRun, event: Event, delivery: AMQPDelivery, definition: AgentDefinition,
+                          outcome: HandlerOutcome, cancelReason: CancelReason?, elapsed: Duration) async {
+        let store = context.store
+        let result = outcome.result.map(JSON.serialize)
+        let milliseconds = Int64(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        switch outcome.status {
+        case .succeeded:
+            // Follow-ups first, with ids derived from this agent and event: should the worker die before the run
+            // is recorded, the run again publishes the same ids, which the log and the agents' runs dedupe.
+            for (index, followUp) in outcome.followUps.enumerated() {
+                var derived = followUp
+                derived.id = EventID.derived(from: [Array(agentID.utf8), Array(event.id.rawValue.utf8), Array(String(index).utf8)])
+                let stable = derived
+                await persist("publish a follow-up event") { try await self.context.bus.publish(stable) }
+            }
+            let recorded = await persist("record the run's outcome") {
+                try await store.finish(run.runID, .init(state: .succeeded, result: result, output: outcome.output,
+                                                        stderr: outcome.stderr, exitStatus: outcome.exitStatus))
+            }
+            if recorded == true, definition.config.taskEvents {
+                var payload = lifecyclePayload(run, event)
+                payload["duration_ms"] = .int(milliseconds)
+                if let value = outcome.result { payload["result"] = value }
+                await context.announce(event.followUp(type: "agent.task.completed", payload: payload, priority: .normal, source: context.source))
+            }
+            delivery.ack()
+
+        case .failed, .timedOut:
+            let state: TaskRun.State = outcome.status == .timedOut ? .timedOut : .failed
+            let policy = definition.effectiveRetry
+            let message = outcome.message ?? "the handler failed"
+            if definition.config.autoRetry, run.attempt < policy.attempts {
+                let delay = Self.jittered(policy.backoff.delay(afterAttempt: run.attempt), jitter: context.options.retryJitter)
+                let due = Date().addingTimeInterval(delay)
+                await persist("record the failed attempt") {
+                    try await store.finish(run.runID, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
+                                                            exitStatus: outcome.exitStatus, message: message, retryAt: due))
+                }
+                await persist("schedule the retry") { try await self.scheduleRetry(event, attempt: run.attempt + 1, delaySeconds: delay) }
+                logger.info("run failed; retrying later", metadata: [
+                    "agentry.run.id": "\(run.runID)", "agentry.attempt": "\(run.attempt)", "agentry.retry.in_s": "\(String(format: "%.2f", delay))",
+                    "error": "\(message)",
+                ])
+                delivery.ack()
+                return
+            }
+            let attempts = definition.config.autoRetry ? policy.attempts : 1
+            let final = "\(message) (attempt \(run.attempt) of \(attempts))"
+            await persist("record the failed run") {
+                try await store.finish(run.runID, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
+                                                        exitStatus: outcome.exitStatus, message: final))
+            }
+            await park(delivery, event: event, reason: state == .timedOut ? "task-timed-out" : "task-failed", message: final)
+            var payload = lifecyclePayload(run, event)
+            payload["error"] = .string(final)
+            payload["state"] = .string(state.rawValue)
+            payload["attempts"] = .int(Int64(run.attempt))
+            // Failures are announced even when per-task events are off: they need someone's attention.
+            await context.announce(event.followUp(type: "agent.task.failed", payload: payload, priority: .high, source: context.source))
+            logger.warning("run failed for good; event parked in agentry.dead", metadata: ["agentry.run.id": "\(run.runID)", "error": "\(final)"])
+
+        case .cancelled:
+            switch cancelReason {
+            case .operatorRequest(let who)?:
+                await persist("record the cancelled run") {
+                    try await store.finish(run.runID, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
+                                                            exitStatus: outcome.exitStatus, message: "cancelled by \(who)"))
+                }
+                delivery.ack()
+            case .returnToQueue(let why)?:
+                await persist("record the interrupted run") {
+                    try await store.finish(run.runID, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
+                                                            exitStatus: outcome.exitStatus, message: "\(why); the event went back to the queue"))
+                }
+                delivery.reject(requeue: true)
+            case nil:
+                await persist("record the cancelled run") {
+                    try await store.finish(run.runID, .init(state: .cancelled, message: outcome.message))
+                }
+                delivery.reject(requeue: true)
+            }
+        }
+    }
+
+    func lifecyclePayload(_ run: TaskRun, _ event: Event) -> JSONObject {
+        [
+            "instance_id": run.instanceID.map { .string($0.uuidString.lowercased()) } ?? .null,
+            "task_id": .string(run.runID.uuidString.lowercased()),
+            "run_id": .string(run.runID.uuidString.lowercased()),
+            "agent_id": .string(agentID),
+            "event_id": .string(event.id.rawValue),
+            "event_type": .string(event.type),
+            "worker_id": .string(context.workerID),
+        ]
+    }
+
+    /// Publishes the event again, to come back to this agent's queue after `delaySeconds`, at its priority.
+    func scheduleRetry(_ event: Event, attempt: Int, delaySeconds: Double) async throws {
+        // 100 ms buckets: every message of one delay queue waits the same time.
+        let milliseconds = max(100, Int((delaySeconds * 10).rounded()) * 100)
+        let connection = context.connection
+        _ = try await connection.declare(Topology.delayQueue(milliseconds: milliseconds))
+        try await connection.bind(Topology.delayBinding(milliseconds: milliseconds))
+        var message = EventBus.message(for: event)
+        message.exchange = Topology.delayExchange
+        message.routingKey = "agentry.agent.\(agentID)"
+        message.properties.headers = [
+            DeadLetters.Header.attempt: .int(Int64(attempt)),
+            DeadLetters.Header.delay: .string(String(milliseconds)),
+        ]
+        message.mandatory = true
+        try await context.retryChannel.publish(message)
+    }
+
+    private func park(_ delivery: AMQPDelivery, event: Event?, reason: String, message: String) async {
+        let queue = "agentry.agent.\(agentID)"
+        await persist("park the event in agentry.dead") {
+            try await self.context.dead.park(delivery, reason: reason, message: message, queue: queue,
+                                             replayTo: event == nil ? nil : ("", queue), event: event)
+        }
+        delivery.ack()
+    }
+
+    /// Runs `body` until it succeeds: a write that records an outcome must not be skipped (the delivery stays
+    /// unacked meanwhile). Gives up only when the worker is cancelled; returns nil then.
+    @discardableResult
+    private func persist<T: Sendable>(_ what: String, _ body: @Sendable () async throws -> T) async -> T? {
+        var delay = Duration.milliseconds(200)
+        while true {
+            do {
+                return try await body()
+            } catch {
+                if Task.isCancelled { return nil }
+                logger.warning("cannot \(what); trying again", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+
+    // MARK: Pure helpers
+
+    /// Why this event does not start a task of this agent, or nil when it does: a trigger whose pattern matches and
+    /// whose filters (if any) hold, or an event pool whose pattern matches.
+    static func skipReason(_ definition: AgentDefinition, event: Event, pools: [String: [String]]) -> String? {
+        let matching = definition.triggers.filter { EventType.matches(event.type, pattern: $0.type) }
+        var reasons: [String] = []
+        for trigger in matching {
+            let filter = TriggerFilter(trigger.filters)
+            if let why = filter.explain(event) {
+                reasons.append("trigger '\(trigger.type)': \(why)")
+            } else {
+                return nil
+            }
+        }
+        for pool in definition.referencedPools {
+            if (pools[pool] ?? []).contains(where: { EventType.matches(event.type, pattern: $0) }) { return nil }
+        }
+        if reasons.isEmpty {
+            return "no trigger of \(definition.metadata.id) \(definition.metadata.version) matches event type '\(event.type)'"
+        }
+        return reasons.joined(separator: "; ")
+    }
+
+    /// `seconds` spread by ±`jitter` (a fraction), so that retries of many failed runs do not arrive together.
+    static func jittered(_ seconds: Double, jitter: Double) -> Double {
+        guard jitter > 0, seconds > 0 else { return seconds }
+        return max(0.1, seconds * (1 + Double.random(in: -jitter...jitter)))
+    }
+
+    /// Run ids are UUIDv7, sortable by start like event ids.
+    static func newRunID() -> UUID {
+        UUID(uuidString: EventID.generate().rawValue) ?? UUID()
+    }
+}
+
+extension Dictionary where Key == String, Value == JSONValue {
+    static func + (lhs: Self, rhs: Self) -> Self { lhs.merging(rhs) { _, new in new } }
+}

@@ -1,0 +1,291 @@
+public import AMQP
+public import AgentryBus
+import AgentryCore
+public import AgentryStore
+import AsyncHTTPClient
+public import Foundation
+public import Logging
+import NIOConcurrencyHelpers
+public import ServiceLifecycle
+
+/// How a worker runs agents.
+public struct WorkerOptions: Sendable {
+    /// Serve only these agents (`--agents`); nil serves every published agent.
+    public var agents: Set<String>?
+    /// The worker's labels (`--label key=value`): it serves only agents whose `worker_labels` it all carries.
+    public var labels: [String: String] = [:]
+    /// At most this many tasks of one agent at once on this worker (the agent's `max_parallel_tasks` holds across
+    /// all workers in any case). Default: no extra limit.
+    public var maxTasksPerAgent: Int?
+    /// How often the worker writes its heartbeat. Default 2 s.
+    public var heartbeatInterval: Duration = .seconds(2)
+    /// A worker whose heartbeat is older than this counts as gone: its runs are taken over. Default 10 s.
+    public var workerExpiry: Duration = .seconds(10)
+    /// How often the worker re-reads published agents and their desired states (control messages also trigger it
+    /// at once). Default 5 s.
+    public var syncInterval: Duration = .seconds(5)
+    /// On SIGTERM, how long running tasks may take before their events go back to the queue. Default 30 s.
+    public var shutdownGrace: Duration = .seconds(30)
+    /// Between SIGTERM and SIGKILL of a handler's process group. Default 5 s.
+    public var killGrace: Duration = .seconds(5)
+    /// Largest stdout, stderr or response body kept per run. Default 64 KiB.
+    public var outputLimit: Int = 64 * 1024
+    /// Retry delays are spread by ± this fraction. Default 0.2.
+    public var retryJitter: Double = 0.2
+    public var maxBodySize: Int = EventWireFormat.defaultMaxBodySize
+
+    public init() {}
+}
+
+/// What every runner of a worker shares.
+struct WorkerContext: Sendable {
+    let workerID: String
+    let connection: AMQPConnection
+    let bus: EventBus
+    let dead: DeadLetters
+    let retryChannel: AMQPChannel
+    let store: RuntimeStore
+    let registry: AgentRegistryStore
+    let topology: Topology
+    let handlers: HandlerRunner
+    let options: WorkerOptions
+    let logger: Logger
+    var source: String { "agentry.worker" }
+
+    /// Publishes a lifecycle event; a failure is logged, never fatal to the run.
+    func announce(_ event: Event) async {
+        do {
+            try await bus.publish(event)
+        } catch {
+            logger.warning("cannot announce \(event.type)", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// A control message to every worker, through `agentry.control`.
+public enum WorkerCommand: Sendable, Equatable {
+    /// Re-read published agents and desired states now (after publish, pause, resume, stop, start).
+    case sync
+    /// Cancel a running task.
+    case cancel(runID: UUID, by: String)
+
+    var json: JSONValue {
+        switch self {
+        case .sync: return .object(["command": "sync"])
+        case .cancel(let id, let by): return .object(["command": "cancel", "run_id": .string(id.uuidString.lowercased()), "by": .string(by)])
+        }
+    }
+
+    init?(json: JSONValue) {
+        switch json.objectValue?["command"]?.stringValue {
+        case "sync": self = .sync
+        case "cancel":
+            guard let object = json.objectValue, let text = object["run_id"]?.stringValue, let id = UUID(uuidString: text) else { return nil }
+            self = .cancel(runID: id, by: object["by"]?.stringValue ?? "an operator")
+        default: return nil
+        }
+    }
+
+    /// Sends the command to every worker (fire and forget: a worker that is down reads the desired state from
+    /// PostgreSQL when it starts).
+    public func send(on connection: AMQPConnection) async throws {
+        let channel = try await connection.openChannel(confirms: true)
+        defer { channel.close() }
+        try await channel.publish(AMQPMessage(exchange: Topology.controlExchange, routingKey: "", body: Array(JSON.serialize(json).utf8),
+                                              properties: AMQPProperties(contentType: "application/json", deliveryMode: 1)))
+    }
+}
+
+/// Runs the agents of one worker: registers the worker, keeps its heartbeat, starts a runner per published agent it
+/// serves, obeys desired states and control messages, declares dead workers lost, and shuts down gracefully.
+public final class AgentWorker: Service, Sendable {
+    public let workerID: String
+    let connection: AMQPConnection
+    let bus: EventBus
+    let database: Database
+    let topology: Topology
+    let options: WorkerOptions
+    let logger: Logger
+    let runners = NIOLockedValueBox<[String: AgentRunner]>([:])
+    let syncRequests: AsyncStream<Void>
+    let syncContinuation: AsyncStream<Void>.Continuation
+
+    public init(connection: AMQPConnection, bus: EventBus, database: Database, topology: Topology, options: WorkerOptions, logger: Logger) {
+        let host = ProcessInfo.processInfo.hostName
+        let pid = ProcessInfo.processInfo.processIdentifier
+        self.workerID = "\(host)-\(pid)-\(String(UUID().uuidString.prefix(6)).lowercased())"
+        self.connection = connection
+        self.bus = bus
+        self.database = database
+        self.topology = topology
+        self.options = options
+        var logger = logger
+        logger[metadataKey: "agentry.worker.id"] = "\(workerID)"
+        self.logger = logger
+        (syncRequests, syncContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    public func run() async throws {
+        let store = RuntimeStore(database: database, logger: logger)
+        try await store.register(WorkerRecord(workerID: workerID, host: ProcessInfo.processInfo.hostName,
+                                              pid: Int(ProcessInfo.processInfo.processIdentifier),
+                                              version: AgentryVersion.current, labels: options.labels))
+        let context = WorkerContext(
+            workerID: workerID, connection: connection, bus: bus,
+            dead: DeadLetters(channel: try await connection.openChannel(confirms: true)),
+            retryChannel: try await connection.openChannel(confirms: true), store: store,
+            registry: AgentRegistryStore(database: database, logger: logger), topology: topology,
+            handlers: HandlerRunner(logger: logger, httpClient: HTTPClient.shared), options: options, logger: logger)
+
+        // The worker's own control queue, bound to the broadcast exchange.
+        let controlQueue = "agentry.control.\(workerID)"
+        _ = try await connection.declare(QueueDeclaration(name: controlQueue, durable: false, exclusive: true, autoDelete: true))
+        try await connection.bind(BindingDeclaration(source: Topology.controlExchange, destination: .queue(controlQueue)))
+        let control = try await connection.consume(queue: controlQueue, prefetch: 0, noAck: true)
+        logger.info("worker started", metadata: ["agentry.agents": "\(options.agents.map { $0.sorted().joined(separator: ",") } ?? "all")"])
+
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.heartbeats(store) }
+                group.addTask { await self.reportInstances() }
+                group.addTask { await self.syncLoop(context) }
+                group.addTask {
+                    do {
+                        for try await delivery in control {
+                            guard let json = try? JSON.parse(delivery.body), let command = WorkerCommand(json: json) else {
+                                self.logger.warning("ignoring a control message that is not a command", metadata: ["body": "\(String(decoding: delivery.body.prefix(200), as: UTF8.self))"])
+                                continue
+                            }
+                            self.obey(command)
+                        }
+                    } catch {
+                        self.logger.warning("control queue ended", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            self.syncContinuation.finish()
+            control.cancel()
+        }
+        // Shutting down: every instance stops taking work; running tasks get the grace period, then their events
+        // go back to the queue.
+        let all = runners.withLockedValue { Array($0.values) }
+        try? await store.markWorker(workerID, status: "stopping")
+        await withDiscardingTaskGroup { group in
+            for runner in all {
+                group.addTask { await runner.stop(grace: self.options.shutdownGrace, reason: "worker \(self.workerID) shutting down") }
+            }
+        }
+        await control.close()
+        try? await store.markWorker(workerID, status: "stopped")
+        logger.info("worker stopped")
+    }
+
+    /// Agents this worker serves right now (for tests and status).
+    public var servedAgents: [String] { runners.withLockedValue { $0.keys.sorted() } }
+
+    func obey(_ command: WorkerCommand) {
+        switch command {
+        case .sync:
+            syncContinuation.yield()
+        case .cancel(let runID, let by):
+            for runner in runners.withLockedValue({ Array($0.values) }) where runner.cancel(runID: runID, reason: .operatorRequest(by)) {
+                logger.info("run cancelled", metadata: ["agentry.run.id": "\(runID)", "by": "\(by)"])
+            }
+        }
+    }
+
+    private var isShuttingDown: Bool { Task.isShuttingDownGracefully || Task.isCancelled }
+
+    private func heartbeats(_ store: RuntimeStore) async {
+        while !isShuttingDown {
+            do {
+                try await store.heartbeat(workerID: workerID)
+                let lost = try await store.expireWorkers(expiry: options.workerExpiry)
+                if !lost.isEmpty { logger.warning("workers stopped sending heartbeats; declared lost", metadata: ["agentry.workers": "\(lost.joined(separator: ", "))"]) }
+            } catch {
+                logger.warning("cannot write the heartbeat", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: options.heartbeatInterval)
+        }
+    }
+
+    private func reportInstances() async {
+        while !isShuttingDown {
+            try? await Task.sleep(for: .milliseconds(200))
+            for runner in runners.withLockedValue({ Array($0.values) }) { await runner.flushInstance() }
+        }
+    }
+
+    private func syncLoop(_ context: WorkerContext) async {
+        // A timer feeds the same stream as control messages.
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: options.syncInterval)
+                syncContinuation.yield()
+            }
+        }
+        defer { ticker.cancel() }
+        await sync(context)
+        for await _ in syncRequests {
+            if isShuttingDown { break }
+            await sync(context)
+        }
+    }
+
+    /// Brings the runners in line with the registry: one per published agent this worker serves, each in its
+    /// desired state, on its active version.
+    func sync(_ context: WorkerContext) async {
+        let active: [RuntimeStore.ActiveAgent]
+        do {
+            active = try await context.store.activeAgents()
+        } catch {
+            logger.warning("cannot read published agents", metadata: ["error": "\(error)"])
+            return
+        }
+        var wanted = Set<String>()
+        for agent in active where options.agents?.contains(agent.agentID) ?? true {
+            let definition: AgentDefinition
+            do {
+                guard let stored = try await context.registry.version(agent.version, of: agent.agentID) else { continue }
+                definition = try AgentRegistry.decode(stored)
+            } catch {
+                logger.error("cannot read the definition of \(agent.agentID) \(agent.version)", metadata: ["error": "\(error)"])
+                continue
+            }
+            guard definition.workerLabels.allSatisfy({ options.labels[$0.key] == $0.value }) else { continue }
+            wanted.insert(agent.agentID)
+            let runner = runners.withLockedValue { runners in
+                if let existing = runners[agent.agentID] { return existing }
+                let runner = AgentRunner(definition: definition, context: context)
+                runners[agent.agentID] = runner
+                return runner
+            }
+            do {
+                try await runner.update(definition)
+                switch agent.desired {
+                case .running where runner.mode != .consuming:
+                    // The queue as the registry has it: a broker that lost it (reset, new node) gets it back.
+                    try await context.bus.declareAgentQueue(agent.agentID, patterns: agent.patterns)
+                    try await runner.start()
+                case .paused where runner.mode == .consuming:
+                    await runner.pause()
+                case .stopped where runner.mode != .stopped:
+                    await runner.stop(grace: .zero, reason: "stopped by an operator")
+                default:
+                    break
+                }
+            } catch {
+                logger.error("cannot start agent \(agent.agentID)", metadata: ["error": "\(error)"])
+            }
+        }
+        let gone = runners.withLockedValue { runners in
+            let gone = runners.filter { !wanted.contains($0.key) }
+            for key in gone.keys { runners.removeValue(forKey: key) }
+            return Array(gone.values)
+        }
+        for runner in gone {
+            await runner.stop(grace: options.shutdownGrace, reason: "agent retired or no longer served by this worker")
+        }
+    }
+}

@@ -1,0 +1,484 @@
+public import AgentryCore
+public import Foundation
+public import Logging
+import PostgresNIO
+
+/// A worker process, as it registers itself.
+public struct WorkerRecord: Sendable, Hashable {
+    public var workerID: String
+    public var host: String
+    public var pid: Int
+    public var version: String
+    /// The worker's labels as a JSON object (`{"lab": "lab-1"}`).
+    public var labels: [String: String]
+    public var startedAt: Date
+    public var heartbeatAt: Date
+    public var status: String
+    /// Whether its heartbeat is recent enough for it to count as alive.
+    public var alive: Bool
+
+    public init(workerID: String, host: String, pid: Int, version: String, labels: [String: String],
+                startedAt: Date = Date(), heartbeatAt: Date = Date(), status: String = "running", alive: Bool = true) {
+        self.workerID = workerID
+        self.host = host
+        self.pid = pid
+        self.version = version
+        self.labels = labels
+        self.startedAt = startedAt
+        self.heartbeatAt = heartbeatAt
+        self.status = status
+        self.alive = alive
+    }
+}
+
+/// The seed's `AgentInstance`: one agent served by one worker.
+public struct InstanceRecord: Sendable, Hashable {
+    public enum State: String, Sendable, Hashable, CaseIterable {
+        case idle, running, paused, error, stopped
+    }
+    public var instanceID: UUID
+    public var agentID: String
+    public var version: String
+    public var workerID: String
+    public var state: State
+    public var currentTask: UUID?
+    public var runningTasks: Int
+    public var startedAt: Date
+    public var updatedAt: Date
+    public var error: String?
+}
+
+/// One attempt to run an agent's task for an event.
+public struct TaskRun: Sendable, Hashable {
+    public enum State: String, Sendable, Hashable, CaseIterable {
+        case running, succeeded, failed
+        case timedOut = "timed_out"
+        case skipped, cancelled, lost
+
+        public var isFinished: Bool { self != .running }
+    }
+    public var runID: UUID
+    public var agentID: String
+    public var agentVersion: String
+    public var eventID: String
+    public var eventType: String
+    public var priority: Priority
+    public var workerID: String?
+    public var instanceID: UUID?
+    public var attempt: Int
+    public var state: State
+    public var eventAt: Date?
+    public var startedAt: Date
+    public var finishedAt: Date?
+    /// The handler's result as JSON text.
+    public var result: String?
+    public var output: String?
+    public var stderr: String?
+    public var exitStatus: Int?
+    public var message: String?
+    public var retryAt: Date?
+
+    public init(runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
+                workerID: String?, instanceID: UUID?, attempt: Int, state: State, eventAt: Date?, startedAt: Date = Date(),
+                finishedAt: Date? = nil, result: String? = nil, output: String? = nil, stderr: String? = nil,
+                exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil) {
+        self.runID = runID
+        self.agentID = agentID
+        self.agentVersion = agentVersion
+        self.eventID = eventID
+        self.eventType = eventType
+        self.priority = priority
+        self.workerID = workerID
+        self.instanceID = instanceID
+        self.attempt = attempt
+        self.state = state
+        self.eventAt = eventAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.result = result
+        self.output = output
+        self.stderr = stderr
+        self.exitStatus = exitStatus
+        self.message = message
+        self.retryAt = retryAt
+    }
+}
+
+/// What an operator asked an agent to do; every worker obeys it, including those that start later.
+public enum DesiredState: String, Sendable, Hashable, CaseIterable {
+    case running, paused, stopped
+}
+
+/// Workers, instances, task runs and desired agent states in PostgreSQL.
+public struct RuntimeStore: Sendable {
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+
+    // MARK: Workers
+
+    public func register(_ worker: WorkerRecord) async throws {
+        let labels = JSON.serialize(.object(JSONObject(uniqueKeysWithValues: worker.labels.map { ($0.key, JSONValue.string($0.value)) })))
+        try await execute("register worker \(worker.workerID)", """
+            INSERT INTO workers (worker_id, host, pid, version, labels, started_at, heartbeat_at, status)
+            VALUES (\(worker.workerID), \(worker.host), \(worker.pid), \(worker.version), \(labels)::jsonb, now(), now(), 'running')
+            ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now(), status = 'running', stopped_at = NULL
+            """)
+    }
+
+    /// Renews the worker's heartbeat. Returns false when another worker declared this one lost meanwhile.
+    @discardableResult
+    public func heartbeat(workerID: String) async throws -> Bool {
+        var renewed = false
+        try await query("heartbeat of \(workerID)", """
+            UPDATE workers SET heartbeat_at = now(), status = CASE WHEN status = 'lost' THEN 'running' ELSE status END
+            WHERE worker_id = \(workerID) RETURNING status
+            """) { _ in renewed = true }
+        return renewed
+    }
+
+    public func markWorker(_ workerID: String, status: String) async throws {
+        try await execute("mark worker \(workerID) \(status)", """
+            UPDATE workers SET status = \(status), stopped_at = CASE WHEN \(status) IN ('stopped', 'lost') THEN now() ELSE NULL END
+            WHERE worker_id = \(workerID)
+            """)
+        if status == "stopped" {
+            try await execute("stop the instances of \(workerID)", """
+                UPDATE agent_instances SET state = 'stopped', current_task = NULL, running_tasks = 0, updated_at = now()
+                WHERE worker_id = \(workerID)
+                """)
+        }
+    }
+
+    /// Declares workers whose heartbeat is older than `expiry` lost: their instances go to `error`, their running
+    /// runs to `lost`. Returns the ids of the workers declared lost now.
+    public func expireWorkers(expiry: Duration) async throws -> [String] {
+        let seconds = Double(expiry.components.seconds) + Double(expiry.components.attoseconds) / 1e18
+        var lost: [String] = []
+        try await query("expire workers", """
+            UPDATE workers SET status = 'lost', stopped_at = now()
+            WHERE status IN ('running', 'stopping') AND heartbeat_at < now() - make_interval(secs => \(seconds))
+            RETURNING worker_id
+            """) { row in lost.append(try row.decode(String.self)) }
+        guard !lost.isEmpty else { return [] }
+        try await execute("mark lost instances", """
+            UPDATE agent_instances SET state = 'error', error = 'worker ' || worker_id || ' stopped sending heartbeats',
+                   current_task = NULL, running_tasks = 0, updated_at = now()
+            WHERE worker_id = ANY(\(lost)) AND state <> 'stopped'
+            """)
+        try await execute("mark lost runs", """
+            UPDATE task_runs SET state = 'lost', finished_at = now(),
+                   message = 'worker ' || worker_id || ' stopped sending heartbeats; the event is redelivered to another worker'
+            WHERE worker_id = ANY(\(lost)) AND state = 'running'
+            """)
+        return lost
+    }
+
+    public func workers() async throws -> [WorkerRecord] {
+        var result: [WorkerRecord] = []
+        try await query("list workers", """
+            SELECT worker_id, host, pid, version, labels::text, started_at, heartbeat_at, status,
+                   (status IN ('running', 'stopping') AND heartbeat_at > now() - interval '15 seconds')
+            FROM workers ORDER BY started_at DESC
+            """) { row in
+            let (id, host, pid, version, labels, started, heartbeat, status, alive) =
+                try row.decode((String, String, Int, String, String, Date, Date, String, Bool).self)
+            var labelMap: [String: String] = [:]
+            if case .object(let object)? = try? JSON.parse(Array(labels.utf8)) {
+                for (key, value) in object { if case .string(let s) = value { labelMap[key] = s } }
+            }
+            result.append(WorkerRecord(workerID: id, host: host, pid: pid, version: version, labels: labelMap,
+                                       startedAt: started, heartbeatAt: heartbeat, status: status, alive: alive))
+        }
+        return result
+    }
+
+    // MARK: Instances
+
+    /// Creates or updates the worker's instance of an agent; returns its id.
+    public func upsertInstance(workerID: String, agentID: String, version: String, state: InstanceRecord.State) async throws -> UUID {
+        var id: UUID?
+        try await query("instance of \(agentID) on \(workerID)", """
+            INSERT INTO agent_instances (agent_id, version, worker_id, state)
+            VALUES (\(agentID), \(version), \(workerID), \(state.rawValue))
+            ON CONFLICT (worker_id, agent_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state,
+                error = NULL, updated_at = now(),
+                started_at = CASE WHEN agent_instances.state IN ('stopped', 'error') THEN now() ELSE agent_instances.started_at END
+            RETURNING instance_id
+            """) { row in id = try row.decode(UUID.self) }
+        guard let id else { throw StoreError(.query, "no instance row returned for \(agentID) on \(workerID)") }
+        return id
+    }
+
+    public func updateInstance(_ instanceID: UUID, state: InstanceRecord.State, currentTask: UUID?, runningTasks: Int, error: String? = nil) async throws {
+        try await execute("update instance \(instanceID)", """
+            UPDATE agent_instances SET state = \(state.rawValue), current_task = \(currentTask), running_tasks = \(runningTasks),
+                   error = \(error), updated_at = now()
+            WHERE instance_id = \(instanceID)
+            """)
+    }
+
+    public func instances(agentID: String? = nil) async throws -> [InstanceRecord] {
+        var result: [InstanceRecord] = []
+        try await query("list instances", """
+            SELECT instance_id, agent_id, version, worker_id, state, current_task, running_tasks, started_at, updated_at, error
+            FROM agent_instances WHERE (\(agentID)::text IS NULL OR agent_id = \(agentID))
+            ORDER BY agent_id, started_at
+            """) { row in
+            let (id, agent, version, worker, state, task, running, started, updated, error) =
+                try row.decode((UUID, String, String, String, String, UUID?, Int, Date, Date, String?).self)
+            result.append(InstanceRecord(instanceID: id, agentID: agent, version: version, workerID: worker,
+                                         state: InstanceRecord.State(rawValue: state) ?? .error, currentTask: task,
+                                         runningTasks: running, startedAt: started, updatedAt: updated, error: error))
+        }
+        return result
+    }
+
+    // MARK: Desired states
+
+    /// Sets what an agent should do. Throws `notFound` when the agent was never published.
+    public func setDesiredState(_ state: DesiredState, agentID: String) async throws {
+        var found = false
+        try await query("set \(agentID) \(state.rawValue)", """
+            UPDATE agents SET desired_state = \(state.rawValue), updated_at = now() WHERE agent_id = \(agentID) RETURNING agent_id
+            """) { _ in found = true }
+        if !found {
+            throw StoreError(.notFound, "agent '\(agentID)' is not published; publish it with `agentry agents publish \(agentID)` first")
+        }
+    }
+
+    /// A published (not retired) agent as workers see it.
+    public struct ActiveAgent: Sendable, Hashable {
+        public var agentID: String
+        public var version: String
+        public var desired: DesiredState
+        /// The routing patterns its queue is bound to.
+        public var patterns: [String]
+    }
+
+    /// Every published (not retired) agent with its active version, desired state and bound patterns.
+    public func activeAgents() async throws -> [ActiveAgent] {
+        var result: [ActiveAgent] = []
+        try await query("active agents", """
+            SELECT agent_id, active_version, desired_state, bound_patterns::text FROM agents
+            WHERE status = 'active' AND active_version IS NOT NULL ORDER BY agent_id
+            """) { row in
+            let (agent, version, desired, patterns) = try row.decode((String, String, String, String).self)
+            var list: [String] = []
+            if case .array(let items)? = try? JSON.parse(Array(patterns.utf8)) { list = items.compactMap(\.stringValue) }
+            result.append(ActiveAgent(agentID: agent, version: version, desired: DesiredState(rawValue: desired) ?? .running, patterns: list))
+        }
+        return result
+    }
+
+    // MARK: Runs
+
+    /// What happened when a worker tried to claim a run.
+    public enum Claim: Sendable, Equatable {
+        /// The run is recorded as running: go ahead.
+        case claimed
+        /// The agent already runs `running` tasks, its limit, across all workers.
+        case busy(running: Int)
+        /// A run of this agent for this event already succeeded (or was skipped): ack without running.
+        case alreadyCompleted(state: TaskRun.State)
+        /// A live worker is running this event for this agent right now (a redelivery while it still runs).
+        case runningElsewhere(runID: UUID, workerID: String)
+    }
+
+    /// Claims a run: checks that the event is not completed nor running on a live worker, and that the agent runs
+    /// fewer than `maxParallel` tasks across every live worker, then records the run as running. Claims of one agent
+    /// are serialised by a transaction-scoped advisory lock, so the limit holds across hosts.
+    public func claim(_ run: TaskRun, maxParallel: Int, workerExpiry: Duration) async throws -> Claim {
+        let seconds = Double(workerExpiry.components.seconds) + Double(workerExpiry.components.attoseconds) / 1e18
+        let key = "agentry.runs:" + run.agentID
+        do {
+            return try await database.client.withTransaction(logger: logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
+                let eventID = run.eventID
+                let rows = try await connection.query("""
+                    SELECT r.run_id, r.state, COALESCE(r.worker_id, ''),
+                           COALESCE(w.status IN ('running', 'stopping') AND w.heartbeat_at > now() - make_interval(secs => \(seconds)), false)
+                    FROM task_runs r LEFT JOIN workers w ON w.worker_id = r.worker_id
+                    WHERE r.agent_id = \(run.agentID) AND r.event_id = \(eventID)::uuid AND r.state IN ('succeeded', 'skipped', 'running')
+                    """, logger: logger)
+                var orphaned: [UUID] = []
+                for try await (runID, state, worker, alive) in rows.decode((UUID, String, String, Bool).self) {
+                    if state == "succeeded" || state == "skipped" {
+                        return Claim.alreadyCompleted(state: TaskRun.State(rawValue: state) ?? .succeeded)
+                    }
+                    if alive { return Claim.runningElsewhere(runID: runID, workerID: worker) }
+                    orphaned.append(runID)
+                }
+                if !orphaned.isEmpty {
+                    try await connection.query("""
+                        UPDATE task_runs SET state = 'lost', finished_at = now(),
+                               message = 'worker ' || COALESCE(worker_id, '?') || ' stopped sending heartbeats; taken over by ' || \(run.workerID ?? "?")
+                        WHERE run_id = ANY(\(orphaned)) AND state = 'running'
+                        """, logger: logger)
+                }
+                var running = 0
+                for try await count in try await connection.query("""
+                    SELECT count(*)::int FROM task_runs r JOIN workers w ON w.worker_id = r.worker_id
+                    WHERE r.agent_id = \(run.agentID) AND r.state = 'running'
+                      AND w.status IN ('running', 'stopping') AND w.heartbeat_at > now() - make_interval(secs => \(seconds))
+                    """, logger: logger).decode(Int.self) {
+                    running = count
+                }
+                if running >= maxParallel { return Claim.busy(running: running) }
+                try await connection.query("""
+                    INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
+                                           attempt, state, event_at, started_at)
+                    VALUES (\(run.runID), \(run.agentID), \(run.agentVersion), \(eventID)::uuid, \(run.eventType), \(run.priority.rawValue),
+                            \(run.workerID), \(run.instanceID), \(run.attempt), 'running', \(run.eventAt), now())
+                    """, logger: logger)
+                return Claim.claimed
+            }
+        } catch {
+            throw StoreError(.query, "cannot claim a run of \(run.agentID) for event \(run.eventID): \(StoreError.describe(error))")
+        }
+    }
+
+    /// Records a run that did not run because no trigger's filters matched (once per agent and event).
+    public func recordSkipped(_ run: TaskRun) async throws {
+        try await execute("record a skipped run of \(run.agentID)", """
+            INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
+                                   attempt, state, event_at, started_at, finished_at, message)
+            VALUES (\(run.runID), \(run.agentID), \(run.agentVersion), \(run.eventID)::uuid, \(run.eventType), \(run.priority.rawValue),
+                    \(run.workerID), \(run.instanceID), \(run.attempt), 'skipped', \(run.eventAt), now(), now(), \(run.message))
+            ON CONFLICT DO NOTHING
+            """)
+    }
+
+    /// The outcome of a run, written when it ends.
+    public struct Outcome: Sendable {
+        public var state: TaskRun.State
+        public var result: String?
+        public var output: String?
+        public var stderr: String?
+        public var exitStatus: Int?
+        public var message: String?
+        public var retryAt: Date?
+
+        public init(state: TaskRun.State, result: String? = nil, output: String? = nil, stderr: String? = nil,
+                    exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil) {
+            self.state = state
+            self.result = result
+            self.output = output
+            self.stderr = stderr
+            self.exitStatus = exitStatus
+            self.message = message
+            self.retryAt = retryAt
+        }
+    }
+
+    /// Records how a running run ended. Returns false when the run was no longer running (another worker declared
+    /// it lost and took it over, or another run completed the event first): its outcome is then recorded as
+    /// `cancelled` with the reason, and the caller must not publish it as the event's completion.
+    @discardableResult
+    public func finish(_ runID: UUID, _ outcome: Outcome) async throws -> Bool {
+        var updated = false
+        do {
+            try await query("finish run \(runID)", """
+                UPDATE task_runs SET state = \(outcome.state.rawValue), finished_at = now(), result = \(outcome.result)::jsonb,
+                       output = \(outcome.output), stderr = \(outcome.stderr), exit_status = \(outcome.exitStatus),
+                       message = \(outcome.message), retry_at = \(outcome.retryAt)
+                WHERE run_id = \(runID) AND state = 'running' RETURNING run_id
+                """) { _ in updated = true }
+        } catch let error as StoreError where error.message.contains("SQLSTATE 23505") {
+            try await execute("cancel duplicate run \(runID)", """
+                UPDATE task_runs SET state = 'cancelled', finished_at = now(), output = \(outcome.output), stderr = \(outcome.stderr),
+                       message = 'another run completed this event for this agent first'
+                WHERE run_id = \(runID) AND state = 'running'
+                """)
+            return false
+        }
+        return updated
+    }
+
+    /// Marks every run this worker still has running as cancelled (used at shutdown for runs handed back).
+    public func cancelRunning(workerID: String, message: String) async throws {
+        try await execute("cancel runs of \(workerID)", """
+            UPDATE task_runs SET state = 'cancelled', finished_at = now(), message = \(message)
+            WHERE worker_id = \(workerID) AND state = 'running'
+            """)
+    }
+
+    public func run(id: UUID) async throws -> TaskRun? {
+        try await runs(where: "run_id = $1", binds: [.uuid(id)], limit: 1).first
+    }
+
+    /// Runs, newest first, optionally of one agent, event, or state.
+    public func runs(agentID: String? = nil, eventID: String? = nil, state: TaskRun.State? = nil, limit: Int = 50) async throws -> [TaskRun] {
+        var conditions: [String] = []
+        var binds: [Bind] = []
+        if let agentID { binds.append(.text(agentID)); conditions.append("agent_id = $\(binds.count)") }
+        if let eventID { binds.append(.text(eventID)); conditions.append("event_id = $\(binds.count)::uuid") }
+        if let state { binds.append(.text(state.rawValue)); conditions.append("state = $\(binds.count)") }
+        return try await runs(where: conditions.isEmpty ? "true" : conditions.joined(separator: " AND "), binds: binds, limit: limit)
+    }
+
+    enum Bind { case text(String), uuid(UUID) }
+
+    private func runs(where condition: String, binds: [Bind], limit: Int) async throws -> [TaskRun] {
+        var bindings = PostgresBindings()
+        for bind in binds {
+            switch bind {
+            case .text(let s): bindings.append(s)
+            case .uuid(let u): bindings.append(u)
+            }
+        }
+        bindings.append(max(1, min(limit, 10_000)))
+        let sql = """
+            SELECT run_id, agent_id, agent_version, event_id::text, event_type, priority, worker_id, instance_id, attempt, state,
+                   event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at
+            FROM task_runs WHERE \(condition) ORDER BY started_at DESC, run_id DESC LIMIT $\(binds.count + 1)
+            """
+        var result: [TaskRun] = []
+        do {
+            let rows = try await database.client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+            for try await row in rows {
+                let (runID, agentID, version, eventID, eventType, priority, workerID, instanceID, attempt, state) =
+                    try row.decode((UUID, String, String, String, String, Int, String?, UUID?, Int, String).self)
+                let columns = row.makeRandomAccess()
+                result.append(TaskRun(
+                    runID: runID, agentID: agentID, agentVersion: version, eventID: eventID, eventType: eventType,
+                    priority: Priority(rawValue: priority) ?? .low, workerID: workerID, instanceID: instanceID, attempt: attempt,
+                    state: TaskRun.State(rawValue: state) ?? .failed,
+                    eventAt: try columns[10].decode(Date?.self), startedAt: try columns[11].decode(Date.self),
+                    finishedAt: try columns[12].decode(Date?.self), result: try columns[13].decode(String?.self),
+                    output: try columns[14].decode(String?.self), stderr: try columns[15].decode(String?.self),
+                    exitStatus: try columns[16].decode(Int?.self), message: try columns[17].decode(String?.self),
+                    retryAt: try columns[18].decode(Date?.self)))
+            }
+        } catch {
+            throw StoreError(.query, "cannot read task runs: \(StoreError.describe(error))")
+        }
+        return result
+    }
+
+    // MARK: Helpers
+
+    private func execute(_ what: String, _ query: PostgresQuery) async throws {
+        do {
+            try await database.client.query(query, logger: logger)
+        } catch {
+            throw StoreError(.query, "cannot \(what): \(StoreError.describe(error))")
+        }
+    }
+
+    private func query(_ what: String, _ query: PostgresQuery, _ each: (PostgresRow) throws -> Void) async throws {
+        do {
+            for try await row in try await database.client.query(query, logger: logger) {
+                try each(row)
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.query, "cannot \(what): \(StoreError.describe(error))")
+        }
+    }
+}

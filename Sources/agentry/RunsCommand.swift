@@ -1,0 +1,228 @@
+import AMQP
+import AgentryCore
+import AgentryRuntime
+import AgentryStore
+import ArgumentParser
+import Foundation
+import Logging
+
+/// Opens the broker and the database for a command that reads or controls the runtime.
+func withRuntime<T: Sendable>(_ options: GlobalOptions, _ body: @Sendable (AMQPConnection, RuntimeStore) async throws -> T) async throws -> T {
+    let configuration = try options.resolve()
+    let logger = try options.logger("agentry.runtime", default: .warning)
+    let connection = AMQPConnection(configuration: configuration.amqp, logger: logger)
+    do {
+        try await connection.connect()
+        let result = try await Database.with(configuration.database, logger: logger) { database in
+            try await database.ping()
+            return try await body(connection, RuntimeStore(database: database, logger: logger))
+        }
+        await connection.close()
+        return result
+    } catch {
+        await connection.close()
+        throw fail(error)
+    }
+}
+
+func shortTime(_ date: Date?) -> String {
+    guard let date else { return "-" }
+    return String(Timestamp.format(date).dropFirst(11).prefix(12))
+}
+
+func duration(_ run: TaskRun) -> String {
+    guard let end = run.finishedAt else { return "-" }
+    return String(format: "%.3f s", end.timeIntervalSince(run.startedAt))
+}
+
+func runJSON(_ run: TaskRun) -> JSONValue {
+    var object: JSONObject = [
+        "run_id": .string(run.runID.uuidString.lowercased()), "agent_id": .string(run.agentID),
+        "agent_version": .string(run.agentVersion), "event_id": .string(run.eventID), "event_type": .string(run.eventType),
+        "priority": .string(run.priority.name), "attempt": .int(Int64(run.attempt)), "state": .string(run.state.rawValue),
+        "started_at": .string(Timestamp.format(run.startedAt)),
+    ]
+    object["worker_id"] = run.workerID.map(JSONValue.string) ?? .null
+    object["event_at"] = run.eventAt.map { .string(Timestamp.format($0)) } ?? .null
+    object["finished_at"] = run.finishedAt.map { .string(Timestamp.format($0)) } ?? .null
+    object["result"] = run.result.flatMap { try? JSON.parse(Array($0.utf8)) } ?? .null
+    object["output"] = run.output.map(JSONValue.string) ?? .null
+    object["stderr"] = run.stderr.map(JSONValue.string) ?? .null
+    object["exit_status"] = run.exitStatus.map { .int(Int64($0)) } ?? .null
+    object["message"] = run.message.map(JSONValue.string) ?? .null
+    object["retry_at"] = run.retryAt.map { .string(Timestamp.format($0)) } ?? .null
+    return .object(object)
+}
+
+extension Agentry {
+    struct Runs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Task runs: list them, show one, cancel one.",
+            subcommands: [List.self, Show.self, Cancel.self])
+    }
+
+    struct Workers: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Workers and the agent instances they run, across every host.",
+            subcommands: [List.self, Instances.self], defaultSubcommand: List.self)
+    }
+}
+
+extension Agentry.Runs {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Recent runs, newest first.")
+        @OptionGroup var options: GlobalOptions
+
+        @Option(help: "Only runs of this agent.")
+        var agent: String?
+
+        @Option(help: "Only runs for this event id.")
+        var event: String?
+
+        @Option(help: "Only runs in this state: \(TaskRun.State.allCases.map(\.rawValue).joined(separator: ", ")).")
+        var state: String?
+
+        @Option(help: "At most this many runs.")
+        var limit: Int = 20
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func validate() throws {
+            if let state, TaskRun.State(rawValue: state) == nil {
+                throw ValidationError("--state '\(state)' is not one of \(TaskRun.State.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if let event, EventID(event) == nil { throw ValidationError("--event '\(event)' is not an event id (a UUID)") }
+            guard limit > 0 else { throw ValidationError("--limit must be positive, got \(limit)") }
+        }
+
+        func run() async throws {
+            let (agent, event, state, limit) = (self.agent, self.event, self.state.flatMap(TaskRun.State.init(rawValue:)), self.limit)
+            let runs = try await withRuntime(options) { _, store in
+                try await store.runs(agentID: agent, eventID: event, state: state, limit: limit)
+            }
+            if json {
+                printJSON(.object(["runs": .array(runs.map(runJSON)), "count": .int(Int64(runs.count))]))
+                return
+            }
+            if runs.isEmpty {
+                print("no runs yet; publish an event an agent listens to, e.g. `agentry publish alert.device_offline '{\"device_id\": \"stb-1\"}'`")
+                return
+            }
+            printTable(header: ["RUN", "AGENT", "EVENT TYPE", "PRIORITY", "TRY", "STATE", "STARTED", "DURATION", "MESSAGE"], rows: runs.map { run in
+                [run.runID.uuidString.lowercased(), run.agentID, run.eventType, run.priority.name, String(run.attempt), run.state.rawValue,
+                 shortTime(run.startedAt), duration(run), String((run.message ?? "").prefix(60))]
+            })
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One run: its event, worker, outcome, result, output and error.")
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "Run id.")
+        var id: String
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func validate() throws {
+            if UUID(uuidString: id) == nil { throw ValidationError("'\(id)' is not a run id (a UUID); `agentry runs list` shows them") }
+        }
+
+        func run() async throws {
+            let id = UUID(uuidString: self.id)!
+            guard let run = try await withRuntime(options, { _, store in try await store.run(id: id) }) else {
+                throw Failure("no run \(self.id); `agentry runs list` shows recent runs")
+            }
+            if json {
+                printJSON(runJSON(run))
+                return
+            }
+            var lines: [(String, String)] = [
+                ("run", run.runID.uuidString.lowercased()), ("agent", "\(run.agentID) \(run.agentVersion)"),
+                ("event", "\(run.eventID) (\(run.eventType), \(run.priority.name))"), ("attempt", String(run.attempt)),
+                ("state", run.state.rawValue), ("worker", run.workerID ?? "-"),
+                ("published", run.eventAt.map(Timestamp.format) ?? "-"), ("started", Timestamp.format(run.startedAt)),
+                ("finished", run.finishedAt.map(Timestamp.format) ?? "-"), ("duration", duration(run)),
+            ]
+            if let status = run.exitStatus { lines.append(("exit status", String(status))) }
+            if let retry = run.retryAt { lines.append(("retry due", Timestamp.format(retry))) }
+            if let message = run.message { lines.append(("message", message)) }
+            if let result = run.result { lines.append(("result", result)) }
+            if let output = run.output { lines.append(("output", output)) }
+            if let stderr = run.stderr { lines.append(("stderr", stderr)) }
+            let width = lines.map(\.0.count).max() ?? 0
+            for (key, value) in lines {
+                print("\(key.padding(toLength: width, withPad: " ", startingAt: 0))  \(value)")
+            }
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel a running task: its handler is stopped and the run recorded as cancelled.")
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "Run id.")
+        var id: String
+
+        func validate() throws {
+            if UUID(uuidString: id) == nil { throw ValidationError("'\(id)' is not a run id (a UUID); `agentry runs list --state running` shows them") }
+        }
+
+        func run() async throws {
+            let id = UUID(uuidString: self.id)!
+            let who = "\(ProcessInfo.processInfo.environment["USER"] ?? "an operator") (agentry runs cancel)"
+            let run = try await withRuntime(options) { connection, store in
+                try await AgentControl(store: store, connection: connection).cancel(runID: id, by: who)
+            }
+            print("cancelling run \(self.id) of \(run.agentID) on \(run.workerID ?? "?")")
+        }
+    }
+}
+
+extension Agentry.Workers {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Workers with their heartbeats.")
+        @OptionGroup var options: GlobalOptions
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            let workers = try await withRuntime(options) { _, store in try await store.workers() }
+            if json {
+                printJSON(.object(["workers": .array(workers.map { worker in
+                    .object([
+                        "worker_id": .string(worker.workerID), "host": .string(worker.host), "pid": .int(Int64(worker.pid)),
+                        "version": .string(worker.version), "status": .string(worker.status), "alive": .bool(worker.alive),
+                        "started_at": .string(Timestamp.format(worker.startedAt)), "heartbeat_at": .string(Timestamp.format(worker.heartbeatAt)),
+                        "labels": .object(worker.labels.mapValues(JSONValue.string)),
+                    ])
+                })]))
+                return
+            }
+            printTable(header: ["WORKER", "HOST", "PID", "STATUS", "HEARTBEAT", "LABELS"], rows: workers.map { w in
+                [w.workerID, w.host, String(w.pid), w.alive ? w.status : (w.status == "running" ? "silent" : w.status), shortTime(w.heartbeatAt),
+                 w.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")]
+            })
+        }
+    }
+
+    struct Instances: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Agent instances (one per agent and worker) with their state.")
+        @OptionGroup var options: GlobalOptions
+
+        @Option(help: "Only instances of this agent.")
+        var agent: String?
+
+        func run() async throws {
+            let agent = self.agent
+            let instances = try await withRuntime(options) { _, store in try await store.instances(agentID: agent) }
+            printTable(header: ["INSTANCE", "AGENT", "VERSION", "WORKER", "STATE", "RUNNING", "CURRENT TASK", "ERROR"], rows: instances.map { i in
+                [i.instanceID.uuidString.lowercased(), i.agentID, i.version, i.workerID, i.state.rawValue, String(i.runningTasks),
+                 i.currentTask?.uuidString.lowercased() ?? "-", i.error ?? ""]
+            })
+        }
+    }
+}
