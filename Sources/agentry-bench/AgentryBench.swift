@@ -14,15 +14,21 @@ import Synchronization
 ///     agentry-bench amqp-publish N WINDOW     publish N persistent 256-byte messages, priorities 1…4, confirms, ≤ WINDOW unconfirmed
 ///     agentry-bench amqp-consume N PREFETCH   consume N messages with prefetch PREFETCH, one ack per message
 ///     agentry-bench eventlog N                how fast the event log service writes N waiting events to event_log
+///     agentry-bench e2e N WORKERS             a noop agent run end to end by WORKERS `agentry worker` processes:
+///                                             N waiting events drained, then N events published while they run
+///     agentry-bench latency RATE SECONDS [WORKERS]  publish-to-start latency at a steady RATE events/s (default 1 worker)
 ///
 /// The AMQP benchmarks use the vhost `bench` (queue `bench.swift.prio`); the event log benchmark uses the vhost and
-/// database of AGENTRY_AMQP_URL / AGENTRY_DATABASE_URL and must run from the repository root (Migrations/, Topology/).
+/// database of AGENTRY_AMQP_URL / AGENTRY_DATABASE_URL and must run from the repository root (Migrations/, Topology/);
+/// `e2e` and `latency` use the vhost `bench-e2e` and that database (see `WorkerBench`).
 @main
 struct AgentryBench {
     static let usage = """
         usage: agentry-bench amqp-publish N WINDOW
                agentry-bench amqp-consume N PREFETCH
                agentry-bench eventlog N
+               agentry-bench e2e N WORKERS
+               agentry-bench latency RATE SECONDS [WORKERS]
         """
 
     static func main() async {
@@ -39,6 +45,13 @@ struct AgentryBench {
                 try await AMQPBench(logger: logger).consume(count: try number(arguments[1], "N"), prefetch: UInt16(prefetch))
             case ("eventlog", 2):
                 try await EventLogBench(logger: logger).run(count: try number(arguments[1], "N"))
+            case ("e2e", 3):
+                ChildProcesses.installSignalHandlers()
+                try await WorkerBench(logger: logger).e2e(count: try number(arguments[1], "N"), workers: try number(arguments[2], "WORKERS"))
+            case ("latency", 3), ("latency", 4):
+                ChildProcesses.installSignalHandlers()
+                try await WorkerBench(logger: logger).latency(rate: try number(arguments[1], "RATE"), seconds: try number(arguments[2], "SECONDS"),
+                                                              workers: arguments.count == 4 ? try number(arguments[3], "WORKERS") : 1)
             default:
                 fail(usage, status: 2)
             }

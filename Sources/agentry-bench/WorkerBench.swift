@@ -1,0 +1,624 @@
+import AMQP
+import AgentryBus
+import AgentryCore
+import AgentryRuntime
+import AgentryStore
+import Dispatch
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+// MARK: - The worker runtime, end to end
+
+/// End-to-end benchmarks of the worker runtime, with real `agentry worker` processes: a `noop` agent (built-in
+/// handler, lifecycle events on) is registered and published under a fresh id, events are published with confirms to
+/// `agentry.events`, routed to its queue, run and recorded in `task_runs`, and acked; the workers also run the event
+/// log service, so every event and every lifecycle event is written to `event_log` meanwhile.
+///
+/// - `e2e N WORKERS`: N events are published while no worker runs, then WORKERS workers start and drain them
+///   (rate = N / (last `finished_at` − first `started_at`) in `task_runs`); then, with the workers running, N more
+///   events are published and run (rate = N / (last `finished_at` − first publish)).
+/// - `latency RATE SECONDS [WORKERS]`: with the workers running and warmed up, events are published at a steady RATE
+///   for SECONDS; publish-to-start is `task_runs.started_at` − the moment the event was handed to the client.
+///
+/// Both use the vhost `bench-e2e` (AGENTRY_BENCH_VHOST; created by Scripts/bench) on the broker of AGENTRY_AMQP_URL,
+/// the database of AGENTRY_DATABASE_URL, and the `agentry` executable next to this one (AGENTRY_BENCH_AGENTRY), and
+/// must run from the repository root (Migrations/, Topology/). The agent's queue is deleted at the end, and what the
+/// run added to the database too unless AGENTRY_BENCH_KEEP=1.
+struct WorkerBench {
+    static let eventTypePrefix = "bench.e2e"
+    static let eventTypes = ["drain", "pipelined", "warmup", "latency"].map { "\(eventTypePrefix).\($0)" }
+    static let warmupSeconds = 2
+
+    let logger: Logger
+    let environment = ProcessInfo.processInfo.environment
+
+    var virtualHost: String { environment["AGENTRY_BENCH_VHOST"] ?? "bench-e2e" }
+    var maxParallel: Int { environment["AGENTRY_BENCH_MAX_PARALLEL"].flatMap(Int.init) ?? 64 }
+
+    // MARK: e2e
+
+    func e2e(count: Int, workers: Int) async throws {
+        try await withSetup(workers: workers) { setup in
+            // Drain: a backlog of N events, then the workers start.
+            let drainType = "\(Self.eventTypePrefix).drain"
+            let published = try await setup.publishAll(count: count, type: drainType)
+            report("e2e publish", count, "events", published, "events/s")
+            let queued = try await setup.connection.queueStatus(setup.queue).messageCount
+            if queued != UInt32(count) {
+                warn("\(setup.queue) holds \(queued) messages after publishing, expected \(count)")
+            }
+            let clock = ContinuousClock()
+            let spawned = clock.now
+            try setup.workers.start(count: workers)
+            try await setup.waitForRuns(type: drainType, count: count)
+            let wall = clock.now - spawned
+            let drain = try await setup.span(type: drainType)
+            print("e2e drain \(count) runs with \(workers) worker(s) in \(String(format: "%.3f", drain.seconds)) s: "
+                  + "\(rate(count, drain.seconds)) events/s (first run started to last run finished, from task_runs)")
+            print("e2e drain wall time with \(workers) worker(s), from starting the processes: \(String(format: "%.3f", wall.seconds)) s")
+            try await setup.reportEventLog(after: spawned, clock: clock)
+
+            // Pipelined: the workers run while N more events are published.
+            let pipelinedType = "\(Self.eventTypePrefix).pipelined"
+            let firstPublish = Date()
+            let publishing = try await setup.publishAll(count: count, type: pipelinedType)
+            report("e2e pipelined publish", count, "events", publishing, "events/s")
+            try await setup.waitForRuns(type: pipelinedType, count: count)
+            let last = try await setup.span(type: pipelinedType).last
+            let pipelined = last.timeIntervalSince(firstPublish)
+            print("e2e pipelined \(count) events with \(workers) worker(s) in \(String(format: "%.3f", pipelined)) s: "
+                  + "\(rate(count, pipelined)) events/s (first publish to last run finished)")
+            try await setup.reportEventLog(after: nil, clock: clock)
+        }
+    }
+
+    // MARK: latency
+
+    func latency(rate eventsPerSecond: Int, seconds: Int, workers: Int) async throws {
+        try await withSetup(workers: workers) { setup in
+            try setup.workers.start(count: workers)
+            try await setup.waitForConsumers(workers)
+            // Warm-up at the same rate (pools, caches, the first claims), not counted.
+            let warmupType = "\(Self.eventTypePrefix).warmup"
+            let warmup = try await setup.publishSteadily(rate: eventsPerSecond, seconds: Self.warmupSeconds, type: warmupType)
+            try await setup.waitForRuns(type: warmupType, count: warmup.count)
+
+            let type = "\(Self.eventTypePrefix).latency"
+            let sent = try await setup.publishSteadily(rate: eventsPerSecond, seconds: seconds, type: type)
+            try await setup.waitForRuns(type: type, count: sent.count)
+            let runs = try await setup.runTimes(type: type)
+            var toStart: [Double] = []
+            var toFinish: [Double] = []
+            for (eventID, publishedAt) in sent.published {
+                guard let run = runs[eventID] else { continue }
+                toStart.append(run.started.timeIntervalSince(publishedAt) * 1000)
+                if let finished = run.finished { toFinish.append(finished.timeIntervalSince(publishedAt) * 1000) }
+            }
+            guard toStart.count == sent.count else {
+                throw BenchError("found runs of \(toStart.count) of the \(sent.count) events published")
+            }
+            let achieved = Double(sent.count) / sent.elapsed.seconds
+            print("latency \(sent.count) events at \(eventsPerSecond) events/s for \(seconds) s (achieved \(String(format: "%.1f", achieved)) events/s), "
+                  + "\(workers) worker(s), after a \(Self.warmupSeconds) s warm-up")
+            print("latency publish-to-start ms: \(Percentiles(toStart))")
+            print("latency publish-to-finish ms: \(Percentiles(toFinish))")
+            // The moment each run's agent.task.started event was made (after its claim committed), from event_log.
+            try await setup.reportEventLog(after: nil, clock: ContinuousClock())
+            let announced = try await setup.startAnnouncements(type: type)
+            var toAnnounced: [Double] = []
+            for (eventID, publishedAt) in sent.published {
+                if let at = announced[eventID] { toAnnounced.append(at.timeIntervalSince(publishedAt) * 1000) }
+            }
+            if toAnnounced.count == sent.count {
+                print("latency publish-to-agent.task.started ms: \(Percentiles(toAnnounced)) (ms-precision timestamps)")
+            } else {
+                warn("only \(toAnnounced.count) of \(sent.count) agent.task.started events are in event_log")
+            }
+        }
+    }
+
+    // MARK: Setup and teardown
+
+    /// Migrates, declares the topology in the vhost, registers and publishes a fresh noop agent, runs `body`, then
+    /// stops the workers and removes what the run created.
+    func withSetup(workers: Int, _ body: @escaping @Sendable (Setup) async throws -> Void) async throws {
+        let database = try DatabaseConfiguration(url: environment["AGENTRY_DATABASE_URL"] ?? "postgres://agentry:agentry@localhost:5432/agentry")
+        let amqp = try amqpConfiguration(virtualHost: virtualHost)
+        let executable = try agentryExecutable()
+        let logger = self.logger
+        let agentID = "bench-noop-\(UUID().uuidString.prefix(8).lowercased())"
+        let runTag = "agentry-bench-\(agentID)"
+        let maxParallel = self.maxParallel
+        let keep = environment["AGENTRY_BENCH_KEEP"] == "1"
+        let logDirectory = ".build/agentry-bench"
+        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+
+        _ = try await Migrator(configuration: database, logger: logger).migrate(try Migration.load(directory: "Migrations"))
+        let topology = try Topology.load(directory: "Topology")
+        let connection = AMQPConnection(configuration: amqp, logger: logger)
+        do {
+            try await connection.connect()
+        } catch {
+            throw BenchError("cannot connect to vhost '\(virtualHost)' (create it: rabbitmqctl add_vhost \(virtualHost); "
+                             + "rabbitmqctl set_permissions -p \(virtualHost) guest \".*\" \".*\" \".*\"): \(error)")
+        }
+        let workerEnvironment = [
+            "AGENTRY_AMQP_URL": try amqpURL(virtualHost: virtualHost),
+            "AGENTRY_DATABASE_URL": environment["AGENTRY_DATABASE_URL"] ?? "postgres://agentry:agentry@localhost:5432/agentry",
+            "AGENTRY_LOG_LEVEL": environment["AGENTRY_BENCH_WORKER_LOG_LEVEL"] ?? "warning",
+        ]
+        let processes = WorkerProcesses(executable: executable, agentID: agentID, environment: workerEnvironment,
+                                        logDirectory: logDirectory)
+        let outcome: Result<Void, any Error> = await Result {
+            try await Database.with(database, logger: logger) { db in
+                _ = try await topology.apply(on: connection)
+                for queue in [Topology.eventLogQueue, Topology.unhandledQueue] {
+                    let status = try await connection.queueStatus(queue)
+                    if status.consumerCount > 0 {
+                        throw BenchError("\(queue) in vhost \(amqp.virtualHost) has \(status.consumerCount) consumer(s): stop the workers running there first")
+                    }
+                    _ = try await connection.purgeQueue(queue)
+                }
+                let bus = try await EventBus(connection: connection, logger: logger)
+                let registry = AgentRegistry(store: AgentRegistryStore(database: db, logger: logger), bus: bus, topology: topology, logger: logger)
+                let definition = try AgentDefinition.parse(yaml: Self.agentYAML(id: agentID, maxParallel: maxParallel), file: agentID)
+                _ = try await registry.register(definition)
+                _ = try await registry.publish(agentID: agentID)
+                let setup = Setup(agentID: agentID, runTag: runTag, queue: Topology.agentQueue(agentID).name, connection: connection,
+                                  bus: bus, db: db, workers: processes, logger: logger)
+                let result = await Result { try await body(setup) }
+                await processes.stopAll()
+                await setup.deleteQueue()
+                if !keep { await setup.deleteRows() }
+                try result.get()
+            }
+        }
+        await processes.stopAll()
+        await connection.close()
+        if case .failure = outcome { processes.printLogTails() }
+        try outcome.get()
+    }
+
+    static func agentYAML(id: String, maxParallel: Int) -> String {
+        """
+        metadata:
+          id: \(id)
+          name: Benchmark no-op
+          version: 1.0.0
+          author: agentry-bench
+          description: Does nothing; measures the worker runtime end to end.
+        goal:
+          type: on-demand
+          description: Measure the throughput and latency of the worker runtime.
+        triggers:
+          - type: \(eventTypePrefix).*
+            priority: normal
+        config:
+          max_parallel_tasks: \(maxParallel)
+        handler:
+          builtin: noop
+        """
+    }
+
+    /// AGENTRY_AMQP_URL (or the default) with its vhost replaced.
+    func amqpURL(virtualHost: String) throws -> String {
+        let base = environment["AGENTRY_AMQP_URL"] ?? "amqp://guest:guest@localhost:5672/%2f"
+        guard var components = URLComponents(string: base) else { throw BenchError("AGENTRY_AMQP_URL is not a URL") }
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-_.~")
+        components.percentEncodedPath = "/" + (virtualHost.addingPercentEncoding(withAllowedCharacters: allowed) ?? virtualHost)
+        guard let url = components.string else { throw BenchError("cannot make an AMQP URL for vhost \(virtualHost)") }
+        return url
+    }
+
+    /// The `agentry` executable: AGENTRY_BENCH_AGENTRY, else the one beside this program (same build configuration).
+    func agentryExecutable() throws -> String {
+        if let path = environment["AGENTRY_BENCH_AGENTRY"] { return path }
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let path = URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("agentry").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw BenchError("no agentry executable at \(path): build it (swift build -c release --product agentry) or set AGENTRY_BENCH_AGENTRY")
+        }
+        return path
+    }
+}
+
+func rate(_ count: Int, _ seconds: Double) -> String {
+    String(format: "%.0f", seconds > 0 ? Double(count) / seconds : 0)
+}
+
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do {
+            self = .success(try await body())
+        } catch {
+            self = .failure(error)
+        }
+    }
+}
+
+/// p50, p90, p99 and max of a sample, nearest rank.
+struct Percentiles: CustomStringConvertible {
+    let p50: Double, p90: Double, p99: Double, max: Double, count: Int
+
+    init(_ values: [Double]) {
+        let sorted = values.sorted()
+        func rank(_ p: Double) -> Double {
+            guard !sorted.isEmpty else { return .nan }
+            return sorted[min(sorted.count - 1, Swift.max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))]
+        }
+        p50 = rank(0.50)
+        p90 = rank(0.90)
+        p99 = rank(0.99)
+        max = sorted.last ?? .nan
+        count = sorted.count
+    }
+
+    var description: String {
+        String(format: "p50 %.1f p90 %.1f p99 %.1f max %.1f (n=%d)", p50, p90, p99, max, count)
+    }
+}
+
+// MARK: - One run's agent, connections and workers
+
+struct Setup: Sendable {
+    let agentID: String
+    let runTag: String
+    let queue: String
+    let connection: AMQPConnection
+    let bus: EventBus
+    let db: Database
+    let workers: WorkerProcesses
+    let logger: Logger
+
+    func event(_ type: String, _ index: Int) -> Event {
+        Event(type: type, payload: ["seq": .int(Int64(index))], priority: .normal, source: runTag)
+    }
+
+    /// Publishes `count` events with confirms, at most 1,000 unconfirmed.
+    func publishAll(count: Int, type: String) async throws -> Duration {
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await windowed(count, window: 1000) { index in
+            try await bus.publish(event(type, index))
+        }
+        return clock.now - start
+    }
+
+    struct Steady: Sendable {
+        /// Event id → the moment the event was made, just before it was handed to the client.
+        var published: [String: Date]
+        var count: Int { published.count }
+        var elapsed: Duration
+    }
+
+    /// Publishes at `rate` events per second for `seconds`, paced by the clock (it sleeps until the next event is
+    /// due, then publishes every event due by then), each confirmed without holding up the next (at most 5,000
+    /// unconfirmed). An event's time is taken when it is made, just before it is handed to the client.
+    func publishSteadily(rate: Int, seconds: Int, type: String) async throws -> Steady {
+        let total = rate * seconds
+        let clock = ContinuousClock()
+        let start = clock.now
+        let published = try await withThrowingTaskGroup(of: Void.self, returning: [String: Date].self) { group in
+            var published: [String: Date] = [:]
+            published.reserveCapacity(total)
+            var sent = 0
+            var inFlight = 0
+            while sent < total {
+                let due = min(total, Int(((clock.now - start).seconds * Double(rate)).rounded(.down)) + 1)
+                while sent < due {
+                    if inFlight >= 5000 {
+                        try await group.next()
+                        inFlight -= 1
+                    }
+                    let event = event(type, sent)
+                    published[event.id.rawValue] = event.timestamp
+                    group.addTask { try await bus.publish(event) }
+                    inFlight += 1
+                    sent += 1
+                }
+                let next = start + .seconds(Double(sent) / Double(rate))
+                if next > clock.now { try await Task.sleep(until: next, tolerance: .microseconds(100), clock: clock) }
+            }
+            try await group.waitForAll()
+            return published
+        }
+        return Steady(published: published, elapsed: clock.now - start)
+    }
+
+    /// Waits until `count` runs for events of `type` succeeded, checking every 200 ms; fails when none succeeds for
+    /// `stall`, or when a worker exits.
+    func waitForRuns(type: String, count: Int, stall: Duration = .seconds(60)) async throws {
+        let clock = ContinuousClock()
+        var lastProgress = clock.now
+        var lastSucceeded = -1
+        var reportedOthers = 0
+        while true {
+            var succeeded = 0
+            var others = 0
+            let rows = try await db.client.query("""
+                SELECT count(*) FILTER (WHERE state = 'succeeded')::int8, count(*) FILTER (WHERE state NOT IN ('succeeded', 'running'))::int8
+                FROM task_runs WHERE agent_id = \(agentID) AND event_type = \(type)
+                """, logger: logger)
+            for try await (s, o) in rows.decode((Int64, Int64).self) {
+                succeeded = Int(s)
+                others = Int(o)
+            }
+            if others > reportedOthers {
+                warn("\(others) run(s) of \(type) ended other than succeeded (failed, cancelled, lost or skipped)")
+                reportedOthers = others
+            }
+            if succeeded >= count { return }
+            if let exited = workers.exited() { throw BenchError("worker \(exited) exited during the benchmark") }
+            if succeeded != lastSucceeded {
+                lastSucceeded = succeeded
+                lastProgress = clock.now
+            } else if clock.now - lastProgress > stall {
+                throw BenchError("timeout: \(succeeded) of \(count) runs of \(type) succeeded, none in the last \(String(format: "%.0f", stall.seconds)) s")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// Waits until the agent's queue has `count` consumers (the workers serve it).
+    func waitForConsumers(_ count: Int) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while try await connection.queueStatus(queue).consumerCount < UInt32(count) {
+            if let exited = workers.exited() { throw BenchError("worker \(exited) exited before consuming") }
+            if clock.now > deadline { throw BenchError("timeout: \(queue) has fewer than \(count) consumers after 60 s") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// The first start and the last finish of the succeeded runs of `type`.
+    func span(type: String) async throws -> (first: Date, last: Date, seconds: Double) {
+        let rows = try await db.client.query("""
+            SELECT min(started_at), max(finished_at) FROM task_runs WHERE agent_id = \(agentID) AND event_type = \(type) AND state = 'succeeded'
+            """, logger: logger)
+        for try await (first, last) in rows.decode((Date, Date).self) {
+            return (first, last, last.timeIntervalSince(first))
+        }
+        throw BenchError("no runs of \(type)")
+    }
+
+    /// Event id → start and finish of its succeeded run.
+    func runTimes(type: String) async throws -> [String: (started: Date, finished: Date?)] {
+        var result: [String: (started: Date, finished: Date?)] = [:]
+        let rows = try await db.client.query("""
+            SELECT event_id::text, started_at, finished_at FROM task_runs
+            WHERE agent_id = \(agentID) AND event_type = \(type) AND state = 'succeeded'
+            """, logger: logger)
+        for try await (eventID, started, finished) in rows.decode((String, Date, Date?).self) {
+            result[eventID] = (started, finished)
+        }
+        return result
+    }
+
+    /// Event id → timestamp of the `agent.task.started` event of its run, as logged in event_log.
+    func startAnnouncements(type: String) async throws -> [String: Date] {
+        var result: [String: Date] = [:]
+        let rows = try await db.client.query("""
+            SELECT causation_id, "timestamp" FROM event_log
+            WHERE event_type = 'agent.task.started' AND payload->>'agent_id' = \(agentID) AND payload->>'event_type' = \(type)
+            """, logger: logger)
+        for try await (eventID, timestamp) in rows.decode((String?, Date).self) {
+            if let eventID { result[eventID] = timestamp }
+        }
+        return result
+    }
+
+    /// Waits (at most 60 s) until event_log holds every event this run published and the lifecycle events of every
+    /// succeeded run (agent.task.started and agent.task.completed), and says how long after `start` that was.
+    func reportEventLog(after start: ContinuousClock.Instant?, clock: ContinuousClock) async throws {
+        let deadline = clock.now + .seconds(60)
+        var logged = (events: 0, lifecycle: 0)
+        var expected = (events: 0, lifecycle: 0)
+        while true {
+            let rows = try await db.client.query("""
+                SELECT (SELECT count(*) FROM event_log WHERE event_type = ANY(\(WorkerBench.eventTypes)) AND source = \(runTag))::int8,
+                       (SELECT count(*) FROM event_log WHERE event_type IN ('agent.task.started', 'agent.task.completed')
+                                                          AND payload->>'agent_id' = \(agentID))::int8,
+                       (SELECT count(DISTINCT event_id) FROM task_runs WHERE agent_id = \(agentID))::int8,
+                       (SELECT count(*) FROM task_runs WHERE agent_id = \(agentID) AND state = 'succeeded')::int8
+                """, logger: logger)
+            for try await (events, lifecycle, runEvents, succeeded) in rows.decode((Int64, Int64, Int64, Int64).self) {
+                logged = (Int(events), Int(lifecycle))
+                expected = (Int(runEvents), 2 * Int(succeeded))
+            }
+            if logged.events >= expected.events && logged.lifecycle >= expected.lifecycle { break }
+            if clock.now > deadline {
+                warn("event log behind after 60 s: \(logged.events) of \(expected.events) events, \(logged.lifecycle) of \(expected.lifecycle) lifecycle events")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        if let start {
+            print("e2e event log: \(logged.events) events and \(logged.lifecycle) lifecycle events in event_log "
+                  + "\(String(format: "%.3f", (clock.now - start).seconds)) s after the workers started")
+        }
+    }
+
+    /// Deletes the agent's queue (with its bindings: a later run's events are not copied into it).
+    func deleteQueue() async {
+        do {
+            try await connection.deleteQueue(queue)
+        } catch {
+            warn("cannot delete \(queue): \(error)")
+        }
+    }
+
+    /// Deletes everything the run wrote to the database (the workers are stopped by then).
+    func deleteRows() async {
+        do {
+            try await db.client.withTransaction(logger: logger) { c in
+                try await c.query("""
+                    DELETE FROM event_log WHERE (event_type = ANY(\(WorkerBench.eventTypes)) AND source = \(runTag))
+                        OR (event_type LIKE 'agent.%' AND payload->>'agent_id' = \(agentID))
+                    """, logger: logger)
+                try await c.query("""
+                    DELETE FROM workers WHERE worker_id IN (SELECT worker_id FROM agent_instances WHERE agent_id = \(agentID))
+                    """, logger: logger)
+                try await c.query("DELETE FROM agent_instances WHERE agent_id = \(agentID)", logger: logger)
+                try await c.query("DELETE FROM task_runs WHERE agent_id = \(agentID)", logger: logger)
+                try await c.query("DELETE FROM agents WHERE agent_id = \(agentID)", logger: logger)
+                try await c.query("DELETE FROM agent_registry WHERE agent_id = \(agentID)", logger: logger)
+            }
+        } catch {
+            warn("cannot delete the rows of \(agentID): \(String(reflecting: error))")
+        }
+    }
+}
+
+// MARK: - Worker processes
+
+/// `agentry worker --agents <id>` child processes. They are stopped with SIGTERM by pid (SIGKILL after 40 s), and
+/// also when this program gets SIGTERM or SIGINT (see `ChildProcesses`).
+final class WorkerProcesses: Sendable {
+    let executable: String
+    let agentID: String
+    let environment: [String: String]
+    let logDirectory: String
+    /// pid → log file, in start order.
+    let started = Mutex<[(pid: pid_t, log: String)]>([])
+
+    init(executable: String, agentID: String, environment: [String: String], logDirectory: String) {
+        self.executable = executable
+        self.agentID = agentID
+        self.environment = environment
+        self.logDirectory = logDirectory
+    }
+
+    func start(count: Int) throws {
+        let arguments = [executable, "worker", "--agents", agentID, "--shutdown-grace", "5"]
+        let variables = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { "\($0.key)=\($0.value)" }
+        for index in 1...count {
+            let log = "\(logDirectory)/worker-\(index).log"
+            let pid = try spawn(arguments, environment: variables, output: log)
+            started.withLock { $0.append((pid, log)) }
+            ChildProcesses.add(pid)
+        }
+    }
+
+    /// posix_spawn, stdin from /dev/null, stdout and stderr to `output` (this program reaps the child itself).
+    private func spawn(_ arguments: [String], environment: [String], output: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
+        guard result == 0 else { throw BenchError("cannot start \(arguments[0]): \(String(cString: strerror(result)))") }
+        return pid
+    }
+
+    /// The pid of a worker that is no longer running, if any.
+    func exited() -> pid_t? {
+        started.withLock { $0 }.first { !ChildProcesses.isRunning($0.pid) }?.pid
+    }
+
+    /// SIGTERM to every worker, then waits for each to exit (SIGKILL after 40 s).
+    func stopAll() async {
+        let all = started.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+        for (pid, _) in all { kill(pid, SIGTERM) }
+        for (pid, log) in all {
+            let status = await ChildProcesses.wait(pid, killAfter: .seconds(40))
+            if status != 0 {
+                warn("worker \(pid) exited with status \(status); its log: \(log)")
+            }
+        }
+    }
+
+    func printLogTails() {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: logDirectory))?.filter { $0.hasPrefix("worker-") }.sorted() ?? []
+        for file in files {
+            let path = "\(logDirectory)/\(file)"
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8), !text.isEmpty else { continue }
+            let tail = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
+            FileHandle.standardError.write(Data("--- \(path) (last lines)\n\(tail)\n".utf8))
+        }
+    }
+}
+
+/// The children this program started, reaped with waitpid, and stopped with SIGTERM should this program get SIGTERM
+/// or SIGINT before it stops them itself.
+enum ChildProcesses {
+    static let running = Mutex<Set<pid_t>>([])
+    /// Exit statuses of children reaped by `isRunning`.
+    static let statuses = Mutex<[pid_t: Int32]>([:])
+
+    static func add(_ pid: pid_t) {
+        running.withLock { _ = $0.insert(pid) }
+    }
+
+    /// Reaps the child when it has exited; true while it runs.
+    static func isRunning(_ pid: pid_t) -> Bool {
+        if statuses.withLock({ $0[pid] }) != nil { return false }
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        if result == 0 { return true }
+        let code: Int32
+        if result == pid {
+            let signal = status & 0x7f
+            code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+        } else {
+            code = -1  // not our child any more (reaped elsewhere)
+        }
+        statuses.withLock { $0[pid] = code }
+        running.withLock { _ = $0.remove(pid) }
+        return false
+    }
+
+    /// Waits for a child to exit, sending SIGKILL after `killAfter`; returns its exit status (128 + signal).
+    static func wait(_ pid: pid_t, killAfter: Duration) async -> Int32 {
+        let clock = ContinuousClock()
+        let deadline = clock.now + killAfter
+        var killed = false
+        while isRunning(pid) {
+            if !killed && clock.now > deadline {
+                warn("worker \(pid) still runs \(String(format: "%.0f", killAfter.seconds)) s after SIGTERM: SIGKILL")
+                kill(pid, SIGKILL)
+                killed = true
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return statuses.withLock { $0[pid] } ?? -1
+    }
+
+    /// On SIGTERM or SIGINT: SIGTERM to the running children, wait up to 10 s for them, then exit.
+    static func installSignalHandlers() {
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                let pids = running.withLock { $0 }
+                for pid in pids { kill(pid, SIGTERM) }
+                let deadline = Date().addingTimeInterval(10)
+                while Date() < deadline, pids.contains(where: { isRunning($0) }) { usleep(20_000) }
+                for pid in pids where isRunning(pid) { kill(pid, SIGKILL) }
+                FileHandle.standardError.write(Data("agentry-bench: interrupted; stopped \(pids.count) worker(s)\n".utf8))
+                exit(128 + signalNumber)
+            }
+            source.resume()
+            // Kept for the life of the process.
+            _ = Unmanaged.passRetained(source as AnyObject)
+        }
+    }
+}
