@@ -2,6 +2,7 @@ import AgentryCore
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
@@ -155,48 +156,45 @@ struct HandlerRunner: Sendable {
         } catch {
             return .failed("\(error)")
         }
-        enum Ending: Sendable { case exited(Subprocess.Output), timedOut, cancelled }
+        // The timer and cancellation stop the whole process group: TERM, then KILL after the grace period.
+        let stopped = NIOLockedValueBox<HandlerOutcome.Status?>(nil)
         let timeout = context.timeout
         let grace = context.killGrace
-        let ending: Ending = await withTaskGroup(of: Ending?.self) { group in
-            group.addTask { .exited(await process.wait()) }
-            group.addTask {
-                do {
-                    try await Task.sleep(for: timeout)
-                    return .timedOut
-                } catch {
-                    return Task.isCancelled ? .cancelled : nil
-                }
+        @Sendable func stopGroup(_ why: HandlerOutcome.Status) {
+            let first = stopped.withLockedValue { state -> Bool in
+                guard state == nil else { return false }
+                state = why
+                return true
             }
-            var result: Ending = .cancelled
-            if let first = await group.next() ?? nil { result = first }
-            group.cancelAll()
-            return result
+            guard first, !process.hasExited else { return }
+            process.signalGroup(SIGTERM)
+            Task {
+                try? await Task.sleep(for: grace)
+                if !process.hasExited { process.signalGroup(SIGKILL) }
+            }
         }
-        var output: Subprocess.Output
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            stopGroup(.timedOut)
+        }
+        let output = await withTaskCancellationHandler {
+            await process.wait()
+        } onCancel: {
+            stopGroup(.cancelled)
+        }
+        timer.cancel()
         var status: HandlerOutcome.Status
         var message: String?
-        switch ending {
-        case .exited(let finished):
-            output = finished
-            status = finished.status == .exited(0) ? .succeeded : .failed
-            if status == .failed { message = "\(argv[0]) ended with \(finished.status)" }
-        case .timedOut, .cancelled:
-            // Stop the whole group: TERM first, then KILL after the grace period for whatever is left.
-            process.signalGroup(SIGTERM)
-            let killer = Task {
-                try? await Task.sleep(for: grace)
-                process.signalGroup(SIGKILL)
-            }
-            output = await process.wait()
-            killer.cancel()
-            if case .timedOut = ending {
-                status = .timedOut
-                message = "\(argv[0]) did not finish within \(timeout.components.seconds) s (timeout_seconds); its process group was stopped"
-            } else {
-                status = .cancelled
-                message = "the run was cancelled; \(argv[0])'s process group was stopped"
-            }
+        switch stopped.withLockedValue({ $0 }) {
+        case .timedOut?:
+            status = .timedOut
+            message = "\(argv[0]) did not finish within \(timeout.components.seconds) s (timeout_seconds); its process group was stopped"
+        case .cancelled?:
+            status = .cancelled
+            message = "the run was cancelled; \(argv[0])'s process group was stopped"
+        default:
+            status = output.status == .exited(0) ? .succeeded : .failed
+            if status == .failed { message = "\(argv[0]) ended with \(output.status)" }
         }
         let stdout = Self.text(output.stdout, dropped: output.stdoutTruncated)
         let stderr = output.stderr.isEmpty ? nil : Self.text(output.stderr, dropped: output.stderrTruncated)

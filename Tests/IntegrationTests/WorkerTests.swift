@@ -1,0 +1,522 @@
+import AMQP
+import AgentryBus
+import AgentryCore
+import AgentryRuntime
+import AgentryStore
+import Foundation
+import Logging
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `agentry worker` process serving the given agents, its output in a log file.
+final class WorkerProcess: @unchecked Sendable {
+    // @unchecked: `process` is only touched from the test that owns this value, one call at a time.
+    let process = Process()
+    let log: URL
+
+    init(agents: [String], extra: [String] = []) throws {
+        log = FileManager.default.temporaryDirectory.appendingPathComponent("agentry-worker-\(UUID().uuidString.prefix(8)).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.executableURL = URL(fileURLWithPath: TestEnvironment.agentryExecutable)
+        process.arguments = ["worker", "--agents", agents.joined(separator: ","), "--heartbeat-seconds", "0.5",
+                             "--worker-expiry-seconds", "3", "--sync-seconds", "1", "--no-event-log"] + extra
+        var environment = ProcessInfo.processInfo.environment
+        environment["AGENTRY_MIGRATIONS_DIR"] = TestEnvironment.configuration.migrationsDirectory
+        environment["AGENTRY_TOPOLOGY_DIR"] = TestEnvironment.configuration.topologyDirectory
+        process.environment = environment
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for the process to end (SIGKILL after `timeout`) and returns its exit status.
+    @discardableResult
+    func wait(timeout: Duration = .seconds(40)) async -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return -1
+        }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func stop() async {
+        if process.isRunning { signal(SIGTERM) }
+        await wait()
+        try? FileManager.default.removeItem(at: log)
+    }
+}
+
+/// The runtime pieces a worker test needs, on the default vhost and database.
+struct WorkerHarness: Sendable {
+    let registry: AgentRegistry
+    let bus: EventBus
+    let connection: AMQPConnection
+    let store: RuntimeStore
+    let database: Database
+
+    func publishAgent(_ yaml: String) async throws -> AgentDefinition {
+        let definition = try AgentDefinition.parse(yaml: yaml)
+        _ = try await registry.register(definition)
+        _ = try await registry.publish(agentID: definition.metadata.id)
+        return definition
+    }
+
+    func runs(_ agentID: String) async throws -> [TaskRun] {
+        try await store.runs(agentID: agentID, limit: 10_000)
+    }
+
+    /// Waits until `condition` holds for the agent's runs.
+    func waitForRuns(_ agentID: String, timeout: Duration = .seconds(20), _ condition: ([TaskRun]) -> Bool) async throws -> [TaskRun] {
+        _ = try await TestEnvironment.eventually(timeout: timeout) { condition(try await runs(agentID)) }
+        return try await runs(agentID)
+    }
+}
+
+func withWorkerHarness(_ body: @Sendable (WorkerHarness) async throws -> Void) async throws {
+    try await withRegistry { registry, bus, connection, database in
+        try await body(WorkerHarness(registry: registry, bus: bus, connection: connection,
+                                     store: RuntimeStore(database: database, logger: TestEnvironment.logger), database: database))
+    }
+}
+
+/// An agent definition with a handler and config of the test's choosing.
+func agentYAML(id: String, trigger: String, priority: String = "normal", filters: String? = nil, handler: String,
+               config: String = "", extra: String = "") -> String {
+    var yaml = """
+        metadata: {id: \(id), name: Test \(id), version: 1.0.0, author: tests, description: Worker test agent.}
+        goal: {type: continuous, description: Exercise the worker.}
+        triggers:
+          - type: \(trigger)
+            priority: \(priority)
+
+        """
+    if let filters { yaml += "    filters: \(filters)\n" }
+    yaml += "handler:\n" + handler.split(separator: "\n").map { "  \($0)\n" }.joined()
+    if !config.isEmpty { yaml += "config:\n" + config.split(separator: "\n").map { "  \($0)\n" }.joined() }
+    return yaml + extra
+}
+
+/// How many runs overlapped at most, from their recorded start and finish.
+func maxOverlap(_ runs: [TaskRun]) -> Int {
+    var points: [(Date, Int)] = []
+    for run in runs where run.state != .skipped {
+        points.append((run.startedAt, 1))
+        points.append((run.finishedAt ?? .distantFuture, -1))
+    }
+    points.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
+    var current = 0, best = 0
+    for (_, delta) in points {
+        current += delta
+        best = max(best, current)
+    }
+    return best
+}
+
+func isAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+
+@Suite("Workers", .serialized)
+struct WorkerTests {
+    @Test("an exec handler gets the event on stdin and its identity in env; its JSON result is recorded and its follow-up events published")
+    func execEndToEnd() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("exec-")
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent(id).path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let script = #"cat > stdin.json; printf '{"run": "%s", "event": "%s", "greeting": "%s", "events": [{"type": "done.%s", "payload": {"n": 1}, "priority": "high"}]}' "$AGENTRY_RUN_ID" "$AGENTRY_EVENT_ID" "$GREETING" "$AGENTRY_AGENT_ID"; echo oops >&2"#
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "work.\(id)", filters: "{kind: good}", handler: """
+                exec:
+                  command: [/bin/sh, -c, '\(script.replacingOccurrences(of: "'", with: "''"))']
+                  env: {GREETING: "hello {{payload.name}}"}
+                  working_directory: \(dir)
+                """))
+            let followUps = try await h.bus.subscribe(to: "done.\(id)")
+            let worker = try WorkerProcess(agents: [id])
+            let event = Event(type: "work.\(id)", payload: ["kind": "good", "name": "ada"], priority: .normal, source: "test")
+            try await h.bus.publish(event)
+            try await h.bus.publish(Event(type: "work.\(id)", payload: ["kind": "bad"], priority: .normal, source: "test"))
+
+            let runs = try await h.waitForRuns(id) { runs in runs.filter { $0.state.isFinished }.count == 2 }
+            await worker.stop()
+            let done = try #require(runs.first { $0.eventID == event.id.rawValue }, "runs: \(runs)")
+            #expect(done.state == .succeeded, "\(done)")
+            #expect(done.exitStatus == 0)
+            #expect(done.stderr == "oops")
+            let result = try #require(done.result.flatMap { try? JSON.parse(Array($0.utf8)) })
+            #expect(result[path: "run"]?.stringValue == done.runID.uuidString.lowercased())
+            #expect(result[path: "event"]?.stringValue == event.id.rawValue)
+            #expect(result[path: "greeting"]?.stringValue == "hello ada")
+            // The envelope arrived on stdin.
+            let stdin = try JSON.parse(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/stdin.json"))))
+            #expect(stdin[path: "id"]?.stringValue == event.id.rawValue)
+            #expect(stdin[path: "payload.name"]?.stringValue == "ada")
+            // The other event did not pass the filter: skipped with the reason.
+            let skipped = try #require(runs.first { $0.eventID != event.id.rawValue })
+            #expect(skipped.state == .skipped)
+            #expect(skipped.message?.contains("payload.kind is 'bad', not 'good'") == true, "\(skipped.message ?? "")")
+            // The follow-up event, caused by the triggering event.
+            var iterator = followUps.makeAsyncIterator()
+            let received = try #require(try await iterator.next())
+            #expect(received.event.causationID == event.id.rawValue)
+            #expect(received.event.correlationID == event.id.rawValue)
+            #expect(received.event.priority == .high)
+            #expect(received.event.payload["n"] == .int(1))
+            received.ack()
+            followUps.cancel()
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+
+    @Test("an http handler POSTs the envelope; a 2xx JSON answer is the result and its events are published; a 500 fails the run")
+    func httpEndToEnd() async throws {
+        try await withWorkerHarness { h in
+            let server = try HTTPTestServer()
+            defer { server.stop() }
+            let id = TestEnvironment.uniqueName("http-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "hook.\(id)", handler: """
+                http:
+                  url: http://127.0.0.1:\(server.port)/{{payload.path}}
+                  headers: {X-Test: "{{payload.path}}"}
+                  timeout_seconds: 5
+                """, config: "auto_retry: false"))
+            let followUps = try await h.bus.subscribe(to: "answered.#")
+            let worker = try WorkerProcess(agents: [id])
+            let good = Event(type: "hook.\(id)", payload: ["path": "ok"], priority: .high, source: "test")
+            let bad = Event(type: "hook.\(id)", payload: ["path": "fail"], priority: .high, source: "test")
+            try await h.bus.publish(good)
+            try await h.bus.publish(bad)
+            let runs = try await h.waitForRuns(id) { runs in runs.filter { $0.state.isFinished }.count == 2 }
+            await worker.stop()
+            let ok = try #require(runs.first { $0.eventID == good.id.rawValue })
+            #expect(ok.state == .succeeded, "\(ok)")
+            #expect(ok.exitStatus == 200)
+            let result = try #require(ok.result.flatMap { try? JSON.parse(Array($0.utf8)) })
+            #expect(result[path: "received_id"]?.stringValue == good.id.rawValue)
+            #expect(result[path: "header"]?.stringValue == "ok")
+            let failed = try #require(runs.first { $0.eventID == bad.id.rawValue })
+            #expect(failed.state == .failed)
+            #expect(failed.exitStatus == 500)
+            #expect(failed.message?.contains("answered 500") == true, "\(failed.message ?? "")")
+            var iterator = followUps.makeAsyncIterator()
+            let received = try #require(try await iterator.next())
+            #expect(received.event.type == "answered.ok")
+            #expect(received.event.causationID == good.id.rawValue)
+            received.ack()
+            followUps.cancel()
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+
+    @Test("a timed-out exec handler's whole process group is stopped and the run recorded as timed out")
+    func timeoutKillsProcessGroup() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("timeout-")
+            let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(id).pids").path
+            defer { try? FileManager.default.removeItem(atPath: pidFile) }
+            // The handler starts a grandchild that ignores nothing, then waits; both must be gone after the timeout.
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "slow.\(id)", handler: """
+                exec:
+                  command: [/bin/sh, -c, 'sleep 300 & echo $! > \(pidFile); echo $$ >> \(pidFile); sleep 300']
+                """, config: "timeout_seconds: 1\nauto_retry: false"))
+            let worker = try WorkerProcess(agents: [id], extra: [])
+            try await h.bus.publish(Event(type: "slow.\(id)", priority: .normal, source: "test"))
+            let runs = try await h.waitForRuns(id) { $0.first?.state.isFinished == true }
+            let run = try #require(runs.first)
+            #expect(run.state == .timedOut, "\(run)")
+            #expect(run.message?.contains("timeout_seconds") == true)
+            let pids = try String(contentsOfFile: pidFile, encoding: .utf8).split(separator: "\n").compactMap { Int32($0) }
+            #expect(pids.count == 2)
+            let gone = try await TestEnvironment.eventually(timeout: .seconds(10)) { pids.allSatisfy { !isAlive($0) } }
+            #expect(gone, "still alive: \(pids.filter(isAlive))")
+            await worker.stop()
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+
+    @Test("a failing run is retried with backoff, then parked in agentry.dead with agent.task.failed; a replay runs it afresh")
+    func retriesThenDeadLetter() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("retry-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "flaky.\(id)", priority: "high", handler: """
+                exec:
+                  command: [/bin/sh, -c, 'echo "no luck on try $AGENTRY_ATTEMPT" >&2; exit 3']
+                """, extra: "retry:\n  attempts: 3\n  backoff: {initial_seconds: 0.5, multiplier: 2, max_seconds: 5}\n"))
+            let failures = try await h.bus.subscribe(to: "agent.task.failed")
+            let worker = try WorkerProcess(agents: [id])
+            let event = Event(type: "flaky.\(id)", payload: ["x": 1], priority: .high, source: "test")
+            try await h.bus.publish(event)
+            let runs = try await h.waitForRuns(id, timeout: .seconds(30)) { $0.filter { $0.state == .failed }.count == 3 }
+            let ordered = runs.sorted { $0.attempt < $1.attempt }
+            #expect(ordered.map(\.attempt) == [1, 2, 3], "\(runs)")
+            #expect(ordered.allSatisfy { $0.exitStatus == 3 && $0.priority == .high })
+            #expect(ordered[1].stderr == "no luck on try 2")
+            // Backoff 0.5 s then 1 s, each ±20 %: the gaps grow.
+            let gap1 = ordered[1].startedAt.timeIntervalSince(ordered[0].finishedAt!)
+            let gap2 = ordered[2].startedAt.timeIntervalSince(ordered[1].finishedAt!)
+            #expect(gap1 >= 0.35 && gap1 < 3, "gap 1: \(gap1)")
+            #expect(gap2 >= 0.75 && gap2 < 4, "gap 2: \(gap2)")
+            #expect(ordered[0].retryAt != nil && ordered[2].retryAt == nil)
+
+            var failed: ReceivedEvent?
+            for try await received in failures {
+                received.ack()
+                if received.event.payload["agent_id"] == .string(id) { failed = received; break }
+            }
+            failures.cancel()
+            #expect(failed?.event.payload["event_id"] == .string(event.id.rawValue))
+            #expect(failed?.event.payload["attempts"] == .int(3))
+            #expect(failed?.event.priority == .high)
+
+            let parked = try await DeadLetters.list(on: h.connection, limit: 10_000).filter { $0.id == event.id.rawValue }
+            #expect(parked.count == 1)
+            #expect(parked.first?.reason == "task-failed")
+            #expect(parked.first?.message.contains("attempt 3 of 3") == true)
+
+            // Replayed, the event goes to this agent's queue only and gets three fresh tries.
+            let dead = DeadLetters(channel: try await h.connection.openChannel())
+            let replayed = try await dead.replay(on: h.connection, ids: [event.id.rawValue])
+            #expect(replayed.count == 1)
+            let again = try await h.waitForRuns(id, timeout: .seconds(30)) { $0.filter { $0.state == .failed }.count == 6 }
+            #expect(again.filter { $0.attempt == 1 }.count == 2)
+            await worker.stop()
+            #expect(try await DeadLetters.list(on: h.connection, limit: 10_000).filter { $0.id == event.id.rawValue }.count == 1,
+                    "the second round parks it again")
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+
+    @Test("max_parallel_tasks holds across two worker processes, measured from task_runs")
+    func parallelLimitAcrossWorkers() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("limit-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "busy.\(id)", handler: """
+                exec:
+                  command: [/bin/sleep, "0.3"]
+                """, config: "max_parallel_tasks: 2"))
+            let workers = [try WorkerProcess(agents: [id]), try WorkerProcess(agents: [id])]
+            for n in 0..<12 {
+                try await h.bus.publish(Event(type: "busy.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
+            }
+            let runs = try await h.waitForRuns(id, timeout: .seconds(40)) { $0.filter { $0.state == .succeeded }.count == 12 }
+            for worker in workers { await worker.stop() }
+            #expect(runs.filter { $0.state == .succeeded }.count == 12)
+            #expect(maxOverlap(runs) <= 2, "overlap \(maxOverlap(runs))")
+            #expect(maxOverlap(runs) == 2, "the limit is 2, and 12 waiting tasks should fill it")
+            #expect(Set(runs.compactMap(\.workerID)).count == 2, "both workers should have run tasks")
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+
+    @Test("a worker killed with SIGKILL mid-task: the task completes exactly once on the other worker")
+    func sigkillRecovery() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("kill-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "long.\(id)", handler: """
+                exec:
+                  command: [/bin/sleep, "2"]
+                """, config: "max_parallel_tasks: 1"))
+            let first = try WorkerProcess(agents: [id])
+            try await h.bus.publish(Event(type: "long.\(id)", priority: .normal, source: "test"))
+            let running = try await h.waitForRuns(id) { $0.contains { $0.state == .running } }
+            let victim = try #require(running.first { $0.state == .running }?.workerID)
+            let second = try WorkerProcess(agents: [id])
+            // Which process runs it? Only the first one was up when the event arrived.
+            first.signal(SIGKILL)
+            await first.wait()
+            let runs = try await h.waitForRuns(id, timeout: .seconds(30)) { $0.contains { $0.state == .succeeded } }
+            try await Task.sleep(for: .seconds(1))
+            let final = try await h.runs(id)
+            await second.stop()
+            #expect(final.filter { $0.state == .succeeded }.count == 1, "\(final.map(\.state))")
+            let lost = final.filter { $0.state == .lost }
+            #expect(lost.count == 1)
+            #expect(lost.first?.workerID == victim)
+            #expect(runs.first { $0.state == .succeeded }?.workerID != victim)
+            let instances = try await h.store.instances(agentID: id)
+            #expect(instances.first { $0.workerID == victim }?.state == .error, "\(instances)")
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+
+    @Test("a redelivered event whose run already succeeded is acked without running again")
+    func exactlyOnceCompletion() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("once-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "once.\(id)", handler: "builtin: noop"))
+            let worker = try WorkerProcess(agents: [id])
+            let event = Event(type: "once.\(id)", payload: ["n": 1], priority: .normal, source: "test")
+            // The same message twice, straight into the agent's queue, as a redelivery would bring it.
+            let channel = try await h.connection.openChannel()
+            var message = EventBus.message(for: event)
+            message.exchange = ""
+            message.routingKey = "agentry.agent.\(id)"
+            try await channel.publish(message)
+            _ = try await h.waitForRuns(id) { $0.contains { $0.state == .succeeded } }
+            try await channel.publish(message)
+            let drained = try await TestEnvironment.eventually {
+                let status = try await h.connection.queueStatus("agentry.agent.\(id)")
+                return status.messageCount == 0
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            await worker.stop()
+            #expect(drained)
+            let runs = try await h.runs(id)
+            #expect(runs.count == 1, "\(runs.map(\.state))")
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+
+    @Test("a CRITICAL event queued behind 1,000 LOW events starts within the first few runs")
+    func priorityBehindBacklog() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("prio-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "job.\(id)", priority: "low", handler: "builtin: noop",
+                                                   config: "max_parallel_tasks: 2\ntask_events: false"))
+            for n in 0..<1000 {
+                try await h.bus.publish(Event(type: "job.\(id)", payload: ["n": .int(Int64(n))], priority: .low, source: "test"))
+            }
+            let critical = Event(type: "job.\(id)", payload: ["urgent": true], priority: .critical, source: "test")
+            try await h.bus.publish(critical)
+            let worker = try WorkerProcess(agents: [id])
+            let runs = try await h.waitForRuns(id, timeout: .seconds(60)) { $0.contains { $0.eventID == critical.id.rawValue && $0.state.isFinished } }
+            await worker.stop()
+            let ordered = runs.sorted { $0.startedAt < $1.startedAt }
+            let position = try #require(ordered.firstIndex { $0.eventID == critical.id.rawValue })
+            #expect(position < 4, "the CRITICAL event started as run \(position + 1)")
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+
+    @Test("pause, resume, stop and start reach every worker and persist for workers that start later")
+    func controlAcrossWorkers() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("ctl-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "ctl.\(id)", handler: "builtin: noop"))
+            let control = AgentControl(store: h.store, connection: h.connection)
+            let workers = [try WorkerProcess(agents: [id]), try WorkerProcess(agents: [id])]
+            func states() async throws -> [InstanceRecord.State] { try await h.store.instances(agentID: id).map(\.state) }
+            func expectStates(_ expected: [InstanceRecord.State], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+                let reached = try await TestEnvironment.eventually(timeout: .seconds(5)) { try await states() == expected }
+                let actual = try await states()
+                #expect(reached, "instances are \(actual), expected \(expected)", sourceLocation: sourceLocation)
+            }
+            try await expectStates([.idle, .idle])
+
+            try await control.set(.paused, agentID: id)
+            try await expectStates([.paused, .paused])
+            for _ in 0..<5 { try await h.bus.publish(Event(type: "ctl.\(id)", priority: .normal, source: "test")) }
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await h.connection.queueStatus("agentry.agent.\(id)").messageCount == 5)
+            #expect(try await h.runs(id).isEmpty)
+
+            // A worker that starts now obeys the persisted pause.
+            let late = try WorkerProcess(agents: [id])
+            try await expectStates([.paused, .paused, .paused])
+
+            try await control.set(.running, agentID: id)
+            let runs = try await h.waitForRuns(id) { $0.filter { $0.state == .succeeded }.count == 5 }
+            #expect(runs.count == 5)
+
+            try await control.set(.stopped, agentID: id)
+            try await expectStates([.stopped, .stopped, .stopped])
+            #expect(try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 0)
+            try await control.set(.running, agentID: id)
+            try await expectStates([.idle, .idle, .idle])
+            #expect(try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 3)
+            for worker in workers + [late] { await worker.stop() }
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+
+    @Test("SIGTERM lets the running task finish, records it, and exits 0")
+    func gracefulShutdown() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("term-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "term.\(id)", handler: """
+                exec:
+                  command: [/bin/sleep, "1.5"]
+                """))
+            let worker = try WorkerProcess(agents: [id])
+            try await h.bus.publish(Event(type: "term.\(id)", priority: .normal, source: "test"))
+            _ = try await h.waitForRuns(id) { $0.contains { $0.state == .running } }
+            worker.signal(SIGTERM)
+            let status = await worker.wait()
+            #expect(status == 0, "\(worker.output)")
+            let runs = try await h.runs(id)
+            #expect(runs.map(\.state) == [.succeeded])
+            let workers = try await h.store.workers().filter { $0.pid == Int(worker.pid) }
+            #expect(workers.first?.status == "stopped")
+            #expect(try await h.connection.queueStatus("agentry.agent.\(id)").messageCount == 0)
+            await worker.stop()
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+}
+
+/// A small HTTP server (Python's http.server) for the http handler: `/ok` answers 200 with the event's id, the
+/// X-Test header and a follow-up event; anything else answers 500.
+final class HTTPTestServer: @unchecked Sendable {
+    // @unchecked: the process is started in init and stopped once by the owning test.
+    let process = Process()
+    let port: Int
+
+    init() throws {
+        let script = """
+            import http.server, json, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_POST(self):
+                    body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+                    if self.path == '/ok':
+                        answer = {'received_id': body['id'], 'header': self.headers.get('X-Test'),
+                                  'events': [{'type': 'answered.ok', 'payload': {'id': body['id']}}]}
+                        code = 200
+                    else:
+                        answer, code = {'error': 'no'}, 500
+                    data = json.dumps(answer).encode()
+                    self.send_response(code)
+                    self.send_header('Content-Type', 'application/json')
+                    self.send_header('Content-Length', str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                def log_message(self, *a): pass
+            s = http.server.HTTPServer(('127.0.0.1', 0), H)
+            print(s.server_address[1], flush=True)
+            s.serve_forever()
+            """
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            process.terminate()
+            throw BusError("the test HTTP server did not start")
+        }
+        self.port = port
+    }
+
+    func stop() {
+        // SIGKILL: the test runner's children may inherit a blocked SIGTERM.
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
