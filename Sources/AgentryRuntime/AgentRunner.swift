@@ -87,6 +87,19 @@ final class AgentRunner: Sendable {
         }
     }
 
+    /// Records a paused instance for an agent this worker has not been running (it starts while the agent is
+    /// paused): the instance shows, nothing is consumed.
+    func startPaused() async throws {
+        let definition = self.definition
+        let instanceID = try await context.store.upsertInstance(workerID: context.workerID, agentID: agentID,
+                                                                version: definition.metadata.version, state: .paused)
+        state.withLockedValue {
+            $0.instanceID = instanceID
+            $0.mode = .paused
+            $0.instanceDirty = true
+        }
+    }
+
     /// Stops taking new events; running tasks go on. Events keep queueing on the broker.
     func pause() async {
         let consumer = state.withLockedValue { s -> AMQPConsumer? in

@@ -270,6 +270,8 @@ public final class AgentWorker: Service, Sendable {
                     try await runner.start()
                 case .paused where runner.mode == .consuming:
                     await runner.pause()
+                case .paused where runner.mode == .stopped:
+                    try await runner.startPaused()
                 case .stopped where runner.mode != .stopped:
                     await runner.stop(grace: .zero, reason: "stopped by an operator")
                 default:
