@@ -66,6 +66,7 @@ final class AgentRunner: Sendable {
     func start() async throws {
         let (definition, wasStopped) = state.withLockedValue { ($0.definition, $0.mode == .stopped) }
         guard mode != .consuming else { return }
+        try await context.store.ensureSlots(agentID: agentID, count: definition.config.maxParallelTasks)
         let instanceID = try await context.store.upsertInstance(workerID: context.workerID, agentID: agentID,
                                                                 version: definition.metadata.version, state: .idle)
         let consumer = try await context.connection.consume(queue: definition.queueName,
@@ -157,6 +158,7 @@ final class AgentRunner: Sendable {
             return (old, s.mode == .consuming)
         }
         guard old != definition else { return }
+        try await context.store.ensureSlots(agentID: agentID, count: definition.config.maxParallelTasks)
         logger.info("agent version changed", metadata: ["agentry.agent.version": "\(definition.metadata.version)"])
         if let instanceID = state.withLockedValue({ $0.instanceID }) {
             _ = try await context.store.upsertInstance(workerID: context.workerID, agentID: agentID,
@@ -255,7 +257,7 @@ final class AgentRunner: Sendable {
 
         // Claim a run: wait while the agent is at its limit (the delivery stays ours, unacked) or while a live
         // worker still runs this event (a redelivery after a lost connection).
-        var wait = Duration.milliseconds(10)
+        var wait = Duration.milliseconds(5)
         claiming: while true {
             guard isTakingWork else {
                 delivery.reject(requeue: true)
@@ -273,7 +275,7 @@ final class AgentRunner: Sendable {
                     return
                 case .busy:
                     try? await Task.sleep(for: wait)
-                    wait = min(wait * 2, .milliseconds(250))
+                    wait = min(wait * 2, .milliseconds(100))
                 case .runningElsewhere(let other, let worker):
                     logger.debug("event is running on another worker; waiting for its outcome", metadata: [
                         "agentry.run.id": "\(other)", "agentry.worker.id": "\(worker)",
@@ -298,12 +300,18 @@ final class AgentRunner: Sendable {
             $0.lastRun = run.runID
             $0.instanceDirty = true
         }
+        // Announced while the handler already runs; awaited before the outcome is recorded, so that it always
+        // precedes agent.task.completed.
+        var announcedStart: Task<Void, Never>?
         if definition.config.taskEvents {
-            await context.announce(event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + [
+            let started = event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + [
                 "attempt": .int(Int64(attempt)),
-            ], priority: .normal, source: context.source))
+            ], priority: .normal, source: context.source)
+            let context = self.context
+            announcedStart = Task { await context.announce(started) }
         }
         var outcome = await task.value
+        await announcedStart?.value
         let cancelReason = state.withLockedValue { s -> CancelReason? in
             let reason = s.running.removeValue(forKey: run.runID)?.cancelReason
             s.instanceDirty = true
@@ -333,7 +341,7 @@ final class AgentRunner: Sendable {
                 await persist("publish a follow-up event") { try await self.context.bus.publish(stable) }
             }
             let recorded = await persist("record the run's outcome") {
-                try await store.finish(run.runID, .init(state: .succeeded, result: result, output: outcome.output,
+                try await store.finish(run.runID, agentID: run.agentID, .init(state: .succeeded, result: result, output: outcome.output,
                                                         stderr: outcome.stderr, exitStatus: outcome.exitStatus))
             }
             if recorded == true, definition.config.taskEvents {
@@ -352,7 +360,7 @@ final class AgentRunner: Sendable {
                 let delay = Self.jittered(policy.backoff.delay(afterAttempt: run.attempt), jitter: context.options.retryJitter)
                 let due = Date().addingTimeInterval(delay)
                 await persist("record the failed attempt") {
-                    try await store.finish(run.runID, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
+                    try await store.finish(run.runID, agentID: run.agentID, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
                                                             exitStatus: outcome.exitStatus, message: message, retryAt: due))
                 }
                 await persist("schedule the retry") { try await self.scheduleRetry(event, attempt: run.attempt + 1, delaySeconds: delay) }
@@ -366,7 +374,7 @@ final class AgentRunner: Sendable {
             let attempts = definition.config.autoRetry ? policy.attempts : 1
             let final = "\(message) (attempt \(run.attempt) of \(attempts))"
             await persist("record the failed run") {
-                try await store.finish(run.runID, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
+                try await store.finish(run.runID, agentID: run.agentID, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
                                                         exitStatus: outcome.exitStatus, message: final))
             }
             await park(delivery, event: event, reason: state == .timedOut ? "task-timed-out" : "task-failed", message: final)
@@ -382,19 +390,19 @@ final class AgentRunner: Sendable {
             switch cancelReason {
             case .operatorRequest(let who)?:
                 await persist("record the cancelled run") {
-                    try await store.finish(run.runID, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
+                    try await store.finish(run.runID, agentID: run.agentID, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
                                                             exitStatus: outcome.exitStatus, message: "cancelled by \(who)"))
                 }
                 delivery.ack()
             case .returnToQueue(let why)?:
                 await persist("record the interrupted run") {
-                    try await store.finish(run.runID, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
+                    try await store.finish(run.runID, agentID: run.agentID, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
                                                             exitStatus: outcome.exitStatus, message: "\(why); the event went back to the queue"))
                 }
                 delivery.reject(requeue: true)
             case nil:
                 await persist("record the cancelled run") {
-                    try await store.finish(run.runID, .init(state: .cancelled, message: outcome.message))
+                    try await store.finish(run.runID, agentID: run.agentID, .init(state: .cancelled, message: outcome.message))
                 }
                 delivery.reject(requeue: true)
             }

@@ -147,6 +147,9 @@ public struct RuntimeStore: Sendable {
             WHERE worker_id = \(workerID)
             """)
         if status == "stopped" {
+            try await execute("free the slots of \(workerID)", """
+                UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL WHERE worker_id = \(workerID)
+                """)
             try await execute("stop the instances of \(workerID)", """
                 UPDATE agent_instances SET state = 'stopped', current_task = NULL, running_tasks = 0, updated_at = now()
                 WHERE worker_id = \(workerID)
@@ -169,6 +172,9 @@ public struct RuntimeStore: Sendable {
             UPDATE agent_instances SET state = 'error', error = 'worker ' || worker_id || ' stopped sending heartbeats',
                    current_task = NULL, running_tasks = 0, updated_at = now()
             WHERE worker_id = ANY(\(lost)) AND state <> 'stopped'
+            """)
+        try await execute("free the slots of lost workers", """
+            UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL WHERE worker_id = ANY(\(lost))
             """)
         try await execute("mark lost runs", """
             UPDATE task_runs SET state = 'lost', finished_at = now(),
@@ -281,62 +287,72 @@ public struct RuntimeStore: Sendable {
     public enum Claim: Sendable, Equatable {
         /// The run is recorded as running: go ahead.
         case claimed
-        /// The agent already runs `running` tasks, its limit, across all workers.
-        case busy(running: Int)
+        /// The agent already runs `max_parallel_tasks` tasks across all workers.
+        case busy
         /// A run of this agent for this event already succeeded (or was skipped): ack without running.
         case alreadyCompleted(state: TaskRun.State)
         /// A live worker is running this event for this agent right now (a redelivery while it still runs).
         case runningElsewhere(runID: UUID, workerID: String)
     }
 
-    /// Claims a run: checks that the event is not completed nor running on a live worker, and that the agent runs
-    /// fewer than `maxParallel` tasks across every live worker, then records the run as running. Claims of one agent
-    /// are serialised by a transaction-scoped advisory lock, so the limit holds across hosts.
+    /// Makes sure the agent has `count` run slots (more are kept when the limit was lowered; only the first
+    /// `max_parallel_tasks` are used).
+    public func ensureSlots(agentID: String, count: Int) async throws {
+        try await execute("create run slots of \(agentID)", """
+            INSERT INTO agent_slots (agent_id, slot) SELECT \(agentID), generate_series(0, \(max(1, count)) - 1)
+            ON CONFLICT DO NOTHING
+            """)
+    }
+
+    /// Claims a run in one statement: unless the event is completed for this agent, or a live worker runs it right
+    /// now, it takes one of the agent's first `maxParallel` slots that is free (or held by a worker whose heartbeat
+    /// expired), with `FOR UPDATE SKIP LOCKED`, and records the run as running. The slots make the limit hold across
+    /// every worker while claims of one agent run in parallel. Call ``ensureSlots(agentID:count:)`` first.
     public func claim(_ run: TaskRun, maxParallel: Int, workerExpiry: Duration) async throws -> Claim {
         let seconds = Double(workerExpiry.components.seconds) + Double(workerExpiry.components.attoseconds) / 1e18
-        let key = "agentry.runs:" + run.agentID
+        let query: PostgresQuery = """
+            WITH completed AS (
+                SELECT state FROM task_runs
+                WHERE agent_id = \(run.agentID) AND event_id = \(run.eventID)::uuid AND state IN ('succeeded', 'skipped') LIMIT 1
+            ), elsewhere AS (
+                SELECT r.run_id, r.worker_id FROM task_runs r JOIN workers w ON w.worker_id = r.worker_id
+                WHERE r.agent_id = \(run.agentID) AND r.event_id = \(run.eventID)::uuid AND r.state = 'running'
+                  AND w.status IN ('running', 'stopping') AND w.heartbeat_at > now() - make_interval(secs => \(seconds))
+                LIMIT 1
+            ), free AS (
+                SELECT s.slot FROM agent_slots s
+                WHERE s.agent_id = \(run.agentID) AND s.slot < \(maxParallel)
+                  AND NOT EXISTS (SELECT 1 FROM completed) AND NOT EXISTS (SELECT 1 FROM elsewhere)
+                  AND (s.run_id IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM workers w WHERE w.worker_id = s.worker_id AND w.status IN ('running', 'stopping')
+                          AND w.heartbeat_at > now() - make_interval(secs => \(seconds))))
+                ORDER BY s.slot LIMIT 1
+                FOR UPDATE OF s SKIP LOCKED
+            ), taken AS (
+                UPDATE agent_slots s SET run_id = \(run.runID), worker_id = \(run.workerID), taken_at = now()
+                FROM free WHERE s.agent_id = \(run.agentID) AND s.slot = free.slot
+                RETURNING s.slot
+            ), inserted AS (
+                INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
+                                       attempt, state, event_at, started_at)
+                SELECT \(run.runID), \(run.agentID), \(run.agentVersion), \(run.eventID)::uuid, \(run.eventType), \(run.priority.rawValue),
+                       \(run.workerID), \(run.instanceID), \(run.attempt), 'running', \(run.eventAt), clock_timestamp()
+                FROM taken
+                RETURNING run_id
+            )
+            SELECT (SELECT state FROM completed), (SELECT run_id FROM elsewhere), (SELECT worker_id FROM elsewhere),
+                   (SELECT count(*) FROM inserted)::int4
+            """
         do {
-            return try await database.client.withTransaction(logger: logger) { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
-                let eventID = run.eventID
-                let rows = try await connection.query("""
-                    SELECT r.run_id, r.state, COALESCE(r.worker_id, ''),
-                           COALESCE(w.status IN ('running', 'stopping') AND w.heartbeat_at > now() - make_interval(secs => \(seconds)), false)
-                    FROM task_runs r LEFT JOIN workers w ON w.worker_id = r.worker_id
-                    WHERE r.agent_id = \(run.agentID) AND r.event_id = \(eventID)::uuid AND r.state IN ('succeeded', 'skipped', 'running')
-                    """, logger: logger)
-                var orphaned: [UUID] = []
-                for try await (runID, state, worker, alive) in rows.decode((UUID, String, String, Bool).self) {
-                    if state == "succeeded" || state == "skipped" {
-                        return Claim.alreadyCompleted(state: TaskRun.State(rawValue: state) ?? .succeeded)
-                    }
-                    if alive { return Claim.runningElsewhere(runID: runID, workerID: worker) }
-                    orphaned.append(runID)
-                }
-                if !orphaned.isEmpty {
-                    try await connection.query("""
-                        UPDATE task_runs SET state = 'lost', finished_at = now(),
-                               message = 'worker ' || COALESCE(worker_id, '?') || ' stopped sending heartbeats; taken over by ' || \(run.workerID ?? "?")
-                        WHERE run_id = ANY(\(orphaned)) AND state = 'running'
-                        """, logger: logger)
-                }
-                var running = 0
-                for try await count in try await connection.query("""
-                    SELECT count(*)::int FROM task_runs r JOIN workers w ON w.worker_id = r.worker_id
-                    WHERE r.agent_id = \(run.agentID) AND r.state = 'running'
-                      AND w.status IN ('running', 'stopping') AND w.heartbeat_at > now() - make_interval(secs => \(seconds))
-                    """, logger: logger).decode(Int.self) {
-                    running = count
-                }
-                if running >= maxParallel { return Claim.busy(running: running) }
-                try await connection.query("""
-                    INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
-                                           attempt, state, event_at, started_at)
-                    VALUES (\(run.runID), \(run.agentID), \(run.agentVersion), \(eventID)::uuid, \(run.eventType), \(run.priority.rawValue),
-                            \(run.workerID), \(run.instanceID), \(run.attempt), 'running', \(run.eventAt), now())
-                    """, logger: logger)
-                return Claim.claimed
+            for try await (completed, otherRun, otherWorker, inserted) in try await database.client.query(query, logger: logger)
+                .decode((String?, UUID?, String?, Int32).self) {
+                if let completed { return .alreadyCompleted(state: TaskRun.State(rawValue: completed) ?? .succeeded) }
+                if let otherRun { return .runningElsewhere(runID: otherRun, workerID: otherWorker ?? "?") }
+                return inserted == 1 ? .claimed : .busy
             }
+            throw StoreError(.query, "the claim returned no row")
+        } catch let error as StoreError {
+            throw error
         } catch {
             throw StoreError(.query, "cannot claim a run of \(run.agentID) for event \(run.eventID): \(StoreError.describe(error))")
         }
@@ -378,33 +394,34 @@ public struct RuntimeStore: Sendable {
     /// Records how a running run ended. Returns false when the run was no longer running (another worker declared
     /// it lost and took it over, or another run completed the event first): its outcome is then recorded as
     /// `cancelled` with the reason, and the caller must not publish it as the event's completion.
+    /// The run's slot is given back in the same statement.
     @discardableResult
-    public func finish(_ runID: UUID, _ outcome: Outcome) async throws -> Bool {
+    public func finish(_ runID: UUID, agentID: String, _ outcome: Outcome) async throws -> Bool {
         var updated = false
         do {
             try await query("finish run \(runID)", """
-                UPDATE task_runs SET state = \(outcome.state.rawValue), finished_at = now(), result = \(outcome.result)::jsonb,
+                WITH released AS (
+                    UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL
+                    WHERE agent_id = \(agentID) AND run_id = \(runID)
+                )
+                UPDATE task_runs SET state = \(outcome.state.rawValue), finished_at = clock_timestamp(), result = \(outcome.result)::jsonb,
                        output = \(outcome.output), stderr = \(outcome.stderr), exit_status = \(outcome.exitStatus),
                        message = \(outcome.message), retry_at = \(outcome.retryAt)
                 WHERE run_id = \(runID) AND state = 'running' RETURNING run_id
                 """) { _ in updated = true }
         } catch let error as StoreError where error.message.contains("SQLSTATE 23505") {
             try await execute("cancel duplicate run \(runID)", """
-                UPDATE task_runs SET state = 'cancelled', finished_at = now(), output = \(outcome.output), stderr = \(outcome.stderr),
+                WITH released AS (
+                    UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL
+                    WHERE agent_id = \(agentID) AND run_id = \(runID)
+                )
+                UPDATE task_runs SET state = 'cancelled', finished_at = clock_timestamp(), output = \(outcome.output), stderr = \(outcome.stderr),
                        message = 'another run completed this event for this agent first'
                 WHERE run_id = \(runID) AND state = 'running'
                 """)
             return false
         }
         return updated
-    }
-
-    /// Marks every run this worker still has running as cancelled (used at shutdown for runs handed back).
-    public func cancelRunning(workerID: String, message: String) async throws {
-        try await execute("cancel runs of \(workerID)", """
-            UPDATE task_runs SET state = 'cancelled', finished_at = now(), message = \(message)
-            WHERE worker_id = \(workerID) AND state = 'running'
-            """)
     }
 
     public func run(id: UUID) async throws -> TaskRun? {
