@@ -33,6 +33,8 @@ final class AgentRunner: Sendable {
         var serving: Task<Void, Never>?
         var running: [UUID: Running] = [:]
         var lastRun: UUID?
+        /// Sequence number of the newest delivery received, for `on_busy: replace`.
+        var newestDelivery: UInt64 = 0
         var instanceDirty = true
     }
 
@@ -56,8 +58,11 @@ final class AgentRunner: Sendable {
 
     /// How many deliveries this worker takes at once: the agent's limit. Kept small on purpose (the broker's
     /// priority order only applies to what is not yet delivered).
+    /// With `on_busy: drop` or `replace`, a few more: events that arrive while the agent is busy must reach the
+    /// worker to be dropped (or to replace the waiting one) instead of waiting in the queue.
     static func prefetch(for definition: AgentDefinition, options: WorkerOptions) -> UInt16 {
-        UInt16(clamping: max(1, min(definition.config.maxParallelTasks, options.maxTasksPerAgent ?? Int.max)))
+        let running = max(1, min(definition.config.maxParallelTasks, options.maxTasksPerAgent ?? Int.max))
+        return UInt16(clamping: definition.onBusy == .queue ? running : running + 16)
     }
 
     // MARK: Lifecycle
@@ -241,6 +246,10 @@ final class AgentRunner: Sendable {
             return
         }
         let attempt = max(1, Int(delivery.properties.headers?[DeadLetters.Header.attempt]?.intValue ?? 1))
+        let sequence = state.withLockedValue { s -> UInt64 in
+            s.newestDelivery += 1
+            return s.newestDelivery
+        }
         var run = TaskRun(runID: Self.newRunID(), agentID: agentID, agentVersion: definition.metadata.version,
                           eventID: event.id.rawValue, eventType: event.type, priority: event.priority,
                           workerID: context.workerID, instanceID: state.withLockedValue { $0.instanceID },
@@ -274,6 +283,19 @@ final class AgentRunner: Sendable {
                     delivery.ack()
                     return
                 case .busy:
+                    // on_busy: drop discards an event that finds the agent at its limit; replace discards a waiting
+                    // event once a newer one arrived. Both are recorded as skipped, with the reason.
+                    let newer = state.withLockedValue { $0.newestDelivery } > sequence
+                    if definition.onBusy == .drop || (definition.onBusy == .replace && newer) {
+                        run.state = .skipped
+                        run.message = definition.onBusy == .drop
+                            ? "dropped: \(agentID) was running max_parallel_tasks (\(definition.config.maxParallelTasks)) tasks (on_busy: drop)"
+                            : "replaced by a newer event while \(agentID) was busy (on_busy: replace)"
+                        let skipped = run
+                        await persist("record a dropped run") { try await self.context.store.recordSkipped(skipped) }
+                        delivery.ack()
+                        return
+                    }
                     try? await Task.sleep(for: wait)
                     wait = min(wait * 2, .milliseconds(100))
                 case .runningElsewhere(let other, let worker):
@@ -300,8 +322,8 @@ final class AgentRunner: Sendable {
             $0.lastRun = run.runID
             $0.instanceDirty = true
         }
-        // Announced while the handler already runs; awaited before the outcome is recorded, so that it always
-        // precedes agent.task.completed.
+        // Announced while the handler already runs; awaited before agent.task.completed or failed is published, so
+        // that it always comes first.
         var announcedStart: Task<Void, Never>?
         if definition.config.taskEvents {
             let started = event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + [
@@ -311,7 +333,6 @@ final class AgentRunner: Sendable {
             announcedStart = Task { await context.announce(started) }
         }
         var outcome = await task.value
-        await announcedStart?.value
         let cancelReason = state.withLockedValue { s -> CancelReason? in
             let reason = s.running.removeValue(forKey: run.runID)?.cancelReason
             s.instanceDirty = true
@@ -322,12 +343,15 @@ final class AgentRunner: Sendable {
         }
         let elapsed = ContinuousClock.now - started
         await conclude(run: run, event: event, delivery: delivery, definition: definition, outcome: outcome,
-                       cancelReason: cancelReason, elapsed: elapsed)
+                       cancelReason: cancelReason, elapsed: elapsed, announcedStart: announcedStart)
     }
 
     private func conclude(run: TaskRun, event: Event, delivery: AMQPDelivery, definition: AgentDefinition,
-                          outcome: HandlerOutcome, cancelReason: CancelReason?, elapsed: Duration) async {
-        let store = context.store
+                          outcome: HandlerOutcome, cancelReason: CancelReason?, elapsed: Duration,
+                          announcedStart: Task<Void, Never>?) async {
+        // Lifecycle events are announcements of what the run records say: they are published after the outcome is
+        // recorded and the delivery acked, so that waiting for their confirms holds neither a slot nor the
+        // prefetch window. (A worker that dies in between leaves the run recorded but not announced.)
         let result = outcome.result.map(JSON.serialize)
         let milliseconds = Int64(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
         switch outcome.status {
@@ -341,16 +365,17 @@ final class AgentRunner: Sendable {
                 await persist("publish a follow-up event") { try await self.context.bus.publish(stable) }
             }
             let recorded = await persist("record the run's outcome") {
-                try await store.finish(run.runID, agentID: run.agentID, .init(state: .succeeded, result: result, output: outcome.output,
+                try await self.context.finish(run, .init(state: .succeeded, result: result, output: outcome.output,
                                                         stderr: outcome.stderr, exitStatus: outcome.exitStatus))
             }
+            delivery.ack()
+            await announcedStart?.value
             if recorded == true, definition.config.taskEvents {
                 var payload = lifecyclePayload(run, event)
                 payload["duration_ms"] = .int(milliseconds)
                 if let value = outcome.result { payload["result"] = value }
                 await context.announce(event.followUp(type: "agent.task.completed", payload: payload, priority: .normal, source: context.source))
             }
-            delivery.ack()
 
         case .failed, .timedOut:
             let state: TaskRun.State = outcome.status == .timedOut ? .timedOut : .failed
@@ -360,7 +385,7 @@ final class AgentRunner: Sendable {
                 let delay = Self.jittered(policy.backoff.delay(afterAttempt: run.attempt), jitter: context.options.retryJitter)
                 let due = Date().addingTimeInterval(delay)
                 await persist("record the failed attempt") {
-                    try await store.finish(run.runID, agentID: run.agentID, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
+                    try await self.context.finish(run, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
                                                             exitStatus: outcome.exitStatus, message: message, retryAt: due))
                 }
                 await persist("schedule the retry") { try await self.scheduleRetry(event, attempt: run.attempt + 1, delaySeconds: delay) }
@@ -374,10 +399,11 @@ final class AgentRunner: Sendable {
             let attempts = definition.config.autoRetry ? policy.attempts : 1
             let final = "\(message) (attempt \(run.attempt) of \(attempts))"
             await persist("record the failed run") {
-                try await store.finish(run.runID, agentID: run.agentID, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
+                try await self.context.finish(run, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
                                                         exitStatus: outcome.exitStatus, message: final))
             }
             await park(delivery, event: event, reason: state == .timedOut ? "task-timed-out" : "task-failed", message: final)
+            await announcedStart?.value
             var payload = lifecyclePayload(run, event)
             payload["error"] = .string(final)
             payload["state"] = .string(state.rawValue)
@@ -390,19 +416,19 @@ final class AgentRunner: Sendable {
             switch cancelReason {
             case .operatorRequest(let who)?:
                 await persist("record the cancelled run") {
-                    try await store.finish(run.runID, agentID: run.agentID, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
+                    try await self.context.finish(run, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
                                                             exitStatus: outcome.exitStatus, message: "cancelled by \(who)"))
                 }
                 delivery.ack()
             case .returnToQueue(let why)?:
                 await persist("record the interrupted run") {
-                    try await store.finish(run.runID, agentID: run.agentID, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
+                    try await self.context.finish(run, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
                                                             exitStatus: outcome.exitStatus, message: "\(why); the event went back to the queue"))
                 }
                 delivery.reject(requeue: true)
             case nil:
                 await persist("record the cancelled run") {
-                    try await store.finish(run.runID, agentID: run.agentID, .init(state: .cancelled, message: outcome.message))
+                    try await self.context.finish(run, .init(state: .cancelled, message: outcome.message))
                 }
                 delivery.reject(requeue: true)
             }

@@ -50,7 +50,34 @@ struct WorkerContext: Sendable {
     let handlers: HandlerRunner
     let options: WorkerOptions
     let logger: Logger
+    /// Run outcomes, written in groups (see ``GroupCommit``).
+    let outcomes: GroupCommit<(runID: UUID, agentID: String, outcome: RuntimeStore.Outcome), Bool>
     var source: String { "agentry.worker" }
+
+    /// Records how a run ended (and gives its slot back); false when it was no longer running.
+    func finish(_ run: TaskRun, _ outcome: RuntimeStore.Outcome) async throws -> Bool {
+        try await outcomes.submit((run.runID, run.agentID, outcome))
+    }
+
+    static func outcomeWriter(_ store: RuntimeStore) -> GroupCommit<(runID: UUID, agentID: String, outcome: RuntimeStore.Outcome), Bool> {
+        GroupCommit(maxBatch: 200) { batch in
+            do {
+                let recorded = try await store.finish(batch: batch)
+                return batch.map { .success(recorded.contains($0.runID)) }
+            } catch {
+                // One run refused (another run completed its event first) fails the statement: write them one by one.
+                var results: [Result<Bool, any Error>] = []
+                for item in batch {
+                    do {
+                        results.append(.success(try await store.finish(item.runID, agentID: item.agentID, item.outcome)))
+                    } catch {
+                        results.append(.failure(error))
+                    }
+                }
+                return results
+            }
+        }
+    }
 
     /// Publishes a lifecycle event; a failure is logged, never fatal to the run.
     func announce(_ event: Event) async {
@@ -135,7 +162,8 @@ public final class AgentWorker: Service, Sendable {
             dead: DeadLetters(channel: try await connection.openChannel(confirms: true)),
             retryChannel: try await connection.openChannel(confirms: true), store: store,
             registry: AgentRegistryStore(database: database, logger: logger), topology: topology,
-            handlers: HandlerRunner(logger: logger, httpClient: HTTPClient.shared), options: options, logger: logger)
+            handlers: HandlerRunner(logger: logger, httpClient: HTTPClient.shared), options: options, logger: logger,
+            outcomes: WorkerContext.outcomeWriter(store))
 
         // The worker's own control queue, bound to the broadcast exchange.
         let controlQueue = "agentry.control.\(workerID)"

@@ -424,6 +424,39 @@ public struct RuntimeStore: Sendable {
         return updated
     }
 
+    /// Records the outcomes of many runs in one statement (one commit, one WAL flush), giving their slots back.
+    /// Returns the ids of the runs that were still running and are now recorded. Throws when the statement fails
+    /// as a whole (a second success for one event, say); record such a batch run by run with ``finish(_:agentID:_:)``.
+    public func finish(batch: [(runID: UUID, agentID: String, outcome: Outcome)]) async throws -> Set<UUID> {
+        guard !batch.isEmpty else { return [] }
+        let ids = batch.map(\.runID)
+        let agents = batch.map(\.agentID)
+        let states = batch.map(\.outcome.state.rawValue)
+        let results = batch.map { $0.outcome.result ?? "" }
+        let outputs = batch.map { $0.outcome.output ?? "" }
+        let stderrs = batch.map { $0.outcome.stderr ?? "" }
+        let exits = batch.map { Int32(clamping: $0.outcome.exitStatus ?? Int(Int32.min)) }
+        let messages = batch.map { $0.outcome.message ?? "" }
+        let retries = batch.map { $0.outcome.retryAt?.timeIntervalSince1970 ?? 0 }
+        var recorded = Set<UUID>()
+        try await query("record \(batch.count) run outcomes", """
+            WITH input AS (
+                SELECT * FROM unnest(\(ids)::uuid[], \(agents)::text[], \(states)::text[], \(results)::text[], \(outputs)::text[],
+                                     \(stderrs)::text[], \(exits)::int4[], \(messages)::text[], \(retries)::float8[])
+                    AS t(run_id, agent_id, state, result, output, stderr, exit_status, message, retry_at)
+            ), released AS (
+                UPDATE agent_slots s SET run_id = NULL, worker_id = NULL, taken_at = NULL
+                FROM input i WHERE s.agent_id = i.agent_id AND s.run_id = i.run_id
+            )
+            UPDATE task_runs r SET state = i.state, finished_at = clock_timestamp(), result = NULLIF(i.result, '')::jsonb,
+                   output = NULLIF(i.output, ''), stderr = NULLIF(i.stderr, ''), exit_status = NULLIF(i.exit_status, -2147483648),
+                   message = NULLIF(i.message, ''), retry_at = CASE WHEN i.retry_at = 0 THEN NULL ELSE to_timestamp(i.retry_at) END
+            FROM input i WHERE r.run_id = i.run_id AND r.state = 'running'
+            RETURNING r.run_id
+            """) { row in recorded.insert(try row.decode(UUID.self)) }
+        return recorded
+    }
+
     public func run(id: UUID) async throws -> TaskRun? {
         try await runs(where: "run_id = $1", binds: [.uuid(id)], limit: 1).first
     }

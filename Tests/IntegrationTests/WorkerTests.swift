@@ -441,6 +441,28 @@ struct WorkerTests {
         }
     }
 
+    @Test("on_busy: drop records events that find the agent at its limit as skipped, and runs the rest")
+    func busyDrop() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("drop-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "burst.\(id)", handler: """
+                exec:
+                  command: [/bin/sleep, "1"]
+                """, config: "max_parallel_tasks: 1", extra: "on_busy: drop\n"))
+            let worker = try WorkerProcess(agents: [id])
+            try await h.bus.publish(Event(type: "burst.\(id)", priority: .normal, source: "test"))
+            _ = try await h.waitForRuns(id) { $0.contains { $0.state == .running } }
+            for _ in 0..<3 { try await h.bus.publish(Event(type: "burst.\(id)", priority: .normal, source: "test")) }
+            let runs = try await h.waitForRuns(id) { $0.filter { $0.state.isFinished }.count == 4 }
+            await worker.stop()
+            #expect(runs.filter { $0.state == .succeeded }.count == 1, "\(runs.map(\.state))")
+            let dropped = runs.filter { $0.state == .skipped }
+            #expect(dropped.count == 3)
+            #expect(dropped.allSatisfy { $0.message?.contains("on_busy: drop") == true })
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+
     @Test("SIGTERM lets the running task finish, records it, and exits 0")
     func gracefulShutdown() async throws {
         try await withWorkerHarness { h in

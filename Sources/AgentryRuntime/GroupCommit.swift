@@ -1,0 +1,53 @@
+import NIOConcurrencyHelpers
+
+/// Group commit: requests that arrive while a batch is being written wait and go together in the next one, so a
+/// busy worker writes many run outcomes per statement (and per WAL flush) while a quiet one writes each at once.
+final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
+    typealias Waiter = CheckedContinuation<Response, any Error>
+    private struct State {
+        var pending: [(Request, Waiter)] = []
+        var writing = false
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let maxBatch: Int
+    /// Writes a batch; returns one result per request, in order (or throws for the whole batch).
+    private let write: @Sendable ([Request]) async -> [Result<Response, any Error>]
+
+    init(maxBatch: Int, write: @escaping @Sendable ([Request]) async -> [Result<Response, any Error>]) {
+        self.maxBatch = maxBatch
+        self.write = write
+    }
+
+    func submit(_ request: Request) async throws -> Response {
+        try await withCheckedThrowingContinuation { (waiter: Waiter) in
+            let startWriter = state.withLockedValue { s -> Bool in
+                s.pending.append((request, waiter))
+                guard !s.writing else { return false }
+                s.writing = true
+                return true
+            }
+            if startWriter { Task { await self.drain() } }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let batch = state.withLockedValue { s -> [(Request, Waiter)] in
+                let batch = Array(s.pending.prefix(maxBatch))
+                s.pending.removeFirst(batch.count)
+                if batch.isEmpty { s.writing = false }
+                return batch
+            }
+            guard !batch.isEmpty else { return }
+            let results = await write(batch.map(\.0))
+            for (index, (_, waiter)) in batch.enumerated() {
+                waiter.resume(with: index < results.count ? results[index] : .failure(GroupCommitError()))
+            }
+        }
+    }
+}
+
+struct GroupCommitError: Error, CustomStringConvertible {
+    var description: String { "the batch writer returned fewer results than requests" }
+}
