@@ -42,6 +42,8 @@ final class AgentRunner: Sendable {
     let context: WorkerContext
     let state: NIOLockedValueBox<State>
     let logger: Logger
+    /// Claims of this agent, written in groups.
+    let claims: GroupCommit<(run: TaskRun, maxParallel: Int), RuntimeStore.Claim>
 
     init(definition: AgentDefinition, context: WorkerContext) {
         self.agentID = definition.metadata.id
@@ -50,6 +52,16 @@ final class AgentRunner: Sendable {
         var logger = context.logger
         logger[metadataKey: "agentry.agent.id"] = "\(definition.metadata.id)"
         self.logger = logger
+        let store = context.store
+        let expiry = context.options.workerExpiry
+        self.claims = GroupCommit(maxBatch: 200) { batch in
+            do {
+                let claims = try await store.claim(batch: batch.map(\.run), maxParallel: batch[0].maxParallel, workerExpiry: expiry)
+                return claims.map { .success($0) }
+            } catch {
+                return batch.map { _ in .failure(error) }
+            }
+        }
     }
 
     var definition: AgentDefinition { state.withLockedValue { $0.definition } }
@@ -273,7 +285,7 @@ final class AgentRunner: Sendable {
                 return
             }
             do {
-                switch try await context.store.claim(run, maxParallel: definition.config.maxParallelTasks, workerExpiry: context.options.workerExpiry) {
+                switch try await claims.submit((run, definition.config.maxParallelTasks)) {
                 case .claimed:
                     break claiming
                 case .alreadyCompleted(let previous):

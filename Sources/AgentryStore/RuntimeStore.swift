@@ -358,6 +358,86 @@ public struct RuntimeStore: Sendable {
         }
     }
 
+    /// Claims many runs of one agent in one statement, with the rules of ``claim(_:maxParallel:workerExpiry:)``:
+    /// the free slots go to the runs in the order given; a run that finds none is `busy`. Of two runs for the same
+    /// event in one batch, only the first may take a slot.
+    public func claim(batch runs: [TaskRun], maxParallel: Int, workerExpiry: Duration) async throws -> [Claim] {
+        guard let first = runs.first else { return [] }
+        let seconds = Double(workerExpiry.components.seconds) + Double(workerExpiry.components.attoseconds) / 1e18
+        let agentID = first.agentID
+        let ids = runs.map(\.runID)
+        let events = runs.map(\.eventID)
+        let types = runs.map(\.eventType)
+        let versions = runs.map(\.agentVersion)
+        let priorities = runs.map { Int32($0.priority.rawValue) }
+        let attempts = runs.map { Int32(clamping: $0.attempt) }
+        let eventTimes = runs.map { $0.eventAt?.timeIntervalSince1970 ?? 0 }
+        let order = runs.indices.map { Int32($0) }
+        let query: PostgresQuery = """
+            WITH input AS (
+                SELECT * FROM unnest(\(ids)::uuid[], \(events)::uuid[], \(types)::text[], \(versions)::text[], \(priorities)::int4[],
+                                     \(attempts)::int4[], \(eventTimes)::float8[], \(order)::int4[])
+                    AS t(run_id, event_id, event_type, version, priority, attempt, event_at, ord)
+            ), completed AS (
+                SELECT DISTINCT ON (i.run_id) i.run_id, r.state FROM input i
+                JOIN task_runs r ON r.agent_id = \(agentID) AND r.event_id = i.event_id AND r.state IN ('succeeded', 'skipped')
+            ), elsewhere AS (
+                SELECT DISTINCT ON (i.run_id) i.run_id, r.run_id AS other_run, r.worker_id FROM input i
+                JOIN task_runs r ON r.agent_id = \(agentID) AND r.event_id = i.event_id AND r.state = 'running'
+                JOIN workers w ON w.worker_id = r.worker_id AND w.status IN ('running', 'stopping')
+                     AND w.heartbeat_at > now() - make_interval(secs => \(seconds))
+            ), candidates AS (
+                SELECT DISTINCT ON (i.event_id) i.* FROM input i
+                WHERE NOT EXISTS (SELECT 1 FROM completed c WHERE c.run_id = i.run_id)
+                  AND NOT EXISTS (SELECT 1 FROM elsewhere e WHERE e.run_id = i.run_id)
+                ORDER BY i.event_id, i.ord
+            ), wanting AS (
+                SELECT c.*, row_number() OVER (ORDER BY c.ord) AS n FROM candidates c
+            ), locked AS (
+                SELECT s.slot FROM agent_slots s
+                WHERE s.agent_id = \(agentID) AND s.slot < \(maxParallel)
+                  AND (s.run_id IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM workers w WHERE w.worker_id = s.worker_id AND w.status IN ('running', 'stopping')
+                          AND w.heartbeat_at > now() - make_interval(secs => \(seconds))))
+                ORDER BY s.slot LIMIT (SELECT count(*) FROM wanting)
+                FOR UPDATE OF s SKIP LOCKED
+            ), pairs AS (
+                SELECT w.*, f.slot FROM wanting w
+                JOIN (SELECT slot, row_number() OVER (ORDER BY slot) AS n FROM locked) f ON f.n = w.n
+            ), taken AS (
+                UPDATE agent_slots s SET run_id = p.run_id, worker_id = \(first.workerID), taken_at = now()
+                FROM pairs p WHERE s.agent_id = \(agentID) AND s.slot = p.slot
+                RETURNING p.run_id
+            ), inserted AS (
+                INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
+                                       attempt, state, event_at, started_at)
+                SELECT p.run_id, \(agentID), p.version, p.event_id, p.event_type, p.priority, \(first.workerID), \(first.instanceID),
+                       p.attempt, 'running', CASE WHEN p.event_at = 0 THEN NULL ELSE to_timestamp(p.event_at) END, clock_timestamp()
+                FROM pairs p WHERE p.run_id IN (SELECT run_id FROM taken)
+                RETURNING run_id
+            )
+            SELECT i.run_id, c.state, e.other_run, e.worker_id, (n.run_id IS NOT NULL)
+            FROM input i LEFT JOIN completed c ON c.run_id = i.run_id LEFT JOIN elsewhere e ON e.run_id = i.run_id
+                 LEFT JOIN inserted n ON n.run_id = i.run_id
+            """
+        var claims: [UUID: Claim] = [:]
+        do {
+            for try await (runID, completed, otherRun, otherWorker, inserted) in try await database.client.query(query, logger: logger)
+                .decode((UUID, String?, UUID?, String?, Bool).self) {
+                if let completed {
+                    claims[runID] = .alreadyCompleted(state: TaskRun.State(rawValue: completed) ?? .succeeded)
+                } else if let otherRun {
+                    claims[runID] = .runningElsewhere(runID: otherRun, workerID: otherWorker ?? "?")
+                } else {
+                    claims[runID] = inserted ? .claimed : .busy
+                }
+            }
+        } catch {
+            throw StoreError(.query, "cannot claim \(runs.count) runs of \(agentID): \(StoreError.describe(error))")
+        }
+        return runs.map { claims[$0.runID] ?? .busy }
+    }
+
     /// Records a run that did not run because no trigger's filters matched (once per agent and event).
     public func recordSkipped(_ run: TaskRun) async throws {
         try await execute("record a skipped run of \(run.agentID)", """
