@@ -344,7 +344,21 @@ final class AgentRunner: Sendable {
             let context = self.context
             announcedStart = Task { await context.announce(started) }
         }
+        // A run that outlives the ack deadline (under the broker's consumer timeout) is handed over: its event is
+        // kept with the run and its delivery acked, so the broker neither redelivers it nor closes the channel.
+        let handedOver = NIOLockedValueBox(false)
+        let handover = Task { [context, logger] in
+            try? await Task.sleep(for: context.options.ackDeadline)
+            guard !Task.isCancelled else { return }
+            let envelope = String(decoding: EventWireFormat.encode(event), as: UTF8.self)
+            guard (try? await context.store.handOver(run.runID, event: envelope)) == true else { return }
+            handedOver.withLockedValue { $0 = true }
+            delivery.ack()
+            logger.info("long run handed over: delivery acked, event kept with the run", metadata: ["agentry.run.id": "\(run.runID)"])
+        }
         var outcome = await task.value
+        handover.cancel()
+        await handover.value
         let cancelReason = state.withLockedValue { s -> CancelReason? in
             let reason = s.running.removeValue(forKey: run.runID)?.cancelReason
             s.instanceDirty = true
@@ -354,11 +368,13 @@ final class AgentRunner: Sendable {
             outcome.message = outcome.message ?? "cancelled"
         }
         let elapsed = ContinuousClock.now - started
-        await conclude(run: run, event: event, delivery: delivery, definition: definition, outcome: outcome,
+        let settlement = Settlement(delivery: delivery, handedOver: handedOver.withLockedValue { $0 }, event: event,
+                                    queue: definition.queueName, channel: context.retryChannel)
+        await conclude(run: run, event: event, settlement: settlement, definition: definition, outcome: outcome,
                        cancelReason: cancelReason, elapsed: elapsed, announcedStart: announcedStart)
     }
 
-    private func conclude(run: TaskRun, event: Event, delivery: AMQPDelivery, definition: AgentDefinition,
+    private func conclude(run: TaskRun, event: Event, settlement: Settlement, definition: AgentDefinition,
                           outcome: HandlerOutcome, cancelReason: CancelReason?, elapsed: Duration,
                           announcedStart: Task<Void, Never>?) async {
         // Lifecycle events are announcements of what the run records say: they are published after the outcome is
@@ -380,7 +396,7 @@ final class AgentRunner: Sendable {
                 try await self.context.finish(run, .init(state: .succeeded, result: result, output: outcome.output,
                                                         stderr: outcome.stderr, exitStatus: outcome.exitStatus))
             }
-            delivery.ack()
+            settlement.ack()
             await announcedStart?.value
             if recorded == true, definition.config.taskEvents {
                 var payload = lifecyclePayload(run, event)
@@ -405,7 +421,7 @@ final class AgentRunner: Sendable {
                     "agentry.run.id": "\(run.runID)", "agentry.attempt": "\(run.attempt)", "agentry.retry.in_s": "\(String(format: "%.2f", delay))",
                     "error": "\(message)",
                 ])
-                delivery.ack()
+                settlement.ack()
                 return
             }
             let attempts = definition.config.autoRetry ? policy.attempts : 1
@@ -414,7 +430,7 @@ final class AgentRunner: Sendable {
                 try await self.context.finish(run, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
                                                         exitStatus: outcome.exitStatus, message: final))
             }
-            await park(delivery, event: event, reason: state == .timedOut ? "task-timed-out" : "task-failed", message: final)
+            await park(settlement.delivery, event: event, ack: !settlement.handedOver, reason: state == .timedOut ? "task-timed-out" : "task-failed", message: final)
             await announcedStart?.value
             var payload = lifecyclePayload(run, event)
             payload["error"] = .string(final)
@@ -431,18 +447,18 @@ final class AgentRunner: Sendable {
                     try await self.context.finish(run, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
                                                             exitStatus: outcome.exitStatus, message: "cancelled by \(who)"))
                 }
-                delivery.ack()
+                settlement.ack()
             case .returnToQueue(let why)?:
                 await persist("record the interrupted run") {
                     try await self.context.finish(run, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
                                                             exitStatus: outcome.exitStatus, message: "\(why); the event went back to the queue"))
                 }
-                delivery.reject(requeue: true)
+                await settlement.requeue()
             case nil:
                 await persist("record the cancelled run") {
                     try await self.context.finish(run, .init(state: .cancelled, message: outcome.message))
                 }
-                delivery.reject(requeue: true)
+                await settlement.requeue()
             }
         }
     }
@@ -477,13 +493,13 @@ final class AgentRunner: Sendable {
         try await context.retryChannel.publish(message)
     }
 
-    private func park(_ delivery: AMQPDelivery, event: Event?, reason: String, message: String) async {
+    private func park(_ delivery: AMQPDelivery, event: Event?, ack: Bool = true, reason: String, message: String) async {
         let queue = "agentry.agent.\(agentID)"
         await persist("park the event in agentry.dead") {
             try await self.context.dead.park(delivery, reason: reason, message: message, queue: queue,
                                              replayTo: event == nil ? nil : ("", queue), event: event)
         }
-        delivery.ack()
+        if ack { delivery.ack() }
     }
 
     /// Runs `body` until it succeeds: a write that records an outcome must not be skipped (the delivery stays
@@ -536,6 +552,35 @@ final class AgentRunner: Sendable {
     /// Run ids are UUIDv7, sortable by start like event ids.
     static func newRunID() -> UUID {
         UUID(uuidString: EventID.generate().rawValue) ?? UUID()
+    }
+}
+
+/// How a delivery is settled: normally through the broker (ack, reject to requeue); for a run that was handed over
+/// (its delivery acked early), "requeue" publishes the event again to the agent's queue.
+struct Settlement: Sendable {
+    let delivery: AMQPDelivery
+    let handedOver: Bool
+    let event: Event
+    let queue: String
+    let channel: AMQPChannel
+
+    func ack() {
+        if !handedOver { delivery.ack() }
+    }
+
+    func requeue() async {
+        guard handedOver else {
+            delivery.reject(requeue: true)
+            return
+        }
+        var message = EventBus.message(for: event)
+        message.exchange = ""
+        message.routingKey = queue
+        var delay = Duration.milliseconds(200)
+        while (try? await channel.publish(message)) == nil {
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
+        }
     }
 }
 

@@ -30,6 +30,10 @@ public struct WorkerOptions: Sendable {
     public var killGrace: Duration = .seconds(5)
     /// Largest stdout, stderr or response body kept per run. Default 64 KiB.
     public var outputLimit: Int = 64 * 1024
+    /// A run still going after this long is handed over: its event is kept with the run and its delivery acked, so
+    /// that the broker's consumer timeout (`consumer_timeout`, 30 minutes by default) neither redelivers it nor
+    /// closes the channel. Keep it under the broker's timeout. Default 25 minutes.
+    public var ackDeadline: Duration = .seconds(25 * 60)
     /// Retry delays are spread by ± this fraction. Default 0.2.
     public var retryJitter: Double = 0.2
     public var maxBodySize: Int = EventWireFormat.defaultMaxBodySize
@@ -174,7 +178,7 @@ public final class AgentWorker: Service, Sendable {
 
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                group.addTask { await self.heartbeats(store) }
+                group.addTask { await self.heartbeats(context) }
                 group.addTask { await self.reportInstances() }
                 group.addTask { await self.syncLoop(context) }
                 group.addTask {
@@ -225,11 +229,30 @@ public final class AgentWorker: Service, Sendable {
 
     private var isShuttingDown: Bool { Task.isShuttingDownGracefully || Task.isCancelled }
 
-    private func heartbeats(_ store: RuntimeStore) async {
+    private func heartbeats(_ context: WorkerContext) async {
+        let store = context.store
+        let logger = self.logger
         while !isShuttingDown {
             do {
                 try await store.heartbeat(workerID: workerID)
-                let lost = try await store.expireWorkers(expiry: options.workerExpiry)
+                let lost = try await store.expireWorkers(expiry: options.workerExpiry) { orphans in
+                    // Handed-over runs of a dead worker: their deliveries were acked, so the broker will not bring
+                    // them back. Publish their events again, to their agents' queues only.
+                    for orphan in orphans {
+                        guard let json = try? JSON.parse(Array(orphan.event.utf8)),
+                              let event = try? EventWireFormat.decode(body: Array(orphan.event.utf8), envelope: .init(routingKey: json[path: "type"]?.stringValue ?? "")) else {
+                            logger.error("cannot read the kept event of lost run \(orphan.runID)")
+                            continue
+                        }
+                        var message = EventBus.message(for: event)
+                        message.exchange = ""
+                        message.routingKey = "agentry.agent.\(orphan.agentID)"
+                        try await context.retryChannel.publish(message)
+                        logger.warning("republished the event of a handed-over run whose worker was lost", metadata: [
+                            "agentry.run.id": "\(orphan.runID)", "agentry.agent.id": "\(orphan.agentID)", "agentry.event.id": "\(event.id)",
+                        ])
+                    }
+                }
                 if !lost.isEmpty { logger.warning("workers stopped sending heartbeats; declared lost", metadata: ["agentry.workers": "\(lost.joined(separator: ", "))"]) }
             } catch {
                 logger.warning("cannot write the heartbeat", metadata: ["error": "\(error)"])

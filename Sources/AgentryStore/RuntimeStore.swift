@@ -157,31 +157,64 @@ public struct RuntimeStore: Sendable {
         }
     }
 
-    /// Declares workers whose heartbeat is older than `expiry` lost: their instances go to `error`, their running
-    /// runs to `lost`. Returns the ids of the workers declared lost now.
-    public func expireWorkers(expiry: Duration) async throws -> [String] {
+    /// A run whose delivery was acked early (handed over) and whose worker was declared lost: its event must be
+    /// published again to the agent's queue.
+    public struct OrphanedRun: Sendable {
+        public var runID: UUID
+        public var agentID: String
+        /// The event envelope as JSON.
+        public var event: String
+    }
+
+    /// Declares workers whose heartbeat is older than `expiry` lost: their instances go to `error`, their slots are
+    /// freed, their running runs go to `lost`. Runs that were handed over are passed to `republish` before the
+    /// transaction commits, so that their events are back in their queues before anyone forgets them (should
+    /// `republish` throw, nothing changes and the next call tries again). Returns the workers declared lost now.
+    public func expireWorkers(expiry: Duration, republish: @Sendable ([OrphanedRun]) async throws -> Void) async throws -> [String] {
         let seconds = Double(expiry.components.seconds) + Double(expiry.components.attoseconds) / 1e18
-        var lost: [String] = []
-        try await query("expire workers", """
-            UPDATE workers SET status = 'lost', stopped_at = now()
-            WHERE status IN ('running', 'stopping') AND heartbeat_at < now() - make_interval(secs => \(seconds))
-            RETURNING worker_id
-            """) { row in lost.append(try row.decode(String.self)) }
-        guard !lost.isEmpty else { return [] }
-        try await execute("mark lost instances", """
-            UPDATE agent_instances SET state = 'error', error = 'worker ' || worker_id || ' stopped sending heartbeats',
-                   current_task = NULL, running_tasks = 0, updated_at = now()
-            WHERE worker_id = ANY(\(lost)) AND state <> 'stopped'
-            """)
-        try await execute("free the slots of lost workers", """
-            UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL WHERE worker_id = ANY(\(lost))
-            """)
-        try await execute("mark lost runs", """
-            UPDATE task_runs SET state = 'lost', finished_at = now(),
-                   message = 'worker ' || worker_id || ' stopped sending heartbeats; the event is redelivered to another worker'
-            WHERE worker_id = ANY(\(lost)) AND state = 'running'
-            """)
-        return lost
+        let logger = self.logger
+        do {
+            return try await database.client.withTransaction(logger: logger) { connection -> [String] in
+                var lost: [String] = []
+                for try await id in try await connection.query("""
+                    UPDATE workers SET status = 'lost', stopped_at = now()
+                    WHERE status IN ('running', 'stopping') AND heartbeat_at < now() - make_interval(secs => \(seconds))
+                    RETURNING worker_id
+                    """, logger: logger).decode(String.self) { lost.append(id) }
+                guard !lost.isEmpty else { return [] }
+                try await connection.query("""
+                    UPDATE agent_instances SET state = 'error', error = 'worker ' || worker_id || ' stopped sending heartbeats',
+                           current_task = NULL, running_tasks = 0, updated_at = now()
+                    WHERE worker_id = ANY(\(lost)) AND state <> 'stopped'
+                    """, logger: logger)
+                try await connection.query("""
+                    UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL WHERE worker_id = ANY(\(lost))
+                    """, logger: logger)
+                var orphans: [OrphanedRun] = []
+                for try await (runID, agentID, event) in try await connection.query("""
+                    UPDATE task_runs SET state = 'lost', finished_at = now(),
+                           message = 'worker ' || worker_id || ' stopped sending heartbeats; the event goes to another worker'
+                    WHERE worker_id = ANY(\(lost)) AND state = 'running'
+                    RETURNING run_id, agent_id, event::text
+                    """, logger: logger).decode((UUID, String, String?).self) {
+                    if let event { orphans.append(OrphanedRun(runID: runID, agentID: agentID, event: event)) }
+                }
+                if !orphans.isEmpty { try await republish(orphans) }
+                return lost
+            }
+        } catch {
+            throw StoreError(.query, "cannot expire silent workers: \(StoreError.describe(error))")
+        }
+    }
+
+    /// Hands a running run over: keeps its event, so that its delivery can be acked before it ends.
+    public func handOver(_ runID: UUID, event: String) async throws -> Bool {
+        var updated = false
+        try await query("hand over run \(runID)", """
+            UPDATE task_runs SET event = \(event)::jsonb, handed_over_at = now() WHERE run_id = \(runID) AND state = 'running'
+            RETURNING run_id
+            """) { _ in updated = true }
+        return updated
     }
 
     public func workers() async throws -> [WorkerRecord] {
@@ -304,63 +337,12 @@ public struct RuntimeStore: Sendable {
             """)
     }
 
-    /// Claims a run in one statement: unless the event is completed for this agent, or a live worker runs it right
-    /// now, it takes one of the agent's first `maxParallel` slots that is free (or held by a worker whose heartbeat
-    /// expired), with `FOR UPDATE SKIP LOCKED`, and records the run as running. The slots make the limit hold across
-    /// every worker while claims of one agent run in parallel. Call ``ensureSlots(agentID:count:)`` first.
-    public func claim(_ run: TaskRun, maxParallel: Int, workerExpiry: Duration) async throws -> Claim {
-        let seconds = Double(workerExpiry.components.seconds) + Double(workerExpiry.components.attoseconds) / 1e18
-        let query: PostgresQuery = """
-            WITH completed AS (
-                SELECT state FROM task_runs
-                WHERE agent_id = \(run.agentID) AND event_id = \(run.eventID)::uuid AND state IN ('succeeded', 'skipped') LIMIT 1
-            ), elsewhere AS (
-                SELECT r.run_id, r.worker_id FROM task_runs r JOIN workers w ON w.worker_id = r.worker_id
-                WHERE r.agent_id = \(run.agentID) AND r.event_id = \(run.eventID)::uuid AND r.state = 'running'
-                  AND w.status IN ('running', 'stopping') AND w.heartbeat_at > now() - make_interval(secs => \(seconds))
-                LIMIT 1
-            ), free AS (
-                SELECT s.slot FROM agent_slots s
-                WHERE s.agent_id = \(run.agentID) AND s.slot < \(maxParallel)
-                  AND NOT EXISTS (SELECT 1 FROM completed) AND NOT EXISTS (SELECT 1 FROM elsewhere)
-                  AND (s.run_id IS NULL OR NOT EXISTS (
-                        SELECT 1 FROM workers w WHERE w.worker_id = s.worker_id AND w.status IN ('running', 'stopping')
-                          AND w.heartbeat_at > now() - make_interval(secs => \(seconds))))
-                ORDER BY s.slot LIMIT 1
-                FOR UPDATE OF s SKIP LOCKED
-            ), taken AS (
-                UPDATE agent_slots s SET run_id = \(run.runID), worker_id = \(run.workerID), taken_at = now()
-                FROM free WHERE s.agent_id = \(run.agentID) AND s.slot = free.slot
-                RETURNING s.slot
-            ), inserted AS (
-                INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
-                                       attempt, state, event_at, started_at)
-                SELECT \(run.runID), \(run.agentID), \(run.agentVersion), \(run.eventID)::uuid, \(run.eventType), \(run.priority.rawValue),
-                       \(run.workerID), \(run.instanceID), \(run.attempt), 'running', \(run.eventAt), clock_timestamp()
-                FROM taken
-                RETURNING run_id
-            )
-            SELECT (SELECT state FROM completed), (SELECT run_id FROM elsewhere), (SELECT worker_id FROM elsewhere),
-                   (SELECT count(*) FROM inserted)::int4
-            """
-        do {
-            for try await (completed, otherRun, otherWorker, inserted) in try await database.client.query(query, logger: logger)
-                .decode((String?, UUID?, String?, Int32).self) {
-                if let completed { return .alreadyCompleted(state: TaskRun.State(rawValue: completed) ?? .succeeded) }
-                if let otherRun { return .runningElsewhere(runID: otherRun, workerID: otherWorker ?? "?") }
-                return inserted == 1 ? .claimed : .busy
-            }
-            throw StoreError(.query, "the claim returned no row")
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError(.query, "cannot claim a run of \(run.agentID) for event \(run.eventID): \(StoreError.describe(error))")
-        }
-    }
-
-    /// Claims many runs of one agent in one statement, with the rules of ``claim(_:maxParallel:workerExpiry:)``:
-    /// the free slots go to the runs in the order given; a run that finds none is `busy`. Of two runs for the same
-    /// event in one batch, only the first may take a slot.
+    /// Claims runs of one agent, many in one statement. For each run: unless its event is completed for this agent,
+    /// or a live worker runs it right now, it takes one of the agent's first `maxParallel` slots that is free (or
+    /// held by a worker whose heartbeat expired), with `FOR UPDATE SKIP LOCKED`, and is recorded as running; the
+    /// free slots go to the runs in the order given, and a run that finds none is `busy`. Of two runs for the same
+    /// event in one batch, only the first may take a slot. The slots make the limit hold across every worker while
+    /// claims never wait for each other. Call ``ensureSlots(agentID:count:)`` first.
     public func claim(batch runs: [TaskRun], maxParallel: Int, workerExpiry: Duration) async throws -> [Claim] {
         guard let first = runs.first else { return [] }
         let seconds = Double(workerExpiry.components.seconds) + Double(workerExpiry.components.attoseconds) / 1e18

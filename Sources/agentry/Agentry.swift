@@ -115,6 +115,9 @@ extension Agentry {
         @Option(help: "Seconds between re-reads of the published agents (control messages trigger one at once).")
         var syncSeconds: Double = 5
 
+        @Option(help: "Seconds after which a running task's delivery is acked early and its event kept with the run; keep it under RabbitMQ's consumer_timeout (30 min by default).")
+        var ackDeadlineSeconds: Double = 1500
+
         @Flag(help: "Do not run the event log service on this worker (another worker runs it).")
         var noEventLog = false
 
@@ -135,6 +138,7 @@ extension Agentry {
             guard workerExpirySeconds > heartbeatSeconds * 2 else {
                 throw ValidationError("--worker-expiry-seconds (\(workerExpirySeconds)) must be more than twice --heartbeat-seconds (\(heartbeatSeconds))")
             }
+            guard ackDeadlineSeconds > 0 else { throw ValidationError("--ack-deadline-seconds must be positive, got \(ackDeadlineSeconds)") }
             guard syncSeconds > 0 else { throw ValidationError("--sync-seconds must be positive, got \(syncSeconds)") }
         }
 
@@ -156,6 +160,7 @@ extension Agentry {
             worker.workerOptions.heartbeatInterval = .milliseconds(Int64(heartbeatSeconds * 1000))
             worker.workerOptions.workerExpiry = .milliseconds(Int64(workerExpirySeconds * 1000))
             worker.workerOptions.syncInterval = .milliseconds(Int64(syncSeconds * 1000))
+            worker.workerOptions.ackDeadline = .milliseconds(Int64(ackDeadlineSeconds * 1000))
             do {
                 try await worker.run()
             } catch {

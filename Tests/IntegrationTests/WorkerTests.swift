@@ -351,6 +351,40 @@ struct WorkerTests {
         }
     }
 
+    @Test("a run longer than the ack deadline is handed over (acked, not redelivered); if its worker dies, another runs it once")
+    func longRunHandover() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("long-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "long.\(id)", handler: """
+                exec:
+                  command: [/bin/sh, -c, 'sleep 3; echo "{\\"attempt\\": $AGENTRY_ATTEMPT}"']
+                """, config: "max_parallel_tasks: 1"))
+            let first = try WorkerProcess(agents: [id], extra: ["--ack-deadline-seconds", "1"])
+            try await h.bus.publish(Event(type: "long.\(id)", priority: .normal, source: "test"))
+            _ = try await h.waitForRuns(id) { $0.contains { $0.state == .running } }
+            // Past the deadline the delivery is acked while the task still runs: nothing unacked, nothing ready.
+            let acked = try await TestEnvironment.eventually(timeout: .seconds(4)) {
+                let listing = try TestEnvironment.run("rabbitmqctl", ["list_queues", "-q", "--no-table-headers", "name", "messages"])
+                let line = listing.output.split(separator: "\n").first { $0.hasPrefix("agentry.agent.\(id)\t") }
+                return line?.hasSuffix("\t0") == true
+            }
+            #expect(acked, "the long run's delivery should be acked after the deadline")
+            #expect(try await h.runs(id).map(\.state) == [.running])
+            // The worker dies: the run was acked, so only the handover brings the event back, through a live worker.
+            let second = try WorkerProcess(agents: [id], extra: ["--ack-deadline-seconds", "1"])
+            first.signal(SIGKILL)
+            await first.wait()
+            let runs = try await h.waitForRuns(id, timeout: .seconds(30)) { $0.contains { $0.state == .succeeded } }
+            try await Task.sleep(for: .seconds(1))
+            let final = try await h.runs(id)
+            await second.stop()
+            #expect(final.filter { $0.state == .succeeded }.count == 1, "\(final.map(\.state))")
+            #expect(final.filter { $0.state == .lost }.count == 1)
+            #expect(runs.first { $0.state == .succeeded }?.workerID != final.first { $0.state == .lost }?.workerID)
+            try await h.connection.deleteQueue("agentry.agent.\(id)")
+        }
+    }
+
     @Test("a redelivered event whose run already succeeded is acked without running again")
     func exactlyOnceCompletion() async throws {
         try await withWorkerHarness { h in
