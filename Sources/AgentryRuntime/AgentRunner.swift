@@ -96,7 +96,7 @@ final class AgentRunner: Sendable {
             $0.serving = serving
             $0.instanceDirty = true
         }
-        logger.info("agent instance consuming", metadata: ["agentry.instance.id": "\(instanceID)", "agentry.agent.version": "\(definition.metadata.version)"])
+        logger.info("agent instance consuming", metadata: ["agentry.instance.id": "\(instanceID.uuidString.lowercased())", "agentry.agent.version": "\(definition.metadata.version)"])
         if wasStopped {
             await context.announce(Event(type: "agent.started", payload: [
                 "instance_id": .string(instanceID.uuidString.lowercased()), "agent_id": .string(agentID),

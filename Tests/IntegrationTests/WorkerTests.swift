@@ -74,6 +74,12 @@ struct WorkerHarness: Sendable {
         return definition
     }
 
+    /// Retires the test's agent (so that no later worker serves it) and deletes its queue.
+    func cleanup(_ agentID: String) async {
+        _ = try? await registry.retire(agentID: agentID)
+        _ = try? await connection.deleteQueue("agentry.agent.\(agentID)")
+    }
+
     func runs(_ agentID: String) async throws -> [TaskRun] {
         try await store.runs(agentID: agentID, limit: 10_000)
     }
@@ -176,7 +182,7 @@ struct WorkerTests {
             #expect(received.event.payload["n"] == .int(1))
             received.ack()
             followUps.cancel()
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 
@@ -216,7 +222,7 @@ struct WorkerTests {
             #expect(received.event.causationID == good.id.rawValue)
             received.ack()
             followUps.cancel()
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 
@@ -242,7 +248,7 @@ struct WorkerTests {
             let gone = try await TestEnvironment.eventually(timeout: .seconds(10)) { pids.allSatisfy { !isAlive($0) } }
             #expect(gone, "still alive: \(pids.filter(isAlive))")
             await worker.stop()
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 
@@ -294,7 +300,7 @@ struct WorkerTests {
             await worker.stop()
             #expect(try await DeadLetters.list(on: h.connection, limit: 10_000).filter { $0.id == event.id.rawValue }.count == 1,
                     "the second round parks it again")
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 
@@ -316,7 +322,7 @@ struct WorkerTests {
             #expect(maxOverlap(runs) <= 2, "overlap \(maxOverlap(runs))")
             #expect(maxOverlap(runs) == 2, "the limit is 2, and 12 waiting tasks should fill it")
             #expect(Set(runs.compactMap(\.workerID)).count == 2, "both workers should have run tasks")
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 
@@ -347,7 +353,7 @@ struct WorkerTests {
             #expect(runs.first { $0.state == .succeeded }?.workerID != victim)
             let instances = try await h.store.instances(agentID: id)
             #expect(instances.first { $0.workerID == victim }?.state == .error, "\(instances)")
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 
@@ -381,7 +387,7 @@ struct WorkerTests {
             #expect(final.filter { $0.state == .succeeded }.count == 1, "\(final.map(\.state))")
             #expect(final.filter { $0.state == .lost }.count == 1)
             #expect(runs.first { $0.state == .succeeded }?.workerID != final.first { $0.state == .lost }?.workerID)
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 
@@ -409,7 +415,7 @@ struct WorkerTests {
             #expect(drained)
             let runs = try await h.runs(id)
             #expect(runs.count == 1, "\(runs.map(\.state))")
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 
@@ -430,7 +436,7 @@ struct WorkerTests {
             let ordered = runs.sorted { $0.startedAt < $1.startedAt }
             let position = try #require(ordered.firstIndex { $0.eventID == critical.id.rawValue })
             #expect(position < 4, "the CRITICAL event started as run \(position + 1)")
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 
@@ -471,7 +477,7 @@ struct WorkerTests {
             try await expectStates([.idle, .idle, .idle])
             #expect(try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 3)
             for worker in workers + [late] { await worker.stop() }
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 
@@ -493,7 +499,7 @@ struct WorkerTests {
             let dropped = runs.filter { $0.state == .skipped }
             #expect(dropped.count == 3)
             #expect(dropped.allSatisfy { $0.message?.contains("on_busy: drop") == true })
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 
@@ -517,7 +523,7 @@ struct WorkerTests {
             #expect(workers.first?.status == "stopped")
             #expect(try await h.connection.queueStatus("agentry.agent.\(id)").messageCount == 0)
             await worker.stop()
-            try await h.connection.deleteQueue("agentry.agent.\(id)")
+            await h.cleanup(id)
         }
     }
 }
