@@ -86,7 +86,7 @@ struct AgentDefinitionValidationTests {
     func unknownTopLevelKey() {
         expectProblem(problem(base + "skils: [screenshot]\n"),
                       path: "skils", line: 13, column: 1,
-                      message: "unknown key 'skils' at the top level; expected one of metadata, goal, triggers, event_pools, subagents, skills, permissions, config, handler, resources, retry, on_busy",
+                      message: "unknown key 'skils' at the top level; expected one of metadata, goal, triggers, event_pools, subagents, skills, permissions, config, handler, resources, retry, on_busy, worker_labels",
                       suggestion: "did you mean 'skills'?")
     }
 
@@ -94,7 +94,7 @@ struct AgentDefinitionValidationTests {
     func unknownNestedKey() {
         expectProblem(problem(base + "config:\n  max_parallel: 2\n"),
                       path: "config.max_parallel", line: 14, column: 3,
-                      message: "unknown key 'max_parallel' in config; expected one of max_parallel_tasks, approval_required_for, auto_retry, feedback_collection, timeout_seconds",
+                      message: "unknown key 'max_parallel' in config; expected one of max_parallel_tasks, approval_required_for, auto_retry, feedback_collection, timeout_seconds, task_events",
                       suggestion: "did you mean 'max_parallel_tasks'?")
         expectProblem(problem(base + "retry:\n  backoff:\n    colour: red\n"),
                       path: "retry.backoff.colour", line: 15, column: 5,
