@@ -301,6 +301,8 @@ struct WorkerTests {
             #expect(try await DeadLetters.list(on: h.connection, limit: 10_000).filter { $0.id == event.id.rawValue }.count == 1,
                     "the second round parks it again")
             await h.cleanup(id)
+            // Unpark it: replayed to the deleted queue, it is dropped, and the shared parking lot stays clean.
+            _ = try await dead.replay(on: h.connection, ids: [event.id.rawValue])
         }
     }
 
