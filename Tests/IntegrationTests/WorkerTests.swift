@@ -506,6 +506,66 @@ struct WorkerTests {
         }
     }
 
+    @Test("cancelling a running run stops its process group and records it as cancelled; the event is not run again")
+    func cancelRunningRun() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("cancel-")
+            let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(id).pid").path
+            defer { try? FileManager.default.removeItem(atPath: pidFile) }
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "cancel.\(id)", handler: """
+                exec:
+                  command: [/bin/sh, -c, 'echo $$ > \(pidFile); sleep 60']
+                """))
+            let stopped = try await h.bus.subscribe(to: "agent.task.#")
+            let worker = try WorkerProcess(agents: [id])
+            try await h.bus.publish(Event(type: "cancel.\(id)", priority: .normal, source: "test"))
+            let running = try await h.waitForRuns(id) { $0.contains { $0.state == .running } }
+            let run = try #require(running.first)
+            _ = try await TestEnvironment.eventually { FileManager.default.fileExists(atPath: pidFile) }
+            let control = AgentControl(store: h.store, connection: h.connection)
+            _ = try await control.cancel(runID: run.runID, by: "the test")
+            let runs = try await h.waitForRuns(id) { $0.first?.state == .cancelled }
+            #expect(runs.map(\.state) == [.cancelled])
+            #expect(runs.first?.message == "cancelled by the test")
+            let pid = Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            #expect(try await TestEnvironment.eventually { !isAlive(pid) }, "the handler (pid \(pid)) should be gone")
+            // Cancelling again says why it cannot.
+            await #expect(throws: StoreError.self) { _ = try await control.cancel(runID: run.runID, by: "the test") }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await h.connection.queueStatus("agentry.agent.\(id)").messageCount == 0, "a cancelled event is not requeued")
+            // Only agent.task.started: a cancelled run is neither completed nor failed.
+            var types: [String] = []
+            var iterator = stopped.makeAsyncIterator()
+            if let first = try await iterator.next() { types.append(first.event.type); first.ack() }
+            stopped.cancel()
+            #expect(types == ["agent.task.started"])
+            await worker.stop()
+            await h.cleanup(id)
+        }
+    }
+
+    @Test("a worker serves only agents whose worker_labels it carries")
+    func workerLabels() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("label-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "lab.\(id)", handler: "builtin: noop",
+                                                   extra: "worker_labels: {lab: lab-2}\n"))
+            let elsewhere = try WorkerProcess(agents: [id], extra: ["--label", "lab=lab-1"])
+            let nextToIt = try WorkerProcess(agents: [id], extra: ["--label", "lab=lab-2", "--label", "rack=7"])
+            #expect(try await TestEnvironment.eventually { try await h.store.instances(agentID: id).count == 1 })
+            try await Task.sleep(for: .seconds(1.5))
+            let instances = try await h.store.instances(agentID: id)
+            let workers = try await h.store.workers()
+            let served = workers.first { $0.workerID == instances.first?.workerID }
+            #expect(instances.count == 1, "only the lab-2 worker may serve it")
+            #expect(served?.pid == Int(nextToIt.pid))
+            #expect(served?.labels == ["lab": "lab-2", "rack": "7"])
+            await elsewhere.stop()
+            await nextToIt.stop()
+            await h.cleanup(id)
+        }
+    }
+
     @Test("SIGTERM lets the running task finish, records it, and exits 0")
     func gracefulShutdown() async throws {
         try await withWorkerHarness { h in
