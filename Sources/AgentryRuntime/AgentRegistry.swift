@@ -110,6 +110,8 @@ public struct AgentRegistry: Sendable {
                 ],
                 priority: .normal, source: "agentry.registry"))
             logger.info("agent published", metadata: ["agentry.agent.id": "\(agentID)", "agentry.agent.version": "\(chosen.version)"])
+            // Running workers start serving the new version now rather than at their next periodic sync.
+            try? await WorkerCommand.sync.send(on: bus.connection)
             return publication
         }
     }
@@ -133,6 +135,7 @@ public struct AgentRegistry: Sendable {
             try await store.markRetired(agentID: agentID)
             try await bus.publish(Event(type: "agent.retired", payload: ["agent_id": .string(agentID)], priority: .normal,
                                         source: "agentry.registry"))
+            try? await WorkerCommand.sync.send(on: bus.connection)
             return state.boundPatterns
         }
     }

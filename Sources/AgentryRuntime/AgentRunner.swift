@@ -177,14 +177,15 @@ final class AgentRunner: Sendable {
         guard old != definition else { return }
         try await context.store.ensureSlots(agentID: agentID, count: definition.config.maxParallelTasks)
         logger.info("agent version changed", metadata: ["agentry.agent.version": "\(definition.metadata.version)"])
-        if let instanceID = state.withLockedValue({ $0.instanceID }) {
+        // The instance row shows the new version (its state is rewritten by the next flush).
+        let mode = state.withLockedValue { $0.instanceID == nil ? nil : $0.mode }
+        if let mode, mode != .stopped {
             _ = try await context.store.upsertInstance(workerID: context.workerID, agentID: agentID,
-                                                       version: definition.metadata.version, state: consuming ? .idle : .paused)
-            _ = instanceID
+                                                       version: definition.metadata.version, state: mode == .paused ? .paused : .idle)
         }
+        // A new limit needs a new prefetch: a new consumer (running tasks finish on the old one).
         if consuming, Self.prefetch(for: old, options: context.options) != Self.prefetch(for: definition, options: context.options) {
             await pause()
-            state.withLockedValue { $0.mode = .paused }
             try await start()
         }
     }

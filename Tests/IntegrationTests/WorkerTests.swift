@@ -544,6 +544,31 @@ struct WorkerTests {
         }
     }
 
+    @Test("a newly published version reaches running workers: its limit and handler apply to the next events")
+    func newVersionReachesWorkers() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("upgrade-")
+            let v1 = agentYAML(id: id, trigger: "up.\(id)", handler: "builtin: noop", config: "max_parallel_tasks: 1")
+            _ = try await h.publishAgent(v1)
+            let worker = try WorkerProcess(agents: [id])
+            #expect(try await TestEnvironment.eventually { try await h.store.instances(agentID: id).first?.version == "1.0.0" })
+            let v2 = agentYAML(id: id, trigger: "up.\(id)", handler: """
+                exec:
+                  command: [/bin/sleep, "0.5"]
+                """, config: "max_parallel_tasks: 3").replacingOccurrences(of: "version: 1.0.0", with: "version: 1.1.0")
+            _ = try await h.publishAgent(v2)
+            // The publish announces agent.published; workers pick it up at their next sync (1 s in tests).
+            #expect(try await TestEnvironment.eventually { try await h.store.instances(agentID: id).first?.version == "1.1.0" })
+            try await Task.sleep(for: .milliseconds(500))
+            for _ in 0..<6 { try await h.bus.publish(Event(type: "up.\(id)", priority: .normal, source: "test")) }
+            let runs = try await h.waitForRuns(id) { $0.filter { $0.state == .succeeded }.count == 6 }
+            await worker.stop()
+            #expect(runs.allSatisfy { $0.agentVersion == "1.1.0" })
+            #expect(maxOverlap(runs) == 3, "the new limit of 3 applies: overlap \(maxOverlap(runs))")
+            await h.cleanup(id)
+        }
+    }
+
     @Test("a worker serves only agents whose worker_labels it carries")
     func workerLabels() async throws {
         try await withWorkerHarness { h in
