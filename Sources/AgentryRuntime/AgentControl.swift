@@ -19,15 +19,19 @@ public struct AgentControl: Sendable {
         try await WorkerCommand.sync.send(on: connection)
     }
 
-    /// Cancels a running run (its handler is stopped, the run recorded as cancelled, the event dropped).
+    /// Cancels a run: a running one (its handler is stopped, the run recorded as cancelled, the event dropped), or
+    /// one that failed and waits for its retry (the retry is dropped when it comes back).
     public func cancel(runID: UUID, by who: String) async throws -> TaskRun {
         guard let run = try await store.run(id: runID) else {
             throw StoreError(.notFound, "no run \(runID.uuidString.lowercased())")
         }
-        guard run.state == .running else {
-            throw StoreError(.notFound, "run \(runID.uuidString.lowercased()) is not running (it is \(run.state.rawValue)); nothing to cancel")
+        if run.state == .running {
+            try await WorkerCommand.cancel(runID: runID, by: who).send(on: connection)
+            return run
         }
-        try await WorkerCommand.cancel(runID: runID, by: who).send(on: connection)
-        return run
+        if run.retryAt != nil, try await store.cancelRetry(runID, by: who) {
+            return run
+        }
+        throw StoreError(.notFound, "run \(runID.uuidString.lowercased()) is neither running nor waiting for a retry (it is \(run.state.rawValue)); nothing to cancel")
     }
 }

@@ -207,6 +207,20 @@ public struct RuntimeStore: Sendable {
         }
     }
 
+    /// Cancels the retry a failed run waits for: when the retry comes back, it is acked without running. Returns
+    /// false when the run is not waiting for a retry (or a later attempt already started).
+    public func cancelRetry(_ runID: UUID, by who: String) async throws -> Bool {
+        var updated = false
+        try await query("cancel the retry of run \(runID)", """
+            UPDATE task_runs r SET retry_cancelled = true, message = COALESCE(r.message || '; ', '') || 'retry cancelled by ' || \(who)
+            WHERE r.run_id = \(runID) AND r.state IN ('failed', 'timed_out') AND r.retry_at IS NOT NULL AND NOT r.retry_cancelled
+              AND NOT EXISTS (SELECT 1 FROM task_runs later WHERE later.agent_id = r.agent_id AND later.event_id = r.event_id
+                                                           AND later.attempt > r.attempt)
+            RETURNING run_id
+            """) { _ in updated = true }
+        return updated
+    }
+
     /// Hands a running run over: keeps its event, so that its delivery can be acked before it ends.
     public func handOver(_ runID: UUID, event: String) async throws -> Bool {
         var updated = false
@@ -361,8 +375,10 @@ public struct RuntimeStore: Sendable {
                                      \(attempts)::int4[], \(eventTimes)::float8[], \(order)::int4[])
                     AS t(run_id, event_id, event_type, version, priority, attempt, event_at, ord)
             ), completed AS (
-                SELECT DISTINCT ON (i.run_id) i.run_id, r.state FROM input i
-                JOIN task_runs r ON r.agent_id = \(agentID) AND r.event_id = i.event_id AND r.state IN ('succeeded', 'skipped')
+                SELECT DISTINCT ON (i.run_id) i.run_id, CASE WHEN r.retry_cancelled THEN 'cancelled' ELSE r.state END AS state
+                FROM input i
+                JOIN task_runs r ON r.agent_id = \(agentID) AND r.event_id = i.event_id
+                     AND (r.state IN ('succeeded', 'skipped') OR r.retry_cancelled)
             ), elsewhere AS (
                 SELECT DISTINCT ON (i.run_id) i.run_id, r.run_id AS other_run, r.worker_id FROM input i
                 JOIN task_runs r ON r.agent_id = \(agentID) AND r.event_id = i.event_id AND r.state = 'running'

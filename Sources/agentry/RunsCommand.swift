@@ -160,7 +160,7 @@ extension Agentry.Runs {
     }
 
     struct Cancel: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Cancel a running task: its handler is stopped and the run recorded as cancelled.")
+        static let configuration = CommandConfiguration(abstract: "Cancel a task: a running one (its handler is stopped, the run recorded as cancelled) or one waiting for its retry (the retry is dropped).")
         @OptionGroup var options: GlobalOptions
 
         @Argument(help: "Run id.")
@@ -176,7 +176,9 @@ extension Agentry.Runs {
             let run = try await withRuntime(options) { connection, store in
                 try await AgentControl(store: store, connection: connection).cancel(runID: id, by: who)
             }
-            print("cancelling run \(self.id) of \(run.agentID) on \(run.workerID ?? "?")")
+            print(run.state == .running
+                  ? "cancelling run \(self.id) of \(run.agentID) on \(run.workerID ?? "?")"
+                  : "cancelled the retry of run \(self.id) of \(run.agentID); it will not run again")
         }
     }
 }

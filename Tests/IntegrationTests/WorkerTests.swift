@@ -544,6 +544,32 @@ struct WorkerTests {
         }
     }
 
+    @Test("cancelling a run that waits for its retry drops the retry when it comes back")
+    func cancelQueuedRetry() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("unretry-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "oops.\(id)", handler: """
+                exec:
+                  command: [/bin/false]
+                """, extra: "retry:\n  attempts: 3\n  backoff: {initial_seconds: 2}\n"))
+            let worker = try WorkerProcess(agents: [id])
+            try await h.bus.publish(Event(type: "oops.\(id)", priority: .normal, source: "test"))
+            let failed = try await h.waitForRuns(id) { $0.first?.state == .failed }
+            let run = try #require(failed.first)
+            #expect(run.retryAt != nil)
+            _ = try await AgentControl(store: h.store, connection: h.connection).cancel(runID: run.runID, by: "the test")
+            // The retry is due after 2 s (±20 %); give it time to come back and be dropped.
+            try await Task.sleep(for: .seconds(4))
+            let runs = try await h.runs(id)
+            let status = try await h.connection.queueStatus("agentry.agent.\(id)")
+            await worker.stop()
+            #expect(runs.count == 1, "\(runs.map(\.state))")
+            #expect(runs.first?.message?.contains("retry cancelled by the test") == true, "\(runs.first?.message ?? "")")
+            #expect(status.messageCount == 0)
+            await h.cleanup(id)
+        }
+    }
+
     @Test("a newly published version reaches running workers: its limit and handler apply to the next events")
     func newVersionReachesWorkers() async throws {
         try await withWorkerHarness { h in
