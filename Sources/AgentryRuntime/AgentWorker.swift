@@ -296,6 +296,12 @@ public final class AgentWorker: Service, Sendable {
         }
         var wanted = Set<String>()
         for agent in active where options.agents?.contains(agent.agentID) ?? true {
+            // A retired agent this worker was serving is served until its queue is drained (nothing new reaches it).
+            if agent.retired {
+                guard let runner = runners.withLockedValue({ $0[agent.agentID] }) else { continue }
+                let waiting = (try? await context.connection.queueStatus("agentry.agent.\(agent.agentID)").messageCount) ?? 0
+                guard waiting > 0 || runner.runningCount > 0 else { continue }
+            }
             let definition: AgentDefinition
             do {
                 guard let stored = try await context.registry.version(agent.version, of: agent.agentID) else { continue }
@@ -317,7 +323,7 @@ public final class AgentWorker: Service, Sendable {
                 switch agent.desired {
                 case .running where runner.mode != .consuming:
                     // The queue as the registry has it: a broker that lost it (reset, new node) gets it back.
-                    try await context.bus.declareAgentQueue(agent.agentID, patterns: agent.patterns)
+                    if !agent.retired { try await context.bus.declareAgentQueue(agent.agentID, patterns: agent.patterns) }
                     try await runner.start()
                 case .paused where runner.mode == .consuming:
                     await runner.pause()

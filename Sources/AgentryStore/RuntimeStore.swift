@@ -311,19 +311,22 @@ public struct RuntimeStore: Sendable {
         public var desired: DesiredState
         /// The routing patterns its queue is bound to.
         public var patterns: [String]
+        /// Retired: nothing new reaches its queue; workers drain what is left, then stop serving it.
+        public var retired: Bool
     }
 
-    /// Every published (not retired) agent with its active version, desired state and bound patterns.
+    /// Every published agent (retired ones included) with its active version, desired state and bound patterns.
     public func activeAgents() async throws -> [ActiveAgent] {
         var result: [ActiveAgent] = []
         try await query("active agents", """
-            SELECT agent_id, active_version, desired_state, bound_patterns::text FROM agents
-            WHERE status = 'active' AND active_version IS NOT NULL ORDER BY agent_id
+            SELECT agent_id, active_version, desired_state, bound_patterns::text, status = 'retired' FROM agents
+            WHERE active_version IS NOT NULL ORDER BY agent_id
             """) { row in
-            let (agent, version, desired, patterns) = try row.decode((String, String, String, String).self)
+            let (agent, version, desired, patterns, retired) = try row.decode((String, String, String, String, Bool).self)
             var list: [String] = []
             if case .array(let items)? = try? JSON.parse(Array(patterns.utf8)) { list = items.compactMap(\.stringValue) }
-            result.append(ActiveAgent(agentID: agent, version: version, desired: DesiredState(rawValue: desired) ?? .running, patterns: list))
+            result.append(ActiveAgent(agentID: agent, version: version, desired: DesiredState(rawValue: desired) ?? .running,
+                                      patterns: list, retired: retired))
         }
         return result
     }

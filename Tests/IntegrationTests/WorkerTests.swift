@@ -595,6 +595,28 @@ struct WorkerTests {
         }
     }
 
+    @Test("a retired agent's queue is drained by the workers that served it, which then stop its instances")
+    func retiredAgentDrains() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("retire-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "old.\(id)", handler: """
+                exec:
+                  command: [/bin/sleep, "0.3"]
+                """, config: "max_parallel_tasks: 1"))
+            let worker = try WorkerProcess(agents: [id])
+            #expect(try await TestEnvironment.eventually { try await h.store.instances(agentID: id).first?.state == .idle })
+            for _ in 0..<5 { try await h.bus.publish(Event(type: "old.\(id)", priority: .normal, source: "test")) }
+            _ = try await h.registry.retire(agentID: id)
+            let runs = try await h.waitForRuns(id) { $0.filter { $0.state == .succeeded }.count == 5 }
+            #expect(runs.count == 5)
+            let stopped = try await TestEnvironment.eventually { try await h.store.instances(agentID: id).first?.state == .stopped }
+            let instances = try await h.store.instances(agentID: id)
+            await worker.stop()
+            #expect(stopped, "\(instances.map(\.state))")
+            await h.cleanup(id)
+        }
+    }
+
     @Test("a worker serves only agents whose worker_labels it carries")
     func workerLabels() async throws {
         try await withWorkerHarness { h in
