@@ -639,6 +639,41 @@ struct WorkerTests {
         }
     }
 
+    @Test("a worker survives rabbitmqctl close_all_connections mid-work: every event completes exactly once")
+    func survivesBrokerConnectionLoss() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("reconnect-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "steady.\(id)", handler: """
+                exec:
+                  command: [/bin/sleep, "0.1"]
+                """, config: "max_parallel_tasks: 4"))
+            let worker = try WorkerProcess(agents: [id])
+            var events: [Event] = []
+            for n in 0..<40 {
+                let event = Event(type: "steady.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test")
+                events.append(event)
+                try await h.bus.publish(event)
+            }
+            _ = try await h.waitForRuns(id) { $0.filter { $0.state == .succeeded }.count >= 8 }
+            // Every connection goes, the test's own included (its client reconnects too).
+            try TestEnvironment.rabbitmqctl("close_all_connections", "test: worker reconnect")
+            let runs = try await h.waitForRuns(id, timeout: .seconds(60)) { runs in
+                Set(runs.filter { $0.state == .succeeded }.map(\.eventID)).count == 40
+            }
+            try await Task.sleep(for: .seconds(1))
+            let final = try await h.runs(id)
+            worker.signal(SIGTERM)
+            let status = await worker.wait()
+            let output = worker.output
+            await worker.stop()
+            let succeeded = final.filter { $0.state == .succeeded }
+            #expect(Set(succeeded.map(\.eventID)) == Set(events.map(\.id.rawValue)), "\(runs.count) runs")
+            #expect(succeeded.count == 40, "each event completes once: \(succeeded.count) successes")
+            #expect(status == 0 && output.contains("worker stopped"), "the worker kept running and stopped cleanly: \(output.suffix(2000))")
+            await h.cleanup(id)
+        }
+    }
+
     @Test("SIGTERM lets the running task finish, records it, and exits 0")
     func gracefulShutdown() async throws {
         try await withWorkerHarness { h in
