@@ -172,8 +172,9 @@ public struct AgentGoal: Sendable, Hashable, Codable {
     }
 }
 
-/// Which events start a task: `type` is an AMQP topic pattern (`alert.*`, `build.#`), `priority` the priority
-/// the task's event gets in the agent's queue, `filters` an optional object matched against the payload.
+/// Which events start a task: `type` is an AMQP topic pattern (`alert.*`, `build.#`), `priority` the seed's trigger
+/// priority (kept in the registry's triggers; the order in the agent's queue follows each event's own priority),
+/// `filters` an optional object matched against the payload.
 public struct EventTrigger: Sendable, Hashable, Codable {
     public var type: String
     public var priority: Priority
