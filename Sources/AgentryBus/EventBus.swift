@@ -37,6 +37,15 @@ public final class EventBus: Sendable {
                 timestamp: UInt64(max(0, event.timestamp.timeIntervalSince1970)), type: event.type, appID: "agentry"))
     }
 
+    /// The AMQP message for an event sent straight to one queue through the default exchange (a retry, a requeue,
+    /// a replay to one agent), bypassing routing.
+    public static func message(for event: Event, toQueue queue: String) -> AMQPMessage {
+        var message = message(for: event)
+        message.exchange = ""
+        message.routingKey = queue
+        return message
+    }
+
     /// Publishes an event and waits for the broker's confirm. Retries (same event id) when the connection drops
     /// before the confirm; throws when the broker refuses it or the attempts run out.
     public func publish(_ event: Event) async throws {

@@ -91,3 +91,15 @@ public enum Timestamp {
         return Date(timeIntervalSince1970: Double(seconds - offsetSeconds) + fraction)
     }
 }
+
+extension Duration {
+    /// The duration in seconds, as a Double (for SQL intervals and logs).
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
+    /// The duration in whole milliseconds.
+    public var inMilliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -382,7 +382,7 @@ final class AgentRunner: Sendable {
         // recorded and the delivery acked, so that waiting for their confirms holds neither a slot nor the
         // prefetch window. (A worker that dies in between leaves the run recorded but not announced.)
         let result = outcome.result.map(JSON.serialize)
-        let milliseconds = Int64(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = elapsed.inMilliseconds
         switch outcome.status {
         case .succeeded:
             // Follow-ups first, with ids derived from this agent and event: should the worker die before the run
@@ -574,9 +574,7 @@ struct Settlement: Sendable {
             delivery.reject(requeue: true)
             return
         }
-        var message = EventBus.message(for: event)
-        message.exchange = ""
-        message.routingKey = queue
+        let message = EventBus.message(for: event, toQueue: queue)
         var delay = Duration.milliseconds(200)
         while (try? await channel.publish(message)) == nil {
             try? await Task.sleep(for: delay)

@@ -244,10 +244,7 @@ public final class AgentWorker: Service, Sendable {
                             logger.error("cannot read the kept event of lost run \(orphan.runID)")
                             continue
                         }
-                        var message = EventBus.message(for: event)
-                        message.exchange = ""
-                        message.routingKey = "agentry.agent.\(orphan.agentID)"
-                        try await context.retryChannel.publish(message)
+                        try await context.retryChannel.publish(EventBus.message(for: event, toQueue: "agentry.agent.\(orphan.agentID)"))
                         logger.warning("republished the event of a handed-over run whose worker was lost", metadata: [
                             "agentry.run.id": "\(orphan.runID)", "agentry.agent.id": "\(orphan.agentID)", "agentry.event.id": "\(event.id)",
                         ])
@@ -304,8 +301,13 @@ public final class AgentWorker: Service, Sendable {
             }
             let definition: AgentDefinition
             do {
-                guard let stored = try await context.registry.version(agent.version, of: agent.agentID) else { continue }
-                definition = try AgentRegistry.decode(stored)
+                // A published version never changes: the runner's copy is read again only when the version moved.
+                if let current = runners.withLockedValue({ $0[agent.agentID]?.definition }), current.metadata.version == agent.version {
+                    definition = current
+                } else {
+                    guard let stored = try await context.registry.version(agent.version, of: agent.agentID) else { continue }
+                    definition = try AgentRegistry.decode(stored)
+                }
             } catch {
                 logger.error("cannot read the definition of \(agent.agentID) \(agent.version)", metadata: ["error": "\(error)"])
                 continue

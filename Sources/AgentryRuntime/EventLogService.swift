@@ -39,7 +39,7 @@ public final class EventLogService: Service, Sendable {
         let prefetch = UInt16(clamping: options.batchSize * 2)
         let logConsumer = try await connection.consume(queue: Topology.eventLogQueue, prefetch: prefetch)
         let unhandledConsumer = try await connection.consume(queue: Topology.unhandledQueue, prefetch: prefetch)
-        logger.info("event log service started", metadata: ["agentry.batch.size": "\(options.batchSize)", "agentry.batch.latency_ms": "\(options.maxLatency.components.seconds * 1000 + options.maxLatency.components.attoseconds / 1_000_000_000_000_000)"])
+        logger.info("event log service started", metadata: ["agentry.batch.size": "\(options.batchSize)", "agentry.batch.latency_ms": "\(options.maxLatency.inMilliseconds)"])
         let batching = BatchingConsumer<Logged>.Options(batchSize: options.batchSize, maxLatency: options.maxLatency)
         let maxBodySize = options.maxBodySize
         let logger = self.logger

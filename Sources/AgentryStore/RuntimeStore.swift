@@ -171,7 +171,7 @@ public struct RuntimeStore: Sendable {
     /// transaction commits, so that their events are back in their queues before anyone forgets them (should
     /// `republish` throw, nothing changes and the next call tries again). Returns the workers declared lost now.
     public func expireWorkers(expiry: Duration, republish: @Sendable ([OrphanedRun]) async throws -> Void) async throws -> [String] {
-        let seconds = Double(expiry.components.seconds) + Double(expiry.components.attoseconds) / 1e18
+        let seconds = expiry.inSeconds
         let logger = self.logger
         do {
             return try await database.client.withTransaction(logger: logger) { connection -> [String] in
@@ -362,7 +362,7 @@ public struct RuntimeStore: Sendable {
     /// claims never wait for each other. Call ``ensureSlots(agentID:count:)`` first.
     public func claim(batch runs: [TaskRun], maxParallel: Int, workerExpiry: Duration) async throws -> [Claim] {
         guard let first = runs.first else { return [] }
-        let seconds = Double(workerExpiry.components.seconds) + Double(workerExpiry.components.attoseconds) / 1e18
+        let seconds = workerExpiry.inSeconds
         let agentID = first.agentID
         let ids = runs.map(\.runID)
         let events = runs.map(\.eventID)
@@ -478,31 +478,14 @@ public struct RuntimeStore: Sendable {
     /// The run's slot is given back in the same statement.
     @discardableResult
     public func finish(_ runID: UUID, agentID: String, _ outcome: Outcome) async throws -> Bool {
-        var updated = false
         do {
-            try await query("finish run \(runID)", """
-                WITH released AS (
-                    UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL
-                    WHERE agent_id = \(agentID) AND run_id = \(runID)
-                )
-                UPDATE task_runs SET state = \(outcome.state.rawValue), finished_at = clock_timestamp(), result = \(outcome.result)::jsonb,
-                       output = \(outcome.output), stderr = \(outcome.stderr), exit_status = \(outcome.exitStatus),
-                       message = \(outcome.message), retry_at = \(outcome.retryAt)
-                WHERE run_id = \(runID) AND state = 'running' RETURNING run_id
-                """) { _ in updated = true }
+            return try await finish(batch: [(runID, agentID, outcome)]).contains(runID)
         } catch let error as StoreError where error.message.contains("SQLSTATE 23505") {
-            try await execute("cancel duplicate run \(runID)", """
-                WITH released AS (
-                    UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL
-                    WHERE agent_id = \(agentID) AND run_id = \(runID)
-                )
-                UPDATE task_runs SET state = 'cancelled', finished_at = clock_timestamp(), output = \(outcome.output), stderr = \(outcome.stderr),
-                       message = 'another run completed this event for this agent first'
-                WHERE run_id = \(runID) AND state = 'running'
-                """)
+            _ = try await finish(batch: [(runID, agentID, Outcome(
+                state: .cancelled, output: outcome.output, stderr: outcome.stderr,
+                message: "another run completed this event for this agent first"))])
             return false
         }
-        return updated
     }
 
     /// Records the outcomes of many runs in one statement (one commit, one WAL flush), giving their slots back.

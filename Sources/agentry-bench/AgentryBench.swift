@@ -76,15 +76,10 @@ struct BenchError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-extension Duration {
-    var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}
 
 /// Formats "VERB N msgs in S s: R UNIT" the way Scripts/bench parses it.
 func report(_ verb: String, _ count: Int, _ what: String, _ elapsed: Duration, _ unit: String) {
-    let seconds = elapsed.seconds
+    let seconds = elapsed.inSeconds
     let rate = seconds > 0 ? Double(count) / seconds : 0
     print("\(verb) \(count) \(what) in \(String(format: "%.3f", seconds)) s: \(String(format: "%.0f", rate)) \(unit)")
 }
@@ -300,7 +295,7 @@ struct EventLogBench {
                         logged = try await Self.loggedCount(db, runTag: runTag, logger: logger)
                         if let failure = status.failure.withLock({ $0 }) { throw BenchError("the event log service stopped: \(failure)") }
                         if clock.now > deadline {
-                            throw BenchError("timeout: \(logged) of \(count) events in event_log after \(String(format: "%.1f", (clock.now - start).seconds)) s")
+                            throw BenchError("timeout: \(logged) of \(count) events in event_log after \(String(format: "%.1f", (clock.now - start).inSeconds)) s")
                         }
                     }
                     outcome = .success(clock.now - start)

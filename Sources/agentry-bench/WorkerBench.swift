@@ -59,7 +59,7 @@ struct WorkerBench {
             let drain = try await setup.span(type: drainType)
             print("e2e drain \(count) runs with \(workers) worker(s) in \(String(format: "%.3f", drain.seconds)) s: "
                   + "\(rate(count, drain.seconds)) events/s (first run started to last run finished, from task_runs)")
-            print("e2e drain wall time with \(workers) worker(s), from starting the processes: \(String(format: "%.3f", wall.seconds)) s")
+            print("e2e drain wall time with \(workers) worker(s), from starting the processes: \(String(format: "%.3f", wall.inSeconds)) s")
             try await setup.reportEventLog(after: spawned, clock: clock)
 
             // Pipelined: the workers run while N more events are published.
@@ -101,7 +101,7 @@ struct WorkerBench {
             guard toStart.count == sent.count else {
                 throw BenchError("found runs of \(toStart.count) of the \(sent.count) events published")
             }
-            let achieved = Double(sent.count) / sent.elapsed.seconds
+            let achieved = Double(sent.count) / sent.elapsed.inSeconds
             print("latency \(sent.count) events at \(eventsPerSecond) events/s for \(seconds) s (achieved \(String(format: "%.1f", achieved)) events/s), "
                   + "\(workers) worker(s), after a \(Self.warmupSeconds) s warm-up")
             print("latency publish-to-start ms: \(Percentiles(toStart))")
@@ -314,7 +314,7 @@ struct Setup: Sendable {
             var sent = 0
             var inFlight = 0
             while sent < total {
-                let due = min(total, Int(((clock.now - start).seconds * Double(rate)).rounded(.down)) + 1)
+                let due = min(total, Int(((clock.now - start).inSeconds * Double(rate)).rounded(.down)) + 1)
                 while sent < due {
                     if inFlight >= 5000 {
                         try await group.next()
@@ -363,7 +363,7 @@ struct Setup: Sendable {
                 lastSucceeded = succeeded
                 lastProgress = clock.now
             } else if clock.now - lastProgress > stall {
-                throw BenchError("timeout: \(succeeded) of \(count) runs of \(type) succeeded, none in the last \(String(format: "%.0f", stall.seconds)) s")
+                throw BenchError("timeout: \(succeeded) of \(count) runs of \(type) succeeded, none in the last \(String(format: "%.0f", stall.inSeconds)) s")
             }
             try await Task.sleep(for: .milliseconds(200))
         }
@@ -446,7 +446,7 @@ struct Setup: Sendable {
         }
         if let start {
             print("e2e event log: \(logged.events) events and \(logged.lifecycle) lifecycle events in event_log "
-                  + "\(String(format: "%.3f", (clock.now - start).seconds)) s after the workers started")
+                  + "\(String(format: "%.3f", (clock.now - start).inSeconds)) s after the workers started")
         }
     }
 
@@ -598,7 +598,7 @@ enum ChildProcesses {
         var killed = false
         while isRunning(pid) {
             if !killed && clock.now > deadline {
-                warn("worker \(pid) still runs \(String(format: "%.0f", killAfter.seconds)) s after SIGTERM: SIGKILL")
+                warn("worker \(pid) still runs \(String(format: "%.0f", killAfter.inSeconds)) s after SIGTERM: SIGKILL")
                 kill(pid, SIGKILL)
                 killed = true
             }
