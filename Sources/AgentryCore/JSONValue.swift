@@ -62,6 +62,11 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 
+    public var intValue: Int64? {
+        if case .int(let i) = self { return i }
+        return nil
+    }
+
     public var objectValue: [String: JSONValue]? {
         if case .object(let o) = self { return o }
         return nil

@@ -1,0 +1,587 @@
+public import AgentryCore
+public import AgentryStore
+public import Foundation
+public import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import PostgresNIO
+
+/// Why a hold stopped protecting its task before the task gave it back.
+public enum LockLoss: Sendable, Hashable, CustomStringConvertible {
+    /// The hold outlived its `expires_at`: it was taken back.
+    case expired(ResourceKey, at: Date)
+    /// The session that held the advisory locks ended (killed with `pg_terminate_backend`, forced release, network,
+    /// server restart): PostgreSQL freed the locks, someone else may hold them now.
+    case connectionLost(resources: [ResourceKey], reason: String)
+
+    public var description: String {
+        switch self {
+        case .expired(let resource, let at):
+            return "its lock on \(resource) expired at \(Timestamp.format(at)) and was taken back"
+        case .connectionLost(let resources, let reason):
+            return "it lost its lock on \(resources.map(\.description).joined(separator: ", ")) (\(reason))"
+        }
+    }
+}
+
+/// A lock request that did not end in a hold.
+public struct LockError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable { case timedOut, unavailable, notOwner, notHeld, invalid, database, shutDown }
+    public var code: Code
+    public var message: String
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+/// Resources held together, on one database session of their own.
+public final class LockHold: Sendable, CustomStringConvertible {
+    public let requestID: UUID
+    public let owner: LockOwner
+    public let resources: [ResourceKey]
+    /// Every grant takes a new, larger token: a guarded system that remembers the largest it saw can refuse a
+    /// holder that lost its lock (Kleppmann's fencing tokens).
+    public let fencingTokens: [ResourceKey: Int64]
+    public let priority: Priority
+    public let acquiredAt: Date
+    public let expiresAt: Date
+    public let runID: UUID?
+    let connection: LockConnection
+    let cause: Event?
+    let onLoss: @Sendable (LockLoss) -> Void
+    enum State: Sendable { case held, released, lost(LockLoss) }
+    let state = NIOLockedValueBox<State>(.held)
+    let expiry = NIOLockedValueBox<Task<Void, Never>?>(nil)
+
+    init(requestID: UUID, owner: LockOwner, resources: [ResourceKey], fencingTokens: [ResourceKey: Int64], priority: Priority,
+         acquiredAt: Date, expiresAt: Date, runID: UUID?, connection: LockConnection, cause: Event?,
+         onLoss: @escaping @Sendable (LockLoss) -> Void) {
+        self.requestID = requestID
+        self.owner = owner
+        self.resources = resources
+        self.fencingTokens = fencingTokens
+        self.priority = priority
+        self.acquiredAt = acquiredAt
+        self.expiresAt = expiresAt
+        self.runID = runID
+        self.connection = connection
+        self.cause = cause
+        self.onLoss = onLoss
+    }
+
+    /// The largest token of the hold (the only one when it holds one resource).
+    public var fencingToken: Int64 { fencingTokens.values.max() ?? 0 }
+    public var isHeld: Bool { if case .held = state.withLockedValue({ $0 }) { return true } else { return false } }
+    public var loss: LockLoss? { if case .lost(let loss) = state.withLockedValue({ $0 }) { return loss } else { return nil } }
+    public var description: String { "\(resources.map(\.description).joined(separator: ", ")) held by \(owner)" }
+
+    /// Moves from held to `next`; false when it was no longer held.
+    func leave(for next: State) -> Bool {
+        state.withLockedValue { s in
+            guard case .held = s else { return false }
+            s = next
+            return true
+        }
+    }
+}
+
+/// A database session dedicated to holds: one hold at a time, returned to the manager's idle list after release.
+final class LockConnection: Sendable {
+    let connection: PostgresConnection
+    let pid: Int
+    let hold = NIOLockedValueBox<LockHold?>(nil)
+
+    init(connection: PostgresConnection, pid: Int) {
+        self.connection = connection
+        self.pid = pid
+    }
+}
+
+/// The lock manager of one process (a worker, the CLI, a benchmark): mutual exclusion by PostgreSQL advisory locks,
+/// waiting in priority order across every host, hand-off by LISTEN/NOTIFY, expiry, and loss detection.
+///
+/// - A hold lives on a session of its own, so that losing that session (the process dies, an administrator
+///   terminates it) frees exactly that hold, and the holder learns it at once (`onLoss`).
+/// - A request that cannot be served is queued in `resource_lock_waiters` at its priority; every release notifies
+///   channel `agentry_locks` with the freed key and the waiters of that key try again. A holder that dies sends no
+///   notification: waiters also re-check every `pollInterval`.
+/// - A hold past its expiry is taken back by its own manager (its task is told through `onLoss`); a holder that
+///   does not (hung, partitioned) has its session terminated by a waiter `takebackGrace` later.
+public final class LockManager: Sendable {
+    public struct Options: Sendable {
+        /// How often a waiter re-checks without a notification (a holder that died notifies nobody). Default 500 ms.
+        public var pollInterval: Duration = .milliseconds(500)
+        /// How long past its expiry a hold may stay before a waiter terminates its session. Default 5 s.
+        public var takebackGrace: Duration = .seconds(5)
+        /// Idle lock sessions kept for the next hold. Default 8.
+        public var maxIdleConnections = 8
+        /// Publish `resource.acquired`, `.queued`, `.released` and `.expired`. Default true.
+        public var announces = true
+        public init() {}
+    }
+
+    struct Waiter: Sendable {
+        let keys: Set<Int64>
+        let wakeup: Wakeup
+    }
+
+    struct State: Sendable {
+        var idle: [LockConnection] = []
+        var listener: (connection: PostgresConnection, pid: Int)?
+        var listenerWaiters: [CheckedContinuation<Int, any Error>] = []
+        var waiters: [UUID: Waiter] = [:]
+        var holds: [UUID: LockHold] = [:]
+        var nextConnectionID = 1_000
+        var shutDown = false
+    }
+
+    let database: Database
+    let store: LockStore
+    let workerID: String?
+    let options: Options
+    let logger: Logger
+    let state = NIOLockedValueBox(State())
+    let events: AsyncStream<Event>
+    let eventSink: AsyncStream<Event>.Continuation
+    let announce: @Sendable (Event) async -> Void
+    public static let channel = "agentry_locks"
+    static let source = "agentry.locks"
+
+    /// - Parameter announce: publishes the manager's `resource.*` events (in order, off the caller's path).
+    public init(database: Database, workerID: String?, options: Options = Options(), logger: Logger,
+                announce: @escaping @Sendable (Event) async -> Void) {
+        self.database = database
+        self.store = LockStore(database: database, logger: logger)
+        self.workerID = workerID
+        self.options = options
+        var logger = logger
+        logger[metadataKey: "agentry.component"] = "locks"
+        self.logger = logger
+        self.announce = announce
+        (events, eventSink) = AsyncStream<Event>.makeStream()
+    }
+
+    /// Listens for releases and publishes the manager's events until ``shutdown()``.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await event in self.events { await self.announce(event) }
+            }
+            await self.listen()
+            self.eventSink.finish()
+        }
+    }
+
+    /// Stops listening and closes the idle sessions (holds still held keep theirs until released).
+    public func shutdown() {
+        let (listener, idle, waiting) = state.withLockedValue { s in
+            s.shutDown = true
+            defer { s.idle = []; s.listenerWaiters = [] }
+            return (s.listener?.connection, s.idle, s.listenerWaiters)
+        }
+        for continuation in waiting { continuation.resume(throwing: LockError(.shutDown, "the lock manager is shutting down")) }
+        for connection in idle { close(connection) }
+        if let listener { listener.close().whenComplete { _ in _ = listener } }
+        for waiter in state.withLockedValue({ Array($0.waiters.values) }) { waiter.wakeup.signal() }
+    }
+
+    private var isShutDown: Bool { state.withLockedValue { $0.shutDown } }
+
+    // MARK: Acquire and release
+
+    /// Takes all of `resources` for `owner`, or none: at once when nobody holds them and no waiter ranks before this
+    /// request; otherwise, with `wait`, queued at `priority` until served or until `wait` has passed
+    /// (``LockError/Code/timedOut``), without holding any of them meanwhile. Without `wait` it only tries
+    /// (``LockError/Code/unavailable``). Cancelling the calling task withdraws the request.
+    ///
+    /// - Parameters:
+    ///   - hold: how long the hold may last; past it, it is taken back and `onLoss` is called.
+    ///   - onLoss: called once if the hold stops protecting its task before it is released (expiry, lost session).
+    ///   - cause: the event the hold serves (the manager's events follow it up).
+    public func acquire(_ resources: [ResourceKey], owner: LockOwner, priority: Priority = .normal, hold: Duration,
+                        wait: Duration? = nil, runID: UUID? = nil, cause: Event? = nil,
+                        onLoss: @escaping @Sendable (LockLoss) -> Void = { _ in }) async throws -> LockHold {
+        let keys = Array(Set(resources)).sorted()
+        guard !keys.isEmpty else { throw LockError(.invalid, "no resource to lock") }
+        for key in keys where !["device", "tree", "userinterface"].contains(key.type) {
+            throw LockError(.invalid, "cannot lock \(key): unknown resource type '\(key.type)'; expected device, tree or userinterface")
+        }
+        guard hold > .zero else { throw LockError(.invalid, "a hold must last longer than zero") }
+        let requestID = UUID()
+        let waiterPID = wait == nil ? 0 : try await listenerPID()
+        let wakeup = Wakeup()
+        if wait != nil {
+            state.withLockedValue { $0.waiters[requestID] = Waiter(keys: Set(keys.map(\.advisoryKey)), wakeup: wakeup) }
+        }
+        defer { _ = state.withLockedValue { $0.waiters.removeValue(forKey: requestID) } }
+        let started = ContinuousClock.now
+        let deadline = wait.map { started + $0 }
+        let waitUntil = wait.map { Date().addingTimeInterval($0.inSeconds) }
+        var queued = false
+        do {
+            while true {
+                try Task.checkCancellation()
+                guard !isShutDown else { throw LockError(.shutDown, "the lock manager is shutting down") }
+                let connection = try await checkout()
+                let rows: [LockStore.AcquireRow]
+                do {
+                    rows = try await LockStore.acquire(.init(
+                        requestID: requestID, resources: keys, owner: owner, priority: priority, hold: hold, waitUntil: waitUntil,
+                        waiterPID: waiterPID, workerID: workerID, runID: runID, takebackGrace: options.takebackGrace),
+                        on: connection.connection, logger: logger)
+                } catch {
+                    close(connection)
+                    throw LockError(.database, "cannot lock \(Self.list(keys)): \(StoreError.describe(error))")
+                }
+                if !rows.isEmpty, rows.allSatisfy(\.granted) {
+                    return grant(rows, requestID: requestID, owner: owner, priority: priority, runID: runID, connection: connection,
+                                 cause: cause, onLoss: onLoss)
+                }
+                checkin(connection)
+                let blocked = rows.filter { !$0.granted }
+                guard let deadline else {
+                    throw LockError(.unavailable, "\(Self.list(keys)) cannot be locked now: \(Self.why(blocked))")
+                }
+                if !queued {
+                    queued = true
+                    for row in blocked {
+                        emit("resource.queued", row.resource, owner, cause: cause, [
+                            "position": .int(Int64(row.position ?? 1)), "priority": .string(priority.name),
+                            "run_id": runID.map { .string($0.uuidString.lowercased()) } ?? .null,
+                        ])
+                    }
+                }
+                for row in blocked where row.takenBack {
+                    logger.warning("took back an expired lock whose holder did not release it", metadata: [
+                        "agentry.resource": "\(row.resource)", "agentry.holder": "\(row.holder ?? "?")",
+                    ])
+                    emit("resource.expired", row.resource, LockOwner(id: row.holder ?? "unknown", kind: .agent), cause: cause, [
+                        "expires_at": row.holderExpiresAt.map { .string(Timestamp.format($0)) } ?? .null,
+                        "taken_back_by": .string(owner.id),
+                    ])
+                }
+                let now = ContinuousClock.now
+                if now >= deadline {
+                    throw LockError(.timedOut, "waited \(Self.seconds(now - started)) for \(Self.list(keys)) and gave up: \(Self.why(blocked))")
+                }
+                if blocked.contains(where: \.takenBack) { continue }
+                await wakeup.wait(for: min(options.pollInterval, deadline - now))
+            }
+        } catch {
+            if queued { await withdraw(requestID) }
+            throw error
+        }
+    }
+
+    /// Gives a hold back (idempotent). Its waiters learn at once.
+    public func release(_ hold: LockHold) async {
+        guard hold.leave(for: .released) else {
+            finishLost(hold)
+            return
+        }
+        hold.expiry.withLockedValue { $0?.cancel() }
+        await giveBack(hold, event: "resource.released")
+    }
+
+    /// The seed's `release(resource, owner)`: releases the hold of this process that holds `resource` (the whole
+    /// hold). Another owner's hold is refused with the holder's name; a hold of another process needs
+    /// `agentry locks release --force`.
+    public func release(_ resource: ResourceKey, owner: LockOwner) async throws {
+        let hold = state.withLockedValue { $0.holds.values.first { $0.resources.contains(resource) } }
+        if let hold {
+            guard hold.owner == owner else {
+                throw LockError(.notOwner, "cannot release \(resource): it is held by \(hold.owner), not \(owner)")
+            }
+            await release(hold)
+            return
+        }
+        let status = try await store.status(resource)
+        if let holder = status.holder {
+            if holder.owner == owner {
+                throw LockError(.notOwner, "\(resource) is held by \(owner) from another process (worker \(holder.workerID ?? "unknown")); only that process can release it, or an administrator with `agentry locks release \(resource) --force`")
+            }
+            throw LockError(.notOwner, "cannot release \(resource): it is held by \(holder.owner), not \(owner)")
+        }
+        throw LockError(.notHeld, "cannot release \(resource): nobody holds it")
+    }
+
+    /// The seed's `is_available`.
+    public func isAvailable(_ resource: ResourceKey) async throws -> Bool { try await store.isAvailable(resource) }
+
+    /// The seed's `get_status`, with the waiters in order.
+    public func status(_ resource: ResourceKey) async throws -> LockStatus { try await store.status(resource) }
+
+    /// Holds of this process.
+    public var holds: [LockHold] { state.withLockedValue { Array($0.holds.values) } }
+
+    // MARK: Internals
+
+    private func grant(_ rows: [LockStore.AcquireRow], requestID: UUID, owner: LockOwner, priority: Priority, runID: UUID?,
+                       connection: LockConnection, cause: Event?, onLoss: @escaping @Sendable (LockLoss) -> Void) -> LockHold {
+        let acquiredAt = rows.compactMap(\.acquiredAt).min() ?? Date()
+        let expiresAt = rows.compactMap(\.expiresAt).min() ?? Date()
+        var tokens: [ResourceKey: Int64] = [:]
+        for row in rows { tokens[row.resource] = row.fencingToken ?? 0 }
+        let hold = LockHold(requestID: requestID, owner: owner, resources: rows.map(\.resource).sorted(), fencingTokens: tokens,
+                            priority: priority, acquiredAt: acquiredAt, expiresAt: expiresAt, runID: runID,
+                            connection: connection, cause: cause, onLoss: onLoss)
+        connection.hold.withLockedValue { $0 = hold }
+        state.withLockedValue { $0.holds[requestID] = hold }
+        for resource in hold.resources {
+            emit("resource.acquired", resource, owner, cause: cause, [
+                "fencing_token": .int(tokens[resource] ?? 0), "acquired_at": .string(Timestamp.format(acquiredAt)),
+                "expires_at": .string(Timestamp.format(expiresAt)), "priority": .string(priority.name),
+                "run_id": runID.map { .string($0.uuidString.lowercased()) } ?? .null,
+                "worker_id": workerID.map { .string($0) } ?? .null,
+            ])
+        }
+        let delay = expiresAt.timeIntervalSinceNow
+        hold.expiry.withLockedValue {
+            $0 = Task { [weak hold] in
+                try? await Task.sleep(for: .milliseconds(Int64(max(0, delay) * 1000)))
+                guard !Task.isCancelled, let hold else { return }
+                await self.expire(hold)
+            }
+        }
+        // The session may have ended between the grant and now: then nobody will call back.
+        if connection.connection.isClosed { connectionClosed(connection) }
+        return hold
+    }
+
+    private func expire(_ hold: LockHold) async {
+        let loss = LockLoss.expired(hold.resources[0], at: hold.expiresAt)
+        guard hold.leave(for: .lost(loss)) else { return }
+        logger.warning("a hold outlived its expiry; taking it back and stopping its task", metadata: [
+            "agentry.resources": "\(Self.list(hold.resources))", "agentry.owner": "\(hold.owner)",
+            "agentry.run.id": "\(hold.runID.map { "\($0)" } ?? "-")",
+        ])
+        hold.onLoss(loss)
+        await giveBack(hold, event: "resource.expired")
+    }
+
+    /// Releases the hold's locks on its session and returns the session to the idle list.
+    private func giveBack(_ hold: LockHold, event: String) async {
+        state.withLockedValue { _ = $0.holds.removeValue(forKey: hold.requestID) }
+        let connection = hold.connection
+        do {
+            _ = try await LockStore.release(hold.requestID, resources: hold.resources, on: connection.connection, logger: logger)
+            connection.hold.withLockedValue { $0 = nil }
+            checkin(connection)
+        } catch {
+            // Closing the session frees its advisory locks all the same.
+            logger.warning("cannot release a hold cleanly; closing its session", metadata: [
+                "agentry.resources": "\(Self.list(hold.resources))", "error": "\(StoreError.describe(error))",
+            ])
+            connection.hold.withLockedValue { $0 = nil }
+            close(connection)
+        }
+        let held = Int64((Date().timeIntervalSince(hold.acquiredAt) * 1000).rounded())
+        for resource in hold.resources {
+            var extra: JSONObject = ["fencing_token": .int(hold.fencingTokens[resource] ?? 0), "held_ms": .int(held)]
+            if event == "resource.expired" { extra["expires_at"] = .string(Timestamp.format(hold.expiresAt)) }
+            extra["run_id"] = hold.runID.map { .string($0.uuidString.lowercased()) } ?? .null
+            emit(event, resource, hold.owner, cause: hold.cause, extra)
+        }
+    }
+
+    /// A hold released after it was lost: its session is gone (or was given back at expiry); forget it.
+    private func finishLost(_ hold: LockHold) {
+        state.withLockedValue { _ = $0.holds.removeValue(forKey: hold.requestID) }
+        hold.expiry.withLockedValue { $0?.cancel() }
+    }
+
+    fileprivate func connectionClosed(_ connection: LockConnection) {
+        guard let hold = connection.hold.withLockedValue({ h -> LockHold? in defer { h = nil }; return h }) else { return }
+        let loss = LockLoss.connectionLost(resources: hold.resources, reason: "its database session \(connection.pid) ended")
+        guard hold.leave(for: .lost(loss)) else { return }
+        hold.expiry.withLockedValue { $0?.cancel() }
+        state.withLockedValue { _ = $0.holds.removeValue(forKey: hold.requestID) }
+        logger.error("lost the database session that held locks; stopping their task", metadata: [
+            "agentry.resources": "\(Self.list(hold.resources))", "agentry.owner": "\(hold.owner)", "db.pid": "\(connection.pid)",
+            "agentry.run.id": "\(hold.runID.map { "\($0)" } ?? "-")",
+        ])
+        hold.onLoss(loss)
+    }
+
+    private func withdraw(_ requestID: UUID) async {
+        do {
+            try await store.withdraw(requestID)
+        } catch {
+            logger.warning("cannot withdraw a lock request (its rows expire on their own)", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func checkout() async throws -> LockConnection {
+        while let idle = state.withLockedValue({ $0.idle.popLast() }) {
+            if !idle.connection.isClosed { return idle }
+        }
+        let id = state.withLockedValue { s -> Int in
+            s.nextConnectionID += 1
+            return s.nextConnectionID
+        }
+        let connection: PostgresConnection
+        var pid = 0
+        do {
+            connection = try await PostgresConnection.connect(configuration: database.configuration.connectionConfiguration, id: id, logger: logger)
+            do {
+                for try await value in try await connection.query("SELECT pg_backend_pid()", logger: logger).decode(Int.self) { pid = value }
+                try await connection.query("SET application_name = 'agentry locks'", logger: logger)
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+        } catch {
+            throw LockError(.database, "cannot open a lock session to PostgreSQL at \(database.configuration.redactedURL): \(StoreError.describe(error))")
+        }
+        let lockConnection = LockConnection(connection: connection, pid: pid)
+        connection.closeFuture.whenComplete { _ in self.connectionClosed(lockConnection) }
+        return lockConnection
+    }
+
+    private func checkin(_ connection: LockConnection) {
+        let keep = state.withLockedValue { s -> Bool in
+            guard !s.shutDown, s.idle.count < options.maxIdleConnections, !connection.connection.isClosed else { return false }
+            s.idle.append(connection)
+            return true
+        }
+        if !keep { close(connection) }
+    }
+
+    private func close(_ connection: LockConnection) {
+        // Keeps the connection alive until it is closed (postgres-nio asserts on a connection freed while open).
+        connection.connection.close().whenComplete { _ in _ = connection }
+    }
+
+    // MARK: Listening
+
+    private func listenerPID() async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready = state.withLockedValue { s -> Result<Int, any Error>? in
+                if s.shutDown { return .failure(LockError(.shutDown, "the lock manager is shutting down")) }
+                if let listener = s.listener { return .success(listener.pid) }
+                s.listenerWaiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+
+    private func listen() async {
+        var delay = Duration.milliseconds(200)
+        while !isShutDown, !Task.isCancelled {
+            var opened: PostgresConnection?
+            do {
+                let id = state.withLockedValue { s -> Int in
+                    s.nextConnectionID += 1
+                    return s.nextConnectionID
+                }
+                let connection = try await PostgresConnection.connect(configuration: database.configuration.connectionConfiguration, id: id, logger: logger)
+                opened = connection
+                var pid = 0
+                for try await value in try await connection.query("SELECT pg_backend_pid()", logger: logger).decode(Int.self) { pid = value }
+                try await connection.listen(on: Self.channel) { notifications in
+                    let waiting = state.withLockedValue { s -> [CheckedContinuation<Int, any Error>] in
+                        s.listener = (connection, pid)
+                        defer { s.listenerWaiters = [] }
+                        return s.listenerWaiters
+                    }
+                    if isShutDown { try? await connection.close() }
+                    for continuation in waiting { continuation.resume(returning: pid) }
+                    delay = .milliseconds(200)
+                    // Notifications may have been missed while (re)connecting: everyone checks once.
+                    for waiter in state.withLockedValue({ Array($0.waiters.values) }) { waiter.wakeup.signal() }
+                    for try await notification in notifications {
+                        guard let key = Int64(notification.payload) else { continue }
+                        for waiter in state.withLockedValue({ Array($0.waiters.values) }) where waiter.keys.contains(key) {
+                            waiter.wakeup.signal()
+                        }
+                    }
+                }
+            } catch {
+                if !isShutDown {
+                    logger.warning("lock notifications interrupted; reconnecting", metadata: ["error": "\(StoreError.describe(error))"])
+                }
+            }
+            try? await opened?.close()
+            state.withLockedValue { $0.listener = nil }
+            guard !isShutDown else { break }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
+        }
+    }
+
+    // MARK: Events
+
+    private func emit(_ type: String, _ resource: ResourceKey, _ owner: LockOwner, cause: Event?, _ extra: JSONObject) {
+        guard options.announces else { return }
+        var payload: JSONObject = [
+            "resource_id": .string(resource.id), "resource_type": .string(resource.type), "resource": .string(resource.description),
+            "owner_id": .string(owner.id), "owner_type": .string(owner.kind.rawValue),
+        ]
+        for (key, value) in extra { payload[key] = value }
+        let event = cause.map { $0.followUp(type: type, payload: payload, priority: .normal, source: Self.source) }
+            ?? Event(type: type, payload: payload, priority: .normal, source: Self.source)
+        eventSink.yield(event)
+    }
+
+    static func list(_ resources: [ResourceKey]) -> String { resources.map(\.description).joined(separator: ", ") }
+
+    static func seconds(_ duration: Duration) -> String { String(format: "%.1f s", duration.inSeconds) }
+
+    static func why(_ rows: [LockStore.AcquireRow]) -> String {
+        rows.map { row in
+            var parts: [String] = []
+            if let holder = row.holder {
+                parts.append("held by \(holder)" + (row.holderExpiresAt.map { " until \(Timestamp.format($0))" } ?? ""))
+            }
+            if let position = row.position, position > 1 { parts.append("\(position - 1) waiting before") }
+            if parts.isEmpty { parts.append("just taken by another request") }
+            return "\(row.resource) \(parts.joined(separator: ", "))"
+        }.joined(separator: "; ")
+    }
+}
+
+/// A one-slot wake-up signal for a waiter: `signal()` before `wait` is not lost.
+final class Wakeup: Sendable {
+    private let state = NIOLockedValueBox<(pending: Bool, continuation: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func signal() {
+        let continuation = state.withLockedValue { s -> CheckedContinuation<Void, Never>? in
+            if let c = s.continuation {
+                s.continuation = nil
+                return c
+            }
+            s.pending = true
+            return nil
+        }
+        continuation?.resume()
+    }
+
+    /// Returns on a signal, after `timeout`, or when the task is cancelled.
+    func wait(for timeout: Duration) async {
+        let timer = Task {
+            do {
+                try await Task.sleep(for: timeout)
+                self.signal()
+            } catch {}
+        }
+        defer { timer.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLockedValue { s -> Bool in
+                    if s.pending {
+                        s.pending = false
+                        return true
+                    }
+                    s.continuation = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            self.signal()
+        }
+    }
+}
