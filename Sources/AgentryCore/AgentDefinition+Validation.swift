@@ -547,7 +547,7 @@ struct DefinitionReader {
         if let node = value(fields, "config", required: false) { config = self.config(node, permissions: permissions) ?? config }
         var handler: Handler?
         if let node = value(fields, "handler", required: false) { handler = self.handler(node) }
-        let resources = self.resources(fields)
+        let resources = self.resources(fields, permissions: permissions)
         var retry: RetryPolicy?
         if let node = value(fields, "retry", required: false) { retry = self.retry(node) }
         var onBusy = BusyPolicy.queue
@@ -869,7 +869,7 @@ struct DefinitionReader {
         return nil
     }
 
-    mutating func resources(_ fields: Fields) -> [String] {
+    mutating func resources(_ fields: Fields, permissions: AgentPermissions) -> [String] {
         guard let items = stringList(fields, "resources", required: false) else { return [] }
         let types = vocabulary.resourceTypes
         for item in items {
@@ -885,6 +885,11 @@ struct DefinitionReader {
                 report(item.path, item.node,
                        "unknown resource type '\(type)' in '\(item.value)'; expected one of \(types.joined(separator: ", "))",
                        suggestion: Suggest.didYouMean(type, among: types))
+            }
+            if type == "device", !permissions.devices.contains("take_control") {
+                report(item.path, item.node,
+                       "locking '\(item.value)' takes control of a device, which permissions.devices does not grant",
+                       suggestion: "add take_control to permissions.devices")
             }
             if id.trimmingCharacters(in: .whitespaces).isEmpty {
                 report(item.path, item.node, "resource '\(item.value)' has no id after '\(type):'",

@@ -328,8 +328,7 @@ final class AgentRunner: Sendable {
                                       workerID: context.workerID, instanceID: run.instanceID,
                                       timeout: .seconds(definition.config.timeoutSeconds), killGrace: context.options.killGrace,
                                       outputLimit: context.options.outputLimit)
-        let handlers = context.handlers
-        let task = Task { await handlers.run(taskContext) }
+        let task = Task { await self.runHoldingResources(taskContext) }
         state.withLockedValue {
             $0.running[run.runID] = Running(task: task, event: event.id)
             $0.lastRun = run.runID

@@ -37,6 +37,11 @@ public struct WorkerOptions: Sendable {
     /// Retry delays are spread by ± this fraction. Default 0.2.
     public var retryJitter: Double = 0.2
     public var maxBodySize: Int = EventWireFormat.defaultMaxBodySize
+    /// How long a run waits for the resources its agent declares before it fails (and is retried per the agent's
+    /// policy). It waits at its event's priority, holding none of them meanwhile. Default 10 minutes.
+    public var lockWait: Duration = .seconds(600)
+    /// The lock manager's settings (poll interval, take-back grace).
+    public var lockOptions = LockManager.Options()
 
     public init() {}
 }
@@ -52,6 +57,8 @@ struct WorkerContext: Sendable {
     let registry: AgentRegistryStore
     let topology: Topology
     let handlers: HandlerRunner
+    /// Takes the resources agents declare.
+    let locks: LockManager
     let options: WorkerOptions
     let logger: Logger
     /// Run outcomes, written in groups (see ``GroupCommit``).
@@ -161,12 +168,21 @@ public final class AgentWorker: Service, Sendable {
         try await store.register(WorkerRecord(workerID: workerID, host: ProcessInfo.processInfo.hostName,
                                               pid: Int(ProcessInfo.processInfo.processIdentifier),
                                               version: AgentryVersion.current, labels: options.labels))
+        let bus = self.bus
+        let logger = self.logger
+        let locks = LockManager(database: database, workerID: workerID, options: options.lockOptions, logger: logger) { event in
+            do {
+                try await bus.publish(event)
+            } catch {
+                logger.warning("cannot announce \(event.type)", metadata: ["error": "\(error)"])
+            }
+        }
         let context = WorkerContext(
             workerID: workerID, connection: connection, bus: bus,
             dead: DeadLetters(channel: try await connection.openChannel(confirms: true)),
             retryChannel: try await connection.openChannel(confirms: true), store: store,
             registry: AgentRegistryStore(database: database, logger: logger), topology: topology,
-            handlers: HandlerRunner(logger: logger, httpClient: HTTPClient.shared), options: options, logger: logger,
+            handlers: HandlerRunner(logger: logger, httpClient: HTTPClient.shared), locks: locks, options: options, logger: logger,
             outcomes: WorkerContext.outcomeWriter(store))
 
         // The worker's own control queue, bound to the broadcast exchange.
@@ -176,6 +192,18 @@ public final class AgentWorker: Service, Sendable {
         let control = try await connection.consume(queue: controlQueue, prefetch: 0, noAck: true)
         logger.info("worker started", metadata: ["agentry.agents": "\(options.agents.map { $0.sorted().joined(separator: ",") } ?? "all")"])
 
+        // The lock manager outlives the runners: stopping tasks release their locks and announce it.
+        await withDiscardingTaskGroup { lockService in
+            lockService.addTask { await locks.run() }
+            await serve(context, control: control)
+            locks.shutdown()
+        }
+        try? await store.markWorker(workerID, status: "stopped")
+        logger.info("worker stopped")
+    }
+
+    private func serve(_ context: WorkerContext, control: AMQPConsumer) async {
+        let store = context.store
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.heartbeats(context) }
@@ -209,8 +237,6 @@ public final class AgentWorker: Service, Sendable {
             }
         }
         await control.close()
-        try? await store.markWorker(workerID, status: "stopped")
-        logger.info("worker stopped")
     }
 
     /// Agents this worker serves right now (for tests and status).

@@ -24,6 +24,13 @@ struct TaskContext: Sendable {
     var killGrace: Duration
     /// Largest stdout, stderr or response body kept.
     var outputLimit: Int
+    /// The resources the run holds, with their fencing tokens (empty when the agent declares none).
+    var fencingTokens: [ResourceKey: Int64] = [:]
+
+    /// `device:tv-1=42,device:tv-2=43`: what the run holds, for the handler.
+    var resourcesText: String {
+        fencingTokens.keys.sorted().map { "\($0)=\(fencingTokens[$0] ?? 0)" }.joined(separator: ",")
+    }
 }
 
 /// How a handler ended.
@@ -143,6 +150,11 @@ struct HandlerRunner: Sendable {
         environment["AGENTRY_ATTEMPT"] = String(context.attempt)
         environment["AGENTRY_WORKER_ID"] = context.workerID
         environment["AGENTRY_TIMEOUT_SECONDS"] = String(context.timeout.components.seconds)
+        if let token = context.fencingTokens.values.max() {
+            // A guarded system that remembers the largest token it has seen can refuse a holder that lost its lock.
+            environment["AGENTRY_RESOURCES"] = context.resourcesText
+            environment["AGENTRY_FENCING_TOKEN"] = String(token)
+        }
         return environment
     }
 
@@ -225,6 +237,10 @@ struct HandlerRunner: Sendable {
         request.headers.add(name: "X-Agentry-Agent-Id", value: context.agent.metadata.id)
         request.headers.add(name: "X-Agentry-Event-Id", value: context.event.id.rawValue)
         request.headers.add(name: "X-Agentry-Attempt", value: String(context.attempt))
+        if let token = context.fencingTokens.values.max() {
+            request.headers.add(name: "X-Agentry-Resources", value: context.resourcesText)
+            request.headers.add(name: "X-Agentry-Fencing-Token", value: String(token))
+        }
         for (name, value) in http.headers.sorted(by: { $0.key < $1.key }) {
             request.headers.replaceOrAdd(name: name, value: EventTemplate.renderText(value, with: context.event))
         }

@@ -21,7 +21,7 @@ struct Agentry: AsyncParsableCommand {
               --migrations    AGENTRY_MIGRATIONS_DIR  Migrations
               --topology      AGENTRY_TOPOLOGY_DIR    Topology
             """,
-        subcommands: [Worker.self, Publish.self, Agents.self, Runs.self, Workers.self, Dead.self, Migrate.self, TopologyCommand.self],
+        subcommands: [Worker.self, Publish.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self, Migrate.self, TopologyCommand.self],
         defaultSubcommand: nil)
 }
 
@@ -118,6 +118,9 @@ extension Agentry {
         @Option(help: "Seconds after which a running task's delivery is acked early and its event kept with the run; keep it under RabbitMQ's consumer_timeout (30 min by default).")
         var ackDeadlineSeconds: Double = 1500
 
+        @Option(help: "Seconds a run waits for the resources its agent declares before it fails (and is retried per the agent's policy).")
+        var lockWaitSeconds: Double = 600
+
         @Flag(help: "Do not run the event log service on this worker (another worker runs it).")
         var noEventLog = false
 
@@ -140,6 +143,7 @@ extension Agentry {
             }
             guard ackDeadlineSeconds > 0 else { throw ValidationError("--ack-deadline-seconds must be positive, got \(ackDeadlineSeconds)") }
             guard syncSeconds > 0 else { throw ValidationError("--sync-seconds must be positive, got \(syncSeconds)") }
+            guard lockWaitSeconds > 0 else { throw ValidationError("--lock-wait-seconds must be positive, got \(lockWaitSeconds)") }
         }
 
         func run() async throws {
@@ -161,6 +165,7 @@ extension Agentry {
             worker.workerOptions.workerExpiry = .milliseconds(Int64(workerExpirySeconds * 1000))
             worker.workerOptions.syncInterval = .milliseconds(Int64(syncSeconds * 1000))
             worker.workerOptions.ackDeadline = .milliseconds(Int64(ackDeadlineSeconds * 1000))
+            worker.workerOptions.lockWait = .milliseconds(Int64(lockWaitSeconds * 1000))
             do {
                 try await worker.run()
             } catch {

@@ -145,6 +145,7 @@ struct AgentDefinitionTests {
             "permissions.devices[1]@18:19",
             "config.max_parallel_tasks@20:23",
             "handler.exec.command@23:14",
+            "resources[0]@25:5",
             "resources[0]@25:13",
         ])
         let text = try #require(error).description
@@ -182,7 +183,7 @@ struct AgentDefinitionTests {
             eventPools: ["on", "off"],
             subagents: [SubagentReference(id: "sub", version: "^1.2 || >=3.0.0", delegateFor: [])],
             skills: ["- dash", "null"],
-            permissions: AgentPermissions(devices: ["read"]),
+            permissions: AgentPermissions(devices: ["read", "take_control"]),
             config: AgentConfig(maxParallelTasks: 1, approvalRequiredFor: ["devices.read"], autoRetry: false,
                                 feedbackCollection: false, timeoutSeconds: 1),
             handler: .exec(ExecHandler(command: ["sh", "-c", "echo 'hi' # there", "true"], env: ["A": "1", "B": "", "C": "yes"],

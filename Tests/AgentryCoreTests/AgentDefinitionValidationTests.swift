@@ -360,19 +360,20 @@ struct AgentDefinitionValidationTests {
 
     @Test("templates in resources name real parts of an event; the column points at the template")
     func resourceTemplates() {
-        expectProblem(problem(base + "resources:\n  - device:{{event.device_id}}\n"),
-                      path: "resources[0]", line: 14, column: 12,
+        let controlling = base + "permissions: {devices: [take_control]}\n"
+        expectProblem(problem(controlling + "resources:\n  - device:{{event.device_id}}\n"),
+                      path: "resources[0]", line: 15, column: 12,
                       message: "template '{{event.device_id}}' refers to 'event', which is not part of an event; use one of id, type, priority, timestamp, source, correlation_id or payload.<path>",
                       suggestion: "did you mean '{{payload.device_id}}'?")
-        expectProblem(problem(base + "resources:\n  - \"device:{{ device_id }}\"\n"),
-                      path: "resources[0]", line: 14, column: 13,
+        expectProblem(problem(controlling + "resources:\n  - \"device:{{ device_id }}\"\n"),
+                      path: "resources[0]", line: 15, column: 13,
                       message: "template '{{ device_id }}' refers to 'device_id', which is not part of an event; use one of id, type, priority, timestamp, source, correlation_id or payload.<path>",
                       suggestion: "did you mean '{{payload.device_id}}'?")
-        expectProblem(problem(base + "resources:\n  - 'device:{{payload}}'\n"),
-                      path: "resources[0]", line: 14, column: 13,
+        expectProblem(problem(controlling + "resources:\n  - 'device:{{payload}}'\n"),
+                      path: "resources[0]", line: 15, column: 13,
                       message: "template '{{payload}}' names the whole payload; name a field: payload.<path>")
-        expectProblem(problem(base + "resources:\n  - device:{{payload.device_id\n"),
-                      path: "resources[0]", line: 14, column: 12,
+        expectProblem(problem(controlling + "resources:\n  - device:{{payload.device_id\n"),
+                      path: "resources[0]", line: 15, column: 12,
                       message: "template at '{{payload.device_id' has no closing '}}'")
     }
 
@@ -396,6 +397,18 @@ struct AgentDefinitionValidationTests {
         expectProblem(found.last, path: "handler.emit.payload.nested[0].id", line: 19, column: 17,
                       message: "template '{{payloads.id}}' refers to 'payloads', which is not part of an event; use one of id, type, priority, timestamp, source, correlation_id or payload.<path>",
                       suggestion: "did you mean '{{payload.id}}'?")
+    }
+
+    @Test("locking a device takes control of it: permissions.devices must grant take_control")
+    func deviceResourcesNeedTakeControl() {
+        let found = problems(base + "permissions: {devices: [read]}\nresources:\n  - tree:main\n  - device:{{payload.device_id}}\n")
+        #expect(found.count == 1)
+        expectProblem(found.first, path: "resources[1]", line: 16, column: 5,
+                      message: "locking 'device:{{payload.device_id}}' takes control of a device, which permissions.devices does not grant",
+                      suggestion: "add take_control to permissions.devices")
+        #expect(throws: Never.self) {
+            try AgentDefinition.parse(yaml: base + "permissions: {devices: [read, take_control]}\nresources:\n  - device:{{payload.device_id}}\n")
+        }
     }
 
     @Test("resources are <type>:<id-template> with a known type")

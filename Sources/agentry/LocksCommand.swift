@@ -1,0 +1,193 @@
+import AMQP
+import AgentryBus
+import AgentryCore
+import AgentryRuntime
+import AgentryStore
+import ArgumentParser
+import Foundation
+import Logging
+
+/// Runs `body` with the lock tables (and the broker, for the events an administrator's action publishes).
+func withLocks<T: Sendable>(_ options: GlobalOptions, broker: Bool = false,
+                            _ body: @Sendable (LockStore, EventBus?) async throws -> T) async throws -> T {
+    let configuration = try options.resolve()
+    let logger = try options.logger("agentry.locks", default: .warning)
+    let connection = AMQPConnection(configuration: configuration.amqp, logger: logger)
+    do {
+        let bus: EventBus?
+        if broker {
+            try await connection.connect()
+            bus = try await EventBus(connection: connection, logger: logger)
+        } else {
+            bus = nil
+        }
+        let result = try await Database.with(configuration.database, logger: logger) { database in
+            try await database.ping()
+            return try await body(LockStore(database: database, logger: logger), bus)
+        }
+        await connection.close()
+        return result
+    } catch {
+        await connection.close()
+        throw fail(error)
+    }
+}
+
+func parseResource(_ text: String) throws -> ResourceKey {
+    guard let key = ResourceKey(text) else {
+        throw ValidationError("'\(text)' is not a resource; write <type>:<id>, e.g. device:tv-1")
+    }
+    guard ["device", "tree", "userinterface"].contains(key.type) else {
+        throw ValidationError("'\(text)' has unknown resource type '\(key.type)'; expected device, tree or userinterface")
+    }
+    return key
+}
+
+func lockJSON(_ status: LockStatus) -> JSONValue {
+    var object: JSONObject = [
+        "resource": .string(status.resource.description), "resource_type": .string(status.resource.type),
+        "resource_id": .string(status.resource.id), "status": .string(status.isAvailable ? "available" : "locked"),
+        "queue_length": .int(Int64(status.queueLength)),
+    ]
+    if let holder = status.holder {
+        object["owner"] = .string(holder.owner.id)
+        object["owner_type"] = .string(holder.owner.kind.rawValue)
+        object["acquired_at"] = .string(Timestamp.format(holder.acquiredAt))
+        object["expires_at"] = .string(Timestamp.format(holder.expiresAt))
+        object["priority"] = .string(holder.priority.name)
+        object["fencing_token"] = holder.fencingToken.map { .int($0) } ?? .null
+        object["worker_id"] = holder.workerID.map { .string($0) } ?? .null
+        object["run_id"] = holder.runID.map { .string($0.uuidString.lowercased()) } ?? .null
+    } else {
+        object["owner"] = .null
+    }
+    object["waiters"] = .array(status.waiters.map { waiter in
+        .object([
+            "position": .int(Int64(waiter.position)), "owner": .string(waiter.owner.id), "owner_type": .string(waiter.owner.kind.rawValue),
+            "priority": .string(waiter.priority.name), "queued_at": .string(Timestamp.format(waiter.queuedAt)),
+            "wait_until": .string(Timestamp.format(waiter.waitUntil)),
+            "run_id": waiter.runID.map { .string($0.uuidString.lowercased()) } ?? .null,
+        ])
+    })
+    return .object(object)
+}
+
+extension Agentry {
+    struct Locks: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Resource locks across every host: who holds what, who waits, and taking a lock back.",
+            subcommands: [List.self, Show.self, Release.self], defaultSubcommand: List.self)
+    }
+}
+
+extension Agentry.Locks {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Held resources and resources with waiters.")
+        @OptionGroup var options: GlobalOptions
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            let locks = try await withLocks(options) { store, _ in try await store.list() }
+            if json {
+                printJSON(.object(["locks": .array(locks.map(lockJSON)), "count": .int(Int64(locks.count))]))
+                return
+            }
+            if locks.isEmpty {
+                print("no resource is locked or waited for")
+                return
+            }
+            printTable(header: ["RESOURCE", "STATUS", "OWNER", "PRIORITY", "TOKEN", "EXPIRES", "WAITING"], rows: locks.map { lock in
+                [lock.resource.description, lock.isAvailable ? "available" : "locked", lock.holder.map(\.owner.description) ?? "-",
+                 lock.holder?.priority.name ?? "-", lock.holder?.fencingToken.map(String.init) ?? "-",
+                 lock.holder.map { Timestamp.format($0.expiresAt) } ?? "-", String(lock.queueLength)]
+            })
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One resource: its holder, expiry, fencing token and waiters in the order they will be served.")
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "The resource, <type>:<id> (device:tv-1).")
+        var resource: String
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func validate() throws { _ = try parseResource(resource) }
+
+        func run() async throws {
+            let key = try parseResource(resource)
+            let status = try await withLocks(options) { store, _ in try await store.status(key) }
+            if json {
+                printJSON(lockJSON(status))
+                return
+            }
+            var lines: [(String, String)] = [("resource", key.description), ("status", status.isAvailable ? "available" : "locked")]
+            if let holder = status.holder {
+                lines += [
+                    ("owner", holder.owner.description), ("priority", holder.priority.name),
+                    ("acquired", Timestamp.format(holder.acquiredAt)), ("expires", Timestamp.format(holder.expiresAt)),
+                    ("fencing token", holder.fencingToken.map(String.init) ?? "-"), ("worker", holder.workerID ?? "-"),
+                    ("run", holder.runID.map { $0.uuidString.lowercased() } ?? "-"),
+                ]
+            }
+            lines.append(("queue length", String(status.queueLength)))
+            let width = lines.map(\.0.count).max() ?? 0
+            for (key, value) in lines { print("\(key.padding(toLength: width, withPad: " ", startingAt: 0))  \(value)") }
+            if !status.waiters.isEmpty {
+                print("")
+                printTable(header: ["#", "OWNER", "PRIORITY", "QUEUED", "GIVES UP", "RUN"], rows: status.waiters.map { waiter in
+                    [String(waiter.position), waiter.owner.description, waiter.priority.name, Timestamp.format(waiter.queuedAt),
+                     Timestamp.format(waiter.waitUntil), waiter.runID.map { $0.uuidString.lowercased() } ?? "-"]
+                })
+            }
+        }
+    }
+
+    struct Release: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a resource back from its holder: its database session is ended (which frees every lock of its hold), its task is stopped by its worker, and the next waiter is served.")
+        @OptionGroup var options: GlobalOptions
+
+        @Argument(help: "The resource, <type>:<id> (device:tv-1).")
+        var resource: String
+
+        @Flag(help: "Required: a holder is normally released by its own task; this takes the resource from it.")
+        var force = false
+
+        func validate() throws {
+            _ = try parseResource(resource)
+            guard force else {
+                throw ValidationError("a lock is released by the task that holds it; to take \(resource) back anyway, add --force")
+            }
+        }
+
+        func run() async throws {
+            let key = try parseResource(resource)
+            let who = "\(ProcessInfo.processInfo.environment["USER"] ?? "an operator") (agentry locks release --force)"
+            let released = try await withLocks(options, broker: true) { store, bus in
+                guard let released = try await store.forceRelease(key) else { return nil as ForcedRelease? }
+                let event = Event(type: "resource.released", payload: [
+                    "resource_id": .string(key.id), "resource_type": .string(key.type), "resource": .string(key.description),
+                    "owner_id": .string(released.owner.id), "owner_type": .string(released.owner.kind.rawValue),
+                    "fencing_token": released.fencingToken.map { .int($0) } ?? .null,
+                    "run_id": released.runID.map { .string($0.uuidString.lowercased()) } ?? .null,
+                    "forced": true, "by": .string(who),
+                ], priority: .normal, source: "agentry.locks")
+                try await bus?.publish(event)
+                return released
+            }
+            guard let released else {
+                throw Failure("\(key) is not locked; `agentry locks list` shows what is")
+            }
+            if released.terminatedHolder {
+                print("released \(key): took it from \(released.owner)\(released.runID.map { " (run \($0.uuidString.lowercased()))" } ?? ""); its worker stops the task")
+            } else {
+                print("released \(key): its holder \(released.owner) was already gone; removed the stale record")
+            }
+        }
+    }
+}
