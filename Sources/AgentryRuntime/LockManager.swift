@@ -115,6 +115,10 @@ public final class LockManager: Sendable {
         public var pollInterval: Duration = .milliseconds(500)
         /// How long past its expiry a hold may stay before a waiter terminates its session. Default 5 s.
         public var takebackGrace: Duration = .seconds(5)
+        /// How often each hold's session is checked. Default 2 s.
+        public var checkInterval: Duration = .seconds(2)
+        /// A hold's session that does not answer a check within this is closed and its task stopped. Default 5 s.
+        public var checkTimeout: Duration = .seconds(5)
         /// Idle lock sessions kept for the next hold. Default 8.
         public var maxIdleConnections = 8
         /// Publish `resource.acquired`, `.queued`, `.released` and `.expired`. Default true.
@@ -163,15 +167,47 @@ public final class LockManager: Sendable {
         (events, eventSink) = AsyncStream<Event>.makeStream()
     }
 
-    /// Listens for releases and publishes the manager's events until ``shutdown()``.
+    /// Listens for releases, checks the holds' sessions and publishes the manager's events until ``shutdown()``.
     public func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await event in self.events { await self.announce(event) }
             }
+            let watching = Task { await self.watch() }
             await self.listen()
+            watching.cancel()
             self.eventSink.finish()
         }
+    }
+
+    /// Every `checkInterval`, asks each hold's session a trivial question. A session that does not answer within
+    /// `checkTimeout` (the database is unreachable: it may already have ended the session and granted the lock to
+    /// someone else) is closed, which stops the hold's task: better to stop than to run on unguarded.
+    private func watch() async {
+        while !Task.isCancelled, !isShutDown {
+            try? await Task.sleep(for: options.checkInterval)
+            await withDiscardingTaskGroup { group in
+                for hold in holds where hold.isHeld {
+                    group.addTask { await self.check(hold) }
+                }
+            }
+        }
+    }
+
+    private func check(_ hold: LockHold) async {
+        let connection = hold.connection
+        let answered = NIOLockedValueBox(false)
+        let timer = Task {
+            try? await Task.sleep(for: options.checkTimeout)
+            guard !Task.isCancelled, !answered.withLockedValue({ $0 }), hold.isHeld else { return }
+            logger.error("a hold's database session does not answer; closing it", metadata: [
+                "agentry.resources": "\(Self.list(hold.resources))", "db.pid": "\(connection.pid)",
+            ])
+            close(connection)
+        }
+        _ = try? await connection.connection.query("SELECT 1", logger: logger)
+        answered.withLockedValue { $0 = true }
+        timer.cancel()
     }
 
     /// Stops listening and closes the idle sessions (holds still held keep theirs until released).
@@ -426,8 +462,15 @@ public final class LockManager: Sendable {
         do {
             connection = try await PostgresConnection.connect(configuration: database.configuration.connectionConfiguration, id: id, logger: logger)
             do {
-                for try await value in try await connection.query("SELECT pg_backend_pid()", logger: logger).decode(Int.self) { pid = value }
-                try await connection.query("SET application_name = 'agentry locks'", logger: logger)
+                // TCP keepalives on the server side: should this host vanish, PostgreSQL ends the session (and frees
+                // its locks) within about 25 s, later than the holder's own check (see `watch`) stops its task.
+                let setup: PostgresQuery = """
+                    SELECT pg_backend_pid(), set_config('application_name', 'agentry locks', false),
+                           set_config('tcp_keepalives_idle', '10', false), set_config('tcp_keepalives_interval', '5', false),
+                           set_config('tcp_keepalives_count', '3', false)
+                    """
+                for try await (value, _, _, _, _) in try await connection.query(setup, logger: logger)
+                    .decode((Int, String, String, String, String).self) { pid = value }
             } catch {
                 try? await connection.close()
                 throw error

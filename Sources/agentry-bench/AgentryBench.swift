@@ -17,6 +17,8 @@ import Synchronization
 ///     agentry-bench e2e N WORKERS             a noop agent run end to end by WORKERS `agentry worker` processes:
 ///                                             N waiting events drained, then N events published while they run
 ///     agentry-bench latency RATE SECONDS [WORKERS]  publish-to-start latency at a steady RATE events/s (default 1 worker)
+///     agentry-bench locks SECONDS             lock acquire/release pairs per second, uncontended and 16 owners on 4
+///                                             resources, and the hand-off latency (see `LockBench`)
 ///
 /// The AMQP benchmarks use the vhost `bench` (queue `bench.swift.prio`); the event log benchmark uses the vhost and
 /// database of AGENTRY_AMQP_URL / AGENTRY_DATABASE_URL and must run from the repository root (Migrations/, Topology/);
@@ -29,6 +31,7 @@ struct AgentryBench {
                agentry-bench eventlog N
                agentry-bench e2e N WORKERS
                agentry-bench latency RATE SECONDS [WORKERS]
+               agentry-bench locks SECONDS
         """
 
     static func main() async {
@@ -52,6 +55,8 @@ struct AgentryBench {
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).latency(rate: try number(arguments[1], "RATE"), seconds: try number(arguments[2], "SECONDS"),
                                                               workers: arguments.count == 4 ? try number(arguments[3], "WORKERS") : 1)
+            case ("locks", 2):
+                try await LockBench(logger: logger).run(seconds: try number(arguments[1], "SECONDS"))
             default:
                 fail(usage, status: 2)
             }
