@@ -4,7 +4,13 @@
 -- server restart, so neither should the rows that describe them (and writing them costs no WAL flush).
 -- The fencing sequence stays logged: its tokens must keep increasing across restarts.
 
+-- A row is written when a resource is granted and stays after its release: whether it is held is the advisory lock's
+-- truth (`agentry_lock_holder_pid(lock_key) = holder_pid`), so a release only unlocks, and the next grant updates the
+-- row in place (a HOT update: no indexed column changes). The table has one row per resource ever locked; the owner
+-- and expiry indexes of 0002 go, as every lookup is by resource.
 ALTER TABLE resource_locks SET UNLOGGED;
+DROP INDEX idx_resource_locks_owner;
+DROP INDEX idx_resource_locks_expires;
 ALTER TABLE resource_locks
     ADD COLUMN lock_key      bigint,
     ADD COLUMN fencing_token bigint,
@@ -12,7 +18,6 @@ ALTER TABLE resource_locks
     ADD COLUMN worker_id     text,
     ADD COLUMN run_id        uuid,
     ADD COLUMN hold_id       uuid;
-CREATE INDEX idx_resource_locks_hold ON resource_locks (hold_id);
 
 CREATE SEQUENCE resource_lock_fencing;
 
@@ -75,19 +80,22 @@ BEGIN
         PERFORM pg_advisory_xact_lock((v_key >> 32)::integer, v_key::bit(32)::integer);
     END LOOP;
 
-    UPDATE resource_lock_waiters SET backend_pid = p_waiter_pid, wait_until = coalesce(p_wait_until, wait_until)
-     WHERE id = p_request;
-    DELETE FROM resource_lock_waiters w
-     WHERE w.lock_key = ANY (v_keys)
-       AND (w.wait_until < v_now OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.backend_pid));
-    SELECT min(w.queued_at) INTO v_queued FROM resource_lock_waiters w WHERE w.id = p_request;
+    -- Nobody waits for these resources (the common case): straight to the locks.
+    IF EXISTS (SELECT 1 FROM resource_lock_waiters w WHERE w.lock_key = ANY (v_keys)) THEN
+        UPDATE resource_lock_waiters SET backend_pid = p_waiter_pid, wait_until = coalesce(p_wait_until, wait_until)
+         WHERE id = p_request;
+        DELETE FROM resource_lock_waiters w
+         WHERE w.lock_key = ANY (v_keys)
+           AND (w.wait_until < v_now OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.backend_pid));
+        SELECT min(w.queued_at) INTO v_queued FROM resource_lock_waiters w WHERE w.id = p_request;
 
-    SELECT EXISTS (
-        SELECT 1 FROM resource_lock_waiters w
-         WHERE w.lock_key = ANY (v_keys) AND w.id <> p_request
-           AND (w.priority < p_priority
-                OR (w.priority = p_priority AND (v_queued IS NULL OR (w.queued_at, w.id) < (v_queued, p_request))))
-    ) INTO v_ahead;
+        SELECT EXISTS (
+            SELECT 1 FROM resource_lock_waiters w
+             WHERE w.lock_key = ANY (v_keys) AND w.id <> p_request
+               AND (w.priority < p_priority
+                    OR (w.priority = p_priority AND (v_queued IS NULL OR (w.queued_at, w.id) < (v_queued, p_request))))
+        ) INTO v_ahead;
+    END IF;
 
     IF NOT v_ahead THEN
         v_ok := true;
@@ -162,21 +170,14 @@ BEGIN
 END
 $$;
 
--- Releases a hold on the connection that holds it: deletes its rows, unlocks its keys and tells the waiters.
-CREATE FUNCTION agentry_lock_release(p_request uuid, p_keys bigint[])
-RETURNS TABLE (o_type text, o_id text, o_owner text, o_token bigint, o_acquired timestamptz)
+-- Releases keys on the session that holds them and tells the waiters. The rows stay (see above).
+CREATE FUNCTION agentry_lock_release(p_keys bigint[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     v_key bigint;
 BEGIN
-    RETURN QUERY
-        DELETE FROM resource_locks l
-         WHERE l.hold_id = p_request AND l.holder_pid = pg_backend_pid() AND l.lock_key = ANY (p_keys)
-        RETURNING l.resource_type::text, l.resource_id::text, l.owner_id::text, l.fencing_token, l.acquired_at;
-    FOR v_key IN SELECT DISTINCT k FROM unnest(p_keys) AS k LOOP
-        IF agentry_lock_holder_pid(v_key) = pg_backend_pid() THEN
-            PERFORM pg_advisory_unlock(v_key);
-        END IF;
+    FOREACH v_key IN ARRAY p_keys LOOP
+        PERFORM pg_advisory_unlock(v_key);
         PERFORM pg_notify('agentry_locks', v_key::text);
     END LOOP;
 END
@@ -195,7 +196,7 @@ END
 $$;
 
 -- An administrator takes a resource back: the holder's session is terminated (which frees every lock of that hold
--- and tells its worker, who stops the task), the row goes and the waiters are told.
+-- and tells its worker, who stops the task) and the waiters are told. Nothing when nobody holds it.
 CREATE FUNCTION agentry_lock_force_release(p_type text, p_id text)
 RETURNS TABLE (o_owner text, o_owner_type text, o_worker text, o_run uuid, o_token bigint, o_pid integer, o_terminated boolean)
 LANGUAGE plpgsql AS $$
@@ -203,16 +204,15 @@ DECLARE
     v_row resource_locks%ROWTYPE;
     v_pid integer;
 BEGIN
-    SELECT * INTO v_row FROM resource_locks WHERE resource_type = p_type AND resource_id = p_id FOR UPDATE;
+    SELECT * INTO v_row FROM resource_locks WHERE resource_type = p_type AND resource_id = p_id;
     IF NOT FOUND THEN
         RETURN;
     END IF;
     v_pid := agentry_lock_holder_pid(v_row.lock_key);
-    o_terminated := false;
-    IF v_pid IS NOT NULL AND v_pid = v_row.holder_pid AND v_pid <> pg_backend_pid() THEN
-        o_terminated := pg_terminate_backend(v_pid, 5000);
+    IF v_pid IS NULL OR v_pid <> v_row.holder_pid OR v_pid = pg_backend_pid() THEN
+        RETURN;
     END IF;
-    DELETE FROM resource_locks WHERE resource_type = p_type AND resource_id = p_id;
+    o_terminated := pg_terminate_backend(v_pid, 5000);
     PERFORM pg_notify('agentry_locks', v_row.lock_key::text);
     o_owner := v_row.owner_id; o_owner_type := v_row.owner_type; o_worker := v_row.worker_id; o_run := v_row.run_id;
     o_token := v_row.fencing_token; o_pid := v_row.holder_pid;

@@ -402,7 +402,7 @@ public final class LockManager: Sendable {
         state.withLockedValue { _ = $0.holds.removeValue(forKey: hold.requestID) }
         let connection = hold.connection
         do {
-            _ = try await LockStore.release(hold.requestID, resources: hold.resources, on: connection.connection, logger: logger)
+            try await LockStore.release(resources: hold.resources, on: connection.connection, logger: logger)
             connection.hold.withLockedValue { $0 = nil }
             checkin(connection)
         } catch {

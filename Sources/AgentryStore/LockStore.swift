@@ -68,7 +68,7 @@ public struct ForcedRelease: Sendable, Hashable {
     public var workerID: String?
     public var runID: UUID?
     public var fencingToken: Int64?
-    /// Whether the holder's session was still there and was terminated (false: the row was stale).
+    /// Whether the holder's session ended within 5 s (false: it is still going down).
     public var terminatedHolder: Bool
 }
 
@@ -126,40 +126,67 @@ public struct LockStore: Sendable {
         }
     }
 
-    public static func acquire(_ request: AcquireRequest, on connection: PostgresConnection, logger: Logger) async throws -> [AcquireRow] {
-        let types = request.resources.map(\.type)
-        let ids = request.resources.map(\.id)
-        let keys = request.resources.map(\.advisoryKey)
-        let hold = Self.interval(request.hold)
-        let grace = Self.interval(request.takebackGrace)
-        let query: PostgresQuery = """
+    /// `agentry_lock_acquire` as a prepared statement: each lock session parses and plans it once.
+    struct AcquireStatement: PostgresPreparedStatement {
+        static let sql = """
             SELECT o_type, o_id, o_granted, o_token, o_acquired, o_expires, o_position, o_holder, o_holder_expires, o_taken_back
-            FROM agentry_lock_acquire(\(request.requestID), \(types), \(ids), \(keys), \(request.owner.id), \(request.owner.kind.rawValue),
-                                      \(request.priority.rawValue)::integer, \(hold)::interval, \(request.waitUntil)::timestamptz,
-                                      \(request.waiterPID)::integer, \(request.workerID)::text, \(request.runID)::uuid, \(grace)::interval)
+            FROM agentry_lock_acquire($1, $2, $3, $4, $5, $6, $7::integer, $8::interval, $9::timestamptz, $10::integer,
+                                      $11::text, $12::uuid, $13::interval)
             """
-        var result: [AcquireRow] = []
-        let rows = try await connection.query(query, logger: logger)
-        for try await row in rows {
+        typealias Row = AcquireRow
+        let request: AcquireRequest
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 13)
+            bindings.append(request.requestID)
+            bindings.append(request.resources.map(\.type))
+            bindings.append(request.resources.map(\.id))
+            bindings.append(request.resources.map(\.advisoryKey))
+            bindings.append(request.owner.id)
+            bindings.append(request.owner.kind.rawValue)
+            bindings.append(request.priority.rawValue)
+            bindings.append(LockStore.interval(request.hold))
+            bindings.append(request.waitUntil)
+            bindings.append(request.waiterPID)
+            bindings.append(request.workerID)
+            bindings.append(request.runID)
+            bindings.append(LockStore.interval(request.takebackGrace))
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> AcquireRow {
             let (type, id, granted, token, acquired, expires, position, holder, holderExpires, takenBack) =
                 try row.decode((String, String, Bool, Int64?, Date?, Date?, Int?, String?, Date?, Bool).self)
-            result.append(AcquireRow(resource: ResourceKey(type: type, id: id), granted: granted, fencingToken: token,
-                                     acquiredAt: acquired, expiresAt: expires, position: position, holder: holder,
-                                     holderExpiresAt: holderExpires, takenBack: takenBack))
+            return AcquireRow(resource: ResourceKey(type: type, id: id), granted: granted, fencingToken: token,
+                              acquiredAt: acquired, expiresAt: expires, position: position, holder: holder,
+                              holderExpiresAt: holderExpires, takenBack: takenBack)
+        }
+    }
+
+    public static func acquire(_ request: AcquireRequest, on connection: PostgresConnection, logger: Logger) async throws -> [AcquireRow] {
+        var result: [AcquireRow] = []
+        for try await row in try await connection.execute(AcquireStatement(request: request), logger: logger) {
+            result.append(row)
         }
         return result
     }
 
-    /// Gives back a hold on its connection; returns the resources whose rows it removed, with their fencing tokens.
-    public static func release(_ requestID: UUID, resources: [ResourceKey], on connection: PostgresConnection,
-                               logger: Logger) async throws -> [(resource: ResourceKey, fencingToken: Int64?)] {
-        let keys = resources.map(\.advisoryKey)
-        let rows = try await connection.query("SELECT o_type, o_id, o_token FROM agentry_lock_release(\(requestID), \(keys))", logger: logger)
-        var released: [(resource: ResourceKey, fencingToken: Int64?)] = []
-        for try await (type, id, token) in rows.decode((String, String, Int64?).self) {
-            released.append((ResourceKey(type: type, id: id), token))
+    struct ReleaseStatement: PostgresPreparedStatement {
+        static let sql = "SELECT agentry_lock_release($1)"
+        typealias Row = Void
+        let keys: [Int64]
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(keys)
+            return bindings
         }
-        return released
+        func decodeRow(_ row: PostgresRow) throws {}
+    }
+
+    /// Gives back a hold's keys on the connection that holds them; the waiters are notified.
+    public static func release(resources: [ResourceKey], on connection: PostgresConnection, logger: Logger) async throws {
+        let keys = Array(Set(resources.map(\.advisoryKey))).sorted()
+        for try await _ in try await connection.execute(ReleaseStatement(keys: keys), logger: logger) {}
     }
 
     // MARK: Through the pool

@@ -4,6 +4,7 @@ import AgentryStore
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import PostgresNIO
 
 /// The lock manager against the real database (AGENTRY_DATABASE_URL):
 ///
@@ -12,7 +13,8 @@ import NIOConcurrencyHelpers
 ///   pairs per second, and the hand-off latency from the moment a holder starts its release to the moment the next
 ///   waiter holds the resource.
 ///
-/// Events are off (`announces = false`): this measures the locks, not the broker.
+/// Events are off (`announces = false`): this measures the locks, not the broker. `AGENTRY_BENCH_RAW_LOCKS=1` first
+/// runs the same SQL functions in a loop on one connection without the manager, to show the manager's own cost.
 struct LockBench {
     let logger: Logger
 
@@ -27,10 +29,29 @@ struct LockBench {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for manager in managers { group.addTask { await manager.run() } }
                 defer { for manager in managers { manager.shutdown() } }
+                if ProcessInfo.processInfo.environment["AGENTRY_BENCH_RAW_LOCKS"] == "1" { try await raw(database, seconds: seconds) }
                 try await uncontended(managers[0], seconds: seconds)
                 try await contended(managers, seconds: seconds)
             }
         }
+    }
+
+    /// The lock functions called directly on one connection, without the manager (to see the manager's own cost).
+    private func raw(_ database: Database, seconds: Int) async throws {
+        let connection = try await PostgresConnection.connect(configuration: database.configuration.connectionConfiguration, id: 9, logger: logger)
+        let resource = ResourceKey(type: "device", id: "bench-raw")
+        let end = ContinuousClock.now + .seconds(seconds)
+        var pairs = 0
+        while ContinuousClock.now < end {
+            let id = UUID()
+            _ = try await LockStore.acquire(.init(requestID: id, resources: [resource], owner: .system("bench"), priority: .normal, hold: .seconds(60),
+                                                  waitUntil: nil, waiterPID: 0, workerID: nil, runID: nil, takebackGrace: .seconds(5)),
+                                            on: connection, logger: logger)
+            try await LockStore.release(resources: [resource], on: connection, logger: logger)
+            pairs += 1
+        }
+        try await connection.close()
+        print(String(format: "locks raw %.0f pairs/s", Double(pairs) / Double(seconds)))
     }
 
     private func uncontended(_ manager: LockManager, seconds: Int) async throws {

@@ -183,11 +183,9 @@ extension Agentry.Locks {
             guard let released else {
                 throw Failure("\(key) is not locked; `agentry locks list` shows what is")
             }
-            if released.terminatedHolder {
-                print("released \(key): took it from \(released.owner)\(released.runID.map { " (run \($0.uuidString.lowercased()))" } ?? ""); its worker stops the task")
-            } else {
-                print("released \(key): its holder \(released.owner) was already gone; removed the stale record")
-            }
+            let run = released.runID.map { " (run \($0.uuidString.lowercased()))" } ?? ""
+            print("released \(key): took it from \(released.owner)\(run); its worker stops the task"
+                  + (released.terminatedHolder ? "" : " (its session is still closing)"))
         }
     }
 }
