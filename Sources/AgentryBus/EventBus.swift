@@ -55,6 +55,7 @@ public final class EventBus: Sendable {
         while true {
             do {
                 try await channel.publish(message)
+                AgentryMetrics.published(event)
                 return
             } catch let error as AMQPError where error.replyCode == 404 {
                 throw BusError("cannot publish \(event.type): the exchange \(Topology.eventsExchange) does not exist on this broker; run `agentry topology apply` first (\(error))")

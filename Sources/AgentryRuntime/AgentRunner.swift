@@ -271,6 +271,8 @@ final class AgentRunner: Sendable {
         if let reason = Self.skipReason(definition, event: event, pools: context.topology.eventPools) {
             run.state = .skipped
             run.message = reason
+            AgentryMetrics.consumed(event, by: agentID)
+            AgentryMetrics.runFinished(agent: agentID, outcome: "skipped", seconds: nil)
             let skipped = run
             await persist("record a skipped run") { try await self.context.store.recordSkipped(skipped) }
             delivery.ack()
@@ -324,6 +326,8 @@ final class AgentRunner: Sendable {
         }
 
         let started = ContinuousClock.now
+        AgentryMetrics.consumed(event, by: agentID)
+        AgentryMetrics.runStarted(agent: agentID, publishToStart: Date().timeIntervalSince(event.timestamp))
         let taskContext = TaskContext(runID: run.runID, agent: definition, event: event, attempt: attempt,
                                       workerID: context.workerID, instanceID: run.instanceID,
                                       timeout: .seconds(definition.config.timeoutSeconds), killGrace: context.options.killGrace,
@@ -368,6 +372,14 @@ final class AgentRunner: Sendable {
             outcome.message = outcome.message ?? "cancelled"
         }
         let elapsed = ContinuousClock.now - started
+        let outcomeName: String
+        switch outcome.status {
+        case .succeeded: outcomeName = "succeeded"
+        case .failed: outcomeName = "failed"
+        case .timedOut: outcomeName = "timed_out"
+        case .cancelled: outcomeName = "cancelled"
+        }
+        AgentryMetrics.runFinished(agent: agentID, outcome: outcomeName, seconds: elapsed.inSeconds)
         let settlement = Settlement(delivery: delivery, handedOver: handedOver.withLockedValue { $0 }, event: event,
                                     queue: definition.queueName, channel: context.retryChannel)
         await conclude(run: run, event: event, settlement: settlement, definition: definition, outcome: outcome,

@@ -62,6 +62,7 @@ public final class EventLogService: Service, Sendable {
                 }
             },
             flush: { batch in
+                for item in batch { AgentryMetrics.consumed(item.event, by: "event-log") }
                 try await Self.insert(batch, store: store, dead: dead, logger: logger)
             })
 

@@ -1,5 +1,6 @@
 public import AgentryCore
 public import AgentryStore
+import AgentryBus
 public import Foundation
 public import Logging
 import NIOConcurrencyHelpers
@@ -272,6 +273,7 @@ public final class LockManager: Sendable {
                     throw LockError(.database, "cannot lock \(Self.list(keys)): \(StoreError.describe(error))")
                 }
                 if !rows.isEmpty, rows.allSatisfy(\.granted) {
+                    AgentryMetrics.lockWaited(seconds: (ContinuousClock.now - started).inSeconds, outcome: "acquired")
                     return grant(rows, requestID: requestID, owner: owner, priority: priority, runID: runID, connection: connection,
                                  cause: cause, onLoss: onLoss)
                 }
@@ -307,6 +309,8 @@ public final class LockManager: Sendable {
             }
         } catch {
             if queued { await withdraw(requestID) }
+            let outcome = (error as? LockError).map { $0.code.rawValue } ?? (error is CancellationError ? "cancelled" : "error")
+            AgentryMetrics.lockWaited(seconds: (ContinuousClock.now - started).inSeconds, outcome: outcome)
             throw error
         }
     }
@@ -544,6 +548,7 @@ public final class LockManager: Sendable {
                 }
             } catch {
                 if !isShutDown {
+                    AgentryMetrics.reconnected("lock-notifications")
                     logger.warning("lock notifications interrupted; reconnecting", metadata: ["error": "\(StoreError.describe(error))"])
                 }
             }

@@ -1,9 +1,9 @@
-import AMQP
-import AgentryBus
-import AgentryStore
+public import AMQP
+public import AgentryBus
+public import AgentryStore
 import Foundation
 public import Logging
-import ServiceLifecycle
+public import ServiceLifecycle
 import UnixSignals
 
 /// `agentry worker`: connects to RabbitMQ and PostgreSQL (waiting for them), checks the schema, declares the
@@ -14,6 +14,8 @@ public struct Worker: Sendable {
     public var workerOptions = WorkerOptions()
     /// Run the event log service (consumers of `agentry.event-log` and `agentry.unhandled`). Default true.
     public var runsEventLog = true
+    /// Services that run beside the worker once the broker, the bus and the database are ready (the admin endpoint).
+    public var companions: (@Sendable (WorkerEnvironment) -> [any Service])?
     let logger: Logger
 
     public init(configuration: AgentryConfiguration, logger: Logger) {
@@ -34,7 +36,8 @@ public struct Worker: Sendable {
         try await connection.connect(keepTrying: true)
 
         let setup = WorkerSetup(connection: connection, database: database, topology: topology, migrations: migrations,
-                                eventLogOptions: eventLogOptions, workerOptions: workerOptions, runsEventLog: runsEventLog, logger: logger)
+                                eventLogOptions: eventLogOptions, workerOptions: workerOptions, runsEventLog: runsEventLog,
+                                companions: companions, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: database),
@@ -61,6 +64,7 @@ struct WorkerSetup: Service {
     let eventLogOptions: EventLogService.Options
     let workerOptions: WorkerOptions
     let runsEventLog: Bool
+    let companions: (@Sendable (WorkerEnvironment) -> [any Service])?
     let logger: Logger
 
     func run() async throws {
@@ -92,7 +96,21 @@ struct WorkerSetup: Service {
         try await withThrowingTaskGroup(of: Void.self) { group in
             if runsEventLog { group.addTask { try await eventLog.run() } }
             group.addTask { try await agents.run() }
+            let environment = WorkerEnvironment(connection: connection, bus: bus, database: database, topology: topology,
+                                                expectedSchemaVersion: expected)
+            for service in companions?(environment) ?? [] {
+                group.addTask { try await service.run() }
+            }
             try await group.waitForAll()
         }
     }
+}
+
+/// What a worker's companion services get: the connected broker, the bus, the database and the topology.
+public struct WorkerEnvironment: Sendable {
+    public let connection: AMQPConnection
+    public let bus: EventBus
+    public let database: Database
+    public let topology: Topology
+    public let expectedSchemaVersion: Int
 }

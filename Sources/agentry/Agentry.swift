@@ -1,4 +1,5 @@
 import AMQP
+import AgentryAdmin
 import AgentryBus
 import AgentryCore
 import AgentryRuntime
@@ -21,7 +22,7 @@ struct Agentry: AsyncParsableCommand {
               --migrations    AGENTRY_MIGRATIONS_DIR  Migrations
               --topology      AGENTRY_TOPOLOGY_DIR    Topology
             """,
-        subcommands: [Worker.self, Publish.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self, Migrate.self, TopologyCommand.self],
+        subcommands: [Worker.self, Admin.self, Publish.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self, Migrate.self, TopologyCommand.self],
         defaultSubcommand: nil)
 }
 
@@ -118,6 +119,11 @@ extension Agentry {
         @Option(help: "Seconds after which a running task's delivery is acked early and its event kept with the run; keep it under RabbitMQ's consumer_timeout (30 min by default).")
         var ackDeadlineSeconds: Double = 1500
 
+        @OptionGroup var admin: AdminOptions
+
+        @Flag(help: "Do not serve the admin endpoint from this worker.")
+        var noAdmin = false
+
         @Option(help: "Seconds a run waits for the resources its agent declares before it fails (and is retried per the agent's policy).")
         var lockWaitSeconds: Double = 600
 
@@ -166,6 +172,17 @@ extension Agentry {
             worker.workerOptions.syncInterval = .milliseconds(Int64(syncSeconds * 1000))
             worker.workerOptions.ackDeadline = .milliseconds(Int64(ackDeadlineSeconds * 1000))
             worker.workerOptions.lockWait = .milliseconds(Int64(lockWaitSeconds * 1000))
+            if !noAdmin {
+                let adminConfiguration = try admin.resolve(configuration)
+                let managementURL = AdminOptions.managementURL(configuration)
+                worker.companions = { environment in
+                    [AdminServer(configuration: adminConfiguration,
+                                 dependencies: AdminDependencies(database: environment.database, connection: environment.connection,
+                                                                 bus: environment.bus, topology: environment.topology,
+                                                                 expectedSchemaVersion: environment.expectedSchemaVersion, logger: logger),
+                                 managementURL: managementURL, logger: logger)]
+                }
+            }
             do {
                 try await worker.run()
             } catch {

@@ -1,0 +1,91 @@
+import AMQP
+public import AgentryBus
+public import AgentryCore
+public import AgentryRuntime
+public import AgentryStore
+import Foundation
+
+/// The JSON shapes of the admin API (docs/admin-api.md), shared with the CLI's `--json` output.
+public enum Representation {
+    static func string(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+    static func time(_ date: Date?) -> JSONValue { date.map { .string(Timestamp.format($0)) } ?? .null }
+    static func id(_ uuid: UUID?) -> JSONValue { uuid.map { .string($0.uuidString.lowercased()) } ?? .null }
+
+    public static func run(_ run: TaskRun) -> JSONValue {
+        .object([
+            "run_id": id(run.runID), "agent_id": .string(run.agentID), "agent_version": .string(run.agentVersion),
+            "event_id": .string(run.eventID), "event_type": .string(run.eventType), "priority": .string(run.priority.name),
+            "attempt": .int(Int64(run.attempt)), "state": .string(run.state.rawValue), "worker_id": string(run.workerID),
+            "event_at": time(run.eventAt), "started_at": time(run.startedAt), "finished_at": time(run.finishedAt),
+            "result": run.result.flatMap { try? JSON.parse(Array($0.utf8)) } ?? .null,
+            "output": string(run.output), "stderr": string(run.stderr),
+            "exit_status": run.exitStatus.map { .int(Int64($0)) } ?? .null,
+            "message": string(run.message), "retry_at": time(run.retryAt),
+        ])
+    }
+
+    public static func instance(_ instance: InstanceRecord) -> JSONValue {
+        .object([
+            "instance_id": id(instance.instanceID), "agent_id": .string(instance.agentID), "version": .string(instance.version),
+            "worker_id": .string(instance.workerID), "state": .string(instance.state.rawValue), "current_task": id(instance.currentTask),
+            "running_tasks": .int(Int64(instance.runningTasks)), "started_at": time(instance.startedAt),
+            "updated_at": time(instance.updatedAt), "error": string(instance.error),
+        ])
+    }
+
+    public static func worker(_ worker: WorkerRecord) -> JSONValue {
+        .object([
+            "worker_id": .string(worker.workerID), "host": .string(worker.host), "pid": .int(Int64(worker.pid)),
+            "version": .string(worker.version), "status": .string(worker.status), "alive": .bool(worker.alive),
+            "started_at": time(worker.startedAt), "heartbeat_at": time(worker.heartbeatAt),
+            "labels": .object(worker.labels.mapValues(JSONValue.string)),
+        ])
+    }
+
+    public static func lock(_ status: LockStatus) -> JSONValue {
+        let holder = status.holder
+        return .object([
+            "resource": .string(status.resource.description), "resource_type": .string(status.resource.type),
+            "resource_id": .string(status.resource.id), "status": .string(status.isAvailable ? "available" : "locked"),
+            "owner": string(holder?.owner.id), "owner_type": string(holder?.owner.kind.rawValue),
+            "acquired_at": time(holder?.acquiredAt), "expires_at": time(holder?.expiresAt), "priority": string(holder?.priority.name),
+            "fencing_token": holder?.fencingToken.map { .int($0) } ?? .null, "worker_id": string(holder?.workerID),
+            "run_id": id(holder?.runID), "queue_length": .int(Int64(status.queueLength)),
+            "waiters": .array(status.waiters.map { waiter in
+                .object([
+                    "position": .int(Int64(waiter.position)), "owner": .string(waiter.owner.id),
+                    "owner_type": .string(waiter.owner.kind.rawValue), "priority": .string(waiter.priority.name),
+                    "queued_at": time(waiter.queuedAt), "wait_until": time(waiter.waitUntil), "run_id": id(waiter.runID),
+                ])
+            }),
+        ])
+    }
+
+    public static func event(_ event: Event) -> JSONValue {
+        .object([
+            "id": .string(event.id.rawValue), "type": .string(event.type), "priority": .string(event.priority.name),
+            "timestamp": time(event.timestamp), "source": string(event.source), "correlation_id": string(event.correlationID),
+            "causation_id": string(event.causationID), "payload": .object(event.payload),
+        ])
+    }
+
+    public static func parked(_ message: ParkedMessage) -> JSONValue {
+        .object([
+            "id": .string(message.id), "reason": .string(message.reason), "message": .string(message.message),
+            "queue": .string(message.queue), "parked_at": .string(message.parkedAt),
+            "original_exchange": .string(message.originalExchange), "original_routing_key": .string(message.originalRoutingKey),
+            "body_size": .int(Int64(message.bodySize)), "preview": .string(message.preview),
+        ])
+    }
+
+    /// An agent as the status page and `/api/agents/` list it.
+    public static func agent(_ summary: AgentRegistry.Summary, desired: DesiredState?, description: String?, triggers: [String]) -> JSONValue {
+        .object([
+            "agent_id": .string(summary.agentID), "name": .string(summary.name), "description": string(description),
+            "latest_version": string(summary.versions.last?.version), "published_version": string(summary.activeVersion),
+            "desired_state": string(summary.activeVersion == nil ? nil : (desired ?? .running).rawValue),
+            "retired": .bool(summary.retired), "versions": .array(summary.versions.map { .string($0.version) }),
+            "triggers": .array(triggers.map(JSONValue.string)),
+        ])
+    }
+}

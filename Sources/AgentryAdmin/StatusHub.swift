@@ -1,0 +1,286 @@
+import AMQP
+import AgentryBus
+import AgentryCore
+import AgentryRuntime
+import AgentryStore
+import AsyncHTTPClient
+import Foundation
+import HummingbirdWebSocket
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import PostgresNIO
+
+/// The live status of the cluster for WebSocket clients: a snapshot on connect, then each change as it happens.
+///
+/// Changes come from PostgreSQL (statement triggers notify `agentry_status` when instances, runs, locks, waiters,
+/// agents or workers change, on any host; releases notify `agentry_locks`) and from the bus (`agent.*`, `resource.*`
+/// and `alert.*` events are forwarded as they are published). A kind that changed is read again at most every
+/// 100 ms and sent only when it differs from what clients have; queue depths are sampled every second and sent when
+/// they move. Each client has a bounded outbox: one that does not keep up is dropped, so it slows neither the others
+/// nor the worker.
+public final class StatusHub: Sendable {
+    enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues }
+
+    struct Client: Sendable {
+        let outbox: AsyncStream<String>.Continuation
+        let writer: Task<Void, Never>?
+    }
+
+    struct State: Sendable {
+        var clients: [UUID: Client] = [:]
+        var dirty: Set<Kind> = []
+        var last: [Kind: String] = [:]
+    }
+
+    let dependencies: AdminDependencies
+    let managementURL: String?
+    let metrics: AdminMetrics
+    let logger: Logger
+    let state = NIOLockedValueBox(State())
+    /// Messages a client may have waiting before it counts as too slow.
+    let outboxLimit: Int
+
+    init(dependencies: AdminDependencies, managementURL: String?, metrics: AdminMetrics, outboxLimit: Int = 256) {
+        self.dependencies = dependencies
+        self.managementURL = managementURL
+        self.metrics = metrics
+        self.logger = dependencies.logger
+        self.outboxLimit = outboxLimit
+    }
+
+    var clientCount: Int { state.withLockedValue { $0.clients.count } }
+
+    // MARK: Sources of change
+
+    /// Runs the listeners until cancelled.
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.listenToDatabase() }
+            group.addTask { await self.forwardEvents() }
+            group.addTask { await self.sampleQueues() }
+            group.addTask { await self.flushLoop() }
+        }
+    }
+
+    private func markDirty(_ kinds: Kind...) {
+        state.withLockedValue { s in for kind in kinds { s.dirty.insert(kind) } }
+    }
+
+    private func listenToDatabase() async {
+        while !Task.isCancelled {
+            var opened: PostgresConnection?
+            do {
+                let connection = try await PostgresConnection.connect(configuration: dependencies.database.configuration.connectionConfiguration,
+                                                                      id: 7_000, logger: logger)
+                opened = connection
+                try await connection.listen(on: "agentry_status") { status in
+                    try await connection.listen(on: LockManager.channel) { locks in
+                        try await withThrowingDiscardingTaskGroup { group in
+                            group.addTask {
+                                for try await notification in status {
+                                    switch notification.payload {
+                                    case "agent_instances": self.markDirty(.instances)
+                                    case "task_runs": self.markDirty(.runs, .instances)
+                                    case "resource_locks", "resource_lock_waiters": self.markDirty(.locks)
+                                    case "agents", "agent_registry": self.markDirty(.agents)
+                                    default: self.markDirty(.instances)
+                                    }
+                                }
+                            }
+                            group.addTask {
+                                for try await _ in locks { self.markDirty(.locks) }
+                            }
+                        }
+                    }
+                }
+            } catch {
+                if !Task.isCancelled { logger.warning("status notifications interrupted; reconnecting", metadata: ["error": "\(error)"]) }
+            }
+            try? await opened?.close()
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func forwardEvents() async {
+        await withDiscardingTaskGroup { group in
+            for pattern in ["agent.#", "resource.#", "alert.#"] {
+                group.addTask {
+                    while !Task.isCancelled {
+                        do {
+                            let subscription = try await self.dependencies.bus.subscribe(to: pattern)
+                            for try await received in subscription {
+                                received.ack()
+                                let event = received.event
+                                self.metrics.consumed(event)
+                                self.broadcast(JSON.serialize(.object(["type": "event", "event": Representation.event(event)])))
+                                if event.type.hasPrefix("resource.") { self.markDirty(.locks) }
+                                if event.type.hasPrefix("agent.") { self.markDirty(.instances, .runs) }
+                            }
+                        } catch {
+                            if !Task.isCancelled { self.logger.warning("status event subscription ended; subscribing again", metadata: ["error": "\(error)"]) }
+                        }
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
+            }
+        }
+    }
+
+    private func sampleQueues() async {
+        while !Task.isCancelled {
+            markDirty(.queues)
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func flushLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(100))
+            let dirty = state.withLockedValue { s -> Set<Kind> in
+                defer { s.dirty = [] }
+                return s.clients.isEmpty ? [] : s.dirty
+            }
+            for kind in Kind.allCases where dirty.contains(kind) {
+                guard let list = try? await read(kind) else { continue }
+                let message = JSON.serialize(.object(["type": .string(kind.rawValue), kind.rawValue: .array(list)]))
+                let changed = state.withLockedValue { s -> Bool in
+                    guard s.last[kind] != message else { return false }
+                    s.last[kind] = message
+                    return true
+                }
+                if changed { broadcast(message) }
+            }
+        }
+    }
+
+    // MARK: Reading the state
+
+    func read(_ kind: Kind) async throws -> [JSONValue] {
+        switch kind {
+        case .instances: return try await dependencies.runtime.instances().map(Representation.instance)
+        case .agents: return try await agents()
+        case .locks: return try await dependencies.locks.list().map(Representation.lock)
+        case .runs: return try await dependencies.runtime.runs(limit: 20).map(Representation.run)
+        case .queues: return try await queues()
+        }
+    }
+
+    /// Every registered agent with its desired state and triggers.
+    func agents() async throws -> [JSONValue] {
+        let registry = dependencies.registry
+        let desired = Dictionary(uniqueKeysWithValues: try await dependencies.runtime.activeAgents().map { ($0.agentID, $0.desired) })
+        var result: [JSONValue] = []
+        for summary in try await registry.list() {
+            var description: String?
+            var triggers: [String] = []
+            if let latest = summary.versions.last,
+               let (_, definition) = try? await registry.definition(agentID: summary.agentID, version: summary.activeVersion ?? latest.version) {
+                description = definition.metadata.description
+                triggers = definition.triggers.map(\.type)
+            }
+            result.append(Representation.agent(summary, desired: desired[summary.agentID], description: description, triggers: triggers))
+        }
+        return result
+    }
+
+    /// Depth, consumers and (from the management plugin, when it answers) unacked messages of each agent's queue.
+    func queues() async throws -> [JSONValue] {
+        let active = try await dependencies.runtime.activeAgents()
+        let unacked = await managementUnacked()
+        var result: [JSONValue] = []
+        for agent in active {
+            let name = "agentry.agent.\(agent.agentID)"
+            guard let status = try? await dependencies.connection.queueStatus(name) else { continue }
+            metrics.queueDepth(name, Int(status.messageCount))
+            result.append(.object([
+                "name": .string(name), "agent_id": .string(agent.agentID), "messages": .int(Int64(status.messageCount)),
+                "consumers": .int(Int64(status.consumerCount)), "unacked": unacked?[name].map { .int(Int64($0)) } ?? .null,
+            ]))
+        }
+        return result
+    }
+
+    private func managementUnacked() async -> [String: Int]? {
+        guard let managementURL else { return nil }
+        do {
+            var request = HTTPClientRequest(url: managementURL + "?columns=name,messages_unacknowledged")
+            request.headers.add(name: "Accept", value: "application/json")
+            if let url = URL(string: managementURL), let user = url.user {
+                let credentials = Data("\(user):\(url.password ?? "")".utf8).base64EncodedString()
+                request.headers.add(name: "Authorization", value: "Basic \(credentials)")
+            }
+            let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(500))
+            guard response.status == .ok else { return nil }
+            let body = try await response.body.collect(upTo: 8 << 20)
+            guard case .array(let items) = try JSON.parse(Array(buffer: body)) else { return nil }
+            var result: [String: Int] = [:]
+            for item in items {
+                if let name = item[path: "name"]?.stringValue, let n = item[path: "messages_unacknowledged"]?.intValue { result[name] = Int(n) }
+            }
+            return result
+        } catch {
+            return nil
+        }
+    }
+
+    func snapshot() async throws -> String {
+        var object: JSONObject = ["type": "snapshot"]
+        for kind in Kind.allCases { object[kind.rawValue] = .array(try await read(kind)) }
+        object["events"] = .array(try await dependencies.eventLog.recent(limit: 20).map { Representation.event($0.event) })
+        return JSON.serialize(.object(object))
+    }
+
+    // MARK: Clients
+
+    func broadcast(_ message: String) {
+        let clients = state.withLockedValue { $0.clients }
+        for (id, client) in clients {
+            if case .dropped = client.outbox.yield(message) {
+                logger.warning("dropping a status client that does not keep up", metadata: ["client": "\(id)"])
+                drop(id)
+            }
+        }
+    }
+
+    private func drop(_ id: UUID) {
+        guard let client = state.withLockedValue({ $0.clients.removeValue(forKey: id) }) else { return }
+        client.outbox.finish()
+        client.writer?.cancel()
+    }
+
+    /// Serves one WebSocket client until it goes away (or is dropped for not keeping up).
+    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+        let id = UUID()
+        let (outbox, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(outboxLimit))
+        let snapshot: String
+        do {
+            snapshot = try await self.snapshot()
+        } catch {
+            try? await outbound.write(.text(JSON.serialize(.object(["type": "error", "message": .string("cannot read the status: \(error)")]))))
+            return
+        }
+        continuation.yield(snapshot)
+        let writer = Task {
+            for await message in outbox {
+                do {
+                    try await outbound.write(.text(message))
+                } catch {
+                    break
+                }
+            }
+        }
+        state.withLockedValue { $0.clients[id] = Client(outbox: continuation, writer: writer) }
+        // The client's messages are not needed; reading them tells when it leaves.
+        let reader = Task {
+            do {
+                for try await _ in inbound {}
+            } catch {}
+            self.drop(id)
+        }
+        await writer.value
+        drop(id)
+        reader.cancel()
+    }
+}

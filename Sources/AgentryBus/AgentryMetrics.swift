@@ -1,0 +1,48 @@
+public import AgentryCore
+import Metrics
+
+/// What Agentry counts and times, through swift-metrics (exported by `/metrics` when the process bootstraps the
+/// Prometheus factory; a no-op otherwise).
+public enum AgentryMetrics {
+    /// The first word of an event type (`alert`, `agent`, `resource`, …): a bounded label.
+    static func typeClass(_ type: String) -> String {
+        String(type.prefix { $0 != "." })
+    }
+
+    public static func published(_ event: Event) {
+        Counter(label: "agentry_events_published_total",
+                dimensions: [("type_class", typeClass(event.type)), ("priority", event.priority.name)]).increment()
+    }
+
+    public static func consumed(_ event: Event, by consumer: String) {
+        Counter(label: "agentry_events_consumed_total",
+                dimensions: [("type_class", typeClass(event.type)), ("priority", event.priority.name), ("consumer", consumer)]).increment()
+    }
+
+    /// A run started: how long after its event was published.
+    public static func runStarted(agent: String, publishToStart seconds: Double) {
+        Timer(label: "agentry_publish_to_start_seconds", dimensions: [("agent", agent)])
+            .recordNanoseconds(Int64(max(0, seconds) * 1e9))
+    }
+
+    /// A run ended (`succeeded`, `failed`, `timed_out`, `cancelled`, `skipped`).
+    public static func runFinished(agent: String, outcome: String, seconds: Double?) {
+        Counter(label: "agentry_runs_total", dimensions: [("agent", agent), ("outcome", outcome)]).increment()
+        if let seconds {
+            Timer(label: "agentry_run_duration_seconds", dimensions: [("agent", agent)]).recordNanoseconds(Int64(max(0, seconds) * 1e9))
+        }
+    }
+
+    /// How long a lock request waited (`acquired`, `timed_out`, `unavailable`, `cancelled`).
+    public static func lockWaited(seconds: Double, outcome: String) {
+        Timer(label: "agentry_lock_wait_seconds", dimensions: [("outcome", outcome)]).recordNanoseconds(Int64(max(0, seconds) * 1e9))
+    }
+
+    public static func queueDepth(_ queue: String, _ messages: Int) {
+        Gauge(label: "agentry_queue_depth", dimensions: [("queue", queue)]).record(messages)
+    }
+
+    public static func reconnected(_ component: String) {
+        Counter(label: "agentry_reconnects_total", dimensions: [("component", component)]).increment()
+    }
+}
