@@ -7,6 +7,7 @@ import AsyncHTTPClient
 import Foundation
 import HummingbirdWebSocket
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -246,6 +247,7 @@ public final class StatusHub: Sendable {
 
     private func drop(_ id: UUID) {
         guard let client = state.withLockedValue({ $0.clients.removeValue(forKey: id) }) else { return }
+        Gauge(label: "agentry_status_clients").record(clientCount)
         client.outbox.finish()
         client.writer?.cancel()
     }
@@ -272,6 +274,7 @@ public final class StatusHub: Sendable {
             }
         }
         state.withLockedValue { $0.clients[id] = Client(outbox: continuation, writer: writer) }
+        Gauge(label: "agentry_status_clients").record(clientCount)
         // The client's messages are not needed; reading them tells when it leaves.
         let reader = Task {
             do {

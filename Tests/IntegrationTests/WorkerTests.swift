@@ -23,7 +23,8 @@ final class WorkerProcess: @unchecked Sendable {
         let handle = try FileHandle(forWritingTo: log)
         process.executableURL = URL(fileURLWithPath: TestEnvironment.agentryExecutable)
         process.arguments = ["worker", "--agents", agents.joined(separator: ","), "--heartbeat-seconds", "0.5",
-                             "--worker-expiry-seconds", "3", "--sync-seconds", "1", "--no-event-log"] + extra
+                             "--worker-expiry-seconds", "3", "--sync-seconds", "1", "--no-event-log"]
+            + (extra.contains("--admin-addr") ? [] : ["--no-admin"]) + extra
         var environment = ProcessInfo.processInfo.environment
         environment["AGENTRY_MIGRATIONS_DIR"] = TestEnvironment.configuration.migrationsDirectory
         environment["AGENTRY_TOPOLOGY_DIR"] = TestEnvironment.configuration.topologyDirectory

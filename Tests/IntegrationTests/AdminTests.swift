@@ -1,0 +1,366 @@
+import AgentryAdmin
+import AgentryBus
+import AgentryCore
+import AgentryRuntime
+import AgentryStore
+import AsyncHTTPClient
+import Foundation
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An admin server running in this process on a free port, over the real broker and database.
+struct AdminHarness: Sendable {
+    let port: Int
+    let token: String?
+    let worker: WorkerHarness
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    struct Answer: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var text: String
+        var json: JSONValue? { try? JSON.parse(Array(text.utf8)) }
+        var errorCode: String? { json?[path: "error.code"]?.stringValue }
+        var errorMessage: String { json?[path: "error.message"]?.stringValue ?? text }
+    }
+
+    /// A request; POSTs carry the harness's token unless `authorized` is false.
+    func request(_ method: HTTPMethod, _ path: String, body: String? = nil, contentType: String = "application/json",
+                 authorized: Bool = true, token: String? = nil) async throws -> Answer {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if let body {
+            request.body = .bytes(ByteBuffer(string: body))
+            request.headers.add(name: "Content-Type", value: contentType)
+        }
+        if authorized, let token = token ?? self.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
+        let bytes = try await response.body.collect(upTo: 32 << 20)
+        return Answer(status: Int(response.status.code), headers: response.headers, text: String(buffer: bytes))
+    }
+
+    /// The value of one Prometheus sample line (`name{labels}`), or 0.
+    func metric(_ sample: String) async throws -> Double {
+        let text = try await request(.GET, "/metrics").text
+        for line in text.split(separator: "\n") where line.hasPrefix(sample + " ") {
+            return Double(line.split(separator: " ").last ?? "") ?? 0
+        }
+        return 0
+    }
+}
+
+let adminToken = "test-admin-token-0123456789"
+
+func withAdminServer(token: String? = adminToken, openLocal: Bool = false, _ body: @Sendable (AdminHarness) async throws -> Void) async throws {
+    try await withWorkerHarness { h in
+        let topology = try TestEnvironment.topology()
+        let expected = try Migration.load(directory: TestEnvironment.configuration.migrationsDirectory).map(\.version).max() ?? 0
+        let dependencies = AdminDependencies(database: h.database, connection: h.connection, bus: h.bus, topology: topology,
+                                             expectedSchemaVersion: expected, logger: TestEnvironment.logger)
+        let (ports, portSink) = AsyncStream<Int>.makeStream()
+        let server = AdminServer(configuration: AdminConfiguration(host: "127.0.0.1", port: 0, token: token, openLocal: openLocal),
+                                 dependencies: dependencies, managementURL: "http://guest:guest@localhost:15672/api/queues/%2F",
+                                 logger: TestEnvironment.logger) { port in portSink.yield(port) }
+        let running = Task { try await server.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else {
+            Issue.record("the admin server did not start")
+            return
+        }
+        do {
+            try await body(AdminHarness(port: port, token: token, worker: h))
+        } catch {
+            running.cancel()
+            _ = try? await running.value
+            throw error
+        }
+        running.cancel()
+        _ = try? await running.value
+    }
+}
+
+/// Collects the messages a WebSocket client receives.
+final class StatusListener: Sendable {
+    let messages = Collector<JSONValue>()
+    let task: Task<Void, Never>
+
+    init(port: Int) {
+        let messages = self.messages
+        task = Task {
+            _ = try? await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/api/runtime/instances/status",
+                                                   configuration: .init(maxFrameSize: 1 << 24), logger: TestEnvironment.logger) { inbound, _, _ in
+                for try await message in inbound.messages(maxSize: 16 << 20) {
+                    if case .text(let text) = message, let json = try? JSON.parse(Array(text.utf8)) { await messages.append(json) }
+                }
+            }
+        }
+    }
+
+    /// Waits until a message satisfies `condition`; returns it.
+    func first(within timeout: Duration, _ condition: @Sendable (JSONValue) -> Bool) async -> JSONValue? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let found = await messages.values.first(where: condition) { return found }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return await messages.values.first(where: condition)
+    }
+
+    func stop() { task.cancel() }
+}
+
+@Suite("Admin endpoint", .serialized)
+struct AdminTests {
+    @Test("every route answers success, not found, bad input and unauthorized as documented, with JSON errors")
+    func routes() async throws {
+        try await withAdminServer { a in
+            let id = TestEnvironment.uniqueName("api-")
+            let yaml = agentYAML(id: id, trigger: "api.\(id)", handler: "builtin: noop")
+            // Probes, page, document.
+            #expect(try await a.request(.GET, "/healthz").json?[path: "status"] == "ok")
+            let ready = try await a.request(.GET, "/readyz")
+            #expect(ready.status == 200 && ready.json?[path: "checks.migrations"] == "ok" && ready.json?[path: "checks.broker"] == "ok", "\(ready.text)")
+            let page = try await a.request(.GET, "/")
+            #expect(page.status == 200 && page.text.contains("agent-select") && page.headers["Content-Type"].first?.hasPrefix("text/html") == true)
+            #expect(try await a.request(.GET, "/openapi.json").json?[path: "openapi"] == "3.0.3")
+            let missing = try await a.request(.GET, "/api/nope")
+            #expect(missing.status == 404 && missing.errorCode == "not_found")
+
+            // Register: unauthorized, wrong type, empty, invalid (with line and column), created, unchanged.
+            let anonymous = try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml", authorized: false)
+            #expect(anonymous.status == 401 && anonymous.errorCode == "unauthorized")
+            #expect(anonymous.headers["WWW-Authenticate"].first?.hasPrefix("Bearer") == true)
+            let wrongToken = try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml", token: "not-the-token-at-all")
+            #expect(wrongToken.status == 401 && wrongToken.errorMessage == "the bearer token is not the admin token")
+            #expect(try await a.request(.POST, "/api/agents/register", body: "<html/>", contentType: "text/html").status == 415)
+            #expect(try await a.request(.POST, "/api/agents/register", body: "", contentType: "application/yaml").status == 400)
+            let invalid = try await a.request(.POST, "/api/agents/register", body: yaml.replacingOccurrences(of: "priority: normal", with: "priority: urgent"),
+                                              contentType: "application/yaml")
+            #expect(invalid.status == 422 && invalid.errorCode == "invalid_agent", "\(invalid.text)")
+            let problem = invalid.json?[path: "error.problems"]?.arrayValue?.first
+            #expect(problem?[path: "path"] == "triggers[0].priority")
+            #expect(problem?[path: "line"] == .int(5))
+            #expect(problem?[path: "column"]?.intValue ?? 0 > 0)
+            let created = try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml")
+            #expect(created.status == 201 && created.json?[path: "agent_id"]?.stringValue == id && created.json?[path: "message"] == "Agent registered successfully", "\(created.text)")
+            #expect(try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml").status == 200)
+            // JSON bodies are accepted too.
+            let jsonID = TestEnvironment.uniqueName("apijson-")
+            let jsonBody = JSON.serialize(try JSON.parse(Array(try AgentDefinition.parse(yaml: agentYAML(id: jsonID, trigger: "api.\(jsonID)", handler: "builtin: noop")).jsonData())))
+            #expect(try await a.request(.POST, "/api/agents/register", body: jsonBody).status == 201)
+
+            // Agents: get, list, publish, control.
+            let detail = try await a.request(.GET, "/api/agents/\(id)")
+            #expect(detail.status == 200 && detail.json?[path: "status"] == "draft" && detail.json?[path: "definition.metadata.id"]?.stringValue == id, "\(detail.text)")
+            #expect(try await a.request(.GET, "/api/agents/\(id)?version=9.9.9").status == 404)
+            #expect(try await a.request(.GET, "/api/agents/\(id)?version=banana").status == 400)
+            #expect(try await a.request(.GET, "/api/agents/nope-\(id)").errorCode == "not_found")
+            let list = try await a.request(.GET, "/api/agents/")
+            #expect(list.json?[path: "agents"]?.arrayValue?.contains { $0[path: "agent_id"]?.stringValue == id } == true)
+            #expect(list.json?[path: "count"]?.intValue == Int64(list.json?[path: "agents"]?.arrayValue?.count ?? -1))
+            #expect(try await a.request(.POST, "/api/agents/nope-\(id)/publish").status == 404)
+            let published = try await a.request(.POST, "/api/agents/\(id)/publish")
+            #expect(published.status == 200 && published.json?[path: "version"] == "1.0.0", "\(published.text)")
+            let paused = try await a.request(.POST, "/api/agents/\(id)/pause")
+            #expect(paused.json?[path: "desired_state"] == "paused", "\(paused.text)")
+            #expect(try await a.request(.POST, "/api/agents/\(id)/resume").json?[path: "desired_state"] == "running")
+            #expect(try await a.request(.POST, "/api/agents/nope-\(id)/pause").status == 404)
+
+            // Runtime.
+            #expect(try await a.request(.GET, "/api/runtime/instances").json?[path: "instances"]?.arrayValue != nil)
+            #expect(try await a.request(.GET, "/api/runtime/instances/\(UUID().uuidString)").status == 404)
+            #expect(try await a.request(.GET, "/api/runtime/instances/not-a-uuid").status == 400)
+            #expect(try await a.request(.POST, "/api/runtime/instances/start").status == 400)
+            #expect(try await a.request(.POST, "/api/runtime/instances/start?agent_id=nope-\(id)").status == 404)
+            #expect(try await a.request(.POST, "/api/runtime/instances/\(UUID().uuidString)/stop").status == 404)
+
+            // Events.
+            let alert = try await a.request(.POST, "/api/events/alerts/blackscreen?device_id=tv-\(id)")
+            #expect(alert.status == 202 && alert.json?[path: "message"] == "Alert published" && alert.json?[path: "priority"] == "CRITICAL", "\(alert.text)")
+            #expect(try await a.request(.POST, "/api/events/alerts/blackscreen").status == 400)
+            let offline = try await a.request(.POST, "/api/events/alerts/device-offline", body: #"{"device_id": "stb-1", "duration": 120}"#)
+            #expect(offline.status == 202 && offline.json?[path: "priority"] == "HIGH", "\(offline.text)")
+            let badDuration = try await a.request(.POST, "/api/events/alerts/device-offline?device_id=x&duration=long")
+            #expect(badDuration.status == 400 && badDuration.errorMessage.contains("duration"))
+            #expect(try await a.request(.POST, "/api/events", body: #"{"type": "Bad Type!"}"#).status == 400)
+            #expect(try await a.request(.POST, "/api/events", body: "not json").errorMessage.hasPrefix("the request body is not JSON"))
+            #expect(try await a.request(.POST, "/api/events", body: #"{"type": "x.y", "priority": "urgent"}"#).errorMessage.contains("priority"))
+            #expect(try await a.request(.POST, "/api/events", body: #"{"type": "x.y", "payload": [1]}"#).status == 400)
+            let event = try await a.request(.POST, "/api/events", body: #"{"type": "api.\#(id)", "payload": {"n": 1}, "priority": "low"}"#)
+            #expect(event.status == 202 && event.json?[path: "priority"] == "LOW", "\(event.text)")
+            let tooBig = try await a.request(.POST, "/api/events", body: #"{"type": "x.y", "payload": {"s": ""# + String(repeating: "x", count: 2 << 20) + #""}}"#)
+            #expect(tooBig.status == 413 && tooBig.errorCode == "payload_too_large", "\(tooBig.status) \(tooBig.text.prefix(200))")
+
+            // Runs, locks, dead letters, queues, workers.
+            #expect(try await a.request(.GET, "/api/runs?state=nope").status == 400)
+            #expect(try await a.request(.GET, "/api/runs?limit=0").status == 400)
+            #expect(try await a.request(.GET, "/api/runs?agent_id=\(id)").json?[path: "count"] != nil)
+            #expect(try await a.request(.GET, "/api/runs/\(UUID().uuidString)").status == 404)
+            #expect(try await a.request(.POST, "/api/runs/\(UUID().uuidString)/cancel").status == 404)
+            #expect(try await a.request(.GET, "/api/locks").json?[path: "locks"]?.arrayValue != nil)
+            #expect(try await a.request(.GET, "/api/locks/tv-1").status == 400)
+            #expect(try await a.request(.GET, "/api/locks/device:free-\(id)").json?[path: "status"] == "available")
+            #expect(try await a.request(.POST, "/api/locks/device:free-\(id)/release").status == 404)
+            #expect(try await a.request(.GET, "/api/dead").json?[path: "messages"]?.arrayValue != nil)
+            #expect(try await a.request(.POST, "/api/dead/replay", body: "{}").status == 400)
+            let queues = try await a.request(.GET, "/api/queues")
+            #expect(queues.json?[path: "queues"]?.arrayValue?.contains { $0[path: "agent_id"]?.stringValue == id } == true, "\(queues.text.prefix(300))")
+            #expect(try await a.request(.GET, "/api/workers").json?[path: "workers"]?.arrayValue != nil)
+            await a.worker.cleanup(id)
+            await a.worker.cleanup(jsonID)
+        }
+    }
+
+    @Test("without a token changes are refused (403) and reads stay open; the open local mode allows them; a public address needs a token")
+    func authenticationModes() async throws {
+        try await withAdminServer(token: nil) { a in
+            let refused = try await a.request(.POST, "/api/events", body: #"{"type": "x.y"}"#)
+            #expect(refused.status == 403 && refused.errorCode == "forbidden")
+            #expect(refused.errorMessage.contains("no AGENTRY_ADMIN_TOKEN"))
+            #expect(try await a.request(.GET, "/api/agents/").status == 200)
+        }
+        try await withAdminServer(token: nil, openLocal: true) { a in
+            let answer = try await a.request(.POST, "/api/events", body: #"{"type": "open.mode"}"#)
+            #expect(answer.status == 202)
+        }
+        let exposed = #expect(throws: AdminConfigurationError.self) { try AdminConfiguration(host: "0.0.0.0", port: 8000).validate() }
+        #expect(exposed?.description.contains("not a loopback address, without AGENTRY_ADMIN_TOKEN") == true)
+        #expect(throws: AdminConfigurationError.self) { try AdminConfiguration(host: "10.0.0.1", token: "t", openLocal: true).validate() }
+        #expect(throws: Never.self) { try AdminConfiguration(host: "0.0.0.0", token: adminToken).validate() }
+    }
+
+    @Test("register, publish, an alert through the API: the run shows in /api/runtime/instances and on the WebSocket within a second; /metrics moves")
+    func endToEnd() async throws {
+        try await withAdminServer { a in
+            let id = TestEnvironment.uniqueName("e2e-admin-")
+            let yaml = agentYAML(id: id, trigger: "alert.blackscreen", filters: "{device_id: tv-\(id)}", handler: """
+                exec:
+                  command: [/bin/sleep, "2"]
+                """)
+            #expect(try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml").status == 201)
+            #expect(try await a.request(.POST, "/api/agents/\(id)/publish").status == 200)
+            let worker = try WorkerProcess(agents: [id])
+            defer { Task { await worker.stop() } }
+            _ = try await TestEnvironment.eventually(timeout: .seconds(15)) {
+                try await a.request(.GET, "/api/runtime/instances?agent_id=\(id)").json?[path: "instances"]?.arrayValue?.first?[path: "state"] == "idle"
+            }
+            let listener = StatusListener(port: a.port)
+            defer { listener.stop() }
+            let snapshot = await listener.first(within: .seconds(5)) { $0[path: "type"] == "snapshot" }
+            #expect(snapshot?[path: "instances"]?.arrayValue?.contains { $0[path: "agent_id"]?.stringValue == id } == true)
+            let published = try await a.metric(#"agentry_events_published_total{type_class="alert",priority="CRITICAL"}"#)
+
+            let sent = ContinuousClock.now
+            let alert = try await a.request(.POST, "/api/events/alerts/blackscreen?device_id=tv-\(id)")
+            #expect(alert.status == 202)
+            let running = await listener.first(within: .seconds(1)) { message in
+                message[path: "type"] == "instances" && message[path: "instances"]?.arrayValue?.contains {
+                    $0[path: "agent_id"]?.stringValue == id && $0[path: "state"] == "running" && $0[path: "current_task"]?.stringValue != nil
+                } == true
+            }
+            #expect(running != nil, "the WebSocket should show the instance running within a second")
+            let overHTTP = try await a.request(.GET, "/api/runtime/instances?agent_id=\(id)").json?[path: "instances"]?.arrayValue?.first
+            #expect(overHTTP?[path: "state"] == "running", "\(String(describing: overHTTP))")
+            #expect(ContinuousClock.now - sent < .seconds(2))
+            let started = await listener.first(within: .seconds(2)) {
+                $0[path: "type"] == "event" && $0[path: "event.type"] == "agent.task.started" && $0[path: "event.payload.agent_id"]?.stringValue == id
+            }
+            #expect(started != nil)
+            // The run finishes; the runs list and the counters follow.
+            let finished = await listener.first(within: .seconds(8)) { message in
+                message[path: "type"] == "runs" && message[path: "runs"]?.arrayValue?.contains {
+                    $0[path: "agent_id"]?.stringValue == id && $0[path: "state"] == "succeeded"
+                } == true
+            }
+            #expect(finished != nil)
+            #expect(try await a.metric(#"agentry_events_published_total{type_class="alert",priority="CRITICAL"}"#) == published + 1)
+            await worker.stop()
+            await a.worker.cleanup(id)
+        }
+    }
+
+    @Test("a WebSocket client that never reads is dropped and does not stall another client")
+    func slowClient() async throws {
+        try await withAdminServer { a in
+            // A client that upgrades and then never reads a byte (small receive buffer, so it fills quickly).
+            let slow = Process()
+            slow.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            slow.arguments = ["python3", "-c", """
+                import socket, time
+                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", \(a.port)))
+                s.send(b"GET /api/runtime/instances/status HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n")
+                time.sleep(120)
+                """]
+            try slow.run()
+            defer { kill(slow.processIdentifier, SIGKILL); slow.waitUntilExit() }
+            let listener = StatusListener(port: a.port)
+            defer { listener.stop() }
+            _ = await listener.first(within: .seconds(5)) { $0[path: "type"] == "snapshot" }
+            #expect(try await TestEnvironment.eventually { try await a.metric("agentry_status_clients") == 2 })
+            // Many large events: the slow client's socket and outbox fill up.
+            let marker = TestEnvironment.uniqueName("last-")
+            let filler = String(repeating: "x", count: 32_000)
+            for n in 0..<400 {
+                try await a.worker.bus.publish(Event(type: "alert.flood", payload: ["n": .int(Int64(n)), "filler": .string(filler)], priority: .low, source: "test"))
+            }
+            try await a.worker.bus.publish(Event(type: "alert.flood", payload: ["marker": .string(marker)], priority: .low, source: "test"))
+            let last = await listener.first(within: .seconds(10)) { $0[path: "event.payload.marker"]?.stringValue == marker }
+            #expect(last != nil, "the reading client must get every event while the other one is stuck")
+            #expect(try await TestEnvironment.eventually(timeout: .seconds(10)) { try await a.metric("agentry_status_clients") == 1 },
+                    "the client that never reads should have been dropped")
+        }
+    }
+
+    @Test("the OpenAPI document lists exactly the routes the server has")
+    func openAPIMatchesRoutes() async throws {
+        try await withAdminServer { a in
+            let document = try #require(try await a.request(.GET, "/openapi.json").json)
+            var documented = Set<String>()
+            for (path, operations) in document[path: "paths"]?.objectValue ?? [:] {
+                for method in (operations.objectValue ?? [:]).keys where ["get", "post", "put", "delete", "patch"].contains(method) {
+                    documented.insert("\(method.uppercased()) \(path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path)")
+                }
+            }
+            // The routes as the server declares them.
+            let source = try String(contentsOf: TestEnvironment.repositoryRoot.appendingPathComponent("Sources/AgentryAdmin/AdminAPI.swift"), encoding: .utf8)
+            var routed = Set<String>()
+            let pattern = try NSRegularExpression(pattern: #"router\.(get|post|ws)\("([^"]+)"\)"#)
+            for match in pattern.matches(in: source, range: NSRange(source.startIndex..., in: source)) {
+                let method = String(source[Range(match.range(at: 1), in: source)!])
+                var path = String(source[Range(match.range(at: 2), in: source)!])
+                if path.contains("\\(action)") {
+                    for action in ["pause", "resume", "stop", "start"] {
+                        routed.insert("POST " + path.replacingOccurrences(of: "\\(action)", with: action))
+                    }
+                    continue
+                }
+                if path.count > 1, path.hasSuffix("/") { path.removeLast() }
+                routed.insert((method == "post" ? "POST " : "GET ") + path)
+            }
+            #expect(routed.count > 25)
+            #expect(routed.subtracting(documented).isEmpty, "routes missing from /openapi.json: \(routed.subtracting(documented).sorted())")
+            #expect(documented.subtracting(routed).isEmpty, "documented routes the server lacks: \(documented.subtracting(routed).sorted())")
+            // And every documented GET without parameters answers (no route is a dead link).
+            for route in documented.sorted() where route.hasPrefix("GET ") && !route.contains("{") && !route.hasSuffix("/status") {
+                let status = try await a.request(.GET, String(route.dropFirst(4))).status
+                #expect(status == 200, "\(route) answered \(status)")
+            }
+        }
+    }
+}
+
+extension AgentDefinition {
+    func jsonData() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try encoder.encode(self))
+    }
+}
