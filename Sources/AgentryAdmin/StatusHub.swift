@@ -170,43 +170,41 @@ public final class StatusHub: Sendable {
 
     /// Every registered agent with its desired state and triggers.
     func agents() async throws -> [JSONValue] {
-        let registry = dependencies.registry
         let desired = Dictionary(uniqueKeysWithValues: try await dependencies.runtime.activeAgents().map { ($0.agentID, $0.desired) })
-        var result: [JSONValue] = []
-        for summary in try await registry.list() {
-            var description: String?
-            var triggers: [String] = []
-            if let latest = summary.versions.last,
-               let (_, definition) = try? await registry.definition(agentID: summary.agentID, version: summary.activeVersion ?? latest.version) {
-                description = definition.metadata.description
-                triggers = definition.triggers.map(\.type)
-            }
-            result.append(Representation.agent(summary, desired: desired[summary.agentID], description: description, triggers: triggers))
+        return try await dependencies.registry.list().map { summary in
+            Representation.agent(summary, desired: desired[summary.agentID], description: summary.description, triggers: summary.triggers)
         }
-        return result
     }
 
-    /// Depth, consumers and (from the management plugin, when it answers) unacked messages of each agent's queue.
+    /// Depth, consumers and unacked messages of each agent's queue: from the management plugin in one request when it
+    /// answers, else by asking the broker queue by queue (without unacked counts).
     func queues() async throws -> [JSONValue] {
         let active = try await dependencies.runtime.activeAgents()
-        let unacked = await managementUnacked()
+        let managed = await managementQueues()
         var result: [JSONValue] = []
         for agent in active {
             let name = "agentry.agent.\(agent.agentID)"
-            guard let status = try? await dependencies.connection.queueStatus(name) else { continue }
-            metrics.queueDepth(name, Int(status.messageCount))
+            let messages: Int, consumers: Int, unacked: Int?
+            if let managed {
+                guard let queue = managed[name] else { continue }
+                (messages, consumers, unacked) = (queue.ready, queue.consumers, queue.unacked)
+            } else {
+                guard let status = try? await dependencies.connection.queueStatus(name) else { continue }
+                (messages, consumers, unacked) = (Int(status.messageCount), Int(status.consumerCount), nil)
+            }
+            metrics.queueDepth(name, messages)
             result.append(.object([
-                "name": .string(name), "agent_id": .string(agent.agentID), "messages": .int(Int64(status.messageCount)),
-                "consumers": .int(Int64(status.consumerCount)), "unacked": unacked?[name].map { .int(Int64($0)) } ?? .null,
+                "name": .string(name), "agent_id": .string(agent.agentID), "messages": .int(Int64(messages)),
+                "consumers": .int(Int64(consumers)), "unacked": unacked.map { .int(Int64($0)) } ?? .null,
             ]))
         }
         return result
     }
 
-    private func managementUnacked() async -> [String: Int]? {
+    private func managementQueues() async -> [String: (ready: Int, consumers: Int, unacked: Int)]? {
         guard let managementURL else { return nil }
         do {
-            var request = HTTPClientRequest(url: managementURL + "?columns=name,messages_unacknowledged")
+            var request = HTTPClientRequest(url: managementURL + "?columns=name,messages_ready,messages_unacknowledged,consumers")
             request.headers.add(name: "Accept", value: "application/json")
             if let url = URL(string: managementURL), let user = url.user {
                 let credentials = Data("\(user):\(url.password ?? "")".utf8).base64EncodedString()
@@ -216,9 +214,11 @@ public final class StatusHub: Sendable {
             guard response.status == .ok else { return nil }
             let body = try await response.body.collect(upTo: 8 << 20)
             guard case .array(let items) = try JSON.parse(Array(buffer: body)) else { return nil }
-            var result: [String: Int] = [:]
+            var result: [String: (ready: Int, consumers: Int, unacked: Int)] = [:]
             for item in items {
-                if let name = item[path: "name"]?.stringValue, let n = item[path: "messages_unacknowledged"]?.intValue { result[name] = Int(n) }
+                guard let name = item[path: "name"]?.stringValue else { continue }
+                result[name] = (Int(item[path: "messages_ready"]?.intValue ?? 0), Int(item[path: "consumers"]?.intValue ?? 0),
+                                Int(item[path: "messages_unacknowledged"]?.intValue ?? 0))
             }
             return result
         } catch {

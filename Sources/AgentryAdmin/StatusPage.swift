@@ -235,7 +235,10 @@ section{padding:10px}
   }
 
   function renderAgents() {
-    const agents = data.agents.slice().sort((a, b) => String(a.agent_id).localeCompare(String(b.agent_id)));
+    // A selected agent is shown alone; otherwise retired agents are left out (the selector still lists them).
+    const agents = data.agents
+      .filter((a) => selected ? String(a.agent_id) === selected : !a.retired)
+      .sort((a, b) => String(a.agent_id).localeCompare(String(b.agent_id)));
     const rows = agents.map((a) => {
       const id = String(a.agent_id);
       const name = a.name && a.name !== id ? a.name : null;

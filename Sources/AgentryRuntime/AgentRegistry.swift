@@ -205,6 +205,9 @@ public struct AgentRegistry: Sendable {
         public var retired: Bool
         /// Every registered version, lowest first, with its status.
         public var versions: [(version: String, status: StoredAgentVersion.Status)]
+        /// The description and trigger types of the active version (else the latest).
+        public var description: String? = nil
+        public var triggers: [String] = []
 
         public static func == (lhs: Summary, rhs: Summary) -> Bool {
             lhs.agentID == rhs.agentID && lhs.activeVersion == rhs.activeVersion && lhs.retired == rhs.retired
@@ -220,9 +223,11 @@ public struct AgentRegistry: Sendable {
             let ordered = versions.sorted { Self.order($0.version, $1.version) }
             let state = states[agentID]
             let active = state.flatMap { $0.retired ? nil : $0.activeVersion }
-            let name = ordered.last.flatMap { try? Self.decode($0).metadata.name } ?? agentID
-            summaries.append(Summary(agentID: agentID, name: name, activeVersion: active, retired: state?.retired ?? false,
-                                     versions: ordered.map { ($0.version, $0.status) }))
+            let shown = ordered.last { $0.version == active } ?? ordered.last
+            let definition = shown.flatMap { try? Self.decode($0) }
+            summaries.append(Summary(agentID: agentID, name: definition?.metadata.name ?? agentID, activeVersion: active,
+                                     retired: state?.retired ?? false, versions: ordered.map { ($0.version, $0.status) },
+                                     description: definition?.metadata.description, triggers: definition?.triggers.map(\.type) ?? []))
         }
         return summaries.sorted { $0.agentID < $1.agentID }
     }
