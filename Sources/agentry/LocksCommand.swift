@@ -1,4 +1,5 @@
 import AMQP
+import AgentryAdmin
 import AgentryBus
 import AgentryCore
 import AgentryRuntime
@@ -43,35 +44,6 @@ func parseResource(_ text: String) throws -> ResourceKey {
     return key
 }
 
-func lockJSON(_ status: LockStatus) -> JSONValue {
-    var object: JSONObject = [
-        "resource": .string(status.resource.description), "resource_type": .string(status.resource.type),
-        "resource_id": .string(status.resource.id), "status": .string(status.isAvailable ? "available" : "locked"),
-        "queue_length": .int(Int64(status.queueLength)),
-    ]
-    if let holder = status.holder {
-        object["owner"] = .string(holder.owner.id)
-        object["owner_type"] = .string(holder.owner.kind.rawValue)
-        object["acquired_at"] = .string(Timestamp.format(holder.acquiredAt))
-        object["expires_at"] = .string(Timestamp.format(holder.expiresAt))
-        object["priority"] = .string(holder.priority.name)
-        object["fencing_token"] = holder.fencingToken.map { .int($0) } ?? .null
-        object["worker_id"] = holder.workerID.map { .string($0) } ?? .null
-        object["run_id"] = holder.runID.map { .string($0.uuidString.lowercased()) } ?? .null
-    } else {
-        object["owner"] = .null
-    }
-    object["waiters"] = .array(status.waiters.map { waiter in
-        .object([
-            "position": .int(Int64(waiter.position)), "owner": .string(waiter.owner.id), "owner_type": .string(waiter.owner.kind.rawValue),
-            "priority": .string(waiter.priority.name), "queued_at": .string(Timestamp.format(waiter.queuedAt)),
-            "wait_until": .string(Timestamp.format(waiter.waitUntil)),
-            "run_id": waiter.runID.map { .string($0.uuidString.lowercased()) } ?? .null,
-        ])
-    })
-    return .object(object)
-}
-
 extension Agentry {
     struct Locks: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -91,7 +63,7 @@ extension Agentry.Locks {
         func run() async throws {
             let locks = try await withLocks(options) { store, _ in try await store.list() }
             if json {
-                printJSON(.object(["locks": .array(locks.map(lockJSON)), "count": .int(Int64(locks.count))]))
+                printJSON(.object(["locks": .array(locks.map(Representation.lock)), "count": .int(Int64(locks.count))]))
                 return
             }
             if locks.isEmpty {
@@ -122,7 +94,7 @@ extension Agentry.Locks {
             let key = try parseResource(resource)
             let status = try await withLocks(options) { store, _ in try await store.status(key) }
             if json {
-                printJSON(lockJSON(status))
+                printJSON(Representation.lock(status))
                 return
             }
             var lines: [(String, String)] = [("resource", key.description), ("status", status.isAvailable ? "available" : "locked")]

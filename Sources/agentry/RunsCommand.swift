@@ -1,4 +1,5 @@
 import AMQP
+import AgentryAdmin
 import AgentryCore
 import AgentryRuntime
 import AgentryStore
@@ -33,25 +34,6 @@ func shortTime(_ date: Date?) -> String {
 func duration(_ run: TaskRun) -> String {
     guard let end = run.finishedAt else { return "-" }
     return String(format: "%.3f s", end.timeIntervalSince(run.startedAt))
-}
-
-func runJSON(_ run: TaskRun) -> JSONValue {
-    var object: JSONObject = [
-        "run_id": .string(run.runID.uuidString.lowercased()), "agent_id": .string(run.agentID),
-        "agent_version": .string(run.agentVersion), "event_id": .string(run.eventID), "event_type": .string(run.eventType),
-        "priority": .string(run.priority.name), "attempt": .int(Int64(run.attempt)), "state": .string(run.state.rawValue),
-        "started_at": .string(Timestamp.format(run.startedAt)),
-    ]
-    object["worker_id"] = run.workerID.map(JSONValue.string) ?? .null
-    object["event_at"] = run.eventAt.map { .string(Timestamp.format($0)) } ?? .null
-    object["finished_at"] = run.finishedAt.map { .string(Timestamp.format($0)) } ?? .null
-    object["result"] = run.result.flatMap { try? JSON.parse(Array($0.utf8)) } ?? .null
-    object["output"] = run.output.map(JSONValue.string) ?? .null
-    object["stderr"] = run.stderr.map(JSONValue.string) ?? .null
-    object["exit_status"] = run.exitStatus.map { .int(Int64($0)) } ?? .null
-    object["message"] = run.message.map(JSONValue.string) ?? .null
-    object["retry_at"] = run.retryAt.map { .string(Timestamp.format($0)) } ?? .null
-    return .object(object)
 }
 
 extension Agentry {
@@ -102,7 +84,7 @@ extension Agentry.Runs {
                 try await store.runs(agentID: agent, eventID: event, state: state, limit: limit)
             }
             if json {
-                printJSON(.object(["runs": .array(runs.map(runJSON)), "count": .int(Int64(runs.count))]))
+                printJSON(.object(["runs": .array(runs.map(Representation.run)), "count": .int(Int64(runs.count))]))
                 return
             }
             if runs.isEmpty {
@@ -136,7 +118,7 @@ extension Agentry.Runs {
                 throw Failure("no run \(self.id); `agentry runs list` shows recent runs")
             }
             if json {
-                printJSON(runJSON(run))
+                printJSON(Representation.run(run))
                 return
             }
             var lines: [(String, String)] = [
@@ -194,14 +176,7 @@ extension Agentry.Workers {
         func run() async throws {
             let workers = try await withRuntime(options) { _, store in try await store.workers() }
             if json {
-                printJSON(.object(["workers": .array(workers.map { worker in
-                    .object([
-                        "worker_id": .string(worker.workerID), "host": .string(worker.host), "pid": .int(Int64(worker.pid)),
-                        "version": .string(worker.version), "status": .string(worker.status), "alive": .bool(worker.alive),
-                        "started_at": .string(Timestamp.format(worker.startedAt)), "heartbeat_at": .string(Timestamp.format(worker.heartbeatAt)),
-                        "labels": .object(worker.labels.mapValues(JSONValue.string)),
-                    ])
-                })]))
+                printJSON(.object(["workers": .array(workers.map(Representation.worker))]))
                 return
             }
             printTable(header: ["WORKER", "HOST", "PID", "STATUS", "HEARTBEAT", "LABELS"], rows: workers.map { w in
