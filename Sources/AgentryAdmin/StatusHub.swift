@@ -53,6 +53,17 @@ public final class StatusHub: Sendable {
 
     var clientCount: Int { state.withLockedValue { $0.clients.count } }
 
+    /// Status clients of every hub in the process (the `agentry_status_clients` gauge).
+    static let processClients = NIOLockedValueBox(0)
+
+    static func countClients(_ delta: Int) {
+        let count = processClients.withLockedValue { n -> Int in
+            n += delta
+            return n
+        }
+        Gauge(label: "agentry_status_clients").record(count)
+    }
+
     // MARK: Sources of change
 
     /// Runs the listeners until cancelled.
@@ -104,24 +115,50 @@ public final class StatusHub: Sendable {
         }
     }
 
+    /// Forwards events while at least one client is connected: with nobody watching, the hub costs the broker
+    /// nothing (its subscription queues exist only meanwhile).
     private func forwardEvents() async {
+        var forwarding: Task<Void, Never>?
+        while !Task.isCancelled {
+            let watched = clientCount > 0
+            if watched, forwarding == nil {
+                forwarding = Task { await self.subscribeAndForward() }
+            } else if !watched, let running = forwarding {
+                running.cancel()
+                await running.value
+                forwarding = nil
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        forwarding?.cancel()
+        await forwarding?.value
+    }
+
+    private func subscribeAndForward() async {
         await withDiscardingTaskGroup { group in
             for pattern in ["agent.#", "resource.#", "alert.#"] {
                 group.addTask {
                     while !Task.isCancelled {
+                        var subscription: EventSubscription?
                         do {
-                            let subscription = try await self.dependencies.bus.subscribe(to: pattern)
-                            for try await received in subscription {
-                                received.ack()
-                                let event = received.event
-                                self.metrics.consumed(event)
-                                self.broadcast(JSON.serialize(.object(["type": "event", "event": Representation.event(event)])))
-                                if event.type.hasPrefix("resource.") { self.markDirty(.locks) }
-                                if event.type.hasPrefix("agent.") { self.markDirty(.instances, .runs) }
+                            subscription = try await self.dependencies.bus.subscribe(to: pattern)
+                            let active = subscription!
+                            try await withTaskCancellationHandler {
+                                for try await received in active {
+                                    received.ack()
+                                    let event = received.event
+                                    self.metrics.consumed(event)
+                                    self.broadcast(JSON.serialize(.object(["type": "event", "event": Representation.event(event)])))
+                                    if event.type.hasPrefix("resource.") { self.markDirty(.locks) }
+                                    if event.type.hasPrefix("agent.") { self.markDirty(.instances, .runs) }
+                                }
+                            } onCancel: {
+                                active.cancel()
                             }
                         } catch {
                             if !Task.isCancelled { self.logger.warning("status event subscription ended; subscribing again", metadata: ["error": "\(error)"]) }
                         }
+                        subscription?.cancel()
                         try? await Task.sleep(for: .seconds(1))
                     }
                 }
@@ -247,7 +284,7 @@ public final class StatusHub: Sendable {
 
     private func drop(_ id: UUID) {
         guard let client = state.withLockedValue({ $0.clients.removeValue(forKey: id) }) else { return }
-        Gauge(label: "agentry_status_clients").record(clientCount)
+        Self.countClients(-1)
         client.outbox.finish()
         client.writer?.cancel()
     }
@@ -274,7 +311,7 @@ public final class StatusHub: Sendable {
             }
         }
         state.withLockedValue { $0.clients[id] = Client(outbox: continuation, writer: writer) }
-        Gauge(label: "agentry_status_clients").record(clientCount)
+        Self.countClients(+1)
         // The client's messages are not needed; reading them tells when it leaves.
         let reader = Task {
             do {

@@ -501,7 +501,8 @@ final class WorkerProcesses: Sendable {
     }
 
     func start(count: Int) throws {
-        let arguments = [executable, "worker", "--agents", agentID, "--shutdown-grace", "5"]
+        // The admin endpoint on a free port: a bench worker must not take 8000 from a worker the user runs.
+        let arguments = [executable, "worker", "--agents", agentID, "--shutdown-grace", "5", "--admin-addr", "127.0.0.1:0"]
         let variables = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { "\($0.key)=\($0.value)" }
         for index in 1...count {
             let log = "\(logDirectory)/worker-\(index).log"
