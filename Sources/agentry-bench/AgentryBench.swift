@@ -17,6 +17,7 @@ import Synchronization
 ///     agentry-bench e2e N WORKERS             a noop agent run end to end by WORKERS `agentry worker` processes:
 ///                                             N waiting events drained, then N events published while they run
 ///     agentry-bench latency RATE SECONDS [WORKERS]  publish-to-start latency at a steady RATE events/s (default 1 worker)
+///     agentry-bench drain N WORKERS | exec N | priority N | recovery SECONDS   see `ScenarioBench`
 ///     agentry-bench locks SECONDS             lock acquire/release pairs per second, uncontended and 16 owners on 4
 ///                                             resources, and the hand-off latency (see `LockBench`)
 ///
@@ -32,6 +33,7 @@ struct AgentryBench {
                agentry-bench e2e N WORKERS
                agentry-bench latency RATE SECONDS [WORKERS]
                agentry-bench locks SECONDS
+               agentry-bench drain N WORKERS | exec N | priority N | recovery SECONDS
         """
 
     static func main() async {
@@ -55,6 +57,19 @@ struct AgentryBench {
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).latency(rate: try number(arguments[1], "RATE"), seconds: try number(arguments[2], "SECONDS"),
                                                               workers: arguments.count == 4 ? try number(arguments[3], "WORKERS") : 1)
+            case ("drain", 3):
+                ChildProcesses.installSignalHandlers()
+                try await WorkerBench(logger: logger).drain(count: try number(arguments[1], "N"), workers: try number(arguments[2], "WORKERS"))
+            case ("exec", 2):
+                ChildProcesses.installSignalHandlers()
+                try await WorkerBench(logger: logger).drain(count: try number(arguments[1], "N"), workers: 1,
+                                                            handler: "exec: {command: [/bin/true]}", label: "exec")
+            case ("priority", 2):
+                ChildProcesses.installSignalHandlers()
+                try await WorkerBench(logger: logger).priority(backlog: try number(arguments[1], "N"))
+            case ("recovery", 2):
+                ChildProcesses.installSignalHandlers()
+                try await WorkerBench(logger: logger).recovery(seconds: try number(arguments[1], "SECONDS"))
             case ("locks", 2):
                 try await LockBench(logger: logger).run(seconds: try number(arguments[1], "SECONDS"))
             default:

@@ -28,7 +28,7 @@ import Synchronization
 /// run added to the database too unless AGENTRY_BENCH_KEEP=1.
 struct WorkerBench {
     static let eventTypePrefix = "bench.e2e"
-    static let eventTypes = ["drain", "pipelined", "warmup", "latency"].map { "\(eventTypePrefix).\($0)" }
+    static let eventTypes = ["drain", "pipelined", "warmup", "latency", "low", "critical", "steady"].map { "\(eventTypePrefix).\($0)" }
     static let warmupSeconds = 2
 
     let logger: Logger
@@ -125,7 +125,7 @@ struct WorkerBench {
 
     /// Migrates, declares the topology in the vhost, registers and publishes a fresh noop agent, runs `body`, then
     /// stops the workers and removes what the run created.
-    func withSetup(workers: Int, _ body: @escaping @Sendable (Setup) async throws -> Void) async throws {
+    func withSetup(workers: Int, handler: String = "builtin: noop", _ body: @escaping @Sendable (Setup) async throws -> Void) async throws {
         let database = try DatabaseConfiguration(url: environment["AGENTRY_DATABASE_URL"] ?? "postgres://agentry:agentry@localhost:5432/agentry")
         let amqp = try amqpConfiguration(virtualHost: virtualHost)
         let executable = try agentryExecutable()
@@ -165,7 +165,8 @@ struct WorkerBench {
                 }
                 let bus = try await EventBus(connection: connection, logger: logger)
                 let registry = AgentRegistry(store: AgentRegistryStore(database: db, logger: logger), bus: bus, topology: topology, logger: logger)
-                let definition = try AgentDefinition.parse(yaml: Self.agentYAML(id: agentID, maxParallel: maxParallel, taskEvents: taskEvents), file: agentID)
+                let definition = try AgentDefinition.parse(yaml: Self.agentYAML(id: agentID, maxParallel: maxParallel, taskEvents: taskEvents,
+                                                                                handler: handler), file: agentID)
                 _ = try await registry.register(definition)
                 _ = try await registry.publish(agentID: agentID)
                 let setup = Setup(agentID: agentID, runTag: runTag, queue: Topology.agentQueue(agentID).name, connection: connection,
@@ -183,7 +184,7 @@ struct WorkerBench {
         try outcome.get()
     }
 
-    static func agentYAML(id: String, maxParallel: Int, taskEvents: Bool) -> String {
+    static func agentYAML(id: String, maxParallel: Int, taskEvents: Bool, handler: String = "builtin: noop") -> String {
         """
         metadata:
           id: \(id)
@@ -201,7 +202,7 @@ struct WorkerBench {
           max_parallel_tasks: \(maxParallel)
           task_events: \(taskEvents)
         handler:
-          builtin: noop
+          \(handler)
         """
     }
 
@@ -280,16 +281,16 @@ struct Setup: Sendable {
     let workers: WorkerProcesses
     let logger: Logger
 
-    func event(_ type: String, _ index: Int) -> Event {
-        Event(type: type, payload: ["seq": .int(Int64(index))], priority: .normal, source: runTag)
+    func event(_ type: String, _ index: Int, priority: Priority = .normal) -> Event {
+        Event(type: type, payload: ["seq": .int(Int64(index))], priority: priority, source: runTag)
     }
 
     /// Publishes `count` events with confirms, at most 1,000 unconfirmed.
-    func publishAll(count: Int, type: String) async throws -> Duration {
+    func publishAll(count: Int, type: String, priority: Priority = .normal) async throws -> Duration {
         let clock = ContinuousClock()
         let start = clock.now
         try await windowed(count, window: 1000) { index in
-            try await bus.publish(event(type, index))
+            try await bus.publish(event(type, index, priority: priority))
         }
         return clock.now - start
     }
@@ -531,6 +532,8 @@ final class WorkerProcesses: Sendable {
         guard result == 0 else { throw BenchError("cannot start \(arguments[0]): \(String(cString: strerror(result)))") }
         return pid
     }
+
+    var pids: [pid_t] { started.withLock { $0.map(\.pid) } }
 
     /// The pid of a worker that is no longer running, if any.
     func exited() -> pid_t? {

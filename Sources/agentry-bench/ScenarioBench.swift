@@ -1,0 +1,116 @@
+import AMQP
+import AgentryBus
+import AgentryCore
+import AgentryStore
+import Foundation
+import Logging
+import PostgresNIO
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The scenarios that compare Agentry with its peers (issue 7), beside `e2e` and `latency`:
+///
+///     agentry-bench drain N WORKERS      N waiting events drained by WORKERS workers (no pipelined phase), with the
+///                                        first worker's RSS idle and at its peak
+///     agentry-bench exec N               the same with a handler that is /bin/true (exec overhead)
+///     agentry-bench priority N           N LOW events waiting, one worker; once 1,000 have run, one CRITICAL event:
+///                                        how long until it starts, and how many LOW runs started meanwhile
+///     agentry-bench recovery SECONDS     a steady 200 events/s; `rabbitmqctl close_all_connections` in the vhost;
+///                                        time until an event published after it runs
+extension WorkerBench {
+    func drain(count: Int, workers: Int, handler: String = "builtin: noop", label: String = "drain") async throws {
+        try await withSetup(workers: workers, handler: handler) { setup in
+            let type = "\(Self.eventTypePrefix).drain"
+            // A worker alone, idle for 3 s, for its memory at rest; then the backlog and the workers that drain it.
+            try setup.workers.start(count: 1)
+            try await setup.waitForConsumers(1)
+            try await Task.sleep(for: .seconds(3))
+            let idle = setup.workers.pids.first.map(Memory.init(pid:))
+            await setup.workers.stopAll()
+            let published = try await setup.publishAll(count: count, type: type)
+            report("\(label) publish", count, "events", published, "events/s")
+            try setup.workers.start(count: workers)
+            try await setup.waitForRuns(type: type, count: count)
+            let peak = setup.workers.pids.first.map(Memory.init(pid:))
+            let span = try await setup.span(type: type)
+            print("\(label) \(count) runs with \(workers) worker(s) in \(String(format: "%.3f", span.seconds)) s: "
+                  + "\(rate(count, span.seconds)) events/s (first run started to last run finished, from task_runs)")
+            if let idle, let peak {
+                print(String(format: "\(label) memory worker RSS MB: idle %.1f peak %.1f", idle.rssMB, peak.peakMB))
+            }
+        }
+    }
+
+    func priority(backlog: Int) async throws {
+        try await withSetup(workers: 1) { setup in
+            let lowType = "\(Self.eventTypePrefix).low"
+            let criticalType = "\(Self.eventTypePrefix).critical"
+            _ = try await setup.publishAll(count: backlog, type: lowType, priority: .low)
+            try setup.workers.start(count: 1)
+            try await setup.waitForRuns(type: lowType, count: min(1000, backlog))
+            let critical = setup.event(criticalType, 0, priority: .critical)
+            let publishedAt = Date()
+            try await setup.bus.publish(critical)
+            try await setup.waitForRuns(type: criticalType, count: 1)
+            let rows = try await setup.db.client.query("""
+                SELECT c.started_at,
+                       (SELECT count(*) FROM task_runs l WHERE l.agent_id = \(setup.agentID) AND l.event_type = \(lowType)
+                          AND l.started_at > \(publishedAt) AND l.started_at < c.started_at)::int8
+                FROM task_runs c WHERE c.agent_id = \(setup.agentID) AND c.event_type = \(criticalType) AND c.state = 'succeeded'
+                """, logger: logger)
+            for try await (started, lowBefore) in rows.decode((Date, Int64).self) {
+                print(String(format: "priority critical start ms: %.1f low runs started before it: %d (of %d LOW waiting, prefetch %d)",
+                             started.timeIntervalSince(publishedAt) * 1000, lowBefore, backlog, maxParallel))
+            }
+        }
+    }
+
+    func recovery(seconds: Int) async throws {
+        try await withSetup(workers: 1) { setup in
+            try setup.workers.start(count: 1)
+            try await setup.waitForConsumers(1)
+            let type = "\(Self.eventTypePrefix).steady"
+            let vhost = virtualHost
+            async let publishing = setup.publishSteadily(rate: 200, seconds: seconds, type: type)
+            try await Task.sleep(for: .seconds(max(2, seconds / 3)))
+            let closed = Date()
+            let close = Process()
+            close.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            close.arguments = ["rabbitmqctl", "close_all_connections", "--vhost", vhost, "agentry-bench recovery"]
+            close.standardOutput = FileHandle.nullDevice
+            close.standardError = FileHandle.nullDevice
+            try close.run()
+            close.waitUntilExit()
+            let sent = try await publishing
+            try await setup.waitForRuns(type: type, count: sent.count, stall: .seconds(60))
+            let runs = try await setup.runTimes(type: type)
+            // Work flows again when an event published after the close has run.
+            let after = sent.published.filter { $0.value > closed }.compactMap { runs[$0.key]?.started }.min()
+            guard let after else { throw BenchError("no event published after the close ran") }
+            print(String(format: "recovery ms: %.0f (close_all_connections to the first run of an event published after it)",
+                         after.timeIntervalSince(closed) * 1000))
+        }
+    }
+}
+
+/// A process's resident memory, from /proc.
+struct Memory {
+    var rssMB: Double
+    var peakMB: Double
+
+    init(pid: pid_t) {
+        var rss = 0.0, peak = 0.0
+        if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard parts.count >= 2, let kb = Double(parts[1]) else { continue }
+                if line.hasPrefix("VmRSS:") { rss = kb / 1024 }
+                if line.hasPrefix("VmHWM:") { peak = kb / 1024 }
+            }
+        }
+        rssMB = rss
+        peakMB = peak
+    }
+}
