@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""Agentry beside Celery and Dramatiq, on the same broker and database, in one run (issue 7). Called by Scripts/bench.
+
+    python3 Scripts/bench-compare.py --agentry-bench PATH [--amqpbench PATH] [--rounds R] [--quick] [--out BENCHMARKS.md]
+
+Each round runs every scenario for Agentry and the peers alternately, so that the machine's drift falls on all of
+them; the table gives medians and spreads (min-max) over the rounds, ratios to the peers and to the broker ceiling.
+
+Scenarios (issue 7): (a) end-to-end throughput of a no-op handler, a backlog drained, 1 and 2 workers; (b) publish-to-
+start latency at a steady 1,000 and 5,000 events/s; (c) a CRITICAL event behind a LOW backlog; (d) exec overhead,
+a handler that is /bin/true; (e) locks (Agentry only: the peers have none); (f) worker RSS idle and at its peak
+under (a); (g) recovery after `rabbitmqctl close_all_connections`.
+
+Systems: Agentry default (event log, run records, lifecycle events) and with per-task lifecycle events off; Celery and
+Dramatiq bare and with the guarantees closest to Agentry's (Scripts/peers/bench.py says what each mode sets).
+Broker ceiling: the plain rabbitmq-c program (../shared/bench/amqpbench.c) publishing with confirms and consuming with
+acks on one priority queue; for Agentry's message pattern (per event: 3 confirmed publishes and 4 deliveries with
+lifecycle events on, 1 publish and 2 deliveries off) the ceiling is 1 / (publishes / publish rate + deliveries /
+consume rate), the broker's work per event done back to back.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEERS_PYTHON = os.path.join(ROOT, ".build", "peers-venv", "bin", "python")
+PEERS_BENCH = os.path.join(ROOT, "Scripts", "peers", "bench.py")
+
+
+def run(command, env=None, timeout=1800):
+    merged = dict(os.environ)
+    merged.update(env or {})
+    started = time.time()
+    result = subprocess.run(command, cwd=ROOT, env=merged, capture_output=True, text=True, timeout=timeout)
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        print(output[-3000:], file=sys.stderr)
+        raise RuntimeError(f"{' '.join(command)} failed with status {result.returncode}")
+    print(f"    [{time.time() - started:6.1f} s] {' '.join(os.path.basename(c) if i == 0 else c for i, c in enumerate(command))}", flush=True)
+    return output
+
+
+def number(pattern, text, name):
+    match = re.search(pattern, text, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"cannot read {name} from:\n{text[-2000:]}")
+    return float(match.group(1))
+
+
+def peer_result(text):
+    line = [l for l in text.splitlines() if l.startswith("RESULT ")][-1]
+    values = {}
+    for pair in line[len("RESULT "):].split():
+        key, _, value = pair.partition("=")
+        try:
+            values[key] = float(value)
+        except ValueError:
+            values[key] = value
+    return values
+
+
+class Results:
+    def __init__(self):
+        self.values = {}  # (scenario, system) -> metric -> [values]
+
+    def add(self, scenario, system, metric, value):
+        self.values.setdefault((scenario, system), {}).setdefault(metric, []).append(value)
+
+    def median(self, scenario, system, metric):
+        values = self.values.get((scenario, system), {}).get(metric)
+        return statistics.median(values) if values else None
+
+    def spread(self, scenario, system, metric):
+        values = self.values.get((scenario, system), {}).get(metric)
+        if not values:
+            return ""
+        return f"{fmt(min(values))}-{fmt(max(values))}"
+
+
+def fmt(value):
+    if value is None:
+        return "n/a"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--agentry-bench", required=True)
+    parser.add_argument("--amqpbench")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    parser.add_argument("--command", default="Scripts/bench")
+    args = parser.parse_args()
+
+    sizes = dict(events=50000, latency_seconds=10, backlog=50000, exec_events=5000, recovery_seconds=9, lock_seconds=10, c_messages=100000)
+    if args.quick:
+        sizes = dict(events=5000, latency_seconds=3, backlog=5000, exec_events=1000, recovery_seconds=6, lock_seconds=3, c_messages=20000)
+        args.rounds = 1
+    peers = [("celery", "bare"), ("celery", "guarantees"), ("dramatiq", "bare"), ("dramatiq", "guarantees")]
+    have_peers = os.path.exists(PEERS_PYTHON)
+    if not have_peers:
+        print("[compare] no peers virtualenv (Scripts/peers/setup makes it): peers left out", flush=True)
+    results = Results()
+    bench = args.agentry_bench
+    off = {"AGENTRY_BENCH_TASK_EVENTS": "0"}
+    started = time.time()
+
+    for round_number in range(1, args.rounds + 1):
+        print(f"[compare] round {round_number} of {args.rounds}", flush=True)
+        # The broker ceiling.
+        if args.amqpbench:
+            env = {"AMQP_VHOST": "bench"}
+            run([args.amqpbench, "setup"], env)
+            out = run([args.amqpbench, "pub", "prio", str(sizes["c_messages"]), "1000"], env)
+            pub = number(r"^RESULT mode=pub .* rate=([0-9.]+)", out, "C publish rate")
+            out = run([args.amqpbench, "con", "prio", str(sizes["c_messages"]), "500", "1"], env)
+            con = number(r"^RESULT mode=con .* rate=([0-9.]+)", out, "C consume rate")
+            results.add("ceiling", "broker", "pub", pub)
+            results.add("ceiling", "broker", "con", con)
+            results.add("a1", "ceiling (Agentry default pattern)", "rate", 1 / (3 / pub + 4 / con))
+            results.add("a1", "ceiling (lifecycle events off)", "rate", 1 / (1 / pub + 2 / con))
+
+        for workers in (1, 2):
+            scenario = f"a{workers}"
+            for label, env in (("Agentry default", {}), ("Agentry events off", off)):
+                out = run([bench, "drain", str(sizes["events"]), str(workers)], env)
+                results.add(scenario, label, "rate", number(r"^drain \d+ runs with .*: ([0-9]+) events/s", out, "drain rate"))
+                if workers == 1:
+                    results.add("f", label, "idle", number(r"^drain memory worker RSS MB: idle ([0-9.]+)", out, "idle RSS"))
+                    results.add("f", label, "peak", number(r"^drain memory worker RSS MB: .* peak ([0-9.]+)", out, "peak RSS"))
+            for system, mode in peers if have_peers else []:
+                label = f"{system.capitalize()} {mode}"
+                out = run([PEERS_PYTHON, PEERS_BENCH, system, mode, "e2e", "--events", str(sizes["events"]), "--workers", str(workers)])
+                results.add(scenario, label, "rate", peer_result(out)["rate"])
+
+        for rate in (1000, 5000):
+            scenario = f"b{rate}"
+            out = run([bench, "latency", str(rate), str(sizes["latency_seconds"]), "1"])
+            results.add(scenario, "Agentry default", "achieved", number(r"\(achieved ([0-9.]+) events/s\)", out, "achieved rate"))
+            for metric in ("p50", "p99", "max"):
+                results.add(scenario, "Agentry default", metric,
+                            number(rf"^latency publish-to-start ms: .*{metric} ([0-9.]+)", out, metric))
+            for system, mode in peers if have_peers else []:
+                label = f"{system.capitalize()} {mode}"
+                try:
+                    out = run([PEERS_PYTHON, PEERS_BENCH, system, mode, "latency", "--rate", str(rate), "--seconds", str(sizes["latency_seconds"])])
+                except RuntimeError as error:
+                    print(f"    {label} latency at {rate}/s: {error}", flush=True)
+                    continue
+                values = peer_result(out)
+                results.add(scenario, label, "achieved", values.get("rate_achieved", 0))
+                for metric in ("p50", "p99", "max"):
+                    results.add(scenario, label, metric, values.get(f"{metric}_ms", 0))
+
+        out = run([bench, "priority", str(sizes["backlog"])])
+        results.add("c", "Agentry default", "critical_ms", number(r"^priority critical start ms: ([0-9.]+)", out, "critical start"))
+        results.add("c", "Agentry default", "low_before", number(r"low runs started before it: ([0-9]+)", out, "low runs before"))
+        for system, mode in peers if have_peers else []:
+            label = f"{system.capitalize()} {mode}"
+            values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "priority", "--events", str(sizes["backlog"])]))
+            results.add("c", label, "critical_ms", values.get("critical_start_ms", 0))
+            results.add("c", label, "low_before", values.get("low_started_before", 0))
+
+        out = run([bench, "exec", str(sizes["exec_events"])])
+        results.add("d", "Agentry default", "rate", number(r"^exec \d+ runs with .*: ([0-9]+) events/s", out, "exec rate"))
+        for system, mode in peers if have_peers else []:
+            label = f"{system.capitalize()} {mode}"
+            values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "exec", "--events", str(sizes["exec_events"])]))
+            results.add("d", label, "rate", values["rate"])
+            values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "memory", "--events", str(min(sizes["events"], 20000))]))
+            results.add("f", label, "idle", values.get("rss_idle_mb", 0))
+            results.add("f", label, "peak", values.get("rss_peak_mb", 0))
+
+        out = run([bench, "recovery", str(sizes["recovery_seconds"])])
+        results.add("g", "Agentry default", "ms", number(r"^recovery ms: ([0-9.]+)", out, "recovery"))
+        for system, mode in peers if have_peers else []:
+            label = f"{system.capitalize()} {mode}"
+            values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "recovery", "--seconds", str(sizes["recovery_seconds"])]))
+            results.add("g", label, "ms", values.get("recovery_ms", 0))
+
+        pg = run(["pgbench", "-n", "-M", "prepared", "-c", "1", "-T", str(sizes["lock_seconds"]), "-f", write_pgbench_script(),
+                  os.environ.get("AGENTRY_DATABASE_URL", "postgres://agentry:agentry@localhost:5432/agentry")])
+        results.add("e", "pgbench raw", "pairs", number(r"^tps = ([0-9.]+)", pg, "pgbench tps"))
+        out = run([bench, "locks", str(sizes["lock_seconds"])])
+        results.add("e", "Agentry locks", "pairs", number(r"^locks uncontended \d+ pairs in [0-9.]+ s: ([0-9]+) pairs/s", out, "lock pairs"))
+        results.add("e", "Agentry locks", "contended", number(r"^locks contended .*: ([0-9]+) pairs/s", out, "contended pairs"))
+        results.add("e", "Agentry locks", "handoff_p99", number(r"^locks hand-off ms: .* p99 ([0-9.]+)", out, "hand-off p99"))
+
+    elapsed = time.time() - started
+    report = render(results, args, sizes, have_peers, elapsed)
+    print(report)
+    with open(args.out, "w") as file:
+        file.write(report)
+    print(f"[compare] wrote {args.out}")
+
+
+def write_pgbench_script():
+    path = os.path.join(ROOT, ".build", "pgbench-advisory.sql")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as file:
+        file.write("SELECT pg_try_advisory_lock(4242424242);\nSELECT pg_advisory_unlock(4242424242);\n")
+    return path
+
+
+def versions():
+    def output(command):
+        try:
+            return subprocess.run(command, capture_output=True, text=True, timeout=30).stdout.strip()
+        except Exception:
+            return "unknown"
+    lines = [f"- Swift: {output(['swift', '--version']).splitlines()[0] if output(['swift', '--version']) else 'unknown'}",
+             f"- RabbitMQ: {output(['rabbitmqctl', 'version']).splitlines()[-1] if output(['rabbitmqctl', 'version']) else 'unknown'}",
+             f"- PostgreSQL: {output(['psql', '--version'])}",
+             f"- Python: {platform.python_version()}"]
+    if os.path.exists(PEERS_PYTHON):
+        probe = "import celery, kombu, dramatiq; print('celery', celery.__version__ + ', kombu', kombu.__version__ + ', dramatiq', dramatiq.__version__)"
+        lines.append("- Peers: " + output([PEERS_PYTHON, "-c", probe]))
+    return "\n".join(lines)
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as file:
+            memory = int(file.readline().split()[1]) // 1024
+    except OSError:
+        memory = 0
+    return f"{os.cpu_count()} cores ({cpu}), {memory:,} MiB RAM"
+
+
+def render(results, args, sizes, have_peers, elapsed):
+    systems = ["Agentry default", "Agentry events off"] + ([f"{s.capitalize()} {m}" for s, m in
+                                                            [("celery", "bare"), ("celery", "guarantees"), ("dramatiq", "bare"), ("dramatiq", "guarantees")]]
+                                                           if have_peers else [])
+    lines = ["# Benchmarks", "",
+             f"Agentry beside Celery and Dramatiq on the same RabbitMQ and PostgreSQL, {args.rounds} round(s), alternating within each "
+             f"round; medians, with min-max over the rounds. Measured by `{args.command}` in {elapsed / 60:.1f} minutes.", "",
+             f"Machine: {machine()}.", "", versions(), ""]
+
+    def table(title, scenario, metrics, names, better):
+        lines.extend([f"## {title}", "", "| system | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)])
+        rows = [s for s in systems + [k[1] for k in results.values if k[0] == scenario and k[1] not in systems] if (scenario, s) in results.values]
+        for system in rows:
+            cells = []
+            for metric in metrics:
+                median = results.median(scenario, system, metric)
+                cells.append(f"{fmt(median)} ({results.spread(scenario, system, metric)})" if median is not None else "n/a")
+            lines.append(f"| {system} | " + " | ".join(cells) + " |")
+        lines.append("")
+        if better:
+            lines.extend(better(rows))
+            lines.append("")
+
+    def ratios(scenario):
+        def lines_for(rows):
+            out = []
+            agentry = results.median(scenario, "Agentry default", "rate")
+            off = results.median(scenario, "Agentry events off", "rate")
+            for system in rows:
+                if system.startswith("Agentry"):
+                    continue
+                value = results.median(scenario, system, "rate")
+                if value and agentry:
+                    out.append(f"- Agentry default / {system}: {agentry / value:.2f}×" + (f"; events off / {system}: {off / value:.2f}×" if off else ""))
+            return out
+        return lines_for
+
+    table(f"(a) End-to-end throughput, no-op handler, {sizes['events']:,} events waiting, 1 worker (events/s)", "a1", ["rate"], ["events/s"], ratios("a1"))
+    table(f"(a) The same with 2 workers (events/s)", "a2", ["rate"], ["events/s"], ratios("a2"))
+    for rate in (1000, 5000):
+        table(f"(b) Publish-to-start latency at {rate:,} events/s for {sizes['latency_seconds']} s (ms)", f"b{rate}",
+              ["achieved", "p50", "p99", "max"], ["achieved events/s", "p50", "p99", "max"], None)
+    table(f"(c) A CRITICAL event published behind {sizes['backlog']:,} LOW events", "c", ["critical_ms", "low_before"],
+          ["CRITICAL starts after (ms)", "LOW runs started meanwhile"], None)
+    table(f"(d) Exec handler `/bin/true`, {sizes['exec_events']:,} events (runs/s)", "d", ["rate"], ["runs/s"], None)
+    table("(e) Locks (Agentry only: Celery and Dramatiq have no resource locks)", "e", ["pairs", "contended", "handoff_p99"],
+          ["uncontended pairs/s", "16 owners on 4 resources, pairs/s", "hand-off p99 ms"], None)
+    table("(f) Worker memory, RSS (MB)", "f", ["idle", "peak"], ["idle", "peak under (a)"], None)
+    table("(g) Recovery after `rabbitmqctl close_all_connections` (ms until work flows again)", "g", ["ms"], ["ms"], None)
+    lines.extend(["## Notes", "",
+                  "- The broker ceiling rows in (a) come from the C program's publish and consume rates in the same round (see the header of Scripts/bench-compare.py).",
+                  "- What each peer mode sets, and what a peer cannot do, is in the header of Scripts/peers/bench.py.", ""])
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
