@@ -99,6 +99,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     parser.add_argument("--command", default="Scripts/bench")
+    parser.add_argument("--no-peers", action="store_true", help="Agentry alone")
     args = parser.parse_args()
 
     sizes = dict(events=50000, latency_seconds=10, backlog=50000, exec_events=5000, recovery_seconds=9, lock_seconds=10, c_messages=100000)
@@ -106,7 +107,7 @@ def main():
         sizes = dict(events=5000, latency_seconds=3, backlog=5000, exec_events=1000, recovery_seconds=6, lock_seconds=3, c_messages=20000)
         args.rounds = 1
     peers = [("celery", "bare"), ("celery", "guarantees"), ("dramatiq", "bare"), ("dramatiq", "guarantees")]
-    have_peers = os.path.exists(PEERS_PYTHON)
+    have_peers = os.path.exists(PEERS_PYTHON) and not args.no_peers
     if not have_peers:
         print("[compare] no peers virtualenv (Scripts/peers/setup makes it): peers left out", flush=True)
     results = Results()

@@ -4,6 +4,7 @@
     Scripts/peers/setup                      # once: the virtualenv .build/peers-venv (pins: requirements.txt)
     .build/peers-venv/bin/python Scripts/peers/bench.py SYSTEM MODE SCENARIO [--events N] [--workers W]
                                                       [--rate R] [--seconds S] [--prefetch P]
+        [--pool solo|prefork] [--threads T] [--broker-priority-only] [--keep-vhost] [--keep-logs]
 
 SYSTEM celery | dramatiq; MODE bare | guarantees; SCENARIO e2e | latency | priority | exec | memory | recovery.
 Human lines go first (prefixed "[peers]"); the last line is the one machine-readable line:
@@ -21,9 +22,12 @@ setup. The harness sets PEERS_* variables and imports the system's module to pub
   run; deleted again at the end (--keep-vhost keeps it), so no backlog of persistent messages stays on the broker.
 - The task queue `bench`: durable, classic, `x-max-priority` 4 (as Agentry's queues; Agentry's priorities are 1..4),
   persistent messages (both systems' default), JSON bodies.
-- Workers: started by the harness with subprocess.Popen, each in its own session (own process group); stopped in a
-  `finally` with SIGTERM to the group, then SIGKILL to whatever of the session is left after 10 s, also on an error
-  or Ctrl-C (SIGTERM/SIGHUP to the harness are turned into the same path). No process is left behind.
+- Workers: started by the harness with subprocess.Popen, each in its own session (own process group), logs in a
+  temporary directory (shown on an error; --keep-logs keeps it); stopped in a `finally`, also on an error or Ctrl-C
+  (SIGTERM/SIGHUP to the harness take the same path): SIGTERM to each worker's main process (which passes it on to
+  its children), then SIGKILL to the process group and to every process left in the session after 10 s. No process
+  is left behind. Celery's worker sees SIGTERM only when its event loop wakes (a timer, up to ~10 s when idle), so
+  the harness also sends a broadcast `ping` (remote control) right after the signal to wake it.
 - Prefetch: 64 unacknowledged deliveries per worker process by default in every scenario (--prefetch P changes it).
   That is Agentry's: its benchmark agent has max_parallel_tasks 64 and an agent's prefetch is its limit. Both systems
   acknowledge after the task ran (Celery task_acks_late, Dramatiq always), so the prefetch counts running tasks too.
@@ -40,14 +44,18 @@ setup. The harness sets PEERS_* variables and imports the system's module to pub
 - bare: task_acks_late=True; the queue declared with x-max-priority 4 (task_queues, task_queue_max_priority);
   worker_prefetch_multiplier = the prefetch (64) with one process, so basic.qos prefetch_count = 64; no result backend
   (result_backend None, task_ignore_result=True); events off (worker_send_task_events and task_send_sent_event False);
-  `celery -A peers_celery worker -Q bench -n wI@%h --without-gossip --without-mingle --without-heartbeat`;
+  `celery -A peers_celery worker -Q bench -n wI@%h -P solo -c 1 --without-gossip --without-mingle
+  --without-heartbeat --loglevel WARNING` (wI: w0, w1, .. one node name per worker process);
   publisher: apply_async on one producer, no publisher confirms (Celery's default).
-- Pool: the `solo` pool (the task runs in the worker's own process, no pool child). Measured against `prefork -c 1`
-  on this 2-core machine with 20,000 no-op tasks: solo drained ~1.5x faster in bare mode (no pipe round trip
-  to a child per task). In guarantees mode prefork -c 1 is used instead: task_reject_on_worker_lost only means
-  something with a pool child whose loss the parent sees, and Celery's database backend keeps a connection pool
-  only in a forked child (with `solo` it opens a new PostgreSQL connection for every result, NullPool) -- measured:
-  solo guarantees drained ~2-3x slower than prefork guarantees. --pool solo|prefork overrides.
+- Pool: `-P solo -c 1` in bare mode: the task runs in the worker's own process, no pool child (without `-c 1` Celery
+  counts concurrency = CPUs even for solo, and the prefetch would be 128). Measured here, 10,000 no-op tasks, 1
+  worker: solo 2,331 tasks/s, prefork -c 1 645 tasks/s (a pipe round trip to the child per task): solo is 3.6x
+  faster. In guarantees mode `-P prefork -c 1` is used instead: task_reject_on_worker_lost only means something with
+  a pool child whose loss the parent sees, and Celery's database backend keeps a connection pool only in a forked
+  child (with solo it opens a new PostgreSQL connection for every result: NullPool). Measured, 2,000 tasks: prefork
+  221 tasks/s, solo 40 tasks/s. --pool solo|prefork overrides.
+- Celery sets its prefetch with basic.qos global=true on the consumer's channel (RabbitMQ shows global_prefetch_count
+  64): with one consumer on that channel it is the same limit as a per-consumer prefetch of 64.
 - guarantees: as bare plus task_reject_on_worker_lost=True, worker_send_task_events=True, task_send_sent_event=True
   (a task-sent event per publish, task-received/started/succeeded events per task on the celeryev exchange; nothing
   consumes them), result_backend "db+postgresql://agentry:agentry@localhost:5432/agentry" (SQLAlchemy +
@@ -59,10 +67,12 @@ setup. The harness sets PEERS_* variables and imports the system's module to pub
 - bare: RabbitmqBroker(middleware=[]): no middleware at all -- none of the defaults (AgeLimit, TimeLimit,
   ShutdownNotifications, Callbacks, Pipelines, Retries) is needed to run a no-op actor; max_priority=4 (queues
   declared with x-max-priority 4); no publisher confirms (the default).
-- Worker: `dramatiq peers_dramatiq --processes 1 --threads 1` (a supervisor process plus one worker process) with
-  dramatiq_queue_prefetch=64 in the environment (its default would be 2 x threads). Dramatiq's natural mode is
-  8 threads per process; for a no-op task one thread is faster (the GIL; measured on 20,000 tasks), so 1 thread is
-  used; --threads T overrides.
+- Worker: `dramatiq peers_dramatiq --processes 1 --threads 1` (a supervisor process plus one worker process, whose
+  consumer thread feeds one worker thread) with dramatiq_queue_prefetch=64 in the environment (its default would be
+  2 x threads; RabbitMQ shows prefetch_count 64 on the consumer of `bench`, and 1,000 on the delay queue `bench.DQ`,
+  unused here). Dramatiq's natural mode is 8 threads per process. Measured, 1 worker: bare 20,000 tasks: 1 thread
+  4,204 tasks/s, 8 threads 3,116 (the GIL); guarantees 5,000 tasks: 1 thread 580, 8 threads 956 (result writes
+  overlap). 1 thread is kept in both modes, one task at a time as Celery's -c 1; --threads T overrides.
 - guarantees: the default middleware (AgeLimit, TimeLimit, ShutdownNotifications, Callbacks, Pipelines, Retries) plus
   Results with a PostgreSQL-backed store, actors with store_results=True, confirm_delivery=True on the broker.
   Dramatiq itself ships only Redis and Memcached result backends; the PostgreSQL one is the third-party package
@@ -83,6 +93,9 @@ setup. The harness sets PEERS_* variables and imports the system's module to pub
   2 s of warm-up (not counted) and S s (default 10) measured; each task gets time.time() at its publish;
   latency = task start - publish time; p50/p99 (nearest rank) and max in ms; rate_achieved = measured publishes
   / their span. The publisher sleeps until each slot (i / R) and publishes at once when late.
+  Both systems' clients publish one message at a time from the harness's one thread and, in guarantees mode, wait
+  for each publisher confirm (Celery also sends a task-sent event per task): rate_achieved shows when the
+  publisher cannot hold R; when the worker cannot either, the queue grows and so does the latency.
 - priority: N (default 50,000) LOW tasks (priority 1) published, 1 worker started; when ~1,000 have run (min(1000,
   N/2)) one CRITICAL task (priority 4) is published; critical_start_ms = its start - its publish;
   low_started_before = LOW tasks that started between its publish and its start.
@@ -100,6 +113,8 @@ setup. The harness sets PEERS_* variables and imports the system's module to pub
   see: the worker's reconnect, and the publisher's, whichever is later); gap_ms = that gap;
   publisher_recovery_ms = to the first publish call after the close that returned without an error;
   lost = published (calls that returned) - distinct tasks run; duplicates = task runs beyond one per task.
+Every RESULT line also has prefetch=, pool= (Celery) or threads= (Dramatiq), and in guarantees mode results_stored=
+(rows in the result store at the end: a check that results were written).
 """
 
 import argparse
@@ -178,6 +193,16 @@ def prepare_db(system):
         with psycopg.connect(db_url()) as conn:
             with conn.cursor() as curs:
                 schema.init(curs, schema=common.DRAMATIQ_SCHEMA)
+
+
+def count_results(system):
+    """Rows in the result store (guarantees mode): a check that results were stored."""
+    import psycopg
+    import peers_common as common
+    table = ("%s.celery_taskmeta" % common.CELERY_SCHEMA if system == "celery"
+             else "%s.result" % common.DRAMATIQ_SCHEMA)
+    with psycopg.connect(db_url(), autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM %s" % table).fetchone()[0]
 
 
 def drop_db(system):
@@ -300,11 +325,17 @@ class Workers:
     def stop(self, nudge=None):
         if not self.procs:
             return
+        # SIGTERM to the main process only: Celery's and Dramatiq's main processes pass it on to their children (a
+        # Dramatiq worker process that gets it twice, from the group and from its parent, kills itself hard).
         for proc in self.procs:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            else:  # the main process is gone: its orphans get the signal themselves
+                for pid in session_pids({proc.pid}):
+                    try:
+                        os.kill(pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
         if nudge is not None:
             nudge()
         deadline = time.time() + 10
@@ -407,8 +438,12 @@ class QueueProbe:
                 channel.close()
 
     def close(self):
-        if self.conn is not None and self.conn.is_open:
-            self.conn.close()
+        conn, self.conn = self.conn, None
+        if conn is not None and conn.is_open:
+            try:
+                conn.close()
+            except self.pika.exceptions.AMQPError:
+                pass  # already closed by the broker
 
 
 def wait_until(predicate, timeout, workers=None, what="a condition", interval=0.02):
@@ -476,6 +511,7 @@ class Run:
         calls = time.time() - t0
         wait_until(lambda: self.probe.depth() >= n, 120, what="%d messages in the queue" % n, interval=0.05)
         total = time.time() - t0
+        self.probe.close()  # not left idle (its heartbeats unserved) while the workers drain
         say("published %d tasks: calls returned after %.2f s, all in the queue after %.2f s (%.0f/s)"
             % (n, calls, total, n / total))
         return n / total
@@ -770,8 +806,14 @@ def main(argv):
         else:
             import dramatiq
             versions = "dramatiq %s, 1 process x %d thread(s)" % (dramatiq.__version__, args.threads)
-        say("%s %s %s: %s, prefetch %d, %d worker(s), events %d; load average %s"
-            % (args.system, args.mode, args.scenario, versions, args.prefetch, args.workers, args.events,
+        if args.scenario == "latency":
+            load = "%g tasks/s for 2 + %g s" % (args.rate, args.seconds)
+        elif args.scenario == "recovery":
+            load = "%g tasks/s" % args.rate
+        else:
+            load = "%d tasks" % args.events
+        say("%s %s %s: %s, prefetch %d, %d worker(s), %s; load average %s"
+            % (args.system, args.mode, args.scenario, versions, args.prefetch, args.workers, load,
                " ".join(open("/proc/loadavg").read().split()[:3])))
         reset_vhost(amqp_user)
         if args.mode == "guarantees":
@@ -785,6 +827,8 @@ def main(argv):
         if args.scenario not in ("latency", "recovery"):
             head["events"] = args.events
         head.update(values)
+        if args.mode == "guarantees":
+            head["results_stored"] = count_results(args.system)
         head["prefetch"] = args.prefetch
         if args.system == "celery":
             head["pool"] = args.pool
@@ -805,21 +849,24 @@ def main(argv):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        cleanup = [("stopping the workers", lambda: workers.stop(publisher.nudge if publisher is not None else None))]
+        # (step, whether its failure fails the run: closing connections does not, leaving state behind does)
+        cleanup = [("stopping the workers", lambda: workers.stop(publisher.nudge if publisher is not None else None),
+                    True)]
         if probe is not None:
-            cleanup.append(("closing the queue probe", probe.close))
+            cleanup.append(("closing the queue probe", probe.close, False))
         if publisher is not None:
-            cleanup.append(("closing the publisher", publisher.close))
+            cleanup.append(("closing the publisher", publisher.close, False))
         if db_prepared:
-            cleanup.append(("dropping the result schema", lambda: drop_db(args.system)))
+            cleanup.append(("dropping the result schema", lambda: drop_db(args.system), True))
         if not args.keep_vhost:
-            cleanup.append(("deleting the vhost", lambda: rabbitmqctl("delete_vhost", VHOST, check=False)))
-        for what, step in cleanup:
+            cleanup.append(("deleting the vhost", lambda: rabbitmqctl("delete_vhost", VHOST), True))
+        for what, step, fatal in cleanup:
             try:
                 step()
             except Exception as error:
                 say("%s failed: %r" % (what, error))
-                status = status or 1
+                if fatal:
+                    status = status or 1
         if args.keep_logs:
             say("workers' logs and marks kept in %s" % tmp)
         else:
