@@ -105,16 +105,35 @@ setup. The harness sets PEERS_* variables and imports the system's module to pub
   supervisor and its worker process). Then N (default 20,000) tasks are published while the worker drains them
   (it holds at most its prefetch; the backlog waits in RabbitMQ); RSS sampled every 50 ms until all ran:
   rss_peak_mb = the largest sum.
-- recovery: W workers (default 1) consume a steady stream at R/s (default 200; kind R); after 3 s,
-  `rabbitmqctl close_all_connections --vhost bench-peers bench` (only this vhost: other benchmarks' and tests'
-  connections are left alone) closes every connection of the vhost, the publisher's and the workers'. The moment of
-  the close is taken from an idle sentinel AMQP connection in the vhost that the broker closes along with the
-  others. recovery_ms = from that moment to the first task start after the largest gap in task starts (what tasks
+- recovery: W workers (default 1) consume a steady stream at R/s (default 200; kind R; --seconds is not used);
+  after 3 s, `rabbitmqctl close_all_connections --vhost bench-peers bench` (only this vhost: other benchmarks' and
+  tests' connections are left alone) closes every connection of the vhost, the publisher's and the workers'. The
+  moment of the close is taken from an idle sentinel AMQP connection in the vhost that the broker closes along with
+  the others. recovery_ms = from that moment to the first task start after the largest gap in task starts (what tasks
   see: the worker's reconnect, and the publisher's, whichever is later); gap_ms = that gap;
   publisher_recovery_ms = to the first publish call after the close that returned without an error;
   lost = published (calls that returned) - distinct tasks run; duplicates = task runs beyond one per task.
 Every RESULT line also has prefetch=, pool= (Celery) or threads= (Dramatiq), and in guarantees mode results_stored=
 (rows in the result store at the end: a check that results were written).
+== What a peer cannot do (seen in these runs) ==
+- Priority across the prefetch, Celery: only RabbitMQ's queue priority applies; a worker runs what it holds in the
+  order received, so a CRITICAL task waits behind up to the prefetch (64) of LOW tasks already delivered.
+- Priority across the prefetch, Dramatiq: its worker reorders what it holds by actor priority (work_critical), but
+  only once its consumer thread has handed the message over, which competes with the worker thread for the GIL:
+  between 1 and ~70 LOW tasks started before the CRITICAL one from run to run. With broker priority only
+  (--broker-priority-only) it waits behind the whole prefetch, as Celery's.
+- Recovery, Dramatiq: a consumer restarts a fixed 3 s after a connection error (dramatiq_restart_delay); when a task
+  ended just as the connection went, its ack is retried after 5 s with the worker thread blocked meanwhile, and the
+  messages the worker held run again (seen once in guarantees mode: 5.0 s, 65 duplicates). Celery reconnects at once
+  (tens of ms) and runs again at most the task whose ack was lost.
+- Celery's guarantees cannot use the solo pool (task_reject_on_worker_lost needs a pool child; its database backend
+  reconnects per result there); on prefork -c 1 a task costs ~4.6 ms in guarantees mode (217 tasks/s) against
+  ~1.6 ms in bare mode (645 tasks/s): the result row (an ORM session per task) and the task events.
+- Dramatiq has no PostgreSQL result backend of its own (dramatiq-postgres is a third-party package).
+- Publishing: neither client pipelines publisher confirms: in guarantees mode each publish waits for its confirm
+  (Celery also sends a task-sent event), so one publishing thread gets ~400-650 (Celery) and ~900-1,200 (Dramatiq)
+  tasks/s and cannot hold 1,000/s in the latency scenario.
+- Locks: neither has a lock manager.
 """
 
 import argparse
@@ -560,6 +579,8 @@ class Run:
         except RuntimeError as error:
             say("%s: %d of %d ran" % (error, len(measured), count))
         latencies = sorted((r[2] - r[4]) * 1000.0 for r in measured)
+        if not latencies:
+            raise RuntimeError("none of the %d measured tasks ran within 60 s of the last publish" % count)
         say("publish-to-start ms over %d tasks: p50 %.2f p99 %.2f max %.2f"
             % (len(latencies), percentile(latencies, 50), percentile(latencies, 99), latencies[-1]))
         return {"rate_target": fmt(rate, 0) if rate == int(rate) else fmt(rate), "rate_achieved": fmt(achieved),
