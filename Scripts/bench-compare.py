@@ -104,9 +104,12 @@ def main():
 
     sizes = dict(events=50000, latency_seconds=10, backlog=50000, exec_events=5000, recovery_seconds=9, lock_seconds=10, c_messages=100000)
     if args.quick:
-        sizes = dict(events=5000, latency_seconds=3, backlog=5000, exec_events=1000, recovery_seconds=6, lock_seconds=3, c_messages=20000)
+        sizes = dict(events=3000, latency_seconds=3, backlog=3000, exec_events=500, recovery_seconds=6, lock_seconds=3, c_messages=20000)
         args.rounds = 1
     peers = [("celery", "bare"), ("celery", "guarantees"), ("dramatiq", "bare"), ("dramatiq", "guarantees")]
+    # --quick keeps to about 3 minutes: one worker, 1,000 events/s, the peers' guarantee modes in (a) only (on a third
+    # of the events), no peer recovery.
+    quick_peers = [p for p in peers if p[1] == "bare"] if args.quick else peers
     have_peers = os.path.exists(PEERS_PYTHON) and not args.no_peers
     if not have_peers:
         print("[compare] no peers virtualenv (Scripts/peers/setup makes it): peers left out", flush=True)
@@ -130,7 +133,7 @@ def main():
             results.add("a1", "ceiling (Agentry default pattern)", "rate", 1 / (3 / pub + 4 / con))
             results.add("a1", "ceiling (lifecycle events off)", "rate", 1 / (1 / pub + 2 / con))
 
-        for workers in (1, 2):
+        for workers in ((1,) if args.quick else (1, 2)):
             scenario = f"a{workers}"
             for label, env in (("Agentry default", {}), ("Agentry events off", off)):
                 out = run([bench, "drain", str(sizes["events"]), str(workers)], env)
@@ -140,17 +143,19 @@ def main():
                     results.add("f", label, "peak", number(r"^drain memory worker RSS MB: .* peak ([0-9.]+)", out, "peak RSS"))
             for system, mode in peers if have_peers else []:
                 label = f"{system.capitalize()} {mode}"
-                out = run([PEERS_PYTHON, PEERS_BENCH, system, mode, "e2e", "--events", str(sizes["events"]), "--workers", str(workers)])
+                # --quick: the guarantee modes drain a third as many (they run about 200-600 events/s).
+                count = sizes["events"] // 3 if args.quick and mode == "guarantees" else sizes["events"]
+                out = run([PEERS_PYTHON, PEERS_BENCH, system, mode, "e2e", "--events", str(count), "--workers", str(workers)])
                 results.add(scenario, label, "rate", peer_result(out)["rate"])
 
-        for rate in (1000, 5000):
+        for rate in ((1000,) if args.quick else (1000, 5000)):
             scenario = f"b{rate}"
             out = run([bench, "latency", str(rate), str(sizes["latency_seconds"]), "1"])
             results.add(scenario, "Agentry default", "achieved", number(r"\(achieved ([0-9.]+) events/s\)", out, "achieved rate"))
             for metric in ("p50", "p99", "max"):
                 results.add(scenario, "Agentry default", metric,
                             number(rf"^latency publish-to-start ms: .*{metric} ([0-9.]+)", out, metric))
-            for system, mode in peers if have_peers else []:
+            for system, mode in quick_peers if have_peers else []:
                 label = f"{system.capitalize()} {mode}"
                 # With their guarantees on, the peers' publishers do not reach even 1,000 events/s (no overlapped
                 # confirms): at 5,000/s they only build a backlog for a minute. Measured at 1,000/s only.
@@ -169,7 +174,7 @@ def main():
         out = run([bench, "priority", str(sizes["backlog"])])
         results.add("c", "Agentry default", "critical_ms", number(r"^priority critical start ms: ([0-9.]+)", out, "critical start"))
         results.add("c", "Agentry default", "low_before", number(r"low runs started before it: ([0-9]+)", out, "low runs before"))
-        for system, mode in peers if have_peers else []:
+        for system, mode in quick_peers if have_peers else []:
             label = f"{system.capitalize()} {mode}"
             values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "priority", "--events", str(sizes["backlog"])]))
             results.add("c", label, "critical_ms", values.get("critical_start_ms", 0))
@@ -177,7 +182,7 @@ def main():
 
         out = run([bench, "exec", str(sizes["exec_events"])])
         results.add("d", "Agentry default", "rate", number(r"^exec \d+ runs with .*: ([0-9]+) events/s", out, "exec rate"))
-        for system, mode in peers if have_peers else []:
+        for system, mode in quick_peers if have_peers else []:
             label = f"{system.capitalize()} {mode}"
             values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "exec", "--events", str(sizes["exec_events"])]))
             results.add("d", label, "rate", values["rate"])
@@ -187,7 +192,7 @@ def main():
 
         out = run([bench, "recovery", str(sizes["recovery_seconds"])])
         results.add("g", "Agentry default", "ms", number(r"^recovery ms: ([0-9.]+)", out, "recovery"))
-        for system, mode in peers if have_peers else []:
+        for system, mode in (peers if not args.quick else []) if have_peers else []:
             label = f"{system.capitalize()} {mode}"
             values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "recovery", "--seconds", str(sizes["recovery_seconds"])]))
             results.add("g", label, "ms", values.get("recovery_ms", 0))
@@ -257,8 +262,10 @@ def render(results, args, sizes, have_peers, elapsed):
              f"Machine: {machine()}.", "", versions(), ""]
 
     def table(title, scenario, metrics, names, better):
-        lines.extend([f"## {title}", "", "| system | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)])
         rows = [s for s in systems + [k[1] for k in results.values if k[0] == scenario and k[1] not in systems] if (scenario, s) in results.values]
+        if not rows:
+            return
+        lines.extend([f"## {title}", "", "| system | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)])
         for system in rows:
             cells = []
             for metric in metrics:
