@@ -258,7 +258,11 @@ def render(results, args, sizes, have_peers, elapsed):
                                                            if have_peers else [])
     lines = ["# Benchmarks", "",
              f"Agentry beside Celery and Dramatiq on the same RabbitMQ and PostgreSQL, {args.rounds} round(s), alternating within each "
-             f"round; medians, with min-max over the rounds. Measured by `{args.command}` in {elapsed / 60:.1f} minutes.", "",
+             f"round; medians, with min-max over the rounds. Measured by `{args.command}` in {elapsed / 60:.1f} minutes.", ""]
+    if args.quick:
+        lines.extend(["> `--quick`: one round on small numbers (the peers' guarantee modes in (a) only, on a third of the events), "
+                      "for a first look; the full run gives the numbers to quote.", ""])
+    lines += [
              f"Machine: {machine()}.", "", versions(), ""]
 
     def table(title, scenario, metrics, names, better):
