@@ -349,12 +349,11 @@ struct AdminAPI: Sendable {
             }
             priority = p
         }
-        var event = Event(type: type, payload: payload, priority: priority, source: body["source"]?.stringValue ?? "agentry.admin",
-                          correlationID: body["correlation_id"]?.stringValue)
-        if let size = Optional(EventWireFormat.encode(event).count), size > EventWireFormat.defaultMaxBodySize {
+        let event = Event(type: type, payload: payload, priority: priority, source: body["source"]?.stringValue ?? "agentry.admin",
+                          correlationID: body["correlation_id"]?.stringValue, causationID: body["causation_id"]?.stringValue)
+        if EventWireFormat.encode(event).count > EventWireFormat.defaultMaxBodySize {
             throw AdminError.tooLarge(EventWireFormat.defaultMaxBodySize)
         }
-        event.causationID = body["causation_id"]?.stringValue
         return try await publish(event, message: "Event published")
     }
 
