@@ -433,10 +433,10 @@ struct AdminAPI: Sendable {
 
     func resource(_ context: Context) throws -> ResourceKey {
         let text = try context.parameters.require("resource").removingPercentEncoding ?? ""
-        guard let key = ResourceKey(text), ["device", "tree", "userinterface"].contains(key.type) else {
-            throw AdminError.badRequest("'\(text)' is not a resource; write <type>:<id> with type device, tree or userinterface (e.g. device:tv-1)")
+        switch ResourceKey.parse(naming: text) {
+        case .success(let key): return key
+        case .failure(let problem): throw AdminError.badRequest(problem.description)
         }
-        return key
     }
 
     func limit(_ request: Request, default value: Int) throws -> Int {

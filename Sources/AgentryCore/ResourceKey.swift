@@ -24,6 +24,25 @@ public struct ResourceKey: Sendable, Hashable, Comparable, CustomStringConvertib
 
     public var description: String { "\(type):\(id)" }
 
+    /// The types a resource may have: the agent vocabulary's (`device`, `tree`, `userinterface`).
+    public static var knownTypes: [String] { AgentVocabulary.standard.resourceTypes }
+
+    /// Why this resource's type cannot be locked, or nil.
+    public var typeProblem: String? {
+        guard !Self.knownTypes.contains(type) else { return nil }
+        let expected = Self.knownTypes.dropLast().joined(separator: ", ") + " or " + (Self.knownTypes.last ?? "")
+        return "unknown resource type '\(type)'; expected \(expected)"
+    }
+
+    /// A resource named by a person (`agentry locks`, the admin API), or what is wrong with the name.
+    public static func parse(naming text: String) -> Result<ResourceKey, ResourceError> {
+        guard let key = ResourceKey(text) else {
+            return .failure(ResourceError("'\(text)' is not a resource; write <type>:<id>, e.g. device:tv-1"))
+        }
+        if let problem = key.typeProblem { return .failure(ResourceError("'\(text)' has \(problem)")) }
+        return .success(key)
+    }
+
     /// The `bigint` key of `pg_advisory_lock`.
     public var advisoryKey: Int64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325

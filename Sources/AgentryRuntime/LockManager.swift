@@ -242,8 +242,8 @@ public final class LockManager: Sendable {
                         onLoss: @escaping @Sendable (LockLoss) -> Void = { _ in }) async throws -> LockHold {
         let keys = Array(Set(resources)).sorted()
         guard !keys.isEmpty else { throw LockError(.invalid, "no resource to lock") }
-        for key in keys where !["device", "tree", "userinterface"].contains(key.type) {
-            throw LockError(.invalid, "cannot lock \(key): unknown resource type '\(key.type)'; expected device, tree or userinterface")
+        if let problem = keys.lazy.compactMap({ key in key.typeProblem.map { "cannot lock \(key): \($0)" } }).first {
+            throw LockError(.invalid, problem)
         }
         guard hold > .zero else { throw LockError(.invalid, "a hold must last longer than zero") }
         let requestID = UUID()

@@ -35,13 +35,10 @@ func withLocks<T: Sendable>(_ options: GlobalOptions, broker: Bool = false,
 }
 
 func parseResource(_ text: String) throws -> ResourceKey {
-    guard let key = ResourceKey(text) else {
-        throw ValidationError("'\(text)' is not a resource; write <type>:<id>, e.g. device:tv-1")
+    switch ResourceKey.parse(naming: text) {
+    case .success(let key): return key
+    case .failure(let problem): throw ValidationError(problem.description)
     }
-    guard ["device", "tree", "userinterface"].contains(key.type) else {
-        throw ValidationError("'\(text)' has unknown resource type '\(key.type)'; expected device, tree or userinterface")
-    }
-    return key
 }
 
 extension Agentry {

@@ -46,6 +46,17 @@ struct AdminHarness: Sendable {
         return Answer(status: Int(response.status.code), headers: response.headers, text: String(buffer: bytes))
     }
 
+    /// Registers and publishes, through the API, an agent that sleeps `seconds` for each `alert.blackscreen` of
+    /// device `tv-<id>`; returns the two answers' statuses.
+    func publishSleepingAlertAgent(_ id: String, seconds: Int) async throws -> (registered: Int, published: Int) {
+        let yaml = agentYAML(id: id, trigger: "alert.blackscreen", filters: "{device_id: tv-\(id)}", handler: """
+            exec:
+              command: [/bin/sleep, "\(seconds)"]
+            """)
+        let registered = try await request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml").status
+        return (registered, try await request(.POST, "/api/agents/\(id)/publish").status)
+    }
+
     /// The value of one Prometheus sample line (`name{labels}`), or 0.
     func metric(_ sample: String) async throws -> Double {
         let text = try await request(.GET, "/metrics").text
@@ -240,12 +251,9 @@ struct AdminTests {
     func endToEnd() async throws {
         try await withAdminServer { a in
             let id = TestEnvironment.uniqueName("e2e-admin-")
-            let yaml = agentYAML(id: id, trigger: "alert.blackscreen", filters: "{device_id: tv-\(id)}", handler: """
-                exec:
-                  command: [/bin/sleep, "2"]
-                """)
-            #expect(try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml").status == 201)
-            #expect(try await a.request(.POST, "/api/agents/\(id)/publish").status == 200)
+            let answers = try await a.publishSleepingAlertAgent(id, seconds: 2)
+            #expect(answers.registered == 201)
+            #expect(answers.published == 200)
             let worker = try WorkerProcess(agents: [id])
             defer { Task { await worker.stop() } }
             _ = try await TestEnvironment.eventually(timeout: .seconds(15)) {

@@ -65,12 +65,9 @@ struct StatusPageBrowserTests {
     func statusPage() async throws {
         try await withAdminServer { a in
             let id = TestEnvironment.uniqueName("page-")
-            let yaml = agentYAML(id: id, trigger: "alert.blackscreen", filters: "{device_id: tv-\(id)}", handler: """
-                exec:
-                  command: [/bin/sleep, "3"]
-                """)
-            #expect(try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml").status == 201)
-            #expect(try await a.request(.POST, "/api/agents/\(id)/publish").status == 200)
+            let answers = try await a.publishSleepingAlertAgent(id, seconds: 3)
+            #expect(answers.registered == 201)
+            #expect(answers.published == 200)
             let worker = try WorkerProcess(agents: [id])
             let instance = "document.querySelector('[data-testid=instance][data-agent-id=\"\(id)\"]')"
             let browser = try HeadlessBrowser(url: a.base + "/")
