@@ -50,7 +50,10 @@ public final class EventBus: Sendable {
     /// before the confirm; throws when the broker refuses it or the attempts run out.
     public func publish(_ event: Event) async throws {
         if let problem = EventType.problem(with: event.type) { throw BusError("cannot publish: \(problem)") }
-        let message = Self.message(for: event)
+        try await publish(Self.message(for: event), of: event)
+    }
+
+    private func publish(_ message: AMQPMessage, of event: Event) async throws {
         var attempt = 1
         while true {
             do {
@@ -58,7 +61,7 @@ public final class EventBus: Sendable {
                 AgentryMetrics.published(event)
                 return
             } catch let error as AMQPError where error.replyCode == 404 {
-                throw BusError("cannot publish \(event.type): the exchange \(Topology.eventsExchange) does not exist on this broker; run `agentry topology apply` first (\(error))")
+                throw BusError("cannot publish \(event.type): the exchange \(message.exchange) does not exist on this broker; run `agentry topology apply` first (\(error))")
             } catch let error as AMQPError where error.isRetriable && attempt < options.publishAttempts {
                 logger.debug("publish not confirmed; publishing again", metadata: [
                     "agentry.event.id": "\(event.id)", "agentry.attempt": "\(attempt)", "error": "\(error)",
@@ -66,6 +69,16 @@ public final class EventBus: Sendable {
                 attempt += 1
             }
         }
+    }
+
+    /// Publishes an event that its publisher has already written to `event_log` (a worker's `agent.task.started` and
+    /// `agent.task.completed`, logged with the run records they announce): straight to `agentry.route`, past the
+    /// fanout and the event log's queue, which would only log it a second time. Agents and subscriptions receive it
+    /// as any other event; a queue bound to `agentry.events` does not.
+    public func publishLogged(_ event: Event) async throws {
+        var message = Self.message(for: event)
+        message.exchange = Topology.routeExchange
+        try await publish(message, of: event)
     }
 
     /// Subscribes to events whose type matches a topic pattern (`*` one word, `#` any words), through an exclusive

@@ -43,7 +43,15 @@ final class AgentRunner: Sendable {
     let state: NIOLockedValueBox<State>
     let logger: Logger
     /// Claims of this agent, written in groups.
-    let claims: GroupCommit<(run: TaskRun, maxParallel: Int), RuntimeStore.Claim>
+    let claims: GroupCommit<Claiming, RuntimeStore.Claim>
+
+    /// A run to claim, with its `agent.task.started` event (logged by the claim itself) when the agent announces
+    /// its tasks.
+    struct Claiming: Sendable {
+        var run: TaskRun
+        var maxParallel: Int
+        var announcement: Event?
+    }
 
     init(definition: AgentDefinition, context: WorkerContext) {
         self.agentID = definition.metadata.id
@@ -54,9 +62,13 @@ final class AgentRunner: Sendable {
         self.logger = logger
         let store = context.store
         let expiry = context.options.workerExpiry
-        self.claims = GroupCommit(maxBatch: 200) { batch in
+        // Waiting claims go by priority: a CRITICAL delivery overtakes the LOW ones this worker holds but has not
+        // started (the broker's priority order ends at the prefetch window; this carries it across).
+        self.claims = GroupCommit(maxBatch: 200, precedes: { $0.run.priority < $1.run.priority }) { batch in
             do {
-                let claims = try await store.claim(batch: batch.map(\.run), maxParallel: batch[0].maxParallel, workerExpiry: expiry)
+                let announcing = batch.compactMap { item in item.announcement.map { (item.run.runID, $0) } }
+                let claims = try await store.claim(batch: batch.map(\.run), announcing: announcing, maxParallel: batch[0].maxParallel,
+                                                   workerExpiry: expiry)
                 return claims.map { .success($0) }
             } catch {
                 return batch.map { _ in .failure(error) }
@@ -279,6 +291,12 @@ final class AgentRunner: Sendable {
             return
         }
 
+        // Announced (when the agent announces its tasks) by the claim, which logs it with the run record.
+        let startedAnnouncement = definition.config.taskEvents
+            ? event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(attempt))],
+                             priority: .normal, source: context.source)
+            : nil
+
         // Claim a run: wait while the agent is at its limit (the delivery stays ours, unacked) or while a live
         // worker still runs this event (a redelivery after a lost connection).
         var wait = Duration.milliseconds(5)
@@ -288,7 +306,7 @@ final class AgentRunner: Sendable {
                 return
             }
             do {
-                switch try await claims.submit((run, definition.config.maxParallelTasks)) {
+                switch try await claims.submit(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: startedAnnouncement)) {
                 case .claimed:
                     break claiming
                 case .alreadyCompleted(let previous):
@@ -341,12 +359,9 @@ final class AgentRunner: Sendable {
         // Announced while the handler already runs; awaited before agent.task.completed or failed is published, so
         // that it always comes first.
         var announcedStart: Task<Void, Never>?
-        if definition.config.taskEvents {
-            let started = event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + [
-                "attempt": .int(Int64(attempt)),
-            ], priority: .normal, source: context.source)
+        if let startedAnnouncement {
             let context = self.context
-            announcedStart = Task { await context.announce(started) }
+            announcedStart = Task { await context.announceLogged(startedAnnouncement) }
         }
         // A run that outlives the ack deadline (under the broker's consumer timeout) is handed over: its event is
         // kept with the run and its delivery acked, so the broker neither redelivers it nor closes the channel.
@@ -404,17 +419,23 @@ final class AgentRunner: Sendable {
                 let stable = derived
                 await persist("publish a follow-up event") { try await self.context.bus.publish(stable) }
             }
-            let recorded = await persist("record the run's outcome") {
-                try await self.context.finish(run, .init(state: .succeeded, result: result, output: outcome.output,
-                                                        stderr: outcome.stderr, exitStatus: outcome.exitStatus))
-            }
-            settlement.ack()
-            await announcedStart?.value
-            if recorded == true, definition.config.taskEvents {
+            // agent.task.completed is logged with the outcome, in the same statement, and published after it.
+            var completed: Event?
+            if definition.config.taskEvents {
                 var payload = lifecyclePayload(run, event)
                 payload["duration_ms"] = .int(milliseconds)
                 if let value = outcome.result { payload["result"] = value }
-                await context.announce(event.followUp(type: "agent.task.completed", payload: payload, priority: .normal, source: context.source))
+                completed = event.followUp(type: "agent.task.completed", payload: payload, priority: .normal, source: context.source)
+            }
+            let announcement = completed
+            let recorded = await persist("record the run's outcome") {
+                try await self.context.finish(run, .init(state: .succeeded, result: result, output: outcome.output,
+                                                        stderr: outcome.stderr, exitStatus: outcome.exitStatus, announcement: announcement))
+            }
+            settlement.ack()
+            await announcedStart?.value
+            if recorded == true, let completed {
+                await context.announceLogged(completed)
             }
 
         case .failed, .timedOut:

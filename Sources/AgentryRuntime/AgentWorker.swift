@@ -90,6 +90,16 @@ struct WorkerContext: Sendable {
         }
     }
 
+    /// Publishes a lifecycle event that the run's own statement already wrote to `event_log`; a failure is logged,
+    /// never fatal to the run (the run record and the log keep what happened).
+    func announceLogged(_ event: Event) async {
+        do {
+            try await bus.publishLogged(event)
+        } catch {
+            logger.warning("cannot announce \(event.type)", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Publishes a lifecycle event; a failure is logged, never fatal to the run.
     func announce(_ event: Event) async {
         do {

@@ -11,18 +11,26 @@ final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
 
     private let state = NIOLockedValueBox(State())
     private let maxBatch: Int
+    /// Orders waiting requests (stably): a request goes before the first waiting one it precedes. Nil: arrival order.
+    private let precedes: (@Sendable (Request, Request) -> Bool)?
     /// Writes a batch; returns one result per request, in order (or throws for the whole batch).
     private let write: @Sendable ([Request]) async -> [Result<Response, any Error>]
 
-    init(maxBatch: Int, write: @escaping @Sendable ([Request]) async -> [Result<Response, any Error>]) {
+    init(maxBatch: Int, precedes: (@Sendable (Request, Request) -> Bool)? = nil,
+         write: @escaping @Sendable ([Request]) async -> [Result<Response, any Error>]) {
         self.maxBatch = maxBatch
+        self.precedes = precedes
         self.write = write
     }
 
     func submit(_ request: Request) async throws -> Response {
         try await withCheckedThrowingContinuation { (waiter: Waiter) in
             let startWriter = state.withLockedValue { s -> Bool in
-                s.pending.append((request, waiter))
+                if let precedes, let index = s.pending.firstIndex(where: { precedes(request, $0.0) }) {
+                    s.pending.insert((request, waiter), at: index)
+                } else {
+                    s.pending.append((request, waiter))
+                }
                 guard !s.writing else { return false }
                 s.writing = true
                 return true

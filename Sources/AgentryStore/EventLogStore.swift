@@ -18,19 +18,9 @@ public struct EventLogStore: Sendable {
     @discardableResult
     public func insert(_ events: [Event]) async throws -> Int {
         guard !events.isEmpty else { return 0 }
-        let columns = Columns(events)
-        // unnest over arrays: one round trip and a fixed number of binds whatever the batch size.
-        let query: PostgresQuery = """
-            INSERT INTO event_log (event_id, event_type, payload, priority, "timestamp", source, correlation_id, causation_id)
-            SELECT id, type, payload::jsonb, priority, to_timestamp(ts), NULLIF(source, ''), NULLIF(correlation, ''), NULLIF(causation, '')
-            FROM unnest(\(columns.ids)::text[], \(columns.types)::text[], \(columns.payloads)::text[], \(columns.priorities)::int4[],
-                        \(columns.timestamps)::float8[], \(columns.sources)::text[], \(columns.correlations)::text[], \(columns.causations)::text[])
-                 AS t(id, type, payload, priority, ts, source, correlation, causation)
-            ON CONFLICT (event_id) DO NOTHING
-            """
+        let statement = EventLogInsertStatement(columns: EventColumns(events))
         do {
-            let rows = try await database.client.query(query, logger: logger)
-            for try await _ in rows {}
+            for try await _ in try await database.client.execute(statement, logger: logger) {}
             return events.count
         } catch {
             throw StoreError(.query, "cannot insert \(events.count) events into event_log: \(StoreError.describe(error))")
@@ -41,7 +31,7 @@ public struct EventLogStore: Sendable {
     /// whose unhandled state was not announced yet.
     public func markUnhandled(_ events: [Event]) async throws -> [EventID] {
         guard !events.isEmpty else { return [] }
-        let columns = Columns(events)
+        let columns = EventColumns(events)
         let query: PostgresQuery = """
             INSERT INTO event_log (event_id, event_type, payload, priority, "timestamp", source, correlation_id, causation_id, unhandled)
             SELECT id, type, payload::jsonb, priority, to_timestamp(ts), NULLIF(source, ''), NULLIF(correlation, ''), NULLIF(causation, ''), true
@@ -130,30 +120,43 @@ public struct EventLogStore: Sendable {
         }
         return result
     }
+}
 
-    private struct Columns {
-        var ids: [String] = []
-        var types: [String] = []
-        var payloads: [String] = []
-        var priorities: [Int32] = []
-        var timestamps: [Double] = []
-        var sources: [String] = []
-        var correlations: [String] = []
-        var causations: [String] = []
+/// Events as columns for `unnest`: one round trip and a fixed number of binds whatever the batch size. `runIDs`, when
+/// given, ties each event to the run that announces it (see ``RuntimeStore/claim(batch:announcing:maxParallel:workerExpiry:)``).
+struct EventColumns {
+    var ids: [String] = []
+    var types: [String] = []
+    var payloads: [String] = []
+    var priorities: [Int32] = []
+    var timestamps: [Double] = []
+    var sources: [String] = []
+    var correlations: [String] = []
+    var causations: [String] = []
+    var runIDs: [UUID] = []
 
-        init(_ events: [Event]) {
-            // One row per id: a batch may hold the same event twice (a redelivery next to the original).
-            var seen = Set<EventID>()
-            for event in events where seen.insert(event.id).inserted {
-                ids.append(event.id.rawValue)
-                types.append(event.type)
-                payloads.append(JSONValue.object(event.payload).jsonText)
-                priorities.append(Int32(event.priority.rawValue))
-                timestamps.append(event.timestamp.timeIntervalSince1970)
-                sources.append(event.source ?? "")
-                correlations.append(event.correlationID ?? "")
-                causations.append(event.causationID ?? "")
-            }
+    init(_ events: [Event]) {
+        // One row per id: a batch may hold the same event twice (a redelivery next to the original).
+        var seen = Set<EventID>()
+        for event in events where seen.insert(event.id).inserted { append(event) }
+    }
+
+    /// The announcements of runs, each with its run's id.
+    init(announcing announcements: [(runID: UUID, event: Event)]) {
+        for (runID, event) in announcements {
+            append(event)
+            runIDs.append(runID)
         }
+    }
+
+    private mutating func append(_ event: Event) {
+        ids.append(event.id.rawValue)
+        types.append(event.type)
+        payloads.append(JSONValue.object(event.payload).jsonText)
+        priorities.append(Int32(event.priority.rawValue))
+        timestamps.append(event.timestamp.timeIntervalSince1970)
+        sources.append(event.source ?? "")
+        correlations.append(event.correlationID ?? "")
+        causations.append(event.causationID ?? "")
     }
 }

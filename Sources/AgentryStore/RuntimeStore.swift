@@ -360,71 +360,20 @@ public struct RuntimeStore: Sendable {
     /// free slots go to the runs in the order given, and a run that finds none is `busy`. Of two runs for the same
     /// event in one batch, only the first may take a slot. The slots make the limit hold across every worker while
     /// claims never wait for each other. Call ``ensureSlots(agentID:count:)`` first.
-    public func claim(batch runs: [TaskRun], maxParallel: Int, workerExpiry: Duration) async throws -> [Claim] {
+    ///
+    /// `announcing` pairs runs with their `agent.task.started` events: the event of a run that is claimed is written to
+    /// `event_log` by the same statement (the worker then publishes it past the log's queue, see
+    /// `EventBus.publishLogged(_:)`).
+    public func claim(batch runs: [TaskRun], announcing: [(runID: UUID, event: Event)] = [], maxParallel: Int,
+                      workerExpiry: Duration) async throws -> [Claim] {
         guard let first = runs.first else { return [] }
-        let seconds = workerExpiry.inSeconds
+        let statement = ClaimStatement(runs: runs, announcements: EventColumns(announcing: announcing), agentID: first.agentID,
+                                       workerID: first.workerID ?? "", instanceID: first.instanceID, maxParallel: maxParallel,
+                                       expirySeconds: workerExpiry.inSeconds)
         let agentID = first.agentID
-        let ids = runs.map(\.runID)
-        let events = runs.map(\.eventID)
-        let types = runs.map(\.eventType)
-        let versions = runs.map(\.agentVersion)
-        let priorities = runs.map { Int32($0.priority.rawValue) }
-        let attempts = runs.map { Int32(clamping: $0.attempt) }
-        let eventTimes = runs.map { $0.eventAt?.timeIntervalSince1970 ?? 0 }
-        let order = runs.indices.map { Int32($0) }
-        let query: PostgresQuery = """
-            WITH input AS (
-                SELECT * FROM unnest(\(ids)::uuid[], \(events)::uuid[], \(types)::text[], \(versions)::text[], \(priorities)::int4[],
-                                     \(attempts)::int4[], \(eventTimes)::float8[], \(order)::int4[])
-                    AS t(run_id, event_id, event_type, version, priority, attempt, event_at, ord)
-            ), completed AS (
-                SELECT DISTINCT ON (i.run_id) i.run_id, CASE WHEN r.retry_cancelled THEN 'cancelled' ELSE r.state END AS state
-                FROM input i
-                JOIN task_runs r ON r.agent_id = \(agentID) AND r.event_id = i.event_id
-                     AND (r.state IN ('succeeded', 'skipped') OR r.retry_cancelled)
-            ), elsewhere AS (
-                SELECT DISTINCT ON (i.run_id) i.run_id, r.run_id AS other_run, r.worker_id FROM input i
-                JOIN task_runs r ON r.agent_id = \(agentID) AND r.event_id = i.event_id AND r.state = 'running'
-                JOIN workers w ON w.worker_id = r.worker_id AND w.status IN ('running', 'stopping')
-                     AND w.heartbeat_at > now() - make_interval(secs => \(seconds))
-            ), candidates AS (
-                SELECT DISTINCT ON (i.event_id) i.* FROM input i
-                WHERE NOT EXISTS (SELECT 1 FROM completed c WHERE c.run_id = i.run_id)
-                  AND NOT EXISTS (SELECT 1 FROM elsewhere e WHERE e.run_id = i.run_id)
-                ORDER BY i.event_id, i.ord
-            ), wanting AS (
-                SELECT c.*, row_number() OVER (ORDER BY c.ord) AS n FROM candidates c
-            ), locked AS (
-                SELECT s.slot FROM agent_slots s
-                WHERE s.agent_id = \(agentID) AND s.slot < \(maxParallel)
-                  AND (s.run_id IS NULL OR NOT EXISTS (
-                        SELECT 1 FROM workers w WHERE w.worker_id = s.worker_id AND w.status IN ('running', 'stopping')
-                          AND w.heartbeat_at > now() - make_interval(secs => \(seconds))))
-                ORDER BY s.slot LIMIT (SELECT count(*) FROM wanting)
-                FOR UPDATE OF s SKIP LOCKED
-            ), pairs AS (
-                SELECT w.*, f.slot FROM wanting w
-                JOIN (SELECT slot, row_number() OVER (ORDER BY slot) AS n FROM locked) f ON f.n = w.n
-            ), taken AS (
-                UPDATE agent_slots s SET run_id = p.run_id, worker_id = \(first.workerID), taken_at = now()
-                FROM pairs p WHERE s.agent_id = \(agentID) AND s.slot = p.slot
-                RETURNING p.run_id
-            ), inserted AS (
-                INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
-                                       attempt, state, event_at, started_at)
-                SELECT p.run_id, \(agentID), p.version, p.event_id, p.event_type, p.priority, \(first.workerID), \(first.instanceID),
-                       p.attempt, 'running', CASE WHEN p.event_at = 0 THEN NULL ELSE to_timestamp(p.event_at) END, clock_timestamp()
-                FROM pairs p WHERE p.run_id IN (SELECT run_id FROM taken)
-                RETURNING run_id
-            )
-            SELECT i.run_id, c.state, e.other_run, e.worker_id, (n.run_id IS NOT NULL)
-            FROM input i LEFT JOIN completed c ON c.run_id = i.run_id LEFT JOIN elsewhere e ON e.run_id = i.run_id
-                 LEFT JOIN inserted n ON n.run_id = i.run_id
-            """
         var claims: [UUID: Claim] = [:]
         do {
-            for try await (runID, completed, otherRun, otherWorker, inserted) in try await database.client.query(query, logger: logger)
-                .decode((UUID, String?, UUID?, String?, Bool).self) {
+            for try await (runID, completed, otherRun, otherWorker, inserted) in try await database.client.execute(statement, logger: logger) {
                 if let completed {
                     claims[runID] = .alreadyCompleted(state: TaskRun.State(rawValue: completed) ?? .succeeded)
                 } else if let otherRun {
@@ -459,9 +408,13 @@ public struct RuntimeStore: Sendable {
         public var exitStatus: Int?
         public var message: String?
         public var retryAt: Date?
+        /// The event that announces this outcome (`agent.task.completed`), written to `event_log` with it when the run
+        /// is recorded (and not when it is refused).
+        public var announcement: Event?
 
         public init(state: TaskRun.State, result: String? = nil, output: String? = nil, stderr: String? = nil,
-                    exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil) {
+                    exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil, announcement: Event? = nil) {
+            self.announcement = announcement
             self.state = state
             self.result = result
             self.output = output
@@ -493,31 +446,12 @@ public struct RuntimeStore: Sendable {
     /// as a whole (a second success for one event, say); record such a batch run by run with ``finish(_:agentID:_:)``.
     public func finish(batch: [(runID: UUID, agentID: String, outcome: Outcome)]) async throws -> Set<UUID> {
         guard !batch.isEmpty else { return [] }
-        let ids = batch.map(\.runID)
-        let agents = batch.map(\.agentID)
-        let states = batch.map(\.outcome.state.rawValue)
-        let results = batch.map { $0.outcome.result ?? "" }
-        let outputs = batch.map { $0.outcome.output ?? "" }
-        let stderrs = batch.map { $0.outcome.stderr ?? "" }
-        let exits = batch.map { Int32(clamping: $0.outcome.exitStatus ?? Int(Int32.min)) }
-        let messages = batch.map { $0.outcome.message ?? "" }
-        let retries = batch.map { $0.outcome.retryAt?.timeIntervalSince1970 ?? 0 }
         var recorded = Set<UUID>()
-        try await query("record \(batch.count) run outcomes", """
-            WITH input AS (
-                SELECT * FROM unnest(\(ids)::uuid[], \(agents)::text[], \(states)::text[], \(results)::text[], \(outputs)::text[],
-                                     \(stderrs)::text[], \(exits)::int4[], \(messages)::text[], \(retries)::float8[])
-                    AS t(run_id, agent_id, state, result, output, stderr, exit_status, message, retry_at)
-            ), released AS (
-                UPDATE agent_slots s SET run_id = NULL, worker_id = NULL, taken_at = NULL
-                FROM input i WHERE s.agent_id = i.agent_id AND s.run_id = i.run_id
-            )
-            UPDATE task_runs r SET state = i.state, finished_at = clock_timestamp(), result = NULLIF(i.result, '')::jsonb,
-                   output = NULLIF(i.output, ''), stderr = NULLIF(i.stderr, ''), exit_status = NULLIF(i.exit_status, -2147483648),
-                   message = NULLIF(i.message, ''), retry_at = CASE WHEN i.retry_at = 0 THEN NULL ELSE to_timestamp(i.retry_at) END
-            FROM input i WHERE r.run_id = i.run_id AND r.state = 'running'
-            RETURNING r.run_id
-            """) { row in recorded.insert(try row.decode(UUID.self)) }
+        do {
+            for try await runID in try await database.client.execute(FinishStatement(batch: batch), logger: logger) { recorded.insert(runID) }
+        } catch {
+            throw StoreError(.query, "cannot record \(batch.count) run outcomes: \(StoreError.describe(error))")
+        }
         return recorded
     }
 

@@ -151,6 +151,7 @@ struct WorkerTests {
                   working_directory: \(dir)
                 """))
             let followUps = try await h.bus.subscribe(to: "done.\(id)")
+            let lifecycle = try await h.bus.subscribe(to: "agent.task.*")
             let worker = try WorkerProcess(agents: [id])
             let event = Event(type: "work.\(id)", payload: ["kind": "good", "name": "ada"], priority: .normal, source: "test")
             try await h.bus.publish(event)
@@ -183,6 +184,24 @@ struct WorkerTests {
             #expect(received.event.payload["n"] == .int(1))
             received.ack()
             followUps.cancel()
+            // agent.task.started and agent.task.completed are logged once each, by the statements that record the
+            // run (they go past the event log's queue), and still reach whoever subscribes to them.
+            let runID = done.runID.uuidString.lowercased()
+            let log = EventLogStore(database: h.database, logger: TestEnvironment.logger)
+            for type in ["agent.task.started", "agent.task.completed"] {
+                let logged = try await log.recent(limit: 1000, type: type).filter { $0.event.payload["run_id"]?.stringValue == runID }
+                #expect(logged.count == 1, "\(type) of run \(runID) is in event_log \(logged.count) times")
+                #expect(logged.first?.event.causationID == event.id.rawValue)
+                #expect(logged.first?.event.payload["agent_id"]?.stringValue == id)
+            }
+            var announced: [String] = []
+            var lifecycleEvents = lifecycle.makeAsyncIterator()
+            while announced.count < 2, let next = try await lifecycleEvents.next() {
+                next.ack()
+                if next.event.payload["run_id"]?.stringValue == runID { announced.append(next.event.type) }
+            }
+            lifecycle.cancel()
+            #expect(announced == ["agent.task.started", "agent.task.completed"])
             await h.cleanup(id)
         }
     }
