@@ -14,9 +14,10 @@ under (a); (g) recovery after `rabbitmqctl close_all_connections`.
 Systems: Agentry default (event log, run records, lifecycle events) and with per-task lifecycle events off; Celery and
 Dramatiq bare and with the guarantees closest to Agentry's (Scripts/peers/bench.py says what each mode sets).
 Broker ceiling: the plain rabbitmq-c program (../shared/bench/amqpbench.c) publishing with confirms and consuming with
-acks on one priority queue; for Agentry's message pattern (per event: 3 confirmed publishes and 4 deliveries with
-lifecycle events on, 1 publish and 2 deliveries off) the ceiling is 1 / (publishes / publish rate + deliveries /
-consume rate), the broker's work per event done back to back.
+acks on one priority queue; for Agentry's message pattern (per event: 3 confirmed publishes and 2 deliveries with
+lifecycle events on -- the event to the agent's queue and the event log's, agent.task.started and .completed straight to
+agentry.route, which the worker logs itself -- and 1 publish and 2 deliveries off) the ceiling is
+1 / (publishes / publish rate + deliveries / consume rate), the broker's work per event done back to back.
 """
 import argparse
 import json
@@ -102,14 +103,17 @@ def main():
     parser.add_argument("--no-peers", action="store_true", help="Agentry alone")
     args = parser.parse_args()
 
-    sizes = dict(events=50000, latency_seconds=10, backlog=50000, exec_events=5000, recovery_seconds=9, lock_seconds=10, c_messages=100000)
+    # The full run keeps to 20 minutes on a 2-core machine with three rounds: backlogs of 20,000 events (50,000 per
+    # system and round would take an hour), and the peers' guarantee modes, which run 130-600 events/s, on 5,000
+    # events, in the first round only (their spread is not what decides a comparison 3-20x apart).
+    sizes = dict(events=20000, guarantee_events=5000, latency_seconds=5, backlog=20000, exec_events=2000, memory_events=10000,
+                 recovery_seconds=6, lock_seconds=5, c_messages=50000)
     if args.quick:
-        sizes = dict(events=3000, latency_seconds=3, backlog=3000, exec_events=500, recovery_seconds=6, lock_seconds=3, c_messages=20000)
+        sizes = dict(events=3000, guarantee_events=500, latency_seconds=3, backlog=3000, exec_events=300, memory_events=1000,
+                     recovery_seconds=6, lock_seconds=3, c_messages=10000)
         args.rounds = 1
     peers = [("celery", "bare"), ("celery", "guarantees"), ("dramatiq", "bare"), ("dramatiq", "guarantees")]
-    # --quick keeps to about 3 minutes: one worker, 1,000 events/s, the peers' guarantee modes in (a) only (on a third
-    # of the events), no peer recovery.
-    quick_peers = [p for p in peers if p[1] == "bare"] if args.quick else peers
+    bare_peers = [p for p in peers if p[1] == "bare"]
     have_peers = os.path.exists(PEERS_PYTHON) and not args.no_peers
     if not have_peers:
         print("[compare] no peers virtualenv (Scripts/peers/setup makes it): peers left out", flush=True)
@@ -120,6 +124,9 @@ def main():
 
     for round_number in range(1, args.rounds + 1):
         print(f"[compare] round {round_number} of {args.rounds}", flush=True)
+        # The peers' guarantee modes (and the peers' recovery) in the first round only; --quick runs no peer in (b)
+        # at 5,000/s and no peer recovery.
+        round_peers = (peers if round_number == 1 else bare_peers) if have_peers else []
         # The broker ceiling.
         if args.amqpbench:
             env = {"AMQP_VHOST": "bench"}
@@ -130,7 +137,7 @@ def main():
             con = number(r"^RESULT mode=con .* rate=([0-9.]+)", out, "C consume rate")
             results.add("ceiling", "broker", "pub", pub)
             results.add("ceiling", "broker", "con", con)
-            results.add("a1", "ceiling (Agentry default pattern)", "rate", 1 / (3 / pub + 4 / con))
+            results.add("a1", "ceiling (Agentry default pattern)", "rate", 1 / (3 / pub + 2 / con))
             results.add("a1", "ceiling (lifecycle events off)", "rate", 1 / (1 / pub + 2 / con))
 
         for workers in ((1,) if args.quick else (1, 2)):
@@ -141,10 +148,11 @@ def main():
                 if workers == 1:
                     results.add("f", label, "idle", number(r"^drain memory worker RSS MB: idle ([0-9.]+)", out, "idle RSS"))
                     results.add("f", label, "peak", number(r"^drain memory worker RSS MB: .* peak ([0-9.]+)", out, "peak RSS"))
-            for system, mode in peers if have_peers else []:
+            for system, mode in round_peers:
+                if workers == 2 and mode == "guarantees":
+                    continue
                 label = f"{system.capitalize()} {mode}"
-                # --quick: the guarantee modes drain a third as many (they run about 200-600 events/s).
-                count = sizes["events"] // 3 if args.quick and mode == "guarantees" else sizes["events"]
+                count = sizes["guarantee_events"] if mode == "guarantees" else sizes["events"]
                 out = run([PEERS_PYTHON, PEERS_BENCH, system, mode, "e2e", "--events", str(count), "--workers", str(workers)])
                 results.add(scenario, label, "rate", peer_result(out)["rate"])
 
@@ -155,7 +163,7 @@ def main():
             for metric in ("p50", "p99", "max"):
                 results.add(scenario, "Agentry default", metric,
                             number(rf"^latency publish-to-start ms: .*{metric} ([0-9.]+)", out, metric))
-            for system, mode in quick_peers if have_peers else []:
+            for system, mode in (bare_peers if args.quick and have_peers else round_peers):
                 label = f"{system.capitalize()} {mode}"
                 # With their guarantees on, the peers' publishers do not reach even 1,000 events/s (no overlapped
                 # confirms): at 5,000/s they only build a backlog for a minute. Measured at 1,000/s only.
@@ -174,7 +182,7 @@ def main():
         out = run([bench, "priority", str(sizes["backlog"])])
         results.add("c", "Agentry default", "critical_ms", number(r"^priority critical start ms: ([0-9.]+)", out, "critical start"))
         results.add("c", "Agentry default", "low_before", number(r"low runs started before it: ([0-9]+)", out, "low runs before"))
-        for system, mode in quick_peers if have_peers else []:
+        for system, mode in (bare_peers if args.quick and have_peers else round_peers):
             label = f"{system.capitalize()} {mode}"
             values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "priority", "--events", str(sizes["backlog"])]))
             results.add("c", label, "critical_ms", values.get("critical_start_ms", 0))
@@ -182,17 +190,18 @@ def main():
 
         out = run([bench, "exec", str(sizes["exec_events"])])
         results.add("d", "Agentry default", "rate", number(r"^exec \d+ runs with .*: ([0-9]+) events/s", out, "exec rate"))
-        for system, mode in quick_peers if have_peers else []:
+        for system, mode in (bare_peers if args.quick and have_peers else round_peers):
             label = f"{system.capitalize()} {mode}"
             values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "exec", "--events", str(sizes["exec_events"])]))
             results.add("d", label, "rate", values["rate"])
-            values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "memory", "--events", str(min(sizes["events"], 20000))]))
+            memory_events = sizes["guarantee_events"] if mode == "guarantees" else sizes["memory_events"]
+            values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "memory", "--events", str(memory_events)]))
             results.add("f", label, "idle", values.get("rss_idle_mb", 0))
             results.add("f", label, "peak", values.get("rss_peak_mb", 0))
 
         out = run([bench, "recovery", str(sizes["recovery_seconds"])])
         results.add("g", "Agentry default", "ms", number(r"^recovery ms: ([0-9.]+)", out, "recovery"))
-        for system, mode in (peers if not args.quick else []) if have_peers else []:
+        for system, mode in (peers if round_number == 1 and not args.quick and have_peers else []):
             label = f"{system.capitalize()} {mode}"
             values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "recovery", "--seconds", str(sizes["recovery_seconds"])]))
             results.add("g", label, "ms", values.get("recovery_ms", 0))
@@ -260,8 +269,8 @@ def render(results, args, sizes, have_peers, elapsed):
              f"Agentry beside Celery and Dramatiq on the same RabbitMQ and PostgreSQL, {args.rounds} round(s), alternating within each "
              f"round; medians, with min-max over the rounds. Measured by `{args.command}` in {elapsed / 60:.1f} minutes.", ""]
     if args.quick:
-        lines.extend(["> `--quick`: one round on small numbers (the peers' guarantee modes in (a) only, on a third of the events), "
-                      "for a first look; the full run gives the numbers to quote.", ""])
+        lines.extend(["> `--quick`: one round on small numbers, for a first look; the full run (`Scripts/bench`) gives the numbers "
+                      "to quote.", ""])
     lines += [
              f"Machine: {machine()}.", "", versions(), ""]
 
@@ -307,9 +316,16 @@ def render(results, args, sizes, have_peers, elapsed):
           ["uncontended pairs/s", "16 owners on 4 resources, pairs/s", "hand-off p99 ms"], None)
     table("(f) Worker memory, RSS (MB)", "f", ["idle", "peak"], ["idle", "peak under (a)"], None)
     table("(g) Recovery after `rabbitmqctl close_all_connections` (ms until work flows again)", "g", ["ms"], ["ms"], None)
+    profile = os.path.join(ROOT, "docs", "performance.md")
+    if os.path.exists(profile):
+        with open(profile) as file:
+            lines.extend([file.read().strip(), "", "(From `docs/performance.md`, written by hand from the profiles; the tables above are this run's.)", ""])
     lines.extend(["## Notes", "",
                   "- The broker ceiling rows in (a) come from the C program's publish and consume rates in the same round (see the header of Scripts/bench-compare.py).",
                   "- What each peer mode sets, and what a peer cannot do, is in the header of Scripts/peers/bench.py.",
+                  f"- The peers' guarantee modes run at 130-600 events/s: they drain {sizes['guarantee_events']:,} events in (a) (1 worker "
+                  "only) and in (f), and run in the first round only (no spread), so that the whole run keeps to its time budget. "
+                  "The peers' recovery (g) runs in the first round only too.",
                   "- (b) at 5,000 events/s: the peers with their guarantees on are not run, as their publishers do not reach even 1,000 events/s (see the 1,000 events/s table); `--quick` runs no peer at 5,000/s.", ""])
     return "\n".join(lines)
 
