@@ -307,7 +307,8 @@ final class AgentRunner: Sendable {
             }
             do {
                 switch try await claims.submit(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: startedAnnouncement)) {
-                case .claimed:
+                case .claimed(let slot):
+                    run.slot = slot
                     break claiming
                 case .alreadyCompleted(let previous):
                     logger.info("event already completed for this agent; not running it again", metadata: [

@@ -62,15 +62,15 @@ struct WorkerContext: Sendable {
     let options: WorkerOptions
     let logger: Logger
     /// Run outcomes, written in groups (see ``GroupCommit``).
-    let outcomes: GroupCommit<(runID: UUID, agentID: String, outcome: RuntimeStore.Outcome), Bool>
+    let outcomes: GroupCommit<(runID: UUID, agentID: String, slot: Int?, outcome: RuntimeStore.Outcome), Bool>
     var source: String { "agentry.worker" }
 
     /// Records how a run ended (and gives its slot back); false when it was no longer running.
     func finish(_ run: TaskRun, _ outcome: RuntimeStore.Outcome) async throws -> Bool {
-        try await outcomes.submit((run.runID, run.agentID, outcome))
+        try await outcomes.submit((run.runID, run.agentID, run.slot, outcome))
     }
 
-    static func outcomeWriter(_ store: RuntimeStore) -> GroupCommit<(runID: UUID, agentID: String, outcome: RuntimeStore.Outcome), Bool> {
+    static func outcomeWriter(_ store: RuntimeStore) -> GroupCommit<(runID: UUID, agentID: String, slot: Int?, outcome: RuntimeStore.Outcome), Bool> {
         GroupCommit(maxBatch: 200) { batch in
             do {
                 let recorded = try await store.finish(batch: batch)
@@ -80,7 +80,7 @@ struct WorkerContext: Sendable {
                 var results: [Result<Bool, any Error>] = []
                 for item in batch {
                     do {
-                        results.append(.success(try await store.finish(item.runID, agentID: item.agentID, item.outcome)))
+                        results.append(.success(try await store.finish(item.runID, agentID: item.agentID, slot: item.slot, item.outcome)))
                     } catch {
                         results.append(.failure(error))
                     }

@@ -54,11 +54,13 @@ struct ClaimStatement: PostgresPreparedStatement {
         ), announced AS (
             \(EventColumns.insertAnnouncements(firstParameter: 14, ofRunsIn: "inserted"))
         )
-        SELECT i.run_id, c.state, e.other_run, e.worker_id, (n.run_id IS NOT NULL)
+        SELECT i.run_id, c.state, e.other_run, e.worker_id, p.slot
         FROM input i LEFT JOIN completed c ON c.run_id = i.run_id LEFT JOIN elsewhere e ON e.run_id = i.run_id
-             LEFT JOIN inserted n ON n.run_id = i.run_id
+             LEFT JOIN inserted n ON n.run_id = i.run_id LEFT JOIN pairs p ON p.run_id = n.run_id
         """
-    typealias Row = (UUID, String?, UUID?, String?, Bool)
+    /// Run id, then: the state of the run that completed its event already, or the run (and worker) running it now, or
+    /// the slot it took (nil: busy).
+    typealias Row = (UUID, String?, UUID?, String?, Int32?)
 
     let runs: [TaskRun]
     let announcements: EventColumns
@@ -96,11 +98,17 @@ struct ClaimStatement: PostgresPreparedStatement {
 struct FinishStatement: PostgresPreparedStatement {
     static let sql = """
         WITH input AS (
-            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::text[], $9::float8[])
-                AS t(run_id, agent_id, state, result, output, stderr, exit_status, message, retry_at)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::text[], $9::float8[],
+                                 $19::int4[])
+                AS t(run_id, agent_id, state, result, output, stderr, exit_status, message, retry_at, slot)
         ), released AS (
+            -- By the slot's key (the claim said which): an index lookup per run, never a scan of every agent's slots.
             UPDATE agent_slots s SET run_id = NULL, worker_id = NULL, taken_at = NULL
-            FROM input i WHERE s.agent_id = i.agent_id AND s.run_id = i.run_id
+            FROM input i WHERE s.agent_id = i.agent_id AND s.slot = i.slot AND s.run_id = i.run_id
+        ), released_unkeyed AS (
+            UPDATE agent_slots s SET run_id = NULL, worker_id = NULL, taken_at = NULL
+            WHERE s.agent_id IN (SELECT agent_id FROM input WHERE slot < 0)
+              AND s.run_id IN (SELECT run_id FROM input WHERE slot < 0)
         ), finished AS (
             UPDATE task_runs r SET state = i.state, finished_at = clock_timestamp(), result = NULLIF(i.result, '')::jsonb,
                    output = NULLIF(i.output, ''), stderr = NULLIF(i.stderr, ''), exit_status = NULLIF(i.exit_status, -2147483648),
@@ -114,10 +122,10 @@ struct FinishStatement: PostgresPreparedStatement {
         """
     typealias Row = UUID
 
-    let batch: [(runID: UUID, agentID: String, outcome: RuntimeStore.Outcome)]
+    let batch: [(runID: UUID, agentID: String, slot: Int?, outcome: RuntimeStore.Outcome)]
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 9 + EventColumns.parameterCount)
+        var bindings = PostgresBindings(capacity: 10 + EventColumns.parameterCount)
         bindings.append(batch.map(\.runID))
         bindings.append(batch.map(\.agentID))
         bindings.append(batch.map(\.outcome.state.rawValue))
@@ -128,6 +136,7 @@ struct FinishStatement: PostgresPreparedStatement {
         bindings.append(batch.map { $0.outcome.message ?? "" })
         bindings.append(batch.map { $0.outcome.retryAt?.timeIntervalSince1970 ?? 0 })
         EventColumns(announcing: batch.compactMap { item in item.outcome.announcement.map { (item.runID, $0) } }).append(to: &bindings)
+        bindings.append(batch.map { Int32(clamping: $0.slot ?? -1) })
         return bindings
     }
 

@@ -77,6 +77,9 @@ public struct TaskRun: Sendable, Hashable {
     public var exitStatus: Int?
     public var message: String?
     public var retryAt: Date?
+    /// The agent slot the run holds while it runs (from its claim; not stored with the run): its outcome gives it
+    /// back by key.
+    public var slot: Int?
 
     public init(runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
                 workerID: String?, instanceID: UUID?, attempt: Int, state: State, eventAt: Date?, startedAt: Date = Date(),
@@ -335,8 +338,9 @@ public struct RuntimeStore: Sendable {
 
     /// What happened when a worker tried to claim a run.
     public enum Claim: Sendable, Equatable {
-        /// The run is recorded as running: go ahead.
-        case claimed
+        /// The run is recorded as running, in the agent's slot `slot`: go ahead (and give the slot back with
+        /// ``RuntimeStore/finish(batch:)``).
+        case claimed(slot: Int)
         /// The agent already runs `max_parallel_tasks` tasks across all workers.
         case busy
         /// A run of this agent for this event already succeeded (or was skipped): ack without running.
@@ -373,13 +377,13 @@ public struct RuntimeStore: Sendable {
         let agentID = first.agentID
         var claims: [UUID: Claim] = [:]
         do {
-            for try await (runID, completed, otherRun, otherWorker, inserted) in try await database.client.execute(statement, logger: logger) {
+            for try await (runID, completed, otherRun, otherWorker, slot) in try await database.client.execute(statement, logger: logger) {
                 if let completed {
                     claims[runID] = .alreadyCompleted(state: TaskRun.State(rawValue: completed) ?? .succeeded)
                 } else if let otherRun {
                     claims[runID] = .runningElsewhere(runID: otherRun, workerID: otherWorker ?? "?")
                 } else {
-                    claims[runID] = inserted ? .claimed : .busy
+                    claims[runID] = slot.map { .claimed(slot: Int($0)) } ?? .busy
                 }
             }
         } catch {
@@ -430,11 +434,11 @@ public struct RuntimeStore: Sendable {
     /// `cancelled` with the reason, and the caller must not publish it as the event's completion.
     /// The run's slot is given back in the same statement.
     @discardableResult
-    public func finish(_ runID: UUID, agentID: String, _ outcome: Outcome) async throws -> Bool {
+    public func finish(_ runID: UUID, agentID: String, slot: Int? = nil, _ outcome: Outcome) async throws -> Bool {
         do {
-            return try await finish(batch: [(runID, agentID, outcome)]).contains(runID)
+            return try await finish(batch: [(runID, agentID, slot, outcome)]).contains(runID)
         } catch let error as StoreError where error.message.contains("SQLSTATE 23505") {
-            _ = try await finish(batch: [(runID, agentID, Outcome(
+            _ = try await finish(batch: [(runID, agentID, slot, Outcome(
                 state: .cancelled, output: outcome.output, stderr: outcome.stderr,
                 message: "another run completed this event for this agent first"))])
             return false
@@ -443,8 +447,9 @@ public struct RuntimeStore: Sendable {
 
     /// Records the outcomes of many runs in one statement (one commit, one WAL flush), giving their slots back.
     /// Returns the ids of the runs that were still running and are now recorded. Throws when the statement fails
-    /// as a whole (a second success for one event, say); record such a batch run by run with ``finish(_:agentID:_:)``.
-    public func finish(batch: [(runID: UUID, agentID: String, outcome: Outcome)]) async throws -> Set<UUID> {
+    /// as a whole (a second success for one event, say); record such a batch run by run with ``finish(_:agentID:slot:_:)``.
+    /// A run's `slot` (from its claim) gives the slot back by its key; without it the slot is found by the run's id.
+    public func finish(batch: [(runID: UUID, agentID: String, slot: Int?, outcome: Outcome)]) async throws -> Set<UUID> {
         guard !batch.isEmpty else { return [] }
         var recorded = Set<UUID>()
         do {

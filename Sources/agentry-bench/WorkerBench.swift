@@ -473,6 +473,7 @@ struct Setup: Sendable {
                     """, logger: logger)
                 try await c.query("DELETE FROM agent_instances WHERE agent_id = \(agentID)", logger: logger)
                 try await c.query("DELETE FROM task_runs WHERE agent_id = \(agentID)", logger: logger)
+                try await c.query("DELETE FROM agent_slots WHERE agent_id = \(agentID)", logger: logger)
                 try await c.query("DELETE FROM agents WHERE agent_id = \(agentID)", logger: logger)
                 try await c.query("DELETE FROM agent_registry WHERE agent_id = \(agentID)", logger: logger)
             }
