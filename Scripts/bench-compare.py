@@ -47,6 +47,11 @@ def run(command, env=None, timeout=1800):
     return output
 
 
+def run_peer(system, mode, scenario, *arguments):
+    """One scenario of Scripts/peers/bench.py; its RESULT line's values."""
+    return peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, scenario, *map(str, arguments)]))
+
+
 def number(pattern, text, name):
     match = re.search(pattern, text, re.MULTILINE)
     if not match:
@@ -130,6 +135,12 @@ def main():
         # The peers' guarantee modes (and the peers' recovery) in the first round only; --quick runs no peer in (b)
         # at 5,000/s and no peer recovery.
         round_peers = (peers if round_number == 1 else bare_peers) if have_peers else []
+        # --quick keeps the guarantee modes to (a).
+        scenario_peers = bare_peers if args.quick and have_peers else round_peers
+
+        def sized(name, mode):
+            """A size for a peer mode: the guarantee modes' own (`guarantee_<name>`), being 5-40x slower."""
+            return sizes[f"guarantee_{name}"] if mode == "guarantees" else sizes[name]
         # The broker ceiling.
         if args.amqpbench:
             env = {"AMQP_VHOST": "bench"}
@@ -155,9 +166,7 @@ def main():
                 if workers == 2 and mode == "guarantees":
                     continue
                 label = f"{system.capitalize()} {mode}"
-                count = sizes["guarantee_events"] if mode == "guarantees" else sizes["events"]
-                out = run([PEERS_PYTHON, PEERS_BENCH, system, mode, "e2e", "--events", str(count), "--workers", str(workers)])
-                results.add(scenario, label, "rate", peer_result(out)["rate"])
+                results.add(scenario, label, "rate", run_peer(system, mode, "e2e", "--events", sized("events", mode), "--workers", workers)["rate"])
 
         for rate in ((1000,) if args.quick else (1000, 5000)):
             scenario = f"b{rate}"
@@ -170,11 +179,10 @@ def main():
             for system, mode in (bare_peers if have_peers else []):
                 label = f"{system.capitalize()} {mode}"
                 try:
-                    out = run([PEERS_PYTHON, PEERS_BENCH, system, mode, "latency", "--rate", str(rate), "--seconds", str(seconds)])
+                    values = run_peer(system, mode, "latency", "--rate", rate, "--seconds", seconds)
                 except RuntimeError as error:
                     print(f"    {label} latency at {rate}/s: {error}", flush=True)
                     continue
-                values = peer_result(out)
                 results.add(scenario, label, "achieved", values.get("rate_achieved", 0))
                 for metric in ("p50", "p99", "max"):
                     results.add(scenario, label, metric, values.get(f"{metric}_ms", 0))
@@ -182,22 +190,18 @@ def main():
         out = run([bench, "priority", str(sizes["backlog"])])
         results.add("c", "Agentry default", "critical_ms", number(r"^priority critical start ms: ([0-9.]+)", out, "critical start"))
         results.add("c", "Agentry default", "low_before", number(r"low runs started before it: ([0-9]+)", out, "low runs before"))
-        for system, mode in (bare_peers if args.quick and have_peers else round_peers):
+        for system, mode in scenario_peers:
             label = f"{system.capitalize()} {mode}"
-            backlog = sizes["guarantee_backlog"] if mode == "guarantees" else sizes["backlog"]
-            values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "priority", "--events", str(backlog)]))
+            values = run_peer(system, mode, "priority", "--events", sized("backlog", mode))
             results.add("c", label, "critical_ms", values.get("critical_start_ms", 0))
             results.add("c", label, "low_before", values.get("low_started_before", 0))
 
         out = run([bench, "exec", str(sizes["exec_events"])])
         results.add("d", "Agentry default", "rate", number(r"^exec \d+ runs with .*: ([0-9]+) events/s", out, "exec rate"))
-        for system, mode in (bare_peers if args.quick and have_peers else round_peers):
+        for system, mode in scenario_peers:
             label = f"{system.capitalize()} {mode}"
-            exec_events = sizes["guarantee_exec_events"] if mode == "guarantees" else sizes["exec_events"]
-            values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "exec", "--events", str(exec_events)]))
-            results.add("d", label, "rate", values["rate"])
-            memory_events = sizes["guarantee_memory_events"] if mode == "guarantees" else sizes["memory_events"]
-            values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "memory", "--events", str(memory_events)]))
+            results.add("d", label, "rate", run_peer(system, mode, "exec", "--events", sized("exec_events", mode))["rate"])
+            values = run_peer(system, mode, "memory", "--events", sized("memory_events", mode))
             results.add("f", label, "idle", values.get("rss_idle_mb", 0))
             results.add("f", label, "peak", values.get("rss_peak_mb", 0))
 
@@ -205,7 +209,7 @@ def main():
         results.add("g", "Agentry default", "ms", number(r"^recovery ms: ([0-9.]+)", out, "recovery"))
         for system, mode in (bare_peers if round_number == 1 and not args.quick and have_peers else []):
             label = f"{system.capitalize()} {mode}"
-            values = peer_result(run([PEERS_PYTHON, PEERS_BENCH, system, mode, "recovery", "--seconds", str(sizes["recovery_seconds"])]))
+            values = run_peer(system, mode, "recovery", "--seconds", sizes["recovery_seconds"])
             results.add("g", label, "ms", values.get("recovery_ms", 0))
 
         pg = run(["pgbench", "-n", "-M", "prepared", "-c", "1", "-T", str(sizes["lock_seconds"]), "-f", write_pgbench_script(),
