@@ -21,6 +21,9 @@ public struct WorkerOptions: Sendable {
     public var heartbeatInterval: Duration = .seconds(2)
     /// A worker whose heartbeat is older than this counts as gone: its runs are taken over. Default 10 s.
     public var workerExpiry: Duration = .seconds(10)
+    /// How long a stopped or lost worker stays listed (`agentry workers`, the status page) before its row and its
+    /// instance rows are deleted; its runs stay. Default 24 h.
+    public var workerRetention: Duration = .seconds(24 * 3600)
     /// How often the worker re-reads published agents and their desired states (control messages also trigger it
     /// at once). Default 5 s.
     public var syncInterval: Duration = .seconds(5)
@@ -268,7 +271,19 @@ public final class AgentWorker: Service, Sendable {
     private func heartbeats(_ context: WorkerContext) async {
         let store = context.store
         let logger = self.logger
+        let clock = ContinuousClock()
+        var nextPrune = clock.now
         while !isShuttingDown {
+            if clock.now >= nextPrune {
+                // Every worker does it (it is idempotent); once a minute is plenty for a retention counted in hours.
+                nextPrune = clock.now + .seconds(60)
+                do {
+                    let pruned = try await store.pruneWorkers(olderThan: options.workerRetention)
+                    if pruned > 0 { logger.info("forgot workers stopped long ago", metadata: ["agentry.workers.pruned": "\(pruned)"]) }
+                } catch {
+                    logger.warning("cannot forget old workers", metadata: ["error": "\(error)"])
+                }
+            }
             do {
                 try await store.heartbeat(workerID: workerID)
                 let lost = try await store.expireWorkers(expiry: options.workerExpiry) { orphans in

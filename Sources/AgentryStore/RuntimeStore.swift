@@ -160,6 +160,21 @@ public struct RuntimeStore: Sendable {
         }
     }
 
+    /// Forgets workers that stopped or were declared lost more than `retention` ago, with their instance rows (their
+    /// runs stay, naming them). Without it every restart of every worker would leave a row behind for good, and
+    /// `agentry workers`, the status page and the claim statement's liveness check would read them all. Returns how
+    /// many went.
+    @discardableResult
+    public func pruneWorkers(olderThan retention: Duration) async throws -> Int {
+        var pruned = 0
+        try await query("forget workers stopped over \(retention) ago", """
+            DELETE FROM workers
+            WHERE status IN ('stopped', 'lost') AND stopped_at < now() - make_interval(secs => \(retention.inSeconds))
+            RETURNING worker_id
+            """) { _ in pruned += 1 }
+        return pruned
+    }
+
     /// A run whose delivery was acked early (handed over) and whose worker was declared lost: its event must be
     /// published again to the agent's queue.
     public struct OrphanedRun: Sendable {

@@ -113,6 +113,9 @@ extension Agentry {
         @Option(help: "Seconds without a heartbeat after which a worker counts as gone and its runs are taken over.")
         var workerExpirySeconds: Double = 10
 
+        @Option(help: "Hours a stopped or lost worker stays listed before its row and its instances are deleted (its runs stay).")
+        var workerRetentionHours: Double = 24
+
         @Option(help: "Seconds between re-reads of the published agents (control messages trigger one at once).")
         var syncSeconds: Double = 5
 
@@ -147,6 +150,7 @@ extension Agentry {
             guard workerExpirySeconds > heartbeatSeconds * 2 else {
                 throw ValidationError("--worker-expiry-seconds (\(workerExpirySeconds)) must be more than twice --heartbeat-seconds (\(heartbeatSeconds))")
             }
+            guard workerRetentionHours > 0 else { throw ValidationError("--worker-retention-hours must be positive, got \(workerRetentionHours)") }
             guard ackDeadlineSeconds > 0 else { throw ValidationError("--ack-deadline-seconds must be positive, got \(ackDeadlineSeconds)") }
             guard syncSeconds > 0 else { throw ValidationError("--sync-seconds must be positive, got \(syncSeconds)") }
             guard lockWaitSeconds > 0 else { throw ValidationError("--lock-wait-seconds must be positive, got \(lockWaitSeconds)") }
@@ -169,6 +173,7 @@ extension Agentry {
             worker.workerOptions.shutdownGrace = .milliseconds(Int64(shutdownGrace * 1000))
             worker.workerOptions.heartbeatInterval = .milliseconds(Int64(heartbeatSeconds * 1000))
             worker.workerOptions.workerExpiry = .milliseconds(Int64(workerExpirySeconds * 1000))
+            worker.workerOptions.workerRetention = .milliseconds(Int64(workerRetentionHours * 3_600_000))
             worker.workerOptions.syncInterval = .milliseconds(Int64(syncSeconds * 1000))
             worker.workerOptions.ackDeadline = .milliseconds(Int64(ackDeadlineSeconds * 1000))
             worker.workerOptions.lockWait = .milliseconds(Int64(lockWaitSeconds * 1000))

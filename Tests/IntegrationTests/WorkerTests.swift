@@ -5,6 +5,7 @@ import AgentryRuntime
 import AgentryStore
 import Foundation
 import Logging
+import PostgresNIO
 import Testing
 
 #if canImport(Glibc)
@@ -392,7 +393,7 @@ struct WorkerTests {
             _ = try await h.waitForRuns(id) { $0.contains { $0.state == .running } }
             // Past the deadline the delivery is acked while the task still runs: nothing unacked, nothing ready.
             let acked = try await TestEnvironment.eventually(timeout: .seconds(4)) {
-                let listing = try TestEnvironment.run("rabbitmqctl", ["list_queues", "-q", "--no-table-headers", "name", "messages"])
+                let listing = try TestEnvironment.run("rabbitmqctl", ["list_queues", "-p", TestEnvironment.configuration.amqp.virtualHost, "-q", "--no-table-headers", "name", "messages"])
                 let line = listing.output.split(separator: "\n").first { $0.hasPrefix("agentry.agent.\(id)\t") }
                 return line?.hasSuffix("\t0") == true
             }
@@ -676,7 +677,7 @@ struct WorkerTests {
             }
             _ = try await h.waitForRuns(id) { $0.filter { $0.state == .succeeded }.count >= 8 }
             // Every connection goes, the test's own included (its client reconnects too).
-            try TestEnvironment.rabbitmqctl("close_all_connections", "test: worker reconnect")
+            try TestEnvironment.rabbitmqctl("close_all_connections", "-p", TestEnvironment.configuration.amqp.virtualHost, "test: worker reconnect")
             let runs = try await h.waitForRuns(id, timeout: .seconds(60)) { runs in
                 Set(runs.filter { $0.state == .succeeded }.map(\.eventID)).count == 40
             }
@@ -691,6 +692,34 @@ struct WorkerTests {
             #expect(succeeded.count == 40, "each event completes once: \(succeeded.count) successes")
             #expect(status == 0 && output.contains("worker stopped"), "the worker kept running and stopped cleanly: \(output.suffix(2000))")
             await h.cleanup(id)
+        }
+    }
+
+    @Test("workers stopped or lost longer ago than the retention are forgotten with their instances; the rest stay")
+    func workerRetention() async throws {
+        try await withWorkerHarness { h in
+            let prefix = TestEnvironment.uniqueName("retention-")
+            let agentID = "\(prefix)-agent"
+            // old-stopped and old-lost ended two hours ago, recent-stopped a minute ago; running never ended.
+            let ended = ["old-stopped": (status: "stopped", ago: 7200), "old-lost": (status: "lost", ago: 7200),
+                         "recent-stopped": (status: "stopped", ago: 60), "running": (status: "running", ago: 0)]
+            for (name, end) in ended {
+                let workerID = "\(prefix)-\(name)"
+                try await h.store.register(WorkerRecord(workerID: workerID, host: "test-host", pid: 1, version: "test", labels: [:]))
+                _ = try await h.store.upsertInstance(workerID: workerID, agentID: agentID, version: "1.0.0", state: .idle)
+                guard end.status != "running" else { continue }
+                try await h.store.markWorker(workerID, status: end.status)
+                try await h.database.client.query("""
+                    UPDATE workers SET stopped_at = now() - make_interval(secs => \(end.ago)) WHERE worker_id = \(workerID)
+                    """, logger: TestEnvironment.logger)
+            }
+            let pruned = try await h.store.pruneWorkers(olderThan: .seconds(3600))
+            #expect(pruned >= 2)
+            let workers = Set(try await h.store.workers().map(\.workerID).filter { $0.hasPrefix(prefix) })
+            #expect(workers == ["\(prefix)-recent-stopped", "\(prefix)-running"])
+            let instances = Set(try await h.store.instances(agentID: agentID).map(\.workerID))
+            #expect(instances == workers)
+            try await h.database.client.query("DELETE FROM workers WHERE worker_id LIKE \(prefix + "-%")", logger: TestEnvironment.logger)
         }
     }
 
