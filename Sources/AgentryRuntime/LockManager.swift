@@ -124,6 +124,9 @@ public final class LockManager: Sendable {
         public var maxIdleConnections = 8
         /// Publish `resource.acquired`, `.queued`, `.released` and `.expired`. Default true.
         public var announces = true
+        /// A request that may wait needs the manager's notification session: when it cannot be opened within this
+        /// (or within the request's own wait, if shorter), the request fails with the reason. Default 10 s.
+        public var listenTimeout: Duration = .seconds(10)
         public init() {}
     }
 
@@ -135,7 +138,9 @@ public final class LockManager: Sendable {
     struct State: Sendable {
         var idle: [LockConnection] = []
         var listener: (connection: PostgresConnection, pid: Int)?
-        var listenerWaiters: [CheckedContinuation<Int, any Error>] = []
+        var listenerWaiters: [UUID: CheckedContinuation<Int, any Error>] = [:]
+        /// Why the notification session could not be opened last (nil once it is open).
+        var listenerProblem: String?
         var waiters: [UUID: Waiter] = [:]
         var holds: [UUID: LockHold] = [:]
         var nextConnectionID = 1_000
@@ -215,8 +220,8 @@ public final class LockManager: Sendable {
     public func shutdown() {
         let (listener, idle, waiting) = state.withLockedValue { s in
             s.shutDown = true
-            defer { s.idle = []; s.listenerWaiters = [] }
-            return (s.listener?.connection, s.idle, s.listenerWaiters)
+            defer { s.idle = []; s.listenerWaiters = [:] }
+            return (s.listener?.connection, s.idle, Array(s.listenerWaiters.values))
         }
         for continuation in waiting { continuation.resume(throwing: LockError(.shutDown, "the lock manager is shutting down")) }
         for connection in idle { close(connection) }
@@ -247,7 +252,8 @@ public final class LockManager: Sendable {
         }
         guard hold > .zero else { throw LockError(.invalid, "a hold must last longer than zero") }
         let requestID = UUID()
-        let waiterPID = wait == nil ? 0 : try await listenerPID()
+        var waiterPID = 0
+        if let wait { waiterPID = try await listenerPID(within: min(wait, options.listenTimeout)) }
         let wakeup = Wakeup()
         if wait != nil {
             state.withLockedValue { $0.waiters[requestID] = Waiter(keys: Set(keys.map(\.advisoryKey)), wakeup: wakeup) }
@@ -503,15 +509,26 @@ public final class LockManager: Sendable {
 
     // MARK: Listening
 
-    private func listenerPID() async throws -> Int {
-        try await withCheckedThrowingContinuation { continuation in
+    /// The backend pid of the notification session (waiter rows name it), waiting at most `limit` for it to open.
+    private func listenerPID(within limit: Duration) async throws -> Int {
+        let id = UUID()
+        return try await withCheckedThrowingContinuation { continuation in
             let ready = state.withLockedValue { s -> Result<Int, any Error>? in
                 if s.shutDown { return .failure(LockError(.shutDown, "the lock manager is shutting down")) }
                 if let listener = s.listener { return .success(listener.pid) }
-                s.listenerWaiters.append(continuation)
+                s.listenerWaiters[id] = continuation
                 return nil
             }
-            if let ready { continuation.resume(with: ready) }
+            if let ready {
+                continuation.resume(with: ready)
+                return
+            }
+            Task { [state] in
+                try? await Task.sleep(for: limit)
+                let (waiter, problem) = state.withLockedValue { s in (s.listenerWaiters.removeValue(forKey: id), s.listenerProblem) }
+                waiter?.resume(throwing: LockError(.database, "cannot wait for resources: the lock notification session did not open "
+                                                   + "within \(Self.seconds(limit)) (\(problem ?? "no answer yet"))"))
+            }
         }
     }
 
@@ -531,8 +548,9 @@ public final class LockManager: Sendable {
                 try await connection.listen(on: Self.channel) { notifications in
                     let waiting = state.withLockedValue { s -> [CheckedContinuation<Int, any Error>] in
                         s.listener = (connection, pid)
-                        defer { s.listenerWaiters = [] }
-                        return s.listenerWaiters
+                        s.listenerProblem = nil
+                        defer { s.listenerWaiters = [:] }
+                        return Array(s.listenerWaiters.values)
                     }
                     if isShutDown { try? await connection.close() }
                     for continuation in waiting { continuation.resume(returning: pid) }
@@ -547,6 +565,7 @@ public final class LockManager: Sendable {
                     }
                 }
             } catch {
+                state.withLockedValue { $0.listenerProblem = StoreError.describe(error) }
                 if !isShutDown {
                     AgentryMetrics.reconnected("lock-notifications")
                     logger.warning("lock notifications interrupted; reconnecting", metadata: ["error": "\(StoreError.describe(error))"])

@@ -127,6 +127,30 @@ struct LockTests {
         }
     }
 
+    @Test("a request that may wait fails with the reason when the notification session cannot open, instead of hanging")
+    func notificationSessionUnavailable() async throws {
+        // Nothing listens on port 1: every connection the manager opens is refused.
+        let database = Database(configuration: try DatabaseConfiguration(url: "postgres://agentry:agentry@127.0.0.1:1/agentry"),
+                                logger: TestEnvironment.logger)
+        var options = LockManager.Options()
+        options.listenTimeout = .seconds(1)
+        let manager = LockManager(database: database, workerID: "lock-test-unreachable", options: options, logger: TestEnvironment.logger) { _ in }
+        let running = Task { await manager.run() }
+        let started = ContinuousClock.now
+        let error = await #expect(throws: LockError.self) {
+            try await manager.acquire([device("unreachable")], owner: .agent("patient"), hold: .seconds(5), wait: .seconds(60))
+        }
+        let waited = ContinuousClock.now - started
+        manager.shutdown()
+        await running.value
+        #expect(error?.code == .database)
+        #expect(error?.message.hasPrefix("cannot wait for resources: the lock notification session did not open within 1.0 s (") == true,
+                "\(error?.message ?? "")")
+        // The reason is the connection's own error, not a guess.
+        #expect(error?.message.contains("no answer yet") == false, "\(error?.message ?? "")")
+        #expect(waited < .seconds(10), "gave up after \(waited)")
+    }
+
     @Test("a hold past its expiry is taken back, its task is told, and the next waiter gets the resource")
     func expiry() async throws {
         try await withLockManagers { managers, _, events in
