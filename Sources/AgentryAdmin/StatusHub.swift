@@ -26,14 +26,20 @@ public final class StatusHub: Sendable {
 
     struct Client: Sendable {
         let outbox: AsyncStream<String>.Continuation
-        let writer: Task<Void, Never>?
+        var writer: Task<Void, Never>?
+        /// Messages broadcast while the client's snapshot is being read, sent right after it (nil once it has it).
+        var pending: [String]? = []
     }
 
     struct State: Sendable {
         var clients: [UUID: Client] = [:]
         var dirty: Set<Kind> = []
         var last: [Kind: String] = [:]
+        /// Event subscriptions bound to the bus right now (one per forwarded pattern).
+        var subscriptions = 0
     }
+
+    static let forwardedPatterns = ["agent.#", "resource.#", "alert.#"]
 
     let dependencies: AdminDependencies
     let managementURL: String?
@@ -136,13 +142,15 @@ public final class StatusHub: Sendable {
 
     private func subscribeAndForward() async {
         await withDiscardingTaskGroup { group in
-            for pattern in ["agent.#", "resource.#", "alert.#"] {
+            for pattern in Self.forwardedPatterns {
                 group.addTask {
                     while !Task.isCancelled {
                         var subscription: EventSubscription?
                         do {
                             subscription = try await self.dependencies.bus.subscribe(to: pattern)
                             let active = subscription!
+                            self.state.withLockedValue { $0.subscriptions += 1 }
+                            defer { self.state.withLockedValue { $0.subscriptions -= 1 } }
                             try await withTaskCancellationHandler {
                                 for try await received in active {
                                     received.ack()
@@ -273,12 +281,28 @@ public final class StatusHub: Sendable {
     // MARK: Clients
 
     func broadcast(_ message: String) {
-        let clients = state.withLockedValue { $0.clients }
-        for (id, client) in clients {
-            if case .dropped = client.outbox.yield(message) {
-                logger.warning("dropping a status client that does not keep up", metadata: ["client": "\(id)"])
-                drop(id)
+        let slow = state.withLockedValue { s -> [UUID] in
+            var slow: [UUID] = []
+            for id in s.clients.keys {
+                if s.clients[id]?.pending != nil {
+                    s.clients[id]?.pending?.append(message)
+                    if s.clients[id]?.pending?.count ?? 0 > outboxLimit { slow.append(id) }
+                } else if case .dropped = s.clients[id]?.outbox.yield(message) {
+                    slow.append(id)
+                }
             }
+            return slow
+        }
+        for id in slow {
+            logger.warning("dropping a status client that does not keep up", metadata: ["client": "\(id)"])
+            drop(id)
+        }
+    }
+
+    private func waitForSubscriptions(upTo limit: Duration) async {
+        let deadline = ContinuousClock.now + limit
+        while state.withLockedValue({ $0.subscriptions }) < Self.forwardedPatterns.count, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 
@@ -290,17 +314,32 @@ public final class StatusHub: Sendable {
     }
 
     /// Serves one WebSocket client until it goes away (or is dropped for not keeping up).
+    ///
+    /// The client counts from the start, so that the hub binds its event subscriptions; the snapshot is read once they
+    /// are bound (or after 2 s without the bus), and what is broadcast meanwhile follows the snapshot: nothing
+    /// published after the snapshot is missed.
     func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         let id = UUID()
         let (outbox, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(outboxLimit))
+        state.withLockedValue { $0.clients[id] = Client(outbox: continuation) }
+        Self.countClients(+1)
+        await waitForSubscriptions(upTo: .seconds(2))
         let snapshot: String
         do {
             snapshot = try await self.snapshot()
         } catch {
+            drop(id)
             try? await outbound.write(.text(JSON.serialize(.object(["type": "error", "message": .string("cannot read the status: \(error)")]))))
             return
         }
-        continuation.yield(snapshot)
+        let live = state.withLockedValue { s -> Bool in
+            guard let pending = s.clients[id]?.pending else { return false }
+            continuation.yield(snapshot)
+            for message in pending { continuation.yield(message) }
+            s.clients[id]?.pending = nil
+            return true
+        }
+        guard live else { return }
         let writer = Task {
             for await message in outbox {
                 do {
@@ -310,8 +349,7 @@ public final class StatusHub: Sendable {
                 }
             }
         }
-        state.withLockedValue { $0.clients[id] = Client(outbox: continuation, writer: writer) }
-        Self.countClients(+1)
+        state.withLockedValue { $0.clients[id]?.writer = writer }
         // The client's messages are not needed; reading them tells when it leaves.
         let reader = Task {
             do {
