@@ -77,7 +77,7 @@ func withAdminServer(token: String? = adminToken, openLocal: Bool = false, _ bod
                                              expectedSchemaVersion: expected, logger: TestEnvironment.logger)
         let (ports, portSink) = AsyncStream<Int>.makeStream()
         let server = AdminServer(configuration: AdminConfiguration(host: "127.0.0.1", port: 0, token: token, openLocal: openLocal),
-                                 dependencies: dependencies, managementURL: "http://guest:guest@localhost:15672/api/queues/%2F",
+                                 dependencies: dependencies, managementURL: "http://guest:guest@localhost:15672/api/queues/\(TestEnvironment.vhostPath)",
                                  logger: TestEnvironment.logger) { port in portSink.yield(port) }
         let running = Task { try await server.run() }
         var iterator = ports.makeAsyncIterator()

@@ -57,7 +57,7 @@ func definition(id: String, version: String, triggers: [(String, String)], descr
 
 /// Routing keys bound from agentry.route to a queue, as the broker reports them.
 func brokerBindings(queue: String) throws -> Set<String> {
-    let result = try TestEnvironment.run("rabbitmqctl", ["list_bindings", "-q", "--no-table-headers", "source_name", "destination_name", "routing_key"])
+    let result = try TestEnvironment.run("rabbitmqctl", ["list_bindings", "-p", TestEnvironment.configuration.amqp.virtualHost, "-q", "--no-table-headers", "source_name", "destination_name", "routing_key"])
     var keys = Set<String>()
     for line in result.output.split(separator: "\n") {
         let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
