@@ -305,6 +305,17 @@ public final class AgentWorker: Service, Sendable {
             } catch {
                 logger.warning("cannot write the heartbeat", metadata: ["error": "\(error)"])
             }
+            do {
+                // After the heartbeat, which it must not delay. Cheap when nothing is due (see RuntimeStore.refreshStatistics).
+                let analyzed = try await store.refreshStatistics()
+                if !analyzed.isEmpty {
+                    logger.info("refreshed the planner's statistics of tables that outgrew them", metadata: [
+                        "agentry.tables": "\(analyzed.joined(separator: ", "))",
+                    ])
+                }
+            } catch {
+                logger.warning("cannot refresh the run tables' statistics", metadata: ["error": "\(error)"])
+            }
             try? await Task.sleep(for: options.heartbeatInterval)
         }
     }

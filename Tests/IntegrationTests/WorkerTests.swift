@@ -723,6 +723,39 @@ struct WorkerTests {
         }
     }
 
+    @Test("the run tables are analyzed once they changed by more than their size, so prepared plans follow their growth")
+    func runTableStatistics() async throws {
+        try await withWorkerHarness { h in
+            let agentID = TestEnvironment.uniqueName("stats-")
+            let client = h.database.client
+            func changesSinceAnalyze() async throws -> Int64 {
+                var changes: Int64 = -1
+                for try await value in try await client.query(
+                    "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'task_runs' AND schemaname = current_schema()",
+                    logger: TestEnvironment.logger).decode(Int64.self) { changes = value }
+                return changes
+            }
+            func insertRuns(_ count: Int) async throws {
+                try await client.query("""
+                    INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, state)
+                    SELECT gen_random_uuid(), \(agentID), '1.0.0', gen_random_uuid(), 'stats.test', 3, 'succeeded'
+                    FROM generate_series(1, \(count))
+                    """, logger: TestEnvironment.logger)
+            }
+            try await insertRuns(30)
+            // PostgreSQL publishes a session's counts within about a second.
+            #expect(try await TestEnvironment.eventually { try await changesSinceAnalyze() >= 30 })
+            // Changed by far less than a million times its size: not due.
+            #expect(try await h.store.refreshStatistics(minimumChanges: 10, growth: 1_000_000).contains("task_runs") == false)
+            #expect(try await changesSinceAnalyze() >= 30)
+            // Due by count alone: analyzed, and its count of changes starts again.
+            #expect(try await h.store.refreshStatistics(minimumChanges: 10, growth: 0).contains("task_runs"))
+            #expect(try await changesSinceAnalyze() < 30)
+            #expect(try await h.store.refreshStatistics(minimumChanges: 1_000_000_000, growth: 0) == [])
+            try await client.query("DELETE FROM task_runs WHERE agent_id = \(agentID)", logger: TestEnvironment.logger)
+        }
+    }
+
     @Test("SIGTERM lets the running task finish, records it, and exits 0")
     func gracefulShutdown() async throws {
         try await withWorkerHarness { h in
