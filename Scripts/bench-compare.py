@@ -112,9 +112,9 @@ def main():
     # system and round would take an hour), and the peers' guarantee modes, which run 70-600 events/s, on 2,000
     # events, in the first round only (their spread is not what decides a comparison 3-20x apart), and not in (b)
     # (they cannot keep up with 1,000 events/s: their latency is the age of a growing backlog) nor in (g).
-    sizes = dict(events=10000, guarantee_events=2000, latency_seconds=5, fast_latency_seconds=3, backlog=10000,
-                 guarantee_backlog=2000, exec_events=2000, guarantee_exec_events=300, memory_events=5000, guarantee_memory_events=1000,
-                 recovery_seconds=6, lock_seconds=5, c_messages=50000)
+    sizes = dict(events=10000, guarantee_events=2000, latency_seconds=4, fast_latency_seconds=2, backlog=10000,
+                 guarantee_backlog=2000, exec_events=2000, guarantee_exec_events=300, memory_events=3000, guarantee_memory_events=1000,
+                 recovery_seconds=6, lock_seconds=4, c_messages=30000)
     if args.quick:
         sizes = dict(events=3000, guarantee_events=500, latency_seconds=3, fast_latency_seconds=3, backlog=3000,
                      guarantee_backlog=500, exec_events=300, guarantee_exec_events=100, memory_events=1000, guarantee_memory_events=300,
