@@ -150,7 +150,9 @@ extension Agentry {
             guard workerExpirySeconds > heartbeatSeconds * 2 else {
                 throw ValidationError("--worker-expiry-seconds (\(workerExpirySeconds)) must be more than twice --heartbeat-seconds (\(heartbeatSeconds))")
             }
-            guard workerRetentionHours > 0 else { throw ValidationError("--worker-retention-hours must be positive, got \(workerRetentionHours)") }
+            guard workerRetentionHours > 0, workerRetentionHours <= 87_600 else {
+                throw ValidationError("--worker-retention-hours must be more than 0 and at most 87600 (ten years), got \(workerRetentionHours)")
+            }
             guard ackDeadlineSeconds > 0 else { throw ValidationError("--ack-deadline-seconds must be positive, got \(ackDeadlineSeconds)") }
             guard syncSeconds > 0 else { throw ValidationError("--sync-seconds must be positive, got \(syncSeconds)") }
             guard lockWaitSeconds > 0 else { throw ValidationError("--lock-wait-seconds must be positive, got \(lockWaitSeconds)") }
