@@ -117,11 +117,15 @@ public struct AMQPConfiguration: Sendable, Equatable {
         }
     }
 
+    /// The vhost as one URL path segment, as AMQP URLs and the management API take it (`/` is `%2F`).
+    public var virtualHostPathSegment: String {
+        virtualHost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? virtualHost
+    }
+
     /// The URL without its password, for logs and messages.
     public var redactedURL: String {
         let scheme = tls == nil ? "amqp" : "amqps"
-        let vhost = virtualHost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? virtualHost
-        return "\(scheme)://\(user)@\(host):\(port)/\(vhost)"
+        return "\(scheme)://\(user)@\(host):\(port)/\(virtualHostPathSegment)"
     }
 
     static func redact(_ url: String) -> String {

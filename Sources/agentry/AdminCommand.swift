@@ -30,10 +30,9 @@ struct AdminOptions: ParsableArguments {
     static func managementURL(_ configuration: AgentryConfiguration) -> String? {
         if let url = ProcessInfo.processInfo.environment["AGENTRY_RABBITMQ_MANAGEMENT_URL"] { return url.isEmpty ? nil : url }
         let amqp = configuration.amqp
-        let vhost = amqp.virtualHost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "%2F"
         let user = amqp.user.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? amqp.user
         let password = amqp.password.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? amqp.password
-        return "http://\(user):\(password)@\(amqp.host):15672/api/queues/\(vhost)"
+        return "http://\(user):\(password)@\(amqp.host):15672/api/queues/\(amqp.virtualHostPathSegment)"
     }
 }
 

@@ -1,3 +1,4 @@
+import AMQP
 import AgentryAdmin
 import AgentryBus
 import AgentryCore
@@ -77,7 +78,7 @@ func withAdminServer(token: String? = adminToken, openLocal: Bool = false, _ bod
                                              expectedSchemaVersion: expected, logger: TestEnvironment.logger)
         let (ports, portSink) = AsyncStream<Int>.makeStream()
         let server = AdminServer(configuration: AdminConfiguration(host: "127.0.0.1", port: 0, token: token, openLocal: openLocal),
-                                 dependencies: dependencies, managementURL: "http://guest:guest@localhost:15672/api/queues/\(TestEnvironment.vhostPath)",
+                                 dependencies: dependencies, managementURL: "http://guest:guest@localhost:15672/api/queues/\(TestEnvironment.configuration.amqp.virtualHostPathSegment)",
                                  logger: TestEnvironment.logger) { port in portSink.yield(port) }
         let running = Task { try await server.run() }
         var iterator = ports.makeAsyncIterator()

@@ -116,7 +116,7 @@ struct EventLogTests {
             let type = "test.plain.\(TestEnvironment.uniqueName())"
             let messageID = UUID().uuidString
             let result = try TestEnvironment.run("amqp-publish", [
-                "--url", "amqp://\(TestEnvironment.configuration.amqp.user):\(TestEnvironment.configuration.amqp.password)@\(TestEnvironment.configuration.amqp.host):\(TestEnvironment.configuration.amqp.port)/\(TestEnvironment.vhostPath)",
+                "--url", "amqp://\(TestEnvironment.configuration.amqp.user):\(TestEnvironment.configuration.amqp.password)@\(TestEnvironment.configuration.amqp.host):\(TestEnvironment.configuration.amqp.port)/\(TestEnvironment.configuration.amqp.virtualHostPathSegment)",
                 "-e", "agentry.events", "-r", type, "-p", "-C", "application/json", "-b", #"{"device_id": "tv-9", "level": 2}"#,
                 "-H", "x-test: 1",
             ])

@@ -72,7 +72,7 @@ struct TLSTests {
         let terminator = try Terminator()
         defer { terminator.stop() }
         let amqp = TestEnvironment.configuration.amqp
-        let url = "amqps://\(amqp.user):\(amqp.password)@localhost:\(terminator.port)/\(TestEnvironment.vhostPath)?cacertfile=\(terminator.directory.path)/ca.pem"
+        let url = "amqps://\(amqp.user):\(amqp.password)@localhost:\(terminator.port)/\(amqp.virtualHostPathSegment)?cacertfile=\(terminator.directory.path)/ca.pem"
         let configuration = try AMQPConfiguration(url: url)
         #expect(configuration.tls?.verifyPeer == true)
         let connection = AMQPConnection(configuration: configuration, logger: TestEnvironment.logger)
@@ -97,7 +97,7 @@ struct TLSTests {
         let terminator = try Terminator()
         defer { terminator.stop() }
         let amqp = TestEnvironment.configuration.amqp
-        let url = "amqps://\(amqp.user):\(amqp.password)@localhost:\(terminator.port)/\(TestEnvironment.vhostPath)?cacertfile=\(terminator.directory.path)/other.pem"
+        let url = "amqps://\(amqp.user):\(amqp.password)@localhost:\(terminator.port)/\(amqp.virtualHostPathSegment)?cacertfile=\(terminator.directory.path)/other.pem"
         var lastError: AMQPError?
         let connection = AMQPConnection(configuration: try AMQPConfiguration(url: url), logger: TestEnvironment.logger)
         do {

@@ -28,11 +28,6 @@ enum TestEnvironment {
         return logger
     }
 
-    /// The configured vhost as a URL path segment (`/` is `%2F`).
-    static var vhostPath: String {
-        configuration.amqp.virtualHost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "%2F"
-    }
-
     static func uniqueName(_ prefix: String = "t") -> String {
         "\(prefix)\(UUID().uuidString.prefix(8).lowercased())"
     }
