@@ -1,3 +1,5 @@
+public import Foundation
+
 /// The basic properties of an AMQP message.
 public struct AMQPProperties: Sendable, Hashable {
     public var contentType: String?
@@ -69,10 +71,13 @@ public struct AMQPDelivery: Sendable {
     public let redelivered: Bool
     public let deliveryTag: UInt64
     public let consumerTag: String
+    /// When the connection's thread read the delivery from the socket: what came before it is the broker's time
+    /// (queueing, transit), what comes after the consumer's.
+    public let receivedAt: Date
     let settler: DeliverySettler?
 
     init(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties, redelivered: Bool,
-         deliveryTag: UInt64, consumerTag: String, settler: DeliverySettler?) {
+         deliveryTag: UInt64, consumerTag: String, receivedAt: Date, settler: DeliverySettler?) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.body = body
@@ -80,6 +85,7 @@ public struct AMQPDelivery: Sendable {
         self.redelivered = redelivered
         self.deliveryTag = deliveryTag
         self.consumerTag = consumerTag
+        self.receivedAt = receivedAt
         self.settler = settler
     }
 

@@ -762,7 +762,7 @@ final class Session {
             consumer.continuation.yield(AMQPDelivery(
                 exchange: exchange, routingKey: routingKey, body: body, properties: properties,
                 redelivered: deliver.redelivered != 0, deliveryTag: deliver.delivery_tag, consumerTag: consumerTag,
-                settler: consumer.noAck ? nil : consumer.settler))
+                receivedAt: Date(), settler: consumer.noAck ? nil : consumer.settler))
 
         case Method.basicAck, Method.basicNack:
             guard let channel = channels[number] else { return }

@@ -4321,6 +4321,12 @@ enum OpenAPIDocument {
             "format": "date-time",
             "nullable": true
           },
+          "received_at": {
+            "description": "When the worker received the event's delivery from RabbitMQ: event_at to received_at is the wait in the broker, received_at to started_at the wait in the worker (agent slot, claim).",
+            "type": "string",
+            "format": "date-time",
+            "nullable": true
+          },
           "started_at": {
             "type": "string",
             "format": "date-time"

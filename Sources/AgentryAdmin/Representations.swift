@@ -16,7 +16,7 @@ public enum Representation {
             "run_id": id(run.runID), "agent_id": .string(run.agentID), "agent_version": .string(run.agentVersion),
             "event_id": .string(run.eventID), "event_type": .string(run.eventType), "priority": .string(run.priority.name),
             "attempt": .int(Int64(run.attempt)), "state": .string(run.state.rawValue), "worker_id": string(run.workerID),
-            "event_at": time(run.eventAt), "started_at": time(run.startedAt), "finished_at": time(run.finishedAt),
+            "event_at": time(run.eventAt), "received_at": time(run.receivedAt), "started_at": time(run.startedAt), "finished_at": time(run.finishedAt),
             "result": run.result.flatMap { try? JSON.parse(Array($0.utf8)) } ?? .null,
             "output": string(run.output), "stderr": string(run.stderr),
             "exit_status": run.exitStatus.map { .int(Int64($0)) } ?? .null,

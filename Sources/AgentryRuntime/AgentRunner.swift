@@ -278,7 +278,7 @@ final class AgentRunner: Sendable {
         var run = TaskRun(runID: Self.newRunID(), agentID: agentID, agentVersion: definition.metadata.version,
                           eventID: event.id.rawValue, eventType: event.type, priority: event.priority,
                           workerID: context.workerID, instanceID: state.withLockedValue { $0.instanceID },
-                          attempt: attempt, state: .running, eventAt: event.timestamp)
+                          attempt: attempt, state: .running, eventAt: event.timestamp, receivedAt: delivery.receivedAt)
 
         if let reason = Self.skipReason(definition, event: event, pools: context.topology.eventPools) {
             run.state = .skipped

@@ -9,8 +9,9 @@ import PostgresNIO
 struct ClaimStatement: PostgresPreparedStatement {
     static let sql = """
         WITH input AS (
-            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::float8[], $8::int4[])
-                AS t(run_id, event_id, event_type, version, priority, attempt, event_at, ord)
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::float8[], $8::int4[],
+                                 $14::float8[])
+                AS t(run_id, event_id, event_type, version, priority, attempt, event_at, ord, received_at)
         ), completed AS (
             SELECT DISTINCT ON (i.run_id) i.run_id, CASE WHEN r.retry_cancelled THEN 'cancelled' ELSE r.state END AS state
             FROM input i
@@ -45,14 +46,15 @@ struct ClaimStatement: PostgresPreparedStatement {
             RETURNING p.run_id
         ), inserted AS (
             INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
-                                   attempt, state, event_at, started_at)
+                                   attempt, state, event_at, received_at, started_at)
             SELECT p.run_id, $9::text, p.version, p.event_id, p.event_type, p.priority, $12::text, $13::uuid,
-                   p.attempt, 'running', CASE WHEN p.event_at = 0 THEN NULL ELSE to_timestamp(p.event_at) END, clock_timestamp()
+                   p.attempt, 'running', CASE WHEN p.event_at = 0 THEN NULL ELSE to_timestamp(p.event_at) END,
+                   CASE WHEN p.received_at = 0 THEN NULL ELSE to_timestamp(p.received_at) END, clock_timestamp()
             FROM pairs p WHERE p.run_id IN (SELECT run_id FROM taken)
             ORDER BY p.ord
             RETURNING run_id
         ), announced AS (
-            \(EventColumns.insertAnnouncements(firstParameter: 14, ofRunsIn: "inserted"))
+            \(EventColumns.insertAnnouncements(firstParameter: 15, ofRunsIn: "inserted"))
         )
         SELECT i.run_id, c.state, e.other_run, e.worker_id, p.slot
         FROM input i LEFT JOIN completed c ON c.run_id = i.run_id LEFT JOIN elsewhere e ON e.run_id = i.run_id
@@ -71,7 +73,7 @@ struct ClaimStatement: PostgresPreparedStatement {
     let expirySeconds: Double
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 13 + EventColumns.parameterCount)
+        var bindings = PostgresBindings(capacity: 14 + EventColumns.parameterCount)
         bindings.append(runs.map(\.runID))
         bindings.append(runs.map(\.eventID))
         bindings.append(runs.map(\.eventType))
@@ -85,6 +87,7 @@ struct ClaimStatement: PostgresPreparedStatement {
         bindings.append(Int32(clamping: maxParallel))
         bindings.append(workerID)
         bindings.append(instanceID)
+        bindings.append(runs.map { $0.receivedAt?.timeIntervalSince1970 ?? 0 })
         announcements.append(to: &bindings)
         return bindings
     }

@@ -68,6 +68,8 @@ public struct TaskRun: Sendable, Hashable {
     public var attempt: Int
     public var state: State
     public var eventAt: Date?
+    /// When the worker received the event's delivery from the broker (nil for runs recorded before it was kept).
+    public var receivedAt: Date?
     public var startedAt: Date
     public var finishedAt: Date?
     /// The handler's result as JSON text.
@@ -82,7 +84,7 @@ public struct TaskRun: Sendable, Hashable {
     public var slot: Int?
 
     public init(runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
-                workerID: String?, instanceID: UUID?, attempt: Int, state: State, eventAt: Date?, startedAt: Date = Date(),
+                workerID: String?, instanceID: UUID?, attempt: Int, state: State, eventAt: Date?, receivedAt: Date? = nil, startedAt: Date = Date(),
                 finishedAt: Date? = nil, result: String? = nil, output: String? = nil, stderr: String? = nil,
                 exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil) {
         self.runID = runID
@@ -96,6 +98,7 @@ public struct TaskRun: Sendable, Hashable {
         self.attempt = attempt
         self.state = state
         self.eventAt = eventAt
+        self.receivedAt = receivedAt
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.result = result
@@ -438,9 +441,9 @@ public struct RuntimeStore: Sendable {
     public func recordSkipped(_ run: TaskRun) async throws {
         try await execute("record a skipped run of \(run.agentID)", """
             INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
-                                   attempt, state, event_at, started_at, finished_at, message)
+                                   attempt, state, event_at, received_at, started_at, finished_at, message)
             VALUES (\(run.runID), \(run.agentID), \(run.agentVersion), \(run.eventID)::uuid, \(run.eventType), \(run.priority.rawValue),
-                    \(run.workerID), \(run.instanceID), \(run.attempt), 'skipped', \(run.eventAt), now(), now(), \(run.message))
+                    \(run.workerID), \(run.instanceID), \(run.attempt), 'skipped', \(run.eventAt), \(run.receivedAt), now(), now(), \(run.message))
             ON CONFLICT DO NOTHING
             """)
     }
@@ -529,7 +532,7 @@ public struct RuntimeStore: Sendable {
         bindings.append(max(1, min(limit, 10_000)))
         let sql = """
             SELECT run_id, agent_id, agent_version, event_id::text, event_type, priority, worker_id, instance_id, attempt, state,
-                   event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at
+                   event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at, received_at
             FROM task_runs WHERE \(condition) ORDER BY started_at DESC, run_id DESC LIMIT $\(binds.count + 1)
             """
         var result: [TaskRun] = []
@@ -543,7 +546,8 @@ public struct RuntimeStore: Sendable {
                     runID: runID, agentID: agentID, agentVersion: version, eventID: eventID, eventType: eventType,
                     priority: Priority(rawValue: priority) ?? .low, workerID: workerID, instanceID: instanceID, attempt: attempt,
                     state: TaskRun.State(rawValue: state) ?? .failed,
-                    eventAt: try columns[10].decode(Date?.self), startedAt: try columns[11].decode(Date.self),
+                    eventAt: try columns[10].decode(Date?.self), receivedAt: try columns[19].decode(Date?.self),
+                    startedAt: try columns[11].decode(Date.self),
                     finishedAt: try columns[12].decode(Date?.self), result: try columns[13].decode(String?.self),
                     output: try columns[14].decode(String?.self), stderr: try columns[15].decode(String?.self),
                     exitStatus: try columns[16].decode(Int?.self), message: try columns[17].decode(String?.self),

@@ -36,6 +36,12 @@ func duration(_ run: TaskRun) -> String {
     return String(format: "%.3f s", end.timeIntervalSince(run.startedAt))
 }
 
+/// " (12.3 ms after publish)", or "" when the earlier moment is unknown.
+func since(_ later: Date, _ earlier: Date?, _ what: String) -> String {
+    guard let earlier else { return "" }
+    return " (" + String(format: "%.1f", later.timeIntervalSince(earlier) * 1000) + " ms after \(what))"
+}
+
 extension Agentry {
     struct Runs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -125,7 +131,10 @@ extension Agentry.Runs {
                 ("run", run.runID.uuidString.lowercased()), ("agent", "\(run.agentID) \(run.agentVersion)"),
                 ("event", "\(run.eventID) (\(run.eventType), \(run.priority.name))"), ("attempt", String(run.attempt)),
                 ("state", run.state.rawValue), ("worker", run.workerID ?? "-"),
-                ("published", run.eventAt.map(Timestamp.format) ?? "-"), ("started", Timestamp.format(run.startedAt)),
+                ("published", run.eventAt.map(Timestamp.format) ?? "-"),
+                // The wait split in two: in the broker (queue, prefetch window), then in the worker (slot, claim).
+                ("received", run.receivedAt.map { Timestamp.format($0) + since($0, run.eventAt, "publish") } ?? "-"),
+                ("started", Timestamp.format(run.startedAt) + since(run.startedAt, run.receivedAt ?? run.eventAt, run.receivedAt == nil ? "publish" : "receipt")),
                 ("finished", run.finishedAt.map(Timestamp.format) ?? "-"), ("duration", duration(run)),
             ]
             if let status = run.exitStatus { lines.append(("exit status", String(status))) }
