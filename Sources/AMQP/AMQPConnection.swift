@@ -72,6 +72,11 @@ public final class AMQPConnection: Sendable {
     public var reconnectCount: Int { snapshot.withLockedValue { $0.reconnects } }
     /// Whether the broker has blocked publishing on this connection (a memory or disk alarm).
     public var isBlocked: Bool { snapshot.withLockedValue { $0.isBlocked } }
+    /// Deliveries this connection acknowledged, and the `basic.ack` frames that carried them: acks posted together
+    /// that continue a consumer's lowest unacknowledged delivery travel as one frame with `multiple`.
+    public var acknowledgements: (deliveries: Int, frames: Int) {
+        snapshot.withLockedValue { ($0.acknowledged, $0.ackFrames) }
+    }
 
     /// Runs `body` on the connection thread once the connection is up, and returns its result.
     func perform<T: Sendable>(_ body: @escaping @Sendable (Session) throws -> T) async throws -> T {

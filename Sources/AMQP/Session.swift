@@ -13,6 +13,9 @@ struct ConnectionSnapshot: Sendable {
     var isBlocked = false
     var reconnects = 0
     var lastError: String?
+    /// Deliveries acknowledged, and the `basic.ack` frames that carried them.
+    var acknowledged = 0
+    var ackFrames = 0
 }
 
 /// Resumes the caller of `AMQPConnection.connect` once, with the outcome of the first connection attempt.
@@ -52,6 +55,25 @@ final class ChannelState {
     var lowestPendingTag: UInt64 = 1
     var pending: [UInt64: PendingPublish] = [:]
     var returned: [String: (code: UInt16, text: String)] = [:]
+    /// A consumer channel's deliveries, for coalescing acks: the tags received and not yet settled, the lowest of
+    /// them (or the next tag to come), and the acks posted since the last flush.
+    var unsettled = Set<UInt64>()
+    var lowestUnsettled: UInt64 = 1
+    var lastDelivered: UInt64 = 0
+    var pendingAcks: [UInt64] = []
+
+    /// Delivery tags start again at 1 on a newly opened channel.
+    func resetDeliveries() {
+        unsettled.removeAll()
+        lowestUnsettled = 1
+        lastDelivered = 0
+        pendingAcks.removeAll()
+    }
+
+    /// Moves `lowestUnsettled` past tags that are settled.
+    func advanceLowest() {
+        while lowestUnsettled <= lastDelivered, !unsettled.contains(lowestUnsettled) { lowestUnsettled += 1 }
+    }
 
     init(number: UInt16, role: Role) {
         self.number = number
@@ -113,6 +135,8 @@ final class Session {
     /// Channels we asked to close, with what to run once the broker confirms (or the connection goes).
     private var closingChannels: [UInt16: [@Sendable () -> Void]] = [:]
     private var deferred: [Mailbox.Job] = []
+    /// Channels with acks waiting for `flushAcks`.
+    private var channelsWithAcks: [UInt16] = []
     private var running = true
     private var reconnectAt: ContinuousClock.Instant? = .now
     private var reconnectDelay: Duration
@@ -152,14 +176,27 @@ final class Session {
         for message in mailbox.take() {
             switch message {
             case .job(let job):
+                flushAcks()
                 if connection != nil { job.run(self) } else { deferred.append(job) }
             case .control(let body):
+                flushAcks()
                 body(self)
+            case .settle(let generation, let number, let tag, .ack(multiple: false)):
+                // Plain acks wait for the end of this round, where those that continue the lowest unsettled tag go
+                // as one multiple-ack (see flushAcks).
+                if generation == self.generation, let channel = channels[number], channel.isOpen, channel.unsettled.contains(tag) {
+                    if channel.pendingAcks.isEmpty { channelsWithAcks.append(number) }
+                    channel.pendingAcks.append(tag)
+                } else {
+                    settle(generation: generation, channel: number, tag: tag, .ack(multiple: false))
+                }
             case .settle(let generation, let channel, let tag, let settlement):
+                flushAcks()
                 settle(generation: generation, channel: channel, tag: tag, settlement)
             }
             if !running { return }
         }
+        flushAcks()
     }
 
     private func waitForActivity() {
@@ -338,6 +375,7 @@ final class Session {
         try check(amqp_get_rpc_reply(conn), channel: channel.number, context: "cannot open channel \(channel.number)")
         channel.nextPublishTag = 0
         channel.lowestPendingTag = 1
+        channel.resetDeliveries()
         if channel.confirms {
             _ = amqp_confirm_select(conn, channel.number)
             try check(amqp_get_rpc_reply(conn), channel: channel.number, context: "cannot enable publisher confirms on channel \(channel.number)")
@@ -713,13 +751,71 @@ final class Session {
         switch settlement {
         case .ack(let multiple):
             status = amqp_basic_ack(conn, number, tag, multiple ? 1 : 0)
+            let before = channel.unsettled.count
+            forget(tag, multiple: multiple, on: channel)
+            let settled = max(1, before - channel.unsettled.count)
+            snapshot.withLockedValue {
+                $0.acknowledged += settled
+                $0.ackFrames += 1
+            }
         case .nack(let requeue, let multiple):
             status = amqp_basic_nack(conn, number, tag, multiple ? 1 : 0, requeue ? 1 : 0)
+            forget(tag, multiple: multiple, on: channel)
         case .reject(let requeue):
             status = amqp_basic_reject(conn, number, tag, requeue ? 1 : 0)
+            forget(tag, multiple: false, on: channel)
         }
         if status != AMQP_STATUS_OK.rawValue {
             lose(AMQPError(.connectionLost, "cannot settle delivery \(tag) on channel \(number): \(libraryErrorText(status))"))
+        }
+    }
+
+    private func forget(_ tag: UInt64, multiple: Bool, on channel: ChannelState) {
+        if multiple {
+            channel.unsettled = channel.unsettled.filter { $0 > tag }
+        } else {
+            channel.unsettled.remove(tag)
+        }
+        channel.advanceLowest()
+    }
+
+    /// Sends the plain acks posted in this round. Those that continue the channel's lowest unsettled tag without a
+    /// gap go as one `basic.ack` with `multiple` (which covers exactly them: every tag up to it is acked); the rest
+    /// one by one. A worker's runs finish in groups (their outcomes are written together), so most acks of a busy
+    /// consumer travel in a few frames, and the broker handles a few acks instead of one per message.
+    private func flushAcks() {
+        guard !channelsWithAcks.isEmpty else { return }
+        let numbers = channelsWithAcks
+        channelsWithAcks.removeAll(keepingCapacity: true)
+        for number in numbers {
+            guard let channel = channels[number] else { continue }
+            var tags = channel.pendingAcks
+            channel.pendingAcks.removeAll(keepingCapacity: true)
+            guard let conn = connection, channel.isOpen else { continue }
+            tags.sort()
+            channel.advanceLowest()
+            var covered = 0
+            while covered < tags.count, tags[covered] == channel.lowestUnsettled {
+                channel.unsettled.remove(tags[covered])
+                channel.advanceLowest()
+                covered += 1
+            }
+            var frames: [(tag: UInt64, multiple: Bool)] = covered > 0 ? [(tags[covered - 1], covered > 1)] : []
+            for tag in tags[covered...] where channel.unsettled.remove(tag) != nil {
+                frames.append((tag, false))
+            }
+            for frame in frames {
+                let status = amqp_basic_ack(conn, number, frame.tag, frame.multiple ? 1 : 0)
+                if status != AMQP_STATUS_OK.rawValue {
+                    lose(AMQPError(.connectionLost, "cannot acknowledge delivery \(frame.tag) on channel \(number): \(libraryErrorText(status))"))
+                    return
+                }
+            }
+            let acknowledged = covered + frames.count - (covered > 0 ? 1 : 0)
+            snapshot.withLockedValue {
+                $0.acknowledged += acknowledged
+                $0.ackFrames += frames.count
+            }
         }
     }
 
@@ -758,7 +854,11 @@ final class Session {
             let body = message.body.array
             let properties = CDecode.properties(message.properties)
             amqp_destroy_message(&message)
-            guard let consumer = channels[number]?.consumer else { return }
+            guard let channel = channels[number], let consumer = channel.consumer else { return }
+            if !consumer.noAck {
+                channel.unsettled.insert(deliver.delivery_tag)
+                channel.lastDelivered = max(channel.lastDelivered, deliver.delivery_tag)
+            }
             consumer.continuation.yield(AMQPDelivery(
                 exchange: exchange, routingKey: routingKey, body: body, properties: properties,
                 redelivered: deliver.redelivered != 0, deliveryTag: deliver.delivery_tag, consumerTag: consumerTag,

@@ -189,6 +189,45 @@ struct AMQPClientTests {
         try await Task.sleep(for: .milliseconds(200))
         #expect(try await connection.queueStatus(queue).messageCount == 0)
     }
+
+    @Test("acks posted together travel as multiple-acks, acks around a gap one by one, and every delivery is settled")
+    func coalescedAcks() async throws {
+        let connection = try await TestEnvironment.connect()
+        defer { Task { await connection.close() } }
+        let queue = TestEnvironment.uniqueName("agentry.test.acks.")
+        try await connection.declare(QueueDeclaration(name: queue, durable: false))
+        defer { Task { try? await connection.deleteQueue(queue) } }
+        let channel = try await connection.openChannel(confirms: true)
+        let count = 400
+        for index in 0..<count {
+            try await channel.publish(AMQPMessage(exchange: "", routingKey: queue, body: Array(String(index).utf8)))
+        }
+        let consumer = try await connection.consume(queue: queue, prefetch: UInt16(count))
+        var iterator = consumer.makeAsyncIterator()
+        var deliveries: [AMQPDelivery] = []
+        for _ in 0..<count { deliveries.append(try #require(try await iterator.next())) }
+        let before = connection.acknowledgements
+
+        // The first half in order, as a busy worker acks a group of runs whose outcomes were written together.
+        for delivery in deliveries[0..<(count / 2)] { delivery.ack() }
+        #expect(try await TestEnvironment.eventually { connection.acknowledgements.deliveries - before.deliveries == count / 2 })
+        let firstHalf = connection.acknowledgements
+        #expect(firstHalf.frames - before.frames < count / 2, "acks in order should share frames: \(firstHalf.frames - before.frames) for \(count / 2)")
+
+        // The second half with its first delivery held back: the others cannot be covered by a multiple-ack (it
+        // would ack the held one too), so they go one by one; then the held one.
+        let rest = deliveries[(count / 2)...]
+        for delivery in rest.dropFirst().reversed() { delivery.ack() }
+        #expect(try await TestEnvironment.eventually { connection.acknowledgements.deliveries - before.deliveries == count - 1 })
+        #expect(connection.acknowledgements.frames - firstHalf.frames == count / 2 - 1)
+        rest.first!.ack()
+        #expect(try await TestEnvironment.eventually { connection.acknowledgements.deliveries - before.deliveries == count })
+
+        // Nothing is left unacknowledged: once the consumer's channel is closed, nothing comes back.
+        await consumer.close()
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await connection.queueStatus(queue).messageCount == 0)
+    }
 }
 
 @Suite("AMQP heartbeats")
