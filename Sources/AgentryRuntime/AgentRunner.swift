@@ -246,7 +246,8 @@ final class AgentRunner: Sendable {
         await withDiscardingTaskGroup { group in
             do {
                 for try await delivery in consumer {
-                    group.addTask { await self.handle(delivery) }
+                    let incoming = receive(delivery)
+                    group.addTask { await self.handle(incoming) }
                 }
             } catch {
                 logger.error("consumer of \(consumer.queue) ended", metadata: ["error": "\(error)"])
@@ -261,26 +262,76 @@ final class AgentRunner: Sendable {
 
     private var isTakingWork: Bool { state.withLockedValue { $0.mode == .consuming } }
 
-    func handle(_ delivery: AMQPDelivery) async {
+    /// A delivery as read in arrival order, before its own task handles it.
+    enum Incoming: Sendable {
+        case undecodable(AMQPDelivery, EventDecodingError)
+        case event(Received)
+    }
+
+    struct Received: Sendable {
+        let delivery: AMQPDelivery
+        let event: Event
+        let definition: AgentDefinition
+        let run: TaskRun
+        let sequence: UInt64
+        /// Why the event starts no task (no trigger matched), or nil.
+        let skipReason: String?
+        let announcement: Event?
+        /// The first claim, queued on arrival (nil when the event is skipped).
+        let claim: Reply<RuntimeStore.Claim>?
+    }
+
+    /// Reads a delivery where the consumer yields it, one at a time: decodes its event and queues its claim, so that
+    /// claims reach the agent's queue of claims in the order the broker delivered them (its priority order) and then
+    /// go by priority. Were this left to each delivery's task, a LOW delivery's task could queue its claim, and
+    /// start, ahead of a CRITICAL delivery received just before it.
+    func receive(_ delivery: AMQPDelivery) -> Incoming {
         let definition = self.definition
         let event: Event
         do {
             event = try EventWireFormat.decode(body: delivery.body, envelope: delivery.eventEnvelope, maxBodySize: context.options.maxBodySize)
         } catch {
-            await park(delivery, event: nil, reason: error.reason.description, message: error.message)
-            return
+            return .undecodable(delivery, error)
         }
         let attempt = max(1, Int(delivery.properties.headers?[DeadLetters.Header.attempt]?.intValue ?? 1))
-        let sequence = state.withLockedValue { s -> UInt64 in
+        let (sequence, instanceID, taking) = state.withLockedValue { s -> (UInt64, UUID?, Bool) in
             s.newestDelivery += 1
-            return s.newestDelivery
+            return (s.newestDelivery, s.instanceID, s.mode == .consuming)
         }
-        var run = TaskRun(runID: Self.newRunID(), agentID: agentID, agentVersion: definition.metadata.version,
+        let run = TaskRun(runID: Self.newRunID(), agentID: agentID, agentVersion: definition.metadata.version,
                           eventID: event.id.rawValue, eventType: event.type, priority: event.priority,
-                          workerID: context.workerID, instanceID: state.withLockedValue { $0.instanceID },
+                          workerID: context.workerID, instanceID: instanceID,
                           attempt: attempt, state: .running, eventAt: event.timestamp, receivedAt: delivery.receivedAt)
+        let skipReason = Self.skipReason(definition, event: event, pools: context.topology.eventPools)
+        // Announced (when the agent announces its tasks) by the claim, which logs it with the run record.
+        let announcement = skipReason == nil && definition.config.taskEvents
+            ? event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(attempt))],
+                             priority: .normal, source: context.source)
+            : nil
+        let claim = skipReason == nil && taking
+            ? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: announcement))
+            : nil
+        return .event(Received(delivery: delivery, event: event, definition: definition, run: run, sequence: sequence,
+                               skipReason: skipReason, announcement: announcement, claim: claim))
+    }
 
-        if let reason = Self.skipReason(definition, event: event, pools: context.topology.eventPools) {
+    func handle(_ incoming: Incoming) async {
+        let received: Received
+        switch incoming {
+        case .undecodable(let delivery, let error):
+            await park(delivery, event: nil, reason: error.reason.description, message: error.message)
+            return
+        case .event(let event):
+            received = event
+        }
+        let delivery = received.delivery
+        let definition = received.definition
+        let event = received.event
+        let attempt = received.run.attempt
+        let sequence = received.sequence
+        var run = received.run
+
+        if let reason = received.skipReason {
             run.state = .skipped
             run.message = reason
             AgentryMetrics.consumed(event, by: agentID)
@@ -290,23 +341,22 @@ final class AgentRunner: Sendable {
             delivery.ack()
             return
         }
-
-        // Announced (when the agent announces its tasks) by the claim, which logs it with the run record.
-        let startedAnnouncement = definition.config.taskEvents
-            ? event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(attempt))],
-                             priority: .normal, source: context.source)
-            : nil
+        let startedAnnouncement = received.announcement
 
         // Claim a run: wait while the agent is at its limit (the delivery stays ours, unacked) or while a live
         // worker still runs this event (a redelivery after a lost connection).
         var wait = Duration.milliseconds(5)
+        // The claim queued on arrival first; then, after a busy or failed attempt, new ones.
+        var queued = received.claim
         claiming: while true {
-            guard isTakingWork else {
+            if queued == nil, !isTakingWork {
                 delivery.reject(requeue: true)
                 return
             }
             do {
-                switch try await claims.submit(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: startedAnnouncement)) {
+                let claim = queued ?? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: startedAnnouncement))
+                queued = nil
+                switch try await claim.value {
                 case .claimed(let slot):
                     run.slot = slot
                     break claiming

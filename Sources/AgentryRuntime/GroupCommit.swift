@@ -3,9 +3,8 @@ import NIOConcurrencyHelpers
 /// Group commit: requests that arrive while a batch is being written wait and go together in the next one, so a
 /// busy worker writes many run outcomes per statement (and per WAL flush) while a quiet one writes each at once.
 final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
-    typealias Waiter = CheckedContinuation<Response, any Error>
     private struct State {
-        var pending: [(Request, Waiter)] = []
+        var pending: [(Request, Reply<Response>)] = []
         var writing = false
     }
 
@@ -24,24 +23,30 @@ final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
     }
 
     func submit(_ request: Request) async throws -> Response {
-        try await withCheckedThrowingContinuation { (waiter: Waiter) in
-            let startWriter = state.withLockedValue { s -> Bool in
-                if let precedes, let index = s.pending.firstIndex(where: { precedes(request, $0.0) }) {
-                    s.pending.insert((request, waiter), at: index)
-                } else {
-                    s.pending.append((request, waiter))
-                }
-                guard !s.writing else { return false }
-                s.writing = true
-                return true
+        try await enqueue(request).value
+    }
+
+    /// Queues the request at once (synchronously, so that requests enqueued one after another keep that order
+    /// among equals); its response comes through the returned reply.
+    func enqueue(_ request: Request) -> Reply<Response> {
+        let reply = Reply<Response>()
+        let startWriter = state.withLockedValue { s -> Bool in
+            if let precedes, let index = s.pending.firstIndex(where: { precedes(request, $0.0) }) {
+                s.pending.insert((request, reply), at: index)
+            } else {
+                s.pending.append((request, reply))
             }
-            if startWriter { Task { await self.drain() } }
+            guard !s.writing else { return false }
+            s.writing = true
+            return true
         }
+        if startWriter { Task { await self.drain() } }
+        return reply
     }
 
     private func drain() async {
         while true {
-            let batch = state.withLockedValue { s -> [(Request, Waiter)] in
+            let batch = state.withLockedValue { s -> [(Request, Reply<Response>)] in
                 let batch = Array(s.pending.prefix(maxBatch))
                 s.pending.removeFirst(batch.count)
                 if batch.isEmpty { s.writing = false }
@@ -49,8 +54,43 @@ final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
             }
             guard !batch.isEmpty else { return }
             let results = await write(batch.map(\.0))
-            for (index, (_, waiter)) in batch.enumerated() {
-                waiter.resume(with: index < results.count ? results[index] : .failure(GroupCommitError()))
+            for (index, (_, reply)) in batch.enumerated() {
+                reply.resolve(index < results.count ? results[index] : .failure(GroupCommitError()))
+            }
+        }
+    }
+}
+
+/// The response to one request of a ``GroupCommit``: resolved once, awaited once.
+final class Reply<Response: Sendable>: Sendable {
+    private struct State {
+        var result: Result<Response, any Error>?
+        var waiter: CheckedContinuation<Response, any Error>?
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func resolve(_ result: Result<Response, any Error>) {
+        let waiter = state.withLockedValue { s -> CheckedContinuation<Response, any Error>? in
+            guard let waiter = s.waiter else {
+                s.result = result
+                return nil
+            }
+            s.waiter = nil
+            return waiter
+        }
+        waiter?.resume(with: result)
+    }
+
+    var value: Response {
+        get async throws {
+            try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Response, any Error>) in
+                let result = state.withLockedValue { s -> Result<Response, any Error>? in
+                    if let result = s.result { return result }
+                    s.waiter = waiter
+                    return nil
+                }
+                if let result { waiter.resume(with: result) }
             }
         }
     }

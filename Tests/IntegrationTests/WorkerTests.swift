@@ -459,8 +459,30 @@ struct WorkerTests {
             let ordered = runs.sorted { $0.startedAt < $1.startedAt }
             let position = try #require(ordered.firstIndex { $0.eventID == critical.id.rawValue })
             #expect(position < 4, "the CRITICAL event started as run \(position + 1)")
+            // The worker's part of the order, from the run records: no LOW delivery it received after the CRITICAL one
+            // started first. Every run knows when its delivery arrived, between its publish and its start.
+            let problems = Self.deliveryOrderProblems(ordered, critical: position)
+            #expect(problems.overtaking.isEmpty, "LOW runs received after the CRITICAL one but started before it: \(problems.overtaking)")
+            #expect(problems.unordered.isEmpty, "runs without received_at, or received before their publish or after their start: \(problems.unordered)")
             await h.cleanup(id)
         }
+    }
+
+    /// Runs (sorted by start) that started before the one at `critical` although their delivery arrived after its
+    /// delivery; and runs whose received_at is missing or not between their publish and their start.
+    static func deliveryOrderProblems(_ ordered: [TaskRun], critical: Int) -> (overtaking: [UUID], unordered: [UUID]) {
+        let received = ordered[critical].receivedAt ?? .distantFuture
+        var overtaking: [UUID] = []
+        var unordered: [UUID] = []
+        for (index, run) in ordered.enumerated() {
+            if index < critical, (run.receivedAt ?? .distantPast) > received { overtaking.append(run.runID) }
+            guard let arrived = run.receivedAt, let published = run.eventAt,
+                  arrived.timeIntervalSince(published) > -0.005, run.startedAt.timeIntervalSince(arrived) > -0.005 else {
+                unordered.append(run.runID)
+                continue
+            }
+        }
+        return (overtaking, unordered)
     }
 
     @Test("pause, resume, stop and start reach every worker and persist for workers that start later")
