@@ -21,8 +21,13 @@ final class AgentRunner: Sendable {
 
     struct Running: Sendable {
         let task: Task<HandlerOutcome, Never>
-        let event: EventID
+        let event: Event
+        let delivery: AMQPDelivery
+        let started: ContinuousClock.Instant
         var cancelReason: CancelReason?
+        /// Set once the run outlived the ack deadline and is being handed over (see `handOverLongRuns`): true when
+        /// its delivery was acked and its event kept with the run.
+        var handover: Task<Bool, Never>?
     }
 
     struct State: Sendable {
@@ -243,6 +248,8 @@ final class AgentRunner: Sendable {
     // MARK: Serving deliveries
 
     private func serve(_ consumer: AMQPConsumer) async {
+        let sweeper = Task { await self.handOverLongRuns() }
+        defer { sweeper.cancel() }
         await withDiscardingTaskGroup { group in
             do {
                 for try await delivery in consumer {
@@ -403,7 +410,7 @@ final class AgentRunner: Sendable {
                                       outputLimit: context.options.outputLimit)
         let task = Task { await self.runHoldingResources(taskContext) }
         state.withLockedValue {
-            $0.running[run.runID] = Running(task: task, event: event.id)
+            $0.running[run.runID] = Running(task: task, event: event, delivery: delivery, started: started)
             $0.lastRun = run.runID
             $0.instanceDirty = true
         }
@@ -414,26 +421,14 @@ final class AgentRunner: Sendable {
             let context = self.context
             announcedStart = Task { await context.announceLogged(startedAnnouncement) }
         }
-        // A run that outlives the ack deadline (under the broker's consumer timeout) is handed over: its event is
-        // kept with the run and its delivery acked, so the broker neither redelivers it nor closes the channel.
-        let handedOver = NIOLockedValueBox(false)
-        let handover = Task { [context, logger] in
-            try? await Task.sleep(for: context.options.ackDeadline)
-            guard !Task.isCancelled else { return }
-            let envelope = String(decoding: EventWireFormat.encode(event), as: UTF8.self)
-            guard (try? await context.store.handOver(run.runID, event: envelope)) == true else { return }
-            handedOver.withLockedValue { $0 = true }
-            delivery.ack()
-            logger.info("long run handed over: delivery acked, event kept with the run", metadata: ["agentry.run.id": "\(run.runID)"])
-        }
         var outcome = await task.value
-        handover.cancel()
-        await handover.value
-        let cancelReason = state.withLockedValue { s -> CancelReason? in
-            let reason = s.running.removeValue(forKey: run.runID)?.cancelReason
+        let (cancelReason, handover) = state.withLockedValue { s -> (CancelReason?, Task<Bool, Never>?) in
+            let running = s.running.removeValue(forKey: run.runID)
             s.instanceDirty = true
-            return reason
+            return (running?.cancelReason, running?.handover)
         }
+        // A hand-over under way finishes first: its outcome says how the delivery is settled.
+        let handedOver = await handover?.value ?? false
         if outcome.status == .cancelled, cancelReason == nil {
             outcome.message = outcome.message ?? "cancelled"
         }
@@ -446,10 +441,40 @@ final class AgentRunner: Sendable {
         case .cancelled: outcomeName = "cancelled"
         }
         AgentryMetrics.runFinished(agent: agentID, outcome: outcomeName, seconds: elapsed.inSeconds)
-        let settlement = Settlement(delivery: delivery, handedOver: handedOver.withLockedValue { $0 }, event: event,
+        let settlement = Settlement(delivery: delivery, handedOver: handedOver, event: event,
                                     queue: definition.queueName, channel: context.retryChannel)
         await conclude(run: run, event: event, settlement: settlement, definition: definition, outcome: outcome,
                        cancelReason: cancelReason, elapsed: elapsed, announcedStart: announcedStart)
+    }
+
+    /// A run that outlives the ack deadline (under the broker's consumer timeout) is handed over: its event is kept
+    /// with the run and its delivery acked, so the broker neither redelivers it nor closes the channel. One loop per
+    /// instance looks for such runs every quarter of the deadline (at most every 10 s), instead of a timer per run.
+    private func handOverLongRuns() async {
+        let deadline = context.options.ackDeadline
+        let interval = max(.milliseconds(10), min(deadline / 4, .seconds(10)))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            let now = ContinuousClock.now
+            let due = state.withLockedValue { s -> [Task<Bool, Never>] in
+                var due: [Task<Bool, Never>] = []
+                for (runID, running) in s.running where running.handover == nil && now - running.started >= deadline {
+                    let handover = Task { await self.handOver(runID, event: running.event, delivery: running.delivery) }
+                    s.running[runID]?.handover = handover
+                    due.append(handover)
+                }
+                return due
+            }
+            for handover in due { _ = await handover.value }
+        }
+    }
+
+    private func handOver(_ runID: UUID, event: Event, delivery: AMQPDelivery) async -> Bool {
+        let envelope = String(decoding: EventWireFormat.encode(event), as: UTF8.self)
+        guard (try? await context.store.handOver(runID, event: envelope)) == true else { return false }
+        delivery.ack()
+        logger.info("long run handed over: delivery acked, event kept with the run", metadata: ["agentry.run.id": "\(runID)"])
+        return true
     }
 
     private func conclude(run: TaskRun, event: Event, settlement: Settlement, definition: AgentDefinition,
