@@ -6,6 +6,9 @@ public enum EventType {
     /// Why `type` cannot be an event type, or nil when it can. Types are dot-separated words of letters, digits,
     /// `_`, `-` and `:`, e.g. `alert.blackscreen`.
     public static func problem(with type: String) -> String? {
+        // Every event is checked on its way in (each consumer decodes it): one pass over the bytes for the usual,
+        // valid type; the slower pass below only to say what is wrong.
+        if isValidFast(type) { return nil }
         if type.isEmpty { return "an event type must not be empty" }
         if type.utf8.count > maxLength { return "event type is \(type.utf8.count) bytes long; the limit is \(maxLength)" }
         for word in type.split(separator: ".", omittingEmptySubsequences: false) {
@@ -29,6 +32,27 @@ public enum EventType {
             }
         }
         return nil
+    }
+
+    /// True when `type` is a valid event type: 1...maxLength bytes of word characters, words separated by single dots.
+    private static func isValidFast(_ type: String) -> Bool {
+        type.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            guard !bytes.isEmpty, bytes.count <= maxLength else { return false }
+            var previousWasDot = true
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "."):
+                    if previousWasDot { return false }
+                    previousWasDot = true
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                     UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: ":"):
+                    previousWasDot = false
+                default:
+                    return false
+                }
+            }
+            return !previousWasDot
+        } ?? false
     }
 
     private static func isWordCharacter(_ s: Unicode.Scalar) -> Bool {

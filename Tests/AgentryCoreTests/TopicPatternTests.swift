@@ -12,7 +12,7 @@ struct TopicPatternTests {
     }
 
     @Test("invalid event types have a problem", arguments: [
-        "", "a..b", ".a", "a.", "a b", "a.*", "a.#", "*", "alert/x", "café.x",
+        "", ".", "a..b", ".a", "a.", "a.b.", "a b", "a.*", "a.#", "*", "alert/x", "café.x", "a\u{0}b",
         String(repeating: "a", count: 256),
     ])
     func invalidTypes(type: String) {
