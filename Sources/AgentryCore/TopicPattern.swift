@@ -64,6 +64,8 @@ public enum EventType {
 
     /// Whether `type` matches the topic `pattern`, with RabbitMQ's semantics.
     public static func matches(_ type: String, pattern: String) -> Bool {
+        // Most triggers name one type: no wildcard, no need to split (this runs for every delivery and trigger).
+        if !pattern.utf8.contains(where: { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "#") }) { return type == pattern }
         let words = type.split(separator: ".", omittingEmptySubsequences: false)
         let parts = pattern.split(separator: ".", omittingEmptySubsequences: false)
         // Dynamic programming over (pattern position, word position): linear in their product, no backtracking blow-up.
