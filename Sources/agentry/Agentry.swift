@@ -119,7 +119,7 @@ extension Agentry {
         @Option(help: "Seconds between re-reads of the published agents (control messages trigger one at once).")
         var syncSeconds: Double = 5
 
-        @Option(help: "Seconds after which a running task's delivery is acked early and its event kept with the run; keep it under RabbitMQ's consumer_timeout (30 min by default).")
+        @Option(help: "Seconds after which a running task's delivery is acked early and its event kept with the run (checked every quarter of it, at most every 10 s); keep it at least 10 s under RabbitMQ's consumer_timeout (30 min by default).")
         var ackDeadlineSeconds: Double = 1500
 
         @OptionGroup var admin: AdminOptions
