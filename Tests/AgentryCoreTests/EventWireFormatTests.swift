@@ -38,6 +38,32 @@ struct EventWireFormatTests {
         "empty": [:],
     ]
 
+    @Test("the envelope is the event as one JSON object with sorted keys, with and without its optional fields")
+    func envelopeText() throws {
+        let full = Event(id: .generate(), type: "alert.blackscreen", payload: Self.richPayload, priority: .critical,
+                         timestamp: Date(timeIntervalSince1970: 1_700_000_000.5), source: "cli \"quoted\"",
+                         correlationID: "chain-1", causationID: "evt_0\n")
+        let bare = Event(id: .generate(), type: "t.x", payload: [:], priority: .low, timestamp: Date(timeIntervalSince1970: 5))
+        for event in [full, bare] {
+            var object: JSONObject = [
+                "id": .string(event.id.rawValue), "type": .string(event.type), "payload": .object(event.payload),
+                "priority": .int(Int64(event.priority.rawValue)), "timestamp": .string(Timestamp.format(event.timestamp)),
+            ]
+            if let source = event.source { object["source"] = .string(source) }
+            if let correlation = event.correlationID { object["correlation_id"] = .string(correlation) }
+            if let causation = event.causationID { object["causation_id"] = .string(causation) }
+            #expect(String(decoding: EventWireFormat.encode(event), as: UTF8.self) == JSON.serialize(.object(object)))
+        }
+        #expect(String(decoding: EventWireFormat.encode(bare), as: UTF8.self).hasSuffix(#""priority":4,"timestamp":"1970-01-01T00:00:05.000Z","type":"t.x"}"#))
+    }
+
+    @Test("strings are escaped: quotes, backslashes and control characters")
+    func stringEscapes() {
+        #expect(JSON.serialize(.string("plain")) == #""plain""#)
+        #expect(JSON.serialize(.string("a\"b\\c\nd\u{1}e")) == #""a\"b\\c\nd\u0001e""#)
+        #expect(JSON.serialize(.string("\u{1f}Grüße")) == #""\u001fGrüße""#)
+    }
+
     @Test("encode → decode keeps every field")
     func roundTrip() throws {
         let event = Event(id: .generate(), type: "alert.blackscreen", payload: Self.richPayload, priority: .high,

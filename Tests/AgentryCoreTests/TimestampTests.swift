@@ -18,6 +18,14 @@ struct TimestampTests {
         #expect(Timestamp.format(Date(timeIntervalSince1970: Self.newYear2024 + 12 * 3600 + 0.123)) == "2024-01-01T12:00:00.123Z")
     }
 
+    @Test("years, days and milliseconds keep their widths; years past 9999 get more digits")
+    func formatWidths() {
+        #expect(Timestamp.format(Date(timeIntervalSince1970: -62_135_596_800 + 0.007)) == "0001-01-01T00:00:00.007Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 253_402_300_799.999)) == "9999-12-31T23:59:59.999Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 253_402_300_800)) == "10000-01-01T00:00:00.000Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 946_684_800 + 9 * 86_400 + 9 * 3600 + 9 * 60 + 9.09)) == "2000-01-10T09:09:09.090Z")
+    }
+
     @Test("a leap day formats correctly")
     func formatLeapDay() {
         // 2024-02-29 is 31 + 28 days after 2024-01-01.
