@@ -40,14 +40,12 @@ public enum EventType {
             guard !bytes.isEmpty, bytes.count <= maxLength else { return false }
             var previousWasDot = true
             for byte in bytes {
-                switch byte {
-                case UInt8(ascii: "."):
+                if byte == UInt8(ascii: ".") {
                     if previousWasDot { return false }
                     previousWasDot = true
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                     UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: ":"):
+                } else if isWordByte(byte) {
                     previousWasDot = false
-                default:
+                } else {
                     return false
                 }
             }
@@ -55,11 +53,19 @@ public enum EventType {
         } ?? false
     }
 
-    private static func isWordCharacter(_ s: Unicode.Scalar) -> Bool {
-        switch s {
-        case "a"..."z", "A"..."Z", "0"..."9", "_", "-", ":": return true
-        default: return false
+    /// Letters, digits, `_`, `-` and `:`: the characters of a word of a type or pattern.
+    private static func isWordByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: ":"):
+            return true
+        default:
+            return false
         }
+    }
+
+    private static func isWordCharacter(_ s: Unicode.Scalar) -> Bool {
+        s.isASCII && isWordByte(UInt8(s.value))
     }
 
     /// Whether `type` matches the topic `pattern`, with RabbitMQ's semantics.

@@ -293,7 +293,6 @@ final class AgentRunner: Sendable {
     /// go by priority. Were this left to each delivery's task, a LOW delivery's task could queue its claim, and
     /// start, ahead of a CRITICAL delivery received just before it.
     func receive(_ delivery: AMQPDelivery) -> Incoming {
-        let definition = self.definition
         let event: Event
         do {
             event = try EventWireFormat.decode(body: delivery.body, envelope: delivery.eventEnvelope, maxBodySize: context.options.maxBodySize)
@@ -301,9 +300,9 @@ final class AgentRunner: Sendable {
             return .undecodable(delivery, error)
         }
         let attempt = max(1, Int(delivery.properties.headers?[DeadLetters.Header.attempt]?.intValue ?? 1))
-        let (sequence, instanceID, taking) = state.withLockedValue { s -> (UInt64, UUID?, Bool) in
+        let (definition, sequence, instanceID, taking) = state.withLockedValue { s -> (AgentDefinition, UInt64, UUID?, Bool) in
             s.newestDelivery += 1
-            return (s.newestDelivery, s.instanceID, s.mode == .consuming)
+            return (s.definition, s.newestDelivery, s.instanceID, s.mode == .consuming)
         }
         let run = TaskRun(runID: Self.newRunID(), agentID: agentID, agentVersion: definition.metadata.version,
                           eventID: event.id.rawValue, eventType: event.type, priority: event.priority,
