@@ -36,6 +36,14 @@ final class AgentRunner: Sendable {
         var mode: Mode = .stopped
         var consumer: AMQPConsumer?
         var serving: Task<Void, Never>?
+        /// The prefetch `consumer` was opened with.
+        var prefetch: UInt16 = 0
+        /// How many instances of the agent take events across the workers (this one included), as last counted.
+        var sharing = 1
+        /// Serving loops of consumers replaced (a new prefetch) or paused: their running tasks still finish there, and
+        /// `stop` waits for them too.
+        var retiring: [UInt64: Task<Void, Never>] = [:]
+        var nextRetiring: UInt64 = 0
         var running: [UUID: Running] = [:]
         var lastRun: UUID?
         /// Sequence number of the newest delivery received, for `on_busy: replace`.
@@ -85,14 +93,22 @@ final class AgentRunner: Sendable {
     var mode: Mode { state.withLockedValue { $0.mode } }
     var runningCount: Int { state.withLockedValue { $0.running.count } }
 
-    /// How many deliveries this worker takes at once: the agent's limit. Kept small on purpose (the broker's
-    /// priority order only applies to what is not yet delivered).
+    /// How many deliveries this worker takes at once: its share of the agent's limit, which holds across all
+    /// workers. Kept small on purpose: the broker's priority order only applies to what is not yet delivered, and a
+    /// delivery held by a worker whose share of the slots is taken waits there while another worker may have a free
+    /// one. With `instances` workers taking the agent's events, each takes ceil(limit / instances), so that together
+    /// they hold about as many deliveries as there are slots.
     /// With `on_busy: drop` or `replace`, a few more: events that arrive while the agent is busy must reach the
     /// worker to be dropped (or to replace the waiting one) instead of waiting in the queue.
-    static func prefetch(for definition: AgentDefinition, options: WorkerOptions) -> UInt16 {
-        let running = max(1, min(definition.config.maxParallelTasks, options.maxTasksPerAgent ?? Int.max))
-        return UInt16(clamping: definition.onBusy == .queue ? running : running + 16)
+    static func prefetch(for definition: AgentDefinition, options: WorkerOptions, sharing instances: Int = 1) -> UInt16 {
+        let limit = max(1, definition.config.maxParallelTasks)
+        let instances = max(1, instances)
+        let share = min((limit + instances - 1) / instances, max(1, options.maxTasksPerAgent ?? Int.max))
+        return UInt16(clamping: definition.onBusy == .queue ? share : share + 16)
     }
+
+    /// The prefetch of the consumer now open (0 when none is).
+    var currentPrefetch: UInt16 { state.withLockedValue { $0.consumer == nil ? 0 : $0.prefetch } }
 
     // MARK: Lifecycle
 
@@ -103,14 +119,20 @@ final class AgentRunner: Sendable {
         try await context.store.ensureSlots(agentID: agentID, count: definition.config.maxParallelTasks)
         let instanceID = try await context.store.upsertInstance(workerID: context.workerID, agentID: agentID,
                                                                 version: definition.metadata.version, state: .idle)
-        let consumer = try await context.connection.consume(queue: definition.queueName,
-                                                            prefetch: Self.prefetch(for: definition, options: context.options))
+        // This instance counts itself: its row says idle now. Should the count fail, the next heartbeat's will do.
+        let counted = try? await context.store.consumingInstances(agentID: agentID, expiry: context.options.workerExpiry)[agentID]
+        let sharing = max(1, counted ?? state.withLockedValue { $0.sharing })
+        let prefetch = Self.prefetch(for: definition, options: context.options, sharing: sharing)
+        let consumer = try await context.connection.consume(queue: definition.queueName, prefetch: prefetch)
         let serving = Task { await self.serve(consumer) }
         state.withLockedValue {
             $0.instanceID = instanceID
             $0.mode = .consuming
             $0.consumer = consumer
+            if let previous = $0.serving { Self.retire(previous, in: &$0, runner: self) }
             $0.serving = serving
+            $0.prefetch = prefetch
+            $0.sharing = sharing
             $0.instanceDirty = true
         }
         logger.info("agent instance consuming", metadata: ["agentry.instance.id": "\(instanceID.uuidString.lowercased())", "agentry.agent.version": "\(definition.metadata.version)"])
@@ -135,6 +157,57 @@ final class AgentRunner: Sendable {
         }
     }
 
+    /// Takes this instance's share of the agent's limit when the number of instances taking its events changed
+    /// (counted by the worker with each heartbeat): a new consumer with the new prefetch; tasks running on the old one
+    /// finish there.
+    func share(among instances: Int) async {
+        let (definition, old, consumer) = state.withLockedValue { s -> (AgentDefinition, UInt16, AMQPConsumer?) in
+            s.sharing = max(1, instances)
+            return (s.definition, s.prefetch, s.mode == .consuming ? s.consumer : nil)
+        }
+        let wanted = Self.prefetch(for: definition, options: context.options, sharing: instances)
+        guard let consumer, wanted != old else { return }
+        do {
+            if try await resubscribe(replacing: consumer, prefetch: wanted) {
+                logger.info("agent instance takes its share of the agent's limit", metadata: [
+                    "agentry.instances": "\(max(1, instances))", "agentry.prefetch": "\(wanted)",
+                    "agentry.max_parallel_tasks": "\(definition.config.maxParallelTasks)",
+                ])
+            }
+        } catch {
+            logger.warning("cannot change the prefetch; keeping \(old)", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Opens a consumer with `prefetch` in place of `old` (which is then cancelled; its deliveries can still be
+    /// settled and its tasks finish). Returns false, and opens nothing lasting, when `old` is no longer the instance's
+    /// consumer (paused, stopped or replaced meanwhile).
+    private func resubscribe(replacing old: AMQPConsumer, prefetch: UInt16) async throws -> Bool {
+        let consumer = try await context.connection.consume(queue: definition.queueName, prefetch: prefetch)
+        let serving = Task { await self.serve(consumer) }
+        let swapped = state.withLockedValue { s -> Bool in
+            guard s.mode == .consuming, s.consumer?.tag == old.tag else { return false }
+            if let previous = s.serving { Self.retire(previous, in: &s, runner: self) }
+            s.consumer = consumer
+            s.serving = serving
+            s.prefetch = prefetch
+            return true
+        }
+        (swapped ? old : consumer).cancel()
+        return swapped
+    }
+
+    /// Keeps a replaced serving loop until it ends, so that `stop` can wait for its tasks.
+    private static func retire(_ serving: Task<Void, Never>, in s: inout State, runner: AgentRunner) {
+        let key = s.nextRetiring
+        s.nextRetiring += 1
+        s.retiring[key] = serving
+        Task {
+            await serving.value
+            _ = runner.state.withLockedValue { $0.retiring.removeValue(forKey: key) }
+        }
+    }
+
     /// Stops taking new events; running tasks go on. Events keep queueing on the broker.
     func pause() async {
         let consumer = state.withLockedValue { s -> AMQPConsumer? in
@@ -151,19 +224,19 @@ final class AgentRunner: Sendable {
     /// Ends the instance: stops consuming, returns running tasks' events to the queue after `grace` (zero: at
     /// once), waits for them, and announces `agent.stopped`.
     func stop(grace: Duration, reason: String) async {
-        let (consumer, serving, instanceID, wasRunning) = state.withLockedValue { s in
-            let result = (s.consumer, s.serving, s.instanceID, s.mode != .stopped)
+        let (consumer, servings, instanceID, wasRunning) = state.withLockedValue { s in
+            let result = (s.consumer, Array(s.retiring.values) + (s.serving.map { [$0] } ?? []), s.instanceID, s.mode != .stopped)
             s.mode = .stopped
             s.instanceDirty = true
             return result
         }
         consumer?.cancel()
-        if let serving {
+        if !servings.isEmpty {
             let deadline = Task {
                 try? await Task.sleep(for: grace)
                 if !Task.isCancelled { self.cancelAll(.returnToQueue(reason)) }
             }
-            await serving.value
+            for serving in servings { await serving.value }
             deadline.cancel()
         }
         state.withLockedValue {
@@ -201,9 +274,10 @@ final class AgentRunner: Sendable {
                                                        version: definition.metadata.version, state: mode == .paused ? .paused : .idle)
         }
         // A new limit needs a new prefetch: a new consumer (running tasks finish on the old one).
-        if consuming, Self.prefetch(for: old, options: context.options) != Self.prefetch(for: definition, options: context.options) {
-            await pause()
-            try await start()
+        let (sharing, current, consumer) = state.withLockedValue { ($0.sharing, $0.prefetch, $0.consumer) }
+        let wanted = Self.prefetch(for: definition, options: context.options, sharing: sharing)
+        if consuming, let consumer, wanted != current {
+            _ = try await resubscribe(replacing: consumer, prefetch: wanted)
         }
     }
 

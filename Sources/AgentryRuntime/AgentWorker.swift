@@ -306,6 +306,15 @@ public final class AgentWorker: Service, Sendable {
                 logger.warning("cannot write the heartbeat", metadata: ["error": "\(error)"])
             }
             do {
+                // Each instance takes its share of its agent's limit, as the instances taking events now divide it.
+                let sharing = try await store.consumingInstances(expiry: options.workerExpiry)
+                for runner in runners.withLockedValue({ Array($0.values) }) {
+                    await runner.share(among: sharing[runner.agentID] ?? 1)
+                }
+            } catch {
+                logger.warning("cannot count the agents' instances", metadata: ["error": "\(error)"])
+            }
+            do {
                 // After the heartbeat, which it must not delay. Cheap when nothing is due (see RuntimeStore.refreshStatistics).
                 let analyzed = try await store.refreshStatistics()
                 if !analyzed.isEmpty {

@@ -339,6 +339,24 @@ public struct RuntimeStore: Sendable {
         return result
     }
 
+    /// How many instances of each agent are taking events right now: consuming (idle or running) on a worker that is
+    /// running and whose heartbeat is younger than `expiry`. Workers divide an agent's `max_parallel_tasks` among its
+    /// instances by this count (see `AgentRunner.prefetch`). Agents with no such instance are absent.
+    public func consumingInstances(agentID: String? = nil, expiry: Duration) async throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        try await query("count consuming instances", """
+            SELECT i.agent_id, count(*)::int8 FROM agent_instances i JOIN workers w ON w.worker_id = i.worker_id
+            WHERE i.state IN ('idle', 'running') AND w.status = 'running'
+              AND w.heartbeat_at > now() - make_interval(secs => \(expiry.inSeconds))
+              AND (\(agentID)::text IS NULL OR i.agent_id = \(agentID))
+            GROUP BY i.agent_id
+            """) { row in
+            let (agent, count) = try row.decode((String, Int).self)
+            counts[agent] = count
+        }
+        return counts
+    }
+
     // MARK: Desired states
 
     /// Sets what an agent should do. Throws `notFound` when the agent was never published.

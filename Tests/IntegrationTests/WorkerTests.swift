@@ -349,6 +349,52 @@ struct WorkerTests {
         }
     }
 
+    @Test("workers divide an agent's limit: each holds its share of the deliveries, and one left alone takes all of it")
+    func workersShareTheLimit() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("share-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "share.\(id)", handler: """
+                exec:
+                  command: [/bin/sleep, "0.4"]
+                """, config: "max_parallel_tasks: 4"))
+            let first = try WorkerProcess(agents: [id])
+            let second = try WorkerProcess(agents: [id])
+            // Both instances take events, and each has had a heartbeat (0.5 s in tests) to count the other.
+            #expect(try await TestEnvironment.eventually {
+                try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == 2
+            })
+            try await Task.sleep(for: .seconds(1.5))
+            for n in 0..<16 {
+                try await h.bus.publish(Event(type: "share.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
+            }
+            let shared = try await h.waitForRuns(id, timeout: .seconds(40)) { $0.filter { $0.state == .succeeded }.count == 16 }
+            let byWorker = Dictionary(grouping: shared, by: { $0.workerID ?? "none" })
+            #expect(byWorker.count == 2, "both workers should have run tasks: \(byWorker.mapValues(\.count))")
+            for (worker, runs) in byWorker {
+                #expect(maxOverlap(runs) <= 2, "\(worker) ran \(maxOverlap(runs)) at once; its share of 4 among 2 is 2")
+            }
+            #expect(maxOverlap(shared) == 4, "together they fill the limit: overlap \(maxOverlap(shared))")
+
+            // Alone, the second worker takes the whole limit again (from its next heartbeat on).
+            await first.stop()
+            #expect(try await TestEnvironment.eventually {
+                try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == 1
+            })
+            try await Task.sleep(for: .seconds(1.5))
+            for n in 16..<24 {
+                try await h.bus.publish(Event(type: "share.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
+            }
+            let all = try await h.waitForRuns(id, timeout: .seconds(40)) { $0.filter { $0.state == .succeeded }.count == 24 }
+            await second.stop()
+            let earlier = Set(shared.map(\.runID))
+            let alone = all.filter { !earlier.contains($0.runID) }
+            #expect(alone.count == 8)
+            #expect(Set(alone.compactMap(\.workerID)).count == 1)
+            #expect(maxOverlap(alone) == 4, "alone it takes the whole limit: overlap \(maxOverlap(alone))")
+            await h.cleanup(id)
+        }
+    }
+
     @Test("a worker killed with SIGKILL mid-task: the task completes exactly once on the other worker")
     func sigkillRecovery() async throws {
         try await withWorkerHarness { h in
