@@ -66,11 +66,12 @@ struct JSONParserTests {
 
     @Test("writing sorts keys, escapes what must be escaped, and reads back equal")
     func writeAndReadBack() throws {
-        let value: JSONValue = ["z": 1, "a": ["quote\"back\\slash", "new\nline", "ctl\u{01}", "é😀"], "m": 1.5, "n": nil, "t": true, "d": 2.0]
+        let value: JSONValue = ["z": 1, "a": ["quote\"back\\slash", "new\nline", "ctl\u{01}", "\"lead", "trail\\", "\n\t\u{1f}", "", "é😀"], "m": 1.5, "n": nil, "t": true, "d": 2.0]
         let text = JSON.serialize(value)
         #expect(text.hasPrefix(#"{"a":["#))
         #expect(text.contains(#""quote\"back\\slash""#))
         #expect(text.contains(#""ctl\u0001""#))
+        #expect(text.contains(#""\"lead","trail\\","\n\t\u001f","","#), "escapes first, last, back to back; the empty string")
         #expect(text.contains(#""d":2.0"#), "a whole double stays a double")
         #expect(try JSON.parse(text) == value)
         #expect(JSON.serialize(try JSON.parse(text)) == text)
