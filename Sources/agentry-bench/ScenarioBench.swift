@@ -56,6 +56,8 @@ extension WorkerBench {
             let critical = setup.event(criticalType, 0, priority: .critical)
             let publishedAt = Date()
             try await setup.bus.publish(critical)
+            // The broker confirms a persistent message once its queues have it (and it is on disk).
+            print(String(format: "priority critical publish confirmed ms: %.1f", Date().timeIntervalSince(publishedAt) * 1000))
             try await setup.waitForRuns(type: criticalType, count: 1)
             // Which LOW runs started between the CRITICAL's publish and its start, split by when their deliveries
             // reached the worker: before the publish (already dispatched: in the prefetch window, being claimed),
