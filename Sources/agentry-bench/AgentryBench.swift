@@ -17,7 +17,7 @@ import Synchronization
 ///     agentry-bench e2e N WORKERS             a noop agent run end to end by WORKERS `agentry worker` processes:
 ///                                             N waiting events drained, then N events published while they run
 ///     agentry-bench latency RATE SECONDS [WORKERS]  publish-to-start latency at a steady RATE events/s (default 1 worker)
-///     agentry-bench drain N WORKERS | exec N | priority N | recovery SECONDS   see `ScenarioBench`
+///     agentry-bench drain N WORKERS [--no-memory] | exec N | priority N | recovery SECONDS   see `ScenarioBench`
 ///     agentry-bench locks SECONDS             lock acquire/release pairs per second, uncontended and 16 owners on 4
 ///                                             resources, and the hand-off latency (see `LockBench`)
 ///
@@ -33,7 +33,7 @@ struct AgentryBench {
                agentry-bench e2e N WORKERS
                agentry-bench latency RATE SECONDS [WORKERS]
                agentry-bench locks SECONDS
-               agentry-bench drain N WORKERS | exec N | priority N | recovery SECONDS
+               agentry-bench drain N WORKERS [--no-memory] | exec N | priority N | recovery SECONDS
         """
 
     static func main() async {
@@ -57,9 +57,11 @@ struct AgentryBench {
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).latency(rate: try number(arguments[1], "RATE"), seconds: try number(arguments[2], "SECONDS"),
                                                               workers: arguments.count == 4 ? try number(arguments[3], "WORKERS") : 1)
-            case ("drain", 3):
+            case ("drain", 3), ("drain", 4):
+                guard arguments.count == 3 || arguments[3] == "--no-memory" else { throw BenchError("drain takes N WORKERS [--no-memory], not '\(arguments[3])'") }
                 ChildProcesses.installSignalHandlers()
-                try await WorkerBench(logger: logger).drain(count: try number(arguments[1], "N"), workers: try number(arguments[2], "WORKERS"))
+                try await WorkerBench(logger: logger).drain(count: try number(arguments[1], "N"), workers: try number(arguments[2], "WORKERS"),
+                                                            measuringMemory: arguments.count == 3)
             case ("exec", 2):
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).drain(count: try number(arguments[1], "N"), workers: 1,

@@ -12,17 +12,18 @@ import Glibc
 
 /// The scenarios that compare Agentry with its peers (issue 7), beside `e2e` and `latency`:
 ///
-///     agentry-bench drain N WORKERS      N waiting events drained by WORKERS workers (no pipelined phase); with one
-///                                        worker, its RSS idle and at its peak
+///     agentry-bench drain N WORKERS [--no-memory]
+///                                        N waiting events drained by WORKERS workers (no pipelined phase); with one
+///                                        worker (unless --no-memory), its RSS idle and at its peak
 ///     agentry-bench exec N               the same with a handler that is /bin/true (exec overhead)
 ///     agentry-bench priority N           N LOW events waiting, one worker; once 1,000 have run, one CRITICAL event:
 ///                                        how long until it starts, and how many LOW runs started meanwhile
 ///     agentry-bench recovery SECONDS     a steady 200 events/s; `rabbitmqctl close_all_connections` in the vhost;
 ///                                        time until an event published after it runs
 extension WorkerBench {
-    /// With `measuringMemory` (one worker), the worker's RSS idle and at its peak too.
-    func drain(count: Int, workers: Int, handler: String = "builtin: noop", label: String = "drain") async throws {
-        let measuringMemory = workers == 1 && label == "drain"
+    /// With `measuringMemory` (and one worker), the worker's RSS idle and at its peak too.
+    func drain(count: Int, workers: Int, handler: String = "builtin: noop", label: String = "drain", measuringMemory: Bool = false) async throws {
+        let measuringMemory = measuringMemory && workers == 1
         try await withSetup(workers: workers, handler: handler) { setup in
             let type = "\(Self.eventTypePrefix).drain"
             // A worker alone (which declares the agent's queue), idle for 3 s for its memory at rest when that is
