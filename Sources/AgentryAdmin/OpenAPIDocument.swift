@@ -4026,6 +4026,12 @@ enum OpenAPIDocument {
             "type": "integer",
             "minimum": 0
           },
+          "prefetch": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Deliveries the instance takes at once: its share of the agent's max_parallel_tasks, which the instances taking its events divide (recounted with each heartbeat). Null unless it is idle or running.",
+            "nullable": true
+          },
           "started_at": {
             "type": "string",
             "format": "date-time"
@@ -4047,6 +4053,7 @@ enum OpenAPIDocument {
           "state",
           "current_task",
           "running_tasks",
+          "prefetch",
           "started_at",
           "updated_at",
           "error"

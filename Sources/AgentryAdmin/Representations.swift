@@ -28,7 +28,8 @@ public enum Representation {
         .object([
             "instance_id": id(instance.instanceID), "agent_id": .string(instance.agentID), "version": .string(instance.version),
             "worker_id": .string(instance.workerID), "state": .string(instance.state.rawValue), "current_task": id(instance.currentTask),
-            "running_tasks": .int(Int64(instance.runningTasks)), "started_at": time(instance.startedAt),
+            "running_tasks": .int(Int64(instance.runningTasks)),
+            "prefetch": instance.consumingPrefetch.map { .int(Int64($0)) } ?? .null, "started_at": time(instance.startedAt),
             "updated_at": time(instance.updatedAt), "error": string(instance.error),
         ])
     }

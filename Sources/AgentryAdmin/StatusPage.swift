@@ -94,7 +94,7 @@ section{padding:10px}
 <section id="instances">
 <h2>Instances <span class="count" id="count-instances"></span></h2>
 <div class="tw"><table>
-<thead><tr><th>Agent</th><th>Version</th><th>Worker</th><th>State</th><th>Current task</th><th class="num">Running</th></tr></thead>
+<thead><tr><th>Agent</th><th>Version</th><th>Worker</th><th>State</th><th>Current task</th><th class="num">Running</th><th class="num" title="Deliveries taken at once: this instance's share of max_parallel_tasks">Prefetch</th></tr></thead>
 <tbody id="instances-body"></tbody>
 </table></div>
 </section>
@@ -277,9 +277,10 @@ section{padding:10px}
       td(dash(i.worker_id), 'mono'),
       el('td', null, [el('span', { class: 'badge state-' + token(i.state), text: dash(i.state), title: i.error || null })]),
       td(i.current_task ? short(i.current_task) : '\u2014', 'mono', i.current_task || null),
-      td(dash(i.running_tasks), 'num')
+      td(dash(i.running_tasks), 'num'),
+      td(dash(i.prefetch), 'num')
     ]));
-    fill('instances-body', rows, 6, selected ? 'No instances of this agent' : 'No instances');
+    fill('instances-body', rows, 7, selected ? 'No instances of this agent' : 'No instances');
     count('count-instances', shown.length, all.length);
   }
 

@@ -191,6 +191,7 @@ final class AgentRunner: Sendable {
             s.consumer = consumer
             s.serving = serving
             s.prefetch = prefetch
+            s.instanceDirty = true
             return true
         }
         (swapped ? old : consumer).cancel()
@@ -300,7 +301,7 @@ final class AgentRunner: Sendable {
 
     /// Writes the instance row when something changed since the last write (called by the worker's reporter).
     func flushInstance() async {
-        let snapshot = state.withLockedValue { s -> (UUID, InstanceRecord.State, UUID?, Int)? in
+        let snapshot = state.withLockedValue { s -> (UUID, InstanceRecord.State, UUID?, Int, Int?)? in
             guard s.instanceDirty, let id = s.instanceID else { return nil }
             s.instanceDirty = false
             let instanceState: InstanceRecord.State = switch s.mode {
@@ -308,11 +309,12 @@ final class AgentRunner: Sendable {
             case .paused: .paused
             case .consuming: s.running.isEmpty ? .idle : .running
             }
-            return (id, instanceState, s.running.isEmpty ? nil : s.lastRun, s.running.count)
+            let prefetch = s.mode == .consuming && s.consumer != nil ? Int(s.prefetch) : nil
+            return (id, instanceState, s.running.isEmpty ? nil : s.lastRun, s.running.count, prefetch)
         }
-        guard let (id, instanceState, task, count) = snapshot else { return }
+        guard let (id, instanceState, task, count, prefetch) = snapshot else { return }
         do {
-            try await context.store.updateInstance(id, state: instanceState, currentTask: task, runningTasks: count)
+            try await context.store.updateInstance(id, state: instanceState, currentTask: task, runningTasks: count, prefetch: prefetch)
         } catch {
             state.withLockedValue { $0.instanceDirty = true }
             logger.warning("cannot update the instance row", metadata: ["error": "\(error)"])

@@ -43,9 +43,15 @@ public struct InstanceRecord: Sendable, Hashable {
     public var state: State
     public var currentTask: UUID?
     public var runningTasks: Int
+    /// How many deliveries the instance takes at once (its share of the agent's limit); nil while it consumes nothing.
+    public var prefetch: Int?
     public var startedAt: Date
     public var updatedAt: Date
     public var error: String?
+
+    /// The prefetch while the instance takes events (idle or running); nil otherwise (a stopped or lost worker's
+    /// rows keep their last value).
+    public var consumingPrefetch: Int? { state == .idle || state == .running ? prefetch : nil }
 }
 
 /// One attempt to run an agent's task for an event.
@@ -315,9 +321,11 @@ public struct RuntimeStore: Sendable {
         return id
     }
 
-    public func updateInstance(_ instanceID: UUID, state: InstanceRecord.State, currentTask: UUID?, runningTasks: Int, error: String? = nil) async throws {
+    public func updateInstance(_ instanceID: UUID, state: InstanceRecord.State, currentTask: UUID?, runningTasks: Int, prefetch: Int? = nil,
+                               error: String? = nil) async throws {
         try await execute("update instance \(instanceID)", """
             UPDATE agent_instances SET state = \(state.rawValue), current_task = \(currentTask), running_tasks = \(runningTasks),
+                   prefetch = \(prefetch),
                    error = \(error), updated_at = now()
             WHERE instance_id = \(instanceID)
             """)
@@ -326,15 +334,15 @@ public struct RuntimeStore: Sendable {
     public func instances(agentID: String? = nil) async throws -> [InstanceRecord] {
         var result: [InstanceRecord] = []
         try await query("list instances", """
-            SELECT instance_id, agent_id, version, worker_id, state, current_task, running_tasks, started_at, updated_at, error
+            SELECT instance_id, agent_id, version, worker_id, state, current_task, running_tasks, prefetch, started_at, updated_at, error
             FROM agent_instances WHERE (\(agentID)::text IS NULL OR agent_id = \(agentID))
             ORDER BY agent_id, started_at
             """) { row in
-            let (id, agent, version, worker, state, task, running, started, updated, error) =
-                try row.decode((UUID, String, String, String, String, UUID?, Int, Date, Date, String?).self)
+            let (id, agent, version, worker, state, task, running, prefetch, started, updated, error) =
+                try row.decode((UUID, String, String, String, String, UUID?, Int, Int?, Date, Date, String?).self)
             result.append(InstanceRecord(instanceID: id, agentID: agent, version: version, workerID: worker,
                                          state: InstanceRecord.State(rawValue: state) ?? .error, currentTask: task,
-                                         runningTasks: running, startedAt: started, updatedAt: updated, error: error))
+                                         runningTasks: running, prefetch: prefetch, startedAt: started, updatedAt: updated, error: error))
         }
         return result
     }

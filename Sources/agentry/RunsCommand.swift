@@ -205,9 +205,10 @@ extension Agentry.Workers {
         func run() async throws {
             let agent = self.agent
             let instances = try await withRuntime(options) { _, store in try await store.instances(agentID: agent) }
-            printTable(header: ["INSTANCE", "AGENT", "VERSION", "WORKER", "STATE", "RUNNING", "CURRENT TASK", "ERROR"], rows: instances.map { i in
+            // PREFETCH: the deliveries the instance takes at once, its share of the agent's max_parallel_tasks.
+            printTable(header: ["INSTANCE", "AGENT", "VERSION", "WORKER", "STATE", "RUNNING", "PREFETCH", "CURRENT TASK", "ERROR"], rows: instances.map { i in
                 [i.instanceID.uuidString.lowercased(), i.agentID, i.version, i.workerID, i.state.rawValue, String(i.runningTasks),
-                 i.currentTask?.uuidString.lowercased() ?? "-", i.error ?? ""]
+                 i.consumingPrefetch.map(String.init) ?? "-", i.currentTask?.uuidString.lowercased() ?? "-", i.error ?? ""]
             })
         }
     }

@@ -359,11 +359,17 @@ struct WorkerTests {
                 """, config: "max_parallel_tasks: 4"))
             let first = try WorkerProcess(agents: [id])
             let second = try WorkerProcess(agents: [id])
-            // Both instances take events, and each has had a heartbeat (0.5 s in tests) to count the other.
+            // Both instances take events, and each has counted the other (with a heartbeat: 0.5 s in tests): the
+            // instance rows show a prefetch of 2, half the limit.
             #expect(try await TestEnvironment.eventually {
                 try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == 2
             })
-            try await Task.sleep(for: .seconds(1.5))
+            _ = try await TestEnvironment.eventually {
+                let instances = try await h.store.instances(agentID: id)
+                return instances.count == 2 && instances.allSatisfy { $0.consumingPrefetch == 2 }
+            }
+            let halves = try await h.store.instances(agentID: id).map(\.consumingPrefetch)
+            #expect(halves == [2, 2], "each instance's prefetch should be 2, half the limit: \(halves)")
             for n in 0..<16 {
                 try await h.bus.publish(Event(type: "share.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
             }
@@ -380,7 +386,11 @@ struct WorkerTests {
             #expect(try await TestEnvironment.eventually {
                 try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == 1
             })
-            try await Task.sleep(for: .seconds(1.5))
+            _ = try await TestEnvironment.eventually {
+                try await h.store.instances(agentID: id).compactMap(\.consumingPrefetch) == [4]
+            }
+            let whole = try await h.store.instances(agentID: id).compactMap(\.consumingPrefetch)
+            #expect(whole == [4], "the instance left should take the whole limit of 4: \(whole)")
             for n in 16..<24 {
                 try await h.bus.publish(Event(type: "share.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
             }
