@@ -25,7 +25,8 @@ import Synchronization
 /// Both use the vhost `bench-e2e` (AGENTRY_BENCH_VHOST; created by Scripts/bench) on the broker of AGENTRY_AMQP_URL,
 /// the database of AGENTRY_DATABASE_URL, and the `agentry` executable next to this one (AGENTRY_BENCH_AGENTRY), and
 /// must run from the repository root (Migrations/, Topology/). The agent's queue is deleted at the end, and what the
-/// run added to the database too unless AGENTRY_BENCH_KEEP=1.
+/// run added to the database too unless AGENTRY_BENCH_KEEP=1 (which retires the agent instead, so that no worker
+/// started later serves it).
 struct WorkerBench {
     static let eventTypePrefix = "bench.e2e"
     static let eventTypes = ["drain", "pipelined", "warmup", "latency", "low", "critical", "steady"].map { "\(eventTypePrefix).\($0)" }
@@ -174,7 +175,12 @@ struct WorkerBench {
                 let result = await Result { try await body(setup) }
                 await processes.stopAll()
                 await setup.deleteQueue()
-                if !keep { await setup.deleteRows() }
+                if keep {
+                    // The rows stay for a look; the agent is retired, so that no worker started later serves it.
+                    _ = try? await registry.retire(agentID: agentID)
+                } else {
+                    await setup.deleteRows()
+                }
                 try result.get()
             }
         }
