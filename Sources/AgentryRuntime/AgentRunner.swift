@@ -194,6 +194,10 @@ final class AgentRunner: Sendable {
             s.instanceDirty = true
             return true
         }
+        if !swapped {
+            // Deliveries can arrive before the cancel takes effect: their serving loop is kept like a replaced one.
+            state.withLockedValue { Self.retire(serving, in: &$0, runner: self) }
+        }
         (swapped ? old : consumer).cancel()
         return swapped
     }
@@ -225,21 +229,26 @@ final class AgentRunner: Sendable {
     /// Ends the instance: stops consuming, returns running tasks' events to the queue after `grace` (zero: at
     /// once), waits for them, and announces `agent.stopped`.
     func stop(grace: Duration, reason: String) async {
-        let (consumer, servings, instanceID, wasRunning) = state.withLockedValue { s in
-            let result = (s.consumer, Array(s.retiring.values) + (s.serving.map { [$0] } ?? []), s.instanceID, s.mode != .stopped)
+        let (consumer, serving, instanceID, wasRunning) = state.withLockedValue { s in
+            let result = (s.consumer, s.serving, s.instanceID, s.mode != .stopped)
             s.mode = .stopped
             s.instanceDirty = true
             return result
         }
         consumer?.cancel()
-        if !servings.isEmpty {
-            let deadline = Task {
-                try? await Task.sleep(for: grace)
-                if !Task.isCancelled { self.cancelAll(.returnToQueue(reason)) }
-            }
-            for serving in servings { await serving.value }
-            deadline.cancel()
+        let deadline = Task {
+            try? await Task.sleep(for: grace)
+            if !Task.isCancelled { self.cancelAll(.returnToQueue(reason)) }
         }
+        await serving?.value
+        // And the serving loops of replaced consumers, including one a resubscription that lost to this stop retired
+        // meanwhile (see `resubscribe`).
+        var awaited = Set<UInt64>()
+        while let (key, retired) = state.withLockedValue({ s in s.retiring.first { !awaited.contains($0.key) } }) {
+            awaited.insert(key)
+            await retired.value
+        }
+        deadline.cancel()
         state.withLockedValue {
             $0.consumer = nil
             $0.serving = nil
