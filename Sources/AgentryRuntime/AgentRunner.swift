@@ -107,9 +107,6 @@ final class AgentRunner: Sendable {
         return UInt16(clamping: definition.onBusy == .queue ? share : share + 16)
     }
 
-    /// The prefetch of the consumer now open (0 when none is).
-    var currentPrefetch: UInt16 { state.withLockedValue { $0.consumer == nil ? 0 : $0.prefetch } }
-
     // MARK: Lifecycle
 
     /// Starts (or resumes) consuming. Announces `agent.started` when the instance was not running before.
