@@ -100,7 +100,7 @@ final class AgentRunner: Sendable {
     /// they hold about as many deliveries as there are slots.
     /// With `on_busy: drop` or `replace`, a few more: events that arrive while the agent is busy must reach the
     /// worker to be dropped (or to replace the waiting one) instead of waiting in the queue.
-    static func prefetch(for definition: AgentDefinition, options: WorkerOptions, sharing instances: Int = 1) -> UInt16 {
+    static func prefetch(for definition: AgentDefinition, options: WorkerOptions, sharing instances: Int) -> UInt16 {
         let limit = max(1, definition.config.maxParallelTasks)
         let instances = max(1, instances)
         let share = min((limit + instances - 1) / instances, max(1, options.maxTasksPerAgent ?? Int.max))

@@ -359,16 +359,15 @@ struct WorkerTests {
                 """, config: "max_parallel_tasks: 4"))
             let first = try WorkerProcess(agents: [id])
             let second = try WorkerProcess(agents: [id])
+            /// The prefetch each instance taking events has recorded.
+            let prefetches = { try await h.store.instances(agentID: id).compactMap(\.consumingPrefetch) }
             // Both instances take events, and each has counted the other (with a heartbeat: 0.5 s in tests): the
             // instance rows show a prefetch of 2, half the limit.
             #expect(try await TestEnvironment.eventually {
                 try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == 2
             })
-            _ = try await TestEnvironment.eventually {
-                let instances = try await h.store.instances(agentID: id)
-                return instances.count == 2 && instances.allSatisfy { $0.consumingPrefetch == 2 }
-            }
-            let halves = try await h.store.instances(agentID: id).map(\.consumingPrefetch)
+            _ = try await TestEnvironment.eventually { try await prefetches() == [2, 2] }
+            let halves = try await prefetches()
             #expect(halves == [2, 2], "each instance's prefetch should be 2, half the limit: \(halves)")
             for n in 0..<16 {
                 try await h.bus.publish(Event(type: "share.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
@@ -386,10 +385,8 @@ struct WorkerTests {
             #expect(try await TestEnvironment.eventually {
                 try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == 1
             })
-            _ = try await TestEnvironment.eventually {
-                try await h.store.instances(agentID: id).compactMap(\.consumingPrefetch) == [4]
-            }
-            let whole = try await h.store.instances(agentID: id).compactMap(\.consumingPrefetch)
+            _ = try await TestEnvironment.eventually { try await prefetches() == [4] }
+            let whole = try await prefetches()
             #expect(whole == [4], "the instance left should take the whole limit of 4: \(whole)")
             for n in 16..<24 {
                 try await h.bus.publish(Event(type: "share.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
