@@ -9,8 +9,8 @@ import Glibc
 /// A child process in a process group of its own, with its stdin fed from memory and its stdout and stderr captured
 /// up to a limit (the rest is read and counted, so a chatty child never blocks on a full pipe).
 ///
-/// Blocking calls (`write`, `read`, `waitpid`) run on threads of their own: a handful per running exec handler, never
-/// on the concurrency pool.
+/// The pipes and the exit are served by ``ChildReactor``, one thread for every child of the process; never the
+/// concurrency pool.
 final class Subprocess: Sendable {
     struct Output: Sendable {
         var status: Termination
@@ -30,6 +30,11 @@ final class Subprocess: Sendable {
             case .signalled(let signal): return "killed by signal \(signal)"
             }
         }
+
+        /// From a `waitpid` status. WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out: the macros are not imported.
+        init(waitStatus status: Int32) {
+            self = (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signalled(status & 0x7f)
+        }
     }
 
     struct SpawnError: Error, CustomStringConvertible {
@@ -37,13 +42,20 @@ final class Subprocess: Sendable {
     }
 
     let pid: pid_t
-    private let exitStatus: NIOLockedValueBox<(status: Termination?, waiters: [CheckedContinuation<Termination, Never>])>
-    private let stdoutCapture: Capture
-    private let stderrCapture: Capture
+    private let exitStatus: Completion<Termination>
+    private let stdoutCapture: Completion<Captured>
+    private let stderrCapture: Completion<Captured>
+
+    /// What a pipe gave: the first `limit` bytes, and how many more were read and dropped.
+    struct Captured: Sendable {
+        var bytes: [UInt8]
+        var dropped: Int
+    }
 
     /// Starts `argv` (argv[0] is looked up in PATH when it has no slash) with exactly `environment`.
     init(argv: [String], environment: [String: String], workingDirectory: String?, stdin: [UInt8], outputLimit: Int) throws {
         guard let program = argv.first, !program.isEmpty else { throw SpawnError(description: "the command is empty") }
+        let reactor = try ChildReactor.shared()
         var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
         for index in 0..<3 {
             let rc = index == 0 ? agentry_pipe(&inPipe) : index == 1 ? agentry_pipe(&outPipe) : agentry_pipe(&errPipe)
@@ -81,99 +93,76 @@ final class Subprocess: Sendable {
             throw SpawnError(description: "cannot start \(program): \(reason)")
         }
         pid = child
-        exitStatus = NIOLockedValueBox((nil, []))
-        stdoutCapture = Capture(fd: outPipe[0], limit: outputLimit)
-        stderrCapture = Capture(fd: errPipe[0], limit: outputLimit)
-
-        let stdinFD = inPipe[1]
-        Thread.detachNewThread {
-            stdin.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let n = write(stdinFD, buffer.baseAddress! + offset, buffer.count - offset)
-                    if n < 0 { if errno == EINTR { continue }; break }   // EPIPE: the child does not read stdin
-                    offset += n
-                }
+        exitStatus = Completion()
+        stdoutCapture = Completion()
+        stderrCapture = Completion()
+        // The parent's ends do not block: the reactor's one thread serves every child.
+        for fd in [inPipe[1], outPipe[0], errPipe[0]] { _ = agentry_set_nonblocking(fd) }
+        var watches: [(fd: Int32, watch: ChildReactor.Watch)] = [
+            (inPipe[1], .input(stdin)),
+            (outPipe[0], .output(limit: outputLimit, done: stdoutCapture.complete)),
+            (errPipe[0], .output(limit: outputLimit, done: stderrCapture.complete)),
+        ]
+        let pidfd = agentry_pidfd_open(child)
+        if pidfd >= 0 {
+            watches.append((pidfd, .exit(pid: child, done: exitStatus.complete)))
+        } else {
+            // No pidfd (a kernel before 5.3): a thread of its own waits for this child.
+            let exitStatus = self.exitStatus
+            let child = child
+            Thread.detachNewThread {
+                var status: Int32 = 0
+                while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+                exitStatus.complete(Termination(waitStatus: status))
             }
-            close(stdinFD)
         }
-        let box = exitStatus
-        let spawned = child
-        Thread.detachNewThread {
-            var status: Int32 = 0
-            while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
-            // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out: the macros are not imported.
-            let termination: Termination = (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signalled(status & 0x7f)
-            let waiters = box.withLockedValue { state -> [CheckedContinuation<Termination, Never>] in
-                state.status = termination
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume(returning: termination) }
-        }
+        reactor.watch(watches)
     }
 
     /// Waits for the process to exit; then stops what is left of its process group (background children still
     /// holding the output pipes) and collects the output.
     func wait() async -> Output {
-        let status = await withCheckedContinuation { (continuation: CheckedContinuation<Termination, Never>) in
-            let done = exitStatus.withLockedValue { state -> Termination? in
-                if let status = state.status { return status }
-                state.waiters.append(continuation)
-                return nil
-            }
-            if let done { continuation.resume(returning: done) }
-        }
+        let status = await exitStatus.value
         // Leftover members of the group would keep stdout open and the run from ending.
         kill(-pid, SIGKILL)
-        let out = await stdoutCapture.result()
-        let err = await stderrCapture.result()
+        let out = await stdoutCapture.value
+        let err = await stderrCapture.value
         return Output(status: status, stdout: out.bytes, stdoutTruncated: out.dropped, stderr: err.bytes, stderrTruncated: err.dropped)
     }
 
-    var hasExited: Bool { exitStatus.withLockedValue { $0.status != nil } }
+    var hasExited: Bool { exitStatus.isComplete }
 
     /// Sends a signal to the whole process group.
     func signalGroup(_ signal: Int32) {
         kill(-pid, signal)
     }
 
-    /// Reads a pipe to its end on a thread of its own, keeping the first `limit` bytes.
-    final class Capture: Sendable {
-        private let state = NIOLockedValueBox<(result: (bytes: [UInt8], dropped: Int)?, waiters: [CheckedContinuation<(bytes: [UInt8], dropped: Int), Never>])>((nil, []))
+    /// A value that arrives once, from the reactor's thread, for any number of tasks to await.
+    final class Completion<Value: Sendable>: Sendable {
+        private let state = NIOLockedValueBox<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
 
-        init(fd: Int32, limit: Int) {
-            let state = self.state
-            Thread.detachNewThread {
-                var kept: [UInt8] = []
-                var dropped = 0
-                var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-                while true {
-                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                    if n < 0 { if errno == EINTR { continue }; break }
-                    if n == 0 { break }
-                    let room = max(0, limit - kept.count)
-                    kept.append(contentsOf: buffer[0..<min(n, room)])
-                    dropped += max(0, n - room)
-                }
-                close(fd)
-                let waiters = state.withLockedValue { s -> [CheckedContinuation<(bytes: [UInt8], dropped: Int), Never>] in
-                    s.result = (kept, dropped)
-                    defer { s.waiters = [] }
-                    return s.waiters
-                }
-                for waiter in waiters { waiter.resume(returning: (kept, dropped)) }
+        var isComplete: Bool { state.withLockedValue { $0.value != nil } }
+
+        @Sendable func complete(_ value: Value) {
+            let waiters = state.withLockedValue { state -> [CheckedContinuation<Value, Never>] in
+                guard state.value == nil else { return [] }
+                state.value = value
+                defer { state.waiters = [] }
+                return state.waiters
             }
+            for waiter in waiters { waiter.resume(returning: value) }
         }
 
-        func result() async -> (bytes: [UInt8], dropped: Int) {
-            await withCheckedContinuation { continuation in
-                let done = state.withLockedValue { s -> (bytes: [UInt8], dropped: Int)? in
-                    if let result = s.result { return result }
-                    s.waiters.append(continuation)
-                    return nil
+        var value: Value {
+            get async {
+                await withCheckedContinuation { continuation in
+                    let done = state.withLockedValue { state -> Value? in
+                        if let value = state.value { return value }
+                        state.waiters.append(continuation)
+                        return nil
+                    }
+                    if let done { continuation.resume(returning: done) }
                 }
-                if let done { continuation.resume(returning: done) }
             }
         }
     }
