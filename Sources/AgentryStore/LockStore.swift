@@ -128,6 +128,8 @@ public struct LockStore: Sendable {
 
     /// `agentry_lock_acquire` as a prepared statement: each lock session parses and plans it once.
     struct AcquireStatement: PostgresPreparedStatement {
+        /// Named here: the protocol's default name is built with `String(reflecting:)` on every execution.
+        static let name = "agentry_lock_acquire"
         static let sql = """
             SELECT o_type, o_id, o_granted, o_token, o_acquired, o_expires, o_position, o_holder, o_holder_expires, o_taken_back
             FROM agentry_lock_acquire($1, $2, $3, $4, $5, $6, $7::integer, $8::interval, $9::timestamptz, $10::integer,
@@ -172,6 +174,7 @@ public struct LockStore: Sendable {
     }
 
     struct ReleaseStatement: PostgresPreparedStatement {
+        static let name = "agentry_lock_release"
         static let sql = "SELECT agentry_lock_release($1)"
         typealias Row = Void
         let keys: [Int64]

@@ -7,6 +7,8 @@ import PostgresNIO
 
 /// Claims a batch of runs of one agent (see ``RuntimeStore/claim(batch:announcing:maxParallel:workerExpiry:)``).
 struct ClaimStatement: PostgresPreparedStatement {
+    /// Named here: the protocol's default name is built with `String(reflecting:)` on every execution.
+    static let name = "agentry_claim"
     static let sql = """
         WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::float8[], $8::int4[],
@@ -99,6 +101,7 @@ struct ClaimStatement: PostgresPreparedStatement {
 
 /// Records the outcomes of a batch of runs and gives their slots back (see ``RuntimeStore/finish(batch:)``).
 struct FinishStatement: PostgresPreparedStatement {
+    static let name = "agentry_finish"
     static let sql = """
         WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::text[], $9::float8[],
@@ -150,6 +153,7 @@ struct FinishStatement: PostgresPreparedStatement {
 
 /// Inserts a batch of events into `event_log`, once per id (see ``EventLogStore/insert(_:)``).
 struct EventLogInsertStatement: PostgresPreparedStatement {
+    static let name = "agentry_event_log_insert"
     static let sql = """
         INSERT INTO event_log (event_id, event_type, payload, priority, "timestamp", source, correlation_id, causation_id)
         SELECT id, type, payload::jsonb, priority, to_timestamp(ts), NULLIF(source, ''), NULLIF(correlation, ''), NULLIF(causation, '')
