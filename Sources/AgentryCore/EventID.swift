@@ -62,6 +62,13 @@ public struct EventID: Sendable, Hashable, Codable, Comparable, CustomStringConv
     public var uuid: UUID? { UUID(uuidString: rawValue) }
 }
 
+extension UUID {
+    /// A new version 7 UUID (time-ordered, monotonic within this process), as `EventID.generate()` makes.
+    public static func version7() -> UUID {
+        UUIDv7Generator.shared.next()
+    }
+}
+
 /// Makes version 7 UUIDs (RFC 9562), monotonic within this process.
 final class UUIDv7Generator: @unchecked Sendable {
     // @unchecked: the only mutable state (lastMillis, counter) is read and written under `lock`.

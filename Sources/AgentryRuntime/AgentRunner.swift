@@ -741,7 +741,7 @@ final class AgentRunner: Sendable {
 
     /// Run ids are UUIDv7, sortable by start like event ids.
     static func newRunID() -> UUID {
-        UUID(uuidString: EventID.generate().rawValue) ?? UUID()
+        UUID.version7()
     }
 }
 

@@ -19,6 +19,16 @@ struct EventIDTests {
         #expect("89ab".contains(character(id, at: 19)))
     }
 
+    @Test("UUID.version7() (run ids) shares the generator: version 7, RFC variant, ordered with event ids")
+    func runIDsAreUUIDv7() {
+        let first = EventID.generate()
+        let run = EventID(uuid: UUID.version7())
+        let last = EventID.generate()
+        #expect(character(run, at: 14) == "7")
+        #expect("89ab".contains(character(run, at: 19)))
+        #expect(first < run && run < last)
+    }
+
     @Test("generate() puts the current Unix milliseconds in the first 48 bits")
     func generatedCarriesTime() throws {
         let before = UInt64(Date().timeIntervalSince1970 * 1000)
