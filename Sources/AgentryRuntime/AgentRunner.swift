@@ -444,7 +444,7 @@ final class AgentRunner: Sendable {
             do {
                 let claim = queued ?? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: startedAnnouncement))
                 queued = nil
-                switch try await claim.value {
+                switch try await claim.value.get() {
                 case .claimed(let slot):
                     run.slot = slot
                     break claiming

@@ -23,7 +23,7 @@ final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
     }
 
     func submit(_ request: Request) async throws -> Response {
-        try await enqueue(request).value
+        try await enqueue(request).value.get()
     }
 
     /// Queues the request at once (synchronously, so that requests enqueued one after another keep that order
@@ -55,46 +55,15 @@ final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
             guard !batch.isEmpty else { return }
             let results = await write(batch.map(\.0))
             for (index, (_, reply)) in batch.enumerated() {
-                reply.resolve(index < results.count ? results[index] : .failure(GroupCommitError()))
+                reply.complete(index < results.count ? results[index] : .failure(GroupCommitError()))
             }
         }
     }
 }
 
-/// The response to one request of a ``GroupCommit``: resolved once, awaited once.
-final class Reply<Response: Sendable>: Sendable {
-    private struct State {
-        var result: Result<Response, any Error>?
-        var waiter: CheckedContinuation<Response, any Error>?
-    }
-
-    private let state = NIOLockedValueBox(State())
-
-    func resolve(_ result: Result<Response, any Error>) {
-        let waiter = state.withLockedValue { s -> CheckedContinuation<Response, any Error>? in
-            guard let waiter = s.waiter else {
-                s.result = result
-                return nil
-            }
-            s.waiter = nil
-            return waiter
-        }
-        waiter?.resume(with: result)
-    }
-
-    var value: Response {
-        get async throws {
-            try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Response, any Error>) in
-                let result = state.withLockedValue { s -> Result<Response, any Error>? in
-                    if let result = s.result { return result }
-                    s.waiter = waiter
-                    return nil
-                }
-                if let result { waiter.resume(with: result) }
-            }
-        }
-    }
-}
+/// The response to one request of a ``GroupCommit``: its result, set once (`complete`), awaited with
+/// `try await reply.value.get()`.
+typealias Reply<Response: Sendable> = Completion<Result<Response, any Error>>
 
 struct GroupCommitError: Error, CustomStringConvertible {
     var description: String { "the batch writer returned fewer results than requests" }

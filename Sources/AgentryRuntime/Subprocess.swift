@@ -1,6 +1,5 @@
 import CSpawn
 import Foundation
-import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
 import Glibc
@@ -135,35 +134,5 @@ final class Subprocess: Sendable {
     /// Sends a signal to the whole process group.
     func signalGroup(_ signal: Int32) {
         kill(-pid, signal)
-    }
-
-    /// A value that arrives once, from the reactor's thread, for any number of tasks to await.
-    final class Completion<Value: Sendable>: Sendable {
-        private let state = NIOLockedValueBox<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
-
-        var isComplete: Bool { state.withLockedValue { $0.value != nil } }
-
-        @Sendable func complete(_ value: Value) {
-            let waiters = state.withLockedValue { state -> [CheckedContinuation<Value, Never>] in
-                guard state.value == nil else { return [] }
-                state.value = value
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume(returning: value) }
-        }
-
-        var value: Value {
-            get async {
-                await withCheckedContinuation { continuation in
-                    let done = state.withLockedValue { state -> Value? in
-                        if let value = state.value { return value }
-                        state.waiters.append(continuation)
-                        return nil
-                    }
-                    if let done { continuation.resume(returning: done) }
-                }
-            }
-        }
     }
 }

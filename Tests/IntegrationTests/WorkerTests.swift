@@ -359,19 +359,25 @@ struct WorkerTests {
                 """, config: "max_parallel_tasks: 4"))
             let first = try WorkerProcess(agents: [id])
             let second = try WorkerProcess(agents: [id])
-            /// The prefetch each instance taking events has recorded.
-            let prefetches = { try await h.store.instances(agentID: id).compactMap(\.consumingPrefetch) }
-            // Both instances take events, and each has counted the other (with a heartbeat: 0.5 s in tests): the
-            // instance rows show a prefetch of 2, half the limit.
-            #expect(try await TestEnvironment.eventually {
-                try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == 2
-            })
-            _ = try await TestEnvironment.eventually { try await prefetches() == [2, 2] }
-            let halves = try await prefetches()
-            #expect(halves == [2, 2], "each instance's prefetch should be 2, half the limit: \(halves)")
-            for n in 0..<16 {
-                try await h.bus.publish(Event(type: "share.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
+            /// Waits until `instances` instances take events (each counting the others with a heartbeat: 0.5 s in
+            /// tests) and their rows show the prefetch they took; returns those prefetches.
+            func settle(instances: Int, expecting expected: [Int]) async throws -> [Int] {
+                #expect(try await TestEnvironment.eventually {
+                    try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == instances
+                })
+                let prefetches = { try await h.store.instances(agentID: id).compactMap(\.consumingPrefetch) }
+                _ = try await TestEnvironment.eventually { try await prefetches() == expected }
+                return try await prefetches()
             }
+            func publish(_ numbers: Range<Int>) async throws {
+                for n in numbers {
+                    try await h.bus.publish(Event(type: "share.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
+                }
+            }
+            // Both instances take events: the rows show a prefetch of 2, half the limit.
+            let halves = try await settle(instances: 2, expecting: [2, 2])
+            #expect(halves == [2, 2], "each instance's prefetch should be 2, half the limit: \(halves)")
+            try await publish(0..<16)
             let shared = try await h.waitForRuns(id, timeout: .seconds(40)) { $0.filter { $0.state == .succeeded }.count == 16 }
             let byWorker = Dictionary(grouping: shared, by: { $0.workerID ?? "none" })
             #expect(byWorker.count == 2, "both workers should have run tasks: \(byWorker.mapValues(\.count))")
@@ -382,15 +388,9 @@ struct WorkerTests {
 
             // Alone, the second worker takes the whole limit again (from its next heartbeat on).
             await first.stop()
-            #expect(try await TestEnvironment.eventually {
-                try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == 1
-            })
-            _ = try await TestEnvironment.eventually { try await prefetches() == [4] }
-            let whole = try await prefetches()
+            let whole = try await settle(instances: 1, expecting: [4])
             #expect(whole == [4], "the instance left should take the whole limit of 4: \(whole)")
-            for n in 16..<24 {
-                try await h.bus.publish(Event(type: "share.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
-            }
+            try await publish(16..<24)
             let all = try await h.waitForRuns(id, timeout: .seconds(40)) { $0.filter { $0.state == .succeeded }.count == 24 }
             await second.stop()
             let earlier = Set(shared.map(\.runID))
