@@ -15,10 +15,17 @@ struct ClaimStatement: PostgresPreparedStatement {
                                  $14::float8[])
                 AS t(run_id, event_id, event_type, version, priority, attempt, event_at, ord, received_at)
         ), completed AS (
-            SELECT DISTINCT ON (i.run_id) i.run_id, CASE WHEN r.retry_cancelled THEN 'cancelled' ELSE r.state END AS state
-            FROM input i
-            JOIN task_runs r ON r.agent_id = $9::text AND r.event_id = i.event_id
-                 AND (r.state IN ('succeeded', 'skipped') OR r.retry_cancelled)
+            -- A lookup per event, in the select list: PostgreSQL never turns that into a join, so the lookup goes
+            -- through the index on event_id whatever the table's statistics say. As a join, a plan made while the
+            -- table looked small hash-joined a scan of every run, and each claim slowed down as the table grew.
+            -- (OFFSET 0 keeps the inner query apart, so the lookup runs once per event, not again in the filter.)
+            SELECT c.run_id, c.state FROM (
+                SELECT i.run_id, (SELECT CASE WHEN r.retry_cancelled THEN 'cancelled' ELSE r.state END FROM task_runs r
+                                  WHERE r.event_id = i.event_id AND r.agent_id = $9::text
+                                    AND (r.state IN ('succeeded', 'skipped') OR r.retry_cancelled)
+                                  LIMIT 1) AS state
+                FROM input i OFFSET 0
+            ) c WHERE c.state IS NOT NULL
         ), elsewhere AS (
             SELECT DISTINCT ON (i.run_id) i.run_id, r.run_id AS other_run, r.worker_id FROM input i
             JOIN task_runs r ON r.agent_id = $9::text AND r.event_id = i.event_id AND r.state = 'running'
@@ -39,9 +46,14 @@ struct ClaimStatement: PostgresPreparedStatement {
                       AND w.heartbeat_at > now() - make_interval(secs => $10::float8)))
             ORDER BY s.slot LIMIT (SELECT count(*) FROM wanting)
             FOR UPDATE OF s SKIP LOCKED
+        ), free AS MATERIALIZED (
+            SELECT array_agg(slot ORDER BY slot) AS slots FROM locked
         ), pairs AS (
-            SELECT w.*, f.slot FROM wanting w
-            JOIN (SELECT slot, row_number() OVER (ORDER BY slot) AS n FROM locked) f ON f.n = w.n
+            -- The n-th event wanting a slot takes the n-th slot locked, by subscript into one array: a join on row
+            -- numbers was planned as a nested loop that sorted the locked slots again for every event.
+            SELECT w.*, f.slots[w.n::int4] AS slot
+            FROM wanting w, free f
+            WHERE w.n <= cardinality(f.slots)
         ), taken AS (
             UPDATE agent_slots s SET run_id = p.run_id, worker_id = $12::text, taken_at = now()
             FROM pairs p WHERE s.agent_id = $9::text AND s.slot = p.slot
