@@ -15,17 +15,10 @@ struct ClaimStatement: PostgresPreparedStatement {
                                  $14::float8[])
                 AS t(run_id, event_id, event_type, version, priority, attempt, event_at, ord, received_at)
         ), completed AS (
-            -- A lookup per event, in the select list: PostgreSQL never turns that into a join, so the lookup goes
-            -- through the index on event_id whatever the table's statistics say. As a join, a plan made while the
-            -- table looked small hash-joined a scan of every run, and each claim slowed down as the table grew.
-            -- (OFFSET 0 keeps the inner query apart, so the lookup runs once per event, not again in the filter.)
-            SELECT c.run_id, c.state FROM (
-                SELECT i.run_id, (SELECT CASE WHEN r.retry_cancelled THEN 'cancelled' ELSE r.state END FROM task_runs r
-                                  WHERE r.event_id = i.event_id AND r.agent_id = $9::text
-                                    AND (r.state IN ('succeeded', 'skipped') OR r.retry_cancelled)
-                                  LIMIT 1) AS state
-                FROM input i OFFSET 0
-            ) c WHERE c.state IS NOT NULL
+            SELECT DISTINCT ON (i.run_id) i.run_id, CASE WHEN r.retry_cancelled THEN 'cancelled' ELSE r.state END AS state
+            FROM input i
+            JOIN task_runs r ON r.agent_id = $9::text AND r.event_id = i.event_id
+                 AND (r.state IN ('succeeded', 'skipped') OR r.retry_cancelled)
         ), elsewhere AS (
             SELECT DISTINCT ON (i.run_id) i.run_id, r.run_id AS other_run, r.worker_id FROM input i
             JOIN task_runs r ON r.agent_id = $9::text AND r.event_id = i.event_id AND r.state = 'running'
