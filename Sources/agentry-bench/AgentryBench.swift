@@ -20,6 +20,8 @@ import Synchronization
 ///     agentry-bench drain N WORKERS [--no-memory] | exec N | priority N | recovery SECONDS   see `ScenarioBench`
 ///     agentry-bench locks SECONDS             lock acquire/release pairs per second, uncontended and 16 owners on 4
 ///                                             resources, and the hand-off latency (see `LockBench`)
+///     agentry-bench cleanup                   delete the rows of retired bench agents (AGENTRY_BENCH_HISTORY=1 keeps
+///                                             them until then; see `WorkerBench.cleanup`)
 ///
 /// The AMQP benchmarks use the vhost `bench` (queue `bench.swift.prio`); the event log benchmark uses the vhost and
 /// database of AGENTRY_AMQP_URL / AGENTRY_DATABASE_URL and must run from the repository root (Migrations/, Topology/);
@@ -34,6 +36,7 @@ struct AgentryBench {
                agentry-bench latency RATE SECONDS [WORKERS]
                agentry-bench locks SECONDS
                agentry-bench drain N WORKERS [--no-memory] | exec N | priority N | recovery SECONDS
+               agentry-bench cleanup
         """
 
     static func main() async {
@@ -72,6 +75,8 @@ struct AgentryBench {
             case ("recovery", 2):
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).recovery(seconds: try number(arguments[1], "SECONDS"))
+            case ("cleanup", 1):
+                try await WorkerBench.cleanup(logger: logger)
             case ("locks", 2):
                 try await LockBench(logger: logger).run(seconds: try number(arguments[1], "SECONDS"))
             default:

@@ -26,7 +26,8 @@ import Synchronization
 /// the database of AGENTRY_DATABASE_URL, and the `agentry` executable next to this one (AGENTRY_BENCH_AGENTRY), and
 /// must run from the repository root (Migrations/, Topology/). The agent's queue is deleted at the end, and what the
 /// run added to the database too unless AGENTRY_BENCH_KEEP=1 (which retires the agent instead, so that no worker
-/// started later serves it).
+/// started later serves it) or AGENTRY_BENCH_HISTORY=1 (the same, until `agentry-bench cleanup` deletes the rows of
+/// every retired bench agent: `Scripts/bench` measures on the run history a deployment has, see ``cleanup(logger:)``).
 struct WorkerBench {
     static let eventTypePrefix = "bench.e2e"
     static let eventTypes = ["drain", "pipelined", "warmup", "latency", "low", "critical", "steady"].map { "\(eventTypePrefix).\($0)" }
@@ -134,7 +135,7 @@ struct WorkerBench {
         let agentID = "bench-noop-\(UUID().uuidString.prefix(8).lowercased())"
         let runTag = "agentry-bench-\(agentID)"
         let maxParallel = self.maxParallel
-        let keep = environment["AGENTRY_BENCH_KEEP"] == "1"
+        let keep = environment["AGENTRY_BENCH_KEEP"] == "1" || environment["AGENTRY_BENCH_HISTORY"] == "1"
         let logDirectory = ".build/agentry-bench"
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
 
@@ -176,7 +177,8 @@ struct WorkerBench {
                 await processes.stopAll()
                 await setup.deleteQueue()
                 if keep {
-                    // The rows stay for a look; the agent is retired, so that no worker started later serves it.
+                    // The rows stay (for a look, or as history until `cleanup`); the agent is retired, so that no
+                    // worker started later serves it.
                     _ = try? await registry.retire(agentID: agentID)
                 } else {
                     await setup.deleteRows()
@@ -188,6 +190,49 @@ struct WorkerBench {
         await connection.close()
         if case .failure = outcome { processes.printLogTails() }
         try outcome.get()
+    }
+
+    /// Deletes what the runs of retired bench agents (`bench-noop-*`, left by AGENTRY_BENCH_HISTORY=1 or
+    /// AGENTRY_BENCH_KEEP=1) wrote to the database, then vacuums and analyzes those tables, so that the next
+    /// measurement finds neither the dead rows nor statistics of rows that are gone. An agent a bench still runs is
+    /// published, not retired, and stays.
+    ///
+    /// Why `Scripts/bench` keeps the rows until the end: a deployment's `task_runs` and `event_log` hold its history,
+    /// and the claim statement's plan is made from their statistics. Deleting each drain's 10,000 runs right after it
+    /// left the next drain's worker planning on a table whose statistics described rows just deleted: its claims
+    /// took 3.2-3.6 ms instead of 0.6 (`pg_stat_statements`), and the drain ran at 3,700-4,300 events/s instead of
+    /// 5,200-6,100 (docs/performance.md). A state a deployment meets only after deleting its run history.
+    static func cleanup(logger: Logger) async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let database = try DatabaseConfiguration(url: environment["AGENTRY_DATABASE_URL"] ?? "postgres://agentry:agentry@localhost:5432/agentry")
+        try await Database.with(database, logger: logger) { db in
+            var agents: [String] = []
+            let rows = try await db.client.query("""
+                SELECT agent_id FROM agents WHERE agent_id LIKE 'bench-noop-%' AND status = 'retired'
+                """, logger: logger)
+            for try await id in rows.decode(String.self) { agents.append(id) }
+            guard !agents.isEmpty else {
+                print("cleanup: no retired bench agent")
+                return
+            }
+            let sources = agents.map { "agentry-bench-\($0)" }
+            try await db.client.withTransaction(logger: logger) { c in
+                try await c.query("""
+                    DELETE FROM event_log WHERE (event_type = ANY(\(eventTypes)) AND source = ANY(\(sources)))
+                        OR (event_type LIKE 'agent.%' AND payload->>'agent_id' = ANY(\(agents)))
+                    """, logger: logger)
+                try await c.query("""
+                    DELETE FROM workers WHERE worker_id IN (SELECT worker_id FROM agent_instances WHERE agent_id = ANY(\(agents)))
+                    """, logger: logger)
+                try await c.query("DELETE FROM agent_instances WHERE agent_id = ANY(\(agents))", logger: logger)
+                try await c.query("DELETE FROM task_runs WHERE agent_id = ANY(\(agents))", logger: logger)
+                try await c.query("DELETE FROM agent_slots WHERE agent_id = ANY(\(agents))", logger: logger)
+                try await c.query("DELETE FROM agents WHERE agent_id = ANY(\(agents))", logger: logger)
+                try await c.query("DELETE FROM agent_registry WHERE agent_id = ANY(\(agents))", logger: logger)
+            }
+            try await db.client.query("VACUUM (ANALYZE) task_runs, event_log, agent_slots, agent_instances, workers", logger: logger)
+            print("cleanup: deleted the rows of \(agents.count) retired bench agent(s); vacuumed and analyzed")
+        }
     }
 
     static func agentYAML(id: String, maxParallel: Int, taskEvents: Bool, handler: String = "builtin: noop") -> String {
