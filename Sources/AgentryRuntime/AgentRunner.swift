@@ -392,10 +392,7 @@ final class AgentRunner: Sendable {
                           attempt: attempt, state: .running, eventAt: event.timestamp, receivedAt: delivery.receivedAt)
         let skipReason = Self.skipReason(definition, event: event, pools: context.topology.eventPools)
         // Announced (when the agent announces its tasks) by the claim, which logs it with the run record.
-        let announcement = skipReason == nil && definition.config.taskEvents
-            ? event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(attempt))],
-                             priority: .normal, source: context.source)
-            : nil
+        let announcement = skipReason == nil ? startedAnnouncement(run, event, definition) : nil
         let claim = skipReason == nil && taking
             ? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: announcement))
             : nil
@@ -429,7 +426,7 @@ final class AgentRunner: Sendable {
             delivery.ack()
             return
         }
-        let startedAnnouncement = received.announcement
+        var startedAnnouncement = received.announcement
 
         // Claim a run: wait while the agent is at its limit (the delivery stays ours, unacked) or while a live
         // worker still runs this event (a redelivery after a lost connection).
@@ -442,7 +439,16 @@ final class AgentRunner: Sendable {
                 return
             }
             do {
-                let claim = queued ?? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: startedAnnouncement))
+                let claim: Reply<RuntimeStore.Claim>
+                if let queued {
+                    claim = queued
+                } else {
+                    // A later attempt (the agent was at its limit, or the claim failed): the announcement is made
+                    // afresh, so that its timestamp says when the run starts, not when its event arrived. The earlier
+                    // one was never logged or published: only a claim that takes a slot logs its announcement.
+                    if startedAnnouncement != nil { startedAnnouncement = self.startedAnnouncement(run, event, definition) }
+                    claim = claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: startedAnnouncement))
+                }
                 queued = nil
                 switch try await claim.value.get() {
                 case .claimed(let slot):
@@ -651,6 +657,14 @@ final class AgentRunner: Sendable {
                 await settlement.requeue()
             }
         }
+    }
+
+    /// The run's `agent.task.started` (nil when the agent does not announce its tasks), made as its claim is queued:
+    /// its timestamp is when the run starts, give or take the claim statement's own wait.
+    func startedAnnouncement(_ run: TaskRun, _ event: Event, _ definition: AgentDefinition) -> Event? {
+        guard definition.config.taskEvents else { return nil }
+        return event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(run.attempt))],
+                              priority: .normal, source: context.source)
     }
 
     func lifecyclePayload(_ run: TaskRun, _ event: Event) -> JSONObject {

@@ -602,6 +602,42 @@ struct WorkerTests {
         }
     }
 
+    @Test("agent.task.started carries the moment its run started, also for a run that waited for the agent's only slot")
+    func startedAnnouncementTime() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("stamp-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "stamp.\(id)", handler: """
+                exec:
+                  command: [/bin/sleep, "1"]
+                """, config: "max_parallel_tasks: 1"))
+            // Two workers, each holding a delivery (a share of one slot is one): the second delivery waits in its
+            // worker, retrying its claim, until the first run gives the slot back.
+            let first = try WorkerProcess(agents: [id])
+            let second = try WorkerProcess(agents: [id])
+            #expect(try await TestEnvironment.eventually {
+                try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == 2
+            })
+            for n in 0..<2 {
+                try await h.bus.publish(Event(type: "stamp.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
+            }
+            let runs = try await h.waitForRuns(id) { $0.filter { $0.state == .succeeded }.count == 2 }
+            await first.stop()
+            await second.stop()
+            let ordered = runs.sorted { $0.startedAt < $1.startedAt }
+            #expect(Set(ordered.compactMap(\.workerID)).count == 2, "each worker should have run one: \(ordered.map { $0.workerID ?? "" })")
+            #expect(ordered[1].startedAt.timeIntervalSince(ordered[0].startedAt) > 0.9, "the second run waited for the slot: \(ordered.map(\.startedAt))")
+            let log = EventLogStore(database: h.database, logger: TestEnvironment.logger)
+            let started = try await log.recent(limit: 1000, type: "agent.task.started")
+            for run in ordered {
+                let runID = run.runID.uuidString.lowercased()
+                let announcement = try #require(started.first { $0.event.payload["run_id"]?.stringValue == runID }, "no agent.task.started for run \(runID)")
+                let gap = announcement.event.timestamp.timeIntervalSince(run.startedAt)
+                #expect(abs(gap) < 0.25, "agent.task.started of run \(runID) is stamped \(gap) s from the run's start")
+            }
+            await h.cleanup(id)
+        }
+    }
+
     @Test("cancelling a running run stops its process group and records it as cancelled; the event is not run again")
     func cancelRunningRun() async throws {
         try await withWorkerHarness { h in
