@@ -95,10 +95,18 @@ struct WorkerBench {
             let runs = try await setup.runTimes(type: type)
             var toStart: [Double] = []
             var toFinish: [Double] = []
+            // Publish-to-start in two: to the delivery's arrival in the worker (the broker's part), then to the claim's
+            // insert (the worker's and PostgreSQL's part).
+            var toReceipt: [Double] = []
+            var receiptToStart: [Double] = []
             for (eventID, publishedAt) in sent.published {
                 guard let run = runs[eventID] else { continue }
                 toStart.append(run.started.timeIntervalSince(publishedAt) * 1000)
                 if let finished = run.finished { toFinish.append(finished.timeIntervalSince(publishedAt) * 1000) }
+                if let received = run.received {
+                    toReceipt.append(received.timeIntervalSince(publishedAt) * 1000)
+                    receiptToStart.append(run.started.timeIntervalSince(received) * 1000)
+                }
             }
             guard toStart.count == sent.count else {
                 throw BenchError("found runs of \(toStart.count) of the \(sent.count) events published")
@@ -108,7 +116,12 @@ struct WorkerBench {
                   + "\(workers) worker(s), after a \(Self.warmupSeconds) s warm-up")
             print("latency publish-to-start ms: \(Percentiles(toStart))")
             print("latency publish-to-finish ms: \(Percentiles(toFinish))")
-            // The moment each run's agent.task.started event was made (after its claim committed), from event_log.
+            if receiptToStart.count == sent.count {
+                print("latency publish-to-receipt ms (the broker's part): \(Percentiles(toReceipt))")
+                print("latency receipt-to-start ms (the worker's claim): \(Percentiles(receiptToStart))")
+            }
+            // The timestamp of each run's agent.task.started event, from event_log: made as the worker queues the run's
+            // claim (on the delivery's arrival, or at a later attempt when the agent was at its limit).
             try await setup.reportEventLog(after: nil, clock: ContinuousClock())
             let announced = try await setup.startAnnouncements(type: type)
             var toAnnounced: [Double] = []
@@ -458,14 +471,14 @@ struct Setup: Sendable {
     }
 
     /// Event id → start and finish of its succeeded run.
-    func runTimes(type: String) async throws -> [String: (started: Date, finished: Date?)] {
-        var result: [String: (started: Date, finished: Date?)] = [:]
+    func runTimes(type: String) async throws -> [String: (received: Date?, started: Date, finished: Date?)] {
+        var result: [String: (received: Date?, started: Date, finished: Date?)] = [:]
         let rows = try await db.client.query("""
-            SELECT event_id::text, started_at, finished_at FROM task_runs
+            SELECT event_id::text, received_at, started_at, finished_at FROM task_runs
             WHERE agent_id = \(agentID) AND event_type = \(type) AND state = 'succeeded'
             """, logger: logger)
-        for try await (eventID, started, finished) in rows.decode((String, Date, Date?).self) {
-            result[eventID] = (started, finished)
+        for try await (eventID, received, started, finished) in rows.decode((String, Date?, Date, Date?).self) {
+            result[eventID] = (received, started, finished)
         }
         return result
     }
