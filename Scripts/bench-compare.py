@@ -369,6 +369,10 @@ def render(results, args, sizes, have_peers, elapsed):
                   "(their RSS moves by under 1 MB between rounds).",
                   "- The window is 64 deliveries in every scenario (Agentry: `max_parallel_tasks: 64`, whose prefetch it is; the "
                   "peers: prefetch 64), except the (a) table that says otherwise.",
+                  "- Agentry's runs and events stay in PostgreSQL for the whole run, as a deployment's history does, and are "
+                  "deleted at its end (`AGENTRY_BENCH_HISTORY=1`, `agentry-bench cleanup`): a worker that prepares its statements "
+                  "on a table just emptied of the previous drain's runs measures a state a deployment meets only after "
+                  "deleting its history (docs/performance.md, \"The exactly-once check and stale statistics\").",
                   "- `--quick` runs (b) at 1,000 events/s only, and no peer in (f) or (g).", ""])
     return "\n".join(lines)
 
