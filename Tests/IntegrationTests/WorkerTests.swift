@@ -615,7 +615,9 @@ struct WorkerTests {
             let first = try WorkerProcess(agents: [id])
             let second = try WorkerProcess(agents: [id])
             #expect(try await TestEnvironment.eventually {
-                try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == 2
+                let instances = try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id]
+                let consumers = try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount
+                return instances == 2 && consumers == 2
             })
             for n in 0..<2 {
                 try await h.bus.publish(Event(type: "stamp.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
