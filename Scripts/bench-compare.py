@@ -288,6 +288,44 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {memory:,} MiB RAM"
 
 
+def targets(results):
+    """The targets of issues 5 and 7, each with this run's medians and whether it is met."""
+    out = ["## Targets", "", "| target | this run | |", "|---|---|---|"]
+
+    def row(target, value, met):
+        out.append(f"| {target} | {value} | {'met' if met else 'not met'} |")
+
+    def ratio_row(target, scenario, system, metric, other_system, other_metric, at_least):
+        value = results.median(scenario, system, metric)
+        other = results.median(scenario, other_system, other_metric)
+        if value and other:
+            row(target, f"{value / other:.2f}× ({fmt(value)} against {fmt(other)})", value / other >= at_least)
+
+    ratio_row("(a) everything on, at least 3× Celery with its guarantees", "a1", "Agentry default", "rate",
+              "Celery guarantees", "rate", 3)
+    ratio_row("(a) lifecycle events off, at least bare Dramatiq's rate", "a1", "Agentry events off", "rate",
+              "Dramatiq bare", "rate", 1)
+    ratio_row("(a) everything on, at least half the broker ceiling for its message pattern", "a1", "Agentry default", "rate",
+              "ceiling (Agentry default pattern)", "rate", 0.5)
+    low = results.median("c", "Agentry default", "low_before")
+    if low is not None:
+        row("(c) the CRITICAL event starts before any LOW run that was not already running",
+            f"{fmt(low)} LOW runs started between its publish and its start", low == 0)
+        overtaking = results.median("c", "Agentry default", "low_overtaking")
+        if overtaking is not None:
+            row("(c) the worker's part: no LOW delivery that reached it after the CRITICAL one starts first",
+                f"{fmt(overtaking)}", overtaking == 0)
+    peak = results.median("f", "Agentry default", "peak")
+    if peak is not None:
+        row("(f) worker RSS under load under 100 MB", f"{fmt(peak)} MB", peak < 100)
+    ratio_row("(e) uncontended lock pairs at least half the raw pgbench rate (issue 5)", "e", "Agentry locks", "pairs",
+              "pgbench raw", "pairs", 0.5)
+    handoff = results.median("e", "Agentry locks", "handoff_p99")
+    if handoff is not None:
+        row("(e) lock hand-off p99 under 50 ms (issue 5)", f"{fmt(handoff)} ms", handoff < 50)
+    return out + ["", "Why those not met are not, and what was tried: `docs/performance.md` (below).", ""]
+
+
 def render(results, args, sizes, have_peers, elapsed):
     systems = ["Agentry default", "Agentry events off"] + ([f"{s.capitalize()} {m}" for s, m in
                                                             [("celery", "bare"), ("celery", "guarantees"), ("dramatiq", "bare"), ("dramatiq", "guarantees")]]
@@ -354,6 +392,7 @@ def render(results, args, sizes, have_peers, elapsed):
           ["uncontended pairs/s", "16 owners on 4 resources, pairs/s", "hand-off p99 ms"], None)
     table("(f) Worker memory, RSS (MB)", "f", ["idle", "peak"], ["idle", "peak under (a)"], None)
     table("(g) Recovery after `rabbitmqctl close_all_connections` (ms until work flows again)", "g", ["ms"], ["ms"], None)
+    lines.extend(targets(results))
     profile = os.path.join(ROOT, "docs", "performance.md")
     if os.path.exists(profile):
         with open(profile) as file:
