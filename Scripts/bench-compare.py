@@ -23,6 +23,7 @@ agentry.route, which the worker logs itself -- and 1 publish and 2 deliveries of
 1 / (publishes / publish rate + deliveries / consume rate), the broker's work per event done back to back.
 """
 import argparse
+import atexit
 import json
 import os
 import platform
@@ -132,6 +133,11 @@ def main():
     results = Results()
     bench = args.agentry_bench
     off = {"AGENTRY_BENCH_TASK_EVENTS": "0"}
+    # Agentry's runs and events stay as history until the end of the comparison, then `agentry-bench cleanup` deletes
+    # them (see WorkerBench.cleanup); AGENTRY_BENCH_KEEP=1 leaves them.
+    os.environ.setdefault("AGENTRY_BENCH_HISTORY", "1")
+    if os.environ.get("AGENTRY_BENCH_KEEP") != "1":
+        atexit.register(lambda: subprocess.run([bench, "cleanup"], cwd=ROOT))
     started = time.time()
 
     for round_number in range(1, args.rounds + 1):
