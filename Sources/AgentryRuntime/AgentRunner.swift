@@ -56,13 +56,19 @@ final class AgentRunner: Sendable {
     let state: NIOLockedValueBox<State>
     let logger: Logger
     /// Claims of this agent, written in groups.
-    let claims: GroupCommit<Claiming, RuntimeStore.Claim>
+    let claims: GroupCommit<Claiming, Claimed>
 
     /// A run to claim, with its `agent.task.started` event (logged by the claim itself) when the agent announces
     /// its tasks.
     struct Claiming: Sendable {
         var run: TaskRun
         var maxParallel: Int
+        var announcement: Event?
+    }
+
+    /// A claim's answer, with the run's `agent.task.started` as the claim logged it (stamped as the claim was written).
+    struct Claimed: Sendable {
+        var claim: RuntimeStore.Claim
         var announcement: Event?
     }
 
@@ -79,10 +85,18 @@ final class AgentRunner: Sendable {
         // started (the broker's priority order ends at the prefetch window; this carries it across).
         self.claims = GroupCommit(maxBatch: 200, precedes: { $0.run.priority < $1.run.priority }) { batch in
             do {
-                let announcing = batch.compactMap { item in item.announcement.map { (item.run.runID, $0) } }
+                // agent.task.started says when its run started: the moment its claim is written, not when its event
+                // arrived (a run may wait for a claim in flight, or for a free slot, in between).
+                let now = Date()
+                let stamped = batch.map { item in item.announcement.map { announcement in
+                    var announcement = announcement
+                    announcement.timestamp = now
+                    return announcement
+                } }
+                let announcing = zip(batch, stamped).compactMap { item, announcement in announcement.map { (item.run.runID, $0) } }
                 let claims = try await store.claim(batch: batch.map(\.run), announcing: announcing, maxParallel: batch[0].maxParallel,
                                                    workerExpiry: expiry)
-                return claims.map { .success($0) }
+                return zip(claims, stamped).map { .success(Claimed(claim: $0, announcement: $1)) }
             } catch {
                 return batch.map { _ in .failure(error) }
             }
@@ -367,7 +381,7 @@ final class AgentRunner: Sendable {
         let skipReason: String?
         let announcement: Event?
         /// The first claim, queued on arrival (nil when the event is skipped).
-        let claim: Reply<RuntimeStore.Claim>?
+        let claim: Reply<Claimed>?
     }
 
     /// Reads a delivery where the consumer yields it, one at a time: decodes its event and queues its claim, so that
@@ -439,20 +453,14 @@ final class AgentRunner: Sendable {
                 return
             }
             do {
-                let claim: Reply<RuntimeStore.Claim>
-                if let queued {
-                    claim = queued
-                } else {
-                    // A later attempt (the agent was at its limit, or the claim failed): the announcement is made
-                    // afresh, so that its timestamp says when the run starts, not when its event arrived. The earlier
-                    // one was never logged or published: only a claim that takes a slot logs its announcement.
-                    if startedAnnouncement != nil { startedAnnouncement = self.startedAnnouncement(run, event, definition) }
-                    claim = claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: startedAnnouncement))
-                }
+                let claim = queued ?? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: startedAnnouncement))
                 queued = nil
-                switch try await claim.value.get() {
+                let claimed = try await claim.value.get()
+                switch claimed.claim {
                 case .claimed(let slot):
                     run.slot = slot
+                    // As logged by the claim, stamped as it was written.
+                    startedAnnouncement = claimed.announcement
                     break claiming
                 case .alreadyCompleted(let previous):
                     logger.info("event already completed for this agent; not running it again", metadata: [
@@ -659,8 +667,8 @@ final class AgentRunner: Sendable {
         }
     }
 
-    /// The run's `agent.task.started` (nil when the agent does not announce its tasks), made as its claim is queued:
-    /// its timestamp is when the run starts, give or take the claim statement's own wait.
+    /// The run's `agent.task.started` (nil when the agent does not announce its tasks); the claim that takes its slot
+    /// stamps it.
     func startedAnnouncement(_ run: TaskRun, _ event: Event, _ definition: AgentDefinition) -> Event? {
         guard definition.config.taskEvents else { return nil }
         return event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(run.attempt))],

@@ -120,8 +120,8 @@ struct WorkerBench {
                 print("latency publish-to-receipt ms (the broker's part): \(Percentiles(toReceipt))")
                 print("latency receipt-to-start ms (the worker's claim): \(Percentiles(receiptToStart))")
             }
-            // The timestamp of each run's agent.task.started event, from event_log: made as the worker queues the run's
-            // claim (on the delivery's arrival, or at a later attempt when the agent was at its limit).
+            // The timestamp of each run's agent.task.started event, from event_log: stamped as the run's claim is
+            // written (task_runs.started_at is taken within that statement).
             try await setup.reportEventLog(after: nil, clock: ContinuousClock())
             let announced = try await setup.startAnnouncements(type: type)
             var toAnnounced: [Double] = []
