@@ -406,7 +406,10 @@ final class AgentRunner: Sendable {
                           attempt: attempt, state: .running, eventAt: event.timestamp, receivedAt: delivery.receivedAt)
         let skipReason = Self.skipReason(definition, event: event, pools: context.topology.eventPools)
         // Announced (when the agent announces its tasks) by the claim, which logs it with the run record.
-        let announcement = skipReason == nil ? startedAnnouncement(run, event, definition) : nil
+        let announcement = skipReason == nil && definition.config.taskEvents
+            ? event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(attempt))],
+                             priority: .normal, source: context.source)
+            : nil
         let claim = skipReason == nil && taking
             ? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: announcement))
             : nil
@@ -665,14 +668,6 @@ final class AgentRunner: Sendable {
                 await settlement.requeue()
             }
         }
-    }
-
-    /// The run's `agent.task.started` (nil when the agent does not announce its tasks); the claim that takes its slot
-    /// stamps it.
-    func startedAnnouncement(_ run: TaskRun, _ event: Event, _ definition: AgentDefinition) -> Event? {
-        guard definition.config.taskEvents else { return nil }
-        return event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(run.attempt))],
-                              priority: .normal, source: context.source)
     }
 
     func lifecyclePayload(_ run: TaskRun, _ event: Event) -> JSONObject {

@@ -146,7 +146,7 @@ struct WorkerBench {
         let executable = try agentryExecutable()
         let logger = self.logger
         let agentID = "bench-noop-\(UUID().uuidString.prefix(8).lowercased())"
-        let runTag = "agentry-bench-\(agentID)"
+        let runTag = Self.runTag(agentID)
         let maxParallel = self.maxParallel
         let keep = environment["AGENTRY_BENCH_KEEP"] == "1" || environment["AGENTRY_BENCH_HISTORY"] == "1"
         let logDirectory = ".build/agentry-bench"
@@ -228,23 +228,32 @@ struct WorkerBench {
                 print("cleanup: no retired bench agent")
                 return
             }
-            let sources = agents.map { "agentry-bench-\($0)" }
-            try await db.client.withTransaction(logger: logger) { c in
-                try await c.query("""
-                    DELETE FROM event_log WHERE (event_type = ANY(\(eventTypes)) AND source = ANY(\(sources)))
-                        OR (event_type LIKE 'agent.%' AND payload->>'agent_id' = ANY(\(agents)))
-                    """, logger: logger)
-                try await c.query("""
-                    DELETE FROM workers WHERE worker_id IN (SELECT worker_id FROM agent_instances WHERE agent_id = ANY(\(agents)))
-                    """, logger: logger)
-                try await c.query("DELETE FROM agent_instances WHERE agent_id = ANY(\(agents))", logger: logger)
-                try await c.query("DELETE FROM task_runs WHERE agent_id = ANY(\(agents))", logger: logger)
-                try await c.query("DELETE FROM agent_slots WHERE agent_id = ANY(\(agents))", logger: logger)
-                try await c.query("DELETE FROM agents WHERE agent_id = ANY(\(agents))", logger: logger)
-                try await c.query("DELETE FROM agent_registry WHERE agent_id = ANY(\(agents))", logger: logger)
-            }
+            try await deleteRows(of: agents, in: db, logger: logger)
             try await db.client.query("VACUUM (ANALYZE) task_runs, event_log, agent_slots, agent_instances, workers", logger: logger)
             print("cleanup: deleted the rows of \(agents.count) retired bench agent(s); vacuumed and analyzed")
+        }
+    }
+
+    /// The `source` of the events a bench agent's run publishes.
+    static func runTag(_ agentID: String) -> String { "agentry-bench-\(agentID)" }
+
+    /// Deletes everything the runs of these bench agents wrote to the database (their workers stopped by then): their
+    /// events (by ``runTag(_:)``), lifecycle events, workers, instances, runs, slots and registrations.
+    static func deleteRows(of agents: [String], in db: Database, logger: Logger) async throws {
+        let sources = agents.map(runTag)
+        try await db.client.withTransaction(logger: logger) { c in
+            try await c.query("""
+                DELETE FROM event_log WHERE (event_type = ANY(\(eventTypes)) AND source = ANY(\(sources)))
+                    OR (event_type LIKE 'agent.%' AND payload->>'agent_id' = ANY(\(agents)))
+                """, logger: logger)
+            try await c.query("""
+                DELETE FROM workers WHERE worker_id IN (SELECT worker_id FROM agent_instances WHERE agent_id = ANY(\(agents)))
+                """, logger: logger)
+            try await c.query("DELETE FROM agent_instances WHERE agent_id = ANY(\(agents))", logger: logger)
+            try await c.query("DELETE FROM task_runs WHERE agent_id = ANY(\(agents))", logger: logger)
+            try await c.query("DELETE FROM agent_slots WHERE agent_id = ANY(\(agents))", logger: logger)
+            try await c.query("DELETE FROM agents WHERE agent_id = ANY(\(agents))", logger: logger)
+            try await c.query("DELETE FROM agent_registry WHERE agent_id = ANY(\(agents))", logger: logger)
         }
     }
 
@@ -541,20 +550,7 @@ struct Setup: Sendable {
     /// Deletes everything the run wrote to the database (the workers are stopped by then).
     func deleteRows() async {
         do {
-            try await db.client.withTransaction(logger: logger) { c in
-                try await c.query("""
-                    DELETE FROM event_log WHERE (event_type = ANY(\(WorkerBench.eventTypes)) AND source = \(runTag))
-                        OR (event_type LIKE 'agent.%' AND payload->>'agent_id' = \(agentID))
-                    """, logger: logger)
-                try await c.query("""
-                    DELETE FROM workers WHERE worker_id IN (SELECT worker_id FROM agent_instances WHERE agent_id = \(agentID))
-                    """, logger: logger)
-                try await c.query("DELETE FROM agent_instances WHERE agent_id = \(agentID)", logger: logger)
-                try await c.query("DELETE FROM task_runs WHERE agent_id = \(agentID)", logger: logger)
-                try await c.query("DELETE FROM agent_slots WHERE agent_id = \(agentID)", logger: logger)
-                try await c.query("DELETE FROM agents WHERE agent_id = \(agentID)", logger: logger)
-                try await c.query("DELETE FROM agent_registry WHERE agent_id = \(agentID)", logger: logger)
-            }
+            try await WorkerBench.deleteRows(of: [agentID], in: db, logger: logger)
         } catch {
             warn("cannot delete the rows of \(agentID): \(String(reflecting: error))")
         }
