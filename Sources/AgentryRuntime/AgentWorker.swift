@@ -24,6 +24,10 @@ public struct WorkerOptions: Sendable {
     /// How long a stopped or lost worker stays listed (`agentry workers`, the status page) before its row and its
     /// instance rows are deleted; its runs stay. Default 24 h.
     public var workerRetention: Duration = .seconds(24 * 3600)
+    /// Events (`event_log`) and finished runs (`task_runs`) older than this are deleted, a batch at a time, once a
+    /// minute, by one worker at a time (see ``RuntimeStore/pruneHistory(olderThan:batchSize:maxBatches:)``).
+    /// Default nil: the history is kept for good.
+    public var historyRetention: Duration?
     /// How often the worker re-reads published agents and their desired states (control messages also trigger it
     /// at once). Default 5 s.
     public var syncInterval: Duration = .seconds(5)
@@ -220,6 +224,9 @@ public final class AgentWorker: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.heartbeats(context) }
+                if let retention = self.options.historyRetention {
+                    group.addTask { await self.pruneHistory(context.store, olderThan: retention) }
+                }
                 group.addTask { await self.reportInstances() }
                 group.addTask { await self.syncLoop(context) }
                 group.addTask {
@@ -267,6 +274,29 @@ public final class AgentWorker: Service, Sendable {
     }
 
     private var isShuttingDown: Bool { Task.isShuttingDownGracefully || Task.isCancelled }
+
+    /// Deletes the history past its retention, once a minute (sooner while a backlog of it remains), in its own task
+    /// so that a long pass never holds up the heartbeat.
+    private func pruneHistory(_ store: RuntimeStore, olderThan retention: Duration) async {
+        while !isShuttingDown {
+            var again = Duration.seconds(60)
+            do {
+                let pruned = try await store.pruneHistory(olderThan: retention)
+                if pruned.events + pruned.runs > 0 {
+                    logger.info("deleted history past its retention", metadata: [
+                        "agentry.history.events": "\(pruned.events)", "agentry.history.runs": "\(pruned.runs)",
+                        "agentry.history.retention_s": "\(Int(retention.inSeconds))",
+                    ])
+                }
+                // More left after a full pass: go on after a pause that lets the hot path's writes through.
+                if !pruned.complete && pruned.events + pruned.runs > 0 { again = .seconds(1) }
+            } catch {
+                logger.warning("cannot delete the history past its retention", metadata: ["error": "\(error)"])
+            }
+            let pause = again
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+        }
+    }
 
     private func heartbeats(_ context: WorkerContext) async {
         let store = context.store

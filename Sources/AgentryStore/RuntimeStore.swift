@@ -184,6 +184,69 @@ public struct RuntimeStore: Sendable {
         return pruned
     }
 
+    /// What one ``pruneHistory(olderThan:batchSize:maxBatches:)`` call deleted.
+    public struct PrunedHistory: Sendable, Hashable {
+        /// `event_log` rows (events whose timestamp is older than the retention).
+        public var events = 0
+        /// `task_runs` rows (runs that started before the retention and are not running).
+        public var runs = 0
+        /// False when the call stopped at `maxBatches` with more left, or found another process pruning.
+        public var complete = true
+        public init() {}
+    }
+
+    /// Deletes the history older than `retention`: `event_log` rows by the event's `timestamp`, and `task_runs` rows
+    /// that started before it and are not running (a run still going, or handed over, stays whatever its age).
+    ///
+    /// It deletes in statements of at most `batchSize` rows, each its own transaction, so that no lock is held long
+    /// and the hot path's inserts go on meanwhile; at most `maxBatches` statements per table per call. Each statement
+    /// first takes a transaction-level advisory lock without waiting: when another worker is pruning, this call
+    /// deletes nothing and returns `complete == false`, rather than competing for the same rows.
+    ///
+    /// Both tables are read by index (`"timestamp"`, `started_at`). Once a run's row is gone, a redelivery of its event
+    /// (a worker that died between recording the outcome and acking it, say) would run it again: keep the retention
+    /// far longer than a message can wait unacked.
+    public func pruneHistory(olderThan retention: Duration, batchSize: Int = 5_000, maxBatches: Int = 100) async throws -> PrunedHistory {
+        precondition(batchSize > 0 && maxBatches > 0, "batchSize and maxBatches must be positive")
+        var pruned = PrunedHistory()
+        let seconds = retention.inSeconds
+        for (table, predicate) in [("event_log", "x.\"timestamp\" < now() - make_interval(secs => $1)"),
+                                   ("task_runs", "x.started_at < now() - make_interval(secs => $1) AND x.state <> 'running'")] {
+            let key = table == "event_log" ? "id" : "run_id"
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(seconds)
+            bindings.append(batchSize)
+            let statement = PostgresQuery(unsafeSQL: """
+                WITH gate AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext('agentry.history-prune')) AS free),
+                     doomed AS (SELECT x.\(key) FROM \(table) x, gate WHERE gate.free AND \(predicate) LIMIT $2),
+                     deleted AS (DELETE FROM \(table) WHERE \(key) IN (SELECT \(key) FROM doomed) RETURNING 1)
+                SELECT (SELECT free FROM gate), count(*)::int8 FROM deleted
+                """, binds: bindings)
+            var batches = 0
+            while true {
+                var free = true
+                var deleted = 0
+                try await query("delete \(table) rows older than \(retention)", statement) { row in
+                    let (gate, count) = try row.decode((Bool, Int64).self)
+                    free = gate
+                    deleted = Int(count)
+                }
+                if table == "event_log" { pruned.events += deleted } else { pruned.runs += deleted }
+                if !free {
+                    pruned.complete = false
+                    return pruned
+                }
+                if deleted < batchSize { break }
+                batches += 1
+                if batches == maxBatches || Task.isCancelled {
+                    pruned.complete = false
+                    break
+                }
+            }
+        }
+        return pruned
+    }
+
     /// The tables that the claim and outcome statements look up by index.
     public static let runTables = ["task_runs", "agent_slots"]
 

@@ -22,7 +22,8 @@ struct Agentry: AsyncParsableCommand {
               --migrations    AGENTRY_MIGRATIONS_DIR  Migrations
               --topology      AGENTRY_TOPOLOGY_DIR    Topology
             """,
-        subcommands: [Worker.self, Admin.self, Publish.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self, Migrate.self, TopologyCommand.self],
+        subcommands: [Worker.self, Admin.self, Publish.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self, History.self, Migrate.self,
+                      TopologyCommand.self],
         defaultSubcommand: nil)
 }
 
@@ -116,6 +117,9 @@ extension Agentry {
         @Option(help: "Hours a stopped or lost worker stays listed before its row and its instances are deleted (its runs stay).")
         var workerRetentionHours: Double = 24
 
+        @Option(help: "Days of history to keep: events (event_log) and finished runs (task_runs) older than this are deleted, once a minute, by one worker at a time. Default: keep everything.")
+        var historyRetentionDays: Double?
+
         @Option(help: "Seconds between re-reads of the published agents (control messages trigger one at once).")
         var syncSeconds: Double = 5
 
@@ -153,6 +157,11 @@ extension Agentry {
             guard workerRetentionHours > 0, workerRetentionHours <= 87_600 else {
                 throw ValidationError("--worker-retention-hours must be more than 0 and at most 87600 (ten years), got \(workerRetentionHours)")
             }
+            if let days = historyRetentionDays {
+                guard days > 0, days <= 36_500 else {
+                    throw ValidationError("--history-retention-days must be more than 0 and at most 36500 (a hundred years), got \(days)")
+                }
+            }
             guard ackDeadlineSeconds > 0 else { throw ValidationError("--ack-deadline-seconds must be positive, got \(ackDeadlineSeconds)") }
             guard syncSeconds > 0 else { throw ValidationError("--sync-seconds must be positive, got \(syncSeconds)") }
             guard lockWaitSeconds > 0 else { throw ValidationError("--lock-wait-seconds must be positive, got \(lockWaitSeconds)") }
@@ -176,6 +185,7 @@ extension Agentry {
             worker.workerOptions.heartbeatInterval = .milliseconds(Int64(heartbeatSeconds * 1000))
             worker.workerOptions.workerExpiry = .milliseconds(Int64(workerExpirySeconds * 1000))
             worker.workerOptions.workerRetention = .milliseconds(Int64(workerRetentionHours * 3_600_000))
+            worker.workerOptions.historyRetention = historyRetentionDays.map { .milliseconds(Int64($0 * 86_400_000)) }
             worker.workerOptions.syncInterval = .milliseconds(Int64(syncSeconds * 1000))
             worker.workerOptions.ackDeadline = .milliseconds(Int64(ackDeadlineSeconds * 1000))
             worker.workerOptions.lockWait = .milliseconds(Int64(lockWaitSeconds * 1000))

@@ -18,7 +18,7 @@ final class WorkerProcess: @unchecked Sendable {
     let process = Process()
     let log: URL
 
-    init(agents: [String], extra: [String] = []) throws {
+    init(agents: [String], extra: [String] = [], environment overrides: [String: String] = [:]) throws {
         log = FileManager.default.temporaryDirectory.appendingPathComponent("agentry-worker-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
@@ -29,6 +29,7 @@ final class WorkerProcess: @unchecked Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["AGENTRY_MIGRATIONS_DIR"] = TestEnvironment.configuration.migrationsDirectory
         environment["AGENTRY_TOPOLOGY_DIR"] = TestEnvironment.configuration.topologyDirectory
+        environment.merge(overrides) { _, new in new }
         process.environment = environment
         process.standardOutput = handle
         process.standardError = handle
