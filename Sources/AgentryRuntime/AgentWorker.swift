@@ -281,7 +281,8 @@ public final class AgentWorker: Service, Sendable {
         while !isShuttingDown {
             var again = Duration.seconds(60)
             do {
-                let pruned = try await store.pruneHistory(olderThan: retention)
+                // A pass stops between two batches when the worker shuts down (each batch commits on its own).
+                let pruned = try await cancelWhenGracefulShutdown { try await store.pruneHistory(olderThan: retention) }
                 if pruned.events + pruned.runs > 0 {
                     logger.info("deleted history past its retention", metadata: [
                         "agentry.history.events": "\(pruned.events)", "agentry.history.runs": "\(pruned.runs)",
@@ -291,7 +292,9 @@ public final class AgentWorker: Service, Sendable {
                 // More left after a full pass: go on after a pause that lets the hot path's writes through.
                 if !pruned.complete && pruned.events + pruned.runs > 0 { again = .seconds(1) }
             } catch {
-                logger.warning("cannot delete the history past its retention", metadata: ["error": "\(error)"])
+                if !isShuttingDown {
+                    logger.warning("cannot delete the history past its retention", metadata: ["error": "\(error)"])
+                }
             }
             let pause = again
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }

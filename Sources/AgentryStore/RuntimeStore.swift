@@ -201,7 +201,8 @@ public struct RuntimeStore: Sendable {
     /// It deletes in statements of at most `batchSize` rows, each its own transaction, so that no lock is held long
     /// and the hot path's inserts go on meanwhile; at most `maxBatches` statements per table per call. Each statement
     /// first takes a transaction-level advisory lock without waiting: when another worker is pruning, this call
-    /// deletes nothing and returns `complete == false`, rather than competing for the same rows.
+    /// deletes nothing and returns `complete == false`, rather than competing for the same rows. A cancelled task
+    /// stops before its next statement (what was deleted stays deleted).
     ///
     /// Both tables are read by index (`"timestamp"`, `started_at`). Once a run's row is gone, a redelivery of its event
     /// (a worker that died between recording the outcome and acking it, say) would run it again: keep the retention
@@ -224,6 +225,10 @@ public struct RuntimeStore: Sendable {
                 """, binds: bindings)
             var batches = 0
             while true {
+                if Task.isCancelled {
+                    pruned.complete = false
+                    return pruned
+                }
                 var free = true
                 var deleted = 0
                 try await query("delete \(table) rows older than \(retention)", statement) { row in
@@ -238,7 +243,7 @@ public struct RuntimeStore: Sendable {
                 }
                 if deleted < batchSize { break }
                 batches += 1
-                if batches == maxBatches || Task.isCancelled {
+                if batches == maxBatches {
                     pruned.complete = false
                     break
                 }

@@ -123,6 +123,20 @@ struct HistoryRetentionTests {
         }
     }
 
+    @Test("a cancelled prune (a worker shutting down) stops before its next statement")
+    func cancelledPruneStops() async throws {
+        try await Self.withHistory { db, _ in
+            let store = RuntimeStore(database: db, logger: Self.logger)
+            let cancelled = Task { () async throws -> RuntimeStore.PrunedHistory in
+                withUnsafeCurrentTask { $0?.cancel() }
+                return try await store.pruneHistory(olderThan: .seconds(30 * 86_400), batchSize: 2)
+            }
+            let pruned = try await cancelled.value
+            #expect(pruned.events == 0 && pruned.runs == 0 && !pruned.complete)
+            #expect(try await Self.remaining(db).events["history.old"] == Self.oldEvents)
+        }
+    }
+
     @Test("agentry history prune deletes what is older than --older-than-days and says how much; a bad value is named")
     func pruneCommand() async throws {
         try await Self.withHistory { db, url in
@@ -158,8 +172,10 @@ struct HistoryRetentionTests {
 
             let worker = try WorkerProcess(agents: [agent], extra: ["--history-retention-days", "30"], environment: environment)
             do {
+                // Events go first, then runs, each in statements of their own: wait for both.
                 let pruned = try await TestEnvironment.eventually(timeout: .seconds(20)) {
-                    try await Self.remaining(db).events["history.old"] == nil
+                    let left = try await Self.remaining(db)
+                    return left.events["history.old"] == nil && left.runs == Self.keptRuns
                 }
                 #expect(pruned, "worker said: \(worker.output)")
                 let left = try await Self.remaining(db)
