@@ -147,6 +147,16 @@ struct HistoryRetentionTests {
             #expect(bad.output.contains("--older-than-days must be more than 0"), "said: \(bad.output)")
             #expect(try await Self.remaining(db).events["history.old"] == Self.oldEvents, "a refused command deletes nothing")
 
+            // While another process prunes (holds the lock), the command says so and fails.
+            let busy = try await db.client.withTransaction(logger: Self.logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(hashtext('agentry.history-prune'))", logger: Self.logger)
+                return try TestEnvironment.run(TestEnvironment.agentryExecutable, ["history", "prune", "--older-than-days", "30"],
+                                               environment: environment)
+            }
+            #expect(busy.status != 0)
+            #expect(busy.output.contains("another process (a worker with --history-retention-days) is deleting the history now"),
+                    "said: \(busy.output)")
+
             let result = try TestEnvironment.run(TestEnvironment.agentryExecutable, ["history", "prune", "--older-than-days", "30"],
                                                  environment: environment)
             #expect(result.status == 0, "said: \(result.output)")
