@@ -16,7 +16,8 @@ import PostgresNIO
 /// The live status of the cluster for WebSocket clients: a snapshot on connect, then each change as it happens.
 ///
 /// Changes come from PostgreSQL (statement triggers notify `agentry_status` when instances, runs, locks, waiters,
-/// agents or workers change, on any host; releases notify `agentry_locks`) and from the bus (`agent.*`, `resource.*`
+/// agents or workers change, on any host, while some hub with clients is registered in `status_watchers`; releases
+/// notify `agentry_locks`) and from the bus (`agent.*`, `resource.*`
 /// and `alert.*` events are forwarded as they are published). A kind that changed is read again at most every
 /// 100 ms and sent only when it differs from what clients have; queue depths are sampled every second and sent when
 /// they move. Each client has a bounded outbox: one that does not keep up is dropped, so it slows neither the others
@@ -37,6 +38,8 @@ public final class StatusHub: Sendable {
         var last: [Kind: String] = [:]
         /// Event subscriptions bound to the bus right now (one per forwarded pattern).
         var subscriptions = 0
+        /// Whether this hub's row in `status_watchers` is current, so that changes notify `agentry_status`.
+        var watching = false
     }
 
     static let forwardedPatterns = ["agent.#", "resource.#", "alert.#"]
@@ -48,6 +51,12 @@ public final class StatusHub: Sendable {
     let state = NIOLockedValueBox(State())
     /// Messages a client may have waiting before it counts as too slow.
     let outboxLimit: Int
+    /// This hub's row in `status_watchers` while it has clients.
+    let hubID = "hub-\(UUID().uuidString.lowercased())"
+    /// A registration lasts this long unless renewed (so that a hub that dies stops the notifications soon)…
+    static let watchExpiry: Duration = .seconds(30)
+    /// …and is renewed this often while the hub has clients.
+    static let watchRenewal: Duration = .seconds(10)
 
     init(dependencies: AdminDependencies, managementURL: String?, metrics: AdminMetrics, outboxLimit: Int = 256) {
         self.dependencies = dependencies
@@ -76,6 +85,7 @@ public final class StatusHub: Sendable {
     func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.listenToDatabase() }
+            group.addTask { await self.advertiseWatching() }
             group.addTask { await self.forwardEvents() }
             group.addTask { await self.sampleQueues() }
             group.addTask { await self.flushLoop() }
@@ -118,6 +128,40 @@ public final class StatusHub: Sendable {
             }
             try? await opened?.close()
             try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// Keeps this hub registered in `status_watchers` while it has clients, and not otherwise: PostgreSQL's status
+    /// triggers notify only while some hub is registered (migration 0016), since each notification serializes the
+    /// commit of the statement that sends it with every other notifying commit, the workers' claims and outcomes
+    /// included.
+    private func advertiseWatching() async {
+        let store = dependencies.runtime
+        let hubID = self.hubID
+        var renewed: ContinuousClock.Instant?
+        while !Task.isCancelled {
+            let watched = clientCount > 0
+            do {
+                if watched, renewed.map({ ContinuousClock.now - $0 >= Self.watchRenewal }) ?? true {
+                    try await store.watchStatus(hubID: hubID, expiry: Self.watchExpiry)
+                    renewed = .now
+                    state.withLockedValue { $0.watching = true }
+                } else if !watched, renewed != nil {
+                    // Not watching from here on: a client that arrives meanwhile waits for the next registration.
+                    state.withLockedValue { $0.watching = false }
+                    try await store.unwatchStatus(hubID: hubID)
+                    renewed = nil
+                }
+            } catch {
+                if !Task.isCancelled {
+                    logger.warning("cannot register the status hub for database notifications; retrying", metadata: ["error": "\(error)"])
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if renewed != nil {
+            // The hub is stopping (its task is cancelled): unregister from a task of its own, which is not.
+            await Task.detached { try? await store.unwatchStatus(hubID: hubID) }.value
         }
     }
 
@@ -299,9 +343,12 @@ public final class StatusHub: Sendable {
         }
     }
 
-    private func waitForSubscriptions(upTo limit: Duration) async {
+    /// Waits until the hub's event subscriptions are bound and its registration for database notifications is
+    /// current (or `limit` has passed: without the bus or the database, the snapshot says what it can).
+    private func waitForSources(upTo limit: Duration) async {
         let deadline = ContinuousClock.now + limit
-        while state.withLockedValue({ $0.subscriptions }) < Self.forwardedPatterns.count, ContinuousClock.now < deadline, !Task.isCancelled {
+        while state.withLockedValue({ $0.subscriptions < Self.forwardedPatterns.count || !$0.watching }), ContinuousClock.now < deadline,
+              !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }
@@ -315,15 +362,15 @@ public final class StatusHub: Sendable {
 
     /// Serves one WebSocket client until it goes away (or is dropped for not keeping up).
     ///
-    /// The client counts from the start, so that the hub binds its event subscriptions; the snapshot is read once they
-    /// are bound (or after 2 s without the bus), and what is broadcast meanwhile follows the snapshot: nothing
-    /// published after the snapshot is missed.
+    /// The client counts from the start, so that the hub binds its event subscriptions and registers for database
+    /// notifications; the snapshot is read once both are in place (or after 2 s without the bus or the database), and
+    /// what is broadcast meanwhile follows the snapshot: nothing published or changed after the snapshot is missed.
     func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         let id = UUID()
         let (outbox, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(outboxLimit))
         state.withLockedValue { $0.clients[id] = Client(outbox: continuation) }
         Self.countClients(+1)
-        await waitForSubscriptions(upTo: .seconds(2))
+        await waitForSources(upTo: .seconds(2))
         let snapshot: String
         do {
             snapshot = try await self.snapshot()

@@ -184,6 +184,22 @@ public struct RuntimeStore: Sendable {
         return pruned
     }
 
+    /// Registers a status hub with clients, until `expiry` from now: while any registration is current, changes to
+    /// runs, instances, locks and agents notify `agentry_status` (migration 0016); otherwise they notify nobody.
+    public func watchStatus(hubID: String, expiry: Duration) async throws {
+        try await execute("register status hub \(hubID)", """
+            INSERT INTO status_watchers (hub_id, expires_at) VALUES (\(hubID), now() + make_interval(secs => \(expiry.inSeconds)))
+            ON CONFLICT (hub_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
+            """)
+    }
+
+    /// Ends a status hub's registration (and forgets registrations that expired long ago).
+    public func unwatchStatus(hubID: String) async throws {
+        try await execute("unregister status hub \(hubID)", """
+            DELETE FROM status_watchers WHERE hub_id = \(hubID) OR expires_at < now() - interval '1 hour'
+            """)
+    }
+
     /// What one ``pruneHistory(olderThan:batchSize:maxBatches:)`` call deleted.
     public struct PrunedHistory: Sendable, Hashable {
         /// `event_log` rows (events whose timestamp is older than the retention).

@@ -10,6 +10,7 @@ import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOHTTP1
+import PostgresNIO
 import Testing
 
 #if canImport(Glibc)
@@ -130,6 +131,69 @@ final class StatusListener: Sendable {
 
 @Suite("Admin endpoint", .serialized)
 struct AdminTests {
+    @Test("status triggers notify agentry_status only while a status hub is registered (and its registration is current)")
+    func statusNotificationsOnlyWhileWatched() async throws {
+        try await TestEnvironment.withFreshDatabase("s") { db, _ in
+            let logger = TestEnvironment.logger
+            let store = RuntimeStore(database: db, logger: logger)
+            let received = Collector<String>()
+            let connection = try await PostgresConnection.connect(configuration: db.configuration.connectionConfiguration, id: 9_100, logger: logger)
+            do {
+                try await connection.listen(on: "agentry_status") { notifications in
+                    let reader = Task { do { for try await n in notifications { await received.append(n.payload) } } catch {} }
+                    // A statement-level trigger fires even when no row changes.
+                    let touch = { _ = try await db.client.query("UPDATE task_runs SET state = state WHERE false", logger: logger) }
+                    try await touch()
+                    try await Task.sleep(for: .milliseconds(300))
+                    #expect(await received.count == 0, "nobody watches: no notification")
+
+                    try await store.watchStatus(hubID: "test-hub", expiry: .seconds(30))
+                    try await touch()
+                    #expect(try await TestEnvironment.eventually(timeout: .seconds(5)) { await received.values.contains("task_runs") },
+                            "a hub is registered: the change notifies")
+
+                    try await store.unwatchStatus(hubID: "test-hub")
+                    let afterUnwatch = await received.count
+                    try await touch()
+                    try await Task.sleep(for: .milliseconds(300))
+                    #expect(await received.count == afterUnwatch, "the hub unregistered: no notification")
+
+                    try await store.watchStatus(hubID: "test-hub", expiry: .seconds(-1))
+                    try await touch()
+                    try await Task.sleep(for: .milliseconds(300))
+                    #expect(await received.count == afterUnwatch, "an expired registration counts for nothing")
+                    reader.cancel()
+                }
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try await connection.close()
+        }
+    }
+
+    @Test("a status hub registers for database notifications while it has a WebSocket client, and not after")
+    func hubRegistersWhileWatched() async throws {
+        try await withAdminServer { a in
+            let db = a.worker.database
+            let current: @Sendable () async throws -> Int = {
+                var count = 0
+                for try await n in try await db.client.query("SELECT count(*)::int8 FROM status_watchers WHERE expires_at > now()",
+                                                            logger: TestEnvironment.logger).decode(Int64.self) {
+                    count = Int(n)
+                }
+                return count
+            }
+            let before = try await current()
+            let listener = StatusListener(port: a.port)
+            let snapshot = await listener.first(within: .seconds(10)) { $0[path: "type"]?.stringValue == "snapshot" }
+            #expect(snapshot != nil, "the client gets its snapshot")
+            #expect(try await current() == before + 1, "registered before the snapshot was read")
+            listener.stop()
+            #expect(try await TestEnvironment.eventually { try await current() == before }, "unregistered once the client left")
+        }
+    }
+
     @Test("every route answers success, not found, bad input and unauthorized as documented, with JSON errors")
     func routes() async throws {
         try await withAdminServer { a in

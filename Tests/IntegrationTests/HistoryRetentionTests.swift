@@ -17,46 +17,24 @@ struct HistoryRetentionTests {
 
     /// A new database, migrated and filled with the history above; dropped afterwards.
     static func withHistory(_ body: @Sendable (Database, String) async throws -> Void) async throws {
-        let base = TestEnvironment.configuration.database
-        let name = "agentry_test_\(TestEnvironment.uniqueName("h"))"
-        try await Database.with(base, logger: logger) { db in
-            try await db.client.query("CREATE DATABASE \(unescaped: name)", logger: logger)
-        }
-        var fresh = base
-        fresh.database = name
-        let url = "postgres://\(fresh.user):\(fresh.password ?? "")@\(fresh.host):\(fresh.port)/\(name)"
-        do {
-            let migrations = try Migration.load(directory: TestEnvironment.configuration.migrationsDirectory)
-            _ = try await Migrator(configuration: fresh, logger: logger).migrate(migrations)
-            try await Database.with(fresh, logger: logger) { db in
-                try await db.client.query("""
-                    INSERT INTO event_log (event_id, event_type, payload, priority, "timestamp")
-                    SELECT gen_random_uuid()::text, 'history.old', '{}'::jsonb, 3, now() - interval '40 days' FROM generate_series(1, \(oldEvents))
-                    UNION ALL
-                    SELECT gen_random_uuid()::text, 'history.recent', '{}'::jsonb, 3, now() - interval '1 hour' FROM generate_series(1, \(recentEvents))
-                    """, logger: logger)
-                try await db.client.query("""
-                    INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, state, started_at, finished_at)
-                    SELECT gen_random_uuid(), 'history-agent', '1.0.0', gen_random_uuid(), 'history.old', 3, s,
-                           now() - interval '40 days', CASE WHEN s = 'running' THEN NULL ELSE now() - interval '40 days' END
-                    FROM unnest(ARRAY['succeeded', 'succeeded', 'succeeded', 'succeeded', 'failed', 'running']) AS s
-                    UNION ALL
-                    SELECT gen_random_uuid(), 'history-agent', '1.0.0', gen_random_uuid(), 'history.recent', 3, 'succeeded',
-                           now() - interval '1 hour', now() - interval '1 hour'
-                    FROM generate_series(1, \(recentRuns))
-                    """, logger: logger)
-                try await body(db, url)
-            }
-        } catch {
-            try? await drop(name)
-            throw StoreError(.query, "history test database \(name): \(StoreError.describe(error))")
-        }
-        try await drop(name)
-    }
-
-    static func drop(_ name: String) async throws {
-        try await Database.with(TestEnvironment.configuration.database, logger: logger) { db in
-            try await db.client.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: logger)
+        try await TestEnvironment.withFreshDatabase("h") { db, url in
+            try await db.client.query("""
+                INSERT INTO event_log (event_id, event_type, payload, priority, "timestamp")
+                SELECT gen_random_uuid()::text, 'history.old', '{}'::jsonb, 3, now() - interval '40 days' FROM generate_series(1, \(oldEvents))
+                UNION ALL
+                SELECT gen_random_uuid()::text, 'history.recent', '{}'::jsonb, 3, now() - interval '1 hour' FROM generate_series(1, \(recentEvents))
+                """, logger: logger)
+            try await db.client.query("""
+                INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, state, started_at, finished_at)
+                SELECT gen_random_uuid(), 'history-agent', '1.0.0', gen_random_uuid(), 'history.old', 3, s,
+                       now() - interval '40 days', CASE WHEN s = 'running' THEN NULL ELSE now() - interval '40 days' END
+                FROM unnest(ARRAY['succeeded', 'succeeded', 'succeeded', 'succeeded', 'failed', 'running']) AS s
+                UNION ALL
+                SELECT gen_random_uuid(), 'history-agent', '1.0.0', gen_random_uuid(), 'history.recent', 3, 'succeeded',
+                       now() - interval '1 hour', now() - interval '1 hour'
+                FROM generate_series(1, \(recentRuns))
+                """, logger: logger)
+            try await body(db, url)
         }
     }
 

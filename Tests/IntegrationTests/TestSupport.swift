@@ -5,6 +5,7 @@ import AgentryRuntime
 import AgentryStore
 import Foundation
 import Logging
+import PostgresNIO
 import Testing
 
 /// Settings and helpers shared by the integration tests, which talk to the real RabbitMQ and PostgreSQL that
@@ -55,6 +56,33 @@ enum TestEnvironment {
 
     static func topology() throws -> Topology {
         try Topology.load(directory: configuration.topologyDirectory)
+    }
+
+    /// Runs `body` on a new database of its own, migrated, with its URL (for a child process); drops it afterwards.
+    /// For tests whose counts must be exact, or that change what every process of the shared database would see.
+    static func withFreshDatabase(_ prefix: String, _ body: @Sendable (Database, String) async throws -> Void) async throws {
+        let base = configuration.database
+        let name = "agentry_test_\(uniqueName(prefix))"
+        try await Database.with(base, logger: logger) { db in
+            try await db.client.query("CREATE DATABASE \(unescaped: name)", logger: logger)
+        }
+        var fresh = base
+        fresh.database = name
+        let url = "postgres://\(fresh.user):\(fresh.password ?? "")@\(fresh.host):\(fresh.port)/\(name)"
+        let drop: @Sendable () async throws -> Void = {
+            try await Database.with(base, logger: logger) { db in
+                _ = try await db.client.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: logger)
+            }
+        }
+        do {
+            let migrations = try Migration.load(directory: configuration.migrationsDirectory)
+            _ = try await Migrator(configuration: fresh, logger: logger).migrate(migrations)
+            try await Database.with(fresh, logger: logger) { db in try await body(db, url) }
+        } catch {
+            try? await drop()
+            throw StoreError(.query, "on the test database \(name): \(StoreError.describe(error))")
+        }
+        try await drop()
     }
 
     /// Runs a command and returns its exit status and output.
