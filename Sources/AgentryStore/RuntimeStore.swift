@@ -227,9 +227,11 @@ public struct RuntimeStore: Sendable {
         precondition(batchSize > 0 && maxBatches > 0, "batchSize and maxBatches must be positive")
         var pruned = PrunedHistory()
         let seconds = retention.inSeconds
-        for (table, predicate) in [("event_log", "x.\"timestamp\" < now() - make_interval(secs => $1)"),
-                                   ("task_runs", "x.started_at < now() - make_interval(secs => $1) AND x.state <> 'running'")] {
-            let key = table == "event_log" ? "id" : "run_id"
+        let tables: [(table: String, key: String, predicate: String, counter: WritableKeyPath<PrunedHistory, Int>)] = [
+            ("event_log", "id", "x.\"timestamp\" < now() - make_interval(secs => $1)", \.events),
+            ("task_runs", "run_id", "x.started_at < now() - make_interval(secs => $1) AND x.state <> 'running'", \.runs),
+        ]
+        for (table, key, predicate, counter) in tables {
             var bindings = PostgresBindings(capacity: 2)
             bindings.append(seconds)
             bindings.append(batchSize)
@@ -252,7 +254,7 @@ public struct RuntimeStore: Sendable {
                     free = gate
                     deleted = Int(count)
                 }
-                if table == "event_log" { pruned.events += deleted } else { pruned.runs += deleted }
+                pruned[keyPath: counter] += deleted
                 if !free {
                     pruned.complete = false
                     return pruned

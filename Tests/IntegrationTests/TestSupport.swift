@@ -58,9 +58,11 @@ enum TestEnvironment {
         try Topology.load(directory: configuration.topologyDirectory)
     }
 
-    /// Runs `body` on a new database of its own, migrated, with its URL (for a child process); drops it afterwards.
-    /// For tests whose counts must be exact, or that change what every process of the shared database would see.
-    static func withFreshDatabase(_ prefix: String, _ body: @Sendable (Database, String) async throws -> Void) async throws {
+    /// Runs `body` on a new database of its own, migrated unless `migrated` is false, with its URL (for a child
+    /// process); drops it afterwards. For tests whose counts must be exact, or that change what every process of the
+    /// shared database would see.
+    static func withFreshDatabase(_ prefix: String, migrated: Bool = true,
+                                  _ body: @Sendable (Database, String) async throws -> Void) async throws {
         let base = configuration.database
         let name = "agentry_test_\(uniqueName(prefix))"
         try await Database.with(base, logger: logger) { db in
@@ -75,8 +77,10 @@ enum TestEnvironment {
             }
         }
         do {
-            let migrations = try Migration.load(directory: configuration.migrationsDirectory)
-            _ = try await Migrator(configuration: fresh, logger: logger).migrate(migrations)
+            if migrated {
+                let migrations = try Migration.load(directory: configuration.migrationsDirectory)
+                _ = try await Migrator(configuration: fresh, logger: logger).migrate(migrations)
+            }
             try await Database.with(fresh, logger: logger) { db in try await body(db, url) }
         } catch {
             try? await drop()

@@ -92,33 +92,22 @@ struct TopologyTests {
 struct MigrationTests {
     @Test("agentry migrate run by two processes at once applies each migration once")
     func concurrentMigrate() async throws {
-        let base = TestEnvironment.configuration.database
-        let name = "agentry_test_\(TestEnvironment.uniqueName("m"))"
-        try await Database.with(base, logger: TestEnvironment.logger) { db in
-            try await db.client.query("CREATE DATABASE \(unescaped: name)", logger: TestEnvironment.logger)
-        }
-        var fresh = base
-        fresh.database = name
-        let url = "postgres://\(fresh.user):\(fresh.password ?? "")@\(fresh.host):\(fresh.port)/\(name)"
-        let environment = ["AGENTRY_DATABASE_URL": url, "AGENTRY_MIGRATIONS_DIR": TestEnvironment.configuration.migrationsDirectory]
-        let executable = TestEnvironment.agentryExecutable
-        async let first = Task.detached { try TestEnvironment.run(executable, ["migrate"], environment: environment) }.value
-        async let second = Task.detached { try TestEnvironment.run(executable, ["migrate"], environment: environment) }.value
-        let results = try await [first, second]
-        for result in results { #expect(result.status == 0, "agentry migrate said: \(result.output)") }
+        try await TestEnvironment.withFreshDatabase("m", migrated: false) { db, url in
+            let environment = ["AGENTRY_DATABASE_URL": url, "AGENTRY_MIGRATIONS_DIR": TestEnvironment.configuration.migrationsDirectory]
+            let executable = TestEnvironment.agentryExecutable
+            async let first = Task.detached { try TestEnvironment.run(executable, ["migrate"], environment: environment) }.value
+            async let second = Task.detached { try TestEnvironment.run(executable, ["migrate"], environment: environment) }.value
+            let results = try await [first, second]
+            for result in results { #expect(result.status == 0, "agentry migrate said: \(result.output)") }
 
-        let migrations = try Migration.load(directory: TestEnvironment.configuration.migrationsDirectory)
-        let appliedLines = results.flatMap { $0.output.split(separator: "\n").filter { $0.hasPrefix("applied ") } }
-        #expect(appliedLines.count == migrations.count, "each migration is applied by exactly one process: \(appliedLines)")
-        try await Database.with(fresh, logger: TestEnvironment.logger) { db in
+            let migrations = try Migration.load(directory: TestEnvironment.configuration.migrationsDirectory)
+            let appliedLines = results.flatMap { $0.output.split(separator: "\n").filter { $0.hasPrefix("applied ") } }
+            #expect(appliedLines.count == migrations.count, "each migration is applied by exactly one process: \(appliedLines)")
             var versions: [Int] = []
             for try await v in try await db.client.query("SELECT version FROM schema_migrations ORDER BY version", logger: TestEnvironment.logger).decode(Int.self) {
                 versions.append(v)
             }
             #expect(versions == migrations.map(\.version))
-        }
-        try await Database.with(base, logger: TestEnvironment.logger) { db in
-            try await db.client.query("DROP DATABASE \(unescaped: name)", logger: TestEnvironment.logger)
         }
     }
 
