@@ -2,6 +2,11 @@
 """Agentry beside Celery and Dramatiq, on the same broker and database, in one run (issue 7). Called by Scripts/bench.
 
     python3 Scripts/bench-compare.py --agentry-bench PATH [--amqpbench PATH] [--rounds R] [--quick] [--out BENCHMARKS.md]
+    python3 Scripts/bench-compare.py --render .bench/compare-results.json [--out BENCHMARKS.md]
+
+Every run keeps what it measured (each round's values, the sizes, the machine and the versions) in
+.bench/compare-results.json; --render writes the report again from such a file without measuring, for instance after
+docs/performance.md (which the report includes) has changed.
 
 Each round runs every scenario for Agentry and the peers alternately, so that the machine's drift falls on all of
 them; the table gives medians and spreads (min-max) over the rounds, ratios to the peers and to the broker ceiling.
@@ -39,6 +44,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS_PYTHON = os.path.join(ROOT, ".build", "peers-venv", "bin", "python")
 PEERS_BENCH = os.path.join(ROOT, "Scripts", "peers", "bench.py")
+RESULTS_FILE = os.path.join(ROOT, ".bench", "compare-results.json")
 
 
 def run(command, env=None, timeout=1800):
@@ -108,7 +114,8 @@ def fmt(value):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--agentry-bench", required=True)
+    parser.add_argument("--agentry-bench")
+    parser.add_argument("--render", metavar="RESULTS_JSON", help="write the report from a run's saved results, measuring nothing")
     parser.add_argument("--amqpbench")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
@@ -116,6 +123,11 @@ def main():
     parser.add_argument("--command", default="Scripts/bench")
     parser.add_argument("--no-peers", action="store_true", help="Agentry alone")
     args = parser.parse_args()
+    if args.render:
+        render_saved(args.render, args.out)
+        return
+    if not args.agentry_bench:
+        parser.error("--agentry-bench PATH is needed to measure (or --render RESULTS_JSON to write a saved run's report)")
 
     # The full run keeps to 20 minutes on a 2-core machine with three rounds. (a) with one worker and (c) use the
     # issue's 50,000 events; (a) with 2 workers and with the wide window drain 10,000 (3 rounds of every system at
@@ -259,11 +271,35 @@ def main():
         results.add("e", "Agentry locks", "handoff_p99", number(r"^locks hand-off ms: .* p99 ([0-9.]+)", out, "hand-off p99"))
 
     elapsed = time.time() - started
-    report = render(results, args, sizes, have_peers, elapsed)
+    run_info = dict(rounds=args.rounds, quick=args.quick, command=args.command, sizes=sizes, have_peers=have_peers,
+                    elapsed=elapsed, machine=machine(), versions=versions())
+    os.makedirs(os.path.dirname(RESULTS_FILE), exist_ok=True)
+    with open(RESULTS_FILE, "w") as file:
+        json.dump({**run_info, "values": [dict(scenario=scenario, system=system, metric=metric, values=values)
+                                          for (scenario, system), metrics in results.values.items()
+                                          for metric, values in metrics.items()]}, file, indent=1)
+    report = render(results, run_info)
     print(report)
     with open(args.out, "w") as file:
         file.write(report)
-    print(f"[compare] wrote {args.out}")
+    print(f"[compare] wrote {args.out} (what was measured: {os.path.relpath(RESULTS_FILE, ROOT)})")
+
+
+def render_saved(path, out):
+    """The report of a saved run (RESULTS_FILE), written to `out`."""
+    try:
+        with open(path) as file:
+            saved = json.load(file)
+        results = Results()
+        for entry in saved.pop("values"):
+            for value in entry["values"]:
+                results.add(entry["scenario"], entry["system"], entry["metric"], value)
+        report = render(results, saved)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        sys.exit(f"cannot render {path}: {error!r} (expected the JSON that a run writes to {os.path.relpath(RESULTS_FILE, ROOT)})")
+    with open(out, "w") as file:
+        file.write(report)
+    print(f"[compare] wrote {out} from {path}")
 
 
 def write_pgbench_script():
@@ -345,7 +381,11 @@ def targets(results):
     return out + ["", "Why those not met are not, and what was tried: `docs/performance.md` (below).", ""]
 
 
-def render(results, args, sizes, have_peers, elapsed):
+def render(results, run):
+    """The report: `run` says how the results were measured (rounds, quick, command, sizes, have_peers, elapsed, machine,
+    versions)."""
+    args = argparse.Namespace(rounds=run["rounds"], quick=run["quick"], command=run["command"])
+    sizes, have_peers, elapsed = run["sizes"], run["have_peers"], run["elapsed"]
     systems = ["Agentry default", "Agentry events off"] + ([f"{s.capitalize()} {m}" for s, m in
                                                             [("celery", "bare"), ("celery", "guarantees"), ("dramatiq", "bare"), ("dramatiq", "guarantees")]]
                                                            if have_peers else [])
@@ -356,7 +396,7 @@ def render(results, args, sizes, have_peers, elapsed):
         lines.extend(["> `--quick`: one round on small numbers, for a first look; the full run (`Scripts/bench`) gives the numbers "
                       "to quote.", ""])
     lines += [
-             f"Machine: {machine()}.", "", versions(), ""]
+             f"Machine: {run['machine']}.", "", run["versions"], ""]
 
     def table(title, scenario, metrics, names, better, absent=None):
         """`absent`: why a system has no row here (a peer that cannot do the scenario, or a mode left out for time), said
