@@ -17,7 +17,8 @@ import Synchronization
 ///     agentry-bench e2e N WORKERS             a noop agent run end to end by WORKERS `agentry worker` processes:
 ///                                             N waiting events drained, then N events published while they run
 ///     agentry-bench latency RATE SECONDS [WORKERS]  publish-to-start latency at a steady RATE events/s (default 1 worker)
-///     agentry-bench drain N WORKERS [--no-memory] | exec N | priority N | recovery SECONDS   see `ScenarioBench`
+///     agentry-bench drain N WORKERS [--no-memory] | exec N | priority N | recovery SECONDS | soak N ROUNDS
+///                                             see `ScenarioBench`
 ///     agentry-bench locks SECONDS             lock acquire/release pairs per second, uncontended and 16 owners on 4
 ///                                             resources, and the hand-off latency (see `LockBench`)
 ///     agentry-bench cleanup                   delete the rows of retired bench agents (AGENTRY_BENCH_HISTORY=1 keeps
@@ -36,6 +37,7 @@ struct AgentryBench {
                agentry-bench latency RATE SECONDS [WORKERS]
                agentry-bench locks SECONDS
                agentry-bench drain N WORKERS [--no-memory] | exec N | priority N | recovery SECONDS
+               agentry-bench soak N ROUNDS
                agentry-bench cleanup
         """
 
@@ -69,6 +71,9 @@ struct AgentryBench {
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).drain(count: try number(arguments[1], "N"), workers: 1,
                                                             handler: "exec: {command: [/bin/true]}", label: "exec")
+            case ("soak", 3):
+                ChildProcesses.installSignalHandlers()
+                try await WorkerBench(logger: logger).soak(count: try number(arguments[1], "N"), rounds: try number(arguments[2], "ROUNDS"))
             case ("priority", 2):
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).priority(backlog: try number(arguments[1], "N"))

@@ -12,6 +12,8 @@ import Glibc
 
 /// The scenarios that compare Agentry with its peers (issue 7), beside `e2e` and `latency`:
 ///
+///     agentry-bench soak N ROUNDS        one worker: ROUNDS times N events published while it runs; its RSS after
+///                                        each round (memory must not grow with the events run)
 ///     agentry-bench drain N WORKERS [--no-memory]
 ///                                        N waiting events drained by WORKERS workers (no pipelined phase); with one
 ///                                        worker (unless --no-memory), its RSS idle and at its peak
@@ -44,6 +46,25 @@ extension WorkerBench {
             if let idle, let peak {
                 print(String(format: "\(label) memory worker RSS MB: idle %.1f peak %.1f", idle.rssMB, peak.peakMB))
             }
+        }
+    }
+
+    /// One worker under sustained load: `rounds` times, `count` events published while it runs, then drained; its RSS
+    /// after each round. A worker's memory must not grow with the number of events it has run.
+    func soak(count: Int, rounds: Int) async throws {
+        try await withSetup(workers: 1) { setup in
+            let type = "\(Self.eventTypePrefix).soak"
+            try setup.workers.start(count: 1)
+            try await setup.waitForConsumers(1)
+            guard let pid = setup.workers.pids.first else { throw BenchError("no worker process to measure") }
+            var after: [Double] = []
+            for round in 1...rounds {
+                _ = try await setup.publishAll(count: count, type: type)
+                try await setup.waitForRuns(type: type, count: count * round)
+                after.append(Memory(pid: pid).rssMB)
+            }
+            print("soak worker RSS MB after each \(count) events: " + after.map { String(format: "%.1f", $0) }.joined(separator: " ")
+                  + String(format: " (first %.1f last %.1f, after %d events)", after[0], after[after.count - 1], count * rounds))
         }
     }
 
