@@ -17,7 +17,7 @@ import Synchronization
 ///     agentry-bench e2e N WORKERS             a noop agent run end to end by WORKERS `agentry worker` processes:
 ///                                             N waiting events drained, then N events published while they run
 ///     agentry-bench latency RATE SECONDS [WORKERS]  publish-to-start latency at a steady RATE events/s (default 1 worker)
-///     agentry-bench drain N WORKERS [--no-memory] | exec N | priority N | recovery SECONDS | soak N ROUNDS
+///     agentry-bench drain N WORKERS [--no-memory] | exec N | priority N | recovery SECONDS | soak N ROUNDS [exec]
 ///                                             see `ScenarioBench`
 ///     agentry-bench locks SECONDS             lock acquire/release pairs per second, uncontended and 16 owners on 4
 ///                                             resources, and the hand-off latency (see `LockBench`)
@@ -37,7 +37,7 @@ struct AgentryBench {
                agentry-bench latency RATE SECONDS [WORKERS]
                agentry-bench locks SECONDS
                agentry-bench drain N WORKERS [--no-memory] | exec N | priority N | recovery SECONDS
-               agentry-bench soak N ROUNDS
+               agentry-bench soak N ROUNDS [exec]
                agentry-bench cleanup
         """
 
@@ -71,9 +71,11 @@ struct AgentryBench {
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).drain(count: try number(arguments[1], "N"), workers: 1,
                                                             handler: "exec: {command: [/bin/true]}", label: "exec")
-            case ("soak", 3):
+            case ("soak", 3), ("soak", 4):
+                guard arguments.count == 3 || arguments[3] == "exec" else { throw BenchError("soak takes N ROUNDS [exec], not '\(arguments[3])'") }
                 ChildProcesses.installSignalHandlers()
-                try await WorkerBench(logger: logger).soak(count: try number(arguments[1], "N"), rounds: try number(arguments[2], "ROUNDS"))
+                try await WorkerBench(logger: logger).soak(count: try number(arguments[1], "N"), rounds: try number(arguments[2], "ROUNDS"),
+                                                           handler: arguments.count == 4 ? "exec: {command: [/bin/true]}" : "builtin: noop")
             case ("priority", 2):
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).priority(backlog: try number(arguments[1], "N"))

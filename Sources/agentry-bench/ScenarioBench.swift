@@ -12,8 +12,9 @@ import Glibc
 
 /// The scenarios that compare Agentry with its peers (issue 7), beside `e2e` and `latency`:
 ///
-///     agentry-bench soak N ROUNDS        one worker: ROUNDS times N events published while it runs; its RSS after
-///                                        each round (memory must not grow with the events run)
+///     agentry-bench soak N ROUNDS [exec] one worker: ROUNDS times N events published while it runs; its RSS after
+///                                        each round (memory must not grow with the events run); `exec`: the
+///                                        handler is `/bin/true` instead of the builtin noop
 ///     agentry-bench drain N WORKERS [--no-memory]
 ///                                        N waiting events drained by WORKERS workers (no pipelined phase); with one
 ///                                        worker (unless --no-memory), its RSS idle and at its peak
@@ -51,8 +52,8 @@ extension WorkerBench {
 
     /// One worker under sustained load: `rounds` times, `count` events published while it runs, then drained; its RSS
     /// after each round. A worker's memory must not grow with the number of events it has run.
-    func soak(count: Int, rounds: Int) async throws {
-        try await withSetup(workers: 1) { setup in
+    func soak(count: Int, rounds: Int, handler: String = "builtin: noop") async throws {
+        try await withSetup(workers: 1, handler: handler) { setup in
             let type = "\(Self.eventTypePrefix).soak"
             try setup.workers.start(count: 1)
             try await setup.waitForConsumers(1)
