@@ -131,7 +131,7 @@ def main():
 
     # The full run keeps to 20 minutes on a 2-core machine with three rounds. (a) with one worker and (c) use the
     # issue's 50,000 events; (a) with 2 workers and with the wide window drain 10,000 (3 rounds of every system at
-    # 50,000 in all three tables would take over half an hour). The peers' guarantee modes, which run 70-600
+    # 50,000 in all three tables would take over half an hour). The peers' guarantee modes, which run 70-700
     # events/s, run on 2,000 events, in the first round only (their spread is not what decides a comparison 3-20x
     # apart), and not in (b) (they cannot keep up with 1,000 events/s: their latency is the age of a growing backlog)
     # nor in (g).
@@ -200,8 +200,7 @@ def main():
                 if workers == 2 and mode == "guarantees":
                     continue
                 label = f"{system.capitalize()} {mode}"
-                events = sizes["guarantee_events"] if mode == "guarantees" else sizes["events"] if workers == 1 else sizes["multi_events"]
-                results.add(scenario, label, "rate", run_peer(system, mode, "e2e", "--events", events, "--workers", workers)["rate"])
+                results.add(scenario, label, "rate", run_peer(system, mode, "e2e", "--events", sized("events", mode) if workers == 1 else events, "--workers", workers)["rate"])
 
         # (a) again with a wider window, the same for every system: max_parallel_tasks (Agentry's prefetch) and the
         # peers' prefetch. Agentry writes the runs of a window in fewer, larger statements; a peer's worker runs one
@@ -260,13 +259,12 @@ def main():
         # (f) under sustained load, in the first round only: one worker runs soak_rounds x soak_events events while
         # they are published; its RSS after the first batch and after the last must not differ by the events run.
         if round_number == 1:
-            out = run([bench, "soak", str(sizes["soak_events"]), str(sizes["soak_rounds"])])
-            results.add("f", "Agentry default", "soak_first", number(r"^soak worker RSS MB .*\(first ([0-9.]+)", out, "soak RSS first"))
-            results.add("f", "Agentry default", "soak_last", number(r"^soak worker RSS MB .* last ([0-9.]+),", out, "soak RSS last"))
             # The same with an exec handler (/bin/true): each run also starts and cancels its timeout's timer.
-            out = run([bench, "soak", str(sizes["exec_soak_events"]), str(sizes["soak_rounds"]), "exec"])
-            results.add("f", "Agentry exec /bin/true", "soak_first", number(r"^soak worker RSS MB .*\(first ([0-9.]+)", out, "exec soak RSS first"))
-            results.add("f", "Agentry exec /bin/true", "soak_last", number(r"^soak worker RSS MB .* last ([0-9.]+),", out, "exec soak RSS last"))
+            for label, count, handler in (("Agentry default", sizes["soak_events"], []),
+                                          ("Agentry exec /bin/true", sizes["exec_soak_events"], ["exec"])):
+                out = run([bench, "soak", str(count), str(sizes["soak_rounds"]), *handler])
+                results.add("f", label, "soak_first", number(r"^soak worker RSS MB .*\(first ([0-9.]+)", out, f"{label}: soak RSS first"))
+                results.add("f", label, "soak_last", number(r"^soak worker RSS MB .* last ([0-9.]+),", out, f"{label}: soak RSS last"))
 
         out = run([bench, "recovery", str(sizes["recovery_seconds"])])
         results.add("g", "Agentry default", "ms", number(r"^recovery ms: ([0-9.]+)", out, "recovery"))
@@ -402,15 +400,14 @@ def targets(results):
 def render(results, run):
     """The report: `run` says how the results were measured (rounds, quick, command, sizes, have_peers, elapsed, machine,
     versions)."""
-    args = argparse.Namespace(rounds=run["rounds"], quick=run["quick"], command=run["command"])
-    sizes, have_peers, elapsed = run["sizes"], run["have_peers"], run["elapsed"]
+    quick, sizes, have_peers, elapsed = run["quick"], run["sizes"], run["have_peers"], run["elapsed"]
     systems = ["Agentry default", "Agentry events off"] + ([f"{s.capitalize()} {m}" for s, m in
                                                             [("celery", "bare"), ("celery", "guarantees"), ("dramatiq", "bare"), ("dramatiq", "guarantees")]]
                                                            if have_peers else [])
     lines = ["# Benchmarks", "",
-             f"Agentry beside Celery and Dramatiq on the same RabbitMQ and PostgreSQL, {args.rounds} round(s), alternating within each "
-             f"round; medians, with min-max over the rounds. Measured by `{args.command}` in {elapsed / 60:.1f} minutes.", ""]
-    if args.quick:
+             f"Agentry beside Celery and Dramatiq on the same RabbitMQ and PostgreSQL, {run['rounds']} round(s), alternating within each "
+             f"round; medians, with min-max over the rounds. Measured by `{run['command']}` in {elapsed / 60:.1f} minutes.", ""]
+    if quick:
         lines.extend(["> `--quick`: one round on small numbers, for a first look; the full run (`Scripts/bench`) gives the numbers "
                       "to quote.", ""])
     lines += [
@@ -467,7 +464,7 @@ def render(results, run):
         return lines_for
 
     # Why a system has no row in a table, said there (the issue: "say so in the table rather than leaving it out").
-    for_time = "not run in `--quick`" if args.quick else "not run: left out to keep the full run within 20 minutes"
+    for_time = "not run in `--quick`" if quick else "not run: left out to keep the full run within 20 minutes"
     one_worker = {"guarantees": "not run: the guarantee modes (70-700 events/s) drain with 1 worker only, to keep the full run within 20 minutes"}
     table(f"(a) End-to-end throughput, no-op handler, {sizes['events']:,} events waiting, 1 worker (events/s)", "a1", ["rate"], ["events/s"], ratios("a1"))
     table(f"(a) The same with 2 workers, {sizes['multi_events']:,} events waiting (events/s)", "a2", ["rate"], ["events/s"], ratios("a2"), one_worker)
@@ -501,7 +498,7 @@ def render(results, run):
     table("(f) Worker memory, RSS (MB)", "f", ["idle", "peak"] + [c[0] for c in soak_columns],
           ["idle", "peak under (a)"] + [c[1] for c in soak_columns], None, {"bare": for_time, "guarantees": for_time})
     table("(g) Recovery after `rabbitmqctl close_all_connections` (ms until work flows again)", "g", ["ms"], ["ms"], None,
-          {"bare": for_time, "guarantees": for_time if args.quick else "not run: left out to keep the full run within 20 minutes "
+          {"bare": for_time, "guarantees": for_time if quick else "not run: left out to keep the full run within 20 minutes "
                                                                         "(the bare mode uses the same client library and its reconnection)"})
     lines.extend(targets(results))
     profile = os.path.join(ROOT, "docs", "performance.md")

@@ -41,6 +41,9 @@ struct AgentryBench {
                agentry-bench cleanup
         """
 
+    /// The handler of `exec` and `soak … exec`: a process that does nothing, so that what is measured is the spawn.
+    static let trueHandler = "exec: {command: [/bin/true]}"
+
     static func main() async {
         var logger = Logger(label: "agentry-bench")
         logger.logLevel = .warning
@@ -70,12 +73,12 @@ struct AgentryBench {
             case ("exec", 2):
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).drain(count: try number(arguments[1], "N"), workers: 1,
-                                                            handler: "exec: {command: [/bin/true]}", label: "exec")
+                                                            handler: trueHandler, label: "exec")
             case ("soak", 3), ("soak", 4):
                 guard arguments.count == 3 || arguments[3] == "exec" else { throw BenchError("soak takes N ROUNDS [exec], not '\(arguments[3])'") }
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).soak(count: try number(arguments[1], "N"), rounds: try number(arguments[2], "ROUNDS"),
-                                                           handler: arguments.count == 4 ? "exec: {command: [/bin/true]}" : "builtin: noop")
+                                                           handler: arguments.count == 4 ? trueHandler : "builtin: noop")
             case ("priority", 2):
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).priority(backlog: try number(arguments[1], "N"))
