@@ -358,13 +358,15 @@ public final class AgentWorker: Service, Sendable {
             } catch {
                 logger.warning("cannot refresh the run tables' statistics", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: options.heartbeatInterval)
+            // Ended by a graceful shutdown: a worker told to stop must not wait out the interval first.
+            let interval = options.heartbeatInterval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 
     private func reportInstances() async {
         while !isShuttingDown {
-            try? await Task.sleep(for: .milliseconds(200))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
             for runner in runners.withLockedValue({ Array($0.values) }) { await runner.flushInstance() }
         }
     }

@@ -894,6 +894,31 @@ struct WorkerTests {
             await h.cleanup(id)
         }
     }
+
+    @Test("SIGTERM stops an idle worker at once, not after its heartbeat's pause")
+    func shutdownDuringHeartbeatPause() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("idle-term-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "idle.\(id)", handler: "builtin: noop"))
+            // A minute between heartbeats: the loop sleeps through the whole test once it has sent its first one.
+            let worker = try WorkerProcess(agents: [id], extra: ["--heartbeat-seconds", "60", "--worker-expiry-seconds", "180"])
+            #expect(try await TestEnvironment.eventually {
+                try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 1
+            }, "\(worker.output)")
+            try await Task.sleep(for: .milliseconds(500))
+            let signalled = ContinuousClock.now
+            worker.signal(SIGTERM)
+            // Waiting out the pause would take up to 60 s; wait() kills the worker after 30 and returns -1.
+            let status = await worker.wait(timeout: .seconds(30))
+            let took = ContinuousClock.now - signalled
+            #expect(status == 0, "\(worker.output)")
+            #expect(took < .seconds(30), "the worker took \(took) to exit after SIGTERM")
+            let workers = try await h.store.workers().filter { $0.pid == Int(worker.pid) }
+            #expect(workers.first?.status == "stopped")
+            await worker.stop()
+            await h.cleanup(id)
+        }
+    }
 }
 
 /// A small HTTP server (Python's http.server) for the http handler: `/ok` answers 200 with the event's id, the
