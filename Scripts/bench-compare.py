@@ -162,8 +162,8 @@ def main():
 
     for round_number in range(1, args.rounds + 1):
         print(f"[compare] round {round_number} of {args.rounds}", flush=True)
-        # Every peer mode in every round; the peers' memory and recovery in the first round only. --quick keeps the
-        # guarantee modes to (a), and runs no peer in (b) at 5,000/s and no peer recovery.
+        # Every peer mode in every round; the peers' memory (f) and the bare peers' recovery (g) in the first round
+        # only. --quick keeps the guarantee modes to (a), and runs no peer in (b) at 5,000/s, (f) or (g).
         round_peers = peers if have_peers else []
         scenario_peers = bare_peers if args.quick and have_peers else round_peers
 
