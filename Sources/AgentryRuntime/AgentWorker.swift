@@ -275,6 +275,12 @@ public final class AgentWorker: Service, Sendable {
 
     private var isShuttingDown: Bool { Task.isShuttingDownGracefully || Task.isCancelled }
 
+    /// Waits `duration` between two passes of a loop, or less when the worker is told to stop: a stopping worker
+    /// must not wait out a pause first.
+    private func pause(for duration: Duration) async {
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
+    }
+
     /// Deletes the history past its retention, once a minute (sooner while a backlog of it remains), in its own task
     /// so that a long pass never holds up the heartbeat.
     private func pruneHistory(_ store: RuntimeStore, olderThan retention: Duration) async {
@@ -296,8 +302,7 @@ public final class AgentWorker: Service, Sendable {
                     logger.warning("cannot delete the history past its retention", metadata: ["error": "\(error)"])
                 }
             }
-            let pause = again
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+            await pause(for: again)
         }
     }
 
@@ -358,15 +363,13 @@ public final class AgentWorker: Service, Sendable {
             } catch {
                 logger.warning("cannot refresh the run tables' statistics", metadata: ["error": "\(error)"])
             }
-            // Ended by a graceful shutdown: a worker told to stop must not wait out the interval first.
-            let interval = options.heartbeatInterval
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            await pause(for: options.heartbeatInterval)
         }
     }
 
     private func reportInstances() async {
         while !isShuttingDown {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
+            await pause(for: .milliseconds(200))
             for runner in runners.withLockedValue({ Array($0.values) }) { await runner.flushInstance() }
         }
     }
