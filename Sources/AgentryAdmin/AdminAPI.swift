@@ -211,7 +211,7 @@ struct AdminAPI: Sendable {
         do {
             try await dependencies.database.ping()
             checks["database"] = "ok"
-            let version = try await Migrator.currentVersion(client: dependencies.database.client, logger: logger) ?? 0
+            let version = try await Migrator.currentVersion(database: dependencies.database, logger: logger) ?? 0
             if version >= dependencies.expectedSchemaVersion {
                 checks["migrations"] = "ok"
             } else {

@@ -124,7 +124,7 @@ public final class StatusHub: Sendable {
                     }
                 }
             } catch {
-                if !Task.isCancelled { logger.warning("status notifications interrupted; reconnecting", metadata: ["error": "\(error)"]) }
+                if !Task.isCancelled { logger.warning("status notifications interrupted; reconnecting", metadata: ["error": "\(StoreError.describe(error))"]) }
             }
             try? await opened?.close()
             try? await Task.sleep(for: .seconds(1))

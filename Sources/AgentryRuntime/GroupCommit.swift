@@ -1,3 +1,4 @@
+import AgentryStore
 import NIOConcurrencyHelpers
 
 /// Group commit: requests that arrive while a batch is being written wait and go together in the next one, so a

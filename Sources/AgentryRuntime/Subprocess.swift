@@ -1,3 +1,4 @@
+import AgentryStore
 import CSpawn
 import Foundation
 

@@ -24,13 +24,19 @@ public struct Worker: Sendable {
     }
 
     public func run() async throws {
+        // The name the broker's and the database's connection lists show for this worker.
+        let name = "agentry worker \(ProcessInfo.processInfo.hostName) pid \(ProcessInfo.processInfo.processIdentifier)"
         var amqpConfiguration = configuration.amqp
         if amqpConfiguration.options.connectionName == nil {
-            amqpConfiguration.options.connectionName = "agentry worker \(ProcessInfo.processInfo.hostName) pid \(ProcessInfo.processInfo.processIdentifier)"
+            amqpConfiguration.options.connectionName = name
         }
         let topology = try Topology.load(directory: configuration.topologyDirectory)
         let migrations = try Migration.load(directory: configuration.migrationsDirectory)
-        let database = Database(configuration: configuration.database, logger: logger)
+        var databaseConfiguration = configuration.database
+        if databaseConfiguration.applicationName == "agentry" {
+            databaseConfiguration.applicationName = name
+        }
+        let database = Database(configuration: databaseConfiguration, logger: logger)
         let connection = AMQPConnection(configuration: amqpConfiguration, logger: logger)
         logger.info("connecting", metadata: ["amqp.server": "\(amqpConfiguration.redactedURL)", "db.server": "\(configuration.database.redactedURL)"])
         try await connection.connect(keepTrying: true)
@@ -80,7 +86,7 @@ struct WorkerSetup: Service {
             }
         }
         let expected = migrations.map(\.version).max() ?? 0
-        let current = try await Migrator.currentVersion(client: database.client, logger: logger) ?? 0
+        let current = try await Migrator.currentVersion(database: database, logger: logger) ?? 0
         guard current >= expected else {
             throw StoreError(.missingMigrations, "the database schema is at version \(current) but this worker needs \(expected): run `agentry migrate` first")
         }

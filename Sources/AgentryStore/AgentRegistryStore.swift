@@ -160,7 +160,7 @@ public struct AgentRegistryStore: Sendable {
         query.binds = condition.binds
         var result: [StoredAgentVersion] = []
         for try await (id, version, status, definition, created, updated, published)
-            in try await database.client.query(query, logger: logger).decode((String, String, String, String, Double, Double, Double?).self) {
+            in try await database.query(query, logger: logger).decode((String, String, String, String, Double, Double, Double?).self) {
             result.append(StoredAgentVersion(agentID: id, version: version, status: StoredAgentVersion.Status(rawValue: status) ?? .draft,
                                              definition: definition, createdAt: Date(timeIntervalSince1970: created),
                                              updatedAt: Date(timeIntervalSince1970: updated),
@@ -184,7 +184,7 @@ public struct AgentRegistryStore: Sendable {
         query.sql += " " + condition.sql
         query.binds = condition.binds
         var result: [AgentState] = []
-        for try await (id, active, status, patterns) in try await database.client.query(query, logger: logger).decode((String, String?, String, String).self) {
+        for try await (id, active, status, patterns) in try await database.query(query, logger: logger).decode((String, String?, String, String).self) {
             let bound = (try? JSONDecoder().decode([String].self, from: Data(patterns.utf8))) ?? []
             result.append(AgentState(agentID: id, activeVersion: active, retired: status == "retired", boundPatterns: bound))
         }
@@ -220,7 +220,7 @@ public struct AgentRegistryStore: Sendable {
     /// Runs `body` holding the agent's session-level advisory lock on a connection of its own, so that a publish or
     /// retire that also changes the broker runs alone for that agent across hosts.
     public func withAgentLock<T: Sendable>(_ agentID: String, _ body: @Sendable () async throws -> T) async throws -> T {
-        try await database.client.withConnection { connection in
+        try await database.withConnection { connection in
             let key = "agentry.agent:" + agentID
             try await connection.query("SELECT pg_advisory_lock(hashtextextended(\(key), 1))", logger: logger)
             do {
@@ -237,7 +237,7 @@ public struct AgentRegistryStore: Sendable {
     @discardableResult
     private func transaction<T: Sendable>(agentID: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await database.client.withConnection { connection in
+            return try await database.withConnection { connection in
                 try await connection.query("BEGIN", logger: logger)
                 do {
                     let key = "agentry.agent:" + agentID

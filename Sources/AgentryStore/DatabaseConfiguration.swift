@@ -15,6 +15,9 @@ public struct DatabaseConfiguration: Sendable {
     public var sslMode: SSLMode
     /// Connections the pool may open. Default: 10.
     public var maximumConnections: Int = 10
+    /// The `application_name` of every connection, which `pg_stat_activity` shows. Default: `agentry`; a worker
+    /// names itself (`agentry worker <host> pid <pid>`).
+    public var applicationName = "agentry"
 
     public init(url: String) throws {
         guard let c = URLComponents(string: url), let scheme = c.scheme, ["postgres", "postgresql"].contains(scheme) else {
@@ -60,6 +63,7 @@ public struct DatabaseConfiguration: Sendable {
     public var clientConfiguration: PostgresClient.Configuration {
         var configuration = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
         configuration.options.maximumConnections = maximumConnections
+        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
         // Every time a connection goes back to the pool idle, postgres-nio's pool starts a keep-alive timer (30 s by
         // default) and an idle timer (60 s), and cancels them when the connection is leased again. A cancelled
         // `Task.sleep` keeps its wake-up job allocated until the deadline it was sleeping for
@@ -70,6 +74,12 @@ public struct DatabaseConfiguration: Sendable {
         // one open), and a broken one is found by the next query on it, which the callers retry.
         configuration.options.keepAliveBehavior = nil
         configuration.options.connectionIdleTimeout = .seconds(10)
+        // postgres-nio 1.33.2's pool opens a connection for a waiting lease only when the lease is asked for, or when
+        // it is under its minimum: with a minimum of 0, leases that queued while every connection was busy wait for
+        // ever once those connections are closed by the server (seen: a worker whose connections were terminated
+        // again and again stopped for good with three runs unclaimed). Below its minimum, the pool opens a new
+        // connection as soon as one closes, and that one serves the queue.
+        configuration.options.minimumConnections = min(2, maximumConnections)
         return configuration
     }
 
@@ -81,7 +91,9 @@ public struct DatabaseConfiguration: Sendable {
         case .prefer: connectionTLS = .prefer(try! NIOSSLContext(configuration: .makeClientConfiguration()))
         case .require: connectionTLS = .require(try! NIOSSLContext(configuration: .makeClientConfiguration()))
         }
-        return PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: connectionTLS)
+        var configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: connectionTLS)
+        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
+        return configuration
     }
 
     static func redact(_ url: String) -> String {

@@ -20,7 +20,7 @@ public struct EventLogStore: Sendable {
         guard !events.isEmpty else { return 0 }
         let statement = EventLogInsertStatement(columns: EventColumns(events))
         do {
-            for try await _ in try await database.client.execute(statement, logger: logger) {}
+            try await database.execute(statement, logger: logger)
             return events.count
         } catch {
             throw StoreError(.query, "cannot insert \(events.count) events into event_log: \(StoreError.describe(error))")
@@ -43,7 +43,7 @@ public struct EventLogStore: Sendable {
             """
         do {
             var pending: [EventID] = []
-            for try await (id, announced) in try await database.client.query(query, logger: logger).decode((String, Bool).self) where !announced {
+            for try await (id, announced) in try await database.query(query, logger: logger).decode((String, Bool).self) where !announced {
                 if let eventID = EventID(id) { pending.append(eventID) }
             }
             return pending
@@ -57,7 +57,7 @@ public struct EventLogStore: Sendable {
         guard !ids.isEmpty else { return }
         let raw = ids.map(\.rawValue)
         do {
-            try await database.client.query("UPDATE event_log SET unhandled_announced = true WHERE event_id = ANY(\(raw)::text[])", logger: logger)
+            try await database.query("UPDATE event_log SET unhandled_announced = true WHERE event_id = ANY(\(raw)::text[])", logger: logger)
         } catch {
             throw StoreError(.query, "cannot record \(ids.count) unhandled announcements: \(StoreError.describe(error))")
         }
@@ -79,7 +79,7 @@ public struct EventLogStore: Sendable {
     /// How many rows the log holds for this event id (0 or 1: `event_id` is unique).
     public func count(eventID id: EventID) async throws -> Int {
         var count = 0
-        for try await n in try await database.client.query("SELECT count(*)::int8 FROM event_log WHERE event_id = \(id.rawValue)", logger: logger).decode(Int64.self) {
+        for try await n in try await database.query("SELECT count(*)::int8 FROM event_log WHERE event_id = \(id.rawValue)", logger: logger).decode(Int64.self) {
             count = Int(n)
         }
         return count
@@ -88,7 +88,7 @@ public struct EventLogStore: Sendable {
     /// How many events of one type the log holds.
     public func count(type: String) async throws -> Int {
         var count = 0
-        for try await n in try await database.client.query("SELECT count(*)::int8 FROM event_log WHERE event_type = \(type)", logger: logger).decode(Int64.self) {
+        for try await n in try await database.query("SELECT count(*)::int8 FROM event_log WHERE event_type = \(type)", logger: logger).decode(Int64.self) {
             count = Int(n)
         }
         return count
@@ -110,7 +110,7 @@ public struct EventLogStore: Sendable {
 
     private func entries(_ query: PostgresQuery) async throws -> [Entry] {
         var result: [Entry] = []
-        let rows = try await database.client.query(query, logger: logger)
+        let rows = try await database.query(query, logger: logger)
         for try await (id, type, payload, priority, ts, source, correlation, causation, unhandled, announced, created)
             in rows.decode((String, String, String, Int, Double, String?, String?, String?, Bool, Bool, Double).self) {
             let payloadValue = (try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)))?.objectValue ?? [:]

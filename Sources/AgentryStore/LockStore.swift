@@ -197,7 +197,7 @@ public struct LockStore: Sendable {
     /// A waiter gives up: its rows go and the other waiters re-check.
     public func withdraw(_ requestID: UUID) async throws {
         do {
-            try await database.client.query("SELECT agentry_lock_withdraw(\(requestID))", logger: logger)
+            try await database.query("SELECT agentry_lock_withdraw(\(requestID))", logger: logger)
         } catch {
             throw StoreError(.query, "cannot withdraw lock request \(requestID): \(StoreError.describe(error))")
         }
@@ -230,7 +230,7 @@ public struct LockStore: Sendable {
     /// The seed's `is_available`: nobody holds the resource's advisory lock.
     public func isAvailable(_ resource: ResourceKey) async throws -> Bool {
         do {
-            let rows = try await database.client.query("SELECT agentry_lock_holder_pid(\(resource.advisoryKey)) IS NULL", logger: logger)
+            let rows = try await database.query("SELECT agentry_lock_holder_pid(\(resource.advisoryKey)) IS NULL", logger: logger)
             for try await free in rows.decode(Bool.self) { return free }
             return true
         } catch {
@@ -241,7 +241,7 @@ public struct LockStore: Sendable {
     /// Takes a resource back from its holder (see `agentry_lock_force_release`); nil when nobody held it.
     public func forceRelease(_ resource: ResourceKey) async throws -> ForcedRelease? {
         do {
-            let rows = try await database.client.query("""
+            let rows = try await database.query("""
                 SELECT o_owner, o_owner_type, o_worker, o_run, o_token, o_terminated
                 FROM agentry_lock_force_release(\(resource.type), \(resource.id))
                 """, logger: logger)
@@ -264,7 +264,7 @@ public struct LockStore: Sendable {
             """
         var result: [LockRecord] = []
         do {
-            let rows = try await database.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+            let rows = try await database.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
             for try await row in rows {
                 let (type, id, owner, kind, acquired, expires, priority, token, worker, run, pid, held) =
                     try row.decode((String, String, String, String, Date, Date, Int, Int64?, String?, UUID?, Int?, Bool).self)
@@ -292,7 +292,7 @@ public struct LockStore: Sendable {
             """
         var result: [LockWaiterRecord] = []
         do {
-            let rows = try await database.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+            let rows = try await database.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
             for try await row in rows {
                 let (request, type, id, owner, kind, priority, queued, until, worker, run, position) =
                     try row.decode((UUID, String, String, String, String, Int, Date, Date, String?, UUID?, Int).self)

@@ -1,6 +1,6 @@
 import Foundation
 public import Logging
-public import PostgresNIO
+import PostgresNIO
 
 /// One numbered SQL file of `Migrations/`: `0001_event_log.sql` is version 1, named `event_log`.
 public struct Migration: Sendable, Hashable {
@@ -139,13 +139,13 @@ public struct Migrator: Sendable {
     }
 
     /// The highest applied version, or nil when `schema_migrations` does not exist yet.
-    public static func currentVersion(client: PostgresClient, logger: Logger) async throws -> Int? {
-        let rows = try await client.query("SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger)
+    public static func currentVersion(database: Database, logger: Logger) async throws -> Int? {
+        let rows = try await database.query("SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger)
         var exists = false
         for try await value in rows.decode(Bool.self) { exists = value }
         guard exists else { return nil }
         var version: Int?
-        for try await value in try await client.query("SELECT max(version) FROM schema_migrations", logger: logger).decode(Int?.self) {
+        for try await value in try await database.query("SELECT max(version) FROM schema_migrations", logger: logger).decode(Int?.self) {
             version = value
         }
         return version

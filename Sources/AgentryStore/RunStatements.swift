@@ -19,15 +19,22 @@ struct ClaimStatement: PostgresPreparedStatement {
             FROM input i
             JOIN task_runs r ON r.agent_id = $9::text AND r.event_id = i.event_id
                  AND (r.state IN ('succeeded', 'skipped') OR r.retry_cancelled)
+        ), mine AS (
+            -- Claimed already, by an earlier try of this claim whose answer was lost with its connection: the run is
+            -- running, with its slot, and is this claim's again.
+            SELECT i.run_id, s.slot FROM input i
+            JOIN task_runs r ON r.run_id = i.run_id AND r.state = 'running'
+            JOIN agent_slots s ON s.agent_id = $9::text AND s.run_id = i.run_id
         ), elsewhere AS (
             SELECT DISTINCT ON (i.run_id) i.run_id, r.run_id AS other_run, r.worker_id FROM input i
-            JOIN task_runs r ON r.agent_id = $9::text AND r.event_id = i.event_id AND r.state = 'running'
+            JOIN task_runs r ON r.agent_id = $9::text AND r.event_id = i.event_id AND r.state = 'running' AND r.run_id <> i.run_id
             JOIN workers w ON w.worker_id = r.worker_id AND w.status IN ('running', 'stopping')
                  AND w.heartbeat_at > now() - make_interval(secs => $10::float8)
         ), candidates AS (
             SELECT DISTINCT ON (i.event_id) i.* FROM input i
             WHERE NOT EXISTS (SELECT 1 FROM completed c WHERE c.run_id = i.run_id)
               AND NOT EXISTS (SELECT 1 FROM elsewhere e WHERE e.run_id = i.run_id)
+              AND NOT EXISTS (SELECT 1 FROM mine m WHERE m.run_id = i.run_id)
             ORDER BY i.event_id, i.ord
         ), wanting AS (
             SELECT c.*, row_number() OVER (ORDER BY c.ord) AS n FROM candidates c
@@ -63,9 +70,10 @@ struct ClaimStatement: PostgresPreparedStatement {
         ), announced AS (
             \(EventColumns.insertAnnouncements(firstParameter: 15, ofRunsIn: "inserted"))
         )
-        SELECT i.run_id, c.state, e.other_run, e.worker_id, p.slot
+        SELECT i.run_id, c.state, e.other_run, e.worker_id, coalesce(p.slot, m.slot)
         FROM input i LEFT JOIN completed c ON c.run_id = i.run_id LEFT JOIN elsewhere e ON e.run_id = i.run_id
              LEFT JOIN inserted n ON n.run_id = i.run_id LEFT JOIN pairs p ON p.run_id = n.run_id
+             LEFT JOIN mine m ON m.run_id = i.run_id
         """
     /// Run id, then: the state of the run that completed its event already, or the run (and worker) running it now, or
     /// the slot it took (nil: busy).
@@ -124,7 +132,10 @@ struct FinishStatement: PostgresPreparedStatement {
             UPDATE task_runs r SET state = i.state, finished_at = clock_timestamp(), result = NULLIF(i.result, '')::jsonb,
                    output = NULLIF(i.output, ''), stderr = NULLIF(i.stderr, ''), exit_status = NULLIF(i.exit_status, -2147483648),
                    message = NULLIF(i.message, ''), retry_at = CASE WHEN i.retry_at = 0 THEN NULL ELSE to_timestamp(i.retry_at) END
-            FROM input i WHERE r.run_id = i.run_id AND r.state = 'running'
+            -- 'lost': its worker was declared lost while it still ran (its heartbeats could not reach the database for
+            -- a while), and the worker finishes it after all. Only that worker holds the run, and the unique index on
+            -- completions still refuses a second success if its event ran again elsewhere meanwhile.
+            FROM input i WHERE r.run_id = i.run_id AND r.state IN ('running', 'lost')
             RETURNING r.run_id
         ), announced AS (
             \(EventColumns.insertAnnouncements(firstParameter: 10, ofRunsIn: "finished"))

@@ -310,11 +310,11 @@ public struct RuntimeStore: Sendable {
     /// freed, their running runs go to `lost`. Runs that were handed over are passed to `republish` before the
     /// transaction commits, so that their events are back in their queues before anyone forgets them (should
     /// `republish` throw, nothing changes and the next call tries again). Returns the workers declared lost now.
-    public func expireWorkers(expiry: Duration, republish: @Sendable ([OrphanedRun]) async throws -> Void) async throws -> [String] {
+    public func expireWorkers(expiry: Duration, republish: @escaping @Sendable ([OrphanedRun]) async throws -> Void) async throws -> [String] {
         let seconds = expiry.inSeconds
         let logger = self.logger
         do {
-            return try await database.client.withTransaction(logger: logger) { connection -> [String] in
+            return try await database.withTransaction(logger: logger) { connection -> [String] in
                 var lost: [String] = []
                 for try await id in try await connection.query("""
                     UPDATE workers SET status = 'lost', stopped_at = now()
@@ -520,7 +520,9 @@ public struct RuntimeStore: Sendable {
     /// held by a worker whose heartbeat expired), with `FOR UPDATE SKIP LOCKED`, and is recorded as running; the
     /// free slots go to the runs in the order given, and a run that finds none is `busy`. Of two runs for the same
     /// event in one batch, only the first may take a slot. The slots make the limit hold across every worker while
-    /// claims never wait for each other. Call ``ensureSlots(agentID:count:)`` first.
+    /// claims never wait for each other. A run that is running already with its slot (a claim tried again after its
+    /// connection closed with the answer on the way) comes back as claimed with that slot, so a retry is safe. Call
+    /// ``ensureSlots(agentID:count:)`` first.
     ///
     /// `announcing` pairs runs with their `agent.task.started` events: the event of a run that is claimed is written to
     /// `event_log` by the same statement (the worker then publishes it past the log's queue, see
@@ -534,7 +536,7 @@ public struct RuntimeStore: Sendable {
         let agentID = first.agentID
         var claims: [UUID: Claim] = [:]
         do {
-            for try await (runID, completed, otherRun, otherWorker, slot) in try await database.client.execute(statement, logger: logger) {
+            for (runID, completed, otherRun, otherWorker, slot) in try await database.execute(statement, logger: logger) {
                 if let completed {
                     claims[runID] = .alreadyCompleted(state: TaskRun.State(rawValue: completed) ?? .succeeded)
                 } else if let otherRun {
@@ -586,9 +588,10 @@ public struct RuntimeStore: Sendable {
         }
     }
 
-    /// Records how a running run ended. Returns false when the run was no longer running (another worker declared
-    /// it lost and took it over, or another run completed the event first): its outcome is then recorded as
-    /// `cancelled` with the reason, and the caller must not publish it as the event's completion.
+    /// Records how a running run ended. Returns false when another run completed the event first (its event ran
+    /// again after this run's worker was declared lost, say): its outcome is then recorded as `cancelled` with the
+    /// reason, and the caller must not publish it as the event's completion. A run whose worker was declared lost
+    /// while it still ran (its heartbeats could not reach the database) is recorded all the same.
     /// The run's slot is given back in the same statement.
     @discardableResult
     public func finish(_ runID: UUID, agentID: String, slot: Int? = nil, _ outcome: Outcome) async throws -> Bool {
@@ -603,14 +606,15 @@ public struct RuntimeStore: Sendable {
     }
 
     /// Records the outcomes of many runs in one statement (one commit, one WAL flush), giving their slots back.
-    /// Returns the ids of the runs that were still running and are now recorded. Throws when the statement fails
+    /// Returns the ids of the runs that were still running (or declared lost while they ran) and are now recorded;
+    /// the others had been recorded already (cancelled, say). Throws when the statement fails
     /// as a whole (a second success for one event, say); record such a batch run by run with ``finish(_:agentID:slot:_:)``.
     /// A run's `slot` (from its claim) gives the slot back by its key; without it the slot is found by the run's id.
     public func finish(batch: [(runID: UUID, agentID: String, slot: Int?, outcome: Outcome)]) async throws -> Set<UUID> {
         guard !batch.isEmpty else { return [] }
         var recorded = Set<UUID>()
         do {
-            for try await runID in try await database.client.execute(FinishStatement(batch: batch), logger: logger) { recorded.insert(runID) }
+            for runID in try await database.execute(FinishStatement(batch: batch), logger: logger) { recorded.insert(runID) }
         } catch {
             throw StoreError(.query, "cannot record \(batch.count) run outcomes: \(StoreError.describe(error))")
         }
@@ -649,7 +653,7 @@ public struct RuntimeStore: Sendable {
             """
         var result: [TaskRun] = []
         do {
-            let rows = try await database.client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+            let rows = try await database.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
             for try await row in rows {
                 let (runID, agentID, version, eventID, eventType, priority, workerID, instanceID, attempt, state) =
                     try row.decode((UUID, String, String, String, String, Int, String?, UUID?, Int, String).self)
@@ -675,7 +679,7 @@ public struct RuntimeStore: Sendable {
 
     private func execute(_ what: String, _ query: PostgresQuery) async throws {
         do {
-            try await database.client.query(query, logger: logger)
+            try await database.query(query, logger: logger)
         } catch {
             throw StoreError(.query, "cannot \(what): \(StoreError.describe(error))")
         }
@@ -683,7 +687,7 @@ public struct RuntimeStore: Sendable {
 
     private func query(_ what: String, _ query: PostgresQuery, _ each: (PostgresRow) throws -> Void) async throws {
         do {
-            for try await row in try await database.client.query(query, logger: logger) {
+            for try await row in try await database.query(query, logger: logger) {
                 try each(row)
             }
         } catch let error as StoreError {
