@@ -810,6 +810,106 @@ struct WorkerTests {
         }
     }
 
+    @Test("a worker whose PostgreSQL connections are terminated again and again mid-work completes every event exactly once and stops cleanly")
+    func survivesDatabaseConnectionLoss() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("pgloss-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "pgloss.\(id)", handler: "builtin: noop", config: "max_parallel_tasks: 64"))
+            let worker = try WorkerProcess(agents: [id])
+            #expect(try await TestEnvironment.eventually {
+                try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 1
+            }, "\(worker.output)")
+            let count = 4000
+            let events = (0..<count).map { n in
+                Event(type: "pgloss.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test")
+            }
+            let ids = Set(events.map(\.id.rawValue))
+            async let published: Void = Self.publish(events, on: h.bus)
+            #expect(try await TestEnvironment.eventually(timeout: .seconds(60)) { try await Self.succeededCount(h, id) >= 100 })
+            // The worker names its connections (`agentry worker <host> pid <pid>`): end them every 100 ms while it
+            // claims and records runs (as a database restart or a failover would), until two thirds have run.
+            let pattern = "agentry worker % pid \(worker.pid)"
+            var terminated = 0
+            var rounds = 0
+            while rounds < 300 {
+                if try await Self.succeededCount(h, id) >= count * 2 / 3 { break }
+                let rows = try await h.database.query("""
+                    SELECT count(*)::int8 FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                                WHERE application_name LIKE \(pattern)) t
+                    """, logger: TestEnvironment.logger)
+                for try await n in rows.decode(Int64.self) { terminated += Int(n) }
+                rounds += 1
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await published
+            #expect(terminated >= 10, "the worker's connections were found and terminated: \(terminated) in \(rounds) rounds")
+            let done = try await TestEnvironment.eventually(timeout: .seconds(90)) {
+                Set(try await h.runs(id).filter { $0.state == .succeeded }.map(\.eventID)).count == count
+            }
+            let runs = try await h.runs(id)
+            worker.signal(SIGTERM)
+            let status = await worker.wait(timeout: .seconds(30))
+            let output = worker.output
+            await worker.stop()
+            let succeeded = runs.filter { $0.state == .succeeded }
+            #expect(done, "every event completed: \(Set(succeeded.map(\.eventID)).count) of \(count); \(terminated) connections terminated in \(rounds) rounds; the worker's log: \(output.suffix(3000))")
+            #expect(Set(succeeded.map(\.eventID)) == ids)
+            #expect(succeeded.count == count, "each event completes once: \(succeeded.count) successes")
+            #expect(runs.filter { $0.state == .running }.isEmpty, "no run is left running")
+            #expect(status == 0 && output.contains("worker stopped"), "the worker kept running and stopped cleanly: \(output.suffix(2000))")
+            await h.cleanup(id)
+        }
+    }
+
+    static func publish(_ events: [Event], on bus: EventBus) async throws {
+        for event in events { try await bus.publish(event) }
+    }
+
+    /// How many runs of the agent succeeded, by one count.
+    static func succeededCount(_ h: WorkerHarness, _ agentID: String) async throws -> Int {
+        var n = 0
+        for try await value in try await h.database.query(
+            "SELECT count(*)::int8 FROM task_runs WHERE agent_id = \(agentID) AND state = 'succeeded'",
+            logger: TestEnvironment.logger).decode(Int64.self) { n = Int(value) }
+        return n
+    }
+
+    @Test("a claim tried again after its answer was lost gets back its run and slot; a run declared lost while it went on is recorded when it ends")
+    func claimRetryIsIdempotent() async throws {
+        try await withWorkerHarness { h in
+            let agentID = TestEnvironment.uniqueName("reclaim-")
+            let workerID = "\(agentID)-worker"
+            try await h.store.register(WorkerRecord(workerID: workerID, host: "test-host", pid: 1, version: "test", labels: [:]))
+            try await h.store.ensureSlots(agentID: agentID, count: 2)
+            let run = TaskRun(runID: UUID(), agentID: agentID, agentVersion: "1.0.0", eventID: UUID().uuidString.lowercased(),
+                              eventType: "test.reclaim", priority: .normal, workerID: workerID, instanceID: nil, attempt: 1,
+                              state: .running, eventAt: Date())
+            let first = try await h.store.claim(batch: [run], maxParallel: 2, workerExpiry: .seconds(30))
+            let again = try await h.store.claim(batch: [run], maxParallel: 2, workerExpiry: .seconds(30))
+            #expect(first == [.claimed(slot: 0)])
+            #expect(again == first, "the retry finds its own run: \(again)")
+            // A second run of the same event is still refused while the first runs.
+            var other = run
+            other.runID = UUID()
+            let second = try await h.store.claim(batch: [other], maxParallel: 2, workerExpiry: .seconds(30))
+            #expect(second == [.runningElsewhere(runID: run.runID, workerID: workerID)])
+            var runs = try await h.runs(agentID)
+            #expect(runs.map(\.runID) == [run.runID], "one run recorded")
+            // Its worker declared lost while the run goes on (heartbeats that could not reach the database), as
+            // expireWorkers does: the run is lost, its slot free. The worker still records how it ended.
+            try await h.database.query("UPDATE task_runs SET state = 'lost', finished_at = now() WHERE run_id = \(run.runID)",
+                                       logger: TestEnvironment.logger)
+            try await h.database.query("UPDATE agent_slots SET run_id = NULL, worker_id = NULL WHERE agent_id = \(agentID)",
+                                       logger: TestEnvironment.logger)
+            #expect(try await h.store.finish(run.runID, agentID: agentID, slot: 0, .init(state: .succeeded)))
+            runs = try await h.runs(agentID)
+            #expect(runs.map(\.state) == [.succeeded], "the run that went on is recorded: \(runs.map(\.state))")
+            try await h.database.query("DELETE FROM task_runs WHERE agent_id = \(agentID)", logger: TestEnvironment.logger)
+            try await h.database.query("DELETE FROM agent_slots WHERE agent_id = \(agentID)", logger: TestEnvironment.logger)
+            try await h.database.query("DELETE FROM workers WHERE worker_id = \(workerID)", logger: TestEnvironment.logger)
+        }
+    }
+
     @Test("workers stopped or lost longer ago than the retention are forgotten with their instances; the rest stay")
     func workerRetention() async throws {
         try await withWorkerHarness { h in
