@@ -33,7 +33,7 @@ public struct Worker: Sendable {
         let topology = try Topology.load(directory: configuration.topologyDirectory)
         let migrations = try Migration.load(directory: configuration.migrationsDirectory)
         var databaseConfiguration = configuration.database
-        if databaseConfiguration.applicationName == "agentry" {
+        if databaseConfiguration.applicationName == DatabaseConfiguration.defaultApplicationName {
             databaseConfiguration.applicationName = name
         }
         let database = Database(configuration: databaseConfiguration, logger: logger)

@@ -42,7 +42,7 @@ public final class Database: Service, Sendable {
     /// Checks that the database answers, with a clear error when it does not.
     public func ping() async throws {
         do {
-            try await client.query("SELECT 1", logger: logger)
+            try await query("SELECT 1", logger: logger)
         } catch {
             throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) does not answer: \(StoreError.describe(error))")
         }

@@ -17,7 +17,8 @@ public struct DatabaseConfiguration: Sendable {
     public var maximumConnections: Int = 10
     /// The `application_name` of every connection, which `pg_stat_activity` shows. Default: `agentry`; a worker
     /// names itself (`agentry worker <host> pid <pid>`).
-    public var applicationName = "agentry"
+    public var applicationName = Self.defaultApplicationName
+    public static let defaultApplicationName = "agentry"
 
     public init(url: String) throws {
         guard let c = URLComponents(string: url), let scheme = c.scheme, ["postgres", "postgresql"].contains(scheme) else {
@@ -63,7 +64,7 @@ public struct DatabaseConfiguration: Sendable {
     public var clientConfiguration: PostgresClient.Configuration {
         var configuration = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
         configuration.options.maximumConnections = maximumConnections
-        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
+        configuration.options.additionalStartupParameters = startupParameters
         // Every time a connection goes back to the pool idle, postgres-nio's pool starts a keep-alive timer (30 s by
         // default) and an idle timer (60 s), and cancels them when the connection is leased again. A cancelled
         // `Task.sleep` keeps its wake-up job allocated until the deadline it was sleeping for
@@ -92,9 +93,12 @@ public struct DatabaseConfiguration: Sendable {
         case .require: connectionTLS = .require(try! NIOSSLContext(configuration: .makeClientConfiguration()))
         }
         var configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: connectionTLS)
-        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
+        configuration.options.additionalStartupParameters = startupParameters
         return configuration
     }
+
+    /// Sent with every connection's startup message.
+    var startupParameters: [(String, String)] { [("application_name", applicationName)] }
 
     static func redact(_ url: String) -> String {
         guard var c = URLComponents(string: url), c.password != nil else { return url }
