@@ -406,10 +406,7 @@ final class AgentRunner: Sendable {
                           attempt: attempt, state: .running, eventAt: event.timestamp, receivedAt: delivery.receivedAt)
         let skipReason = Self.skipReason(definition, event: event, pools: context.topology.eventPools)
         // Announced (when the agent announces its tasks) by the claim, which logs it with the run record.
-        let announcement = skipReason == nil && definition.config.taskEvents
-            ? event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(attempt))],
-                             priority: .normal, source: context.source)
-            : nil
+        let announcement = skipReason == nil && definition.config.taskEvents ? startedEvent(run, event) : nil
         let claim = skipReason == nil && taking
             ? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: announcement))
             : nil
@@ -492,6 +489,14 @@ final class AgentRunner: Sendable {
                         "agentry.run.id": "\(other)", "agentry.worker.id": "\(worker)",
                     ])
                     try? await Task.sleep(for: .seconds(1))
+                case .ended(let state):
+                    // An earlier try of this claim was written, its answer lost, and this worker declared lost before
+                    // this try: that run record stays as it ended. The delivery is still ours; claim it afresh.
+                    logger.warning("a claim's earlier try was recorded and has ended meanwhile; claiming under a new run id", metadata: [
+                        "agentry.run.id": "\(run.runID)", "agentry.run.state": "\(state.rawValue)",
+                    ])
+                    run.runID = Self.newRunID()
+                    if startedAnnouncement != nil { startedAnnouncement = startedEvent(run, event) }
                 }
             } catch {
                 logger.warning("cannot claim a run; trying again", metadata: ["error": "\(error)"])
@@ -668,6 +673,12 @@ final class AgentRunner: Sendable {
                 await settlement.requeue()
             }
         }
+    }
+
+    /// The run's `agent.task.started`, which its claim logs.
+    func startedEvent(_ run: TaskRun, _ event: Event) -> Event {
+        event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(run.attempt))],
+                       priority: .normal, source: context.source)
     }
 
     func lifecyclePayload(_ run: TaskRun, _ event: Event) -> JSONObject {

@@ -19,12 +19,13 @@ struct ClaimStatement: PostgresPreparedStatement {
             FROM input i
             JOIN task_runs r ON r.agent_id = $9::text AND r.event_id = i.event_id
                  AND (r.state IN ('succeeded', 'skipped') OR r.retry_cancelled)
-        ), mine AS (
-            -- Claimed already, by an earlier try of this claim whose answer was lost with its connection: the run is
-            -- running, with its slot, and is this claim's again.
-            SELECT i.run_id, s.slot FROM input i
-            JOIN task_runs r ON r.run_id = i.run_id AND r.state = 'running'
-            JOIN agent_slots s ON s.agent_id = $9::text AND s.run_id = i.run_id
+        ), known AS (
+            -- Recorded already, by an earlier try of this claim whose answer was lost with its connection. Running, with
+            -- its slot: the run is this claim's again. Otherwise its worker (this one) was declared lost in between, which
+            -- ended the run as 'lost' and freed its slot: the caller claims again under a new run id.
+            SELECT i.run_id, r.state, s.slot FROM input i
+            JOIN task_runs r ON r.run_id = i.run_id
+            LEFT JOIN agent_slots s ON r.state = 'running' AND s.agent_id = $9::text AND s.run_id = i.run_id
         ), elsewhere AS (
             SELECT DISTINCT ON (i.run_id) i.run_id, r.run_id AS other_run, r.worker_id FROM input i
             JOIN task_runs r ON r.agent_id = $9::text AND r.event_id = i.event_id AND r.state = 'running' AND r.run_id <> i.run_id
@@ -34,7 +35,7 @@ struct ClaimStatement: PostgresPreparedStatement {
             SELECT DISTINCT ON (i.event_id) i.* FROM input i
             WHERE NOT EXISTS (SELECT 1 FROM completed c WHERE c.run_id = i.run_id)
               AND NOT EXISTS (SELECT 1 FROM elsewhere e WHERE e.run_id = i.run_id)
-              AND NOT EXISTS (SELECT 1 FROM mine m WHERE m.run_id = i.run_id)
+              AND NOT EXISTS (SELECT 1 FROM known k WHERE k.run_id = i.run_id)
             ORDER BY i.event_id, i.ord
         ), wanting AS (
             SELECT c.*, row_number() OVER (ORDER BY c.ord) AS n FROM candidates c
@@ -70,14 +71,15 @@ struct ClaimStatement: PostgresPreparedStatement {
         ), announced AS (
             \(EventColumns.insertAnnouncements(firstParameter: 15, ofRunsIn: "inserted"))
         )
-        SELECT i.run_id, c.state, e.other_run, e.worker_id, coalesce(p.slot, m.slot)
+        SELECT i.run_id, c.state, e.other_run, e.worker_id, coalesce(p.slot, k.slot),
+               CASE WHEN k.slot IS NULL THEN k.state END
         FROM input i LEFT JOIN completed c ON c.run_id = i.run_id LEFT JOIN elsewhere e ON e.run_id = i.run_id
              LEFT JOIN inserted n ON n.run_id = i.run_id LEFT JOIN pairs p ON p.run_id = n.run_id
-             LEFT JOIN mine m ON m.run_id = i.run_id
+             LEFT JOIN known k ON k.run_id = i.run_id
         """
     /// Run id, then: the state of the run that completed its event already, or the run (and worker) running it now, or
-    /// the slot it took (nil: busy).
-    typealias Row = (UUID, String?, UUID?, String?, Int32?)
+    /// the slot it took (nil: busy), or the state in which this very run id was recorded and ended already.
+    typealias Row = (UUID, String?, UUID?, String?, Int32?, String?)
 
     let runs: [TaskRun]
     let announcements: EventColumns

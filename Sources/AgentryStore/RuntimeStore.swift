@@ -142,7 +142,8 @@ public struct RuntimeStore: Sendable {
             """)
     }
 
-    /// Renews the worker's heartbeat. Returns false when another worker declared this one lost meanwhile.
+    /// Renews the worker's heartbeat; a worker declared lost meanwhile is running again. Returns false when its row is
+    /// gone (forgotten after it was declared lost).
     @discardableResult
     public func heartbeat(workerID: String) async throws -> Bool {
         var renewed = false
@@ -504,6 +505,9 @@ public struct RuntimeStore: Sendable {
         case alreadyCompleted(state: TaskRun.State)
         /// A live worker is running this event for this agent right now (a redelivery while it still runs).
         case runningElsewhere(runID: UUID, workerID: String)
+        /// This run id is recorded already and has ended (`state`): an earlier try of this claim was written but its
+        /// answer was lost, and the worker was declared lost before this try. Claim again under a new run id.
+        case ended(state: TaskRun.State)
     }
 
     /// Makes sure the agent has `count` run slots (more are kept when the limit was lowered; only the first
@@ -521,7 +525,8 @@ public struct RuntimeStore: Sendable {
     /// free slots go to the runs in the order given, and a run that finds none is `busy`. Of two runs for the same
     /// event in one batch, only the first may take a slot. The slots make the limit hold across every worker while
     /// claims never wait for each other. A run that is running already with its slot (a claim tried again after its
-    /// connection closed with the answer on the way) comes back as claimed with that slot, so a retry is safe. Call
+    /// connection closed with the answer on the way) comes back as claimed with that slot, so a retry is safe; one that
+    /// was recorded and has ended meanwhile (its worker declared lost in between) comes back as `ended`. Call
     /// ``ensureSlots(agentID:count:)`` first.
     ///
     /// `announcing` pairs runs with their `agent.task.started` events: the event of a run that is claimed is written to
@@ -536,11 +541,13 @@ public struct RuntimeStore: Sendable {
         let agentID = first.agentID
         var claims: [UUID: Claim] = [:]
         do {
-            for (runID, completed, otherRun, otherWorker, slot) in try await database.execute(statement, logger: logger) {
+            for (runID, completed, otherRun, otherWorker, slot, ended) in try await database.execute(statement, logger: logger) {
                 if let completed {
                     claims[runID] = .alreadyCompleted(state: TaskRun.State(rawValue: completed) ?? .succeeded)
                 } else if let otherRun {
                     claims[runID] = .runningElsewhere(runID: otherRun, workerID: otherWorker ?? "?")
+                } else if let ended {
+                    claims[runID] = .ended(state: TaskRun.State(rawValue: ended) ?? .lost)
                 } else {
                     claims[runID] = slot.map { .claimed(slot: Int($0)) } ?? .busy
                 }

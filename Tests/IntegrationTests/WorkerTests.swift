@@ -874,7 +874,7 @@ struct WorkerTests {
         return n
     }
 
-    @Test("a claim tried again after its answer was lost gets back its run and slot; a run declared lost while it went on is recorded when it ends")
+    @Test("a claim tried again after its answer was lost gets back its run and slot, or is told the run ended when its worker was declared lost in between; a run declared lost while it went on is recorded when it ends")
     func claimRetryIsIdempotent() async throws {
         try await withWorkerHarness { h in
             let agentID = TestEnvironment.uniqueName("reclaim-")
@@ -904,6 +904,27 @@ struct WorkerTests {
             #expect(try await h.store.finish(run.runID, agentID: agentID, slot: 0, .init(state: .succeeded)))
             runs = try await h.runs(agentID)
             #expect(runs.map(\.state) == [.succeeded], "the run that went on is recorded: \(runs.map(\.state))")
+
+            // A claim written, its answer lost, and its worker declared lost (by a live worker's expiry check) before
+            // the retry: the retry is told the run ended, and a claim under a new run id takes a slot.
+            var late = run
+            late.runID = UUID()
+            late.eventID = UUID().uuidString.lowercased()
+            #expect(try await h.store.claim(batch: [late], maxParallel: 2, workerExpiry: .seconds(30)) == [.claimed(slot: 0)])
+            try await h.database.query("UPDATE workers SET heartbeat_at = now() - interval '1 hour' WHERE worker_id = \(workerID)",
+                                       logger: TestEnvironment.logger)
+            let declared = try await h.store.expireWorkers(expiry: .seconds(30)) { _ in }
+            #expect(declared.contains(workerID))
+            #expect(try await h.store.heartbeat(workerID: workerID), "the worker's heartbeats reach the database again")
+            let retried = try await h.store.claim(batch: [late], maxParallel: 2, workerExpiry: .seconds(30))
+            #expect(retried == [.ended(state: .lost)], "the retry of a run declared lost: \(retried)")
+            var fresh = late
+            fresh.runID = UUID()
+            #expect(try await h.store.claim(batch: [fresh], maxParallel: 2, workerExpiry: .seconds(30)) == [.claimed(slot: 0)])
+            #expect(try await h.store.finish(fresh.runID, agentID: agentID, slot: 0, .init(state: .succeeded)))
+            let lateRuns = try await h.store.runs(eventID: late.eventID)
+            #expect(Set(lateRuns.map(\.state)) == [.lost, .succeeded], "\(lateRuns.map(\.state))")
+
             try await h.database.query("DELETE FROM task_runs WHERE agent_id = \(agentID)", logger: TestEnvironment.logger)
             try await h.database.query("DELETE FROM agent_slots WHERE agent_id = \(agentID)", logger: TestEnvironment.logger)
             try await h.database.query("DELETE FROM workers WHERE worker_id = \(workerID)", logger: TestEnvironment.logger)
