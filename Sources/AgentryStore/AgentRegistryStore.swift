@@ -218,37 +218,43 @@ public struct AgentRegistryStore: Sendable {
     }
 
     /// Runs `body` holding the agent's session-level advisory lock on a connection of its own, so that a publish or
-    /// retire that also changes the broker runs alone for that agent across hosts.
+    /// retire that also changes the broker runs alone for that agent across hosts. The lock's statements are watched
+    /// like every other (``Database/answer(on:_:)``): a connection that closes while they wait ends the wait with an
+    /// error instead of hanging. A lock whose release fails on a connection still open is released by closing that
+    /// connection, so that no pooled session keeps it.
     public func withAgentLock<T: Sendable>(_ agentID: String, _ body: @Sendable () async throws -> T) async throws -> T {
-        try await database.withConnection { connection in
-            let key = "agentry.agent:" + agentID
-            try await connection.query("SELECT pg_advisory_lock(hashtextextended(\(key), 1))", logger: logger)
-            do {
-                let result = try await body()
-                try await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key), 1))", logger: logger)
-                return result
-            } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key), 1))", logger: logger)
-                throw error
+        let key = "agentry.agent:" + agentID
+        let logger = self.logger
+        return try await database.withConnection { connection in
+            _ = try await Database.answer(on: connection) { connection in
+                try await connection.query("SELECT pg_advisory_lock(hashtextextended(\(key), 1))", logger: logger)
             }
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            do {
+                _ = try await Database.answer(on: connection) { connection in
+                    try await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key), 1))", logger: logger)
+                }
+            } catch {
+                // A closed connection took the lock with its session; an open one still holds it: end that session.
+                logger.warning("cannot release the agent's lock; closing its connection", metadata: [
+                    "agentry.agent.id": "\(agentID)", "error": "\(StoreError.describe(error))",
+                ])
+                try? await connection.close()
+            }
+            return try result.get()
         }
     }
 
+    /// A transaction holding the agent's transaction-level advisory lock, watched like every other statement
+    /// (``Database/withTransaction(logger:_:)``).
     @discardableResult
-    private func transaction<T: Sendable>(agentID: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+    private func transaction<T: Sendable>(agentID: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let key = "agentry.agent:" + agentID
         do {
-            return try await database.withConnection { connection in
-                try await connection.query("BEGIN", logger: logger)
-                do {
-                    let key = "agentry.agent:" + agentID
-                    try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
-                    let result = try await body(connection)
-                    try await connection.query("COMMIT", logger: logger)
-                    return result
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
-                }
+            return try await database.withTransaction(logger: logger) { [logger] connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
+                return try await body(connection)
             }
         } catch let error as RegistryError {
             throw error

@@ -107,12 +107,18 @@ extension Database {
     }
 
     /// A transaction on an open connection (see ``withConnection(_:)`` and ``answer(on:_:)``): committed when
-    /// `body` returns, rolled back when it throws.
+    /// `body` returns, rolled back when it throws. When the rollback succeeds, `body`'s own error is thrown (not
+    /// postgres-nio's wrapper), so that callers can tell their own errors apart.
     public func withTransaction<T: Sendable>(logger: Logger, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await withConnection { connection in
-            try await Self.answer(on: connection) { connection in
-                try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
+        do {
+            return try await withConnection { connection in
+                try await Self.answer(on: connection) { connection in
+                    try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
+                }
             }
+        } catch let error as PostgresTransactionError {
+            if let bodyError = error.closureError, error.rollbackError == nil { throw bodyError }
+            throw error
         }
     }
 

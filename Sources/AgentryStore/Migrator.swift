@@ -83,16 +83,22 @@ public struct Migrator: Sendable {
             throw StoreError(.unreachable, "cannot connect to PostgreSQL at \(configuration.redactedURL): \(StoreError.describe(error))")
         }
         let outcome: Result<Outcome, any Error>
+        // Watched like every other statement (``Database/answer(on:_:)``): a connection the server closes (a restart,
+        // a failover) ends the wait with an error instead of hanging the command or the starting worker.
         do {
-            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
-            outcome = .success(try await apply(migrations, on: connection))
+            outcome = .success(try await Database.answer(on: connection) { [self] connection in
+                try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+                return try await apply(migrations, on: connection)
+            })
         } catch let error as StoreError {
             outcome = .failure(error)
         } catch {
             outcome = .failure(StoreError(.migrationFailed, "migrating \(configuration.redactedURL) failed: \(StoreError.describe(error))"))
         }
         // Closing the session would release the lock too; unlocking first lets a waiting host go on at once.
-        _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+        _ = try? await Database.answer(on: connection) { [logger] connection in
+            try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+        }
         try? await connection.close()
         return try outcome.get()
     }

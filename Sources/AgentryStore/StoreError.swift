@@ -35,6 +35,12 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
             }
             return "\(psql.code)"
         }
+        if let transaction = error as? PostgresTransactionError {
+            if let begin = transaction.beginError { return "cannot begin the transaction: " + describe(begin) }
+            if let commit = transaction.commitError { return "cannot commit the transaction: " + describe(commit) }
+            let body = transaction.closureError.map(describe) ?? "the transaction failed"
+            return transaction.rollbackError.map { body + "; and its rollback failed: " + describe($0) } ?? body
+        }
         return "\(error)"
     }
 }

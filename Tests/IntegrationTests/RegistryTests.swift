@@ -124,6 +124,41 @@ struct RegistryTests {
         }
     }
 
+    @Test("the agent's lock: a session that ends while it is held costs the operation nothing, and leaves the lock free",
+          .timeLimit(.minutes(1)))
+    func agentLockSessionEnds() async throws {
+        try await withRegistry { _, _, _, database in
+            let store = AgentRegistryStore(database: database, logger: TestEnvironment.logger)
+            let key = "agentry.agent:" + TestEnvironment.uniqueName("lock-")
+            let agentID = String(key.dropFirst("agentry.agent:".count))
+            let client = database.client
+            @Sendable func holders() async throws -> [Int32] {
+                var pids: [Int32] = []
+                for try await pid in try await client.query("""
+                    SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+                      AND classid::int8 = (hashtextextended(\(key), 1) >> 32) & 4294967295
+                      AND objid::int8 = hashtextextended(\(key), 1) & 4294967295
+                    """, logger: TestEnvironment.logger).decode(Int32.self) { pids.append(pid) }
+                return pids
+            }
+            let value = try await store.withAgentLock(agentID) {
+                let held = try await holders()
+                #expect(held.count == 1, "the lock is held by one session while the operation runs: \(held)")
+                // The session holding it ends (a restart, a failover, pg_terminate_backend) before the release.
+                for pid in held {
+                    try await client.query("SELECT pg_terminate_backend(\(pid), 5000)", logger: TestEnvironment.logger)
+                }
+                return 42
+            }
+            #expect(value == 42, "the operation's own result, not an error from the release")
+            #expect(try await holders().isEmpty)
+            // And the store goes on: the lock is taken and given back again.
+            let again = try await store.withAgentLock(agentID) { try await holders().count }
+            #expect(again == 1)
+            #expect(try await holders().isEmpty)
+        }
+    }
+
     @Test("publishing a new version rebinds the queue to exactly its triggers and pools")
     func publishChangesBindings() async throws {
         try await withRegistry { registry, _, connection, _ in
