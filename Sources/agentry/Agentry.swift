@@ -230,22 +230,31 @@ extension Agentry {
         @Option(help: "Correlation id to attach.")
         var correlationId: String?
 
-        func run() async throws {
+        /// The checks of the arguments, before anything connects (ArgumentParser prints this command's usage with them).
+        func validate() throws {
             if let problem = EventType.problem(with: type) { throw ValidationError(problem) }
-            guard let level = Priority(name: priority) else {
+            guard Priority(name: priority) != nil else {
                 throw ValidationError("--priority '\(priority)' is not one of critical, high, normal, low")
             }
-            let object: JSONObject
+            _ = try payloadObject()
+        }
+
+        func payloadObject() throws -> JSONObject {
+            let parsed: JSONValue
             do {
-                guard case .object(let parsed) = try JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)) else {
-                    throw ValidationError("--payload must be a JSON object, e.g. '{\"device_id\": \"tv-1\"}'")
-                }
-                object = parsed
-            } catch let error as ValidationError {
-                throw error
+                parsed = try JSON.parse(payload)
             } catch {
-                throw ValidationError("--payload is not valid JSON: \(payload)")
+                throw ValidationError("--payload is not valid JSON (\(error)): \(payload)")
             }
+            guard case .object(let object) = parsed else {
+                throw ValidationError("--payload must be a JSON object, e.g. '{\"device_id\": \"tv-1\"}'")
+            }
+            return object
+        }
+
+        func run() async throws {
+            let level = Priority(name: priority) ?? .normal
+            let object = try payloadObject()
             let configuration = try options.resolve()
             let logger = try options.logger("agentry.publish", default: .warning)
             let connection = AMQPConnection(configuration: configuration.amqp, logger: logger)
