@@ -162,6 +162,8 @@ public final class AgentWorker: Service, Sendable {
     let options: WorkerOptions
     let logger: Logger
     let runners = NIOLockedValueBox<[String: AgentRunner]>([:])
+    /// Why agents named by `--agents` are not served, as last logged (logged again only when it changes).
+    let unserved = NIOLockedValueBox<[String: String]>([:])
     let syncRequests: AsyncStream<Void>
     let syncContinuation: AsyncStream<Void>.Continuation
 
@@ -390,6 +392,23 @@ public final class AgentWorker: Service, Sendable {
         }
     }
 
+    /// Logs the agents named by `--agents` that are not served, when that changes.
+    func report(unserved now: [String: String], published: [String]) {
+        let changed = unserved.withLockedValue { last in
+            defer { last = now }
+            return last != now
+        }
+        guard changed else { return }
+        if now.isEmpty {
+            logger.info("every agent named by --agents is served")
+            return
+        }
+        let reasons = now.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
+        logger.warning("--agents names agents this worker does not serve: \(reasons); it takes them up once they are published and allowed here", metadata: [
+            "agentry.agents.published": "\(published.sorted().joined(separator: ","))",
+        ])
+    }
+
     /// Brings the runners in line with the registry: one per published agent this worker serves, each in its
     /// desired state, on its active version.
     func sync(_ context: WorkerContext) async {
@@ -401,6 +420,16 @@ public final class AgentWorker: Service, Sendable {
             return
         }
         var wanted = Set<String>()
+        // Agents named by --agents that this worker does not serve, and why: a typo, or one not published yet, would
+        // otherwise leave the worker running and serving nothing without a word.
+        var notServed: [String: String] = [:]
+        if let named = options.agents {
+            let published = Set(active.filter { !$0.retired }.map(\.agentID))
+            for id in named where !published.contains(id) {
+                notServed[id] = active.contains { $0.agentID == id } ? "retired" : "not published"
+            }
+        }
+        defer { report(unserved: notServed, published: active.filter { !$0.retired }.map(\.agentID)) }
         for agent in active where options.agents?.contains(agent.agentID) ?? true {
             // A retired agent this worker was serving is served until its queue is drained (nothing new reaches it).
             if agent.retired {
@@ -421,7 +450,13 @@ public final class AgentWorker: Service, Sendable {
                 logger.error("cannot read the definition of \(agent.agentID) \(agent.version)", metadata: ["error": "\(error)"])
                 continue
             }
-            guard definition.workerLabels.allSatisfy({ options.labels[$0.key] == $0.value }) else { continue }
+            guard definition.workerLabels.allSatisfy({ options.labels[$0.key] == $0.value }) else {
+                if options.agents != nil {
+                    let labels = definition.workerLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+                    notServed[agent.agentID] = "it runs only on workers labelled \(labels)"
+                }
+                continue
+            }
             wanted.insert(agent.agentID)
             let runner = runners.withLockedValue { runners in
                 if let existing = runners[agent.agentID] { return existing }

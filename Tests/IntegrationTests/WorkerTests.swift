@@ -753,13 +753,14 @@ struct WorkerTests {
         }
     }
 
-    @Test("a worker serves only agents whose worker_labels it carries")
+    @Test("a worker serves only agents whose worker_labels it carries, and says which agents named by --agents it does not serve, and why")
     func workerLabels() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("label-")
+            let missing = TestEnvironment.uniqueName("typo-")
             _ = try await h.publishAgent(agentYAML(id: id, trigger: "lab.\(id)", handler: "builtin: noop",
                                                    extra: "worker_labels: {lab: lab-2}\n"))
-            let elsewhere = try WorkerProcess(agents: [id], extra: ["--label", "lab=lab-1"])
+            let elsewhere = try WorkerProcess(agents: [id, missing], extra: ["--label", "lab=lab-1"])
             let nextToIt = try WorkerProcess(agents: [id], extra: ["--label", "lab=lab-2", "--label", "rack=7"])
             #expect(try await TestEnvironment.eventually { try await h.store.instances(agentID: id).count == 1 })
             try await Task.sleep(for: .seconds(1.5))
@@ -769,6 +770,12 @@ struct WorkerTests {
             #expect(instances.count == 1, "only the lab-2 worker may serve it")
             #expect(served?.pid == Int(nextToIt.pid))
             #expect(served?.labels == ["lab": "lab-2", "rack": "7"])
+            let warning = "--agents names agents this worker does not serve: "
+            let said = elsewhere.output.split(separator: "\n").filter { $0.contains(warning) }
+            #expect(said.count == 1, "said once, not at every sync: \(said)")
+            #expect(said.first?.contains("\(id) (it runs only on workers labelled lab=lab-2)") == true, "\(said)")
+            #expect(said.first?.contains("\(missing) (not published)") == true, "\(said)")
+            #expect(!nextToIt.output.contains(warning), "the worker that serves every agent it names says nothing: \(nextToIt.output)")
             await elsewhere.stop()
             await nextToIt.stop()
             await h.cleanup(id)
