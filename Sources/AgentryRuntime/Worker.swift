@@ -1,5 +1,6 @@
 public import AMQP
 public import AgentryBus
+import AgentryCore
 public import AgentryStore
 import Foundation
 public import Logging
@@ -74,16 +75,26 @@ struct WorkerSetup: Service {
     let logger: Logger
 
     func run() async throws {
-        var delay = Duration.milliseconds(200)
-        while true {
-            do {
-                try await database.ping()
-                break
-            } catch {
-                logger.warning("waiting for PostgreSQL", metadata: ["error": "\(error)"])
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
+        // Until PostgreSQL answers, with the reason it does not; SIGTERM or SIGINT ends the wait (and the worker).
+        do {
+            try await cancelWhenGracefulShutdown {
+                var delay = Duration.milliseconds(200)
+                while true {
+                    do {
+                        try await database.ping()
+                        return
+                    } catch let error as CancellationError {
+                        throw error
+                    } catch {
+                        logger.warning("waiting for PostgreSQL", metadata: ["error": "\(error)", "retry_in_ms": "\(delay.inMilliseconds)"])
+                        try await Task.sleep(for: delay)
+                        delay = min(delay * 2, .seconds(5))
+                    }
+                }
             }
+        } catch is CancellationError {
+            logger.info("stopped while waiting for PostgreSQL")
+            return
         }
         let expected = migrations.map(\.version).max() ?? 0
         let current = try await Migrator.currentVersion(database: database, logger: logger) ?? 0

@@ -39,15 +39,59 @@ public final class Database: Service, Sendable {
         }
     }
 
-    /// Checks that the database answers, with a clear error when it does not.
-    public func ping() async throws {
+    /// Checks that the database answers within `timeout`, with a clear error when it does not.
+    ///
+    /// postgres-nio's pool never fails a lease: while the server cannot be reached it keeps trying to connect, and a
+    /// statement waits for a connection as long as that takes. So the ping has a deadline, and when it fails a
+    /// connection of its own says why (connection refused, authentication failed, no such database, …).
+    public func ping(timeout: Duration = .seconds(5)) async throws {
+        enum Answer: Sendable { case answered, unreachable(String), timedOut }
+        let probeAfter = min(timeout, .seconds(1))
+        let answer: Answer
         do {
-            try await query("SELECT 1", logger: logger)
+            answer = try await withThrowingTaskGroup(of: Answer.self) { group in
+                group.addTask {
+                    try await self.query("SELECT 1", logger: self.logger)
+                    return .answered
+                }
+                group.addTask {
+                    // No answer yet: a connection of the ping's own tells a server that is down or refuses us (fail
+                    // now, with its reason) from one that is only slow (wait out the deadline).
+                    try await Task.sleep(for: probeAfter)
+                    if let reason = await self.probe() { return .unreachable(reason) }
+                    try await Task.sleep(for: timeout - probeAfter)
+                    return .timedOut
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? .timedOut
+            }
+        } catch let error as CancellationError {
+            throw error
         } catch {
-            throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) does not answer: \(StoreError.describe(error))")
+            answer = .unreachable(StoreError.describe(error))
+        }
+        switch answer {
+        case .answered:
+            return
+        case .unreachable(let reason):
+            throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) does not answer: \(reason)")
+        case .timedOut:
+            throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) does not answer: no answer within \(timeout)")
+        }
+    }
+
+    /// Why a connection of its own cannot be opened, or nil when it can.
+    func probe() async -> String? {
+        do {
+            let connection = try await PostgresConnection.connect(configuration: configuration.connectionConfiguration, id: 0, logger: logger)
+            try? await connection.close()
+            return nil
+        } catch {
+            return StoreError.describe(error)
         }
     }
 }
+
 
 // MARK: - Statements on open connections
 

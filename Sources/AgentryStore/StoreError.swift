@@ -33,6 +33,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
                 let detail = psql.serverInfo?[.detail].map { ": \($0)" } ?? ""
                 return message + detail + state
             }
+            if let underlying = psql.underlying { return "\(psql.code): \(describe(underlying))" }
             return "\(psql.code)"
         }
         if let transaction = error as? PostgresTransactionError {

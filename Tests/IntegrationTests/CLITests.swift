@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 @Suite("agentry publish: bad input")
@@ -32,5 +35,34 @@ struct PublishCLITests {
         #expect(result.status != 0)
         #expect(result.output.contains("127.0.0.1:1"), "\(result.output)")
         #expect(!result.output.contains("Usage:"), "\(result.output)")
+    }
+}
+
+@Suite("PostgreSQL unreachable")
+struct DatabaseUnreachableTests {
+    static let nowhere = "postgres://agentry:agentry@127.0.0.1:1/agentry"
+
+    @Test("a command fails at once, naming the server and the reason (postgres-nio's pool alone would wait for ever)",
+          .timeLimit(.minutes(1)))
+    func command() throws {
+        let started = ContinuousClock.now
+        let result = try TestEnvironment.run(TestEnvironment.agentryExecutable, ["runs", "list", "--database-url", Self.nowhere])
+        let took = ContinuousClock.now - started
+        #expect(result.status != 0)
+        #expect(result.output.contains("PostgreSQL at postgres://agentry@127.0.0.1:1/agentry does not answer"), "\(result.output)")
+        #expect(result.output.contains("Connection refused"), "the reason: \(result.output)")
+        #expect(took < .seconds(30), "it took \(took)")
+    }
+
+    @Test("a worker waits for PostgreSQL, saying why, and SIGTERM ends the wait with exit 0", .timeLimit(.minutes(1)))
+    func worker() async throws {
+        let worker = try WorkerProcess(agents: ["none"], environment: ["AGENTRY_DATABASE_URL": Self.nowhere])
+        #expect(try await TestEnvironment.eventually(timeout: .seconds(20)) { worker.output.contains("waiting for PostgreSQL") })
+        #expect(worker.output.contains("Connection refused"), "\(worker.output)")
+        worker.signal(SIGTERM)
+        let status = await worker.wait(timeout: .seconds(20))
+        #expect(status == 0, "exit status \(status): \(worker.output)")
+        #expect(worker.output.contains("stopped while waiting for PostgreSQL"))
+        await worker.stop()
     }
 }
