@@ -2,6 +2,7 @@ import AgentryCore
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
+public import AgentryStore
 public import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -26,6 +27,18 @@ public struct AdminServer: Service {
         self.managementURL = managementURL
         self.logger = logger
         self.onListening = onListening
+    }
+
+    /// How long an admin request's statement may wait for PostgreSQL before the request fails with the reason.
+    public static let statementDeadline = Duration.seconds(10)
+
+    /// The admin endpoint's pool (run it as a service beside the server): at most 4 connections, named
+    /// `<application name> admin`, its statements bounded by ``statementDeadline``.
+    public static func database(for configuration: DatabaseConfiguration, logger: Logger) -> Database {
+        var configuration = configuration
+        configuration.maximumConnections = min(configuration.maximumConnections, 4)
+        configuration.applicationName += " admin"
+        return Database(configuration: configuration, logger: logger, statementDeadline: statementDeadline)
     }
 
     public func run() async throws {

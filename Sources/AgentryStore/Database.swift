@@ -7,11 +7,18 @@ import NIOCore
 public final class Database: Service, Sendable {
     public let configuration: DatabaseConfiguration
     public let client: PostgresClient
+    /// How long a statement through ``query(_:logger:)``, ``execute(_:logger:)`` or ``withTransaction(logger:_:)`` may
+    /// take, waiting for a connection included, before it fails with the reason the server does not answer; nil: no
+    /// limit. For the admin endpoint, whose requests should fail while PostgreSQL is down rather than wait as long as
+    /// postgres-nio's pool keeps trying to connect. The worker's own statements have none: their callers retry anyway,
+    /// and a timer per statement would cost the hot path.
+    public let statementDeadline: Duration?
     let logger: Logger
 
-    public init(configuration: DatabaseConfiguration, logger: Logger) {
+    public init(configuration: DatabaseConfiguration, logger: Logger, statementDeadline: Duration? = nil) {
         self.configuration = configuration
         self.client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
+        self.statementDeadline = statementDeadline
         self.logger = logger
     }
 
@@ -42,41 +49,24 @@ public final class Database: Service, Sendable {
     /// Checks that the database answers within `timeout`, with a clear error when it does not.
     ///
     /// postgres-nio's pool never fails a lease: while the server cannot be reached it keeps trying to connect, and a
-    /// statement waits for a connection as long as that takes. So the ping has a deadline, and when it fails a
-    /// connection of its own says why (connection refused, authentication failed, no such database, …).
+    /// statement waits for a connection as long as that takes. So the ping has a deadline, and a connection of its own
+    /// says why the server does not answer (connection refused, authentication failed, no such database, …).
     public func ping(timeout: Duration = .seconds(5)) async throws {
-        enum Answer: Sendable { case answered, unreachable(String), timedOut }
-        let probeAfter = min(timeout, .seconds(1))
-        let answer: Answer
         do {
-            answer = try await withThrowingTaskGroup(of: Answer.self) { group in
-                group.addTask {
-                    try await self.query("SELECT 1", logger: self.logger)
-                    return .answered
+            // Straight to the pool (``query(_:logger:)`` would add the statement deadline, and a second probe).
+            _ = try await within(timeout) {
+                try await self.withConnection { connection in
+                    try await Self.answer(on: connection) { connection in
+                        _ = try await connection.query("SELECT 1", logger: self.logger)
+                    }
                 }
-                group.addTask {
-                    // No answer yet: a connection of the ping's own tells a server that is down or refuses us (fail
-                    // now, with its reason) from one that is only slow (wait out the deadline).
-                    try await Task.sleep(for: probeAfter)
-                    if let reason = await self.probe() { return .unreachable(reason) }
-                    try await Task.sleep(for: timeout - probeAfter)
-                    return .timedOut
-                }
-                defer { group.cancelAll() }
-                return try await group.next() ?? .timedOut
             }
+        } catch let error as StoreError where error.code == .unreachable {
+            throw error
         } catch let error as CancellationError {
             throw error
         } catch {
-            answer = .unreachable(StoreError.describe(error))
-        }
-        switch answer {
-        case .answered:
-            return
-        case .unreachable(let reason):
-            throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) does not answer: \(reason)")
-        case .timedOut:
-            throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) does not answer: no answer within \(timeout)")
+            throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) does not answer: \(StoreError.describe(error))")
         }
     }
 
@@ -127,11 +117,13 @@ extension Database {
     /// ``answer(on:_:)``). `for try await` over the result, and its `decode`, work as over postgres-nio's row sequence.
     @discardableResult
     public func query(_ query: PostgresQuery, logger: Logger) async throws -> Rows {
-        try await withConnection { connection in
-            try await Self.answer(on: connection) { connection in
-                var rows: [PostgresRow] = []
-                for try await row in try await connection.query(query, logger: logger) { rows.append(row) }
-                return Rows(rows: rows)
+        try await bounded {
+            try await self.withConnection { connection in
+                try await Self.answer(on: connection) { connection in
+                    var rows: [PostgresRow] = []
+                    for try await row in try await connection.query(query, logger: logger) { rows.append(row) }
+                    return Rows(rows: rows)
+                }
             }
         }
     }
@@ -141,11 +133,13 @@ extension Database {
     @discardableResult
     public func execute<Statement: PostgresPreparedStatement>(_ statement: Statement, logger: Logger) async throws -> [Statement.Row]
     where Statement.Row: Sendable {
-        try await withConnection { connection in
-            try await Self.answer(on: connection) { connection in
-                var rows: [Statement.Row] = []
-                for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
-                return rows
+        try await bounded {
+            try await self.withConnection { connection in
+                try await Self.answer(on: connection) { connection in
+                    var rows: [Statement.Row] = []
+                    for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
+                    return rows
+                }
             }
         }
     }
@@ -155,15 +149,47 @@ extension Database {
     /// postgres-nio's wrapper), so that callers can tell their own errors apart.
     public func withTransaction<T: Sendable>(logger: Logger, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await withConnection { connection in
-                try await Self.answer(on: connection) { connection in
-                    try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
+            return try await bounded {
+                try await self.withConnection { connection in
+                    try await Self.answer(on: connection) { connection in
+                        try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
+                    }
                 }
             }
         } catch let error as PostgresTransactionError {
             if let bodyError = error.closureError, error.rollbackError == nil { throw bodyError }
             throw error
         }
+    }
+
+    /// Runs `operation` within ``statementDeadline`` when there is one (see ``within(_:_:)``).
+    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard let deadline = statementDeadline else { return try await operation() }
+        return try await within(deadline, operation)
+    }
+
+    /// Runs `operation` within `deadline`. Past it, or as soon as a connection of its own shows the server down or
+    /// refusing us (looked at once `operation` has waited a second), the operation is cancelled (a lease that still
+    /// waits is given up) and the error says why the server does not answer.
+    func within<T: Sendable>(_ deadline: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let probeAfter = min(deadline, .seconds(1))
+        // nil: no answer in time, with the reason if known (a Result, so that an operation whose own value is nil is
+        // told apart).
+        let outcome = try await withThrowingTaskGroup(of: Result<T, StoreError>.self) { group in
+            group.addTask { .success(try await operation()) }
+            group.addTask {
+                try await Task.sleep(for: probeAfter)
+                if let reason = await self.probe() {
+                    return .failure(StoreError(.unreachable, "PostgreSQL at \(self.configuration.redactedURL) does not answer: \(reason)"))
+                }
+                try await Task.sleep(for: deadline - probeAfter)
+                return .failure(StoreError(.unreachable, "PostgreSQL at \(self.configuration.redactedURL) gave no answer within \(deadline) (it accepts connections: busy, or a lock held?)"))
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next() else { throw CancellationError() }
+            return first
+        }
+        return try outcome.get()
     }
 
     /// Waits for `operation`'s answer on `connection`, or for the connection to close without one.

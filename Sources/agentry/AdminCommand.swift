@@ -60,7 +60,7 @@ extension Agentry {
                 amqp.options.connectionName = amqp.options.connectionName ?? "agentry admin \(ProcessInfo.processInfo.hostName)"
                 let connection = AMQPConnection(configuration: amqp, logger: logger)
                 try await connection.connect(keepTrying: true)
-                let database = Database(configuration: configuration.database, logger: logger)
+                let database = AdminServer.database(for: configuration.database, logger: logger)
                 let bus = try await EventBus(connection: connection, logger: logger)
                 let server = AdminServer(configuration: adminConfiguration,
                                          dependencies: AdminDependencies(database: database, connection: connection, bus: bus, topology: topology,

@@ -193,11 +193,15 @@ extension Agentry {
                 let adminConfiguration = try admin.resolve(configuration)
                 let managementURL = AdminOptions.managementURL(configuration)
                 worker.companions = { environment in
-                    [AdminServer(configuration: adminConfiguration,
-                                 dependencies: AdminDependencies(database: environment.database, connection: environment.connection,
-                                                                 bus: environment.bus, topology: environment.topology,
-                                                                 expectedSchemaVersion: environment.expectedSchemaVersion, logger: logger),
-                                 managementURL: managementURL, logger: logger)]
+                    // A pool of its own: admin requests neither wait behind the worker's claims and outcomes nor take
+                    // their connections, and fail with the reason while PostgreSQL does not answer.
+                    let database = AdminServer.database(for: environment.database.configuration, logger: logger)
+                    return [database,
+                            AdminServer(configuration: adminConfiguration,
+                                        dependencies: AdminDependencies(database: database, connection: environment.connection,
+                                                                        bus: environment.bus, topology: environment.topology,
+                                                                        expectedSchemaVersion: environment.expectedSchemaVersion, logger: logger),
+                                        managementURL: managementURL, logger: logger)]
                 }
             }
             do {

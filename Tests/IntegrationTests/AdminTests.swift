@@ -194,6 +194,43 @@ struct AdminTests {
         }
     }
 
+    @Test("while PostgreSQL cannot be reached, API requests fail at once with 503 and the reason, and /readyz says why",
+          .timeLimit(.minutes(1)))
+    func databaseUnreachable() async throws {
+        try await withWorkerHarness { h in
+            var configuration = TestEnvironment.configuration.database
+            configuration.port = 1
+            let database = AdminServer.database(for: configuration, logger: TestEnvironment.logger)
+            let pool = Task { await database.run() }
+            let dependencies = AdminDependencies(database: database, connection: h.connection, bus: h.bus, topology: try TestEnvironment.topology(),
+                                                 expectedSchemaVersion: 1, logger: TestEnvironment.logger)
+            let (ports, portSink) = AsyncStream<Int>.makeStream()
+            let server = AdminServer(configuration: AdminConfiguration(host: "127.0.0.1", port: 0, token: adminToken, openLocal: false),
+                                     dependencies: dependencies, managementURL: nil, logger: TestEnvironment.logger) { port in portSink.yield(port) }
+            let running = Task { try await server.run() }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            let a = AdminHarness(port: port, token: adminToken, worker: h)
+            for path in ["/api/agents", "/api/runtime/instances", "/api/locks"] {
+                let started = ContinuousClock.now
+                let answer = try await a.request(.GET, path)
+                let took = ContinuousClock.now - started
+                #expect(answer.status == 503, "\(path): \(answer.status) \(answer.text)")
+                #expect(answer.errorCode == "unavailable", "\(path): \(answer.text)")
+                #expect(answer.errorMessage.contains("PostgreSQL at postgres://\(configuration.user)@\(configuration.host):1/") &&
+                        answer.errorMessage.contains("Connection refused"), "\(path): \(answer.errorMessage)")
+                #expect(took < AdminServer.statementDeadline, "\(path) took \(took): the reason is known after a second")
+            }
+            let ready = try await a.request(.GET, "/readyz")
+            #expect(ready.status == 503)
+            #expect(ready.json?[path: "checks.database"]?.stringValue?.contains("Connection refused") == true, "\(ready.text)")
+            running.cancel()
+            _ = try? await running.value
+            pool.cancel()
+            await pool.value
+        }
+    }
+
     @Test("every route answers success, not found, bad input and unauthorized as documented, with JSON errors")
     func routes() async throws {
         try await withAdminServer { a in
