@@ -490,12 +490,23 @@ final class AgentRunner: Sendable {
                     ])
                     try? await Task.sleep(for: .seconds(1))
                 case .ended(let state):
-                    // An earlier try of this claim was written, its answer lost, and this worker declared lost before
-                    // this try: that run record stays as it ended. The delivery is still ours; claim it afresh.
-                    logger.warning("a claim's earlier try was recorded and has ended meanwhile; claiming under a new run id", metadata: [
-                        "agentry.run.id": "\(run.runID)", "agentry.run.state": "\(state.rawValue)",
+                    // An earlier try of this claim was written and its answer lost; meanwhile this worker was declared
+                    // lost (the run is `lost`), or another worker took the run's slot while this one's heartbeats could
+                    // not get through (the run is `running` without it). Its handler never started: record it so, and
+                    // claim the delivery, still ours, afresh.
+                    let fresh = Self.newRunID()
+                    logger.warning("a claim's earlier try was recorded and lost its slot meanwhile; claiming under a new run id", metadata: [
+                        "agentry.run.id": "\(run.runID)", "agentry.run.state": "\(state.rawValue)", "agentry.run.next": "\(fresh)",
                     ])
-                    run.runID = Self.newRunID()
+                    if state == .running {
+                        let orphan = run
+                        await persist("record the run whose claim lost its slot") {
+                            try await self.context.finish(orphan, .init(state: .cancelled,
+                                message: "its claim's answer was lost and its slot taken meanwhile; the event was claimed again as run \(fresh.uuidString.lowercased())"))
+                        }
+                    }
+                    run.runID = fresh
+                    run.slot = nil
                     if startedAnnouncement != nil { startedAnnouncement = startedEvent(run, event) }
                 }
             } catch {

@@ -42,9 +42,11 @@ struct ClaimStatement: PostgresPreparedStatement {
         ), locked AS (
             SELECT s.slot FROM agent_slots s
             WHERE s.agent_id = $9::text AND s.slot < $11::int4
-              AND (s.run_id IS NULL OR NOT EXISTS (
+              -- Free, or held by a worker whose heartbeat expired, unless that is this worker: it is alive (it claims),
+              -- its heartbeats only could not get through, and the slot may hold a run whose claim's answer it lost.
+              AND (s.run_id IS NULL OR (s.worker_id <> $12::text AND NOT EXISTS (
                     SELECT 1 FROM workers w WHERE w.worker_id = s.worker_id AND w.status IN ('running', 'stopping')
-                      AND w.heartbeat_at > now() - make_interval(secs => $10::float8)))
+                      AND w.heartbeat_at > now() - make_interval(secs => $10::float8))))
             ORDER BY s.slot LIMIT (SELECT count(*) FROM wanting)
             FOR UPDATE OF s SKIP LOCKED
         ), free AS MATERIALIZED (
