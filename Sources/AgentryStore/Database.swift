@@ -82,7 +82,6 @@ public final class Database: Service, Sendable {
     }
 }
 
-
 // MARK: - Statements on open connections
 
 extension Database {
@@ -173,8 +172,8 @@ extension Database {
     /// waits is given up) and the error says why the server does not answer.
     func within<T: Sendable>(_ deadline: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let probeAfter = min(deadline, .seconds(1))
-        // nil: no answer in time, with the reason if known (a Result, so that an operation whose own value is nil is
-        // told apart).
+        // The first of: the operation's value, or why the server does not answer (a Result, so that the operation's
+        // own errors still come out of the group as thrown errors).
         let outcome = try await withThrowingTaskGroup(of: Result<T, StoreError>.self) { group in
             group.addTask { .success(try await operation()) }
             group.addTask {
