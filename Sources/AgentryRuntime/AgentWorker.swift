@@ -423,13 +423,13 @@ public final class AgentWorker: Service, Sendable {
         // Agents named by --agents that this worker does not serve, and why: a typo, or one not published yet, would
         // otherwise leave the worker running and serving nothing without a word.
         var notServed: [String: String] = [:]
+        let published = active.filter { !$0.retired }.map(\.agentID)
         if let named = options.agents {
-            let published = Set(active.filter { !$0.retired }.map(\.agentID))
             for id in named where !published.contains(id) {
                 notServed[id] = active.contains { $0.agentID == id } ? "retired" : "not published"
             }
         }
-        defer { report(unserved: notServed, published: active.filter { !$0.retired }.map(\.agentID)) }
+        defer { report(unserved: notServed, published: published) }
         for agent in active where options.agents?.contains(agent.agentID) ?? true {
             // A retired agent this worker was serving is served until its queue is drained (nothing new reaches it).
             if agent.retired {

@@ -53,13 +53,9 @@ public final class Database: Service, Sendable {
     /// says why the server does not answer (connection refused, authentication failed, no such database, …).
     public func ping(timeout: Duration = .seconds(5)) async throws {
         do {
-            // Straight to the pool (``query(_:logger:)`` would add the statement deadline, and a second probe).
+            // Straight to the pool (``statement(_:)`` would add the statement deadline, and a second probe).
             _ = try await within(timeout) {
-                try await self.withConnection { connection in
-                    try await Self.answer(on: connection) { connection in
-                        _ = try await connection.query("SELECT 1", logger: self.logger)
-                    }
-                }
+                try await self.onOpenConnection { connection in _ = try await connection.query("SELECT 1", logger: self.logger) }
             }
         } catch let error as StoreError where error.code == .unreachable {
             throw error
@@ -116,14 +112,10 @@ extension Database {
     /// ``answer(on:_:)``). `for try await` over the result, and its `decode`, work as over postgres-nio's row sequence.
     @discardableResult
     public func query(_ query: PostgresQuery, logger: Logger) async throws -> Rows {
-        try await bounded {
-            try await self.withConnection { connection in
-                try await Self.answer(on: connection) { connection in
-                    var rows: [PostgresRow] = []
-                    for try await row in try await connection.query(query, logger: logger) { rows.append(row) }
-                    return Rows(rows: rows)
-                }
-            }
+        try await statement { connection in
+            var rows: [PostgresRow] = []
+            for try await row in try await connection.query(query, logger: logger) { rows.append(row) }
+            return Rows(rows: rows)
         }
     }
 
@@ -132,14 +124,10 @@ extension Database {
     @discardableResult
     public func execute<Statement: PostgresPreparedStatement>(_ statement: Statement, logger: Logger) async throws -> [Statement.Row]
     where Statement.Row: Sendable {
-        try await bounded {
-            try await self.withConnection { connection in
-                try await Self.answer(on: connection) { connection in
-                    var rows: [Statement.Row] = []
-                    for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
-                    return rows
-                }
-            }
+        try await self.statement { connection in
+            var rows: [Statement.Row] = []
+            for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
+            return rows
         }
     }
 
@@ -148,12 +136,8 @@ extension Database {
     /// postgres-nio's wrapper), so that callers can tell their own errors apart.
     public func withTransaction<T: Sendable>(logger: Logger, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await bounded {
-                try await self.withConnection { connection in
-                    try await Self.answer(on: connection) { connection in
-                        try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
-                    }
-                }
+            return try await statement { connection in
+                try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
             }
         } catch let error as PostgresTransactionError {
             if let bodyError = error.closureError, error.rollbackError == nil { throw bodyError }
@@ -161,10 +145,16 @@ extension Database {
         }
     }
 
-    /// Runs `operation` within ``statementDeadline`` when there is one (see ``within(_:_:)``).
-    func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        guard let deadline = statementDeadline else { return try await operation() }
-        return try await within(deadline, operation)
+    /// `operation` on an open connection of the pool, its answer watched, within ``statementDeadline`` when there is
+    /// one: what ``query(_:logger:)``, ``execute(_:logger:)`` and ``withTransaction(logger:_:)`` run.
+    func statement<T: Sendable>(_ operation: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        guard let deadline = statementDeadline else { return try await onOpenConnection(operation) }
+        return try await within(deadline) { try await self.onOpenConnection(operation) }
+    }
+
+    /// `operation` on an open connection of the pool (``withConnection(_:)``), its answer watched (``answer(on:_:)``).
+    func onOpenConnection<T: Sendable>(_ operation: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await withConnection { connection in try await Self.answer(on: connection, operation) }
     }
 
     /// Runs `operation` within `deadline`. Past it, or as soon as a connection of its own shows the server down or
