@@ -211,7 +211,7 @@ public final class LockManager: Sendable {
             ])
             close(connection)
         }
-        _ = try? await connection.connection.query("SELECT 1", logger: logger)
+        _ = try? await connection.connection.queryAll("SELECT 1", logger: logger)
         answered.withLockedValue { $0 = true }
         timer.cancel()
     }
@@ -479,7 +479,7 @@ public final class LockManager: Sendable {
                            set_config('tcp_keepalives_idle', '10', false), set_config('tcp_keepalives_interval', '5', false),
                            set_config('tcp_keepalives_count', '3', false)
                     """
-                for try await (value, _, _, _, _) in try await connection.query(setup, logger: logger)
+                for try await (value, _, _, _, _) in try await connection.queryAll(setup, logger: logger)
                     .decode((Int, String, String, String, String).self) { pid = value }
             } catch {
                 try? await connection.close()
@@ -544,7 +544,7 @@ public final class LockManager: Sendable {
                 let connection = try await PostgresConnection.connect(configuration: database.configuration.connectionConfiguration, id: id, logger: logger)
                 opened = connection
                 var pid = 0
-                for try await value in try await connection.query("SELECT pg_backend_pid()", logger: logger).decode(Int.self) { pid = value }
+                for try await value in try await connection.queryAll("SELECT pg_backend_pid()", logger: logger).decode(Int.self) { pid = value }
                 try await connection.listen(on: Self.channel) { notifications in
                     let waiting = state.withLockedValue { s -> [CheckedContinuation<Int, any Error>] in
                         s.listener = (connection, pid)

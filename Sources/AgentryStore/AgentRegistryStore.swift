@@ -90,7 +90,7 @@ public struct AgentRegistryStore: Sendable {
     public func register(_ record: AgentVersionRecord) async throws -> RegisterOutcome {
         try await transaction(agentID: record.agentID) { connection in
             var existing: (status: String, same: Bool)?
-            for try await (status, same) in try await connection.query("""
+            for try await (status, same) in try await connection.queryAll("""
                 SELECT status, definition = \(record.definition)::jsonb FROM agent_registry
                 WHERE agent_id = \(record.agentID) AND version = \(record.version)
                 """, logger: logger).decode((String, Bool).self) {
@@ -98,7 +98,7 @@ public struct AgentRegistryStore: Sendable {
             }
             switch existing {
             case nil:
-                try await connection.query("""
+                try await connection.queryAll("""
                     INSERT INTO agent_registry (agent_id, name, version, author, description, goal_type, goal_description, definition, status)
                     VALUES (\(record.agentID), \(record.name), \(record.version), \(record.author), \(record.description),
                             \(record.goalType), \(record.goalDescription), \(record.definition)::jsonb, 'draft')
@@ -108,7 +108,7 @@ public struct AgentRegistryStore: Sendable {
             case (_, true)?:
                 return .unchanged
             case ("draft", false)?:
-                try await connection.query("""
+                try await connection.queryAll("""
                     UPDATE agent_registry SET name = \(record.name), author = \(record.author), description = \(record.description),
                         goal_type = \(record.goalType), goal_description = \(record.goalDescription),
                         definition = \(record.definition)::jsonb, updated_at = now()
@@ -123,12 +123,12 @@ public struct AgentRegistryStore: Sendable {
     }
 
     private func replaceTriggers(_ record: AgentVersionRecord, on connection: PostgresConnection) async throws {
-        try await connection.query("DELETE FROM agent_event_triggers WHERE agent_id = \(record.agentID) AND version = \(record.version)", logger: logger)
+        try await connection.queryAll("DELETE FROM agent_event_triggers WHERE agent_id = \(record.agentID) AND version = \(record.version)", logger: logger)
         guard !record.triggers.isEmpty else { return }
         let types = record.triggers.map(\.eventType)
         let priorities = record.triggers.map(\.priority)
         let filters = record.triggers.map { $0.filters ?? "" }
-        try await connection.query("""
+        try await connection.queryAll("""
             INSERT INTO agent_event_triggers (agent_id, version, event_type, priority, filters)
             SELECT \(record.agentID), \(record.version), t, p, NULLIF(f, '')::jsonb
             FROM unnest(\(types)::text[], \(priorities)::text[], \(filters)::text[]) AS x(t, p, f)
@@ -195,11 +195,11 @@ public struct AgentRegistryStore: Sendable {
     public func markPublished(agentID: String, version: String, boundPatterns: [String]) async throws {
         let patterns = String(decoding: try JSONEncoder().encode(boundPatterns), as: UTF8.self)
         try await transaction(agentID: agentID) { connection in
-            try await connection.query("""
+            try await connection.queryAll("""
                 UPDATE agent_registry SET status = 'published', published_at = coalesce(published_at, now()), updated_at = now()
                 WHERE agent_id = \(agentID) AND version = \(version)
                 """, logger: logger)
-            try await connection.query("""
+            try await connection.queryAll("""
                 INSERT INTO agents (agent_id, active_version, status, bound_patterns, updated_at)
                 VALUES (\(agentID), \(version), 'active', \(patterns)::jsonb, now())
                 ON CONFLICT (agent_id) DO UPDATE SET active_version = EXCLUDED.active_version, status = 'active',
@@ -211,7 +211,7 @@ public struct AgentRegistryStore: Sendable {
     /// Records a retirement: the agent routes nothing any more (its versions stay as they are).
     public func markRetired(agentID: String) async throws {
         try await transaction(agentID: agentID) { connection in
-            try await connection.query("""
+            try await connection.queryAll("""
                 UPDATE agents SET status = 'retired', bound_patterns = '[]'::jsonb, updated_at = now() WHERE agent_id = \(agentID)
                 """, logger: logger)
         }
@@ -227,13 +227,13 @@ public struct AgentRegistryStore: Sendable {
         let logger = self.logger
         return try await database.withConnection { connection in
             _ = try await Database.answer(on: connection) { connection in
-                try await connection.query("SELECT pg_advisory_lock(hashtextextended(\(key), 1))", logger: logger)
+                try await connection.queryAll("SELECT pg_advisory_lock(hashtextextended(\(key), 1))", logger: logger)
             }
             let result: Result<T, any Error>
             do { result = .success(try await body()) } catch { result = .failure(error) }
             do {
                 _ = try await Database.answer(on: connection) { connection in
-                    try await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(key), 1))", logger: logger)
+                    try await connection.queryAll("SELECT pg_advisory_unlock(hashtextextended(\(key), 1))", logger: logger)
                 }
             } catch {
                 // A closed connection took the lock with its session; an open one still holds it: end that session.
@@ -253,7 +253,7 @@ public struct AgentRegistryStore: Sendable {
         let key = "agentry.agent:" + agentID
         do {
             return try await database.withTransaction(logger: logger) { [logger] connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
+                try await connection.queryAll("SELECT pg_advisory_xact_lock(hashtextextended(\(key), 0))", logger: logger)
                 return try await body(connection)
             }
         } catch let error as RegistryError {

@@ -57,7 +57,7 @@ public struct EventLogStore: Sendable {
         guard !ids.isEmpty else { return }
         let raw = ids.map(\.rawValue)
         do {
-            try await database.query("UPDATE event_log SET unhandled_announced = true WHERE event_id = ANY(\(raw)::text[])", logger: logger)
+            try await database.write("UPDATE event_log SET unhandled_announced = true WHERE event_id = ANY(\(raw)::text[])", logger: logger)
         } catch {
             throw StoreError(.query, "cannot record \(ids.count) unhandled announcements: \(StoreError.describe(error))")
         }

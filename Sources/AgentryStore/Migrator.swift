@@ -87,7 +87,7 @@ public struct Migrator: Sendable {
         // a failover) ends the wait with an error instead of hanging the command or the starting worker.
         do {
             outcome = .success(try await Database.answer(on: connection) { [self] connection in
-                try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+                try await connection.queryAll("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
                 return try await apply(migrations, on: connection)
             })
         } catch let error as StoreError {
@@ -97,14 +97,14 @@ public struct Migrator: Sendable {
         }
         // Closing the session would release the lock too; unlocking first lets a waiting host go on at once.
         _ = try? await Database.answer(on: connection) { [logger] connection in
-            try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+            try await connection.queryAll("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
         }
         try? await connection.close()
         return try outcome.get()
     }
 
     private func apply(_ migrations: [Migration], on connection: PostgresConnection) async throws -> Outcome {
-        try await connection.query("""
+        try await connection.queryAll("""
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version    integer PRIMARY KEY,
                 name       text NOT NULL,
@@ -113,7 +113,7 @@ public struct Migrator: Sendable {
             )
             """, logger: logger)
         var recorded: [Int: String] = [:]
-        for try await (version, checksum) in try await connection.query("SELECT version, checksum FROM schema_migrations", logger: logger).decode((Int, String).self) {
+        for try await (version, checksum) in try await connection.queryAll("SELECT version, checksum FROM schema_migrations", logger: logger).decode((Int, String).self) {
             recorded[version] = checksum
         }
         var outcome = Outcome(applied: [], alreadyApplied: [])
@@ -126,16 +126,16 @@ public struct Migrator: Sendable {
                 continue
             }
             do {
-                try await connection.query("BEGIN", logger: logger)
+                try await connection.queryAll("BEGIN", logger: logger)
                 for statement in SQLScript.statements(migration.sql) {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    try await connection.queryAll(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
-                try await connection.query(
+                try await connection.queryAll(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(migration.version), \(migration.name), \(migration.checksum))",
                     logger: logger)
-                try await connection.query("COMMIT", logger: logger)
+                try await connection.queryAll("COMMIT", logger: logger)
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                _ = try? await connection.queryAll("ROLLBACK", logger: logger)
                 throw StoreError(.migrationFailed, "migration \(migration.version) (\(migration.name)) failed and was rolled back: \(StoreError.describe(error))")
             }
             logger.info("applied migration", metadata: ["agentry.migration": "\(migration.version)_\(migration.name)"])

@@ -73,15 +73,18 @@ struct ClaimStatement: PostgresPreparedStatement {
         ), announced AS (
             \(EventColumns.insertAnnouncements(firstParameter: 15, ofRunsIn: "inserted"))
         )
-        SELECT i.run_id, c.state, e.other_run, e.worker_id, coalesce(p.slot, k.slot),
-               CASE WHEN k.slot IS NULL THEN k.state END
+        -- One row of arrays, one element per run (see ``Database/execute(_:logger:)``), '' or -1 for none.
+        SELECT array_agg(i.run_id), array_agg(coalesce(c.state, '')), array_agg(coalesce(e.other_run, i.run_id)),
+               array_agg(coalesce(e.worker_id, '')), array_agg(coalesce(p.slot, k.slot, -1)),
+               array_agg(CASE WHEN k.slot IS NULL THEN coalesce(k.state, '') ELSE '' END)
         FROM input i LEFT JOIN completed c ON c.run_id = i.run_id LEFT JOIN elsewhere e ON e.run_id = i.run_id
              LEFT JOIN inserted n ON n.run_id = i.run_id LEFT JOIN pairs p ON p.run_id = n.run_id
              LEFT JOIN known k ON k.run_id = i.run_id
         """
-    /// Run id, then: the state of the run that completed its event already, or the run (and worker) running it now, or
-    /// the slot it took (nil: busy), or the state in which this very run id was recorded and ended already.
-    typealias Row = (UUID, String?, UUID?, String?, Int32?, String?)
+    /// Per run, by position: its id, then the state of the run that completed its event already (''), or the run (its
+    /// own id: none) and worker ('') running it now, or the slot it took (-1: busy), or the state in which this very run
+    /// id was recorded and ended already ('').
+    typealias Row = ([UUID], [String], [UUID], [String], [Int32], [String])
 
     let runs: [TaskRun]
     let announcements: EventColumns
@@ -141,12 +144,19 @@ struct FinishStatement: PostgresPreparedStatement {
             -- completions still refuses a second success if its event ran again elsewhere meanwhile.
             FROM input i WHERE r.run_id = i.run_id AND r.state IN ('running', 'lost')
             RETURNING r.run_id
+        ), again AS (
+            -- Recorded so by an earlier try of this statement, whose commit the connection did not live to confirm
+            -- (see ``Database/committed(on:_:)``): recorded all the same, so that its caller announces it.
+            SELECT r.run_id FROM task_runs r JOIN input i ON r.run_id = i.run_id
+            WHERE r.state = i.state AND r.state NOT IN ('running', 'lost')
         ), announced AS (
             \(EventColumns.insertAnnouncements(firstParameter: 10, ofRunsIn: "finished"))
         )
-        SELECT run_id FROM finished
+        -- One row (see ``Database/execute(_:logger:)``).
+        SELECT coalesce(array_agg(run_id), '{}') FROM (SELECT run_id FROM finished UNION ALL SELECT run_id FROM again) t
         """
-    typealias Row = UUID
+    /// The runs recorded.
+    typealias Row = [UUID]
 
     let batch: [(runID: UUID, agentID: String, slot: Int?, outcome: RuntimeStore.Outcome)]
 
@@ -166,8 +176,8 @@ struct FinishStatement: PostgresPreparedStatement {
         return bindings
     }
 
-    func decodeRow(_ row: PostgresRow) throws -> UUID {
-        try row.decode(UUID.self)
+    func decodeRow(_ row: PostgresRow) throws -> [UUID] {
+        try row.decode([UUID].self)
     }
 }
 

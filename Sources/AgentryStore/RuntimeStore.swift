@@ -317,22 +317,22 @@ public struct RuntimeStore: Sendable {
         do {
             return try await database.withTransaction(logger: logger) { connection -> [String] in
                 var lost: [String] = []
-                for try await id in try await connection.query("""
+                for try await id in try await connection.queryAll("""
                     UPDATE workers SET status = 'lost', stopped_at = now()
                     WHERE status IN ('running', 'stopping') AND heartbeat_at < now() - make_interval(secs => \(seconds))
                     RETURNING worker_id
                     """, logger: logger).decode(String.self) { lost.append(id) }
                 guard !lost.isEmpty else { return [] }
-                try await connection.query("""
+                try await connection.queryAll("""
                     UPDATE agent_instances SET state = 'error', error = 'worker ' || worker_id || ' stopped sending heartbeats',
                            current_task = NULL, running_tasks = 0, updated_at = now()
                     WHERE worker_id = ANY(\(lost)) AND state <> 'stopped'
                     """, logger: logger)
-                try await connection.query("""
+                try await connection.queryAll("""
                     UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL WHERE worker_id = ANY(\(lost))
                     """, logger: logger)
                 var orphans: [OrphanedRun] = []
-                for try await (runID, agentID, event) in try await connection.query("""
+                for try await (runID, agentID, event) in try await connection.queryAll("""
                     UPDATE task_runs SET state = 'lost', finished_at = now(),
                            message = 'worker ' || worker_id || ' stopped sending heartbeats; the event goes to another worker'
                     WHERE worker_id = ANY(\(lost)) AND state = 'running'
@@ -352,7 +352,7 @@ public struct RuntimeStore: Sendable {
     /// false when the run is not waiting for a retry (or a later attempt already started).
     public func cancelRetry(_ runID: UUID, by who: String) async throws -> Bool {
         var updated = false
-        try await query("cancel the retry of run \(runID)", """
+        try await query("cancel the retry of run \(runID)", writes: true, """
             UPDATE task_runs r SET retry_cancelled = true, message = COALESCE(r.message || '; ', '') || 'retry cancelled by ' || \(who)
             WHERE r.run_id = \(runID) AND r.state IN ('failed', 'timed_out') AND r.retry_at IS NOT NULL AND NOT r.retry_cancelled
               AND NOT EXISTS (SELECT 1 FROM task_runs later WHERE later.agent_id = r.agent_id AND later.event_id = r.event_id
@@ -365,7 +365,7 @@ public struct RuntimeStore: Sendable {
     /// Hands a running run over: keeps its event, so that its delivery can be acked before it ends.
     public func handOver(_ runID: UUID, event: String) async throws -> Bool {
         var updated = false
-        try await query("hand over run \(runID)", """
+        try await query("hand over run \(runID)", writes: true, """
             UPDATE task_runs SET event = \(event)::jsonb, handed_over_at = now() WHERE run_id = \(runID) AND state = 'running'
             RETURNING run_id
             """) { _ in updated = true }
@@ -396,7 +396,7 @@ public struct RuntimeStore: Sendable {
     /// Creates or updates the worker's instance of an agent; returns its id.
     public func upsertInstance(workerID: String, agentID: String, version: String, state: InstanceRecord.State) async throws -> UUID {
         var id: UUID?
-        try await query("instance of \(agentID) on \(workerID)", """
+        try await query("instance of \(agentID) on \(workerID)", writes: true, """
             INSERT INTO agent_instances (agent_id, version, worker_id, state)
             VALUES (\(agentID), \(version), \(workerID), \(state.rawValue))
             ON CONFLICT (worker_id, agent_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state,
@@ -457,7 +457,7 @@ public struct RuntimeStore: Sendable {
     /// Sets what an agent should do. Throws `notFound` when the agent was never published.
     public func setDesiredState(_ state: DesiredState, agentID: String) async throws {
         var found = false
-        try await query("set \(agentID) \(state.rawValue)", """
+        try await query("set \(agentID) \(state.rawValue)", writes: true, """
             UPDATE agents SET desired_state = \(state.rawValue), updated_at = now() WHERE agent_id = \(agentID) RETURNING agent_id
             """) { _ in found = true }
         if !found {
@@ -541,15 +541,17 @@ public struct RuntimeStore: Sendable {
         let agentID = first.agentID
         var claims: [UUID: Claim] = [:]
         do {
-            for (runID, completed, otherRun, otherWorker, slot, ended) in try await database.execute(statement, logger: logger) {
-                if let completed {
-                    claims[runID] = .alreadyCompleted(state: TaskRun.State(rawValue: completed) ?? .succeeded)
-                } else if let otherRun {
-                    claims[runID] = .runningElsewhere(runID: otherRun, workerID: otherWorker ?? "?")
-                } else if let ended {
-                    claims[runID] = .ended(state: TaskRun.State(rawValue: ended) ?? .lost)
-                } else {
-                    claims[runID] = slot.map { .claimed(slot: Int($0)) } ?? .busy
+            for (runIDs, completed, otherRuns, otherWorkers, slots, ended) in try await database.execute(statement, logger: logger) {
+                for (index, runID) in runIDs.enumerated() where index < min(completed.count, otherRuns.count, otherWorkers.count, slots.count, ended.count) {
+                    if !completed[index].isEmpty {
+                        claims[runID] = .alreadyCompleted(state: TaskRun.State(rawValue: completed[index]) ?? .succeeded)
+                    } else if otherRuns[index] != runID {
+                        claims[runID] = .runningElsewhere(runID: otherRuns[index], workerID: otherWorkers[index].isEmpty ? "?" : otherWorkers[index])
+                    } else if !ended[index].isEmpty {
+                        claims[runID] = .ended(state: TaskRun.State(rawValue: ended[index]) ?? .lost)
+                    } else {
+                        claims[runID] = slots[index] >= 0 ? .claimed(slot: Int(slots[index])) : .busy
+                    }
                 }
             }
         } catch {
@@ -613,15 +615,16 @@ public struct RuntimeStore: Sendable {
     }
 
     /// Records the outcomes of many runs in one statement (one commit, one WAL flush), giving their slots back.
-    /// Returns the ids of the runs that were still running (or declared lost while they ran) and are now recorded;
-    /// the others had been recorded already (cancelled, say). Throws when the statement fails
+    /// Returns the ids of the runs that were still running (or declared lost while they ran) and are now recorded, or
+    /// were recorded in that very state already (by a try whose commit was not confirmed, see
+    /// ``Database/write(_:logger:)``); the others had been recorded otherwise (cancelled, say). Throws when the statement fails
     /// as a whole (a second success for one event, say); record such a batch run by run with ``finish(_:agentID:slot:_:)``.
     /// A run's `slot` (from its claim) gives the slot back by its key; without it the slot is found by the run's id.
     public func finish(batch: [(runID: UUID, agentID: String, slot: Int?, outcome: Outcome)]) async throws -> Set<UUID> {
         guard !batch.isEmpty else { return [] }
         var recorded = Set<UUID>()
         do {
-            for runID in try await database.execute(FinishStatement(batch: batch), logger: logger) { recorded.insert(runID) }
+            for runIDs in try await database.execute(FinishStatement(batch: batch), logger: logger) { recorded.formUnion(runIDs) }
         } catch {
             throw StoreError(.query, "cannot record \(batch.count) run outcomes: \(StoreError.describe(error))")
         }
@@ -684,17 +687,20 @@ public struct RuntimeStore: Sendable {
 
     // MARK: Helpers
 
+    /// A write, answered once committed (``Database/write(_:logger:)``).
     private func execute(_ what: String, _ query: PostgresQuery) async throws {
         do {
-            try await database.query(query, logger: logger)
+            try await database.write(query, logger: logger)
         } catch {
             throw StoreError(.query, "cannot \(what): \(StoreError.describe(error))")
         }
     }
 
-    private func query(_ what: String, _ query: PostgresQuery, _ each: (PostgresRow) throws -> Void) async throws {
+    /// A query, each of its rows given to `each`; a write (`writes`) is answered once committed (``Database/write(_:logger:)``).
+    private func query(_ what: String, writes: Bool = false, _ query: PostgresQuery, _ each: (PostgresRow) throws -> Void) async throws {
         do {
-            for try await row in try await database.query(query, logger: logger) {
+            let rows = writes ? try await database.write(query, logger: logger) : try await database.query(query, logger: logger)
+            for try await row in rows {
                 try each(row)
             }
         } catch let error as StoreError {
