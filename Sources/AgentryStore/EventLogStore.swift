@@ -43,7 +43,7 @@ public struct EventLogStore: Sendable {
             """
         do {
             var pending: [EventID] = []
-            for try await (id, announced) in try await database.query(query, logger: logger).decode((String, Bool).self) where !announced {
+            for try await (id, announced) in try await database.write(query, logger: logger).decode((String, Bool).self) where !announced {
                 if let eventID = EventID(id) { pending.append(eventID) }
             }
             return pending

@@ -197,7 +197,7 @@ public struct LockStore: Sendable {
     /// A waiter gives up: its rows go and the other waiters re-check.
     public func withdraw(_ requestID: UUID) async throws {
         do {
-            try await database.query("SELECT agentry_lock_withdraw(\(requestID))", logger: logger)
+            try await database.write("SELECT agentry_lock_withdraw(\(requestID))", logger: logger)
         } catch {
             throw StoreError(.query, "cannot withdraw lock request \(requestID): \(StoreError.describe(error))")
         }
@@ -241,7 +241,7 @@ public struct LockStore: Sendable {
     /// Takes a resource back from its holder (see `agentry_lock_force_release`); nil when nobody held it.
     public func forceRelease(_ resource: ResourceKey) async throws -> ForcedRelease? {
         do {
-            let rows = try await database.query("""
+            let rows = try await database.write("""
                 SELECT o_owner, o_owner_type, o_worker, o_run, o_token, o_terminated
                 FROM agentry_lock_force_release(\(resource.type), \(resource.id))
                 """, logger: logger)
