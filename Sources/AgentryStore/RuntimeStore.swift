@@ -542,7 +542,9 @@ public struct RuntimeStore: Sendable {
         var claims: [UUID: Claim] = [:]
         do {
             for (runIDs, completed, otherRuns, otherWorkers, slots, ended) in try await database.execute(statement, logger: logger) {
-                for (index, runID) in runIDs.enumerated() where index < min(completed.count, otherRuns.count, otherWorkers.count, slots.count, ended.count) {
+                let count = min(runIDs.count, completed.count, otherRuns.count, otherWorkers.count, slots.count, ended.count)
+                for index in 0..<count {
+                    let runID = runIDs[index]
                     if !completed[index].isEmpty {
                         claims[runID] = .alreadyCompleted(state: TaskRun.State(rawValue: completed[index]) ?? .succeeded)
                     } else if otherRuns[index] != runID {

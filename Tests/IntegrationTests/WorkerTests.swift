@@ -899,6 +899,13 @@ struct WorkerTests {
             let run = TaskRun(runID: UUID(), agentID: agentID, agentVersion: "1.0.0", eventID: UUID().uuidString.lowercased(),
                               eventType: "test.reclaim", priority: .normal, workerID: workerID, instanceID: nil, attempt: 1,
                               state: .running, eventAt: Date())
+            // Another run of `run`'s agent and worker, for an event of its own.
+            let another = { () -> TaskRun in
+                var other = run
+                other.runID = UUID()
+                other.eventID = UUID().uuidString.lowercased()
+                return other
+            }
             let first = try await h.store.claim(batch: [run], maxParallel: 2, workerExpiry: .seconds(30))
             let again = try await h.store.claim(batch: [run], maxParallel: 2, workerExpiry: .seconds(30))
             #expect(first == [.claimed(slot: 0)])
@@ -922,9 +929,7 @@ struct WorkerTests {
 
             // A claim written, its answer lost, and its worker declared lost (by a live worker's expiry check) before
             // the retry: the retry is told the run ended, and a claim under a new run id takes a slot.
-            var late = run
-            late.runID = UUID()
-            late.eventID = UUID().uuidString.lowercased()
+            let late = another()
             #expect(try await h.store.claim(batch: [late], maxParallel: 2, workerExpiry: .seconds(30)) == [.claimed(slot: 0)])
             try await h.database.query("UPDATE workers SET heartbeat_at = now() - interval '1 hour' WHERE worker_id = \(workerID)",
                                        logger: TestEnvironment.logger)
@@ -942,15 +947,11 @@ struct WorkerTests {
 
             // A worker whose own heartbeat is stale (its heartbeats could not get through) never takes its own slots
             // as a dead worker's: they may hold runs whose claims' answers it lost. Another worker may.
-            var held = run
-            held.runID = UUID()
-            held.eventID = UUID().uuidString.lowercased()
+            let held = another()
             #expect(try await h.store.claim(batch: [held], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)])
             try await h.database.query("UPDATE workers SET heartbeat_at = now() - interval '1 minute' WHERE worker_id = \(workerID)",
                                        logger: TestEnvironment.logger)
-            var next = run
-            next.runID = UUID()
-            next.eventID = UUID().uuidString.lowercased()
+            let next = another()
             #expect(try await h.store.claim(batch: [next], maxParallel: 1, workerExpiry: .seconds(30)) == [.busy], "its own slot stays its run's")
             #expect(try await h.store.claim(batch: [held], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)],
                     "the retry of the held run still finds it")
@@ -966,9 +967,7 @@ struct WorkerTests {
 
             // An outcome written again (its first try committed, but the connection closed before that was confirmed)
             // still counts as recorded, so that its caller announces it; one the run was not recorded with does not.
-            var done = run
-            done.runID = UUID()
-            done.eventID = UUID().uuidString.lowercased()
+            let done = another()
             try await h.database.query("DELETE FROM agent_slots WHERE agent_id = \(agentID)", logger: TestEnvironment.logger)
             try await h.store.ensureSlots(agentID: agentID, count: 1)
             #expect(try await h.store.claim(batch: [done], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)])
@@ -977,9 +976,7 @@ struct WorkerTests {
             #expect(try await h.store.finish(done.runID, agentID: agentID, slot: 0, .init(state: .cancelled)) == false,
                     "another outcome than the one recorded is refused")
             #expect(try await h.store.runs(eventID: done.eventID).map(\.state) == [.succeeded])
-            var after = run
-            after.runID = UUID()
-            after.eventID = UUID().uuidString.lowercased()
+            let after = another()
             #expect(try await h.store.claim(batch: [after], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)],
                     "its slot was given back")
 
