@@ -574,7 +574,12 @@ struct WorkerTests {
             #expect(try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 0)
             try await control.set(.running, agentID: id)
             try await expectStates([.idle, .idle, .idle])
-            #expect(try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 3)
+            // A starting instance writes its row before its consumer is open: the consumers follow within moments.
+            let consuming = try await TestEnvironment.eventually(timeout: .seconds(5)) {
+                try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 3
+            }
+            let consumers = try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount
+            #expect(consuming, "consumers: \(consumers)")
             for worker in workers + [late] { await worker.stop() }
             await h.cleanup(id)
         }
