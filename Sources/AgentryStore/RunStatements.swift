@@ -14,21 +14,26 @@ struct ClaimStatement: PostgresPreparedStatement {
             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::float8[], $8::int4[],
                                  $14::float8[])
                 AS t(run_id, event_id, event_type, version, priority, attempt, event_at, ord, received_at)
+        ), same_event AS (
+            -- The agent's runs of these events, by one index lookup per event: the runs that completed them, that run
+            -- them now, or that are this very claim's (an earlier try). The checks below read only these rows: driven
+            -- from the agent's running runs instead, the check for a run elsewhere scanned them all for every claim.
+            SELECT r.run_id, r.event_id, r.state, r.retry_cancelled, r.worker_id FROM task_runs r
+            WHERE r.event_id = ANY ($2::uuid[]) AND r.agent_id = $9::text
         ), completed AS (
             SELECT DISTINCT ON (i.run_id) i.run_id, CASE WHEN r.retry_cancelled THEN 'cancelled' ELSE r.state END AS state
             FROM input i
-            JOIN task_runs r ON r.agent_id = $9::text AND r.event_id = i.event_id
-                 AND (r.state IN ('succeeded', 'skipped') OR r.retry_cancelled)
+            JOIN same_event r ON r.event_id = i.event_id AND (r.state IN ('succeeded', 'skipped') OR r.retry_cancelled)
         ), known AS (
             -- Recorded already, by an earlier try of this claim whose answer was lost with its connection. Running, with
             -- its slot: the run is this claim's again. Otherwise its worker (this one) was declared lost in between, which
             -- ended the run as 'lost' and freed its slot: the caller claims again under a new run id.
             SELECT i.run_id, r.state, s.slot FROM input i
-            JOIN task_runs r ON r.run_id = i.run_id
+            JOIN same_event r ON r.run_id = i.run_id
             LEFT JOIN agent_slots s ON r.state = 'running' AND s.agent_id = $9::text AND s.run_id = i.run_id
         ), elsewhere AS (
             SELECT DISTINCT ON (i.run_id) i.run_id, r.run_id AS other_run, r.worker_id FROM input i
-            JOIN task_runs r ON r.agent_id = $9::text AND r.event_id = i.event_id AND r.state = 'running' AND r.run_id <> i.run_id
+            JOIN same_event r ON r.event_id = i.event_id AND r.state = 'running' AND r.run_id <> i.run_id
             JOIN workers w ON w.worker_id = r.worker_id AND w.status IN ('running', 'stopping')
                  AND w.heartbeat_at > now() - make_interval(secs => $10::float8)
         ), candidates AS (
