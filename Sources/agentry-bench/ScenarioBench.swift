@@ -39,7 +39,7 @@ extension WorkerBench {
             let published = try await setup.publishAll(count: count, type: type)
             report("\(label) publish", count, "events", published, "events/s")
             try setup.workers.start(count: workers)
-            try await setup.waitForRuns(type: type, count: count)
+            try await setup.waitForRuns(type: type, count: count, backlog: true)
             let peak = setup.workers.pids.first.map(Memory.init(pid:))
             let span = try await setup.span(type: type)
             print("\(label) \(count) runs with \(workers) worker(s) in \(String(format: "%.3f", span.seconds)) s: "
