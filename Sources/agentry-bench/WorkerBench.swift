@@ -421,23 +421,18 @@ struct Setup: Sendable {
     func waitForRuns(type: String, count: Int, backlog: Bool = false, stall: Duration = .seconds(60)) async throws {
         let clock = ContinuousClock()
         if backlog {
-            var lastReady = UInt32.max
-            var lastChange = clock.now
+            var waiting = StallWatch<UInt32>(stall: stall, clock: clock)
             while true {
                 let ready = try await connection.queueStatus(queue).messageCount
                 if ready == 0 { break }
                 if let exited = workers.exited() { throw BenchError("worker \(exited) exited during the benchmark") }
-                if ready != lastReady {
-                    lastReady = ready
-                    lastChange = clock.now
-                } else if clock.now - lastChange > stall {
+                if waiting.stalled(at: ready) {
                     throw BenchError("timeout: \(ready) events still wait in \(queue), none taken in the last \(String(format: "%.0f", stall.inSeconds)) s")
                 }
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
-        var lastProgress = clock.now
-        var lastSucceeded = -1
+        var progress = StallWatch<Int>(stall: stall, clock: clock)
         var reportedOthers = 0
         var lastRead: (at: ContinuousClock.Instant, succeeded: Int)?
         while true {
@@ -447,7 +442,7 @@ struct Setup: Sendable {
                 WHERE agent_id = \(agentID) AND state IN ('succeeded', 'skipped') AND event_type = \(type)
                 """, logger: logger)
             for try await s in rows.decode(Int64.self) { succeeded = Int(s) }
-            if succeeded == lastSucceeded {
+            if succeeded == progress.last {
                 var others = 0
                 let rows = try await db.client.query("""
                     SELECT count(*)::int8 FROM task_runs
@@ -461,10 +456,7 @@ struct Setup: Sendable {
             }
             if succeeded >= count { return }
             if let exited = workers.exited() { throw BenchError("worker \(exited) exited during the benchmark") }
-            if succeeded != lastSucceeded {
-                lastSucceeded = succeeded
-                lastProgress = clock.now
-            } else if clock.now - lastProgress > stall {
+            if progress.stalled(at: succeeded) {
                 throw BenchError("timeout: \(succeeded) of \(count) runs of \(type) succeeded, none in the last \(String(format: "%.0f", stall.inSeconds)) s")
             }
             var pause = 0.2
@@ -725,5 +717,30 @@ enum ChildProcesses {
             // Kept for the life of the process.
             _ = Unmanaged.passRetained(source as AnyObject)
         }
+    }
+}
+
+/// A count that should keep moving (events leaving a queue, runs succeeding): says when it has not changed for `stall`.
+struct StallWatch<Value: Equatable> {
+    let stall: Duration
+    let clock: ContinuousClock
+    /// The value last seen; nil before the first.
+    private(set) var last: Value?
+    private var since: ContinuousClock.Instant
+
+    init(stall: Duration, clock: ContinuousClock) {
+        self.stall = stall
+        self.clock = clock
+        self.since = clock.now
+    }
+
+    /// Records `value`; true when it is the value seen before and has not changed for longer than `stall`.
+    mutating func stalled(at value: Value) -> Bool {
+        if value != last {
+            last = value
+            since = clock.now
+            return false
+        }
+        return clock.now - since > stall
     }
 }
