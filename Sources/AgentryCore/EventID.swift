@@ -5,8 +5,9 @@ public import Foundation
 public struct EventID: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
     public let rawValue: String
 
+    /// Nil unless `rawValue` is 1…255 bytes without NUL (which PostgreSQL's text cannot hold).
     public init?(_ rawValue: String) {
-        guard !rawValue.isEmpty, rawValue.utf8.count <= 255 else { return nil }
+        guard !rawValue.isEmpty, rawValue.utf8.count <= 255, !rawValue.utf8.contains(0) else { return nil }
         self.rawValue = rawValue
     }
 

@@ -6,6 +6,7 @@ public struct EventDecodingError: Error, Sendable, Hashable, CustomStringConvert
         private let name: String
         private init(_ name: String) { self.name = name }
         public static let tooLarge = Reason("too-large")
+        public static let notUTF8 = Reason("not-utf8")
         public static let notJSON = Reason("not-json")
         public static let notAnObject = Reason("not-an-object")
         public static let unknownPriority = Reason("unknown-priority")
@@ -106,6 +107,10 @@ public enum EventWireFormat {
         guard body.count <= maxBodySize else {
             throw EventDecodingError(.tooLarge, "body is \(body.count) bytes; the limit is \(maxBodySize) bytes")
         }
+        // JSON text is UTF-8; the parser would read a bad sequence as U+FFFD and log an event that was never sent.
+        if !isValidUTF8(body) {
+            throw EventDecodingError(.notUTF8, "body is not valid UTF-8 (JSON text must be); it was not logged with replacement characters")
+        }
         let value: JSONValue
         do {
             value = try JSON.parse(body)
@@ -115,6 +120,9 @@ public enum EventWireFormat {
         }
         guard case .object(let object) = value else {
             throw EventDecodingError(.notAnObject, "body is \(value.kindName), not a JSON object")
+        }
+        if containsNULEscape(body) {
+            throw EventDecodingError(.invalidField, "a string in the body contains \\u0000 (NUL), which PostgreSQL cannot store; leave it out or encode it (e.g. base64)")
         }
         if case .string? = object["type"], case .object? = object["payload"] {
             return try decodeEnvelope(object, envelope: envelope, body: body)
@@ -131,12 +139,14 @@ public enum EventWireFormat {
         let id: EventID
         switch object["id"] {
         case .string(let text)?:
-            guard let parsed = EventID(text) else { throw EventDecodingError(.invalidField, "'id' must be 1…255 bytes") }
+            guard let parsed = EventID(text) else { throw EventDecodingError(.invalidField, "'id' must be 1…255 bytes without NUL") }
             id = parsed
         case .int(let number)?:
             id = EventID(String(number))!
+        case .double(let number)? where number.rounded() == number && abs(number) < 1e15:
+            id = EventID(String(Int64(number)))!
         case nil, .null?:
-            id = envelope.messageID.flatMap(EventID.init) ?? derivedID(envelope, body)
+            id = try messageID(envelope) ?? derivedID(envelope, body)
         case let other?:
             throw EventDecodingError(.invalidField, "'id' is \(other.kindName); expected a string")
         }
@@ -167,9 +177,9 @@ public enum EventWireFormat {
             }
             timestamp = date
         case .int(let seconds)?:
-            timestamp = Date(timeIntervalSince1970: Double(seconds))
+            timestamp = try epoch(Double(seconds))
         case .double(let seconds)?:
-            timestamp = Date(timeIntervalSince1970: seconds)
+            timestamp = try epoch(seconds)
         case nil, .null?:
             timestamp = envelope.amqpTimestamp.map { Date(timeIntervalSince1970: Double($0)) } ?? Date()
         case let other?:
@@ -179,7 +189,12 @@ public enum EventWireFormat {
         func optionalString(_ key: String) throws(EventDecodingError) -> String? {
             switch object[key] {
             case nil, .null?: return nil
-            case .string(let s)?: return s
+            case .string(let s)?:
+                // The event log keeps these as varchar(255).
+                guard s.unicodeScalars.count <= 255 else {
+                    throw EventDecodingError(.invalidField, "'\(key)' is \(s.unicodeScalars.count) characters long; the limit is 255")
+                }
+                return s
             case let other?: throw EventDecodingError(.invalidField, "'\(key)' is \(other.kindName); expected a string")
             }
         }
@@ -195,10 +210,52 @@ public enum EventWireFormat {
             throw EventDecodingError(.invalidType, "message has neither a routing key nor a 'type' property to name its event type")
         }
         if let problem = EventType.problem(with: type) { throw EventDecodingError(.invalidType, problem) }
-        return Event(id: envelope.messageID.flatMap(EventID.init) ?? derivedID(envelope, body), type: type, payload: object,
+        return Event(id: try messageID(envelope) ?? derivedID(envelope, body), type: type, payload: object,
                      priority: try amqpPriority(envelope),
                      timestamp: envelope.amqpTimestamp.map { Date(timeIntervalSince1970: Double($0)) } ?? Date(),
                      source: nil, correlationID: envelope.correlationID, causationID: nil)
+    }
+
+    /// The AMQP `message_id`, any string of 1…255 bytes (`order-42` as well as a UUID), or nil when there is none.
+    private static func messageID(_ envelope: Envelope) throws(EventDecodingError) -> EventID? {
+        guard let text = envelope.messageID, !text.isEmpty else { return nil }
+        guard let id = EventID(text) else {
+            throw EventDecodingError(.invalidField, "message_id must be 1…255 bytes of UTF-8 without NUL")
+        }
+        return id
+    }
+
+    /// A timestamp in seconds since 1970, within what PostgreSQL's timestamptz holds (years 1…9999 here).
+    private static func epoch(_ seconds: Double) throws(EventDecodingError) -> Date {
+        guard seconds.isFinite, seconds >= -62_135_596_800, seconds < 253_402_300_800 else {
+            throw EventDecodingError(.invalidField, "timestamp \(seconds) is outside the years 1…9999")
+        }
+        return Date(timeIntervalSince1970: seconds)
+    }
+
+    /// Whether `bytes` are valid UTF-8; a pass over ASCII only for the usual, ASCII body.
+    static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
+        guard bytes.contains(where: { $0 >= 0x80 }) else { return true }
+        return String(validating: bytes, as: UTF8.self) != nil
+    }
+
+    /// Whether a JSON text holds the escape `\u0000` (a string PostgreSQL's jsonb refuses). A scan
+    /// for the six bytes, counting the backslashes before each, so that `\\u0000` (a backslash, then `u0000`) is not one.
+    static func containsNULEscape(_ bytes: [UInt8]) -> Bool {
+        let backslash = UInt8(ascii: "\\"), u = UInt8(ascii: "u"), zero = UInt8(ascii: "0")
+        var index = bytes.startIndex
+        while let found = bytes[index...].firstIndex(of: backslash) {
+            var run = found
+            while run < bytes.endIndex, bytes[run] == backslash { run += 1 }
+            // A run of n backslashes escapes the byte after it only when n is odd.
+            if (run - found) % 2 == 1, run + 4 < bytes.endIndex, bytes[run] == u,
+               bytes[run + 1] == zero, bytes[run + 2] == zero, bytes[run + 3] == zero, bytes[run + 4] == zero {
+                return true
+            }
+            index = run
+            if index >= bytes.endIndex { break }
+        }
+        return false
     }
 
     /// Without `message_id`, every reader of the message must still agree on its id: derive it from the message.

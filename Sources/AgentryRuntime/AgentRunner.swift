@@ -83,7 +83,7 @@ final class AgentRunner: Sendable {
         let expiry = context.options.workerExpiry
         // Waiting claims go by priority: a CRITICAL delivery overtakes the LOW ones this worker holds but has not
         // started (the broker's priority order ends at the prefetch window; this carries it across).
-        self.claims = GroupCommit(maxBatch: 200, precedes: { $0.run.priority < $1.run.priority }) { batch in
+        @Sendable func write(_ batch: [Claiming]) async -> [Result<Claimed, any Error>] {
             do {
                 // agent.task.started says when its run started: the moment its claim is written, not when its event
                 // arrived (a run may wait for a claim in flight, or for a free slot, in between).
@@ -97,10 +97,17 @@ final class AgentRunner: Sendable {
                 let claims = try await store.claim(batch: batch.map(\.run), announcing: announcing, maxParallel: batch[0].maxParallel,
                                                    workerExpiry: expiry)
                 return zip(claims, stamped).map { .success(Claimed(claim: $0, announcement: $1)) }
+            } catch let error as StoreError where error.isDataError && batch.count > 1 {
+                // One event's content refused by the database (a value it cannot hold) fails the whole statement:
+                // claim each on its own, so that only that one fails (and is parked) and the others of the batch run.
+                var results: [Result<Claimed, any Error>] = []
+                for item in batch { results += await write([item]) }
+                return results
             } catch {
                 return batch.map { _ in .failure(error) }
             }
         }
+        self.claims = GroupCommit(maxBatch: 200, precedes: { $0.run.priority < $1.run.priority }, write: write)
     }
 
     var definition: AgentDefinition { state.withLockedValue { $0.definition } }
@@ -447,6 +454,7 @@ final class AgentRunner: Sendable {
         var wait = Duration.milliseconds(5)
         // The claim queued on arrival first; then, after a busy or failed attempt, new ones.
         var queued = received.claim
+        var failures = 0
         claiming: while true {
             if queued == nil, !isTakingWork {
                 delivery.reject(requeue: true)
@@ -510,6 +518,18 @@ final class AgentRunner: Sendable {
                     if startedAnnouncement != nil { startedAnnouncement = startedEvent(run, event) }
                 }
             } catch {
+                failures += 1
+                // The event's own content refused by the database (SQLSTATE class 22), or the same refusal again and
+                // again: trying again cannot help, and the delivery would hold a prefetch slot for ever. Park it.
+                let refused = (error as? StoreError)?.sqlState
+                if (error as? StoreError)?.isDataError == true || (refused != nil && !StoreError.isTransient(sqlState: refused) && failures >= 5) {
+                    logger.error("the database refuses this event's run; parking the event", metadata: [
+                        "agentry.event.id": "\(event.id)", "error": "\(error)",
+                    ])
+                    await park(delivery, event: event, reason: "refused-by-database",
+                               message: "the run of \(agentID) could not be recorded: \(error)")
+                    return
+                }
                 logger.warning("cannot claim a run; trying again", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
             }

@@ -134,8 +134,7 @@ public final class EventLogService: Service, Sendable {
 
     private static func isDataError(_ error: any Error) -> Bool {
         // SQLSTATE class 22: data exception (bad JSON escape, value out of range, …).
-        if let store = error as? StoreError { return store.message.contains("SQLSTATE 22") }
-        return false
+        (error as? StoreError)?.isDataError == true
     }
 
     /// The `event.unhandled` announcement for an event no agent listens to.

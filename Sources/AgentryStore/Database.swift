@@ -62,7 +62,7 @@ public final class Database: Service, Sendable {
         } catch let error as CancellationError {
             throw error
         } catch {
-            throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) does not answer: \(StoreError.describe(error))")
+            throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) does not answer", cause: error)
         }
     }
 
@@ -168,7 +168,7 @@ extension Database {
         do {
             _ = try await connection.queryAll("SELECT 1", logger: Self.quiet)
         } catch {
-            throw StoreError(.unreachable, "\(unconfirmed): \(StoreError.describe(error))")
+            throw StoreError(.unreachable, "\(unconfirmed)", cause: error)
         }
         return value
     }

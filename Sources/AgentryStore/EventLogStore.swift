@@ -23,7 +23,7 @@ public struct EventLogStore: Sendable {
             try await database.execute(statement, logger: logger)
             return events.count
         } catch {
-            throw StoreError(.query, "cannot insert \(events.count) events into event_log: \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot insert \(events.count) events into event_log", cause: error)
         }
     }
 
@@ -48,7 +48,7 @@ public struct EventLogStore: Sendable {
             }
             return pending
         } catch {
-            throw StoreError(.query, "cannot mark \(events.count) events unhandled: \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot mark \(events.count) events unhandled", cause: error)
         }
     }
 
@@ -59,7 +59,7 @@ public struct EventLogStore: Sendable {
         do {
             try await database.write("UPDATE event_log SET unhandled_announced = true WHERE event_id = ANY(\(raw)::text[])", logger: logger)
         } catch {
-            throw StoreError(.query, "cannot record \(ids.count) unhandled announcements: \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot record \(ids.count) unhandled announcements", cause: error)
         }
     }
 

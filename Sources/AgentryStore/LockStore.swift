@@ -199,7 +199,7 @@ public struct LockStore: Sendable {
         do {
             try await database.write("SELECT agentry_lock_withdraw(\(requestID))", logger: logger)
         } catch {
-            throw StoreError(.query, "cannot withdraw lock request \(requestID): \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot withdraw lock request \(requestID)", cause: error)
         }
     }
 
@@ -234,7 +234,7 @@ public struct LockStore: Sendable {
             for try await free in rows.decode(Bool.self) { return free }
             return true
         } catch {
-            throw StoreError(.query, "cannot check \(resource): \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot check \(resource)", cause: error)
         }
     }
 
@@ -251,7 +251,7 @@ public struct LockStore: Sendable {
             }
             return nil
         } catch {
-            throw StoreError(.query, "cannot force the release of \(resource): \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot force the release of \(resource)", cause: error)
         }
     }
 
@@ -274,7 +274,7 @@ public struct LockStore: Sendable {
                                          fencingToken: token, workerID: worker, runID: run, holderPID: pid, held: held))
             }
         } catch {
-            throw StoreError(.query, "cannot read resource locks: \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot read resource locks", cause: error)
         }
         return result
     }
@@ -302,7 +302,7 @@ public struct LockStore: Sendable {
                                                workerID: worker, runID: run, position: position))
             }
         } catch {
-            throw StoreError(.query, "cannot read lock waiters: \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot read lock waiters", cause: error)
         }
         return result
     }

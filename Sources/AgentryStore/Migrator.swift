@@ -80,7 +80,7 @@ public struct Migrator: Sendable {
         do {
             connection = try await PostgresConnection.connect(configuration: configuration.connectionConfiguration, id: 1, logger: logger)
         } catch {
-            throw StoreError(.unreachable, "cannot connect to PostgreSQL at \(configuration.redactedURL): \(StoreError.describe(error))")
+            throw StoreError(.unreachable, "cannot connect to PostgreSQL at \(configuration.redactedURL)", cause: error)
         }
         let outcome: Result<Outcome, any Error>
         // Watched like every other statement (``Database/answer(on:_:)``): a connection the server closes (a restart,
@@ -93,7 +93,7 @@ public struct Migrator: Sendable {
         } catch let error as StoreError {
             outcome = .failure(error)
         } catch {
-            outcome = .failure(StoreError(.migrationFailed, "migrating \(configuration.redactedURL) failed: \(StoreError.describe(error))"))
+            outcome = .failure(StoreError(.migrationFailed, "migrating \(configuration.redactedURL) failed", cause: error))
         }
         // Closing the session would release the lock too; unlocking first lets a waiting host go on at once.
         _ = try? await Database.answer(on: connection) { [logger] connection in
@@ -136,7 +136,7 @@ public struct Migrator: Sendable {
                 try await connection.queryAll("COMMIT", logger: logger)
             } catch {
                 _ = try? await connection.queryAll("ROLLBACK", logger: logger)
-                throw StoreError(.migrationFailed, "migration \(migration.version) (\(migration.name)) failed and was rolled back: \(StoreError.describe(error))")
+                throw StoreError(.migrationFailed, "migration \(migration.version) (\(migration.name)) failed and was rolled back", cause: error)
             }
             logger.info("applied migration", metadata: ["agentry.migration": "\(migration.version)_\(migration.name)"])
             outcome.applied.append(migration.version)

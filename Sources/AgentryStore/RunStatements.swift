@@ -11,7 +11,7 @@ struct ClaimStatement: PostgresPreparedStatement {
     static let name = "agentry_claim"
     static let sql = """
         WITH input AS (
-            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::float8[], $8::int4[],
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::float8[], $8::int4[],
                                  $14::float8[])
                 AS t(run_id, event_id, event_type, version, priority, attempt, event_at, ord, received_at)
         ), same_event AS (
@@ -19,7 +19,7 @@ struct ClaimStatement: PostgresPreparedStatement {
             -- them now, or that are this very claim's (an earlier try). The checks below read only these rows: driven
             -- from the agent's running runs instead, the check for a run elsewhere scanned them all for every claim.
             SELECT r.run_id, r.event_id, r.state, r.retry_cancelled, r.worker_id FROM task_runs r
-            WHERE r.event_id = ANY ($2::uuid[]) AND r.agent_id = $9::text
+            WHERE r.event_id = ANY ($2::text[]) AND r.agent_id = $9::text
         ), completed AS (
             SELECT DISTINCT ON (i.run_id) i.run_id, CASE WHEN r.retry_cancelled THEN 'cancelled' ELSE r.state END AS state
             FROM input i

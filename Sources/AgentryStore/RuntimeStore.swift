@@ -344,7 +344,7 @@ public struct RuntimeStore: Sendable {
                 return lost
             }
         } catch {
-            throw StoreError(.query, "cannot expire silent workers: \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot expire silent workers", cause: error)
         }
     }
 
@@ -557,7 +557,7 @@ public struct RuntimeStore: Sendable {
                 }
             }
         } catch {
-            throw StoreError(.query, "cannot claim \(runs.count) runs of \(agentID): \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot claim \(runs.count) runs of \(agentID)", cause: error)
         }
         return runs.map { claims[$0.runID] ?? .busy }
     }
@@ -567,7 +567,7 @@ public struct RuntimeStore: Sendable {
         try await execute("record a skipped run of \(run.agentID)", """
             INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
                                    attempt, state, event_at, received_at, started_at, finished_at, message)
-            VALUES (\(run.runID), \(run.agentID), \(run.agentVersion), \(run.eventID)::uuid, \(run.eventType), \(run.priority.rawValue),
+            VALUES (\(run.runID), \(run.agentID), \(run.agentVersion), \(run.eventID), \(run.eventType), \(run.priority.rawValue),
                     \(run.workerID), \(run.instanceID), \(run.attempt), 'skipped', \(run.eventAt), \(run.receivedAt), now(), now(), \(run.message))
             ON CONFLICT DO NOTHING
             """)
@@ -628,7 +628,7 @@ public struct RuntimeStore: Sendable {
         do {
             for runIDs in try await database.execute(FinishStatement(batch: batch), logger: logger) { recorded.formUnion(runIDs) }
         } catch {
-            throw StoreError(.query, "cannot record \(batch.count) run outcomes: \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot record \(batch.count) run outcomes", cause: error)
         }
         return recorded
     }
@@ -642,7 +642,7 @@ public struct RuntimeStore: Sendable {
         var conditions: [String] = []
         var binds: [Bind] = []
         if let agentID { binds.append(.text(agentID)); conditions.append("agent_id = $\(binds.count)") }
-        if let eventID { binds.append(.text(eventID)); conditions.append("event_id = $\(binds.count)::uuid") }
+        if let eventID { binds.append(.text(eventID)); conditions.append("event_id = $\(binds.count)::text") }
         if let state { binds.append(.text(state.rawValue)); conditions.append("state = $\(binds.count)") }
         return try await runs(where: conditions.isEmpty ? "true" : conditions.joined(separator: " AND "), binds: binds, limit: limit)
     }
@@ -682,7 +682,7 @@ public struct RuntimeStore: Sendable {
                     retryAt: try columns[18].decode(Date?.self)))
             }
         } catch {
-            throw StoreError(.query, "cannot read task runs: \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot read task runs", cause: error)
         }
         return result
     }
@@ -694,7 +694,7 @@ public struct RuntimeStore: Sendable {
         do {
             try await database.write(query, logger: logger)
         } catch {
-            throw StoreError(.query, "cannot \(what): \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot \(what)", cause: error)
         }
     }
 
@@ -708,7 +708,7 @@ public struct RuntimeStore: Sendable {
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError(.query, "cannot \(what): \(StoreError.describe(error))")
+            throw StoreError(.query, "cannot \(what)", cause: error)
         }
     }
 }

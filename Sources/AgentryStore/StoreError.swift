@@ -17,13 +17,44 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    /// The server's SQLSTATE, when the server refused the statement.
+    public var sqlState: String?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, sqlState: String? = nil) {
         self.code = code
         self.message = message
+        self.sqlState = sqlState
+    }
+
+    /// `what` failed because of `error`: the message says both, and the server's SQLSTATE is kept.
+    public init(_ code: Code, _ what: String, cause error: any Error) {
+        self.init(code, "\(what): \(Self.describe(error))", sqlState: Self.sqlState(of: error))
     }
 
     public var description: String { message }
+
+    /// Whether the server refused the statement for the data it carried (SQLSTATE class 22, data exception: a value
+    /// too long, out of range, or text PostgreSQL cannot hold such as NUL): sending the same data again fails again.
+    public var isDataError: Bool { sqlState?.hasPrefix("22") == true }
+
+    /// Whether a statement refused with this SQLSTATE may succeed when tried again: no SQLSTATE (the connection, a
+    /// deadline), or the classes of connections (08), transaction rollbacks (40), resources (53), objects in use (55),
+    /// operator intervention (57) and system errors (58).
+    public static func isTransient(sqlState: String?) -> Bool {
+        guard let sqlState else { return true }
+        return ["08", "40", "53", "55", "57", "58"].contains(String(sqlState.prefix(2)))
+    }
+
+    /// The SQLSTATE of a postgres-nio error (or of a ``StoreError`` that kept one).
+    public static func sqlState(of error: any Error) -> String? {
+        switch error {
+        case let store as StoreError: return store.sqlState
+        case let psql as PSQLError: return psql.serverInfo?[.sqlState]
+        case let transaction as PostgresTransactionError:
+            return transaction.closureError.flatMap(sqlState(of:)) ?? transaction.commitError.flatMap(sqlState(of:))
+        default: return nil
+        }
+    }
 
     /// The server's message and SQLSTATE of a postgres-nio error, or the error itself.
     public static func describe(_ error: any Error) -> String {

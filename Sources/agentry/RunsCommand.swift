@@ -80,7 +80,7 @@ extension Agentry.Runs {
             if let state, TaskRun.State(rawValue: state) == nil {
                 throw ValidationError("--state '\(state)' is not one of \(TaskRun.State.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            if let event, EventID(event) == nil { throw ValidationError("--event '\(event)' is not an event id (a UUID)") }
+            if let event, EventID(event) == nil { throw ValidationError("--event '\(event)' is not an event id (1 to 255 bytes)") }
             guard limit > 0 else { throw ValidationError("--limit must be positive, got \(limit)") }
         }
 
@@ -94,7 +94,7 @@ extension Agentry.Runs {
                 return
             }
             if runs.isEmpty {
-                print("no runs yet; publish an event an agent listens to, e.g. `agentry publish alert.device_offline '{\"device_id\": \"stb-1\"}'`")
+                print("no runs yet; publish an event an agent listens to, e.g. `agentry publish alert.device_offline --payload '{\"device_id\": \"stb-1\"}'`")
                 return
             }
             printTable(header: ["RUN", "AGENT", "EVENT TYPE", "PRIORITY", "TRY", "STATE", "STARTED", "DURATION", "MESSAGE"], rows: runs.map { run in

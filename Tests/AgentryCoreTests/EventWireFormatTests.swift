@@ -314,4 +314,31 @@ struct EventWireFormatTests {
         let error = try #require(decodingError(bytes(body), Envelope(routingKey: "t.x")))
         #expect(error.reason == .invalidField)
     }
+
+    @Test("any message_id of 1…255 bytes is the event id (order-42, numbers); NUL or over 255 bytes is refused, not derived")
+    func foreignMessageIDs() throws {
+        let plain = try EventWireFormat.decode(body: bytes(#"{"n": 1}"#), envelope: Envelope(routingKey: "order.created", messageID: "order-42"))
+        #expect(plain.id.rawValue == "order-42")
+        let numbered = try EventWireFormat.decode(body: bytes(#"{"id": 42, "type": "order.created", "payload": {}}"#),
+                                                  envelope: Envelope(routingKey: "order.created"))
+        #expect(numbered.id.rawValue == "42")
+        let long = String(repeating: "x", count: 255)
+        #expect(try EventWireFormat.decode(body: bytes("{}"), envelope: Envelope(routingKey: "a.b", messageID: long)).id.rawValue == long)
+        #expect(decodingError(bytes("{}"), Envelope(routingKey: "a.b", messageID: long + "x"))?.reason == .invalidField)
+        #expect(decodingError(bytes("{}"), Envelope(routingKey: "a.b", messageID: "a\u{0}b"))?.reason == .invalidField)
+        #expect(EventID("a\u{0}b") == nil)
+    }
+
+    @Test("a body that is not UTF-8 is not-utf8; \\u0000 anywhere is invalid-field; an escaped backslash before u0000 is fine")
+    func unstorableText() {
+        let invalid = bytes(#"{"name": ""#) + [0xC3, 0x28] + bytes(#""}"#)
+        #expect(decodingError(invalid, Envelope(routingKey: "a.b"))?.reason == .notUTF8)
+        #expect(decodingError(bytes(#"{"a": {"b": ["x\u0000"]}}"#), Envelope(routingKey: "a.b"))?.reason == .invalidField)
+        #expect(decodingError(bytes(#"{"id": "i", "type": "a.b", "payload": {}, "source": "s\u0000"}"#), Envelope(routingKey: "a.b"))?.reason == .invalidField)
+        #expect(decodingError(bytes(#"{"a": "\\u0000"}"#), Envelope(routingKey: "a.b")) == nil, "a backslash, then the text u0000")
+        #expect(decodingError(bytes(#"{"a": "\\\u0000"}"#), Envelope(routingKey: "a.b"))?.reason == .invalidField)
+        #expect(decodingError(bytes(#"{"a": "Grüße ☕️"}"#), Envelope(routingKey: "a.b")) == nil)
+        #expect(decodingError(bytes(#"{"id": "i", "type": "a.b", "payload": {}, "source": "\#(String(repeating: "s", count: 256))"}"#),
+                              Envelope(routingKey: "a.b"))?.reason == .invalidField)
+    }
 }

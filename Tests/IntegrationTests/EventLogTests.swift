@@ -153,6 +153,12 @@ struct EventLogTests {
                 ("test.bad.\(tag).amqppriority", Array(#"{"a": 1}"#.utf8), 9, "unknown-priority"),
                 ("test.bad.\(tag).envelopepriority", Array(#"{"id": "x-\#(tag)", "type": "test.bad.x", "payload": {}, "priority": 7, "timestamp": "2026-01-01T00:00:00Z"}"#.utf8), nil, "unknown-priority"),
                 ("test.bad.\(tag).large", Array(#"{"blob": ""#.utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: EventWireFormat.defaultMaxBodySize) + Array(#""}"#.utf8), nil, "too-large"),
+                // A byte sequence that is not UTF-8 is parked, not logged with replacement characters.
+                ("test.bad.\(tag).notutf8", Array(#"{"name": ""#.utf8) + [0xFF, 0xFE, 0x41] + Array(#""}"#.utf8), nil, "not-utf8"),
+                // jsonb cannot hold \u0000: parked with the reason instead of failing the log's batch.
+                ("test.bad.\(tag).nul", Array(#"{"text": "a\u0000b"}"#.utf8), nil, "invalid-field"),
+                // A message_id PostgreSQL's text cannot hold.
+                ("test.bad.\(tag).epoch", Array(#"{"id": "e-\#(tag)", "type": "test.bad.y", "payload": {}, "priority": 1, "timestamp": 99999999999999}"#.utf8), nil, "invalid-field"),
             ]
             for c in cases {
                 try await channel.publish(AMQPMessage(exchange: Topology.eventsExchange, routingKey: c.routingKey, body: c.body,
