@@ -128,9 +128,11 @@ public struct AMQPConfiguration: Sendable, Equatable {
         return "\(scheme)://\(user)@\(host):\(port)/\(virtualHostPathSegment)"
     }
 
+    /// The URL with its password replaced by `***`; a URL that does not parse loses everything between `://` and
+    /// the authority's last `@` (where a password would be).
     static func redact(_ url: String) -> String {
-        guard var c = URLComponents(string: url), c.password != nil else { return url }
-        c.password = "***"
-        return c.string ?? url
+        if var c = URLComponents(string: url), c.password != nil { c.password = "***"; return c.string ?? "***" }
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].prefix(while: { $0 != "/" }).lastIndex(of: "@") else { return url }
+        return url[..<scheme.upperBound] + "***" + url[at...]
     }
 }

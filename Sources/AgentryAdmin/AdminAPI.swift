@@ -50,13 +50,15 @@ struct AdminAPI: Sendable {
 
     func addRoutes(to router: Router<Context>) {
         router.add(middleware: ErrorMiddleware(logger: logger))
-        router.add(middleware: AuthMiddleware(configuration: configuration))
+        router.add(middleware: AdminGuard(configuration: configuration))
 
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: StatusPage.html)))
         }
         router.get("/healthz") { _, _ in JSONResponse.make(["status": "ok"]) }
-        router.get("/readyz") { _, _ in await self.readiness() }
+        router.get("/readyz") { request, _ in
+            await self.readiness(detailed: AdminGuard<Context>.authorized(request, token: self.configuration.token))
+        }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: await self.metrics.render(self.dependencies, hub: self.status))))
@@ -70,7 +72,8 @@ struct AdminAPI: Sendable {
         // Also answers `/api/agents/` (the seed's path): the router ignores a trailing slash.
         router.get("/api/agents") { _, _ in try await self.agents() }
         router.get("/api/agents/{agent_id}") { request, context in
-            try await self.agent(try context.parameters.require("agent_id"), version: request.uri.queryParameters.get("version"))
+            try await self.agent(try context.parameters.require("agent_id"), version: request.uri.queryParameters.get("version"),
+                                 revealSecrets: AdminGuard<Context>.authorized(request, token: self.configuration.token))
         }
         router.post("/api/agents/{agent_id}/publish") { request, context in
             var request = request
@@ -198,14 +201,16 @@ struct AdminAPI: Sendable {
             JSONResponse.make(["workers": .array(try await self.dependencies.runtime.workers().map(Representation.worker))])
         }
 
-        router.ws("/api/runtime/instances/status") { inbound, outbound, _ in
-            await self.status.serve(inbound: inbound, outbound: outbound)
+        // AdminGuard checked Host, Origin and the token; the hub tells clients over its limit so, and closes.
+        router.ws(RouterPath(stringLiteral: AdminGuard<Context>.statusWebSocketPath)) { inbound, outbound, _ in
+            await self.status.serve(inbound: inbound, outbound: outbound, limit: self.configuration.maxWebSocketClients)
         }
     }
 
     // MARK: Handlers
 
-    func readiness() async -> Response {
+    /// What is ready; the reasons for what is not name servers, users and databases only to callers with the token.
+    func readiness(detailed: Bool) async -> Response {
         var checks: JSONObject = [:]
         var ready = true
         do {
@@ -220,7 +225,7 @@ struct AdminAPI: Sendable {
             }
         } catch {
             ready = false
-            checks["database"] = .string("\(error)")
+            checks["database"] = .string(detailed ? "\(error)" : "PostgreSQL does not answer (details with the admin token)")
             checks["migrations"] = "unknown (the database does not answer)"
         }
         do {
@@ -228,7 +233,7 @@ struct AdminAPI: Sendable {
             checks["broker"] = "ok"
         } catch {
             ready = false
-            checks["broker"] = .string("RabbitMQ does not answer: \(error)")
+            checks["broker"] = .string(detailed ? "RabbitMQ does not answer: \(error)" : "RabbitMQ does not answer (details with the admin token)")
         }
         return JSONResponse.make(["status": .string(ready ? "ready" : "not_ready"), "checks": .object(checks)],
                                  status: ready ? .ok : .serviceUnavailable)
@@ -236,12 +241,7 @@ struct AdminAPI: Sendable {
 
     func register(_ request: Request) async throws -> Response {
         var request = request
-        let type = request.headers[.contentType]?.lowercased() ?? ""
-        let accepted = ["application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"]
-        if !type.isEmpty, !accepted.contains(where: { type.hasPrefix($0) }) {
-            throw AdminError(status: .unsupportedMediaType, code: "unsupported_media_type",
-                             message: "send the agent definition as YAML (application/yaml) or JSON (application/json), not \(type)")
-        }
+        // AdminGuard let through only application/yaml or application/json.
         let body = try await collect(&request)
         guard body.readableBytes > 0 else { throw AdminError.badRequest("the request body is empty: send an agent definition (YAML or JSON)") }
         // JSON is YAML: one parser gives both the same validation, with line and column.
@@ -285,7 +285,9 @@ struct AdminAPI: Sendable {
         return JSONResponse.make(["agents": .array(agents), "count": .int(Int64(agents.count))])
     }
 
-    func agent(_ id: String, version: String?) async throws -> Response {
+    /// One agent's definition; the values of `exec.env` and `http.headers` (and a password in `http.url`) only to
+    /// callers with the token.
+    func agent(_ id: String, version: String?, revealSecrets: Bool) async throws -> Response {
         if let version {
             do {
                 _ = try SemanticVersion(validating: version)
@@ -301,9 +303,10 @@ struct AdminAPI: Sendable {
         guard let (stored, definition) = found else {
             throw AdminError.notFound("Agent not found: no agent '\(id)'\(version.map { " version \($0)" } ?? "")")
         }
-        let json = try JSON.parse(Array(stored.definition.utf8))
+        let shown = revealSecrets ? definition : definition.redactingSecrets()
+        let json = revealSecrets ? try JSON.parse(Array(stored.definition.utf8)) : try JSON.parse(Array(try AgentRegistry.storedJSON(shown).utf8))
         return JSONResponse.make(["agent_id": .string(id), "version": .string(stored.version), "status": .string(stored.status.rawValue),
-                                  "definition": json, "yaml": .string(definition.yaml())])
+                                  "definition": json, "yaml": .string(shown.yaml()), "secrets_redacted": .bool(!revealSecrets && shown != definition)])
     }
 
     func startInstance(_ request: Request) async throws -> Response {
@@ -377,7 +380,7 @@ struct AdminAPI: Sendable {
             state = s
         }
         let event = query.get("event_id")
-        if let event, EventID(event) == nil { throw AdminError.badRequest("event_id '\(event)' is not an event id (a UUID)") }
+        if let event, EventID(event) == nil { throw AdminError.badRequest("event_id '\(event)' is not an event id (1 to 255 bytes)") }
         let runs = try await dependencies.runtime.runs(agentID: query.get("agent_id"), eventID: event, state: state,
                                                        limit: try limit(request, default: 50))
         return JSONResponse.make(["runs": .array(runs.map(Representation.run)), "count": .int(Int64(runs.count))])
@@ -463,40 +466,5 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             return answer.response
         }
-    }
-}
-
-/// Requests that change state need the token; reads need it off loopback.
-struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
-    let configuration: AdminConfiguration
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let changes = request.method != .get && request.method != .head && request.method != .options
-        let path = request.uri.path
-        let probe = path == "/healthz" || path == "/readyz" || path == "/metrics"
-        if changes || (configuration.readsNeedToken && !probe) {
-            guard let token = configuration.token else {
-                if configuration.openLocal { return try await next(request, context) }
-                throw AdminError(status: .forbidden, code: "forbidden",
-                                 message: "changes through the admin API are off: no AGENTRY_ADMIN_TOKEN is configured on the server (set one, or start it with AGENTRY_ADMIN_OPEN=1 on a loopback address)")
-            }
-            let header = request.headers[.authorization] ?? ""
-            let given = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
-            guard !given.isEmpty, Self.constantTimeEqual(given, token) else {
-                throw AdminError(status: .unauthorized, code: "unauthorized",
-                                 message: given.isEmpty ? "this request needs Authorization: Bearer <AGENTRY_ADMIN_TOKEN>" : "the bearer token is not the admin token",
-                                 headers: [.wwwAuthenticate: "Bearer realm=\"agentry\""])
-            }
-        }
-        return try await next(request, context)
-    }
-
-    /// Compares without leaking, through timing, how much of the token matched (only the length may show).
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var difference = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<max(x.count, y.count) {
-            difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-        }
-        return difference == 0
     }
 }

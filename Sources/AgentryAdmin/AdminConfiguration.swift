@@ -1,38 +1,107 @@
 import Foundation
 
-/// Where the admin endpoint listens and who may change things through it.
+/// Where the admin endpoint listens, who may change things through it, and from where.
 ///
 /// - host and port: `AGENTRY_ADMIN_ADDR` / `--admin-addr` (default `127.0.0.1:8000`; port 0 picks a free one).
-/// - token: `AGENTRY_ADMIN_TOKEN`; every request that changes state needs `Authorization: Bearer <token>`.
-/// - Without a token, such requests are refused (403) unless the operator asks for the open local mode
-///   (`AGENTRY_ADMIN_OPEN=1` or `--admin-open`), which only a loopback address allows. Reads are open on loopback and
-///   need the token elsewhere; a non-loopback address without a token refuses to start (``validate()``).
+/// - token: `AGENTRY_ADMIN_TOKEN`, or a random one made at start (``generatedToken()``) and printed with the status
+///   page's URL. Every request that changes state needs `Authorization: Bearer <token>`; there is no open mode.
+/// - Reads are open on loopback to callers that are not browsers, and need the token elsewhere (see ``AdminGuard``).
+/// - allowedHosts: the names besides the bound address that requests may carry in `Host` (a proxy's public name).
+/// - tls: a PEM certificate chain and key (`--admin-tls-cert`, `--admin-tls-key`).
 public struct AdminConfiguration: Sendable {
     public var host: String
     public var port: Int
-    public var token: String?
-    public var openLocal: Bool
+    public var token: String
+    /// Whether the token was made at start (printed with the status page's URL) rather than configured.
+    public var tokenGenerated: Bool
+    /// Host names (without port) that requests may name in `Host` besides the bound address (and, on loopback,
+    /// `localhost`). Lower case.
+    public var allowedHosts: [String]
+    public var tls: TLSFiles?
     /// Request bodies above this are refused with 413. Default 1 MiB.
     public var maxBodySize: Int = 1 << 20
+    /// A connection that sends or receives nothing for this long is closed. Default 60 s.
+    public var idleTimeout: Duration = .seconds(60)
+    /// A request's head (request line and headers) must arrive whole within this time of the connection's opening
+    /// or of the previous response. Default 10 s.
+    public var headerTimeout: Duration = .seconds(10)
+    /// Most status WebSocket clients served at once; more are refused with 503. Default 64.
+    public var maxWebSocketClients: Int = 64
 
-    public init(host: String = "127.0.0.1", port: Int = 8000, token: String? = nil, openLocal: Bool = false) {
+    public struct TLSFiles: Sendable, Hashable {
+        public var certificateChain: String
+        public var privateKey: String
+        public init(certificateChain: String, privateKey: String) {
+            self.certificateChain = certificateChain
+            self.privateKey = privateKey
+        }
+    }
+
+    /// The shortest token accepted from `AGENTRY_ADMIN_TOKEN`.
+    public static let minimumTokenLength = 16
+
+    public init(host: String = "127.0.0.1", port: Int = 8000, token: String? = nil, allowedHosts: [String] = [], tls: TLSFiles? = nil) {
         self.host = host
         self.port = port
-        self.token = token
-        self.openLocal = openLocal
+        self.token = token ?? Self.generatedToken()
+        self.tokenGenerated = token == nil
+        self.allowedHosts = allowedHosts.map { $0.lowercased() }
+        self.tls = tls
     }
 
-    public var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    /// 32 random bytes as 64 hex digits (from the system's generator).
+    public static func generatedToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in
+            let word = generator.next() as UInt64
+            let hex = String(word, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
     }
 
-    /// Refuses what would expose the cluster: a non-loopback address without a token, or open mode off loopback.
-    public func validate() throws {
-        if !isLoopback, token == nil {
-            throw AdminConfigurationError("the admin endpoint would listen on \(host):\(port), which is not a loopback address, without AGENTRY_ADMIN_TOKEN: set a token (or listen on 127.0.0.1)")
+    /// Whether the endpoint listens on a loopback address only: `localhost`, `::1`, or an IPv4 address in 127.0.0.0/8
+    /// (four numbers, the first 127; `127.example.com` is a name, not one).
+    public var isLoopback: Bool { Self.isLoopback(host) }
+
+    public static func isLoopback(_ host: String) -> Bool {
+        let host = host.lowercased()
+        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+        guard let octets = ipv4(host) else { return false }
+        return octets[0] == 127
+    }
+
+    /// The four numbers of a dotted IPv4 address, or nil.
+    static func ipv4(_ text: String) -> [Int]? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var octets: [Int] = []
+        for part in parts {
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), let n = Int(part), (0...255).contains(n) else { return nil }
+            octets.append(n)
         }
-        if openLocal, !isLoopback {
-            throw AdminConfigurationError("the open local mode (AGENTRY_ADMIN_OPEN) is only for a loopback address, not \(host)")
+        return octets
+    }
+
+    /// Whether the endpoint listens on every address (`0.0.0.0`, `::`).
+    var isWildcard: Bool { host == "0.0.0.0" || host == "::" || host == "[::]" }
+
+    /// The scheme of the endpoint's own URLs and origin.
+    public var scheme: String { tls == nil ? "http" : "https" }
+
+    /// The status page's URL with the token, as printed at start (`http://127.0.0.1:8000/?token=…`).
+    public func statusPageURL(port: Int) -> String {
+        let name = isWildcard ? (ProcessInfo.processInfo.hostName) : (host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host)
+        return "\(scheme)://\(name):\(port)/?token=\(token)"
+    }
+
+    /// Refuses a token that is too short to guess at, TLS files that cannot be read, and malformed host names.
+    public func validate() throws {
+        if !tokenGenerated, token.count < Self.minimumTokenLength {
+            throw AdminConfigurationError("AGENTRY_ADMIN_TOKEN is \(token.count) characters long; use at least \(Self.minimumTokenLength) (e.g. `openssl rand -hex 32`)")
+        }
+        if let tls { _ = try AdminServer.tlsConfiguration(tls) }
+        if let bad = allowedHosts.first(where: { $0.isEmpty || $0.contains("/") || $0.contains(" ") }) {
+            throw AdminConfigurationError("'\(bad)' is not a host name for --admin-allowed-host (give a name such as agentry.example.com, without scheme or path)")
         }
     }
 

@@ -23,7 +23,7 @@ public final class AdminMetrics: Sendable {
 
     func render(_ dependencies: AdminDependencies, hub: StatusHub) async -> String {
         // Read at scrape time: queue depths (the gauges), and the reconnects the AMQP connection counts itself.
-        _ = try? await hub.queues()
+        _ = try? await hub.recent(.queues)
         Gauge(label: "agentry_amqp_reconnects").record(dependencies.connection.reconnectCount)
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)

@@ -1,7 +1,10 @@
 import AgentryCore
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
+import NIOSSL
 public import AgentryStore
 public import Logging
 import NIOConcurrencyHelpers
@@ -41,29 +44,66 @@ public struct AdminServer: Service {
         return Database(configuration: configuration, logger: logger, statementDeadline: statementDeadline)
     }
 
+    /// HTTP/1 with the status WebSocket, behind a deadline for the first request's head and an idle timeout, and
+    /// behind TLS when configured.
+    static func serverBuilder(router: Router<BasicWebSocketRequestContext>, configuration: AdminConfiguration) throws -> HTTPServerBuilder {
+        let tls = try configuration.tls.map(Self.tlsConfiguration)
+        let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: .init(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000)),
+            ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
+        let headerTimeout = TimeAmount.nanoseconds(Int64(configuration.headerTimeout.components.seconds) * 1_000_000_000)
+        let webSocketResponder = router.buildResponder()
+        return HTTPServerBuilder { responder in
+            let base = HeaderTimeoutChannel(
+                base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: webSocket),
+                timeout: headerTimeout)
+            guard let tls else { return base }
+            return try TLSChannel(base, tlsConfiguration: tls)
+        }
+    }
+
+    /// The server side of TLS from PEM files, or an error that names them.
+    static func tlsConfiguration(_ files: AdminConfiguration.TLSFiles) throws -> TLSConfiguration {
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain).map { NIOSSLCertificateSource.certificate($0) }
+            guard !chain.isEmpty else { throw AdminConfigurationError("no certificate in the file") }
+            let key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
+            return TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        } catch {
+            throw AdminConfigurationError("cannot read the admin endpoint's TLS certificate \(files.certificateChain) and key \(files.privateKey) (PEM): \(error)")
+        }
+    }
+
     public func run() async throws {
         let metrics = AdminMetrics.shared
         let hub = StatusHub(dependencies: dependencies, managementURL: managementURL, metrics: metrics)
         let api = AdminAPI(configuration: configuration, dependencies: dependencies, status: hub, metrics: metrics)
         let router = Router(context: BasicWebSocketRequestContext.self)
         api.addRoutes(to: router)
-        if configuration.token != nil {
-            logger.info("admin API: changes need the bearer token (AGENTRY_ADMIN_TOKEN)")
-        } else if configuration.openLocal {
-            logger.warning("admin API in open local mode: anyone who can reach \(configuration.host):\(configuration.port) can change things")
+        let configuration = self.configuration
+        if configuration.tokenGenerated {
+            logger.notice("admin API: changes need the token printed with the status page's URL (set AGENTRY_ADMIN_TOKEN to choose one)")
         } else {
-            logger.warning("admin API is read-only: no AGENTRY_ADMIN_TOKEN is set, so requests that change state are refused (403)")
+            logger.info("admin API: changes need the bearer token (AGENTRY_ADMIN_TOKEN)")
+        }
+        if !configuration.isLoopback, configuration.tls == nil {
+            logger.warning("the admin endpoint listens on \(configuration.host) without TLS: the token crosses the network in clear; give --admin-tls-cert and --admin-tls-key, or put a TLS proxy in front (SECURITY.md)")
         }
         let logger = self.logger
-        let host = configuration.host
         let onListening = self.onListening
+        let server = try Self.serverBuilder(router: router, configuration: configuration)
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router),
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "agentry"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                logger.info("admin endpoint listening", metadata: ["http.url": "http://\(host):\(port)/"])
+                logger.info("admin endpoint listening", metadata: ["http.url": "\(configuration.scheme)://\(configuration.host):\(port)/"])
+                if configuration.tokenGenerated {
+                    // As Jupyter does: the one place the generated token appears, on the terminal that started the
+                    // process (not in the log, which may be shipped elsewhere).
+                    FileHandle.standardError.write(Data("Agentry status page (this token lasts until the process stops):\n    \(configuration.statusPageURL(port: port))\n".utf8))
+                }
                 await onListening(port)
             },
             logger: logger)

@@ -3797,7 +3797,7 @@ enum OpenAPIDocument {
       "bearer": {
         "type": "http",
         "scheme": "bearer",
-        "description": "`AGENTRY_ADMIN_TOKEN`"
+        "description": "`AGENTRY_ADMIN_TOKEN`, or the token the server made at start and printed with the status page URL"
       }
     },
     "schemas": {
@@ -3884,6 +3884,10 @@ enum OpenAPIDocument {
           "yaml": {
             "type": "string",
             "description": "The definition as YAML."
+          },
+          "secrets_redacted": {
+            "type": "boolean",
+            "description": "True when the caller has no token and values of exec.env, http.headers or a password in http.url read <redacted>."
           }
         },
         "required": [
@@ -3891,7 +3895,8 @@ enum OpenAPIDocument {
           "version",
           "status",
           "definition",
-          "yaml"
+          "yaml",
+          "secrets_redacted"
         ],
         "description": "One version of an agent with its definition."
       },

@@ -40,7 +40,16 @@ public final class StatusHub: Sendable {
         var subscriptions = 0
         /// Whether this hub's row in `status_watchers` is current, so that changes notify `agentry_status`.
         var watching = false
+        /// Since when `watching` holds: a reading taken before then may have missed a change nobody was notified of.
+        var watchingSince: ContinuousClock.Instant?
+        /// The last reading of each kind, with when it was taken: new clients' snapshots and `/metrics` scrapes
+        /// within ``readingLifetime`` of it share it instead of asking PostgreSQL and RabbitMQ again.
+        var readings: [Kind: (at: ContinuousClock.Instant, value: [JSONValue])] = [:]
+        var recentEvents: (at: ContinuousClock.Instant, value: [JSONValue])?
     }
+
+    /// How long a reading serves snapshots and scrapes (live updates always read afresh).
+    static let readingLifetime: Duration = .seconds(1)
 
     static let forwardedPatterns = ["agent.#", "resource.#", "alert.#"]
 
@@ -145,7 +154,10 @@ public final class StatusHub: Sendable {
                 if watched, renewed.map({ ContinuousClock.now - $0 >= Self.watchRenewal }) ?? true {
                     try await store.watchStatus(hubID: hubID, expiry: Self.watchExpiry)
                     renewed = .now
-                    state.withLockedValue { $0.watching = true }
+                    state.withLockedValue { s in
+                        if !s.watching { s.watchingSince = ContinuousClock.now }
+                        s.watching = true
+                    }
                 } else if !watched, renewed != nil {
                     // Not watching from here on: a client that arrives meanwhile waits for the next registration.
                     state.withLockedValue { $0.watching = false }
@@ -247,14 +259,36 @@ public final class StatusHub: Sendable {
 
     // MARK: Reading the state
 
+    /// Reads `kind` afresh (and keeps the reading for ``recent(_:)``).
     func read(_ kind: Kind) async throws -> [JSONValue] {
+        let value: [JSONValue]
         switch kind {
-        case .instances: return try await dependencies.runtime.instances().map(Representation.instance)
-        case .agents: return try await agents()
-        case .locks: return try await dependencies.locks.list().map(Representation.lock)
-        case .runs: return try await dependencies.runtime.runs(limit: 20).map(Representation.run)
-        case .queues: return try await queues()
+        case .instances: value = try await dependencies.runtime.instances().map(Representation.instance)
+        case .agents: value = try await agents()
+        case .locks: value = try await dependencies.locks.list().map(Representation.lock)
+        case .runs: value = try await dependencies.runtime.runs(limit: 20).map(Representation.run)
+        case .queues: value = try await queues()
         }
+        let now = ContinuousClock.now
+        state.withLockedValue { $0.readings[kind] = (now, value) }
+        return value
+    }
+
+    /// The reading of `kind` taken within ``readingLifetime``, else a fresh one: a burst of new clients or of
+    /// scrapes costs the servers one reading.
+    func recent(_ kind: Kind) async throws -> [JSONValue] {
+        let now = ContinuousClock.now
+        if let kept = state.withLockedValue({ s in s.readings[kind].flatMap { usable($0.at, s) ? $0 : nil } }), now - kept.at < Self.readingLifetime {
+            return kept.value
+        }
+        return try await read(kind)
+    }
+
+    /// Whether a reading taken `at` may stand in for a fresh one: while the hub watches, a change after it is notified
+    /// (and reaches the clients through the flush); before, it might not be.
+    private func usable(_ at: ContinuousClock.Instant, _ s: State) -> Bool {
+        guard s.watching, let since = s.watchingSince else { return s.clients.isEmpty }
+        return at >= since
     }
 
     /// Every registered agent with its desired state and triggers.
@@ -317,8 +351,15 @@ public final class StatusHub: Sendable {
 
     func snapshot() async throws -> String {
         var object: JSONObject = ["type": "snapshot"]
-        for kind in Kind.allCases { object[kind.rawValue] = .array(try await read(kind)) }
-        object["events"] = .array(try await dependencies.eventLog.recent(limit: 20).map { Representation.event($0.event) })
+        for kind in Kind.allCases { object[kind.rawValue] = .array(try await recent(kind)) }
+        let now = ContinuousClock.now
+        if let kept = state.withLockedValue({ s in s.recentEvents.flatMap { usable($0.at, s) ? $0 : nil } }), now - kept.at < Self.readingLifetime {
+            object["events"] = .array(kept.value)
+        } else {
+            let events = try await dependencies.eventLog.recent(limit: 20).map { Representation.event($0.event) }
+            state.withLockedValue { $0.recentEvents = (now, events) }
+            object["events"] = .array(events)
+        }
         return JSON.serialize(.object(object))
     }
 
@@ -365,10 +406,21 @@ public final class StatusHub: Sendable {
     /// The client counts from the start, so that the hub binds its event subscriptions and registers for database
     /// notifications; the snapshot is read once both are in place (or after 2 s without the bus or the database), and
     /// what is broadcast meanwhile follows the snapshot: nothing published or changed after the snapshot is missed.
-    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, limit: Int = .max) async {
         let id = UUID()
         let (outbox, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(outboxLimit))
-        state.withLockedValue { $0.clients[id] = Client(outbox: continuation) }
+        // Upgrades are checked against the limit before they happen; clients that upgraded at once may still pass it.
+        let admitted = state.withLockedValue { s -> Bool in
+            guard s.clients.count < limit else { return false }
+            s.clients[id] = Client(outbox: continuation)
+            return true
+        }
+        guard admitted else {
+            try? await outbound.write(.text(JSON.serialize(.object([
+                "type": "error", "code": "too_many_clients", "message": .string("the status stream serves its limit of \(limit) clients; try again later"),
+            ]))))
+            return
+        }
         Self.countClients(+1)
         await waitForSources(upTo: .seconds(2))
         let snapshot: String

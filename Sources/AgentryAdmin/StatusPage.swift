@@ -143,6 +143,18 @@ section{padding:10px}
 
   const $ = (id) => document.getElementById(id);
 
+  // The token printed at start comes in the URL (?token=…): keep it in this browser's storage for this endpoint's
+  // origin, and take it out of the address bar (and so out of the history and of bookmarks).
+  (function adoptToken() {
+    const params = new URLSearchParams(location.search);
+    const t = params.get('token');
+    if (!t) return;
+    try { localStorage.setItem(TOKEN_KEY, t); } catch (e) { /* ignore */ }
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(null, '', location.pathname + (rest ? '?' + rest : '') + location.hash);
+  })();
+
   // Builds an element; text always goes through text nodes, never through HTML parsing.
   function el(tag, attrs, children) {
     const e = document.createElement(tag);
@@ -407,7 +419,9 @@ section{padding:10px}
 
   function connect() {
     retryTimer = null;
-    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + WS_PATH;
+    const tok = storedToken();
+    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + WS_PATH +
+      (tok ? '?token=' + encodeURIComponent(tok) : '');
     let sock;
     try {
       sock = new WebSocket(url);
@@ -430,6 +444,10 @@ section{padding:10px}
     sock.onclose = () => {
       if (ws !== sock) return;
       ws = null;
+      if (!storedToken()) {
+        setConnection('token needed', 'bad', 'Open the URL with ?token= printed by agentry at start, or click to enter the token');
+        return;
+      }
       scheduleReconnect();
     };
     sock.onerror = () => { /* a close follows */ };
@@ -453,15 +471,15 @@ section{padding:10px}
     noticeTimer = setTimeout(() => { n.hidden = true; }, kind === 'error' ? 12000 : 6000);
   }
   function storedToken() {
-    try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+    try { return localStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
   }
   function forgetToken() {
-    try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+    try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
   }
   function askToken(why) {
     const t = window.prompt(why || 'Admin token (AGENTRY_ADMIN_TOKEN):', '');
     const v = t ? t.trim() : '';
-    if (v) { try { sessionStorage.setItem(TOKEN_KEY, v); } catch (e) { /* ignore */ } }
+    if (v) { try { localStorage.setItem(TOKEN_KEY, v); } catch (e) { /* ignore */ } }
     return v;
   }
   function errorText(res, body) {
@@ -525,6 +543,12 @@ section{padding:10px}
     if (data.runs.some((r) => r.state === 'running')) renderRuns();
     if (data.locks.length) renderLocks();
   }, 5000);
+  $('connection').addEventListener('click', () => {
+    if (ws) return;
+    if (!storedToken() && !askToken()) return;
+    if (retryTimer) { clearTimeout(retryTimer); retryTimer = null; }
+    connect();
+  });
   renderAll();
   connect();
 })();

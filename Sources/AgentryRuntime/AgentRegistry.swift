@@ -31,10 +31,17 @@ public struct AgentRegistry: Sendable {
         try await store.register(Self.record(for: definition))
     }
 
+    /// The definition as the registry stores it (JSON, sorted keys).
+    public static func storedJSON(_ definition: AgentDefinition) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(definition), as: UTF8.self)
+    }
+
     static func record(for definition: AgentDefinition) throws -> AgentVersionRecord {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let json = String(decoding: try encoder.encode(definition), as: UTF8.self)
+        let json = try storedJSON(definition)
         let triggers = try definition.triggers.map { trigger in
             AgentVersionRecord.Trigger(
                 eventType: trigger.type, priority: trigger.priority.name,

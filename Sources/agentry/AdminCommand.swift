@@ -9,15 +9,33 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 
-/// `--admin-open`, shared by `agentry worker` and `agentry admin` (the address and token are global settings).
+/// The admin endpoint's options shared by `agentry worker` and `agentry admin` (the address and token are global
+/// settings).
 struct AdminOptions: ParsableArguments {
-    @Flag(help: "Without AGENTRY_ADMIN_TOKEN, allow changes through the admin API anyway (loopback addresses only; also AGENTRY_ADMIN_OPEN=1).")
-    var adminOpen = false
+    @Option(name: .customLong("admin-allowed-host"),
+            help: ArgumentHelp("A host name requests may carry in Host besides the bound address, e.g. a proxy's public name (repeatable; also AGENTRY_ADMIN_ALLOWED_HOSTS, comma-separated).", valueName: "NAME"))
+    var allowedHosts: [String] = []
+
+    @Option(name: .customLong("admin-tls-cert"), help: ArgumentHelp("Serve the admin endpoint over TLS with this PEM certificate chain (AGENTRY_ADMIN_TLS_CERT).", valueName: "FILE"))
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("admin-tls-key"), help: ArgumentHelp("The PEM private key of --admin-tls-cert (AGENTRY_ADMIN_TLS_KEY).", valueName: "FILE"))
+    var tlsKey: String?
 
     func resolve(_ configuration: AgentryConfiguration) throws -> AdminConfiguration {
-        let environment = ProcessInfo.processInfo.environment["AGENTRY_ADMIN_OPEN"]?.lowercased() ?? ""
+        let environment = ProcessInfo.processInfo.environment
+        let hosts = allowedHosts + (environment["AGENTRY_ADMIN_ALLOWED_HOSTS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let certificate = tlsCertificate ?? environment["AGENTRY_ADMIN_TLS_CERT"].flatMap { $0.isEmpty ? nil : $0 }
+        let key = tlsKey ?? environment["AGENTRY_ADMIN_TLS_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        if (certificate == nil) != (key == nil) {
+            throw ValidationError("--admin-tls-cert and --admin-tls-key go together: give both (PEM files) or neither")
+        }
+        if environment["AGENTRY_ADMIN_OPEN"] != nil {
+            FileHandle.standardError.write(Data("warning: AGENTRY_ADMIN_OPEN has no effect: the admin API always needs a token (AGENTRY_ADMIN_TOKEN, or the one printed at start)\n".utf8))
+        }
         let admin = AdminConfiguration(host: configuration.adminHost, port: configuration.adminPort, token: configuration.adminToken,
-                                       openLocal: adminOpen || ["1", "true", "yes"].contains(environment))
+                                       allowedHosts: hosts,
+                                       tls: certificate.map { AdminConfiguration.TLSFiles(certificateChain: $0, privateKey: key ?? "") })
         do {
             try admin.validate()
         } catch {
@@ -41,9 +59,9 @@ extension Agentry {
         static let configuration = CommandConfiguration(
             abstract: "Serve the admin endpoint alone (for a host that runs no agents), until SIGTERM or SIGINT.",
             discussion: """
-                Every `agentry worker` serves it too (unless --no-admin). Set AGENTRY_ADMIN_TOKEN: requests that \
-                change state need `Authorization: Bearer <token>`; a non-loopback address without a token refuses \
-                to start.
+                Every `agentry worker` serves it too (unless --no-admin). Requests that change state need \
+                `Authorization: Bearer <token>`: AGENTRY_ADMIN_TOKEN, or a token made at start and printed with the \
+                status page's URL. See SECURITY.md for serving it off loopback.
                 """)
 
         @OptionGroup var options: GlobalOptions

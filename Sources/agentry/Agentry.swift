@@ -48,6 +48,12 @@ struct GlobalOptions: ParsableArguments {
     var logLevel: String?
 
     func resolve() throws -> AgentryConfiguration {
+        // A password on the command line shows in `ps` to every user of the host, and in shell histories.
+        for (flag, url, variable) in [("--amqp-url", amqpURL, "AGENTRY_AMQP_URL"), ("--database-url", databaseURL, "AGENTRY_DATABASE_URL")] {
+            if let url, Self.carriesPassword(url) {
+                FileHandle.standardError.write(Data("warning: \(flag) carries a password, which other users of this host can read in `ps`; set \(variable) in the environment instead\n".utf8))
+            }
+        }
         do {
             return try AgentryConfiguration.resolve(.init(
                 amqpURL: amqpURL, databaseURL: databaseURL, adminAddress: adminAddress,
@@ -55,6 +61,14 @@ struct GlobalOptions: ParsableArguments {
         } catch {
             throw ValidationError("\(error)")
         }
+    }
+
+    /// Whether a URL has a password (`scheme://user:password@host`), parsable or not.
+    static func carriesPassword(_ url: String) -> Bool {
+        guard let scheme = url.range(of: "://") else { return false }
+        let authority = url[scheme.upperBound...].prefix { $0 != "/" && $0 != "?" }
+        guard let at = authority.lastIndex(of: "@") else { return false }
+        return authority[..<at].contains(":")
     }
 
     func logger(_ label: String, default level: Logger.Level = .info) throws -> Logger {

@@ -71,15 +71,22 @@ struct AdminHarness: Sendable {
 
 let adminToken = "test-admin-token-0123456789"
 
-func withAdminServer(token: String? = adminToken, openLocal: Bool = false, _ body: @Sendable (AdminHarness) async throws -> Void) async throws {
+/// An admin server over the real broker and database; `token` nil: the server makes one (as without
+/// AGENTRY_ADMIN_TOKEN), and the harness sends that one.
+func withAdminServer(token: String? = adminToken,
+                     managementURL: String = "http://guest:guest@localhost:15672/api/queues/\(TestEnvironment.configuration.amqp.virtualHostPathSegment)",
+                     configure: @Sendable (inout AdminConfiguration) -> Void = { _ in },
+                     _ body: @Sendable (AdminHarness) async throws -> Void) async throws {
     try await withWorkerHarness { h in
         let topology = try TestEnvironment.topology()
         let expected = try Migration.load(directory: TestEnvironment.configuration.migrationsDirectory).map(\.version).max() ?? 0
         let dependencies = AdminDependencies(database: h.database, connection: h.connection, bus: h.bus, topology: topology,
                                              expectedSchemaVersion: expected, logger: TestEnvironment.logger)
         let (ports, portSink) = AsyncStream<Int>.makeStream()
-        let server = AdminServer(configuration: AdminConfiguration(host: "127.0.0.1", port: 0, token: token, openLocal: openLocal),
-                                 dependencies: dependencies, managementURL: "http://guest:guest@localhost:15672/api/queues/\(TestEnvironment.configuration.amqp.virtualHostPathSegment)",
+        var configuration = AdminConfiguration(host: "127.0.0.1", port: 0, token: token)
+        configure(&configuration)
+        let server = AdminServer(configuration: configuration,
+                                 dependencies: dependencies, managementURL: managementURL,
                                  logger: TestEnvironment.logger) { port in portSink.yield(port) }
         let running = Task { try await server.run() }
         var iterator = ports.makeAsyncIterator()
@@ -88,7 +95,7 @@ func withAdminServer(token: String? = adminToken, openLocal: Bool = false, _ bod
             return
         }
         do {
-            try await body(AdminHarness(port: port, token: token, worker: h))
+            try await body(AdminHarness(port: port, token: configuration.token, worker: h))
         } catch {
             running.cancel()
             _ = try? await running.value
@@ -205,7 +212,7 @@ struct AdminTests {
             let dependencies = AdminDependencies(database: database, connection: h.connection, bus: h.bus, topology: try TestEnvironment.topology(),
                                                  expectedSchemaVersion: 1, logger: TestEnvironment.logger)
             let (ports, portSink) = AsyncStream<Int>.makeStream()
-            let server = AdminServer(configuration: AdminConfiguration(host: "127.0.0.1", port: 0, token: adminToken, openLocal: false),
+            let server = AdminServer(configuration: AdminConfiguration(host: "127.0.0.1", port: 0, token: adminToken),
                                      dependencies: dependencies, managementURL: nil, logger: TestEnvironment.logger) { port in portSink.yield(port) }
             let running = Task { try await server.run() }
             var iterator = ports.makeAsyncIterator()
@@ -331,22 +338,23 @@ struct AdminTests {
         }
     }
 
-    @Test("without a token changes are refused (403) and reads stay open; the open local mode allows them; a public address needs a token")
+    @Test("without AGENTRY_ADMIN_TOKEN the server makes a token: changes need it (401), reads on loopback stay open, a short token is refused")
     func authenticationModes() async throws {
         try await withAdminServer(token: nil) { a in
-            let refused = try await a.request(.POST, "/api/events", body: #"{"type": "x.y"}"#)
-            #expect(refused.status == 403 && refused.errorCode == "forbidden")
-            #expect(refused.errorMessage.contains("no AGENTRY_ADMIN_TOKEN"))
-            #expect(try await a.request(.GET, "/api/agents/").status == 200)
+            let token = try #require(a.token)
+            #expect(token.count == 64, "a generated token of 32 random bytes in hex: \(token)")
+            let refused = try await a.request(.POST, "/api/events", body: #"{"type": "x.y"}"#, authorized: false)
+            #expect(refused.status == 401 && refused.errorCode == "unauthorized", "\(refused.status) \(refused.text)")
+            #expect(refused.errorMessage.contains("printed at start"))
+            let wrong = try await a.request(.POST, "/api/events", body: #"{"type": "x.y"}"#, token: adminToken)
+            #expect(wrong.status == 401)
+            #expect(try await a.request(.POST, "/api/events", body: #"{"type": "generated.token"}"#).status == 202)
+            #expect(try await a.request(.GET, "/api/agents/", authorized: false).status == 200)
         }
-        try await withAdminServer(token: nil, openLocal: true) { a in
-            let answer = try await a.request(.POST, "/api/events", body: #"{"type": "open.mode"}"#)
-            #expect(answer.status == 202)
-        }
-        let exposed = #expect(throws: AdminConfigurationError.self) { try AdminConfiguration(host: "0.0.0.0", port: 8000).validate() }
-        #expect(exposed?.description.contains("not a loopback address, without AGENTRY_ADMIN_TOKEN") == true)
-        #expect(throws: AdminConfigurationError.self) { try AdminConfiguration(host: "10.0.0.1", token: "t", openLocal: true).validate() }
+        let short = #expect(throws: AdminConfigurationError.self) { try AdminConfiguration(host: "0.0.0.0", port: 8000, token: "short").validate() }
+        #expect(short?.description.contains("at least 16") == true)
         #expect(throws: Never.self) { try AdminConfiguration(host: "0.0.0.0", token: adminToken).validate() }
+        #expect(AdminConfiguration(token: nil).statusPageURL(port: 8000).hasPrefix("http://127.0.0.1:8000/?token="))
     }
 
     @Test("register, publish, an alert through the API: the run shows in /api/runtime/instances and on the WebSocket within a second; /metrics moves")

@@ -70,10 +70,14 @@ struct StatusPageBrowserTests {
             #expect(answers.published == 200)
             let worker = try WorkerProcess(agents: [id])
             let instance = "document.querySelector('[data-testid=instance][data-agent-id=\"\(id)\"]')"
-            let browser = try HeadlessBrowser(url: a.base + "/")
+            // As the worker prints it: the page's URL with the token, which the page keeps and takes out of the URL.
+            let token = try #require(a.token)
+            let browser = try HeadlessBrowser(url: a.base + "/?token=\(token)")
             defer { browser.close() }
             #expect(try browser.wait(20, "document.body.dataset.ready === 'true'"), "the page should render the first snapshot")
             #expect(try browser.eval("document.getElementById('connection').textContent") == "connected")
+            #expect(try browser.eval("location.search") == "", "the token is no longer in the address bar")
+            #expect(try browser.eval("localStorage.getItem('agentry-token')") == .string(token))
             #expect(try browser.wait(20, "\(instance)?.dataset.state === 'idle'"), "the agent's instance should appear, idle")
             #expect(try browser.eval("!!document.querySelector('[data-testid=agent][data-agent-id=\"\(id)\"]')") == .bool(true))
             // Focus on the test's agent with the selector, as an operator would.
@@ -90,10 +94,16 @@ struct StatusPageBrowserTests {
             #expect(try browser.wait(15, "\(instance)?.dataset.state === 'idle' && !!document.querySelector('[data-testid=run][data-state=succeeded]')"),
                     "back to idle, with the succeeded run listed")
             #expect(try browser.wait(5, "[...document.querySelectorAll('[data-testid=event]')].some(e => e.dataset.type === 'agent.task.completed')"))
+            // A button sends the kept token: Pause reaches the agent's desired state.
+            _ = try browser.eval("document.querySelector('[data-testid=agent][data-agent-id=\"\(id)\"] button[data-action=pause]')?.click()")
+            #expect(try await TestEnvironment.eventually {
+                try await a.request(.GET, "/api/agents").json?[path: "agents"]?.arrayValue?
+                    .first { $0[path: "agent_id"]?.stringValue == id }?[path: "desired_state"] == "paused"
+            }, "the page's Pause button, with the token it kept, paused the agent")
             browser.close()
 
             // At a phone's width the page does not overflow sideways.
-            let phone = try HeadlessBrowser(url: a.base + "/", width: 390, height: 844)
+            let phone = try HeadlessBrowser(url: a.base + "/?token=\(token)", width: 390, height: 844)
             defer { phone.close() }
             #expect(try phone.wait(20, "document.body.dataset.ready === 'true'"))
             #expect(try phone.eval("document.documentElement.scrollWidth <= window.innerWidth + 1") == .bool(true))
