@@ -1,3 +1,5 @@
+import AMQP
+import AgentryRuntime
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -64,5 +66,62 @@ struct DatabaseUnreachableTests {
         #expect(status == 0, "exit status \(status): \(worker.output)")
         #expect(worker.output.contains("stopped while waiting for PostgreSQL"))
         await worker.stop()
+    }
+}
+
+@Suite("A new user's first steps", .serialized)
+struct NewUserTests {
+    @Test("every example agent applies and publishes, blackscreen-exec after the subagents it names (shipped with it)")
+    func examplesPublish() async throws {
+        try await TestEnvironment.withFreshDatabase("examples") { _, url in
+            let vhost = try TestEnvironment.makeVhost()
+            defer { TestEnvironment.deleteVhost(vhost) }
+            let amqp = TestEnvironment.configuration.amqp
+            let environment = ["AGENTRY_DATABASE_URL": url,
+                               "AGENTRY_AMQP_URL": "amqp://\(amqp.user):\(amqp.password)@\(amqp.host):\(amqp.port)/\(vhost)",
+                               "AGENTRY_TOPOLOGY_DIR": TestEnvironment.configuration.topologyDirectory]
+            let agentry = TestEnvironment.agentryExecutable
+            let examples = TestEnvironment.repositoryRoot.appendingPathComponent("examples/agents").path
+            let topology = try TestEnvironment.run(agentry, ["topology", "apply"], environment: environment)
+            #expect(topology.status == 0, "\(topology.output)")
+            let applied = try TestEnvironment.run(agentry, ["agents", "apply", examples], environment: environment)
+            #expect(applied.status == 0, "\(applied.output)")
+            for id in ["device-rebooter", "ticket-writer", "blackscreen-exec", "blackscreen-triage", "noop", "alert-logger",
+                       "offline-reporter", "device-check", "deploy-http"] {
+                let published = try TestEnvironment.run(agentry, ["agents", "publish", id], environment: environment)
+                #expect(published.status == 0, "agents publish \(id): \(published.output)")
+            }
+        }
+    }
+
+    @Test("`runs list` with no runs suggests a publish command that `agentry publish` accepts")
+    func emptyRunsHint() async throws {
+        try await TestEnvironment.withFreshDatabase("hint") { _, url in
+            let listed = try TestEnvironment.run(TestEnvironment.agentryExecutable, ["runs", "list"], environment: ["AGENTRY_DATABASE_URL": url])
+            let hint = try #require(listed.output.split(separator: "`").dropFirst().first.map(String.init), "\(listed.output)")
+            #expect(hint.hasPrefix("agentry publish "), "\(listed.output)")
+            // The suggested arguments, as a shell would split them, against a broker that is not there: only a
+            // connection error may stop them, not their form.
+            let arguments = ["alert.device_offline", "--payload", #"{"device_id": "stb-1"}"#]
+            #expect(hint == "agentry publish " + arguments[0] + " " + arguments[1] + " '" + arguments[2] + "'", "\(hint)")
+            let tried = try TestEnvironment.run(TestEnvironment.agentryExecutable, ["publish"] + arguments,
+                                                environment: ["AGENTRY_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2f"])
+            #expect(!tried.output.contains("Usage:"), "\(tried.output)")
+            #expect(tried.output.contains("127.0.0.1:1"), "\(tried.output)")
+        }
+    }
+
+    @Test("a password on the command line is warned about and never printed, even in a URL that does not parse")
+    func passwordsStayHidden() throws {
+        let secret = "pa55 w@rd-\(UUID().uuidString.prefix(6))"
+        let result = try TestEnvironment.run(TestEnvironment.agentryExecutable,
+                                             ["publish", "x.y", "--amqp-url", "amqp://guest:\(secret)@127.0.0.1:1/%2f"])
+        #expect(result.status != 0)
+        #expect(!result.output.contains(secret) && !result.output.contains("w@rd"), "\(result.output)")
+        #expect(result.output.contains("--amqp-url carries a password") && result.output.contains("AGENTRY_AMQP_URL"), "\(result.output)")
+        let database = try TestEnvironment.run(TestEnvironment.agentryExecutable,
+                                               ["runs", "list", "--database-url", "postgres://agentry:\(secret)@127.0.0.1:1/agentry"])
+        #expect(!database.output.contains(secret) && !database.output.contains("w@rd"), "\(database.output)")
+        #expect(database.output.contains("--database-url carries a password"), "\(database.output)")
     }
 }
