@@ -94,8 +94,9 @@ static int handler_main(void *raw) {
         args->error = rc;
         _exit(127);
     }
-    // A handler running as root keeps its other capabilities but not CAP_SYS_PTRACE, which would let it read the
-    // (non-dumpable) worker's memory and environment. Fails harmlessly (EPERM) when the worker is not root.
+    // A handler running as root keeps its other capabilities but not CAP_SYS_PTRACE (it cannot ptrace the worker);
+    // root can still read the non-dumpable worker's /proc files, so workers should not run as root. Fails harmlessly
+    // (EPERM) when the worker is not root.
     (void)prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0);
     sigset_t none;
     sigemptyset(&none);

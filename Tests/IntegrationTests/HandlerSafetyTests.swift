@@ -93,9 +93,10 @@ struct HandlerSafetyTests {
         let worker = try WorkerProcess(agents: [id], extra: extra, environment: environment)
         try await h.bus.publish(Event(type: "safe.\(id)", payload: ["name": "ada"], priority: .high, source: "test"))
         let runs = try await h.waitForRuns(id, timeout: .seconds(30)) { runs in runs.contains { $0.state.isFinished && $0.retryAt == nil } }
+        let log = worker.output
         await worker.stop()
         await h.cleanup(id)
-        return try #require(runs.first { $0.state.isFinished && $0.retryAt == nil }, "runs: \(runs); worker log: \(worker.output)")
+        return try #require(runs.first { $0.state.isFinished && $0.retryAt == nil }, "runs: \(runs); worker log: \(log)")
     }
 
     @Test("NUL bytes on stdout and stderr, and \\u0000 in a JSON result, are stored as U+FFFD and the run ends")
@@ -158,7 +159,7 @@ struct HandlerSafetyTests {
         }
     }
 
-    @Test("a handler can read neither the worker's environment nor its credentials in its own")
+    @Test("a handler's environment holds none of the worker's credentials (and, unless root, it cannot read the worker's)")
     func credentialsUnreadable() async throws {
         try await withWorkerHarness { h in
             let run = try await runOnce(h, handler: """
@@ -166,7 +167,9 @@ struct HandlerSafetyTests {
                 """, environment: ["PGPASSWORD": "canary-pg", "AGENTRY_TEST_CANARY": "CANARY"])
             #expect(run.state == .succeeded, "\(run)")
             let output = run.output ?? ""
-            #expect(!output.contains("read "), "\(output)")
+            // Reading the non-dumpable worker's /proc/<pid>/environ fails for handlers of a non-root user; these tests
+            // run as root, whose handlers can still read it (see README, Workers), so only the environment is checked.
+            if getuid() != 0 { #expect(!output.contains("read "), "\(output)") }
             #expect(!output.contains("AGENTRY_DATABASE_URL") && !output.contains("AGENTRY_AMQP_URL") && !output.contains("canary-pg")
                     && !output.contains("CANARY"), "\(output)")
             #expect(output.contains("AGENTRY_RUN_ID="))
