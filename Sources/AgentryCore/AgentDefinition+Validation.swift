@@ -208,6 +208,9 @@ extension AgentDefinition {
     public static func parse(yaml: String, file: String? = nil,
                              vocabulary: AgentVocabulary = .standard) throws(AgentDefinitionError) -> AgentDefinition {
         var reader = DefinitionReader(file: file, vocabulary: vocabulary)
+        if let anchor = YAMLAnchors.firstAnchor(in: yaml) {
+            throw AgentDefinitionError(problems: [reader.anchorProblem(anchor.text, line: anchor.line, column: anchor.column)])
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -220,6 +223,10 @@ extension AgentDefinition {
             throw AgentDefinitionError(problems: [ValidationProblem(
                 file: file, path: "", line: 1, column: 1,
                 message: "the document is empty; expected a mapping with metadata, goal and triggers")])
+        }
+        if let anchored = YAMLAnchors.firstAnchored(root), let anchor = anchored.anchor {
+            throw AgentDefinitionError(problems: [reader.anchorProblem("&\(anchor.rawValue)", line: anchored.mark?.line ?? 1,
+                                                                       column: anchored.mark?.column ?? 1)])
         }
         let definition = reader.definition(root)
         if definition == nil && reader.problems.isEmpty {
@@ -287,6 +294,13 @@ struct DefinitionReader {
         problems.append(ValidationProblem(file: file, path: path, line: mark?.line,
                                           column: mark.map { $0.column + columnOffset },
                                           message: message, suggestion: suggestion))
+    }
+
+    /// YAML anchors and aliases are refused: an alias repeats a node, and a few of them nested can stand for
+    /// billions of nodes.
+    func anchorProblem(_ anchor: String, line: Int, column: Int) -> ValidationProblem {
+        ValidationProblem(file: file, path: "", line: line, column: column,
+                          message: "YAML anchors and aliases are not accepted in agent definitions (found anchor '\(anchor)'); write the repeated values out in full")
     }
 
     func syntaxProblem(_ error: YamlError, yaml: String) -> ValidationProblem {
@@ -779,32 +793,9 @@ struct DefinitionReader {
         }
         switch kind {
         case "exec":
-            guard let e = mapping(body, path: "handler.exec", known: ExecHandler.CodingKeys.allCases.map(\.rawValue))
-            else { return nil }
-            let command = stringList(e, "command", required: true)
-            if let command, command.isEmpty {
-                report("handler.exec.command", e["command"], "expected the program and its arguments, found an empty list")
-            } else if let first = command?.first, first.value.isEmpty {
-                report(first.path, first.node, "expected the program to run, found an empty string")
-            }
-            let env = stringMap(e, "env") ?? [:]
-            let directory = string(e, "working_directory", required: false)
-            if let directory, directory.isEmpty {
-                report("handler.exec.working_directory", e["working_directory"], "expected a directory, found an empty string")
-            }
-            guard let command, !command.isEmpty else { return nil }
-            return .exec(ExecHandler(command: command.map(\.value), env: env, workingDirectory: directory))
+            return execHandler(body)
         case "http":
-            guard let h = mapping(body, path: "handler.http", known: HTTPHandler.CodingKeys.allCases.map(\.rawValue))
-            else { return nil }
-            let url = string(h, "url", required: true)
-            if let url, let problem = Self.urlProblem(url) {
-                report("handler.http.url", h["url"], problem)
-            }
-            let headers = stringMap(h, "headers") ?? [:]
-            let timeout = int(h, "timeout_seconds", positive: true)
-            guard let url else { return nil }
-            return .http(HTTPHandler(url: url, headers: headers, timeoutSeconds: timeout))
+            return httpHandler(body)
         case "builtin":
             guard let name = string(body, path: "handler.builtin") else { return nil }
             switch name {

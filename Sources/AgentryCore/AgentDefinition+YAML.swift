@@ -77,11 +77,17 @@ enum YAMLWriter {
             var pairs: [(String, Node)] = [("command", strings(e.command))]
             if !e.env.isEmpty { pairs.append(("env", stringMap(e.env))) }
             if let directory = e.workingDirectory { pairs.append(("working_directory", string(directory))) }
+            if let limits = e.limits {
+                let entries: [(String, Int?)] = [("memory_mb", limits.memoryMB), ("cpu_seconds", limits.cpuSeconds),
+                                                 ("open_files", limits.openFiles), ("processes", limits.processes)]
+                pairs.append(("limits", mapping(entries.compactMap { name, value in value.map { (name, int($0)) } })))
+            }
             return mapping([("exec", mapping(pairs))])
         case .http(let h):
             var pairs: [(String, Node)] = [("url", string(h.url))]
             if !h.headers.isEmpty { pairs.append(("headers", stringMap(h.headers))) }
             if let timeout = h.timeoutSeconds { pairs.append(("timeout_seconds", int(timeout))) }
+            if h.followRedirects { pairs.append(("follow_redirects", bool(true))) }
             return mapping([("http", mapping(pairs))])
         case .noop:
             return mapping([("builtin", string("noop"))])

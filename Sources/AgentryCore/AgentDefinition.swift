@@ -405,16 +405,20 @@ public struct ExecHandler: Sendable, Hashable, Codable {
     public var env: [String: String]
     /// Where the program runs; nil means the worker's directory.
     public var workingDirectory: String?
+    /// Resource limits; nil means the defaults (see ``ExecLimits``).
+    public var limits: ExecLimits?
 
-    public init(command: [String], env: [String: String] = [:], workingDirectory: String? = nil) {
+    public init(command: [String], env: [String: String] = [:], workingDirectory: String? = nil, limits: ExecLimits? = nil) {
         self.command = command
         self.env = env
         self.workingDirectory = workingDirectory
+        self.limits = limits
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case command, env
         case workingDirectory = "working_directory"
+        case limits
     }
 
     public init(from decoder: any Decoder) throws {
@@ -422,6 +426,7 @@ public struct ExecHandler: Sendable, Hashable, Codable {
         command = try c.decode([String].self, forKey: .command)
         env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
         workingDirectory = try c.decodeIfPresent(String.self, forKey: .workingDirectory)
+        limits = try c.decodeIfPresent(ExecLimits.self, forKey: .limits)
     }
 }
 
@@ -433,16 +438,21 @@ public struct HTTPHandler: Sendable, Hashable, Codable {
     public var headers: [String: String]
     /// Request timeout; nil means `config.timeout_seconds`. Must be positive.
     public var timeoutSeconds: Int?
+    /// Whether 3xx answers are followed (at most 5 hops, never from https to http, never to another host when the
+    /// definition sets headers). Default false: a redirect fails the run.
+    public var followRedirects: Bool
 
-    public init(url: String, headers: [String: String] = [:], timeoutSeconds: Int? = nil) {
+    public init(url: String, headers: [String: String] = [:], timeoutSeconds: Int? = nil, followRedirects: Bool = false) {
         self.url = url
         self.headers = headers
         self.timeoutSeconds = timeoutSeconds
+        self.followRedirects = followRedirects
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case url, headers
         case timeoutSeconds = "timeout_seconds"
+        case followRedirects = "follow_redirects"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -450,6 +460,7 @@ public struct HTTPHandler: Sendable, Hashable, Codable {
         url = try c.decode(String.self, forKey: .url)
         headers = try c.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
         timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds)
+        followRedirects = try c.decodeIfPresent(Bool.self, forKey: .followRedirects) ?? false
     }
 }
 

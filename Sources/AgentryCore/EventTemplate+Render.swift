@@ -30,17 +30,36 @@ extension EventTemplate {
         return .string(renderText(text, with: event))
     }
 
-    /// Fills the templates of a string from an event, always as text (for command lines, headers, URLs, resources).
+    /// Fills the templates of a string from an event, always as text (for command lines, headers, resources).
     public static func renderText(_ text: String, with event: Event) -> String {
+        renderText(text, with: event) { $0 }
+    }
+
+    /// Fills the templates of a URL from an event: each value is percent-encoded (everything but RFC 3986's
+    /// unreserved characters `A–Z a–z 0–9 - . _ ~`), so that a value stays one path segment or query value and
+    /// cannot add `/`, `?`, `#`, `@` or `..` parts to the URL.
+    public static func renderURL(_ text: String, with event: Event) -> String {
+        renderText(text, with: event) { $0.addingPercentEncoding(withAllowedCharacters: urlUnreserved) ?? "" }
+    }
+
+    /// Fills the templates of a header value from an event; line breaks in values become spaces (a value cannot
+    /// add header lines).
+    public static func renderHeader(_ text: String, with event: Event) -> String {
+        renderText(text, with: event) { String($0.map { $0 == "\r" || $0 == "\n" || $0 == "\r\n" ? " " : $0 }) }
+    }
+
+    private static let urlUnreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+    private static func renderText(_ text: String, with event: Event, escape: (String) -> String) -> String {
         var result = ""
         var rest = Substring(text)
         while let open = rest.firstRange(of: "{{"), let close = rest[open.upperBound...].firstRange(of: "}}") {
             result += rest[..<open.lowerBound]
             let reference = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
             switch value(of: reference, in: event) {
-            case .string(let s)?: result += s
+            case .string(let s)?: result += escape(s)
             case nil, .null?: break
-            case let other?: result += JSON.serialize(other)
+            case let other?: result += escape(JSON.serialize(other))
             }
             rest = rest[close.upperBound...]
         }

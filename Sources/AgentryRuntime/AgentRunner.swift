@@ -652,7 +652,7 @@ final class AgentRunner: Sendable {
             let state: TaskRun.State = outcome.status == .timedOut ? .timedOut : .failed
             let policy = definition.effectiveRetry
             let message = outcome.message ?? "the handler failed"
-            if definition.config.autoRetry, run.attempt < policy.attempts {
+            if definition.config.autoRetry, outcome.retryable, run.attempt < policy.attempts {
                 let delay = Self.jittered(policy.backoff.delay(afterAttempt: run.attempt), jitter: context.options.retryJitter)
                 let due = Date().addingTimeInterval(delay)
                 await persist("record the failed attempt") {
@@ -668,7 +668,8 @@ final class AgentRunner: Sendable {
                 return
             }
             let attempts = definition.config.autoRetry ? policy.attempts : 1
-            let final = "\(message) (attempt \(run.attempt) of \(attempts))"
+            let final = outcome.retryable ? "\(message) (attempt \(run.attempt) of \(attempts))"
+                : "\(message) (attempt \(run.attempt); not retried, as another attempt would fail the same way)"
             await persist("record the failed run") {
                 try await self.context.finish(run, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
                                                         exitStatus: outcome.exitStatus, message: final))

@@ -37,6 +37,9 @@ public struct WorkerOptions: Sendable {
     public var killGrace: Duration = .seconds(5)
     /// Largest stdout, stderr or response body kept per run. Default 64 KiB.
     public var outputLimit: Int = 64 * 1024
+    /// What exec handlers may start and which addresses http handlers may not reach. Default
+    /// ``HandlerPolicy/init(execAllow:httpDeny:)``'s: the examples' handlers, and no link-local addresses.
+    public var handlerPolicy = HandlerPolicy()
     /// A run still going after this long is handed over: its event is kept with the run and its delivery acked, so
     /// that the broker's consumer timeout (`consumer_timeout`, 30 minutes by default) neither redelivers it nor
     /// closes the channel. Keep it under the broker's timeout. Default 25 minutes.
@@ -201,7 +204,7 @@ public final class AgentWorker: Service, Sendable {
             dead: DeadLetters(channel: try await connection.openChannel(confirms: true)),
             retryChannel: try await connection.openChannel(confirms: true), store: store,
             registry: AgentRegistryStore(database: database, logger: logger), topology: topology,
-            handlers: HandlerRunner(logger: logger, httpClient: HTTPClient.shared), locks: locks, options: options, logger: logger,
+            handlers: HandlerRunner(logger: logger, httpClient: HandlerRunner.client, policy: options.handlerPolicy), locks: locks, options: options, logger: logger,
             outcomes: WorkerContext.outcomeWriter(store))
 
         // The worker's own control queue, bound to the broadcast exchange.

@@ -1,3 +1,4 @@
+import AgentryCore
 import AgentryStore
 import CSpawn
 import Foundation
@@ -52,9 +53,16 @@ final class Subprocess: Sendable {
         var dropped: Int
     }
 
-    /// Starts `argv` (argv[0] is looked up in PATH when it has no slash) with exactly `environment`.
-    init(argv: [String], environment: [String: String], workingDirectory: String?, stdin: [UInt8], outputLimit: Int) throws {
-        guard let program = argv.first, !program.isEmpty else { throw SpawnError(description: "the command is empty") }
+    /// Starts `program` (a path; by default `argv[0]` looked up in the environment's PATH) with `argv` and exactly
+    /// `environment`, under a run guard (see `Sources/CSpawn/guard.c`): `pid` is the guard's, which exits with the
+    /// program's status once the program and everything it started are gone.
+    init(argv: [String], program: String? = nil, environment: [String: String], workingDirectory: String?, stdin: [UInt8],
+         outputLimit: Int, limits: ExecLimits = ExecLimits()) throws {
+        guard let name = argv.first, !name.isEmpty else { throw SpawnError(description: "the command is empty") }
+        guard let program = program ?? ExecAllowlist.locate(name, path: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
+                                                             workingDirectory: workingDirectory) else {
+            throw SpawnError(description: "cannot start \(name): no such program (looked up in PATH when it has no '/')")
+        }
         let reactor = try ChildReactor.shared()
         var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
         for index in 0..<3 {
@@ -70,11 +78,15 @@ final class Subprocess: Sendable {
             for p in cArgv { free(p) }
             for p in cEnv { free(p) }
         }
+        var cLimits = agentry_limits(memory_bytes: limits.memoryMB.map { Int64($0) << 20 } ?? -1,
+                                     cpu_seconds: limits.cpuSeconds.map(Int64.init) ?? -1,
+                                     open_files: limits.openFiles.map(Int64.init) ?? -1,
+                                     processes: limits.processes.map(Int64.init) ?? -1)
         var child: pid_t = 0
         let rc = cArgv.withUnsafeBufferPointer { argvBuffer in
             cEnv.withUnsafeBufferPointer { envBuffer in
-                agentry_spawn(program, argvBuffer.baseAddress, envBuffer.baseAddress, workingDirectory,
-                              inPipe[0], outPipe[1], errPipe[1], &child)
+                agentry_spawn_guarded(program, argvBuffer.baseAddress, envBuffer.baseAddress, workingDirectory,
+                                      inPipe[0], outPipe[1], errPipe[1], &cLimits, &child)
             }
         }
         close(inPipe[0])
@@ -90,7 +102,7 @@ final class Subprocess: Sendable {
             if rc == ENOTDIR || (rc == ENOENT && workingDirectory != nil) {
                 reason += workingDirectory.map { "; or the working directory \($0) does not exist" } ?? ""
             }
-            throw SpawnError(description: "cannot start \(program): \(reason)")
+            throw SpawnError(description: "cannot start \(name): \(reason)")
         }
         pid = child
         exitStatus = Completion()
@@ -119,12 +131,10 @@ final class Subprocess: Sendable {
         reactor.watch(watches)
     }
 
-    /// Waits for the process to exit; then stops what is left of its process group (background children still
-    /// holding the output pipes) and collects the output.
+    /// Waits for the guard to exit (the program and everything it started are gone by then) and collects the
+    /// output.
     func wait() async -> Output {
         let status = await exitStatus.value
-        // Leftover members of the group would keep stdout open and the run from ending.
-        kill(-pid, SIGKILL)
         let out = await stdoutCapture.value
         let err = await stderrCapture.value
         return Output(status: status, stdout: out.bytes, stdoutTruncated: out.dropped, stderr: err.bytes, stderrTruncated: err.dropped)
@@ -132,8 +142,13 @@ final class Subprocess: Sendable {
 
     var hasExited: Bool { exitStatus.isComplete }
 
-    /// Sends a signal to the whole process group.
-    func signalGroup(_ signal: Int32) {
-        kill(-pid, signal)
+    /// SIGTERM to the program's process group and to every process it started (through the guard).
+    func terminate() {
+        Glibc.kill(pid, SIGTERM)
+    }
+
+    /// SIGKILL to the program and every process it started (through the guard, which then exits).
+    func kill() {
+        Glibc.kill(pid, SIGUSR1)
     }
 }

@@ -1,6 +1,7 @@
 public import AMQP
 public import AgentryBus
 import AgentryCore
+import CSpawn
 public import AgentryStore
 import Foundation
 public import Logging
@@ -25,6 +26,10 @@ public struct Worker: Sendable {
     }
 
     public func run() async throws {
+        // Handlers run as the worker's user: non-dumpable, the worker's /proc/<pid>/environ and memory (its database
+        // and broker credentials) are closed to them, and so is ptrace.
+        let rc = agentry_make_nondumpable()
+        if rc != 0 { logger.warning("cannot make the worker non-dumpable; handlers of its user can read its environment", metadata: ["error": "\(String(cString: strerror(rc)))"]) }
         // The name the broker's and the database's connection lists show for this worker.
         let name = "agentry worker \(ProcessInfo.processInfo.hostName) pid \(ProcessInfo.processInfo.processIdentifier)"
         var amqpConfiguration = configuration.amqp

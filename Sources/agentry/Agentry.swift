@@ -151,6 +151,12 @@ extension Agentry {
         @Flag(help: "Do not run the event log service on this worker (another worker runs it).")
         var noEventLog = false
 
+        @Option(name: .customLong("exec-allow"), help: "A program or directory exec handlers may start (repeatable; AGENTRY_EXEC_ALLOW, colon-separated). Default: examples/handlers and /usr/local/bin/blackscreen-recover. Allowing a shell allows anything.")
+        var execAllow: [String] = []
+
+        @Option(name: .customLong("http-deny"), help: "An address range (CIDR) http handlers may not connect to (repeatable; AGENTRY_HTTP_DENY, comma-separated; 'none' for no list). Default: 169.254.0.0/16 and fe80::/10.")
+        var httpDeny: [String] = []
+
         @Option(help: "Events written to event_log per statement.")
         var logBatchSize: Int = 500
 
@@ -181,6 +187,22 @@ extension Agentry {
             guard lockWaitSeconds > 0 else { throw ValidationError("--lock-wait-seconds must be positive, got \(lockWaitSeconds)") }
         }
 
+        /// The flags, else the environment, else the defaults.
+        func handlerPolicy(environment: [String: String]) throws -> HandlerPolicy {
+            var policy = HandlerPolicy()
+            if !execAllow.isEmpty {
+                policy.execAllow = ExecAllowlist(execAllow)
+            } else if let fromEnvironment = ExecAllowlist.fromEnvironment(environment["AGENTRY_EXEC_ALLOW"]) {
+                policy.execAllow = fromEnvironment
+            }
+            let deny = !httpDeny.isEmpty ? httpDeny
+                : (environment["AGENTRY_HTTP_DENY"]?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
+            if !deny.isEmpty {
+                policy.httpDeny = try deny.filter { $0 != "none" }.map { try AddressRange($0) }
+            }
+            return policy
+        }
+
         func run() async throws {
             let configuration = try options.resolve()
             let logger = try options.logger("agentry.worker")
@@ -203,6 +225,7 @@ extension Agentry {
             worker.workerOptions.syncInterval = .milliseconds(Int64(syncSeconds * 1000))
             worker.workerOptions.ackDeadline = .milliseconds(Int64(ackDeadlineSeconds * 1000))
             worker.workerOptions.lockWait = .milliseconds(Int64(lockWaitSeconds * 1000))
+            worker.workerOptions.handlerPolicy = try handlerPolicy(environment: ProcessInfo.processInfo.environment)
             if !noAdmin {
                 let adminConfiguration = try admin.resolve(configuration)
                 let managementURL = AdminOptions.managementURL(configuration)

@@ -197,7 +197,7 @@ struct AgentDefinitionTests {
         #expect(back.yaml() == exported)
 
         for handler: Handler in [
-            .http(HTTPHandler(url: "http://localhost:8080/x?y=1#z", headers: ["Authorization": "Bearer {{secret}}"], timeoutSeconds: 5)),
+            .http(HTTPHandler(url: "http://localhost:8080/x?y=1#z", headers: ["Authorization": "Bearer {{payload.secret}}"], timeoutSeconds: 5)),
             .noop, .log,
             .emit(EmitHandler(type: "report.requested", payload: ["n": 1, "s": "{{ payload.a.b }}", "at": "{{timestamp}}"], priority: .low)),
             .emit(EmitHandler(type: "x")),

@@ -29,6 +29,8 @@ final class WorkerProcess: @unchecked Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["AGENTRY_MIGRATIONS_DIR"] = TestEnvironment.configuration.migrationsDirectory
         environment["AGENTRY_TOPOLOGY_DIR"] = TestEnvironment.configuration.topologyDirectory
+        // The tests' handlers run programs from anywhere (/bin/sh, /bin/sleep, …); HandlerSafetyTests checks the list.
+        environment["AGENTRY_EXEC_ALLOW"] = "/"
         environment.merge(overrides) { _, new in new }
         process.environment = environment
         process.standardOutput = handle

@@ -3,11 +3,31 @@
 
 #include <sys/types.h>
 
-/// Starts `path` with `argv` and `envp` in a new process group of its own (pgid = its pid), in `cwd` (NULL: the
-/// caller's), with stdin, stdout and stderr from the given descriptors and every other descriptor closed, so that
-/// the child inherits neither the broker's nor the database's sockets. Returns 0 and sets `*pid`, or an errno.
-int agentry_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
-                  int stdin_fd, int stdout_fd, int stderr_fd, pid_t *pid);
+/// Resource limits for a handler; a negative value leaves that limit as the worker has it.
+struct agentry_limits {
+    long long memory_bytes;   // RLIMIT_AS
+    long long cpu_seconds;    // RLIMIT_CPU
+    long long open_files;     // RLIMIT_NOFILE
+    long long processes;      // RLIMIT_NPROC
+};
+
+/// Starts `path` (a path, not looked up in PATH) with `argv` and `envp` under a run guard (see guard.c): the guard,
+/// a fork of the caller in a process group of its own, starts the program in a new process group, with stdin,
+/// stdout and stderr from the given descriptors, every other descriptor closed, `limits` applied, `cwd` (NULL: the
+/// caller's) and CAP_SYS_PTRACE dropped. The guard exits with the program's status once the program and everything
+/// it started are gone; SIGTERM to the guard sends SIGTERM to all of them, SIGUSR1 kills all of them; the guard
+/// kills all of them when the calling process dies. Returns 0 and sets `*guard_pid`, or an errno (the program's
+/// exec failure included).
+int agentry_spawn_guarded(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                          int stdin_fd, int stdout_fd, int stderr_fd, const struct agentry_limits *limits,
+                          pid_t *guard_pid);
+
+/// prctl(PR_SET_DUMPABLE, 0): other processes of the same user (handlers among them) can no longer read this
+/// process's /proc/<pid>/environ or memory, nor ptrace it. Returns 0 or an errno.
+int agentry_make_nondumpable(void);
+
+/// prctl(PR_GET_DUMPABLE).
+int agentry_is_dumpable(void);
 
 /// pipe2(O_CLOEXEC).
 int agentry_pipe(int fds[2]);

@@ -1,0 +1,235 @@
+import AgentryBus
+import AgentryCore
+import AgentryStore
+import Foundation
+import Testing
+
+@testable import AgentryRuntime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whether `pid` is a live process (a zombie counts as gone).
+func isRunning(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return false }
+    return !stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
+}
+
+/// The pids written one per line to `path`, once it holds `count` of them.
+func pids(in path: String, count: Int) async throws -> [Int32] {
+    var found: [Int32] = []
+    _ = try await TestEnvironment.eventually(timeout: .seconds(15)) {
+        found = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int32($0) }
+        return found.count >= count
+    }
+    return found
+}
+
+/// A small HTTP server (Python's http.server): `/ok` answers 200 with JSON, `/redirect` answers 302 to `/ok` on
+/// 127.0.0.1, `/big` answers 200 with 2 MiB.
+final class RedirectTestServer: @unchecked Sendable {
+    // @unchecked: the process is started in init and stopped once by the owning test.
+    let process = Process()
+    let port: Int
+
+    init() throws {
+        let script = """
+            import http.server, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                def answer(self):
+                    n = int(self.headers.get('Content-Length') or 0)
+                    if n: self.rfile.read(n)
+                    if self.path == '/redirect':
+                        self.send_response(302)
+                        self.send_header('Location', 'http://127.0.0.1:%d/ok' % self.server.server_address[1])
+                        self.send_header('Content-Length', '0')
+                        self.end_headers()
+                        return
+                    data = b'x' * (2 << 20) if self.path == '/big' else b'{"reached": "ok"}'
+                    self.send_response(200)
+                    self.send_header('Content-Length', str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                do_POST = answer
+                do_GET = answer
+                def log_message(self, *a): pass
+            s = http.server.HTTPServer(('127.0.0.1', 0), H)
+            print(s.server_address[1], flush=True)
+            s.serve_forever()
+            """
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            kill(process.processIdentifier, SIGKILL)
+            throw BusError("the test HTTP server did not start")
+        }
+        self.port = port
+    }
+
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+@Suite("Handler safety", .serialized)
+struct HandlerSafetyTests {
+    /// Publishes an agent with `handler`, starts a worker for it, publishes one event and waits for its run to end.
+    func runOnce(_ h: WorkerHarness, handler: String, config: String = "auto_retry: false", extra: [String] = [],
+                 environment: [String: String] = [:]) async throws -> TaskRun {
+        let id = TestEnvironment.uniqueName("safe-")
+        _ = try await h.publishAgent(agentYAML(id: id, trigger: "safe.\(id)", handler: handler, config: config))
+        let worker = try WorkerProcess(agents: [id], extra: extra, environment: environment)
+        try await h.bus.publish(Event(type: "safe.\(id)", payload: ["name": "ada"], priority: .high, source: "test"))
+        let runs = try await h.waitForRuns(id, timeout: .seconds(30)) { runs in runs.contains { $0.state.isFinished && $0.retryAt == nil } }
+        let log = worker.output
+        await worker.stop()
+        await h.cleanup(id)
+        return try #require(runs.first { $0.state.isFinished && $0.retryAt == nil }, "runs: \(runs); worker log: \(log)")
+    }
+
+    @Test("NUL bytes on stdout and stderr, and \\u0000 in a JSON result, are stored as U+FFFD and the run ends")
+    func nulOutput() async throws {
+        try await withWorkerHarness { h in
+            let raw = try await runOnce(h, handler: #"exec: {command: [/bin/sh, -c, 'printf "a\000b"; printf "e\000f" >&2']}"#)
+            #expect(raw.state == .succeeded, "\(raw)")
+            #expect(raw.output == "a\u{FFFD}b")
+            #expect(raw.stderr == "e\u{FFFD}f")
+            let json = try await runOnce(h, handler: #"exec: {command: [/bin/sh, -c, 'printf "%s" "$1"; exit 3', sh, '{"k\u0000": "x\u0000y"}']}"#)
+            #expect(json.state == .failed, "\(json)")
+            let result = try #require(json.result.flatMap { try? JSON.parse(Array($0.utf8)) }, "\(json)")
+            #expect(result == .object(["k\u{FFFD}": .string("x\u{FFFD}y")]))
+        }
+    }
+
+    @Test("a worker killed with SIGKILL leaves no handler process behind, not even a setsid child")
+    func noOrphansAfterWorkerKill() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("orphan-")
+            let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(id).pids").path
+            defer { try? FileManager.default.removeItem(atPath: pidFile) }
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "orphan.\(id)", handler: """
+                exec:
+                  command: [/bin/sh, -c, 'echo $$ >> \(pidFile); /usr/bin/setsid /bin/sh -c "echo \\$\\$ >> \(pidFile); exec sleep 300" & sleep 300']
+                """))
+            let worker = try WorkerProcess(agents: [id])
+            try await h.bus.publish(Event(type: "orphan.\(id)", payload: [:], priority: .high, source: "test"))
+            let started = try await pids(in: pidFile, count: 2)
+            #expect(started.allSatisfy(isRunning))
+            worker.signal(SIGKILL)
+            await worker.wait()
+            let gone = try await TestEnvironment.eventually(timeout: .seconds(10)) { !started.contains(where: isRunning) }
+            for pid in started where isRunning(pid) { kill(pid, SIGKILL) }
+            #expect(gone, "still running: \(started.filter(isRunning))")
+            await h.cleanup(id)
+        }
+    }
+
+    @Test("a setsid child holding stdout neither keeps a finished handler's run open nor outlives a timeout")
+    func setsidChildHoldingStdout() async throws {
+        try await withWorkerHarness { h in
+            let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("setsid-\(UUID().uuidString.prefix(8)).pids").path
+            defer { try? FileManager.default.removeItem(atPath: pidFile) }
+            // The main process exits at once; the child it left in a session of its own still holds stdout.
+            let finished = try await runOnce(h, handler: """
+                exec: {command: [/bin/sh, -c, '/usr/bin/setsid /bin/sh -c "echo \\$\\$ >> \(pidFile); exec sleep 300" & sleep 0.2; echo done']}
+                """)
+            #expect(finished.state == .succeeded, "\(finished)")
+            #expect(finished.output == "done")
+            // The main process runs past its timeout.
+            let timedOut = try await runOnce(h, handler: """
+                exec: {command: [/bin/sh, -c, '/usr/bin/setsid /bin/sh -c "echo \\$\\$ >> \(pidFile); exec sleep 300" & sleep 300']}
+                """, config: "auto_retry: false\ntimeout_seconds: 1")
+            #expect(timedOut.state == .timedOut, "\(timedOut)")
+            let children = try await pids(in: pidFile, count: 2)
+            let gone = try await TestEnvironment.eventually(timeout: .seconds(10)) { !children.contains(where: isRunning) }
+            for pid in children where isRunning(pid) { kill(pid, SIGKILL) }
+            #expect(gone, "still running: \(children.filter(isRunning))")
+        }
+    }
+
+    @Test("a handler's environment holds none of the worker's credentials (and, unless root, it cannot read the worker's)")
+    func credentialsUnreadable() async throws {
+        try await withWorkerHarness { h in
+            let run = try await runOnce(h, handler: """
+                exec: {command: [/bin/sh, -c, 'w=$(cut -d" " -f4 /proc/$PPID/stat); for p in $PPID $w; do if tr "\\\\0" "\\\\n" < /proc/$p/environ 2>/dev/null | grep -q CANARY; then echo "read $p"; fi; done; env']}
+                """, environment: ["PGPASSWORD": "canary-pg", "AGENTRY_TEST_CANARY": "CANARY"])
+            #expect(run.state == .succeeded, "\(run)")
+            let output = run.output ?? ""
+            // Reading the non-dumpable worker's /proc/<pid>/environ fails for handlers of a non-root user; these tests
+            // run as root, whose handlers can still read it (see README, Workers), so only the environment is checked.
+            if getuid() != 0 { #expect(!output.contains("read "), "\(output)") }
+            #expect(!output.contains("AGENTRY_DATABASE_URL") && !output.contains("AGENTRY_AMQP_URL") && !output.contains("canary-pg")
+                    && !output.contains("CANARY"), "\(output)")
+            #expect(output.contains("AGENTRY_RUN_ID="))
+        }
+    }
+
+    @Test("resource limits from the definition apply, and the defaults otherwise")
+    func limits() async throws {
+        try await withWorkerHarness { h in
+            let set = try await runOnce(h, handler: """
+                exec:
+                  command: [/bin/sh, -c, 'ulimit -n; ulimit -t; ulimit -v']
+                  limits: {open_files: 64, cpu_seconds: 7, memory_mb: 2048}
+                """)
+            #expect(set.output == "64\n7\n\(2048 * 1024)", "\(set)")
+            let defaults = try await runOnce(h, handler: "exec: {command: [/bin/sh, -c, 'ulimit -n; ulimit -t']}", config: "auto_retry: false\ntimeout_seconds: 120")
+            #expect(defaults.output == "1024\n120", "\(defaults)")
+        }
+    }
+
+    @Test("a program the worker does not allow fails the run at once, naming the program and the flag")
+    func allowlist() async throws {
+        try await withWorkerHarness { h in
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("allowed-")).path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try "#!/bin/sh\necho allowed\n".write(toFile: dir + "/hello", atomically: true, encoding: .utf8)
+            chmod(dir + "/hello", 0o755)
+            // auto_retry on: a refusal is not retried all the same.
+            let refused = try await runOnce(h, handler: "exec: {command: [sh, -c, 'echo hi']}", config: "auto_retry: true",
+                                            extra: ["--exec-allow", dir])
+            #expect(refused.state == .failed, "\(refused)")
+            #expect(refused.attempt == 1)
+            let message = refused.message ?? ""
+            #expect(message.contains("does not allow the program 'sh'") && message.contains("--exec-allow /usr/bin/dash"), "\(message)")
+            let allowed = try await runOnce(h, handler: "exec: {command: [\(dir)/hello]}", extra: ["--exec-allow", dir])
+            #expect(allowed.state == .succeeded, "\(allowed)")
+            #expect(allowed.output == "allowed")
+        }
+    }
+
+    @Test("http: a redirect is refused unless follow_redirects; link-local addresses are refused; an answer over the limit is not retried")
+    func httpRules() async throws {
+        try await withWorkerHarness { h in
+            let server = try RedirectTestServer()
+            defer { server.stop() }
+            let redirected = try await runOnce(h, handler: "http: {url: 'http://127.0.0.1:\(server.port)/redirect', timeout_seconds: 5}")
+            #expect(redirected.state == .failed, "\(redirected)")
+            #expect(redirected.exitStatus == 302)
+            #expect(redirected.message?.contains("follow_redirects") == true, "\(redirected.message ?? "")")
+            let followed = try await runOnce(h, handler: "http: {url: 'http://127.0.0.1:\(server.port)/redirect', follow_redirects: true, timeout_seconds: 5}")
+            #expect(followed.state == .succeeded, "\(followed)")
+            #expect(followed.result == #"{"reached": "ok"}"# || followed.result.flatMap { try? JSON.parse(Array($0.utf8)) } == .object(["reached": "ok"]))
+            let denied = try await runOnce(h, handler: "http: {url: 'http://169.254.169.254/latest/meta-data', timeout_seconds: 5}")
+            #expect(denied.state == .failed, "\(denied)")
+            #expect(denied.message?.contains("169.254.0.0/16") == true && denied.message?.contains("--http-deny") == true, "\(denied.message ?? "")")
+            let big = try await runOnce(h, handler: "http: {url: 'http://127.0.0.1:\(server.port)/big', timeout_seconds: 5}", config: "auto_retry: true")
+            #expect(big.state == .failed, "\(big)")
+            #expect(big.attempt == 1)
+            #expect(big.message?.contains("larger than") == true, "\(big.message ?? "")")
+        }
+    }
+}
