@@ -34,6 +34,13 @@ public struct AMQPConfiguration: Sendable, Equatable {
         public var frameMax: Int = 131_072
         /// Name shown for this connection in the management UI. Default: none.
         public var connectionName: String?
+        /// How long a publish waits for the broker's confirm before it fails with
+        /// ``AMQPError/Code-swift.struct/timeout`` (retriable: the message may or may not have been taken). A broker
+        /// under a memory or disk alarm confirms nothing until the alarm clears. Default: 30 s.
+        public var confirmTimeout: Duration = .seconds(30)
+        /// Publishing channels on a connection of their own, so that a broker alarm, which blocks connections that
+        /// publish, does not stop this connection's consumers from acknowledging. Default: true.
+        public var separatePublishing = true
 
         public init() {}
     }

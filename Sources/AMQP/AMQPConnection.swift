@@ -9,11 +9,21 @@ import NIOConcurrencyHelpers
 /// outcome. After a lost connection the thread reconnects with backoff and restores, by itself, what was declared
 /// through it, its channels (with confirm mode and prefetch) and its consumers; publishes that were waiting for a
 /// confirm fail with ``AMQPError/Code-swift.struct/connectionLost`` so that no message is silently forgotten.
+///
+/// Publishing channels (``openChannel(confirms:)``) live on a second connection of their own, opened with the first
+/// of them (unless ``AMQPConfiguration/Options/separatePublishing`` is off): RabbitMQ, under a memory or disk alarm,
+/// stops reading from every connection that publishes, acks and all, so consumers that shared it could not
+/// acknowledge what they finished until the alarm cleared.
 public final class AMQPConnection: Sendable {
     public let configuration: AMQPConfiguration
     let mailbox = Mailbox()
     let snapshot = NIOLockedValueBox(ConnectionSnapshot())
     private let started = NIOLockedValueBox(false)
+    /// Whether `connect` keeps trying (the publishing connection is opened the same way).
+    private let keepsTrying = NIOLockedValueBox(false)
+    /// The connection that carries this one's publishing channels: the task that opens it with the first of them,
+    /// and the connection once open.
+    private let publishing = NIOLockedValueBox<(opening: Task<AMQPConnection, any Error>?, open: AMQPConnection?)>((nil, nil))
     private let logger: Logger
 
     public init(configuration: AMQPConfiguration, logger: Logger) {
@@ -37,6 +47,7 @@ public final class AMQPConnection: Sendable {
             return started
         }
         guard !alreadyStarted else { throw AMQPError(.closed, "connect() was already called on this connection") }
+        keepsTrying.withLockedValue { $0 = keepTrying }
         let configuration = self.configuration
         let mailbox = self.mailbox
         let snapshot = self.snapshot
@@ -56,6 +67,9 @@ public final class AMQPConnection: Sendable {
     /// Closes the connection: publishes still waiting fail, consumers' streams end. Safe to call more than once.
     public func close() async {
         guard started.withLockedValue({ $0 }) else { return }
+        if let opening = publishing.withLockedValue({ $0.opening }), let connection = try? await opening.value {
+            await connection.close()
+        }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let posted = mailbox.post(.control { session in
                 session.shutdown()
@@ -68,10 +82,19 @@ public final class AMQPConnection: Sendable {
 
     /// Whether the connection is up right now.
     public var isConnected: Bool { snapshot.withLockedValue { $0.isConnected } }
-    /// How many times the connection was restored after being lost.
-    public var reconnectCount: Int { snapshot.withLockedValue { $0.reconnects } }
-    /// Whether the broker has blocked publishing on this connection (a memory or disk alarm).
-    public var isBlocked: Bool { snapshot.withLockedValue { $0.isBlocked } }
+    /// How many times the connection (or its publishing connection) was restored after being lost.
+    public var reconnectCount: Int { snapshot.withLockedValue { $0.reconnects } + (publishingConnection?.reconnectCount ?? 0) }
+    /// Whether the broker has blocked this connection or its publishing connection (a memory or disk alarm:
+    /// publishes wait, and their confirms time out, until it clears).
+    public var isBlocked: Bool { snapshot.withLockedValue { $0.isBlocked } || publishingConnection?.isBlocked == true }
+
+    /// Why the broker blocked this connection or its publishing connection (`low on memory`, `low on disk`), or nil.
+    public var blockedReason: String? {
+        snapshot.withLockedValue { $0.blockedReason } ?? publishingConnection?.blockedReason
+    }
+
+    /// The connection that carries the publishing channels, when it is open.
+    private var publishingConnection: AMQPConnection? { publishing.withLockedValue { $0.open } }
     /// Deliveries this connection acknowledged, and the `basic.ack` frames that carried them: acks posted together
     /// that continue a consumer's lowest unacknowledged delivery travel as one frame with `multiple`.
     public var acknowledgements: (deliveries: Int, frames: Int) {
@@ -150,9 +173,36 @@ public final class AMQPConnection: Sendable {
     // MARK: Channels and consumers
 
     /// Opens a channel for publishing; with `confirms` (default) every publish waits for the broker's confirm.
+    /// The channel is on the publishing connection (see ``AMQPConnection``), opened with the first channel.
     public func openChannel(confirms: Bool = true) async throws -> AMQPChannel {
-        let number = try await perform { try $0.addChannel(role: .publisher(confirms: confirms)).number }
-        return AMQPChannel(connection: self, number: number, confirms: confirms)
+        let connection = try await publishingConnectionOpened()
+        let number = try await connection.perform { try $0.addChannel(role: .publisher(confirms: confirms)).number }
+        return AMQPChannel(connection: connection, number: number, confirms: confirms)
+    }
+
+    /// The connection for publishing channels: this one when ``AMQPConfiguration/Options/separatePublishing`` is off,
+    /// else a second one, named after this one with ` (publishing)`, opened on first use.
+    private func publishingConnectionOpened() async throws -> AMQPConnection {
+        guard configuration.options.separatePublishing else { return self }
+        guard started.withLockedValue({ $0 }) else { throw AMQPError(.closed, "connect() was not called on this connection") }
+        let publishing = self.publishing
+        let task = publishing.withLockedValue { state in
+            if let task = state.opening { return task }
+            var configuration = self.configuration
+            configuration.options.separatePublishing = false
+            configuration.options.connectionName = (configuration.options.connectionName ?? "agentry") + " (publishing)"
+            let keepTrying = keepsTrying.withLockedValue { $0 }
+            let logger = self.logger
+            let opening = Task {
+                let connection = AMQPConnection(configuration: configuration, logger: logger)
+                try await connection.connect(keepTrying: keepTrying)
+                publishing.withLockedValue { $0.open = connection }
+                return connection
+            }
+            state.opening = opening
+            return opening
+        }
+        return try await task.value
     }
 
     /// Starts consuming from a queue on a channel of its own.
@@ -160,13 +210,16 @@ public final class AMQPConnection: Sendable {
     ///   - prefetch: how many unacknowledged deliveries the broker may send ahead (`basic.qos`); 0 = unlimited.
     ///   - noAck: the broker forgets each message once sent (no `ack` needed, nothing redelivered).
     ///   - consumerTag: kept across reconnects; generated when nil.
+    ///   - maxBodySize: a message whose body is larger (as its content header announces) is delivered with only its
+    ///     first bytes, its other frames read and dropped as they arrive (``AMQPDelivery/isTruncated``), so that one
+    ///     huge message cannot fill the consumer's memory. Default nil: every body whole.
     public func consume(queue: String, prefetch: UInt16 = 100, noAck: Bool = false, exclusive: Bool = false,
-                        consumerTag: String? = nil, arguments: AMQPTable = [:]) async throws -> AMQPConsumer {
+                        consumerTag: String? = nil, arguments: AMQPTable = [:], maxBodySize: Int? = nil) async throws -> AMQPConsumer {
         let tag = consumerTag ?? "agentry.\(UUID().uuidString.lowercased())"
         let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, any Error>.makeStream()
         let number = try await perform { session in
             let state = ConsumerState(queue: queue, tag: tag, prefetch: prefetch, noAck: noAck, exclusive: exclusive,
-                                      arguments: arguments, continuation: continuation)
+                                      arguments: arguments, maxBodySize: maxBodySize, continuation: continuation)
             return try session.addChannel(role: .consumer(state)).number
         }
         let mailbox = self.mailbox

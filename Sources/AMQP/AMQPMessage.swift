@@ -65,7 +65,16 @@ public struct AMQPMessage: Sendable {
 public struct AMQPDelivery: Sendable {
     public let exchange: String
     public let routingKey: String
+    /// The body; for a message over its consumer's `maxBodySize`, only its first ``truncatedPrefix`` bytes (see
+    /// ``isTruncated``).
     public let body: [UInt8]
+    /// The body's size as the broker announced it (its content header's `body_size`).
+    public let bodySize: Int
+    /// True when the body was over the consumer's `maxBodySize`: its frames were read and dropped as they came,
+    /// and ``body`` holds only its first bytes.
+    public var isTruncated: Bool { bodySize > body.count }
+    /// How many bytes of a body over the limit are kept.
+    public static let truncatedPrefix = 4096
     public let properties: AMQPProperties
     /// True when the broker delivered this message before (to this or another consumer) without an ack.
     public let redelivered: Bool
@@ -76,11 +85,12 @@ public struct AMQPDelivery: Sendable {
     public let receivedAt: Date
     let settler: DeliverySettler?
 
-    init(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties, redelivered: Bool,
+    init(exchange: String, routingKey: String, body: [UInt8], bodySize: Int, properties: AMQPProperties, redelivered: Bool,
          deliveryTag: UInt64, consumerTag: String, receivedAt: Date, settler: DeliverySettler?) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.body = body
+        self.bodySize = bodySize
         self.properties = properties
         self.redelivered = redelivered
         self.deliveryTag = deliveryTag

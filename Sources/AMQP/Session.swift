@@ -11,6 +11,8 @@ import Glibc
 struct ConnectionSnapshot: Sendable {
     var isConnected = false
     var isBlocked = false
+    /// The broker's reason for blocking the connection (`low on memory`, `low on disk`).
+    var blockedReason: String?
     var reconnects = 0
     var lastError: String?
     /// Deliveries acknowledged, and the `basic.ack` frames that carried them.
@@ -46,6 +48,10 @@ final class ChannelState {
     struct PendingPublish {
         let continuation: CheckedContinuation<Void, any Error>
         let messageID: String?
+        /// When waiting for the broker's confirm ends with ``AMQPError/Code-swift.struct/timeout`` (see
+        /// `expireConfirms`).
+        let deadline: ContinuousClock.Instant
+        let exchange: String
     }
 
     let number: UInt16
@@ -61,6 +67,8 @@ final class ChannelState {
     var lowestUnsettled: UInt64 = 1
     var lastDelivered: UInt64 = 0
     var pendingAcks: [UInt64] = []
+    /// A delivery whose content frames are still arriving (see `Session+Content.swift`).
+    var incoming: IncomingDelivery?
 
     /// Delivery tags start again at 1 on a newly opened channel.
     func resetDeliveries() {
@@ -68,6 +76,7 @@ final class ChannelState {
         lowestUnsettled = 1
         lastDelivered = 0
         pendingAcks.removeAll()
+        incoming = nil
     }
 
     /// Moves `lowestUnsettled` past tags that are settled.
@@ -98,12 +107,15 @@ final class ConsumerState {
     let noAck: Bool
     let exclusive: Bool
     let arguments: AMQPTable
+    /// Bodies over this many bytes are not kept (see ``AMQPDelivery/isTruncated``); nil: no limit.
+    let maxBodySize: Int?
     let continuation: AsyncThrowingStream<AMQPDelivery, any Error>.Continuation
     var settler: DeliverySettler?
     var cancelling = false
 
-    init(queue: String, tag: String, prefetch: UInt16, noAck: Bool, exclusive: Bool, arguments: AMQPTable,
+    init(queue: String, tag: String, prefetch: UInt16, noAck: Bool, exclusive: Bool, arguments: AMQPTable, maxBodySize: Int? = nil,
          continuation: AsyncThrowingStream<AMQPDelivery, any Error>.Continuation) {
+        self.maxBodySize = maxBodySize
         self.queue = queue
         self.tag = tag
         self.prefetch = prefetch
@@ -127,11 +139,11 @@ final class Session {
     let snapshot: NIOLockedValueBox<ConnectionSnapshot>
     var logger: Logger
 
-    private var connection: amqp_connection_state_t?
+    private(set) var connection: amqp_connection_state_t?
     private var firstConnect: FirstConnect?
     private(set) var generation: UInt64 = 0
     private var topology = TopologyRecord()
-    private var channels: [UInt16: ChannelState] = [:]
+    private(set) var channels: [UInt16: ChannelState] = [:]
     /// Channels we asked to close, with what to run once the broker confirms (or the connection goes).
     private var closingChannels: [UInt16: [@Sendable () -> Void]] = [:]
     private var deferred: [Mailbox.Job] = []
@@ -163,6 +175,7 @@ final class Session {
             processMailbox()
             if running, connection != nil {
                 readFrames(limit: 512)
+                expireConfirms(now: .now)
             }
             if let connection {
                 amqp_maybe_release_buffers(connection)
@@ -409,6 +422,9 @@ final class Session {
         snapshot.withLockedValue { s in
             s.isConnected = false
             s.lastError = "\(error)"
+            // A new connection is blocked only once the broker says so again.
+            s.isBlocked = false
+            s.blockedReason = nil
         }
         failPending(AMQPError(.connectionLost, "connection lost before the broker confirmed the publish; it may or may not have been delivered (\(error.message))",
                               replyCode: error.replyCode, replyText: error.replyText))
@@ -707,7 +723,8 @@ final class Session {
         }
         if channel.confirms {
             channel.nextPublishTag += 1
-            channel.pending[channel.nextPublishTag] = .init(continuation: continuation, messageID: message.mandatory ? message.properties.messageID : nil)
+            channel.pending[channel.nextPublishTag] = .init(continuation: continuation, messageID: message.mandatory ? message.properties.messageID : nil,
+                                                            deadline: .now + configuration.options.confirmTimeout, exchange: message.exchange)
         } else {
             continuation.resume()
         }
@@ -832,8 +849,11 @@ final class Session {
                 lose(AMQPError(.connectionLost, "reading from RabbitMQ failed: \(libraryErrorText(status))"))
                 return
             }
-            guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { continue }
-            handleMethod(frame.payload.method, channel: frame.channel)
+            switch frame.frame_type {
+            case UInt8(AMQP_FRAME_METHOD): handleMethod(frame.payload.method, channel: frame.channel)
+            case UInt8(AMQP_FRAME_HEADER), UInt8(AMQP_FRAME_BODY): handleContent(frame)
+            default: break
+            }
         }
     }
 
@@ -841,28 +861,14 @@ final class Session {
         guard let conn = connection else { return }
         switch method.id {
         case Method.basicDeliver:
+            // Its content header and body frames follow, read by the frame loop like any other frame (see
+            // `handleContent`): a body over the consumer's limit is dropped frame by frame, never held whole.
             let deliver = method.decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
-            let consumerTag = deliver.consumer_tag.string
-            let exchange = deliver.exchange.string
-            let routingKey = deliver.routing_key.string
-            var message = amqp_message_t()
-            let reply = amqp_read_message(conn, number, &message, 0)
-            guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
-                lose(Self.error(from: reply, context: "cannot read a delivery on channel \(number)") ?? lostError())
-                return
-            }
-            let body = message.body.array
-            let properties = CDecode.properties(message.properties)
-            amqp_destroy_message(&message)
-            guard let channel = channels[number], let consumer = channel.consumer else { return }
-            if !consumer.noAck {
-                channel.unsettled.insert(deliver.delivery_tag)
-                channel.lastDelivered = max(channel.lastDelivered, deliver.delivery_tag)
-            }
-            consumer.continuation.yield(AMQPDelivery(
-                exchange: exchange, routingKey: routingKey, body: body, properties: properties,
-                redelivered: deliver.redelivered != 0, deliveryTag: deliver.delivery_tag, consumerTag: consumerTag,
-                receivedAt: Date(), settler: consumer.noAck ? nil : consumer.settler))
+            guard let channel = channels[number] else { return }
+            channel.incoming = IncomingDelivery(exchange: deliver.exchange.string, routingKey: deliver.routing_key.string,
+                                                consumerTag: deliver.consumer_tag.string, deliveryTag: deliver.delivery_tag,
+                                                redelivered: deliver.redelivered != 0,
+                                                maxBodySize: channel.consumer?.maxBodySize)
 
         case Method.basicAck, Method.basicNack:
             guard let channel = channels[number] else { return }
@@ -932,12 +938,21 @@ final class Session {
             channels[number]?.consumer?.continuation.finish()
 
         case Method.connectionBlocked:
-            logger.warning("RabbitMQ blocked this connection (resource alarm): publishes wait until it is unblocked")
-            snapshot.withLockedValue { $0.isBlocked = true }
+            let reason = method.decoded.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee.reason.string
+            logger.error("RabbitMQ blocked this connection (a resource alarm): its publishes wait until the alarm clears", metadata: [
+                "amqp.blocked_reason": "\(reason)", "amqp.connection": "\(configuration.options.connectionName ?? "")",
+            ])
+            snapshot.withLockedValue {
+                $0.isBlocked = true
+                $0.blockedReason = reason.isEmpty ? "a resource alarm" : reason
+            }
 
         case Method.connectionUnblocked:
-            logger.info("RabbitMQ unblocked this connection")
-            snapshot.withLockedValue { $0.isBlocked = false }
+            logger.warning("RabbitMQ unblocked this connection: the alarm cleared", metadata: ["amqp.connection": "\(configuration.options.connectionName ?? "")"])
+            snapshot.withLockedValue {
+                $0.isBlocked = false
+                $0.blockedReason = nil
+            }
 
         default:
             logger.trace("ignoring method", metadata: ["amqp.method": "\(method.id)", "amqp.channel": "\(number)"])

@@ -230,7 +230,13 @@ struct AdminAPI: Sendable {
         }
         do {
             _ = try await dependencies.connection.queueStatus(Topology.deadQueue)
-            checks["broker"] = "ok"
+            if let reason = dependencies.connection.blockedReason {
+                // A memory or disk alarm: publishes wait (consumers still ack, on a connection of their own).
+                ready = false
+                checks["broker"] = .string("RabbitMQ has blocked publishing (\(reason)): events, follow-ups and retries wait until the alarm clears")
+            } else {
+                checks["broker"] = "ok"
+            }
         } catch {
             ready = false
             checks["broker"] = .string(detailed ? "RabbitMQ does not answer: \(error)" : "RabbitMQ does not answer (details with the admin token)")

@@ -17,6 +17,8 @@ public struct DeadLetters: Sendable {
         public static let originalRoutingKey = "x-agentry-original-routing-key"
         /// When it was parked (ISO 8601).
         public static let parkedAt = "x-agentry-dead-at"
+        /// The size of a body that was over the limit: the parked copy holds only its first bytes.
+        public static let bodySize = "x-agentry-dead-body-size"
         /// The attempt a delivery to an agent's queue is (1 when absent), set on retries.
         public static let attempt = "x-agentry-attempt"
         /// The delay bucket of a retry, matched by the headers exchange `agentry.delay` (no `x-` prefix: the headers
@@ -46,10 +48,17 @@ public struct DeadLetters: Sendable {
         headers[Header.originalExchange] = .string(replayTo?.exchange ?? delivery.exchange)
         headers[Header.originalRoutingKey] = .string(replayTo?.routingKey ?? delivery.routingKey)
         headers[Header.parkedAt] = .string(Timestamp.format(Date()))
+        if delivery.isTruncated { headers[Header.bodySize] = .int(Int64(delivery.bodySize)) }
         properties.headers = headers
         properties.deliveryMode = 2
-        try await channel.publish(AMQPMessage(exchange: Topology.deadExchange, routingKey: delivery.routingKey,
-                                              body: event.map(EventWireFormat.encode) ?? delivery.body, properties: properties))
+        do {
+            try await channel.publish(AMQPMessage(exchange: Topology.deadExchange, routingKey: delivery.routingKey,
+                                                  body: event.map(EventWireFormat.encode) ?? delivery.body, properties: properties))
+        } catch let error as AMQPError where error.code == .publishNacked {
+            // agentry.dead is declared with a length limit and `x-overflow: reject-publish`: when full, the broker
+            // refuses the copy. The caller keeps the original unacknowledged and tries again later.
+            throw BusError("agentry.dead refused the message (it is full: the queue's x-max-length or x-max-length-bytes is reached); the message stays where it is and is tried again. Look at `agentry dead list`, then replay or purge parked messages (\(error))")
+        }
     }
 }
 
@@ -63,7 +72,10 @@ public struct ParkedMessage: Sendable, Hashable {
     public var message: String
     public var queue: String
     public var parkedAt: String
+    /// The body's size; for a body that was over the size limit, its size then (``truncated``).
     public var bodySize: Int
+    /// Whether only the first bytes of the body were kept (it was over the size limit).
+    public var truncated: Bool
     /// The first bytes of the body, as text.
     public var preview: String
 
@@ -78,7 +90,9 @@ public struct ParkedMessage: Sendable, Hashable {
         message = header(DeadLetters.Header.message)
         queue = header(DeadLetters.Header.queue)
         parkedAt = header(DeadLetters.Header.parkedAt)
-        bodySize = delivery.body.count
+        let original = headers[DeadLetters.Header.bodySize]?.intValue.map { Int($0) }
+        bodySize = original ?? delivery.body.count
+        truncated = original != nil
         preview = String(decoding: delivery.body.prefix(80), as: UTF8.self)
     }
 }
@@ -91,14 +105,53 @@ extension DeadLetters {
 
     /// Publishes parked messages again to where they were first published (their original exchange and routing key,
     /// with the parking headers and the attempt count removed, so a replayed task gets its retries afresh), and removes
-    /// them from `agentry.dead`. `ids` nil replays every message.
+    /// them from `agentry.dead`. `ids` nil replays every message. Only messages bound for `agentry.events` or for one
+    /// agent's queue are replayed (see ``replayRefusal(_:)``); the others stay parked.
     /// - Returns: the messages replayed.
     public func replay(on connection: AMQPConnection, ids: Set<String>?) async throws -> [ParkedMessage] {
-        var replayed: [ParkedMessage] = []
+        try await replayReport(on: connection, ids: ids).replayed
+    }
+
+    /// What a replay did: the messages published again, and those left parked with the reason.
+    public struct ReplayReport: Sendable {
+        public var replayed: [ParkedMessage] = []
+        public var refused: [(message: ParkedMessage, reason: String)] = []
+    }
+
+    /// Why a parked message must not be published where its headers say, or nil when it may.
+    ///
+    /// The destination comes from the message's own headers, which whoever can publish to `agentry.dead` writes: a
+    /// replay must not become a way to send anything anywhere (to `agentry.control`, say, whose commands every
+    /// worker obeys). So a replay goes only where Agentry itself parks from: the events exchange (with the event
+    /// type as routing key), or one agent's queue through the default exchange. A truncated body (over the size
+    /// limit) is not the message any more and is never replayed.
+    public static func replayRefusal(_ parked: ParkedMessage) -> String? {
+        if parked.truncated {
+            return "its body was over the size limit and only its first \(parked.bodySize) bytes were kept"
+        }
+        switch parked.originalExchange {
+        case Topology.eventsExchange:
+            return nil
+        case "" where parked.originalRoutingKey.hasPrefix(Topology.agentQueuePrefix)
+            && AgentDefinition.idProblem(String(parked.originalRoutingKey.dropFirst(Topology.agentQueuePrefix.count))) == nil:
+            return nil
+        default:
+            let to = parked.originalExchange.isEmpty ? "queue '\(parked.originalRoutingKey)'" : "exchange '\(parked.originalExchange)'"
+            return "it is addressed to \(to); a replay goes only to \(Topology.eventsExchange) or an agent's queue (\(Topology.agentQueuePrefix)<agent-id>)"
+        }
+    }
+
+    /// ``replay(on:ids:)``, saying also which messages were left parked and why.
+    public func replayReport(on connection: AMQPConnection, ids: Set<String>?) async throws -> ReplayReport {
+        var report = ReplayReport()
         let channel = self.channel
         _ = try await Self.visit(on: connection, limit: Int.max) { delivery in
             let parked = ParkedMessage(delivery)
             guard ids == nil || ids!.contains(parked.id) else { return false }
+            if let reason = Self.replayRefusal(parked) {
+                report.refused.append((parked, reason))
+                return false
+            }
             var properties = delivery.properties
             properties.headers = properties.headers?.filter {
                 !$0.key.hasPrefix("x-agentry-dead-") && !$0.key.hasPrefix("x-agentry-original-") && $0.key != Header.attempt
@@ -106,10 +159,10 @@ extension DeadLetters {
             }
             if properties.headers?.isEmpty == true { properties.headers = nil }
             try await channel.publish(AMQPMessage(exchange: parked.originalExchange, routingKey: parked.originalRoutingKey, body: delivery.body, properties: properties))
-            replayed.append(parked)
+            report.replayed.append(parked)
             return true
         }
-        return replayed
+        return report
     }
 
     /// Reads the messages of `agentry.dead` once: `take` says, per message, whether to remove it (ack) or leave it
@@ -139,5 +192,16 @@ extension DeadLetters {
         }
         await consumer.close()
         return seen
+    }
+}
+
+extension AMQPDelivery {
+    /// The event this delivery carries, or why it is not one. A body that was over the consumer's size limit (read
+    /// only in part: ``AMQP/AMQPDelivery/isTruncated``) is `too-large`.
+    public func decodeEvent(maxBodySize: Int) throws(EventDecodingError) -> Event {
+        if isTruncated {
+            throw EventDecodingError(.tooLarge, "body is \(bodySize) bytes; the limit is \(maxBodySize) bytes (only its first \(body.count) bytes were read)")
+        }
+        return try EventWireFormat.decode(body: body, envelope: eventEnvelope, maxBodySize: maxBodySize)
     }
 }

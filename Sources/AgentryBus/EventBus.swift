@@ -89,7 +89,7 @@ public final class EventBus: Sendable {
                                      autoDelete: true, arguments: ["x-max-priority": .int(Topology.maxPriority)])
         try await connection.declare(queue)
         try await connection.bind(BindingDeclaration(source: Topology.routeExchange, destination: .queue(queue.name), routingKey: pattern))
-        let consumer = try await connection.consume(queue: queue.name, prefetch: prefetch)
+        let consumer = try await connection.consume(queue: queue.name, prefetch: prefetch, maxBodySize: options.maxBodySize)
         return EventSubscription(consumer: consumer, maxBodySize: options.maxBodySize, logger: logger)
     }
 
@@ -131,7 +131,7 @@ public struct EventSubscription: AsyncSequence, Sendable {
         public mutating func next() async throws -> ReceivedEvent? {
             while let delivery = try await base.next() {
                 do {
-                    let event = try EventWireFormat.decode(body: delivery.body, envelope: delivery.eventEnvelope, maxBodySize: maxBodySize)
+                    let event = try delivery.decodeEvent(maxBodySize: maxBodySize)
                     return ReceivedEvent(event: event, delivery: delivery)
                 } catch {
                     logger.warning("skipping a message that is not an event", metadata: ["error": "\(error)", "amqp.routing_key": "\(delivery.routingKey)"])

@@ -4,11 +4,24 @@ import Foundation
 extension Topology {
     /// What `apply` did to one object.
     public struct Change: Sendable, Equatable, CustomStringConvertible {
-        public enum Action: String, Sendable { case created, unchanged, bound }
+        public enum Action: Sendable, Equatable, CustomStringConvertible {
+            case created, unchanged, bound
+            /// Declared again with the topology's arguments, its messages moved over.
+            case redeclared(moved: Int)
+
+            public var description: String {
+                switch self {
+                case .created: return "created"
+                case .unchanged: return "unchanged"
+                case .bound: return "bound"
+                case .redeclared(let moved): return "declared again with the topology's arguments (\(moved) messages moved)"
+                }
+            }
+        }
         public var kind: String
         public var name: String
         public var action: Action
-        public var description: String { "\(kind) \(name): \(action.rawValue)" }
+        public var description: String { "\(kind) \(name): \(action)" }
     }
 
     /// Declares everything, idempotently: existing objects with the same settings are left as they are. An object
@@ -28,6 +41,11 @@ extension Topology {
             let existed = try await connection.queueExists(queue.name)
             do {
                 try await connection.declare(queue)
+            } catch let error as AMQPError where error.replyCode == 406 && Self.movableQueues.contains(queue.name) {
+                // Arguments cannot change on an existing queue: its messages move to one declared anew.
+                let moved = try await redeclare(queue, on: connection)
+                changes.append(Change(kind: "queue", name: queue.name, action: .redeclared(moved: moved)))
+                continue
             } catch let error as AMQPError where error.replyCode == 406 {
                 throw TopologyError("queue '\(queue.name)' already exists with other settings than the topology's (arguments \(queue.arguments)): \(error.replyText ?? "\(error)"). Delete it (rabbitmqctl delete_queue \(queue.name)) or align Topology/.")
             }

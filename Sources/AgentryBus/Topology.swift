@@ -40,9 +40,12 @@ public struct Topology: Sendable, Equatable {
     /// Priority levels of every Agentry queue (AMQP priorities 1 LOW … 4 CRITICAL).
     public static let maxPriority: Int64 = 4
 
+    /// The prefix of every agent's queue name.
+    public static let agentQueuePrefix = "agentry.agent."
+
     /// The queue of one agent: `agentry.agent.<agent-id>`, durable, with priorities.
     public static func agentQueue(_ agentID: String) -> QueueDeclaration {
-        QueueDeclaration(name: "agentry.agent.\(agentID)", durable: true, arguments: ["x-max-priority": .int(maxPriority)])
+        QueueDeclaration(name: "\(agentQueuePrefix)\(agentID)", durable: true, arguments: ["x-max-priority": .int(maxPriority)])
     }
 
     /// The binding that routes events matching `pattern` to an agent's queue.

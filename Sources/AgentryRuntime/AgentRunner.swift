@@ -15,6 +15,8 @@ final class AgentRunner: Sendable {
     enum CancelReason: Sendable, Equatable {
         case operatorRequest(String)
         case returnToQueue(String)
+        /// Another worker declared this one lost: the run is stopped and its event goes back to the queue.
+        case workerLost
     }
 
     enum Mode: Sendable, Equatable { case consuming, paused, stopped }
@@ -110,6 +112,9 @@ final class AgentRunner: Sendable {
         self.claims = GroupCommit(maxBatch: 200, precedes: { $0.run.priority < $1.run.priority }, write: write)
     }
 
+    /// How long a stopping instance waits, after its handlers' kill grace, for their outcomes to be recorded.
+    static let recordingGrace: Duration = .seconds(5)
+
     var definition: AgentDefinition { state.withLockedValue { $0.definition } }
     var mode: Mode { state.withLockedValue { $0.mode } }
     var runningCount: Int { state.withLockedValue { $0.running.count } }
@@ -141,7 +146,7 @@ final class AgentRunner: Sendable {
         let counted = try? await context.store.consumingInstances(agentID: agentID, expiry: context.options.workerExpiry)[agentID]
         let sharing = max(1, counted ?? state.withLockedValue { $0.sharing })
         let prefetch = Self.prefetch(for: definition, options: context.options, sharing: sharing)
-        let consumer = try await context.connection.consume(queue: definition.queueName, prefetch: prefetch)
+        let consumer = try await context.connection.consume(queue: definition.queueName, prefetch: prefetch, maxBodySize: context.options.maxBodySize)
         let serving = Task { await self.serve(consumer) }
         state.withLockedValue {
             $0.instanceID = instanceID
@@ -201,7 +206,7 @@ final class AgentRunner: Sendable {
     /// settled and its tasks finish). Returns false, and opens nothing lasting, when `old` is no longer the instance's
     /// consumer (paused, stopped or replaced meanwhile).
     private func resubscribe(replacing old: AMQPConsumer, prefetch: UInt16) async throws -> Bool {
-        let consumer = try await context.connection.consume(queue: definition.queueName, prefetch: prefetch)
+        let consumer = try await context.connection.consume(queue: definition.queueName, prefetch: prefetch, maxBodySize: context.options.maxBodySize)
         let serving = Task { await self.serve(consumer) }
         let swapped = state.withLockedValue { s -> Bool in
             guard s.mode == .consuming, s.consumer?.tag == old.tag else { return false }
@@ -254,9 +259,23 @@ final class AgentRunner: Sendable {
             return result
         }
         consumer?.cancel()
+        let recordingGrace = context.options.killGrace + Self.recordingGrace
         let deadline = Task {
             try? await Task.sleep(for: grace)
-            if !Task.isCancelled { self.cancelAll(.returnToQueue(reason)) }
+            if Task.isCancelled { return }
+            self.cancelAll(.returnToQueue(reason))
+            // The handlers end within the kill grace. Recording how they ended may be impossible (PostgreSQL down, a
+            // write refused): past a further while the serving loops give up, and what they could not record goes
+            // back to the queue unacknowledged, so that the worker still stops.
+            try? await Task.sleep(for: recordingGrace)
+            if Task.isCancelled { return }
+            let loops = self.state.withLockedValue { s in [s.serving].compactMap { $0 } + Array(s.retiring.values) }
+            if !loops.isEmpty {
+                self.logger.error("stopping without recording the outcome of some runs; their events go back to the queue", metadata: [
+                    "reason": "\(reason)", "agentry.recording_grace_s": "\(Int(recordingGrace.inSeconds))",
+                ])
+            }
+            for loop in loops { loop.cancel() }
         }
         await serving?.value
         // And the serving loops of replaced consumers, including one a resubscription that lost to this stop retired
@@ -321,9 +340,11 @@ final class AgentRunner: Sendable {
         return task != nil
     }
 
-    func cancelAll(_ reason: CancelReason) {
+    /// Cancels every run of this agent here; returns how many.
+    @discardableResult
+    func cancelAll(_ reason: CancelReason) -> Int {
         let ids = state.withLockedValue { Array($0.running.keys) }
-        for id in ids { _ = cancel(runID: id, reason: reason) }
+        return ids.filter { cancel(runID: $0, reason: reason) }.count
     }
 
     /// Writes the instance row when something changed since the last write (called by the worker's reporter).
@@ -398,7 +419,7 @@ final class AgentRunner: Sendable {
     func receive(_ delivery: AMQPDelivery) -> Incoming {
         let event: Event
         do {
-            event = try EventWireFormat.decode(body: delivery.body, envelope: delivery.eventEnvelope, maxBodySize: context.options.maxBodySize)
+            event = try delivery.decodeEvent(maxBodySize: context.options.maxBodySize)
         } catch {
             return .undecodable(delivery, error)
         }
@@ -425,7 +446,7 @@ final class AgentRunner: Sendable {
         let received: Received
         switch incoming {
         case .undecodable(let delivery, let error):
-            await park(delivery, event: nil, reason: error.reason.description, message: error.message)
+            if !(await park(delivery, event: nil, reason: error.reason.description, message: error.message)) { release(delivery) }
             return
         case .event(let event):
             received = event
@@ -443,7 +464,9 @@ final class AgentRunner: Sendable {
             AgentryMetrics.consumed(event, by: agentID)
             AgentryMetrics.runFinished(agent: agentID, outcome: "skipped", seconds: nil)
             let skipped = run
-            await persist("record a skipped run") { try await self.context.store.recordSkipped(skipped) }
+            guard await persist("record a skipped run", { try await self.context.store.recordSkipped(skipped) }) != nil else {
+                return release(delivery)
+            }
             delivery.ack()
             return
         }
@@ -486,7 +509,9 @@ final class AgentRunner: Sendable {
                             ? "dropped: \(agentID) was running max_parallel_tasks (\(definition.config.maxParallelTasks)) tasks (on_busy: drop)"
                             : "replaced by a newer event while \(agentID) was busy (on_busy: replace)"
                         let skipped = run
-                        await persist("record a dropped run") { try await self.context.store.recordSkipped(skipped) }
+                        guard await persist("record a dropped run", { try await self.context.store.recordSkipped(skipped) }) != nil else {
+                            return release(delivery)
+                        }
                         delivery.ack()
                         return
                     }
@@ -526,8 +551,10 @@ final class AgentRunner: Sendable {
                     logger.error("the database refuses this event's run; parking the event", metadata: [
                         "agentry.event.id": "\(event.id)", "error": "\(error)",
                     ])
-                    await park(delivery, event: event, reason: "refused-by-database",
-                               message: "the run of \(agentID) could not be recorded: \(error)")
+                    if !(await park(delivery, event: event, reason: "refused-by-database",
+                                    message: "the run of \(agentID) could not be recorded: \(error)")) {
+                        release(delivery)
+                    }
                     return
                 }
                 logger.warning("cannot claim a run; trying again", metadata: ["error": "\(error)"])
@@ -642,6 +669,8 @@ final class AgentRunner: Sendable {
                 try await self.context.finish(run, .init(state: .succeeded, result: result, output: outcome.output,
                                                         stderr: outcome.stderr, exitStatus: outcome.exitStatus, announcement: announcement))
             }
+            // Acked only once the outcome is committed; unrecorded (the worker stops), the event goes back.
+            guard recorded != nil else { return settlement.release() }
             settlement.ack()
             await announcedStart?.value
             if recorded == true, let completed {
@@ -655,11 +684,15 @@ final class AgentRunner: Sendable {
             if definition.config.autoRetry, outcome.retryable, run.attempt < policy.attempts {
                 let delay = Self.jittered(policy.backoff.delay(afterAttempt: run.attempt), jitter: context.options.retryJitter)
                 let due = Date().addingTimeInterval(delay)
-                await persist("record the failed attempt") {
+                let recorded = await persist("record the failed attempt") {
                     try await self.context.finish(run, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
                                                             exitStatus: outcome.exitStatus, message: message, retryAt: due))
                 }
-                await persist("schedule the retry") { try await self.scheduleRetry(event, attempt: run.attempt + 1, delaySeconds: delay) }
+                let scheduled: Bool? = await persist("schedule the retry") {
+                    try await self.scheduleRetry(event, attempt: run.attempt + 1, delaySeconds: delay)
+                    return true
+                }
+                guard recorded != nil, scheduled != nil else { return settlement.release() }
                 logger.info("run failed; retrying later", metadata: [
                     "agentry.run.id": "\(run.runID)", "agentry.attempt": "\(run.attempt)", "agentry.retry.in_s": "\(String(format: "%.2f", delay))",
                     "error": "\(message)",
@@ -670,11 +703,14 @@ final class AgentRunner: Sendable {
             let attempts = definition.config.autoRetry ? policy.attempts : 1
             let final = outcome.retryable ? "\(message) (attempt \(run.attempt) of \(attempts))"
                 : "\(message) (attempt \(run.attempt); not retried, as another attempt would fail the same way)"
-            await persist("record the failed run") {
+            let recorded = await persist("record the failed run") {
                 try await self.context.finish(run, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
                                                         exitStatus: outcome.exitStatus, message: final))
             }
-            await park(settlement.delivery, event: event, ack: !settlement.handedOver, reason: state == .timedOut ? "task-timed-out" : "task-failed", message: final)
+            guard recorded != nil else { return settlement.release() }
+            guard await park(settlement.delivery, event: event, ack: !settlement.handedOver, reason: state == .timedOut ? "task-timed-out" : "task-failed", message: final) else {
+                return settlement.release()
+            }
             await announcedStart?.value
             var payload = lifecyclePayload(run, event)
             payload["error"] = .string(final)
@@ -687,11 +723,20 @@ final class AgentRunner: Sendable {
         case .cancelled:
             switch cancelReason {
             case .operatorRequest(let who)?:
-                await persist("record the cancelled run") {
+                let recorded = await persist("record the cancelled run") {
                     try await self.context.finish(run, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
                                                             exitStatus: outcome.exitStatus, message: "cancelled by \(who)"))
                 }
+                guard recorded != nil else { return settlement.release() }
                 settlement.ack()
+            case .workerLost?:
+                // Recorded as cancelled over the `lost` the other worker wrote (or over `running`, should the row have
+                // been marked lost by hand), which also gives back a slot still held; then the event goes back.
+                await persist("record the run stopped because its worker was declared lost") {
+                    try await self.context.finish(run, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr, exitStatus: outcome.exitStatus,
+                                                            message: "stopped: worker \(self.context.workerID) was declared lost by another worker; the event went back to the queue"))
+                }
+                await settlement.requeue()
             case .returnToQueue(let why)?:
                 await persist("record the interrupted run") {
                     try await self.context.finish(run, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
@@ -743,13 +788,23 @@ final class AgentRunner: Sendable {
         try await context.retryChannel.publish(message)
     }
 
-    private func park(_ delivery: AMQPDelivery, event: Event?, ack: Bool = true, reason: String, message: String) async {
+    /// Parks the delivery in `agentry.dead` and acks it once the broker confirmed the copy. Returns false, the
+    /// delivery unsettled, when the worker stopped first.
+    @discardableResult
+    private func park(_ delivery: AMQPDelivery, event: Event?, ack: Bool = true, reason: String, message: String) async -> Bool {
         let queue = "agentry.agent.\(agentID)"
-        await persist("park the event in agentry.dead") {
+        guard await persist("park the event in agentry.dead", {
             try await self.context.dead.park(delivery, reason: reason, message: message, queue: queue,
                                              replayTo: event == nil ? nil : ("", queue), event: event)
-        }
+        }) != nil else { return false }
         if ack { delivery.ack() }
+        return true
+    }
+
+    /// Gives a delivery back to its queue unacknowledged: what could not be recorded is done again by whichever worker
+    /// receives it next (every write on the way is idempotent).
+    private func release(_ delivery: AMQPDelivery) {
+        delivery.reject(requeue: true)
     }
 
     /// Runs `body` until it succeeds: a write that records an outcome must not be skipped (the delivery stays
@@ -816,6 +871,13 @@ struct Settlement: Sendable {
 
     func ack() {
         if !handedOver { delivery.ack() }
+    }
+
+    /// For an outcome that could not be recorded: the delivery goes back to the queue unacknowledged (a handed-over
+    /// run's was acked already; its event stays kept with the run, which a worker that declares this one lost
+    /// publishes again).
+    func release() {
+        if !handedOver { delivery.reject(requeue: true) }
     }
 
     func requeue() async {

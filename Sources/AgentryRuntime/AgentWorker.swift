@@ -144,13 +144,23 @@ public enum WorkerCommand: Sendable, Equatable {
         }
     }
 
+    /// Who sends control messages from this process: the program, host and pid.
+    public static var defaultSender: String {
+        let process = ProcessInfo.processInfo
+        return "\(process.processName) on \(process.hostName) pid \(process.processIdentifier)"
+    }
+
     /// Sends the command to every worker (fire and forget: a worker that is down reads the desired state from
-    /// PostgreSQL when it starts).
-    public func send(on connection: AMQPConnection) async throws {
+    /// PostgreSQL when it starts). The message says who sent it: `sender` in the body, and the AMQP `user-id` (which
+    /// RabbitMQ checks against the connection's user) and `app-id` properties; every worker logs it.
+    public func send(on connection: AMQPConnection, sender: String = WorkerCommand.defaultSender) async throws {
         let channel = try await connection.openChannel(confirms: true)
         defer { channel.close() }
-        try await channel.publish(AMQPMessage(exchange: Topology.controlExchange, routingKey: "", body: Array(JSON.serialize(json).utf8),
-                                              properties: AMQPProperties(contentType: "application/json", deliveryMode: 1)))
+        var body = json.objectValue ?? [:]
+        body["sender"] = .string(sender)
+        try await channel.publish(AMQPMessage(exchange: Topology.controlExchange, routingKey: "", body: Array(JSON.serialize(.object(body)).utf8),
+                                              properties: AMQPProperties(contentType: "application/json", deliveryMode: 1,
+                                                                         userID: connection.configuration.user, appID: "agentry")))
     }
 }
 
@@ -237,10 +247,19 @@ public final class AgentWorker: Service, Sendable {
                 group.addTask {
                     do {
                         for try await delivery in control {
-                            guard let json = try? JSON.parse(delivery.body), let command = WorkerCommand(json: json) else {
-                                self.logger.warning("ignoring a control message that is not a command", metadata: ["body": "\(String(decoding: delivery.body.prefix(200), as: UTF8.self))"])
+                            let json = try? JSON.parse(delivery.body)
+                            let origin: Logger.Metadata = [
+                                "agentry.control.sender": "\(json?[path: "sender"]?.stringValue ?? "unknown")",
+                                "amqp.user_id": "\(delivery.properties.userID ?? "unknown")",
+                                "amqp.app_id": "\(delivery.properties.appID ?? "unknown")",
+                            ]
+                            guard let json, let command = WorkerCommand(json: json) else {
+                                self.logger.warning("ignoring a control message that is not a command", metadata: origin.merging([
+                                    "body": "\(String(decoding: delivery.body.prefix(200), as: UTF8.self))",
+                                ]) { $1 })
                                 continue
                             }
+                            self.logger.info("control message received", metadata: origin.merging(["agentry.control.command": "\(command)"]) { $1 })
                             self.obey(command)
                         }
                     } catch {
@@ -316,6 +335,7 @@ public final class AgentWorker: Service, Sendable {
         let logger = self.logger
         let clock = ContinuousClock()
         var nextPrune = clock.now
+        var health = HeartbeatHealth()
         while !isShuttingDown {
             if clock.now >= nextPrune {
                 // Every worker does it (it is idempotent); once a minute is plenty for a retention counted in hours.
@@ -327,27 +347,7 @@ public final class AgentWorker: Service, Sendable {
                     logger.warning("cannot forget old workers", metadata: ["error": "\(error)"])
                 }
             }
-            do {
-                try await store.heartbeat(workerID: workerID)
-                let lost = try await store.expireWorkers(expiry: options.workerExpiry) { orphans in
-                    // Handed-over runs of a dead worker: their deliveries were acked, so the broker will not bring
-                    // them back. Publish their events again, to their agents' queues only.
-                    for orphan in orphans {
-                        guard let json = try? JSON.parse(Array(orphan.event.utf8)),
-                              let event = try? EventWireFormat.decode(body: Array(orphan.event.utf8), envelope: .init(routingKey: json[path: "type"]?.stringValue ?? "")) else {
-                            logger.error("cannot read the kept event of lost run \(orphan.runID)")
-                            continue
-                        }
-                        try await context.retryChannel.publish(EventBus.message(for: event, toQueue: "agentry.agent.\(orphan.agentID)"))
-                        logger.warning("republished the event of a handed-over run whose worker was lost", metadata: [
-                            "agentry.run.id": "\(orphan.runID)", "agentry.agent.id": "\(orphan.agentID)", "agentry.event.id": "\(event.id)",
-                        ])
-                    }
-                }
-                if !lost.isEmpty { logger.warning("workers stopped sending heartbeats; declared lost", metadata: ["agentry.workers": "\(lost.joined(separator: ", "))"]) }
-            } catch {
-                logger.warning("cannot write the heartbeat", metadata: ["error": "\(error)"])
-            }
+            await beat(context, health: &health)
             do {
                 // Each instance takes its share of its agent's limit, as the instances taking events now divide it.
                 let sharing = try await store.consumingInstances(expiry: options.workerExpiry)
@@ -369,6 +369,78 @@ public final class AgentWorker: Service, Sendable {
                 logger.warning("cannot refresh the run tables' statistics", metadata: ["error": "\(error)"])
             }
             await pause(for: options.heartbeatInterval)
+        }
+    }
+
+    /// One heartbeat: renews this worker's own (stopping its runs when it finds itself declared lost), then, once
+    /// its own heartbeats have gone through for a whole expiry interval, declares silent workers lost and publishes
+    /// again the events of their handed-over runs.
+    private func beat(_ context: WorkerContext, health: inout HeartbeatHealth) async {
+        let store = context.store
+        do {
+            switch try await store.renewHeartbeat(workerID: workerID) {
+            case .renewed, .gone:
+                health.succeeded(at: .now)
+            case .wasLost:
+                // Another worker found this one's heartbeat expired and recorded its runs as lost: their slots are
+                // free and their events may be run elsewhere. Going on would run them twice.
+                let stopped = runners.withLockedValue { Array($0.values) }.reduce(0) { $0 + $1.cancelAll(.workerLost) }
+                logger.error("this worker was declared lost by another worker (its heartbeats did not reach PostgreSQL within the expiry); stopped its runs, whose events go back to their queues", metadata: [
+                    "agentry.runs.stopped": "\(stopped)", "agentry.worker.expiry_s": "\(Int(options.workerExpiry.inSeconds))",
+                ])
+                health.failed()
+                health.succeeded(at: .now)
+            }
+        } catch {
+            health.failed()
+            logger.warning("cannot write the heartbeat", metadata: ["error": "\(error)"])
+            return
+        }
+        // After an outage of its own (PostgreSQL unreachable from here, or this worker declared lost), every other
+        // worker's heartbeat may look old only because the database was unreachable for them too: they get a whole
+        // expiry interval to be heard from before this worker declares them lost.
+        guard health.maySweep(at: .now, expiry: options.workerExpiry) else { return }
+        do {
+            let lost = try await store.expireWorkers(expiry: options.workerExpiry)
+            if !lost.isEmpty { logger.warning("workers stopped sending heartbeats; declared lost", metadata: ["agentry.workers": "\(lost.joined(separator: ", "))"]) }
+        } catch {
+            logger.warning("cannot declare silent workers lost", metadata: ["error": "\(error)"])
+        }
+        await republishHandedOver(context)
+    }
+
+    /// Publishes again the events of handed-over runs whose workers were declared lost (their deliveries were acked,
+    /// so the broker will not bring them back), to their agents' queues only, after the transaction that declared
+    /// them lost committed. Each is recorded once the broker confirmed it; one that fails stays due for the next
+    /// heartbeat (of this worker or another).
+    private func republishHandedOver(_ context: WorkerContext) async {
+        let due: [RuntimeStore.OrphanedRun]
+        do {
+            due = try await context.store.republishDue()
+        } catch {
+            logger.warning("cannot read the handed-over runs to publish again", metadata: ["error": "\(error)"])
+            return
+        }
+        for orphan in due {
+            let body = Array(orphan.event.utf8)
+            guard let json = try? JSON.parse(body),
+                  let event = try? EventWireFormat.decode(body: body, envelope: .init(routingKey: json[path: "type"]?.stringValue ?? "")) else {
+                logger.error("cannot read the kept event of lost run \(orphan.runID); it is not published again", metadata: ["agentry.run.id": "\(orphan.runID)"])
+                try? await context.store.markRepublished(orphan.runID)
+                continue
+            }
+            do {
+                try await context.retryChannel.publish(EventBus.message(for: event, toQueue: "agentry.agent.\(orphan.agentID)"))
+                try await context.store.markRepublished(orphan.runID)
+                logger.warning("republished the event of a handed-over run whose worker was lost", metadata: [
+                    "agentry.run.id": "\(orphan.runID)", "agentry.agent.id": "\(orphan.agentID)", "agentry.event.id": "\(event.id)",
+                ])
+            } catch {
+                logger.warning("cannot publish again the event of a lost handed-over run; trying with the next heartbeat", metadata: [
+                    "agentry.run.id": "\(orphan.runID)", "error": "\(error)",
+                ])
+                return
+            }
         }
     }
 

@@ -37,8 +37,8 @@ public final class EventLogService: Service, Sendable {
     public func run() async throws {
         let dead = DeadLetters(channel: try await connection.openChannel(confirms: true))
         let prefetch = UInt16(clamping: options.batchSize * 2)
-        let logConsumer = try await connection.consume(queue: Topology.eventLogQueue, prefetch: prefetch)
-        let unhandledConsumer = try await connection.consume(queue: Topology.unhandledQueue, prefetch: prefetch)
+        let logConsumer = try await connection.consume(queue: Topology.eventLogQueue, prefetch: prefetch, maxBodySize: options.maxBodySize)
+        let unhandledConsumer = try await connection.consume(queue: Topology.unhandledQueue, prefetch: prefetch, maxBodySize: options.maxBodySize)
         logger.info("event log service started", metadata: ["agentry.batch.size": "\(options.batchSize)", "agentry.batch.latency_ms": "\(options.maxLatency.inMilliseconds)"])
         let batching = BatchingConsumer<Logged>.Options(batchSize: options.batchSize, maxLatency: options.maxLatency)
         let maxBodySize = options.maxBodySize
@@ -50,13 +50,21 @@ public final class EventLogService: Service, Sendable {
             consumer: logConsumer, options: batching, logger: logger,
             prepare: { delivery in
                 do {
-                    let event = try EventWireFormat.decode(body: delivery.body, envelope: delivery.eventEnvelope, maxBodySize: maxBodySize)
+                    let event = try delivery.decodeEvent(maxBodySize: maxBodySize)
                     return Logged(event: event, delivery: delivery)
                 } catch let error as EventDecodingError {
                     logger.warning("parking a message that is not an event", metadata: [
                         "agentry.dead.reason": "\(error.reason)", "error": "\(error.message)", "amqp.routing_key": "\(delivery.routingKey)",
                     ])
-                    try await dead.park(delivery, reason: error.reason.description, message: error.message, queue: Topology.eventLogQueue)
+                    do {
+                        try await dead.park(delivery, reason: error.reason.description, message: error.message, queue: Topology.eventLogQueue)
+                    } catch {
+                        // Not parked (agentry.dead full, or the broker gone): the message goes back to its queue, after
+                        // a pause so that it does not come straight back.
+                        logger.error("cannot park a message that is not an event; it goes back to its queue", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: .seconds(1))
+                        throw error
+                    }
                     delivery.ack()
                     return nil
                 }
@@ -70,7 +78,7 @@ public final class EventLogService: Service, Sendable {
             consumer: unhandledConsumer, options: batching, logger: logger,
             prepare: { delivery in
                 // Messages that are not events were parked by the log consumer, which sees every message too.
-                guard let event = try? EventWireFormat.decode(body: delivery.body, envelope: delivery.eventEnvelope, maxBodySize: maxBodySize),
+                guard let event = try? delivery.decodeEvent(maxBodySize: maxBodySize),
                       !EventType.isSystem(event.type) else {
                     delivery.ack()
                     return nil

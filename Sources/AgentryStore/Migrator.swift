@@ -87,6 +87,12 @@ public struct Migrator: Sendable {
         // a failover) ends the wait with an error instead of hanging the command or the starting worker.
         do {
             outcome = .success(try await Database.answer(on: connection) { [self] connection in
+                // The session limits (``DatabaseConfiguration/sessionLimits``) are for the platform's own statements:
+                // a migration may rewrite a large table, and another host may wait here while it does. This session
+                // never sits idle inside a transaction (each migration's statements go one after the other), so that
+                // limit stays.
+                try await connection.queryAll("SET statement_timeout = 0", logger: logger)
+                try await connection.queryAll("SET lock_timeout = 0", logger: logger)
                 try await connection.queryAll("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
                 return try await apply(migrations, on: connection)
             })

@@ -146,12 +146,35 @@ public struct RuntimeStore: Sendable {
     /// gone (forgotten after it was declared lost).
     @discardableResult
     public func heartbeat(workerID: String) async throws -> Bool {
-        var renewed = false
+        try await renewHeartbeat(workerID: workerID) != .gone
+    }
+
+    /// What a worker's heartbeat found.
+    public enum Heartbeat: Sendable, Equatable {
+        /// The heartbeat was renewed.
+        case renewed
+        /// Another worker had declared this one lost (its heartbeats were older than the expiry): its runs were
+        /// recorded as lost and their slots freed. The row says `running` again from now on.
+        case wasLost
+        /// The worker's row is gone (forgotten after it was declared lost or stopped).
+        case gone
+    }
+
+    /// Renews the worker's heartbeat and says whether it had been declared lost meanwhile.
+    public func renewHeartbeat(workerID: String) async throws -> Heartbeat {
+        var previous: String?
+        // The old status is read under the row's lock, so a concurrent expiry is seen either before (then this
+        // answers wasLost) or after (then it waits for this heartbeat and finds it fresh).
         try await query("heartbeat of \(workerID)", """
-            UPDATE workers SET heartbeat_at = now(), status = CASE WHEN status = 'lost' THEN 'running' ELSE status END
-            WHERE worker_id = \(workerID) RETURNING status
-            """) { _ in renewed = true }
-        return renewed
+            UPDATE workers w SET heartbeat_at = now(), status = CASE WHEN w.status = 'lost' THEN 'running' ELSE w.status END
+            FROM (SELECT worker_id, status FROM workers WHERE worker_id = \(workerID) FOR UPDATE) old
+            WHERE w.worker_id = old.worker_id RETURNING old.status::text
+            """) { row in previous = try row.decode(String.self) }
+        switch previous {
+        case nil: return .gone
+        case "lost"?: return .wasLost
+        default: return .renewed
+        }
     }
 
     public func markWorker(_ workerID: String, status: String) async throws {
@@ -308,10 +331,12 @@ public struct RuntimeStore: Sendable {
     }
 
     /// Declares workers whose heartbeat is older than `expiry` lost: their instances go to `error`, their slots are
-    /// freed, their running runs go to `lost`. Runs that were handed over are passed to `republish` before the
-    /// transaction commits, so that their events are back in their queues before anyone forgets them (should
-    /// `republish` throw, nothing changes and the next call tries again). Returns the workers declared lost now.
-    public func expireWorkers(expiry: Duration, republish: @escaping @Sendable ([OrphanedRun]) async throws -> Void) async throws -> [String] {
+    /// freed, their running runs go to `lost`. Returns the workers declared lost now.
+    ///
+    /// Runs that were handed over (their deliveries acked, their events kept with them) need their events published
+    /// again: that happens after this transaction commits, never inside it (a transaction must not wait for the
+    /// broker), through ``republishDue(limit:)`` and ``markRepublished(_:)``.
+    public func expireWorkers(expiry: Duration) async throws -> [String] {
         let seconds = expiry.inSeconds
         let logger = self.logger
         do {
@@ -331,21 +356,37 @@ public struct RuntimeStore: Sendable {
                 try await connection.queryAll("""
                     UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL WHERE worker_id = ANY(\(lost))
                     """, logger: logger)
-                var orphans: [OrphanedRun] = []
-                for try await (runID, agentID, event) in try await connection.queryAll("""
+                try await connection.queryAll("""
                     UPDATE task_runs SET state = 'lost', finished_at = now(),
                            message = 'worker ' || worker_id || ' stopped sending heartbeats; the event goes to another worker'
                     WHERE worker_id = ANY(\(lost)) AND state = 'running'
-                    RETURNING run_id, agent_id, event::text
-                    """, logger: logger).decode((UUID, String, String?).self) {
-                    if let event { orphans.append(OrphanedRun(runID: runID, agentID: agentID, event: event)) }
-                }
-                if !orphans.isEmpty { try await republish(orphans) }
+                    """, logger: logger)
                 return lost
             }
         } catch {
             throw StoreError(.query, "cannot expire silent workers", cause: error)
         }
+    }
+
+    /// Handed-over runs declared lost whose events were not published again yet, oldest first.
+    public func republishDue(limit: Int = 100) async throws -> [OrphanedRun] {
+        var orphans: [OrphanedRun] = []
+        try await query("list handed-over runs to publish again", """
+            SELECT run_id, agent_id, event::text FROM task_runs
+            WHERE state = 'lost' AND event IS NOT NULL AND republished_at IS NULL
+            ORDER BY finished_at LIMIT \(limit)
+            """) { row in
+            let (runID, agentID, event) = try row.decode((UUID, String, String).self)
+            orphans.append(OrphanedRun(runID: runID, agentID: agentID, event: event))
+        }
+        return orphans
+    }
+
+    /// Records that a lost run's event was published again (the broker confirmed it).
+    public func markRepublished(_ runID: UUID) async throws {
+        try await execute("record the republish of run \(runID)", """
+            UPDATE task_runs SET republished_at = now() WHERE run_id = \(runID) AND republished_at IS NULL
+            """)
     }
 
     /// Cancels the retry a failed run waits for: when the retry comes back, it is acked without running. Returns

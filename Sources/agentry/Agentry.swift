@@ -32,7 +32,13 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("amqp-url"), help: "RabbitMQ URL (AGENTRY_AMQP_URL).")
     var amqpURL: String?
 
-    @Option(name: .customLong("database-url"), help: "PostgreSQL URL (AGENTRY_DATABASE_URL).")
+    @Option(name: .customLong("database-url"), help: """
+        PostgreSQL URL (AGENTRY_DATABASE_URL). Query parameters: sslmode=disable|prefer|require|verify-full \
+        (default prefer: TLS when offered, any certificate; require: TLS, any certificate; verify-full: TLS, the \
+        certificate checked against the system's CAs or sslrootcert=FILE, and the host name), max_connections, and \
+        the session limits statement_timeout (default 60s), lock_timeout (30s), idle_in_transaction_session_timeout \
+        (60s), in PostgreSQL's units (500ms, 30s, 2min; 0 for none).
+        """)
     var databaseURL: String?
 
     @Option(name: .customLong("admin-addr"), help: "Admin HTTP address HOST:PORT (AGENTRY_ADMIN_ADDR).")

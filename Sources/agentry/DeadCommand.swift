@@ -60,16 +60,23 @@ extension Agentry {
 
             func run() async throws {
                 let wanted: Set<String>? = all ? nil : Set(ids)
-                let replayed = try await withConnection(options) { connection in
+                let report = try await withConnection(options) { connection in
                     let dead = DeadLetters(channel: try await connection.openChannel(confirms: true))
-                    return try await dead.replay(on: connection, ids: wanted)
+                    return try await dead.replayReport(on: connection, ids: wanted)
                 }
+                let replayed = report.replayed
                 for message in replayed {
-                    print("replayed \(message.id) to \(message.originalExchange.isEmpty ? Topology.eventsExchange : message.originalExchange) [\(message.originalRoutingKey)] (was parked: \(message.reason))")
+                    print("replayed \(message.id) to \(message.originalExchange.isEmpty ? "queue" : message.originalExchange) [\(message.originalRoutingKey)] (was parked: \(message.reason))")
                 }
-                let missing = (wanted ?? []).subtracting(replayed.map(\.id))
+                for (message, reason) in report.refused {
+                    print("left parked \(message.id): \(reason)")
+                }
+                let missing = (wanted ?? []).subtracting(replayed.map(\.id)).subtracting(report.refused.map(\.message.id))
                 if !missing.isEmpty {
                     throw Failure("not found in agentry.dead: \(missing.sorted().joined(separator: ", "))")
+                }
+                if !report.refused.isEmpty {
+                    throw Failure("\(report.refused.count) message(s) cannot be replayed and stay parked (see above)")
                 }
                 if replayed.isEmpty { print("nothing to replay: agentry.dead is empty") }
             }

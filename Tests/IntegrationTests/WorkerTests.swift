@@ -940,7 +940,7 @@ struct WorkerTests {
             #expect(try await h.store.claim(batch: [late], maxParallel: 2, workerExpiry: .seconds(30)) == [.claimed(slot: 0)])
             try await h.database.query("UPDATE workers SET heartbeat_at = now() - interval '1 hour' WHERE worker_id = \(workerID)",
                                        logger: TestEnvironment.logger)
-            let declared = try await h.store.expireWorkers(expiry: .seconds(30)) { _ in }
+            let declared = try await h.store.expireWorkers(expiry: .seconds(30))
             #expect(declared.contains(workerID))
             #expect(try await h.store.heartbeat(workerID: workerID), "the worker's heartbeats reach the database again")
             let retried = try await h.store.claim(batch: [late], maxParallel: 2, workerExpiry: .seconds(30))
