@@ -193,8 +193,11 @@ struct AdminAPI: Sendable {
             }
             let channel = try await self.dependencies.connection.openChannel(confirms: true)
             defer { channel.close() }
-            let replayed = try await DeadLetters(channel: channel).replay(on: self.dependencies.connection, ids: ids)
-            return JSONResponse.make(["replayed": .int(Int64(replayed.count)), "ids": .array(replayed.map { .string($0.id) })])
+            let report = try await DeadLetters(channel: channel).replayReport(on: self.dependencies.connection, ids: ids)
+            return JSONResponse.make([
+                "replayed": .int(Int64(report.replayed.count)), "ids": .array(report.replayed.map { .string($0.id) }),
+                "refused": .array(report.refused.map { .object(["id": .string($0.message.id), "reason": .string($0.reason)]) }),
+            ])
         }
         router.get("/api/queues") { _, _ in JSONResponse.make(["queues": .array(try await self.status.queues())]) }
         router.get("/api/workers") { _, _ in

@@ -3528,11 +3528,31 @@ enum OpenAPIDocument {
                       "items": {
                         "type": "string"
                       }
+                    },
+                    "refused": {
+                      "type": "array",
+                      "description": "Messages left parked: addressed elsewhere than agentry.events or an agent's queue, or truncated.",
+                      "items": {
+                        "type": "object",
+                        "properties": {
+                          "id": {
+                            "type": "string"
+                          },
+                          "reason": {
+                            "type": "string"
+                          }
+                        },
+                        "required": [
+                          "id",
+                          "reason"
+                        ]
+                      }
                     }
                   },
                   "required": [
                     "replayed",
-                    "ids"
+                    "ids",
+                    "refused"
                   ]
                 }
               }

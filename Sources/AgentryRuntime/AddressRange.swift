@@ -105,9 +105,13 @@ public struct HandlerPolicy: Sendable, Hashable {
     /// ``AddressRange/linkLocal``.
     public var httpDeny: [AddressRange]
 
-    public init(execAllow: ExecAllowlist = .default, httpDeny: [AddressRange] = AddressRange.linkLocal) {
+    /// The user exec handlers run as; nil: the worker's own.
+    public var execUser: ExecUser?
+
+    public init(execAllow: ExecAllowlist = .default, httpDeny: [AddressRange] = AddressRange.linkLocal, execUser: ExecUser? = nil) {
         self.execAllow = execAllow
         self.httpDeny = httpDeny
+        self.execUser = execUser
     }
 
     /// Why `host` may not be reached, or nil. A host that does not resolve passes (the request then fails with

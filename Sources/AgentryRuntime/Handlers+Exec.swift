@@ -62,7 +62,8 @@ extension HandlerRunner {
         let process: Subprocess
         do {
             process = try Subprocess(argv: argv, program: program, environment: environment, workingDirectory: exec.workingDirectory,
-                                     stdin: EventWireFormat.encode(context.event), outputLimit: context.outputLimit, limits: limits)
+                                     stdin: EventWireFormat.encode(context.event), outputLimit: context.outputLimit, limits: limits,
+                                     user: policy.execUser)
         } catch {
             return .failed("\(error)")
         }

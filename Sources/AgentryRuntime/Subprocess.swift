@@ -57,7 +57,7 @@ final class Subprocess: Sendable {
     /// `environment`, under a run guard (see `Sources/CSpawn/guard.c`): `pid` is the guard's, which exits with the
     /// program's status once the program and everything it started are gone.
     init(argv: [String], program: String? = nil, environment: [String: String], workingDirectory: String?, stdin: [UInt8],
-         outputLimit: Int, limits: ExecLimits = ExecLimits()) throws {
+         outputLimit: Int, limits: ExecLimits = ExecLimits(), user: ExecUser? = nil) throws {
         guard let name = argv.first, !name.isEmpty else { throw SpawnError(description: "the command is empty") }
         guard let program = program ?? ExecAllowlist.locate(name, path: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
                                                              workingDirectory: workingDirectory) else {
@@ -81,7 +81,8 @@ final class Subprocess: Sendable {
         var cLimits = agentry_limits(memory_bytes: limits.memoryMB.map { Int64($0) << 20 } ?? -1,
                                      cpu_seconds: limits.cpuSeconds.map(Int64.init) ?? -1,
                                      open_files: limits.openFiles.map(Int64.init) ?? -1,
-                                     processes: limits.processes.map(Int64.init) ?? -1)
+                                     processes: limits.processes.map(Int64.init) ?? -1,
+                                     uid: user.map { Int64($0.uid) } ?? -1, gid: user.map { Int64($0.gid) } ?? -1)
         var child: pid_t = 0
         let rc = cArgv.withUnsafeBufferPointer { argvBuffer in
             cEnv.withUnsafeBufferPointer { envBuffer in
@@ -98,6 +99,7 @@ final class Subprocess: Sendable {
             close(errPipe[0])
             var reason = String(cString: strerror(rc))
             if rc == ENOENT { reason = "no such program (looked up in PATH when it has no '/')" }
+            if rc == EACCES, let user { reason += " for user \(user.name), whom this worker runs handlers as (--exec-user)" }
             if rc == EACCES { reason = "permission denied (is it executable?)" }
             if rc == ENOTDIR || (rc == ENOENT && workingDirectory != nil) {
                 reason += workingDirectory.map { "; or the working directory \($0) does not exist" } ?? ""

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/prctl.h>
+#include <grp.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -94,6 +95,9 @@ static int handler_main(void *raw) {
         args->error = rc;
         _exit(127);
     }
+    // Another user (--exec-user): the handler cannot read the worker's /proc files, whatever the worker runs as.
+    if (l->gid >= 0 && (setgroups(0, NULL) != 0 || setgid((gid_t)l->gid) != 0)) { args->error = errno; _exit(127); }
+    if (l->uid >= 0 && setuid((uid_t)l->uid) != 0) { args->error = errno; _exit(127); }
     // A handler running as root keeps its other capabilities but not CAP_SYS_PTRACE (it cannot ptrace the worker);
     // root can still read the non-dumpable worker's /proc files, so workers should not run as root. Fails harmlessly
     // (EPERM) when the worker is not root.

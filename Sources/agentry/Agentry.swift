@@ -160,6 +160,9 @@ extension Agentry {
         @Option(name: .customLong("exec-allow"), help: "A program or directory exec handlers may start (repeatable; AGENTRY_EXEC_ALLOW, colon-separated). Default: examples/handlers and /usr/local/bin/blackscreen-recover. Allowing a shell allows anything.")
         var execAllow: [String] = []
 
+        @Option(name: .customLong("exec-user"), help: ArgumentHelp("Run exec handlers as this user (AGENTRY_EXEC_USER), e.g. nobody: they then cannot read the worker's credentials even when it runs as root. Default: the worker's own user.", valueName: "USER"))
+        var execUser: String?
+
         @Option(name: .customLong("http-deny"), help: "An address range (CIDR) http handlers may not connect to (repeatable; AGENTRY_HTTP_DENY, comma-separated; 'none' for no list). Default: 169.254.0.0/16 and fe80::/10.")
         var httpDeny: [String] = []
 
@@ -205,6 +208,18 @@ extension Agentry {
                 : (environment["AGENTRY_HTTP_DENY"]?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
             if !deny.isEmpty {
                 policy.httpDeny = try deny.filter { $0 != "none" }.map { try AddressRange($0) }
+            }
+            if let name = execUser ?? environment["AGENTRY_EXEC_USER"].flatMap({ $0.isEmpty ? nil : $0 }) {
+                do {
+                    policy.execUser = try ExecUser.lookUp(name)
+                } catch {
+                    throw ValidationError(error.description)
+                }
+                if policy.execUser?.uid != 0, !ExecUser.workerIsRoot {
+                    throw ValidationError("--exec-user \(name) needs a worker that runs as root (only root may switch users); run the worker as the user handlers should have instead")
+                }
+            } else if ExecUser.workerIsRoot {
+                FileHandle.standardError.write(Data("warning: this worker runs as root and so do its exec handlers, which can then read its credentials (/proc/<pid>/environ); run it as another user, or give --exec-user nobody (SECURITY.md)\n".utf8))
             }
             return policy
         }

@@ -9,6 +9,8 @@ struct agentry_limits {
     long long cpu_seconds;    // RLIMIT_CPU
     long long open_files;     // RLIMIT_NOFILE
     long long processes;      // RLIMIT_NPROC
+    long long uid;            // the user the handler runs as (setuid), negative: the worker's
+    long long gid;            // its group (setgid, and no supplementary groups), negative: the worker's
 };
 
 /// Starts `path` (a path, not looked up in PATH) with `argv` and `envp` under a run guard (see guard.c): the guard,
