@@ -205,7 +205,7 @@ struct AdminAPI: Sendable {
         }
 
         // AdminGuard checked Host, Origin and the token; the hub tells clients over its limit so, and closes.
-        router.ws(RouterPath(stringLiteral: AdminGuard<Context>.statusWebSocketPath)) { inbound, outbound, _ in
+        router.ws("/api/runtime/instances/status") { inbound, outbound, _ in
             await self.status.serve(inbound: inbound, outbound: outbound, limit: self.configuration.maxWebSocketClients)
         }
     }

@@ -25,6 +25,9 @@ public struct AdminConfiguration: Sendable {
     /// A request's head (request line and headers) must arrive whole within this time of the connection's opening
     /// or of the previous response. Default 10 s.
     public var headerTimeout: Duration = .seconds(10)
+    /// A connection's first request is answered within this time of its head, or the connection is closed (a head
+    /// the HTTP parser refuses gets no answer otherwise). Default 60 s: above every request's own deadline.
+    public var firstAnswerTimeout: Duration = .seconds(60)
     /// Most status WebSocket clients served at once; more are refused with 503. Default 64.
     public var maxWebSocketClients: Int = 64
 

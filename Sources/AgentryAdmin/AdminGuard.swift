@@ -74,7 +74,7 @@ struct AdminGuard<Context: RequestContext>: RouterMiddleware {
                              headers: [.wwwAuthenticate: "Bearer realm=\"agentry\""])
         }
         guard Self.constantTimeEqual(given, configuration.token) else {
-            throw AdminError(status: .unauthorized, code: "unauthorized", message: "the token is not this endpoint's admin token",
+            throw AdminError(status: .unauthorized, code: "unauthorized", message: "the bearer token is not the admin token",
                              headers: [.wwwAuthenticate: "Bearer realm=\"agentry\", error=\"invalid_token\""])
         }
     }

@@ -52,11 +52,12 @@ public struct AdminServer: Service {
             http1: .init(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000)),
             ws: .init(maxFrameSize: 1 << 16, autoPing: .enabled(timePeriod: .seconds(30))))
         let headerTimeout = TimeAmount.nanoseconds(Int64(configuration.headerTimeout.components.seconds) * 1_000_000_000)
+        let answerTimeout = TimeAmount.nanoseconds(Int64(configuration.firstAnswerTimeout.components.seconds) * 1_000_000_000)
         let webSocketResponder = router.buildResponder()
         return HTTPServerBuilder { responder in
             let base = HeaderTimeoutChannel(
                 base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: webSocket),
-                timeout: headerTimeout)
+                timeout: headerTimeout, answerTimeout: answerTimeout)
             guard let tls else { return base }
             return try TLSChannel(base, tlsConfiguration: tls)
         }

@@ -158,7 +158,7 @@ struct AdminSecurityTests {
         }
     }
 
-    @Test("a connection that sends no request head is closed after the header timeout")
+    @Test("a connection that sends no request head, or one the parser refuses, is closed after its timeout")
     func headerTimeout() async throws {
         try await withAdminServer(configure: { $0.headerTimeout = .seconds(1) }) { a in
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -172,6 +172,24 @@ struct AdminSecurityTests {
                 return true
             }
             #expect(closed)
+        }
+        // A head the HTTP parser refuses (a header line without a colon) gets no answer: the connection is closed.
+        try await withAdminServer(configure: { $0.firstAnswerTimeout = .seconds(1) }) { a in
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: a.port) { channel in
+                    channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+                }
+            let closed: Bool = try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(string: "GET /api/agents HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n"))
+                for try await _ in inbound {}
+                return true
+            }
+            #expect(closed)
+        }
+        // A well-formed request on a fresh connection is answered as usual.
+        try await withAdminServer(configure: { $0.headerTimeout = .seconds(1); $0.firstAnswerTimeout = .seconds(1) }) { a in
+            let answer = try await a.request(.GET, "/healthz")
+            #expect(answer.status == 200)
         }
     }
 

@@ -231,6 +231,11 @@ struct AdminTests {
             let ready = try await a.request(.GET, "/readyz")
             #expect(ready.status == 503)
             #expect(ready.json?[path: "checks.database"]?.stringValue?.contains("Connection refused") == true, "\(ready.text)")
+            // Without the token, /readyz says what is not ready but names no server, user or database.
+            let anonymous = try await a.request(.GET, "/readyz", authorized: false)
+            #expect(anonymous.status == 503)
+            #expect(!anonymous.text.contains("postgres://") && !anonymous.text.contains(configuration.user)
+                    && !anonymous.text.contains("Connection refused"), "\(anonymous.text)")
             running.cancel()
             _ = try? await running.value
             pool.cancel()
@@ -418,7 +423,7 @@ struct AdminTests {
                 import os, socket, time
                 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 s.connect(("127.0.0.1", \(a.port)))
-                s.send(b"GET /api/runtime/instances/status HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n")
+                s.send(b"GET /api/runtime/instances/status HTTP/1.1\\r\\nHost: 127.0.0.1:\(a.port)\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n")
                 deadline = time.time() + 60
                 while not os.path.exists("\(signal)") and time.time() < deadline: time.sleep(0.05)
                 s.settimeout(3)
