@@ -225,10 +225,11 @@ public final class AgentWorker: Service, Sendable {
         logger.info("worker started", metadata: ["agentry.agents": "\(options.agents.map { $0.sorted().joined(separator: ",") } ?? "all")"])
 
         // The lock manager outlives the runners: stopping tasks release their locks and announce it.
-        await withDiscardingTaskGroup { lockService in
-            lockService.addTask { await locks.run() }
-            await serve(context, control: control)
-            locks.shutdown()
+        let lockService = Task { await locks.run() }
+        await serve(context, control: control)
+        locks.shutdown()
+        if !(await Self.finishes(lockService, within: .seconds(10))) {
+            logger.warning("the lock manager's notification session did not close within 10 s; stopping without waiting for it")
         }
         try? await store.markWorker(workerID, status: "stopped")
         logger.info("worker stopped")
@@ -281,6 +282,20 @@ public final class AgentWorker: Service, Sendable {
             }
         }
         await control.close()
+    }
+
+    /// Whether `task` ends within `limit` (it goes on either way): a stopping worker does not wait for ever on a
+    /// database session that a driver fails to end.
+    static func finishes(_ task: Task<Void, Never>, within limit: Duration) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let answered = NIOLockedValueBox(false)
+            @Sendable func answer(_ value: Bool) {
+                guard !answered.withLockedValue({ done in defer { done = true }; return done }) else { return }
+                continuation.resume(returning: value)
+            }
+            Task { await task.value; answer(true) }
+            Task { try? await Task.sleep(for: limit); answer(false) }
+        }
     }
 
     /// Agents this worker serves right now (for tests and status).

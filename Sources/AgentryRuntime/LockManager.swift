@@ -145,6 +145,9 @@ public final class LockManager: Sendable {
         var holds: [UUID: LockHold] = [:]
         var nextConnectionID = 1_000
         var shutDown = false
+        /// The loop that keeps the notification session, cancelled by ``shutdown()``: closing the session does not end
+        /// it while it is still opening one (a session the server ended mid-setup can leave postgres-nio waiting).
+        var listening: Task<Void, Never>?
     }
 
     let database: Database
@@ -180,7 +183,13 @@ public final class LockManager: Sendable {
                 for await event in self.events { await self.announce(event) }
             }
             let watching = Task { await self.watch() }
-            await self.listen()
+            let listening = Task { await self.listen() }
+            let stopped = state.withLockedValue { s in
+                s.listening = listening
+                return s.shutDown
+            }
+            if stopped { listening.cancel() }
+            await listening.value
             watching.cancel()
             self.eventSink.finish()
         }
@@ -218,11 +227,12 @@ public final class LockManager: Sendable {
 
     /// Stops listening and closes the idle sessions (holds still held keep theirs until released).
     public func shutdown() {
-        let (listener, idle, waiting) = state.withLockedValue { s in
+        let (listener, idle, waiting, listening) = state.withLockedValue { s in
             s.shutDown = true
             defer { s.idle = []; s.listenerWaiters = [:] }
-            return (s.listener?.connection, s.idle, Array(s.listenerWaiters.values))
+            return (s.listener?.connection, s.idle, Array(s.listenerWaiters.values), s.listening)
         }
+        listening?.cancel()
         for continuation in waiting { continuation.resume(throwing: LockError(.shutDown, "the lock manager is shutting down")) }
         for connection in idle { close(connection) }
         if let listener { listener.close().whenComplete { _ in _ = listener } }
