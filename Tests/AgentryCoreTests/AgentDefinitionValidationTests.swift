@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// A valid definition, 12 lines long: text appended to it starts on line 13.
-private let base = """
+let base = """
     metadata:
       id: probe
       name: Probe

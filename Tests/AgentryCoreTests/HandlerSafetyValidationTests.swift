@@ -2,25 +2,9 @@
 import Foundation
 import Testing
 
-/// A valid definition without a handler; the handler given is appended (at line 13).
+/// The valid definition of the validation tests (12 lines) with `handler` (at line 13).
 private func definition(handler: String) -> String {
-    """
-    metadata:
-      id: probe
-      name: Probe
-      version: 1.0.0
-      author: qa
-      description: Probe agent.
-    goal:
-      type: continuous
-      description: Probe.
-    triggers:
-      - type: alert.probe
-        priority: high
-    handler:
-    \(handler.split(separator: "\n").map { "  \($0)" }.joined(separator: "\n"))
-
-    """
+    base + "handler:\n" + handler.split(separator: "\n").map { "  \($0)" }.joined(separator: "\n") + "\n"
 }
 
 private func problems(_ yaml: String) -> [ValidationProblem] {

@@ -48,6 +48,20 @@ struct AdminSecurityTests {
         return await first.values.first.map { .success($0) } ?? .failure(BrowserlessError("the stream closed without a message"))
     }
 
+    /// Sends `bytes` on a new connection and reads until the server closes it (true then); the caller's time limit
+    /// stands for "never".
+    static func closedByServer(port: Int, after bytes: String) async throws -> Bool {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: bytes))
+            for try await _ in inbound {}
+            return true
+        }
+    }
+
     struct BrowserlessError: Error, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }
@@ -158,32 +172,16 @@ struct AdminSecurityTests {
         }
     }
 
-    @Test("a connection that sends no request head, or one the parser refuses, is closed after its timeout")
+    @Test("a connection that sends no request head, or one the parser refuses, is closed after its timeout", .timeLimit(.minutes(1)))
     func headerTimeout() async throws {
         try await withAdminServer(configure: { $0.headerTimeout = .seconds(1) }) { a in
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connect(host: "127.0.0.1", port: a.port) { channel in
-                    channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
-                }
             // Half a request line, then nothing: the server must close the connection by itself.
-            let closed: Bool = try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(ByteBuffer(string: "GET /api/agents HT"))
-                for try await _ in inbound {}
-                return true
-            }
+            let closed = try await Self.closedByServer(port: a.port, after: "GET /api/agents HT")
             #expect(closed)
         }
         // A head the HTTP parser refuses (a header line without a colon) gets no answer: the connection is closed.
         try await withAdminServer(configure: { $0.firstAnswerTimeout = .seconds(1) }) { a in
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connect(host: "127.0.0.1", port: a.port) { channel in
-                    channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
-                }
-            let closed: Bool = try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(ByteBuffer(string: "GET /api/agents HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n"))
-                for try await _ in inbound {}
-                return true
-            }
+            let closed = try await Self.closedByServer(port: a.port, after: "GET /api/agents HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n")
             #expect(closed)
         }
         // A well-formed request on a fresh connection is answered as usual.

@@ -1111,29 +1111,32 @@ final class HTTPTestServer: @unchecked Sendable {
     let process = Process()
     let port: Int
 
-    init() throws {
-        let script = """
-            import http.server, json, sys
-            class H(http.server.BaseHTTPRequestHandler):
-                def do_POST(self):
-                    body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
-                    if self.path == '/ok':
-                        answer = {'received_id': body['id'], 'header': self.headers.get('X-Test'),
-                                  'events': [{'type': 'answered.ok', 'payload': {'id': body['id']}}]}
-                        code = 200
-                    else:
-                        answer, code = {'error': 'no'}, 500
-                    data = json.dumps(answer).encode()
-                    self.send_response(code)
-                    self.send_header('Content-Type', 'application/json')
-                    self.send_header('Content-Length', str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                def log_message(self, *a): pass
-            s = http.server.HTTPServer(('127.0.0.1', 0), H)
-            print(s.server_address[1], flush=True)
-            s.serve_forever()
-            """
+    static let answering = """
+        import http.server, json, sys
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+                if self.path == '/ok':
+                    answer = {'received_id': body['id'], 'header': self.headers.get('X-Test'),
+                              'events': [{'type': 'answered.ok', 'payload': {'id': body['id']}}]}
+                    code = 200
+                else:
+                    answer, code = {'error': 'no'}, 500
+                data = json.dumps(answer).encode()
+                self.send_response(code)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            def log_message(self, *a): pass
+        s = http.server.HTTPServer(('127.0.0.1', 0), H)
+        print(s.server_address[1], flush=True)
+        s.serve_forever()
+        """
+
+    /// Starts Python's http.server with `script` (a handler class `H` and the lines that serve it), which prints the
+    /// port it listens on first.
+    init(script: String = HTTPTestServer.answering) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", script]
         let pipe = Pipe()
