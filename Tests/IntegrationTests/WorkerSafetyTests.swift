@@ -54,6 +54,29 @@ struct WorkerSafetyTests {
         }
     }
 
+    @Test("a control message carries its sender (body, AMQP user-id and app-id) and every worker logs who sent it")
+    func controlSenderLogged() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("control-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "control.\(id)", handler: "builtin: noop"))
+            let worker = try WorkerProcess(agents: [id])
+            // Once the worker serves the agent, its control queue is bound.
+            _ = try await TestEnvironment.eventually(timeout: .seconds(20)) {
+                try await h.store.instances(agentID: id).contains { $0.state == .idle }
+            }
+            let sender = "the control test \(id)"
+            try await WorkerCommand.sync.send(on: h.connection, sender: sender)
+            let logged = try await TestEnvironment.eventually(timeout: .seconds(20)) {
+                worker.output.split(separator: "\n").contains { $0.contains("control message received") && $0.contains(sender) }
+            }
+            let line = worker.output.split(separator: "\n").first { $0.contains("control message received") } ?? ""
+            await worker.stop()
+            #expect(logged, "the worker logs the control message with its sender: \(line)")
+            #expect(line.contains("amqp.user_id=\(TestEnvironment.configuration.amqp.user)") && line.contains("amqp.app_id=agentry"), "\(line)")
+            await h.cleanup(id)
+        }
+    }
+
     @Test("a broker memory alarm blocks publishing but not acks: in-flight runs finish and are acked while it lasts")
     func alarmDoesNotStopAcks() async throws {
         try await withWorkerHarness { h in
