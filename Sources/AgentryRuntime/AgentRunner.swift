@@ -544,10 +544,11 @@ final class AgentRunner: Sendable {
                 }
             } catch {
                 failures += 1
-                // The event's own content refused by the database (SQLSTATE class 22), or the same refusal again and
-                // again: trying again cannot help, and the delivery would hold a prefetch slot for ever. Park it.
-                let refused = (error as? StoreError)?.sqlState
-                if (error as? StoreError)?.isDataError == true || (refused != nil && !StoreError.isTransient(sqlState: refused) && failures >= 5) {
+                // The event's own content refused by the database (SQLSTATE class 22): trying again cannot help, and
+                // the delivery would hold a prefetch slot for ever. Park it. Other refusals (the database down, a
+                // schema this binary does not match during an upgrade) concern every event alike: the delivery stays
+                // ours and the claim is tried again, ever less often.
+                if (error as? StoreError)?.isDataError == true {
                     logger.error("the database refuses this event's run; parking the event", metadata: [
                         "agentry.event.id": "\(event.id)", "error": "\(error)",
                     ])
@@ -557,8 +558,8 @@ final class AgentRunner: Sendable {
                     }
                     return
                 }
-                logger.warning("cannot claim a run; trying again", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
+                logger.warning("cannot claim a run; trying again", metadata: ["error": "\(error)", "agentry.claim.failures": "\(failures)"])
+                try? await Task.sleep(for: .seconds(Double(min(failures, 10))))
             }
         }
 

@@ -37,14 +37,6 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     /// too long, out of range, or text PostgreSQL cannot hold such as NUL): sending the same data again fails again.
     public var isDataError: Bool { sqlState?.hasPrefix("22") == true }
 
-    /// Whether a statement refused with this SQLSTATE may succeed when tried again: no SQLSTATE (the connection, a
-    /// deadline), or the classes of connections (08), transaction rollbacks (40), resources (53), objects in use (55),
-    /// operator intervention (57) and system errors (58).
-    public static func isTransient(sqlState: String?) -> Bool {
-        guard let sqlState else { return true }
-        return ["08", "40", "53", "55", "57", "58"].contains(String(sqlState.prefix(2)))
-    }
-
     /// The SQLSTATE of a postgres-nio error (or of a ``StoreError`` that kept one).
     public static func sqlState(of error: any Error) -> String? {
         switch error {

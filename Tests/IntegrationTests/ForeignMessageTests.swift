@@ -4,6 +4,7 @@ import AgentryCore
 import AgentryRuntime
 import AgentryStore
 import Foundation
+import PostgresNIO
 import Testing
 
 /// Events from AMQP clients that are not Agentry: their `message_id`s are whatever the client chose.
@@ -47,7 +48,7 @@ struct ForeignMessageTests {
         }
     }
 
-    @Test("a statement refused for its data (text PostgreSQL cannot hold) is a data error, which the worker parks instead of retrying")
+    @Test("a statement refused for its data (text PostgreSQL cannot hold) is a data error, which the worker parks instead of retrying; others are not")
     func dataErrorsAreKnown() async throws {
         try await withWorkerHarness { h in
             let run = TaskRun(runID: UUID.version7(), agentID: TestEnvironment.uniqueName("data-"), agentVersion: "1.0.0",
@@ -61,11 +62,14 @@ struct ForeignMessageTests {
                 #expect(error.isDataError, "\(error) (SQLSTATE \(error.sqlState ?? "none"))")
                 #expect(error.sqlState?.hasPrefix("22") == true)
             }
-            #expect(StoreError.isTransient(sqlState: nil))
-            #expect(StoreError.isTransient(sqlState: "08006"))
-            #expect(StoreError.isTransient(sqlState: "57014"))
-            #expect(!StoreError.isTransient(sqlState: "22021"))
-            #expect(!StoreError.isTransient(sqlState: "42P01"))
+            // A refusal that has nothing to do with the event's content (here: no such table) is not one.
+            do {
+                _ = try await h.database.query("SELECT * FROM agentry_no_such_table", logger: TestEnvironment.logger)
+                Issue.record("PostgreSQL read a table that does not exist")
+            } catch {
+                let refused = StoreError(.query, "read", cause: error)
+                #expect(refused.sqlState == "42P01" && !refused.isDataError, "\(refused)")
+            }
         }
     }
 }
