@@ -21,7 +21,7 @@ once more with one worker and a window of 256 for every system (not in --quick).
 
 Systems: Agentry default (event log, run records, lifecycle events) and with per-task lifecycle events off; Celery and
 Dramatiq bare and with the guarantees closest to Agentry's (Scripts/peers/bench.py says what each mode sets).
-Broker ceiling: the plain rabbitmq-c program (../shared/bench/amqpbench.c) publishing with confirms and consuming with
+Broker ceiling: the plain rabbitmq-c program (Scripts/peers/amqpbench.c) publishing with confirms and consuming with
 acks on one priority queue. (a) times the drain of a backlog published beforehand, so a ceiling counts the broker's
 work during the drain: for Agentry's message pattern, per event, 2 deliveries (the event to the agent's queue and to
 the event log's) and, with lifecycle events on, 2 confirmed publishes (agent.task.started and .completed, straight to

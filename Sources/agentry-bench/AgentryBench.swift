@@ -8,7 +8,7 @@ import Logging
 import PostgresNIO
 import Synchronization
 
-/// Throughput benchmarks of Agentry's AMQP client and event log, to compare with `../shared/bench/amqpbench.c`
+/// Throughput benchmarks of Agentry's AMQP client and event log, to compare with `Scripts/peers/amqpbench.c`
 /// (see `Scripts/bench`, which runs both and tabulates the results).
 ///
 ///     agentry-bench amqp-publish N WINDOW     publish N persistent 256-byte messages, priorities 1…4, confirms, ≤ WINDOW unconfirmed
