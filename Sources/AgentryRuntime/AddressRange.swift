@@ -113,16 +113,4 @@ public struct HandlerPolicy: Sendable, Hashable {
         self.httpDeny = httpDeny
         self.execUser = execUser
     }
-
-    /// Why `host` may not be reached, or nil. A host that does not resolve passes (the request then fails with
-    /// the client's own error).
-    func refusal(ofHost host: String) -> String? {
-        guard !httpDeny.isEmpty else { return nil }
-        for address in AddressRange.resolve(host) {
-            if let range = httpDeny.first(where: { $0.contains(address) }) {
-                return "\(host) resolves to \(AddressRange.format(address)), in \(range), which this worker does not connect to (--http-deny)"
-            }
-        }
-        return nil
-    }
 }

@@ -42,14 +42,15 @@ extension HandlerRunner {
                       let host = target.host, !host.isEmpty else {
                     return .failed("\(method) \(url): not an absolute http or https URL", retryable: false)
                 }
-                if let refusal = policy.refusal(ofHost: host) {
+                let pin: PinnedHTTPClients.Target = policy.httpDeny.isEmpty ? .unpinned : await PinnedHTTPClients.target(host: host, deny: policy.httpDeny)
+                if case .refused(let refusal) = pin {
                     return .failed("\(method) \(url) refused: \(refusal)", retryable: false)
                 }
                 var request = HTTPClientRequest(url: url)
                 request.method = method
                 request.headers = headers
                 if method == .POST { request.body = .bytes(body) }
-                let response = try await httpClient.execute(request, deadline: deadline)
+                let (response, bytes) = try await exchange(request, host: host, target: pin, deadline: deadline, bodyLimit: bodyLimit)
                 let code = Int(response.status.code)
                 if (300..<400).contains(code), let location = response.headers.first(name: "Location") {
                     let next = URL(string: location, relativeTo: URL(string: url))?.absoluteURL.absoluteString ?? location
@@ -73,8 +74,6 @@ extension HandlerRunner {
                     url = next
                     continue
                 }
-                var collected = try await response.body.collect(upTo: bodyLimit)
-                let bytes = collected.readBytes(length: collected.readableBytes) ?? []
                 let text = Self.text(Array(bytes.prefix(context.outputLimit)), dropped: max(0, bytes.count - context.outputLimit))
                 let parsed = bytes.isEmpty ? nil : try? JSON.parse(bytes)
                 if (200..<300).contains(code) {
@@ -94,6 +93,29 @@ extension HandlerRunner {
             if Task.isCancelled { return HandlerOutcome(status: .cancelled, message: "the run was cancelled during \(method) \(url)") }
             return .failed("\(method) \(url) failed: \(error)")
         }
+    }
+
+    /// Sends `request` through the client that connects `host` to the checked address (or the shared client when
+    /// nothing is pinned) and reads the answer's body up to `bodyLimit`, unless the answer is a redirect.
+    func exchange(_ request: HTTPClientRequest, host: String, target: PinnedHTTPClients.Target, deadline: NIODeadline,
+                          bodyLimit: Int) async throws -> (HTTPClientResponse, [UInt8]) {
+        @Sendable func send(_ client: HTTPClient) async throws -> (HTTPClientResponse, [UInt8]) {
+            let response = try await client.execute(request, deadline: deadline)
+            if (300..<400).contains(response.status.code), response.headers.first(name: "Location") != nil { return (response, []) }
+            var collected = try await response.body.collect(upTo: bodyLimit)
+            return (response, collected.readBytes(length: collected.readableBytes) ?? [])
+        }
+        guard case .pinned(let addresses) = target else { return try await send(httpClient) }
+        // Each checked address in turn while connecting fails, as a client resolving the name itself would try them.
+        var failure: any Error = HTTPClientError.connectTimeout
+        for address in addresses {
+            do {
+                return try await pinnedClients.withClient(host: host, address: address, configuration: Self.pinnedConfiguration, send)
+            } catch where PinnedHTTPClients.isConnectFailure(error) {
+                failure = error
+            }
+        }
+        throw failure
     }
 
     /// Why a redirect from `from` to `to` is not followed, or nil.
@@ -116,9 +138,23 @@ extension HandlerRunner {
 
     /// The client http handlers use: the process's event loops, and no redirects (``runHTTP(_:_:)`` follows them
     /// itself when asked, checking each hop). Never shut down, like `HTTPClient.shared`.
-    static let client: HTTPClient = {
+    static let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+
+    /// The configuration of ``client`` and of the pinned clients.
+    static var configuration: HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
-        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-    }()
+        return configuration
+    }
+
+    /// The configuration of the pinned clients: a failed connection fails the request at once (instead of being
+    /// tried again until the connect timeout), so that the next of the host's addresses is tried.
+    static var pinnedConfiguration: HTTPClient.Configuration {
+        var configuration = configuration
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return configuration
+    }
+
+    /// The clients that connect a checked host to the address it was checked at (see ``PinnedHTTPClients``).
+    static let pinnedClients = PinnedHTTPClients()
 }

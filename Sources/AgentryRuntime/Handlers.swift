@@ -39,6 +39,8 @@ struct HandlerRunner: Sendable {
     /// The client of http handlers: redirects are not followed by it (``runHTTP(_:_:)`` follows them when the
     /// definition asks, checking each hop).
     let httpClient: HTTPClient
+    /// The clients http handlers use when the worker has a deny list: each connects a host to the address checked.
+    var pinnedClients = HandlerRunner.pinnedClients
     /// What exec handlers may start and where http handlers may connect.
     var policy = HandlerPolicy()
 

@@ -199,6 +199,9 @@ struct HandlerSafetyTests {
             let followed = try await runOnce(h, handler: "http: {url: 'http://127.0.0.1:\(server.port)/redirect', follow_redirects: true, timeout_seconds: 5}")
             #expect(followed.state == .succeeded, "\(followed)")
             #expect(followed.result == #"{"reached": "ok"}"# || followed.result.flatMap { try? JSON.parse(Array($0.utf8)) } == .object(["reached": "ok"]))
+            // A name goes through the pinned clients.
+            let named = try await runOnce(h, handler: "http: {url: 'http://localhost:\(server.port)/ok', timeout_seconds: 5}")
+            #expect(named.state == .succeeded, "\(named)")
             let denied = try await runOnce(h, handler: "http: {url: 'http://169.254.169.254/latest/meta-data', timeout_seconds: 5}")
             #expect(denied.state == .failed, "\(denied)")
             #expect(denied.message?.contains("169.254.0.0/16") == true && denied.message?.contains("--http-deny") == true, "\(denied.message ?? "")")
