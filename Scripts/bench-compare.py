@@ -4,9 +4,12 @@
     python3 Scripts/bench-compare.py --agentry-bench PATH [--amqpbench PATH] [--rounds R] [--quick] [--out BENCHMARKS.md]
     python3 Scripts/bench-compare.py --render .bench/compare-results.json [--out BENCHMARKS.md]
 
-Every run keeps what it measured (each round's values, the sizes, the machine and the versions) in
+Every run keeps what it measured (each round's values, the sizes, the machine, the versions and the date) in
 .bench/compare-results.json; --render writes the report again from such a file without measuring, for instance after
-docs/performance.md (which the report includes) has changed.
+this script's report text has changed.
+
+The report (BENCHMARKS.md) holds the tables, the targets with this run's numbers, and notes on how they were
+measured; it links to docs/performance.md, written by hand, for what the numbers cost and what was tried.
 
 Each round runs every scenario for Agentry and the peers alternately, so that the machine's drift falls on all of
 them; the table gives medians and spreads (min-max) over the rounds, ratios to the peers and to the broker ceiling.
@@ -26,9 +29,8 @@ acks on one priority queue. (a) times the drain of a backlog published beforehan
 work during the drain: for Agentry's message pattern, per event, 2 deliveries (the event to the agent's queue and to
 the event log's) and, with lifecycle events on, 2 confirmed publishes (agent.task.started and .completed, straight to
 agentry.route; the worker logs them itself); for the bare peers' pattern, 1 delivery. The ceiling is
-1 / (publishes / publish rate + deliveries / consume rate), the broker's work per event done back to back.
-(Until session 11 the ceilings also counted the event's own publish, which happens before the drain is timed: they
-were lower than the broker's bound for what the drain does.)
+1 / (publishes / publish rate + deliveries / consume rate), the broker's work per event done back to back. The
+event's own publish is not counted: it happens before the drain is timed.
 """
 import argparse
 import atexit
@@ -281,7 +283,7 @@ def main():
 
     elapsed = time.time() - started
     run_info = dict(rounds=args.rounds, quick=args.quick, command=args.command, sizes=sizes, have_peers=have_peers,
-                    elapsed=elapsed, machine=machine(), versions=versions())
+                    elapsed=elapsed, machine=machine(), versions=versions(), date=time.strftime("%Y-%m-%d", time.gmtime()))
     os.makedirs(os.path.dirname(RESULTS_FILE), exist_ok=True)
     with open(RESULTS_FILE, "w") as file:
         json.dump({**run_info, "values": [dict(scenario=scenario, system=system, metric=metric, values=values)
@@ -351,7 +353,7 @@ def machine():
 
 
 def targets(results):
-    """The targets of issues 5 and 7, each with this run's medians and whether it is met."""
+    """The targets, each with this run's medians and whether it is met."""
     out = ["## Targets", "", "| target | this run | |", "|---|---|---|"]
 
     def row(target, value, met):
@@ -363,6 +365,9 @@ def targets(results):
         if value and other:
             row(target, f"{value / other:.2f}× ({fmt(value)} against {fmt(other)})", value / other >= at_least)
 
+    default = results.median("a1", "Agentry default", "rate")
+    if default is not None:
+        row("(a) everything on, at least 3,000 events/s with one worker", f"{fmt(default)} events/s", default >= 3000)
     ratio_row("(a) everything on, at least 3× Celery with its guarantees", "a1", "Agentry default", "rate",
               "Celery guarantees", "rate", 3)
     ratio_row("(a) lifecycle events off, at least bare Dramatiq's rate", "a1", "Agentry events off", "rate",
@@ -371,6 +376,9 @@ def targets(results):
               "ceiling (Agentry default pattern)", "rate", 0.5)
     ratio_row("(a) lifecycle events off, at least half the broker ceiling for its message pattern", "a1", "Agentry events off",
               "rate", "ceiling (lifecycle events off)", "rate", 0.5)
+    p99 = results.median("b1000", "Agentry default", "p99")
+    if p99 is not None:
+        row("(b) p99 publish-to-start under 20 ms at 1,000 events/s", f"{fmt(p99)} ms", p99 < 20)
     low = results.median("c", "Agentry default", "low_before")
     if low is not None:
         row("(c) the CRITICAL event starts before any LOW run that was not already running",
@@ -392,7 +400,7 @@ def targets(results):
     handoff = results.median("e", "Agentry locks", "handoff_p99")
     if handoff is not None:
         row("(e) lock hand-off p99 under 50 ms (issue 5)", f"{fmt(handoff)} ms", handoff < 50)
-    return out + ["", "Why those not met are not, and what was tried: `docs/performance.md` (below).", ""]
+    return out + ["", "Why those not met are not, and what was tried: [docs/performance.md](docs/performance.md).", ""]
 
 
 def render(results, run):
@@ -402,9 +410,12 @@ def render(results, run):
     systems = ["Agentry default", "Agentry events off"] + ([f"{s.capitalize()} {m}" for s, m in
                                                             [("celery", "bare"), ("celery", "guarantees"), ("dramatiq", "bare"), ("dramatiq", "guarantees")]]
                                                            if have_peers else [])
+    when = f" on {run['date']}" if run.get("date") else ""
     lines = ["# Benchmarks", "",
              f"Agentry beside Celery and Dramatiq on the same RabbitMQ and PostgreSQL, {run['rounds']} round(s), alternating within each "
-             f"round; medians, with min-max over the rounds. Measured by `{run['command']}` in {elapsed / 60:.1f} minutes.", ""]
+             f"round; medians, with min-max over the rounds. Measured by `{run['command']}`{when} in {elapsed / 60:.1f} minutes. "
+             "Written by `Scripts/bench-compare.py`; what these numbers cost, how they are measured and what was tried: "
+             "[docs/performance.md](docs/performance.md).", ""]
     if quick:
         lines.extend(["> `--quick`: one round on small numbers, for a first look; the full run (`Scripts/bench`) gives the numbers "
                       "to quote.", ""])
@@ -499,14 +510,10 @@ def render(results, run):
           {"bare": for_time, "guarantees": for_time if quick else "not run: left out to keep the full run within 20 minutes "
                                                                         "(the bare mode uses the same client library and its reconnection)"})
     lines.extend(targets(results))
-    # Runs saved before session 13 have the guarantee modes in their first round only.
+    # A saved run may have the guarantee modes in its first round only.
     rounds_run = max((len(results.values.get(("a1", f"{system} guarantees"), {}).get("rate", [])) for system in ("Celery", "Dramatiq")), default=0)
     guarantee_rounds = ("in the first round only (no spread)," if rounds_run == 1 and run["rounds"] > 1
                         else "in every round (the spread in (a), (c) and (d) is over the rounds),")
-    profile = os.path.join(ROOT, "docs", "performance.md")
-    if os.path.exists(profile):
-        with open(profile) as file:
-            lines.extend([file.read().strip(), "", "(From `docs/performance.md`, written by hand from the profiles; the tables above are this run's.)", ""])
     lines.extend(["## Notes", "",
                   "- The broker ceiling rows in (a) come from the C program's publish and consume rates in the same round: per event drained, the "
                   "deliveries and publishes the broker does during the drain (the events themselves were published before it), done back to "
@@ -528,7 +535,7 @@ def render(results, run):
                   "- Agentry's runs and events stay in PostgreSQL for the whole run, as a deployment's history does, and are "
                   "deleted at its end (`AGENTRY_BENCH_HISTORY=1`, `agentry-bench cleanup`): a worker that prepares its statements "
                   "on a table just emptied of the previous drain's runs measures a state a deployment meets only after "
-                  "deleting its history (docs/performance.md, \"The exactly-once check and stale statistics\").",
+                  "deleting its history (docs/performance.md, \"How it is measured\").",
                   "- `--quick` runs (b) at 1,000 events/s only, and no peer in (f) or (g).", ""])
     return "\n".join(lines)
 

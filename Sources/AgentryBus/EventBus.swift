@@ -27,7 +27,7 @@ public final class EventBus: Sendable {
         self.channel = try await connection.openChannel(confirms: true)
     }
 
-    /// The AMQP message for an event, per DESIGN.md's wire format.
+    /// The AMQP message for an event, per the wire format of docs/design.md.
     public static func message(for event: Event) -> AMQPMessage {
         AMQPMessage(
             exchange: Topology.eventsExchange, routingKey: event.type, body: EventWireFormat.encode(event),

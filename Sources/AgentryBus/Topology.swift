@@ -22,7 +22,7 @@ public struct Topology: Sendable, Equatable {
         self.skills = skills
     }
 
-    // MARK: Names (DESIGN.md "Contracts")
+    // MARK: Names (docs/design.md, "Names")
 
     /// Entry point for every publisher (fanout).
     public static let eventsExchange = "agentry.events"

@@ -28,7 +28,7 @@ public struct EventDecodingError: Error, Sendable, Hashable, CustomStringConvert
     public var description: String { message }
 }
 
-/// The event wire format of DESIGN.md, in both directions.
+/// The event wire format of docs/design.md, in both directions.
 ///
 /// Body: JSON `{"id", "type", "payload", "priority", "timestamp"}` (priority 1 CRITICAL … 4 LOW, ISO 8601 UTC
 /// timestamp), plus `source`, `correlation_id` and `causation_id` when set. A body that is any other JSON object is a
