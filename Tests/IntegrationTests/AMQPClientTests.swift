@@ -40,6 +40,31 @@ struct AMQPClientTests {
         await consumer.close()
     }
 
+    @Test("a publish the broker does not confirm (a memory alarm blocks publishers) fails at its confirm timeout, retriable, saying why",
+          .timeLimit(.minutes(1)))
+    func confirmTimeout() async throws {
+        let connection = try await TestEnvironment.connect { $0.confirmTimeout = .seconds(1) }
+        defer { Task { await connection.close() } }
+        let queue = TestEnvironment.uniqueName("agentry.test.blocked.")
+        try await connection.declare(QueueDeclaration(name: queue, durable: false, autoDelete: false))
+        defer { Task { try? await connection.deleteQueue(queue) } }
+        let channel = try await connection.openChannel(confirms: true)
+        try await channel.publish(AMQPMessage(exchange: "", routingKey: queue, body: Array("before".utf8)))
+        let (failure, alarmSeen) = try await TestEnvironment.withMemoryAlarm { () async throws -> AMQPError? in
+            do {
+                try await channel.publish(AMQPMessage(exchange: "", routingKey: queue, body: Array("held".utf8)))
+                return nil
+            } catch let error as AMQPError {
+                return error
+            }
+        }
+        #expect(alarmSeen)
+        let error = try #require(failure, "a publish under the alarm was confirmed")
+        #expect(error.code == .timeout, "\(error)")
+        #expect(error.isRetriable)
+        #expect(error.message.contains("blocked"), "\(error.message)")
+    }
+
     @Test("every publish under confirms is confirmed, with many in flight")
     func confirmsForEveryPublish() async throws {
         let connection = try await TestEnvironment.connect()

@@ -113,6 +113,20 @@ enum TestEnvironment {
         if result.status != 0 { Issue.record("rabbitmqctl \(arguments.joined(separator: " ")) failed: \(result.output)") }
     }
 
+    /// Runs `body` with RabbitMQ's memory alarm on (a watermark no broker stays under), which blocks every connection
+    /// that publishes, broker-wide; the previous watermark is restored after, whatever happens. Returns whether the
+    /// alarm was seen on while `body` ran (read after it).
+    static func withMemoryAlarm<T>(_ body: () async throws -> T) async throws -> (result: T, alarmSeen: Bool) {
+        let watermark = try run("rabbitmqctl", ["eval", "vm_memory_monitor:get_vm_memory_high_watermark()."]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let previous = Double(watermark) ?? 0.4
+        defer { _ = try? run("rabbitmqctl", ["set_vm_memory_high_watermark", String(previous)]) }
+        try rabbitmqctl("set_vm_memory_high_watermark", "0.0001")
+        let result = try await body()
+        let alarms = try run("rabbitmqctl", ["eval", "rabbit_alarm:get_alarms()."]).output
+        return (result, alarms.contains("memory"))
+    }
+
     /// A fresh vhost that guest may use, deleted by the caller with `deleteVhost`.
     static func makeVhost() throws -> String {
         let vhost = uniqueName("agentry-test-")
