@@ -67,6 +67,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // Compiled into the binary, so that agentry runs from any directory; --migrations DIR overrides.
+            resources: [.embedInCode("Migrations")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -78,6 +80,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
+            // Compiled into the binary; --topology DIR overrides.
+            resources: [.embedInCode("Topology")],
             swiftSettings: swiftSettings
         ),
         // posix_spawn with a process group of its own and every inherited descriptor closed, for exec handlers.

@@ -33,7 +33,7 @@ extension Topology {
             do {
                 try await connection.declare(exchange)
             } catch let error as AMQPError where error.replyCode == 406 {
-                throw TopologyError("exchange '\(exchange.name)' already exists with other settings than the topology's (type \(exchange.kind.rawValue), arguments \(exchange.arguments)): \(error.replyText ?? "\(error)"). Delete it (rabbitmqctl delete_exchange is not available; use the management UI) or align Topology/.")
+                throw TopologyError("exchange '\(exchange.name)' already exists with other settings than the topology's (type \(exchange.kind.rawValue), arguments \(exchange.arguments)): \(error.replyText ?? "\(error)"). Delete it (rabbitmqctl delete_exchange is not available; use the management UI) or align the topology (--topology DIR).")
             }
             changes.append(Change(kind: "exchange", name: exchange.name, action: existed ? .unchanged : .created))
         }
@@ -47,7 +47,7 @@ extension Topology {
                 changes.append(Change(kind: "queue", name: queue.name, action: .redeclared(moved: moved)))
                 continue
             } catch let error as AMQPError where error.replyCode == 406 {
-                throw TopologyError("queue '\(queue.name)' already exists with other settings than the topology's (arguments \(queue.arguments)): \(error.replyText ?? "\(error)"). Delete it (rabbitmqctl delete_queue \(queue.name)) or align Topology/.")
+                throw TopologyError("queue '\(queue.name)' already exists with other settings than the topology's (arguments \(queue.arguments)): \(error.replyText ?? "\(error)"). Delete it (rabbitmqctl delete_queue \(queue.name)) or align the topology (--topology DIR).")
             }
             changes.append(Change(kind: "queue", name: queue.name, action: existed ? .unchanged : .created))
         }

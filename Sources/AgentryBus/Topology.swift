@@ -3,7 +3,7 @@ import AgentryCore
 import Foundation
 import Yams
 
-/// RabbitMQ's layout for Agentry: exchanges, queues and bindings, read from `Topology/*.yaml`.
+/// RabbitMQ's layout for Agentry: exchanges, queues and bindings, built in (`Sources/AgentryBus/Topology/*.yaml`) or read from `--topology DIR`.
 public struct Topology: Sendable, Equatable {
     public var exchanges: [ExchangeDeclaration]
     public var queues: [QueueDeclaration]
@@ -70,19 +70,26 @@ public struct Topology: Sendable, Equatable {
 
     // MARK: Loading
 
-    /// Reads and merges every `*.yaml` / `*.yml` file of a directory (in name order).
-    public static func load(directory: String) throws -> Topology {
+    /// The topology to declare: every `*.yaml` / `*.yml` file of `directory` (`--topology`) merged in name order, or
+    /// when it is nil the one built into the binary (``builtIn``).
+    public static func load(directory: String?) throws -> Topology {
+        guard let directory else { return builtIn }
         let names: [String]
         do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+            names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
         } catch {
-            throw TopologyError("cannot read the topology directory '\(directory)': run from the repository root or pass --topology DIR (AGENTRY_TOPOLOGY_DIR)")
+            throw TopologyError("cannot read the topology directory '\(directory)' (--topology, AGENTRY_TOPOLOGY_DIR); without either, the topology built into agentry is used")
         }
         guard !names.isEmpty else { throw TopologyError("no .yaml files in the topology directory '\(directory)'") }
+        return try merge(names.map { name in
+            (name, try String(contentsOfFile: (directory as NSString).appendingPathComponent(name), encoding: .utf8))
+        })
+    }
+
+    /// Merges topology documents (file name, YAML) in name order and validates the whole.
+    static func merge(_ files: [(name: String, yaml: String)]) throws -> Topology {
         var topology = Topology()
-        for name in names {
-            let path = (directory as NSString).appendingPathComponent(name)
-            let text = try String(contentsOfFile: path, encoding: .utf8)
+        for (name, text) in files.sorted(by: { $0.name < $1.name }) {
             let part = try parse(yaml: text, file: name)
             topology.exchanges += part.exchanges
             topology.queues += part.queues

@@ -158,18 +158,18 @@ public struct AgentRegistry: Sendable {
     }
 
     /// Checks, at publish time, what a definition refers to outside itself: event pools and skills declared in
-    /// Topology/, and subagents with a published version in the required range.
+    /// the topology, and subagents with a published version in the required range.
     func checkReferences(_ definition: AgentDefinition) async throws {
         var problems: [String] = []
         for skill in definition.referencedSkills where topology.skills[skill] == nil {
             let known = topology.skills.keys.sorted()
             let hint = known.first { Self.isNear($0, skill) }.map { " (did you mean '\($0)'?)" } ?? ""
-            problems.append("skills: '\(skill)' is not declared in Topology/skills.yaml\(hint); declared skills: \(known.joined(separator: ", "))")
+            problems.append("skills: '\(skill)' is not declared in the topology's skills (skills.yaml)\(hint); declared skills: \(known.joined(separator: ", "))")
         }
         for pool in definition.referencedPools where topology.eventPools[pool] == nil {
             let known = topology.eventPools.keys.sorted()
             let hint = known.first { Self.isNear($0, pool) }.map { " (did you mean '\($0)'?)" } ?? ""
-            problems.append("event_pools: '\(pool)' is not declared in Topology/\(hint); declared pools: \(known.joined(separator: ", "))")
+            problems.append("event_pools: '\(pool)' is not declared in the topology's event pools (event-pools.yaml)\(hint); declared pools: \(known.joined(separator: ", "))")
         }
         for subagent in definition.referencedSubagents {
             guard let range = VersionRange.parse(subagent.version) else {

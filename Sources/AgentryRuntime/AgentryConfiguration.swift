@@ -13,10 +13,10 @@ public struct AgentryConfiguration: Sendable {
     public var adminPort: Int
     /// `AGENTRY_ADMIN_TOKEN`. Default: none.
     public var adminToken: String?
-    /// `AGENTRY_MIGRATIONS_DIR`. Default: `Migrations` (relative to the working directory).
-    public var migrationsDirectory: String
-    /// `AGENTRY_TOPOLOGY_DIR`. Default: `Topology`.
-    public var topologyDirectory: String
+    /// `AGENTRY_MIGRATIONS_DIR`: a directory of migrations to use instead of those built into the binary. Default: none.
+    public var migrationsDirectory: String?
+    /// `AGENTRY_TOPOLOGY_DIR`: a directory of topology files to use instead of the built-in topology. Default: none.
+    public var topologyDirectory: String?
 
     public static let defaultAMQPURL = "amqp://guest:guest@localhost:5672/%2f"
     public static let defaultDatabaseURL = "postgres://agentry:agentry@localhost:5432/agentry"
@@ -43,11 +43,12 @@ public struct AgentryConfiguration: Sendable {
 
     /// Builds the configuration; every bad value is reported at once, each naming its setting.
     public static func resolve(_ overrides: Overrides = Overrides(), environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AgentryConfiguration {
-        func value(_ flag: String?, _ variable: String, _ fallback: String) -> String {
+        func value(_ flag: String?, _ variable: String) -> String? {
             if let flag, !flag.isEmpty { return flag }
             if let env = environment[variable], !env.isEmpty { return env }
-            return fallback
+            return nil
         }
+        func value(_ flag: String?, _ variable: String, _ fallback: String) -> String { value(flag, variable) ?? fallback }
         var problems: [String] = []
         var amqp = AMQPConfiguration()
         do {
@@ -82,8 +83,8 @@ public struct AgentryConfiguration: Sendable {
         return AgentryConfiguration(
             amqp: amqp, database: database, adminHost: host, adminPort: port,
             adminToken: token.flatMap { $0.isEmpty ? nil : $0 },
-            migrationsDirectory: value(overrides.migrationsDirectory, "AGENTRY_MIGRATIONS_DIR", "Migrations"),
-            topologyDirectory: value(overrides.topologyDirectory, "AGENTRY_TOPOLOGY_DIR", "Topology"))
+            migrationsDirectory: value(overrides.migrationsDirectory, "AGENTRY_MIGRATIONS_DIR"),
+            topologyDirectory: value(overrides.topologyDirectory, "AGENTRY_TOPOLOGY_DIR"))
     }
 }
 

@@ -72,7 +72,7 @@ public struct ForcedRelease: Sendable, Hashable {
     public var terminatedHolder: Bool
 }
 
-/// The lock tables and functions (`Migrations/0010_lock_manager.sql`). Reads go through the pool; taking and giving
+/// The lock tables and functions (migration `0010_lock_manager.sql`). Reads go through the pool; taking and giving
 /// back locks happens on the connection that holds them (see `LockManager` in AgentryRuntime).
 public struct LockStore: Sendable {
     let database: Database

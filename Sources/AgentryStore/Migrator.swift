@@ -2,7 +2,7 @@ import Foundation
 public import Logging
 import PostgresNIO
 
-/// One numbered SQL file of `Migrations/`: `0001_event_log.sql` is version 1, named `event_log`.
+/// One numbered SQL file of `Sources/AgentryStore/Migrations/` (built in) or of `--migrations DIR`: `0001_event_log.sql` is version 1, named `event_log`.
 public struct Migration: Sendable, Hashable {
     public var version: Int
     public var name: String
@@ -24,30 +24,37 @@ public struct Migration: Sendable, Hashable {
         return String(hash, radix: 16)
     }
 
-    /// Reads `NNNN_name.sql` files of a directory, in version order. Other files are ignored; two files with the
-    /// same number are an error.
-    public static func load(directory: String) throws -> [Migration] {
+    /// The migrations to apply: the `NNNN_name.sql` files of `directory` (`--migrations`), or when it is nil the
+    /// ones built into the binary (``builtIn``).
+    public static func load(directory: String?) throws -> [Migration] {
+        guard let directory else { return builtIn }
         let url = URL(fileURLWithPath: directory)
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: url.path)
         } catch {
-            throw StoreError(.missingMigrations, "cannot read the migrations directory '\(directory)': run from the repository root or pass --migrations DIR (AGENTRY_MIGRATIONS_DIR)")
+            throw StoreError(.missingMigrations, "cannot read the migrations directory '\(directory)' (--migrations, AGENTRY_MIGRATIONS_DIR); without either, the migrations built into agentry are used")
         }
+        let files = try names.filter { $0.hasSuffix(".sql") }.map { ($0, try String(contentsOf: url.appendingPathComponent($0), encoding: .utf8)) }
+        return try parse(files, source: "'\(directory)'")
+    }
+
+    /// Migrations from `NNNN_name.sql` files (name, SQL), in version order. Two files with the same number are an
+    /// error; so is none.
+    static func parse(_ files: [(name: String, sql: String)], source: String) throws -> [Migration] {
         var migrations: [Migration] = []
-        for file in names where file.hasSuffix(".sql") {
+        for (file, sql) in files {
             let stem = file.dropLast(4)
             guard let underscore = stem.firstIndex(of: "_"), let version = Int(stem[..<underscore]), version > 0 else {
                 throw StoreError(.missingMigrations, "migration file '\(file)' is not named NNNN_name.sql")
             }
-            let sql = try String(contentsOf: url.appendingPathComponent(file), encoding: .utf8)
             if let other = migrations.first(where: { $0.version == version }) {
                 throw StoreError(.missingMigrations, "migrations '\(other.name)' and '\(stem)' both have number \(version)")
             }
             migrations.append(Migration(version: version, name: String(stem[stem.index(after: underscore)...]), sql: sql))
         }
         guard !migrations.isEmpty else {
-            throw StoreError(.missingMigrations, "no NNNN_name.sql files in '\(directory)'")
+            throw StoreError(.missingMigrations, "no NNNN_name.sql files in \(source)")
         }
         return migrations.sorted { $0.version < $1.version }
     }

@@ -25,7 +25,7 @@ import Synchronization
 ///                                             them until then; see `WorkerBench.cleanup`)
 ///
 /// The AMQP benchmarks use the vhost `bench` (queue `bench.swift.prio`); the event log benchmark uses the vhost and
-/// database of AGENTRY_AMQP_URL / AGENTRY_DATABASE_URL and must run from the repository root (Migrations/, Topology/);
+/// database of AGENTRY_AMQP_URL / AGENTRY_DATABASE_URL, with the built-in migrations and topology;
 /// `e2e` and `latency` use the vhost `bench-e2e` and that database (see `WorkerBench`).
 @main
 struct AgentryBench {
@@ -271,8 +271,8 @@ struct EventLogBench {
         let logger = self.logger
         let runTag = "agentry-bench-\(UUID().uuidString.lowercased())"
 
-        _ = try await Migrator(configuration: database, logger: logger).migrate(try Migration.load(directory: "Migrations"))
-        let topology = try Topology.load(directory: "Topology")
+        _ = try await Migrator(configuration: database, logger: logger).migrate(Migration.builtIn)
+        let topology = Topology.builtIn
 
         // Publish the backlog on a connection of its own, closed before the service starts.
         let publisher = AMQPConnection(configuration: amqp, logger: logger)

@@ -24,7 +24,7 @@ import Synchronization
 ///
 /// Both use the vhost `bench-e2e` (AGENTRY_BENCH_VHOST; created by Scripts/bench) on the broker of AGENTRY_AMQP_URL,
 /// the database of AGENTRY_DATABASE_URL, and the `agentry` executable next to this one (AGENTRY_BENCH_AGENTRY), and
-/// must run from the repository root (Migrations/, Topology/). The agent's queue is deleted at the end, and what the
+/// uses the built-in migrations and topology. The agent's queue is deleted at the end, and what the
 /// run added to the database too unless AGENTRY_BENCH_KEEP=1 (which retires the agent instead, so that no worker
 /// started later serves it) or AGENTRY_BENCH_HISTORY=1 (the same, until `agentry-bench cleanup` deletes the rows of
 /// every retired bench agent: `Scripts/bench` measures on the run history a deployment has, see ``cleanup(logger:)``).
@@ -152,7 +152,7 @@ struct WorkerBench {
         let logDirectory = ".build/agentry-bench"
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
 
-        _ = try await Migrator(configuration: database, logger: logger).migrate(try Migration.load(directory: "Migrations"))
+        _ = try await Migrator(configuration: database, logger: logger).migrate(Migration.builtIn)
         let topology = try Topology.load(directory: "Topology")
         let connection = AMQPConnection(configuration: amqp, logger: logger)
         do {

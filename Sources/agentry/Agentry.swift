@@ -19,9 +19,10 @@ struct Agentry: AsyncParsableCommand {
               --database-url  AGENTRY_DATABASE_URL  postgres://agentry:agentry@localhost:5432/agentry
               --admin-addr    AGENTRY_ADMIN_ADDR    127.0.0.1:8000
                               AGENTRY_ADMIN_TOKEN   (none)
-              --migrations    AGENTRY_MIGRATIONS_DIR  Migrations
-              --topology      AGENTRY_TOPOLOGY_DIR    Topology
+              --migrations    AGENTRY_MIGRATIONS_DIR  (built in)
+              --topology      AGENTRY_TOPOLOGY_DIR    (built in)
             """,
+        version: AgentryVersion.current,
         subcommands: [Worker.self, Admin.self, Publish.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self, History.self, Migrate.self,
                       TopologyCommand.self],
         defaultSubcommand: nil)
@@ -44,10 +45,10 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("admin-addr"), help: "Admin HTTP address HOST:PORT (AGENTRY_ADMIN_ADDR).")
     var adminAddress: String?
 
-    @Option(name: .customLong("migrations"), help: "Directory of numbered SQL migrations (AGENTRY_MIGRATIONS_DIR).")
+    @Option(name: .customLong("migrations"), help: "Directory of numbered SQL migrations to use instead of those built in (AGENTRY_MIGRATIONS_DIR).")
     var migrationsDirectory: String?
 
-    @Option(name: .customLong("topology"), help: "Directory of topology YAML files (AGENTRY_TOPOLOGY_DIR).")
+    @Option(name: .customLong("topology"), help: "Directory of topology YAML files to use instead of the built-in topology (AGENTRY_TOPOLOGY_DIR).")
     var topologyDirectory: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (AGENTRY_LOG_LEVEL).")

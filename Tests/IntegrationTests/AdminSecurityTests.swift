@@ -274,8 +274,6 @@ struct AdminTokenURLTests {
         process.executableURL = URL(fileURLWithPath: TestEnvironment.agentryExecutable)
         process.arguments = ["admin", "--admin-addr", "127.0.0.1:0"]
         var environment = ProcessInfo.processInfo.environment
-        environment["AGENTRY_MIGRATIONS_DIR"] = TestEnvironment.configuration.migrationsDirectory
-        environment["AGENTRY_TOPOLOGY_DIR"] = TestEnvironment.configuration.topologyDirectory
         environment["AGENTRY_ADMIN_TOKEN"] = nil
         process.environment = environment
         let errors = Pipe()

@@ -1,5 +1,7 @@
 import AMQP
+import AgentryBus
 import AgentryRuntime
+import AgentryStore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -78,8 +80,7 @@ struct NewUserTests {
             defer { TestEnvironment.deleteVhost(vhost) }
             let amqp = TestEnvironment.configuration.amqp
             let environment = ["AGENTRY_DATABASE_URL": url,
-                               "AGENTRY_AMQP_URL": "amqp://\(amqp.user):\(amqp.password)@\(amqp.host):\(amqp.port)/\(vhost)",
-                               "AGENTRY_TOPOLOGY_DIR": TestEnvironment.configuration.topologyDirectory]
+                               "AGENTRY_AMQP_URL": "amqp://\(amqp.user):\(amqp.password)@\(amqp.host):\(amqp.port)/\(vhost)"]
             let agentry = TestEnvironment.agentryExecutable
             let examples = TestEnvironment.repositoryRoot.appendingPathComponent("examples/agents").path
             let topology = try TestEnvironment.run(agentry, ["topology", "apply"], environment: environment)
@@ -91,6 +92,45 @@ struct NewUserTests {
                 let published = try TestEnvironment.run(agentry, ["agents", "publish", id], environment: environment)
                 #expect(published.status == 0, "agents publish \(id): \(published.output)")
             }
+        }
+    }
+
+    @Test("the installed binary migrates, applies the topology and runs a worker from /tmp, with no source tree",
+          .timeLimit(.minutes(2)))
+    func installedBinary() async throws {
+        try await TestEnvironment.withFreshDatabase("installed", migrated: false) { _, url in
+            let vhost = try TestEnvironment.makeVhost()
+            defer { TestEnvironment.deleteVhost(vhost) }
+            let prefix = FileManager.default.temporaryDirectory.appendingPathComponent("agentry-install-\(UUID().uuidString.prefix(8))")
+            defer { try? FileManager.default.removeItem(at: prefix) }
+            let install = TestEnvironment.repositoryRoot.appendingPathComponent("Scripts/install").path
+            let installed = try TestEnvironment.run("/bin/bash", [install, "--prefix", prefix.path, "--binary", TestEnvironment.agentryExecutable])
+            #expect(installed.status == 0, "\(installed.output)")
+            let agentry = prefix.appendingPathComponent("bin/agentry").path
+            #expect(FileManager.default.isExecutableFile(atPath: agentry))
+
+            let amqp = TestEnvironment.configuration.amqp
+            var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("AGENTRY_") }
+            environment["AGENTRY_DATABASE_URL"] = url
+            environment["AGENTRY_AMQP_URL"] = "amqp://\(amqp.user):\(amqp.password)@\(amqp.host):\(amqp.port)/\(vhost)"
+            let tmp = URL(fileURLWithPath: "/tmp")
+            #expect(!FileManager.default.fileExists(atPath: "/tmp/Migrations") && !FileManager.default.fileExists(atPath: "/tmp/Topology"))
+            let migrated = try TestEnvironment.run(agentry, ["migrate"], environment: environment, directory: tmp)
+            #expect(migrated.status == 0, "\(migrated.output)")
+            let expected = Migration.builtIn.count
+            #expect(migrated.output.contains("\(expected) applied now"), "\(migrated.output)")
+            let applied = try TestEnvironment.run(agentry, ["topology", "apply"], environment: environment, directory: tmp)
+            #expect(applied.status == 0, "\(applied.output)")
+            let connection = try await TestEnvironment.connect(vhost: vhost)
+            defer { Task { await connection.close() } }
+            #expect(try await connection.exchangeExists(Topology.routeExchange))
+
+            let worker = try WorkerProcess(agents: ["none"], environment: environment, executable: agentry, directory: tmp)
+            let ready = try await TestEnvironment.eventually(timeout: .seconds(30)) { worker.output.contains("worker ready") }
+            #expect(ready, "\(worker.output)")
+            worker.signal(SIGTERM)
+            let status = await worker.wait(timeout: .seconds(30))
+            #expect(status == 0, "\(worker.output)")
         }
     }
 

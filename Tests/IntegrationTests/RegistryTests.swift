@@ -195,9 +195,9 @@ struct RegistryTests {
             _ = try await registry.register(definition(id: id, version: "1.0.0", triggers: [("test.refs.\(id)", "low")],
                                                        pools: ["alert"], subagents: [("nobody-\(id)", "^1.0")], skills: ["screenshot", "screenshoot"]))
             let error = await #expect(throws: RegistryError.self) { _ = try await registry.publish(agentID: id) }
-            #expect(error?.message.contains("'alert' is not declared in Topology/ (did you mean 'alerts'?)") == true)
+            #expect(error?.message.contains("'alert' is not declared in the topology's event pools (event-pools.yaml) (did you mean 'alerts'?)") == true)
             #expect(error?.message.contains("'nobody-\(id)' has no published version") == true)
-            #expect(error?.message.contains("'screenshoot' is not declared in Topology/skills.yaml (did you mean 'screenshot'?)") == true)
+            #expect(error?.message.contains("'screenshoot' is not declared in the topology's skills (skills.yaml) (did you mean 'screenshot'?)") == true)
             #expect(error?.message.contains("'screenshot' is not") == false)
             #expect(try await registry.list().first { $0.agentID == id }?.activeVersion == nil)
         }
@@ -244,8 +244,7 @@ struct RegistryTests {
         try definitionYAML(id: id, version: "1.0.0", triggers: [("test.race.a.\(id)", "normal")]).write(toFile: fileA, atomically: true, encoding: .utf8)
         try definitionYAML(id: id, version: "1.1.0", triggers: [("test.race.b.\(id)", "normal")]).write(toFile: fileB, atomically: true, encoding: .utf8)
         let executable = TestEnvironment.agentryExecutable
-        let environment = ["AGENTRY_MIGRATIONS_DIR": TestEnvironment.configuration.migrationsDirectory,
-                           "AGENTRY_TOPOLOGY_DIR": TestEnvironment.configuration.topologyDirectory]
+        let environment: [String: String] = [:]
         try await TestEnvironment.migrate()
         for round in 0..<3 {
             async let a = Task.detached {

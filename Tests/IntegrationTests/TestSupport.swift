@@ -13,9 +13,8 @@ import Testing
 enum TestEnvironment {
     static let configuration: AgentryConfiguration = {
         do {
-            return try AgentryConfiguration.resolve(.init(
-                migrationsDirectory: repositoryRoot.appendingPathComponent("Migrations").path,
-                topologyDirectory: repositoryRoot.appendingPathComponent("Topology").path))
+            // The migrations and topology built into the binaries under test.
+            return try AgentryConfiguration.resolve()
         } catch {
             fatalError("test configuration: \(error)")
         }
@@ -48,7 +47,7 @@ enum TestEnvironment {
         return connection
     }
 
-    /// Applies Migrations/ once per test process (safe to repeat: the migrator takes an advisory lock).
+    /// Applies the built-in migrations once per test process (safe to repeat: the migrator takes an advisory lock).
     static func migrate() async throws {
         let migrations = try Migration.load(directory: configuration.migrationsDirectory)
         _ = try await Migrator(configuration: configuration.database, logger: logger).migrate(migrations)
@@ -91,8 +90,10 @@ enum TestEnvironment {
 
     /// Runs a command and returns its exit status and output.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                    directory: URL? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
+        if let directory { process.currentDirectoryURL = directory }
         process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
         process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
         var env = ProcessInfo.processInfo.environment

@@ -59,7 +59,7 @@ struct TopologyTests {
         #expect(changes.allSatisfy { $0.action != .created })
     }
 
-    @Test("the repository's Topology/ is valid and has the contract's names")
+    @Test("the built-in topology is valid and has the contract's names")
     func repositoryTopology() throws {
         let topology = try TestEnvironment.topology()
         let exchanges = Set(topology.exchanges.map(\.name))
@@ -73,7 +73,7 @@ struct TopologyTests {
         #expect(Topology.agentQueue("tv-watcher").arguments["x-max-priority"] == 4)
     }
 
-    @Test("every pool and skill the examples use is declared in Topology/")
+    @Test("every pool and skill the examples use is declared in the built-in topology")
     func examplesReferToDeclaredPoolsAndSkills() throws {
         let topology = try TestEnvironment.topology()
         let directory = TestEnvironment.repositoryRoot.appendingPathComponent("examples/agents")
@@ -90,10 +90,23 @@ struct TopologyTests {
 
 @Suite("Migrations")
 struct MigrationTests {
+    @Test("the migrations and topology built into the binary are the repository's files, every one of them")
+    func builtInMatchesFiles() throws {
+        let sources = TestEnvironment.repositoryRoot.appendingPathComponent("Sources")
+        let files = try Migration.load(directory: sources.appendingPathComponent("AgentryStore/Migrations").path)
+        #expect(Migration.builtIn.map(\.version) == files.map(\.version),
+                "a file of Sources/AgentryStore/Migrations is missing from Migration+BuiltIn.swift, or the reverse")
+        #expect(Migration.builtIn == files, "a built-in migration differs from its file")
+        #expect(try Migration.load(directory: nil) == files)
+        let topology = try Topology.load(directory: sources.appendingPathComponent("AgentryBus/Topology").path)
+        #expect(Topology.builtIn == topology, "Topology+BuiltIn.swift does not list every file of Sources/AgentryBus/Topology")
+        #expect(try Topology.load(directory: nil) == topology)
+    }
+
     @Test("agentry migrate run by two processes at once applies each migration once")
     func concurrentMigrate() async throws {
         try await TestEnvironment.withFreshDatabase("m", migrated: false) { db, url in
-            let environment = ["AGENTRY_DATABASE_URL": url, "AGENTRY_MIGRATIONS_DIR": TestEnvironment.configuration.migrationsDirectory]
+            let environment = ["AGENTRY_DATABASE_URL": url]
             let executable = TestEnvironment.agentryExecutable
             async let first = Task.detached { try TestEnvironment.run(executable, ["migrate"], environment: environment) }.value
             async let second = Task.detached { try TestEnvironment.run(executable, ["migrate"], environment: environment) }.value

@@ -18,17 +18,17 @@ final class WorkerProcess: @unchecked Sendable {
     let process = Process()
     let log: URL
 
-    init(agents: [String], extra: [String] = [], environment overrides: [String: String] = [:]) throws {
+    init(agents: [String], extra: [String] = [], environment overrides: [String: String] = [:],
+         executable: String = TestEnvironment.agentryExecutable, directory: URL? = nil) throws {
         log = FileManager.default.temporaryDirectory.appendingPathComponent("agentry-worker-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
-        process.executableURL = URL(fileURLWithPath: TestEnvironment.agentryExecutable)
+        process.executableURL = URL(fileURLWithPath: executable)
+        if let directory { process.currentDirectoryURL = directory }
         process.arguments = ["worker", "--agents", agents.joined(separator: ","), "--heartbeat-seconds", "0.5",
                              "--worker-expiry-seconds", "3", "--sync-seconds", "1", "--no-event-log"]
             + (extra.contains("--admin-addr") ? [] : ["--no-admin"]) + extra
         var environment = ProcessInfo.processInfo.environment
-        environment["AGENTRY_MIGRATIONS_DIR"] = TestEnvironment.configuration.migrationsDirectory
-        environment["AGENTRY_TOPOLOGY_DIR"] = TestEnvironment.configuration.topologyDirectory
         // The tests' handlers run programs from anywhere (/bin/sh, /bin/sleep, …); HandlerSafetyTests checks the list.
         environment["AGENTRY_EXEC_ALLOW"] = "/"
         environment.merge(overrides) { _, new in new }

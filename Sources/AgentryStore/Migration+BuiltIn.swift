@@ -1,0 +1,34 @@
+/// The migrations compiled into the binary: the files of `Sources/AgentryStore/Migrations/`, which SwiftPM embeds
+/// (`resources: [.embedInCode("Migrations")]`) as one constant per file. SwiftPM gives no list of them, so a new
+/// migration file gets a line here too; a test checks that this list and the directory hold the same migrations.
+extension Migration {
+    static let builtInFiles: [(name: String, bytes: [UInt8])] = [
+        ("0001_event_log.sql", PackageResources._001_event_log_sql),
+        ("0002_resource_locks.sql", PackageResources._002_resource_locks_sql),
+        ("0003_agent_registry.sql", PackageResources._003_agent_registry_sql),
+        ("0004_scheduled_events.sql", PackageResources._004_scheduled_events_sql),
+        ("0005_agent_publication.sql", PackageResources._005_agent_publication_sql),
+        ("0006_runtime.sql", PackageResources._006_runtime_sql),
+        ("0007_agent_slots.sql", PackageResources._007_agent_slots_sql),
+        ("0008_run_handover.sql", PackageResources._008_run_handover_sql),
+        ("0009_run_cancel.sql", PackageResources._009_run_cancel_sql),
+        ("0010_lock_manager.sql", PackageResources._010_lock_manager_sql),
+        ("0011_status_notify.sql", PackageResources._011_status_notify_sql),
+        ("0012_event_log_priority_index.sql", PackageResources._012_event_log_priority_index_sql),
+        ("0013_run_received.sql", PackageResources._013_run_received_sql),
+        ("0014_instance_prefetch.sql", PackageResources._014_instance_prefetch_sql),
+        ("0015_event_log_ordered_keys.sql", PackageResources._015_event_log_ordered_keys_sql),
+        ("0016_status_watchers.sql", PackageResources._016_status_watchers_sql),
+        ("0017_task_run_event_text.sql", PackageResources._017_task_run_event_text_sql),
+        ("0018_run_republish.sql", PackageResources._018_run_republish_sql),
+    ]
+
+    /// The migrations this binary was built with, in version order.
+    public static let builtIn: [Migration] = {
+        do {
+            return try parse(builtInFiles.map { ($0.name, String(decoding: $0.bytes, as: UTF8.self)) }, source: "the built-in migrations")
+        } catch {
+            preconditionFailure("the built-in migrations do not load: \(error)")
+        }
+    }()
+}
