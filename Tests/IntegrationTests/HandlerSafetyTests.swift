@@ -27,35 +27,6 @@ func pids(in path: String, count: Int) async throws -> [Int32] {
     return found
 }
 
-/// For ``HTTPTestServer/init(script:)``: `/ok` answers 200 with JSON, `/redirect` answers 302 to `/ok` on
-/// 127.0.0.1, `/big` answers 200 with 2 MiB.
-extension HTTPTestServer {
-    static let redirecting = """
-        import http.server, sys
-        class H(http.server.BaseHTTPRequestHandler):
-            def answer(self):
-                n = int(self.headers.get('Content-Length') or 0)
-                if n: self.rfile.read(n)
-                if self.path == '/redirect':
-                    self.send_response(302)
-                    self.send_header('Location', 'http://127.0.0.1:%d/ok' % self.server.server_address[1])
-                    self.send_header('Content-Length', '0')
-                    self.end_headers()
-                    return
-                data = b'x' * (2 << 20) if self.path == '/big' else b'{"reached": "ok"}'
-                self.send_response(200)
-                self.send_header('Content-Length', str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            do_POST = answer
-            do_GET = answer
-            def log_message(self, *a): pass
-        s = http.server.HTTPServer(('127.0.0.1', 0), H)
-        print(s.server_address[1], flush=True)
-        s.serve_forever()
-        """
-}
-
 @Suite("Handler safety", .serialized)
 struct HandlerSafetyTests {
     /// Publishes an agent with `handler`, starts a worker for it, publishes one event and waits for its run to end.
@@ -190,7 +161,7 @@ struct HandlerSafetyTests {
     @Test("http: a redirect is refused unless follow_redirects; link-local addresses are refused; an answer over the limit is not retried")
     func httpRules() async throws {
         try await withWorkerHarness { h in
-            let server = try HTTPTestServer(script: HTTPTestServer.redirecting)
+            let server = try await HTTPTestServer()
             defer { server.stop() }
             let redirected = try await runOnce(h, handler: "http: {url: 'http://127.0.0.1:\(server.port)/redirect', timeout_seconds: 5}")
             #expect(redirected.state == .failed, "\(redirected)")

@@ -12,7 +12,7 @@ import Testing
 struct PinnedHTTPClientTests {
     @Test("a request goes to the address checked, not to a fresh lookup of the name")
     func connectsToCheckedAddress() async throws {
-        let server = try HTTPTestServer(script: HTTPTestServer.redirecting)
+        let server = try await HTTPTestServer()
         defer { server.stop() }
         let clients = PinnedHTTPClients(capacity: 2)
         // `.invalid` never resolves (RFC 6761): the answer can only come through the pin.
@@ -27,7 +27,7 @@ struct PinnedHTTPClientTests {
 
     @Test("idle clients beyond the capacity are closed")
     func capacity() async throws {
-        let server = try HTTPTestServer(script: HTTPTestServer.redirecting)
+        let server = try await HTTPTestServer()
         defer { server.stop() }
         let clients = PinnedHTTPClients(capacity: 2)
         for index in 1...4 {
@@ -56,7 +56,7 @@ struct PinnedHTTPClientTests {
 
     @Test("when a checked address refuses the connection, the next one is tried")
     func fallsBackAcrossAddresses() async throws {
-        let server = try HTTPTestServer(script: HTTPTestServer.redirecting)  // listens on 127.0.0.1 only
+        let server = try await HTTPTestServer()  // listens on 127.0.0.1 only
         defer { server.stop() }
         let runner = HandlerRunner(logger: TestEnvironment.logger, httpClient: HandlerRunner.client)
         var request = HTTPClientRequest(url: "http://agentry-pin-check.invalid:\(server.port)/ok")

@@ -213,7 +213,7 @@ struct WorkerTests {
     @Test("an http handler POSTs the envelope; a 2xx JSON answer is the result and its events are published; a 500 fails the run")
     func httpEndToEnd() async throws {
         try await withWorkerHarness { h in
-            let server = try HTTPTestServer()
+            let server = try await HTTPTestServer()
             defer { server.stop() }
             let id = TestEnvironment.uniqueName("http-")
             _ = try await h.publishAgent(agentYAML(id: id, trigger: "hook.\(id)", handler: """
@@ -1101,63 +1101,5 @@ struct WorkerTests {
             await worker.stop()
             await h.cleanup(id)
         }
-    }
-}
-
-/// A small HTTP server (Python's http.server) for the http handler: `/ok` answers 200 with the event's id, the
-/// X-Test header and a follow-up event; anything else answers 500.
-final class HTTPTestServer: @unchecked Sendable {
-    // @unchecked: the process is started in init and stopped once by the owning test.
-    let process = Process()
-    let port: Int
-
-    static let answering = """
-        import http.server, json, sys
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
-                if self.path == '/ok':
-                    answer = {'received_id': body['id'], 'header': self.headers.get('X-Test'),
-                              'events': [{'type': 'answered.ok', 'payload': {'id': body['id']}}]}
-                    code = 200
-                else:
-                    answer, code = {'error': 'no'}, 500
-                data = json.dumps(answer).encode()
-                self.send_response(code)
-                self.send_header('Content-Type', 'application/json')
-                self.send_header('Content-Length', str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            def log_message(self, *a): pass
-        s = http.server.HTTPServer(('127.0.0.1', 0), H)
-        print(s.server_address[1], flush=True)
-        s.serve_forever()
-        """
-
-    /// Starts Python's http.server with `script` (a handler class `H` and the lines that serve it), which prints the
-    /// port it listens on first.
-    init(script: String = HTTPTestServer.answering) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = pipe.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            process.terminate()
-            throw BusError("the test HTTP server did not start")
-        }
-        self.port = port
-    }
-
-    func stop() {
-        // SIGKILL: the test runner's children may inherit a blocked SIGTERM.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
     }
 }
