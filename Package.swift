@@ -156,6 +156,17 @@ let package = Package(
             dependencies: ["AgentryCore"],
             swiftSettings: swiftSettings
         ),
+        // Runtime's pure decisions (trigger matching, retry waits, group commit), without servers.
+        .testTarget(
+            name: "AgentryRuntimeTests",
+            dependencies: [
+                "AgentryCore",
+                "AgentryRuntime",
+                "AgentryStore",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
