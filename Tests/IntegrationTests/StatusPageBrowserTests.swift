@@ -7,7 +7,8 @@ import Testing
 import Glibc
 #endif
 
-/// Headless Chromium driven through `Scripts/cdp.py` (the DevTools protocol): commands in, one JSON answer per line out.
+/// Headless Chromium driven by Selenium (`Scripts/browser.py`, with Debian's chromium-driver): commands in, one JSON
+/// answer per line out. The Python is the test virtual environment's that `Scripts/test` makes.
 final class HeadlessBrowser: @unchecked Sendable {
     // @unchecked: the process and pipes are used by the one test that owns this value, one command at a time.
     let process = Process()
@@ -16,8 +17,8 @@ final class HeadlessBrowser: @unchecked Sendable {
     var buffer = Data()
 
     init(url: String, width: Int = 1280, height: Int = 900) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", TestEnvironment.repositoryRoot.appendingPathComponent("Scripts/cdp.py").path, url, String(width), String(height)]
+        process.executableURL = TestEnvironment.testPython
+        process.arguments = [TestEnvironment.repositoryRoot.appendingPathComponent("Scripts/browser.py").path, url, String(width), String(height)]
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -34,7 +35,7 @@ final class HeadlessBrowser: @unchecked Sendable {
                 return try JSON.parse(Array(line))
             }
             let chunk = output.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw BrowserError("the browser driver ended (is Debian's chromium installed? Scripts/test installs it)") }
+            guard !chunk.isEmpty else { throw BrowserError("the browser driver ended (are Debian's chromium and chromium-driver, and selenium in .build/test-venv, installed? Scripts/test installs them)") }
             buffer.append(chunk)
         }
     }

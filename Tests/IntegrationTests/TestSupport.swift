@@ -108,6 +108,13 @@ enum TestEnvironment {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// The Python of the virtual environment `Scripts/test` makes (`.build/test-venv`, with the test's packages from
+    /// PyPI: selenium for the browser test); AGENTRY_TEST_PYTHON overrides.
+    static let testPython: URL = {
+        if let path = ProcessInfo.processInfo.environment["AGENTRY_TEST_PYTHON"], !path.isEmpty { return URL(fileURLWithPath: path) }
+        return repositoryRoot.appendingPathComponent(".build/test-venv/bin/python3")
+    }()
+
     /// `rabbitmqctl …`, failing the test with its output when it fails.
     static func rabbitmqctl(_ arguments: String...) throws {
         let result = try run("rabbitmqctl", arguments)
