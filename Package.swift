@@ -154,6 +154,8 @@ let package = Package(
         .testTarget(
             name: "AgentryCoreTests",
             dependencies: ["AgentryCore"],
+            // Read by the tests from the source tree.
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         // Runtime's pure decisions (trigger matching, retry waits, group commit), without servers.

@@ -313,7 +313,7 @@ struct AdminAPI: Sendable {
             throw AdminError.notFound("Agent not found: no agent '\(id)'\(version.map { " version \($0)" } ?? "")")
         }
         let shown = revealSecrets ? definition : definition.redactingSecrets()
-        let json = revealSecrets ? try JSON.parse(Array(stored.definition.utf8)) : try JSON.parse(Array(try AgentRegistry.storedJSON(shown).utf8))
+        let json = revealSecrets ? try JSON.parse(Array(stored.definition.utf8)) : shown.jsonValue()
         return JSONResponse.make(["agent_id": .string(id), "version": .string(stored.version), "status": .string(stored.status.rawValue),
                                   "definition": json, "yaml": .string(shown.yaml()), "secrets_redacted": .bool(!revealSecrets && shown != definition)])
     }

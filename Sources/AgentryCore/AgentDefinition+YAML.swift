@@ -15,6 +15,15 @@ extension AgentDefinition {
     }
 }
 
+extension AgentDefinition {
+    /// The definition as JSON: the tree ``yaml()`` writes, with the same keys and values. The registry stores it and
+    /// reads it back with ``parse(yaml:file:vocabulary:)`` (JSON is YAML), so one reader and one writer hold the
+    /// format.
+    public func jsonValue() -> JSONValue {
+        YAMLWriter.jsonValue(YAMLWriter.definition(self))
+    }
+}
+
 /// Builds the node tree that `yaml()` serialises.
 enum YAMLWriter {
     static func definition(_ d: AgentDefinition) -> Node {
@@ -144,6 +153,32 @@ enum YAMLWriter {
     static func number(_ value: Double) -> Node {
         if value == value.rounded(), abs(value) < 1e15 { return int(Int(value)) }
         return .scalar(.init(String(value), Tag(.float)))
+    }
+
+    /// The writer's tree as JSON: each scalar by the tag the writer gave it (plain scalars are strings).
+    static func jsonValue(_ node: Node) -> JSONValue {
+        switch node {
+        case .scalar(let scalar):
+            switch Tag.Name(rawValue: scalar.tag.rawValue) {
+            case .int: return Int64(scalar.string).map(JSONValue.int) ?? .string(scalar.string)
+            case .bool: return .bool(scalar.string == "true")
+            case .null: return .null
+            case .float:
+                switch scalar.string {
+                case ".nan", ".inf", "-.inf": return .null  // JSON has no NaN or infinity
+                default: return Double(scalar.string).map(JSONValue.double) ?? .string(scalar.string)
+                }
+            default: return .string(scalar.string)
+            }
+        case .sequence(let sequence):
+            return .array(sequence.map(jsonValue))
+        case .mapping(let mapping):
+            var object: JSONObject = [:]
+            for (key, value) in mapping { object[key.string ?? ""] = jsonValue(value) }
+            return .object(object)
+        case .alias:
+            return .null  // the writer makes no aliases
+        }
     }
 
     static func json(_ value: JSONValue) -> Node {

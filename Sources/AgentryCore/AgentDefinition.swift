@@ -11,8 +11,9 @@
 /// ``RetryPolicy``, no `on_busy` means `queue`.
 ///
 /// YAML and JSON use the seed's snake_case keys. Read YAML with ``parse(yaml:file:vocabulary:)`` (which reports
-/// every problem with its line and column) and write it with ``yaml()``; JSON (for storage) goes through `Codable`.
-public struct AgentDefinition: Sendable, Hashable, Codable {
+/// every problem with its line and column) and write it with ``yaml()``; its JSON form (stored by the registry,
+/// shown by the API) is the same tree as JSON, ``jsonValue()``, and reads back through the same reader (JSON is YAML).
+public struct AgentDefinition: Sendable, Hashable {
     public var metadata: AgentMetadata
     public var goal: AgentGoal
     public var triggers: [EventTrigger]
@@ -90,45 +91,11 @@ public struct AgentDefinition: Sendable, Hashable, Codable {
         case workerLabels = "worker_labels"
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        metadata = try c.decode(AgentMetadata.self, forKey: .metadata)
-        goal = try c.decode(AgentGoal.self, forKey: .goal)
-        triggers = try c.decode([EventTrigger].self, forKey: .triggers)
-        eventPools = try c.decodeIfPresent([String].self, forKey: .eventPools) ?? []
-        subagents = try c.decodeIfPresent([SubagentReference].self, forKey: .subagents) ?? []
-        skills = try c.decodeIfPresent([String].self, forKey: .skills) ?? []
-        permissions = try c.decodeIfPresent(AgentPermissions.self, forKey: .permissions) ?? AgentPermissions()
-        config = try c.decodeIfPresent(AgentConfig.self, forKey: .config) ?? AgentConfig()
-        handler = try c.decodeIfPresent(Handler.self, forKey: .handler)
-        resources = try c.decodeIfPresent([String].self, forKey: .resources) ?? []
-        retry = try c.decodeIfPresent(RetryPolicy.self, forKey: .retry)
-        onBusy = try c.decodeIfPresent(BusyPolicy.self, forKey: .onBusy) ?? .queue
-        workerLabels = try c.decodeIfPresent([String: String].self, forKey: .workerLabels) ?? [:]
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(metadata, forKey: .metadata)
-        try c.encode(goal, forKey: .goal)
-        try c.encode(triggers, forKey: .triggers)
-        try c.encode(eventPools, forKey: .eventPools)
-        try c.encode(subagents, forKey: .subagents)
-        try c.encode(skills, forKey: .skills)
-        try c.encode(permissions, forKey: .permissions)
-        try c.encode(config, forKey: .config)
-        try c.encodeIfPresent(handler, forKey: .handler)
-        try c.encode(resources, forKey: .resources)
-        try c.encodeIfPresent(retry, forKey: .retry)
-        try c.encode(onBusy, forKey: .onBusy)
-        // Written only when set, so that definitions stored before the field existed compare equal.
-        if !workerLabels.isEmpty { try c.encode(workerLabels, forKey: .workerLabels) }
-    }
 }
 
 /// Who the agent is. `id` becomes the queue name `agentry.agent.<id>`: lowercase letters, digits, `-` and `_`,
 /// 1…100 characters. `version` is a semantic version (`1.2.0`).
-public struct AgentMetadata: Sendable, Hashable, Codable {
+public struct AgentMetadata: Sendable, Hashable {
     public var id: String
     public var name: String
     public var version: String
@@ -157,12 +124,12 @@ public struct AgentMetadata: Sendable, Hashable, Codable {
 }
 
 /// The seed's `AgentGoalType`.
-public enum AgentGoalType: String, Sendable, Hashable, Codable, CaseIterable {
+public enum AgentGoalType: String, Sendable, Hashable, CaseIterable {
     case continuous
     case onDemand = "on-demand"
 }
 
-public struct AgentGoal: Sendable, Hashable, Codable {
+public struct AgentGoal: Sendable, Hashable {
     public var type: AgentGoalType
     public var description: String
 
@@ -175,7 +142,7 @@ public struct AgentGoal: Sendable, Hashable, Codable {
 /// Which events start a task: `type` is an AMQP topic pattern (`alert.*`, `build.#`), `priority` the seed's trigger
 /// priority (kept in the registry's triggers; the order in the agent's queue follows each event's own priority),
 /// `filters` an optional object matched against the payload.
-public struct EventTrigger: Sendable, Hashable, Codable {
+public struct EventTrigger: Sendable, Hashable {
     public var type: String
     public var priority: Priority
     public var filters: JSONObject?
@@ -190,30 +157,10 @@ public struct EventTrigger: Sendable, Hashable, Codable {
         case type, priority, filters
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        type = try c.decode(String.self, forKey: .type)
-        // Names as written here; a level (1…4), as `Priority`'s own Codable form writes it, is accepted too.
-        let name = try (try? c.decode(Int.self, forKey: .priority)).map(String.init) ?? c.decode(String.self, forKey: .priority)
-        guard let priority = Priority(name: name) else {
-            throw DecodingError.dataCorruptedError(forKey: .priority, in: c,
-                                                   debugDescription: "unknown priority '\(name)'")
-        }
-        self.priority = priority
-        filters = try c.decodeIfPresent(JSONObject.self, forKey: .filters)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(type, forKey: .type)
-        // The seed writes priorities as lower-case names.
-        try c.encode(priority.name.lowercased(), forKey: .priority)
-        try c.encodeIfPresent(filters, forKey: .filters)
-    }
 }
 
 /// Another agent this one delegates to: `version` is a range (`>=1.0.0`, `2.1.0`), `delegate_for` the tasks it handles.
-public struct SubagentReference: Sendable, Hashable, Codable {
+public struct SubagentReference: Sendable, Hashable {
     public var id: String
     public var version: String
     public var delegateFor: [String]
@@ -231,7 +178,7 @@ public struct SubagentReference: Sendable, Hashable, Codable {
 }
 
 /// What the agent may do; each list defaults to `[]`. Allowed values: ``AgentVocabulary``.
-public struct AgentPermissions: Sendable, Hashable, Codable {
+public struct AgentPermissions: Sendable, Hashable {
     public var devices: [String]
     public var database: [String]
     public var external: [String]
@@ -246,13 +193,6 @@ public struct AgentPermissions: Sendable, Hashable, Codable {
         case devices, database, external
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        devices = try c.decodeIfPresent([String].self, forKey: .devices) ?? []
-        database = try c.decodeIfPresent([String].self, forKey: .database) ?? []
-        external = try c.decodeIfPresent([String].self, forKey: .external) ?? []
-    }
-
     /// The permissions of one section (`devices`, `database`, `external`).
     public func granted(in section: String) -> [String] {
         switch section {
@@ -265,7 +205,7 @@ public struct AgentPermissions: Sendable, Hashable, Codable {
 }
 
 /// The seed's `AgentConfig`; every field is optional in YAML and JSON, with the seed's defaults.
-public struct AgentConfig: Sendable, Hashable, Codable {
+public struct AgentConfig: Sendable, Hashable {
     /// Default 3; must be positive.
     public var maxParallelTasks: Int
     /// Permissions that need a human's approval before use, as `<section>.<permission>` (`devices.reboot`) or a
@@ -300,27 +240,6 @@ public struct AgentConfig: Sendable, Hashable, Codable {
         case taskEvents = "task_events"
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let defaults = AgentConfig()
-        maxParallelTasks = try c.decodeIfPresent(Int.self, forKey: .maxParallelTasks) ?? defaults.maxParallelTasks
-        approvalRequiredFor = try c.decodeIfPresent([String].self, forKey: .approvalRequiredFor) ?? defaults.approvalRequiredFor
-        autoRetry = try c.decodeIfPresent(Bool.self, forKey: .autoRetry) ?? defaults.autoRetry
-        feedbackCollection = try c.decodeIfPresent(Bool.self, forKey: .feedbackCollection) ?? defaults.feedbackCollection
-        timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? defaults.timeoutSeconds
-        taskEvents = try c.decodeIfPresent(Bool.self, forKey: .taskEvents) ?? defaults.taskEvents
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(maxParallelTasks, forKey: .maxParallelTasks)
-        try c.encode(approvalRequiredFor, forKey: .approvalRequiredFor)
-        try c.encode(autoRetry, forKey: .autoRetry)
-        try c.encode(feedbackCollection, forKey: .feedbackCollection)
-        try c.encode(timeoutSeconds, forKey: .timeoutSeconds)
-        // Written only when off, so that definitions stored before the field existed compare equal.
-        if !taskEvents { try c.encode(taskEvents, forKey: .taskEvents) }
-    }
 }
 
 /// What one task runs. In YAML (and JSON) `handler` is a mapping with exactly one key naming the kind:
@@ -346,7 +265,7 @@ public struct AgentConfig: Sendable, Hashable, Codable {
 /// ```
 ///
 /// No `handler` at all means `builtin: log`.
-public enum Handler: Sendable, Hashable, Codable {
+public enum Handler: Sendable, Hashable {
     case exec(ExecHandler)
     case http(HTTPHandler)
     /// Does nothing; the run succeeds.
@@ -364,41 +283,10 @@ public enum Handler: Sendable, Hashable, Codable {
         case exec, http, builtin, emit
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        guard c.allKeys.count == 1, let key = c.allKeys.first else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
-                                                    debugDescription: "a handler needs exactly one of exec, http, builtin, emit"))
-        }
-        switch key {
-        case .exec: self = .exec(try c.decode(ExecHandler.self, forKey: .exec))
-        case .http: self = .http(try c.decode(HTTPHandler.self, forKey: .http))
-        case .emit: self = .emit(try c.decode(EmitHandler.self, forKey: .emit))
-        case .builtin:
-            switch try c.decode(String.self, forKey: .builtin) {
-            case "noop": self = .noop
-            case "log": self = .log
-            case let other:
-                throw DecodingError.dataCorruptedError(forKey: .builtin, in: c,
-                                                       debugDescription: "unknown builtin handler '\(other)'")
-            }
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        switch self {
-        case .exec(let h): try c.encode(h, forKey: .exec)
-        case .http(let h): try c.encode(h, forKey: .http)
-        case .noop: try c.encode("noop", forKey: .builtin)
-        case .log: try c.encode("log", forKey: .builtin)
-        case .emit(let h): try c.encode(h, forKey: .emit)
-        }
-    }
 }
 
 /// Runs a program with an argv (never through a shell); the event arrives as JSON on stdin.
-public struct ExecHandler: Sendable, Hashable, Codable {
+public struct ExecHandler: Sendable, Hashable {
     /// argv: the program, then its arguments. Must not be empty.
     public var command: [String]
     /// Extra environment variables; default `[:]`.
@@ -421,17 +309,10 @@ public struct ExecHandler: Sendable, Hashable, Codable {
         case limits
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        command = try c.decode([String].self, forKey: .command)
-        env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
-        workingDirectory = try c.decodeIfPresent(String.self, forKey: .workingDirectory)
-        limits = try c.decodeIfPresent(ExecLimits.self, forKey: .limits)
-    }
 }
 
 /// POSTs the event as JSON to an http or https URL.
-public struct HTTPHandler: Sendable, Hashable, Codable {
+public struct HTTPHandler: Sendable, Hashable {
     /// Absolute `http://` or `https://` URL.
     public var url: String
     /// Extra request headers; default `[:]`.
@@ -455,18 +336,11 @@ public struct HTTPHandler: Sendable, Hashable, Codable {
         case followRedirects = "follow_redirects"
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        url = try c.decode(String.self, forKey: .url)
-        headers = try c.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
-        timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds)
-        followRedirects = try c.decodeIfPresent(Bool.self, forKey: .followRedirects) ?? false
-    }
 }
 
 /// Publishes a follow-up event. String values in `payload` may hold templates (``EventTemplate``) that are filled
 /// from the triggering event.
-public struct EmitHandler: Sendable, Hashable, Codable {
+public struct EmitHandler: Sendable, Hashable {
     /// The follow-up event's type (an event type, not a pattern).
     public var type: String
     /// Default `[:]`.
@@ -484,31 +358,10 @@ public struct EmitHandler: Sendable, Hashable, Codable {
         case type, payload, priority
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        type = try c.decode(String.self, forKey: .type)
-        payload = try c.decodeIfPresent(JSONObject.self, forKey: .payload) ?? [:]
-        if let name = try c.decodeIfPresent(String.self, forKey: .priority) {
-            guard let priority = Priority(name: name) else {
-                throw DecodingError.dataCorruptedError(forKey: .priority, in: c,
-                                                       debugDescription: "unknown priority '\(name)'")
-            }
-            self.priority = priority
-        } else {
-            priority = nil
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(type, forKey: .type)
-        try c.encode(payload, forKey: .payload)
-        try c.encodeIfPresent(priority.map { $0.name.lowercased() }, forKey: .priority)
-    }
 }
 
 /// How many times a failed run is tried in all, and how long to wait between tries.
-public struct RetryPolicy: Sendable, Hashable, Codable {
+public struct RetryPolicy: Sendable, Hashable {
     /// Tries in all, the first included; default 3; must be positive.
     public var attempts: Int
     public var backoff: Backoff
@@ -522,14 +375,8 @@ public struct RetryPolicy: Sendable, Hashable, Codable {
         case attempts, backoff
     }
 
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        attempts = try c.decodeIfPresent(Int.self, forKey: .attempts) ?? 3
-        backoff = try c.decodeIfPresent(Backoff.self, forKey: .backoff) ?? Backoff()
-    }
-
     /// Exponential backoff: the wait before try `n + 1` (n ≥ 1) is `initial × multiplier^(n−1)`, at most `max`.
-    public struct Backoff: Sendable, Hashable, Codable {
+    public struct Backoff: Sendable, Hashable {
         /// Default 1 second; must be positive.
         public var initialSeconds: Double
         /// Default 60 seconds; at least `initial_seconds`.
@@ -549,13 +396,6 @@ public struct RetryPolicy: Sendable, Hashable, Codable {
             case multiplier
         }
 
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            initialSeconds = try c.decodeIfPresent(Double.self, forKey: .initialSeconds) ?? 1
-            maxSeconds = try c.decodeIfPresent(Double.self, forKey: .maxSeconds) ?? 60
-            multiplier = try c.decodeIfPresent(Double.self, forKey: .multiplier) ?? 2
-        }
-
         /// The wait after failed try `attempt` (1-based).
         public func delay(afterAttempt attempt: Int) -> Double {
             guard attempt >= 1 else { return 0 }
@@ -570,7 +410,7 @@ public struct RetryPolicy: Sendable, Hashable, Codable {
 }
 
 /// What happens to an event that arrives while the agent already runs `max_parallel_tasks` tasks.
-public enum BusyPolicy: String, Sendable, Hashable, Codable, CaseIterable {
+public enum BusyPolicy: String, Sendable, Hashable, CaseIterable {
     /// Wait in the queue until a slot frees (never dropped: the seed's runtime dropped such events).
     case queue
     /// Drop the new event (it is still logged).

@@ -1,6 +1,6 @@
 /// Resource limits an exec handler runs under (`handler.exec.limits`), applied with `setrlimit` between fork and
 /// exec. A limit that is not set takes the worker's default (see ``ExecLimits/defaults(timeoutSeconds:)``).
-public struct ExecLimits: Sendable, Hashable, Codable {
+public struct ExecLimits: Sendable, Hashable {
     /// Address space (`RLIMIT_AS`), in MiB. Default: not limited (runtimes such as the JVM, Go and Node reserve far
     /// more address space than they use, so a default cap would break them for no gain).
     public var memoryMB: Int?

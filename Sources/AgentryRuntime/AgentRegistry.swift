@@ -31,21 +31,17 @@ public struct AgentRegistry: Sendable {
         try await store.register(Self.record(for: definition))
     }
 
-    /// The definition as the registry stores it (JSON, sorted keys).
-    public static func storedJSON(_ definition: AgentDefinition) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(definition), as: UTF8.self)
+    /// The definition as the registry stores it: ``AgentDefinition/jsonValue()`` (the YAML writer's tree), keys sorted.
+    public static func storedJSON(_ definition: AgentDefinition) -> String {
+        JSON.serialize(definition.jsonValue())
     }
 
     static func record(for definition: AgentDefinition) throws -> AgentVersionRecord {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let json = try storedJSON(definition)
-        let triggers = try definition.triggers.map { trigger in
+        let json = storedJSON(definition)
+        let triggers = definition.triggers.map { trigger in
             AgentVersionRecord.Trigger(
                 eventType: trigger.type, priority: trigger.priority.name,
-                filters: try trigger.filters.map { String(decoding: try encoder.encode($0), as: UTF8.self) })
+                filters: trigger.filters.map { JSON.serialize(.object($0)) })
         }
         return AgentVersionRecord(
             agentID: definition.metadata.id, name: definition.metadata.name, version: definition.metadata.version,
@@ -263,11 +259,13 @@ public struct AgentRegistry: Sendable {
 
     // MARK: Helpers
 
+    /// A stored definition, read by the same reader as a file (JSON is YAML), with the same checks: a version
+    /// stored before a check existed and failing it now cannot run, and says why.
     static func decode(_ stored: StoredAgentVersion) throws -> AgentDefinition {
         do {
-            return try JSONDecoder().decode(AgentDefinition.self, from: Data(stored.definition.utf8))
+            return try AgentDefinition.parse(yaml: stored.definition, file: "\(stored.agentID) \(stored.version) (stored)")
         } catch {
-            throw RegistryError(.invalid, "stored definition of \(stored.agentID) \(stored.version) cannot be read: \(error)")
+            throw RegistryError(.invalid, "the stored definition of \(stored.agentID) \(stored.version) cannot be read; register a corrected version: \(error)")
         }
     }
 

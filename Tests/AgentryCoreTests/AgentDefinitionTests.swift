@@ -230,46 +230,53 @@ struct AgentDefinitionTests {
         #expect(d.yaml().hasSuffix("handler:\n  exec:\n    command:\n    - /bin/true\n"))
     }
 
-    @Test("JSON encode → decode gives an equal definition, with snake_case keys", arguments: try agentExampleFiles())
+    @Test("the JSON form reads back through the YAML reader as an equal definition, with snake_case keys",
+          arguments: try agentExampleFiles())
     func jsonRoundTrip(file: String) throws {
         let d = try parseAgentExample(file)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = try encoder.encode(d)
-        let back = try JSONDecoder().decode(AgentDefinition.self, from: data)
-        #expect(back == d)
-        let text = String(decoding: data, as: UTF8.self)
-        for key in ["\"event_pools\"", "\"max_parallel_tasks\"", "\"approval_required_for\"", "\"on_busy\"", "\"timeout_seconds\""] {
+        let text = JSON.serialize(d.jsonValue())
+        #expect(try AgentDefinition.parse(yaml: text) == d)
+        for key in ["\"event_pools\"", "\"max_parallel_tasks\"", "\"approval_required_for\"", "\"timeout_seconds\""] {
             #expect(text.contains(key))
         }
         #expect(!text.contains("eventPools") && !text.contains("maxParallelTasks"))
+        #expect(d.jsonValue() == (try JSON.parse(Array(text.utf8))), "the JSON form is the tree yaml() writes")
     }
 
-    @Test("JSON decoding fills defaults for absent fields and reads the handler form")
-    func jsonDefaults() throws {
-        let json = """
-            {"metadata": {"id": "a", "name": "A", "version": "1.0.0", "author": "me", "description": "d"},
-             "goal": {"type": "on-demand", "description": "g"},
-             "triggers": [{"type": "x.*", "priority": "HIGH", "filters": {"n": 1}}],
-             "config": {"timeout_seconds": 10},
-             "handler": {"http": {"url": "https://h.example/x"}},
-             "retry": {"backoff": {"max_seconds": 5}}}
-            """
-        let d = try JSONDecoder().decode(AgentDefinition.self, from: Data(json.utf8))
-        #expect(d.config == AgentConfig(timeoutSeconds: 10))
-        #expect(d.triggers == [EventTrigger(type: "x.*", priority: .high, filters: ["n": 1])])
-        #expect(d.handler == .http(HTTPHandler(url: "https://h.example/x")))
-        #expect(d.retry == RetryPolicy(attempts: 3, backoff: .init(initialSeconds: 1, maxSeconds: 5, multiplier: 2)))
-        #expect(d.onBusy == .queue && d.eventPools.isEmpty && d.permissions == AgentPermissions())
-
-        let level = try JSONDecoder().decode(EventTrigger.self, from: Data(#"{"type":"a.b","priority":2}"#.utf8))
-        #expect(level.priority == .high)
-
-        let handlerJSON = String(decoding: try JSONEncoder().encode(Handler.noop), as: UTF8.self)
-        #expect(handlerJSON == #"{"builtin":"noop"}"#)
-        #expect(throws: DecodingError.self) {
-            try JSONDecoder().decode(Handler.self, from: Data(#"{"builtin":"log","http":{"url":"https://x"}}"#.utf8))
+    @Test("definitions stored in JSON by earlier versions (every field set) read back equal to their YAML")
+    func storedByEarlierVersions() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+        let lines = try String(contentsOf: fixtures.appendingPathComponent("stored-definitions.jsonl"), encoding: .utf8)
+            .split(separator: "\n").map(String.init)
+        var expected = try agentExampleFiles().map(parseAgentExample)
+        expected.append(try AgentDefinition.parse(yaml: String(contentsOf: fixtures.appendingPathComponent("full.yaml"), encoding: .utf8)))
+        #expect(lines.count == expected.count)
+        for (line, definition) in zip(lines, expected) {
+            let read = try AgentDefinition.parse(yaml: line)
+            #expect(read == definition, "\(definition.metadata.id)")
+            #expect(try AgentDefinition.parse(yaml: JSON.serialize(read.jsonValue())) == definition)
         }
+    }
+
+    @Test("the JSON form omits defaulted optional fields and writes values with their types")
+    func jsonForm() throws {
+        let d = try AgentDefinition.parse(yaml: """
+            metadata: {id: a, name: A, version: 1.0.0, author: me, description: d}
+            goal: {type: on-demand, description: g}
+            triggers: [{type: x.*, priority: HIGH, filters: {n: 1, ratio: 0.5, "on": true}}]
+            config: {timeout_seconds: 10}
+            handler: {http: {url: "https://h.example/x"}}
+            retry: {backoff: {max_seconds: 5}}
+            """)
+        let json = d.jsonValue()
+        #expect(json[path: "config.timeout_seconds"] == .int(10))
+        #expect(json[path: "config.auto_retry"] == .bool(true))
+        #expect(json[path: "handler.http.url"] == .string("https://h.example/x"))
+        #expect(json[path: "retry.backoff.max_seconds"] == .int(5))
+        #expect(json[path: "on_busy"] == nil, "the default on_busy is not written")
+        #expect(json[path: "triggers"]?.arrayValue?.first == .object([
+            "type": "x.*", "priority": "high", "filters": .object(["n": .int(1), "ratio": .double(0.5), "on": .bool(true)]),
+        ]))
     }
 
     @Test("referenced skills, subagents and pools are listed once each")

@@ -501,8 +501,6 @@ struct AdminTests {
 
 extension AgentDefinition {
     func jsonData() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return Array(try encoder.encode(self))
+        Array(JSON.serialize(jsonValue()).utf8)
     }
 }
