@@ -177,6 +177,8 @@ public final class AgentWorker: Service, Sendable {
     let runners = NIOLockedValueBox<[String: AgentRunner]>([:])
     /// Why agents named by `--agents` are not served, as last logged (logged again only when it changes).
     let unserved = NIOLockedValueBox<[String: String]>([:])
+    /// Published versions whose stored definition cannot be read (`id version`), logged once each.
+    let unreadable = NIOLockedValueBox<Set<String>>([])
     let syncRequests: AsyncStream<Void>
     let syncContinuation: AsyncStream<Void>.Continuation
 
@@ -537,7 +539,11 @@ public final class AgentWorker: Service, Sendable {
                     definition = try AgentRegistry.decode(stored)
                 }
             } catch {
-                logger.error("cannot read the definition of \(agent.agentID) \(agent.version)", metadata: ["error": "\(error)"])
+                // Not served: its events wait in its queue until a version that reads is published.
+                if unreadable.withLockedValue({ $0.insert("\(agent.agentID) \(agent.version)").inserted }) {
+                    logger.error("cannot read the definition of \(agent.agentID) \(agent.version); it is not served until a corrected version is published", metadata: ["error": "\(error)"])
+                }
+                if options.agents != nil { notServed[agent.agentID] = "its definition cannot be read" }
                 continue
             }
             guard definition.workerLabels.allSatisfy({ options.labels[$0.key] == $0.value }) else {
