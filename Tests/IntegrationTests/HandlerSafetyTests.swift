@@ -1,7 +1,9 @@
+import AMQP
 import AgentryBus
 import AgentryCore
 import AgentryStore
 import Foundation
+import PostgresNIO
 import Testing
 
 @testable import AgentryRuntime
@@ -180,6 +182,38 @@ struct HandlerSafetyTests {
             #expect(big.state == .failed, "\(big)")
             #expect(big.attempt == 1)
             #expect(big.message?.contains("larger than") == true, "\(big.message ?? "")")
+        }
+    }
+
+    @Test("a stored version that fails today's checks (a template in command[0]) is not served: logged once, its events kept")
+    func storedDefinitionRechecked() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("stale-")
+            _ = try await h.publishAgent(agentYAML(id: id, trigger: "work.\(id)", handler: "exec:\n  command: [/bin/echo, ok]"))
+            // As an earlier version, which did not check templates in commands, could have stored it.
+            try await h.database.query(PostgresQuery(unsafeSQL: """
+                UPDATE agent_registry SET definition = jsonb_set(definition, '{handler,exec,command,0}', '"{{payload.program}}"')
+                WHERE agent_id = '\(id)'
+                """), logger: TestEnvironment.logger)
+            let worker = try WorkerProcess(agents: [id])
+            try await h.bus.publish(Event(type: "work.\(id)", payload: ["program": "/bin/true"], priority: .normal, source: "test"))
+            let logged = try await TestEnvironment.eventually(timeout: .seconds(20)) {
+                worker.output.contains("cannot read the definition of \(id) 1.0.0")
+            }
+            #expect(logged, "\(worker.output.suffix(2000))")
+            #expect(worker.output.contains("command[0]"), "the log says what to correct: \(worker.output.suffix(2000))")
+            // Several syncs later (it syncs every second; its heartbeats show it has been up 3 s): still logged
+            // once, no run, the event still queued.
+            let pid = worker.pid
+            let upThreeSeconds = try await TestEnvironment.eventually(timeout: .seconds(20)) {
+                try await h.store.workers().contains { $0.pid == pid && $0.heartbeatAt.timeIntervalSince($0.startedAt) >= 3 }
+            }
+            #expect(upThreeSeconds)
+            #expect(worker.output.components(separatedBy: "cannot read the definition of \(id)").count == 2, "\(worker.output.suffix(3000))")
+            #expect(try await h.runs(id).isEmpty)
+            await worker.stop()
+            #expect(try await h.connection.queueStatus("agentry.agent.\(id)").messageCount == 1)
+            await h.cleanup(id)
         }
     }
 }
