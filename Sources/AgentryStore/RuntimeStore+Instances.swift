@@ -122,8 +122,10 @@ extension RuntimeStore {
             WHERE active_version IS NOT NULL ORDER BY agent_id
             """) { row in
             let (agent, version, desired, patterns, retired) = try row.decode((String, String, String, String, Bool).self)
-            var list: [String] = []
-            if case .array(let items)? = try? JSON.parse(Array(patterns.utf8)) { list = items.compactMap(\.stringValue) }
+            guard case .array(let items) = try JSON.parse(patterns) else {
+                throw StoreError(.query, "the bound patterns of \(agent) are not a JSON array: \(patterns)")
+            }
+            let list = items.compactMap(\.stringValue)
             result.append(ActiveAgent(agentID: agent, version: version, desired: DesiredState(rawValue: desired) ?? .running,
                                       patterns: list, retired: retired))
         }
