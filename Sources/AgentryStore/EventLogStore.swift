@@ -113,28 +113,11 @@ public struct EventLogStore: Sendable {
         let rows = try await database.query(query, logger: logger)
         for try await (id, type, payload, priority, ts, source, correlation, causation, unhandled, announced, created)
             in rows.decode((String, String, String, Int, Double, String?, String?, String?, Bool, Bool, Double).self) {
-            let event = Event(id: EventID(id)!, type: type, payload: try Self.payload(payload, of: id), priority: Priority(rawValue: priority) ?? .low,
+            let event = Event(id: EventID(id)!, type: type, payload: try StoredJSON.object(payload, "the payload of event \(id) in event_log"), priority: Priority(rawValue: priority) ?? .low,
                               timestamp: Date(timeIntervalSince1970: ts), source: source, correlationID: correlation, causationID: causation)
             result.append(Entry(event: event, unhandled: unhandled, unhandledAnnounced: announced, loggedAt: Date(timeIntervalSince1970: created)))
         }
         return result
-    }
-}
-
-extension EventLogStore {
-    /// A stored payload (`jsonb`, written from an event's payload object), read by the project's parser; a payload
-    /// that is not a JSON object fails the read, naming the event.
-    static func payload(_ text: String, of eventID: String) throws -> JSONObject {
-        let value: JSONValue
-        do {
-            value = try JSON.parse(text)
-        } catch {
-            throw StoreError(.query, "the payload of event \(eventID) in event_log is not JSON: \(error)")
-        }
-        guard case .object(let object) = value else {
-            throw StoreError(.query, "the payload of event \(eventID) in event_log is not a JSON object")
-        }
-        return object
     }
 }
 

@@ -122,10 +122,7 @@ extension RuntimeStore {
             WHERE active_version IS NOT NULL ORDER BY agent_id
             """) { row in
             let (agent, version, desired, patterns, retired) = try row.decode((String, String, String, String, Bool).self)
-            guard case .array(let items) = try JSON.parse(patterns) else {
-                throw StoreError(.query, "the bound patterns of \(agent) are not a JSON array: \(patterns)")
-            }
-            let list = items.compactMap(\.stringValue)
+            let list = try StoredJSON.strings(patterns, "the bound patterns of \(agent)")
             result.append(ActiveAgent(agentID: agent, version: version, desired: DesiredState(rawValue: desired) ?? .running,
                                       patterns: list, retired: retired))
         }

@@ -183,11 +183,10 @@ extension RuntimeStore {
             """) { row in
             let (id, host, pid, version, labels, started, heartbeat, status, alive) =
                 try row.decode((String, String, Int, String, String, Date, Date, String, Bool).self)
-            guard case .object(let object) = try JSON.parse(labels) else {
-                throw StoreError(.query, "the labels of worker \(id) are not a JSON object: \(labels)")
-            }
             var labelMap: [String: String] = [:]
-            for (key, value) in object { if case .string(let s) = value { labelMap[key] = s } }
+            for (key, value) in try StoredJSON.object(labels, "the labels of worker \(id)") {
+                if case .string(let s) = value { labelMap[key] = s }
+            }
             result.append(WorkerRecord(workerID: id, host: host, pid: pid, version: version, labels: labelMap,
                                        startedAt: started, heartbeatAt: heartbeat, status: status, alive: alive))
         }
