@@ -8,10 +8,11 @@ import NIOConcurrencyHelpers
 /// The lock manager of one process (a worker, the CLI, a benchmark): mutual exclusion by PostgreSQL advisory locks,
 /// waiting in priority order across every host, hand-off by LISTEN/NOTIFY, expiry, and loss detection.
 ///
-/// - A hold lives on a session of its own, so that losing that session (the process dies, an administrator
-///   terminates it) frees exactly that hold, and the holder learns it at once (`onLoss`).
+/// - A hold lives on a session of its own (``AgentryStore/LockSessions``), so that losing that session (the process
+///   dies, an administrator terminates it) frees exactly that hold, and the holder learns it at once (`onLoss`).
 /// - A request that cannot be served is queued in `resource_lock_waiters` at its priority; every release notifies
-///   channel `agentry_locks` with the freed key and the waiters of that key try again. A holder that dies sends no
+///   channel `agentry_locks` with the freed key and the waiters of that key try again (the database's notification
+///   session, ``AgentryStore/Notifications``, shared with the rest of the process). A holder that dies sends no
 ///   notification: waiters also re-check every `pollInterval`.
 /// - A hold past its expiry is taken back by its own manager (its task is told through `onLoss`); a holder that
 ///   does not (hung, partitioned) has its session terminated by a waiter `takebackGrace` later.
@@ -29,8 +30,9 @@ public final class LockManager: Sendable {
         public var maxIdleConnections = 8
         /// Publish `resource.acquired`, `.queued`, `.released` and `.expired`. Default true.
         public var announces = true
-        /// A request that may wait needs the manager's notification session: when it cannot be opened within this
-        /// (or within the request's own wait, if shorter), the request fails with the reason. Default 10 s.
+        /// A request that may wait needs the notification session (the database's, ``AgentryStore/Notifications``) to
+        /// listen on ``LockManager/channel``: when it does not within this (or within the request's own wait, if
+        /// shorter), the request fails with the reason. Default 10 s.
         public var listenTimeout: Duration = .seconds(10)
         public init() {}
     }

@@ -23,8 +23,7 @@ extension Database {
         }
     }
 
-    /// Opens a connection of its own and runs `setup` on it, within ``sessionOpeningDeadline``; the rows of `setup`
-    /// come back with it.
+    /// Opens a connection of its own and runs `setup` on it, within `deadline`; the rows of `setup` come back with it.
     ///
     /// postgres-nio 1.33.2 can leave a statement unanswered for ever on a connection that the server terminated right
     /// after it opened (seen: `SELECT pg_backend_pid()` on the notification session of a worker whose connections were
@@ -33,23 +32,24 @@ extension Database {
     /// once the deadline passes. Whether a newer postgres-nio still needs this: terminate the session
     /// (`pg_terminate_backend`) between `PostgresConnection.connect` and the first statement, in a loop, and see
     /// whether that statement always fails instead of waiting.
-    static func openSession(_ configuration: DatabaseConfiguration, setup: PostgresQuery, logger: Logger) async throws -> (PostgresConnection, Rows) {
+    static func openSession(_ configuration: DatabaseConfiguration, setup: PostgresQuery, within deadline: Duration = sessionOpeningDeadline,
+                            logger: Logger) async throws -> (PostgresConnection, Rows) {
         // `connect` has a deadline of its own: the configuration's `connectTimeout` (10 s).
         let connection = try await PostgresConnection.connect(configuration: configuration.connectionConfiguration, id: nextSessionID(), logger: logger)
         let late = NIOLockedValueBox(false)
-        let deadline = connection.eventLoop.scheduleTask(in: .milliseconds(sessionOpeningDeadline.inMilliseconds)) {
+        let timer = connection.eventLoop.scheduleTask(in: .milliseconds(deadline.inMilliseconds)) {
             late.withLockedValue { $0 = true }
             close(connection)
         }
         do {
             let rows = try await answer(on: connection) { connection in try await connection.queryAll(setup, logger: logger) }
-            deadline.cancel()
+            timer.cancel()
             return (connection, rows)
         } catch {
-            deadline.cancel()
+            timer.cancel()
             close(connection)
             if late.withLockedValue({ $0 }) {
-                throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) did not set up a new session within \(sessionOpeningDeadline)")
+                throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) did not set up a new session within \(deadline)")
             }
             throw error
         }

@@ -9,7 +9,7 @@ import PostgresNIO
 /// The session exists while someone subscribes, and listens on the channels its subscribers asked for. When it ends
 /// (a restart, a failover, `pg_terminate_backend`, the network) or cannot be opened, the subscribers are told why and
 /// it is opened again, after 200 ms, then after twice as long each time it fails, up to 5 s. It is opened like every
-/// session of its own (``Database/openSession(_:setup:logger:)``): within a deadline, its setup statement watched.
+/// session of its own (``Database/openSession(_:setup:within:logger:)``): within a deadline, its setup statement watched.
 public final class Notifications: Sendable {
     public enum Event: Sendable, Hashable {
         /// The session listens on `channel`; `backendPID` is its backend pid. Sent again after every reconnection:

@@ -1,5 +1,5 @@
 import AgentryRuntime
-import AgentryStore
+@testable import AgentryStore
 import Foundation
 import PostgresNIO
 import Testing
@@ -83,5 +83,44 @@ struct NotificationsTests {
             }
             #expect(closed)
         }
+    }
+}
+
+/// Sessions of their own (the notification session, lock sessions): opened and set up within a deadline.
+@Suite("Sessions of their own")
+struct OwnSessionTests {
+    @Test("a session whose setup statement does not answer in time is closed, and the opening fails saying so")
+    func setupPastDeadline() async throws {
+        let started = ContinuousClock.now
+        let error = await #expect(throws: StoreError.self) {
+            _ = try await Database.openSession(TestEnvironment.configuration.database, setup: "SELECT pg_sleep(10)",
+                                               within: .milliseconds(500), logger: TestEnvironment.logger)
+        }
+        #expect(error?.message.contains("did not set up a new session within") == true, "\(String(describing: error))")
+        #expect(ContinuousClock.now - started < .seconds(4), "gave up after \(ContinuousClock.now - started)")
+    }
+
+    @Test("a session the server ends during its setup fails at once instead of waiting for an answer")
+    func endedDuringSetup() async throws {
+        var configuration = TestEnvironment.configuration.database
+        configuration.applicationName = TestEnvironment.uniqueName("agentry-test-setup-")
+        let name = configuration.applicationName
+        let opening = Task {
+            try await Database.openSession(configuration, setup: "SELECT pg_sleep(30)", logger: TestEnvironment.logger)
+        }
+        let started = ContinuousClock.now
+        try await Database.with(TestEnvironment.configuration.database, logger: TestEnvironment.logger) { db in
+            let ended = try await TestEnvironment.eventually {
+                var count = 0
+                for try await n in try await db.query("""
+                    SELECT count(*)::int8 FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                                WHERE application_name = \(name) AND query LIKE '%pg_sleep%') t
+                    """, logger: TestEnvironment.logger).decode(Int64.self) { count = Int(n) }
+                return count == 1
+            }
+            #expect(ended, "the session's backend was found and ended")
+        }
+        await #expect(throws: (any Error).self) { _ = try await opening.value }
+        #expect(ContinuousClock.now - started < .seconds(8), "failed after \(ContinuousClock.now - started), not at its 10 s deadline")
     }
 }
