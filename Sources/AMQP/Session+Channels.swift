@@ -69,9 +69,8 @@ final class ChannelState {
     }
 }
 
+/// The session's channels: numbers given out, opened, closed on request or by the broker.
 extension Session {
-    // MARK: - Channels
-
     func freeChannelNumber() -> UInt16? {
         var candidate: UInt16 = Self.controlChannel + 1
         while channels[candidate] != nil || closingChannels[candidate] != nil {

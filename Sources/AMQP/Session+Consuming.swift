@@ -34,9 +34,9 @@ final class ConsumerState {
     }
 }
 
+/// Settling the deliveries of consumers: acks, nacks and rejects, batched per channel and flushed once per turn of
+/// the loop.
 extension Session {
-    // MARK: - Settling deliveries
-
     func settle(generation: UInt64, channel number: UInt16, tag: UInt64, _ settlement: Settlement) {
         guard generation == self.generation, let conn = connection, let channel = channels[number], channel.isOpen else {
             // The delivery belongs to a connection or channel that is gone: the broker has requeued it already.

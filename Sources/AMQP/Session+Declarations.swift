@@ -7,9 +7,9 @@ import NIOConcurrencyHelpers
 import Glibc
 #endif
 
+/// Declarations of exchanges, queues and bindings, on the control channel (which carries nothing else); each is
+/// recorded, to be declared again after a reconnect.
 extension Session {
-    // MARK: - Declarations (on the control channel, which carries nothing else)
-
     func rawDeclareExchange(_ e: ExchangeDeclaration, passive: Bool) throws {
         guard let conn = connection else { throw lostError() }
         let arena = CArena()

@@ -7,9 +7,8 @@ import NIOConcurrencyHelpers
 import Glibc
 #endif
 
+/// Reading the frames that are ready and acting on their methods.
 extension Session {
-    // MARK: - Reading frames
-
     func readFrames(limit: Int) {
         var zero = timeval(tv_sec: 0, tv_usec: 0)
         var frame = amqp_frame_t()

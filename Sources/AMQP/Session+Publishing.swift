@@ -7,9 +7,8 @@ import NIOConcurrencyHelpers
 import Glibc
 #endif
 
+/// Publishing on a channel, and the broker's confirms of what was published.
 extension Session {
-    // MARK: - Publishing
-
     func publish(_ message: AMQPMessage, channel number: UInt16, continuation: CheckedContinuation<Void, any Error>) {
         guard let channel = channels[number] else {
             continuation.resume(throwing: AMQPError(.closed, "channel \(number) is closed"))

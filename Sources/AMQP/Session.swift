@@ -38,12 +38,14 @@ final class FirstConnect: Sendable {
     }
 }
 
-
 /// The rabbitmq-c connection and everything that depends on it, confined to one thread.
 ///
 /// rabbitmq-c is not thread-safe and has no thread of its own: heartbeats are sent and received only while this
 /// thread calls into the library. So the thread never blocks for long: it polls the socket and the mailbox's eventfd
 /// with a timeout well under the heartbeat interval, runs posted jobs, then reads every frame that is ready.
+///
+/// This file holds the connection: the loop, connecting and restoring, losing and closing. Declarations, channels,
+/// publishing (and confirms), consuming (content and settling) and reading frames are in `Session+*.swift`.
 final class Session {
     static let controlChannel: UInt16 = 1
 
@@ -439,7 +441,6 @@ final class Session {
         var ok = amqp_connection_close_ok_t()
         _ = amqp_send_method(conn, 0, Method.connectionCloseOK, &ok)
     }
-
 }
 
 extension TopologyRecord {

@@ -9,6 +9,9 @@ import NIOConcurrencyHelpers
 /// One agent served by one worker: consumes `agentry.agent.<id>`, and for each delivery filters, claims a run
 /// (within `max_parallel_tasks` across all workers), runs the handler, records and publishes the outcome, then
 /// acks. Retries wait in `agentry.delay.<ms>` without holding a slot; the last failure is parked in `agentry.dead`.
+///
+/// This file holds the instance's lifecycle (start, pause, share, stop, update, cancel) and its consumer; a
+/// delivery's claim, run and conclusion are in `AgentRunner+Claim.swift`, `+Run.swift` and `+Conclude.swift`.
 final class AgentRunner: Sendable {
     /// Why a run was cancelled: by an operator (the event is dropped, recorded as cancelled) or because the
     /// instance stops or the worker shuts down (the event goes back to the queue).

@@ -2,6 +2,8 @@ import AgentryCore
 import Foundation
 import PostgresNIO
 
+/// The history's retention (`event_log` and `task_runs` rows past it deleted in batches) and the run tables'
+/// statistics.
 extension RuntimeStore {
     /// What one ``pruneHistory(olderThan:batchSize:maxBatches:)`` call deleted.
     public struct PrunedHistory: Sendable, Hashable {

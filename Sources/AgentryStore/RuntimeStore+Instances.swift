@@ -30,6 +30,7 @@ public enum DesiredState: String, Sendable, Hashable, CaseIterable {
     case running, paused, stopped
 }
 
+/// Agent instances (one agent served by one worker), the agents' desired states, and the status hubs' registrations.
 extension RuntimeStore {
     /// Creates or updates the worker's instance of an agent; returns its id.
     public func upsertInstance(workerID: String, agentID: String, version: String, state: InstanceRecord.State) async throws -> UUID {

@@ -64,6 +64,7 @@ public struct TaskRun: Sendable, Hashable {
     }
 }
 
+/// Task runs: run slots, claims, skipped runs, outcomes, reads; retries cancelled and runs handed over.
 extension RuntimeStore {
     /// What happened when a worker tried to claim a run.
     public enum Claim: Sendable, Equatable {

@@ -30,6 +30,8 @@ public struct WorkerRecord: Sendable, Hashable {
     }
 }
 
+/// Workers: registration, heartbeats, stopping, expiry of silent ones (with the republish of their handed-over runs),
+/// and forgetting old ones.
 extension RuntimeStore {
     public func register(_ worker: WorkerRecord) async throws {
         let labels = JSON.serialize(.object(JSONObject(uniqueKeysWithValues: worker.labels.map { ($0.key, JSONValue.string($0.value)) })))
