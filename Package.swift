@@ -7,9 +7,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// Linux only (no other platform is declared): exec handlers are spawned and watched with epoll, eventfd and pidfd
+// (CSpawn, ChildReactor).
 let package = Package(
     name: "agentry",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "agentry", targets: ["agentry"]),
         .library(name: "AMQP", targets: ["AMQP"]),
@@ -24,7 +25,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // Exactly the version the store's workarounds were measured on (Database.swift, Database+Sessions.swift,
+        // DatabaseConfiguration.swift: each says the symptom and how to check whether a newer version still needs it).
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
@@ -38,7 +41,7 @@ let package = Package(
         .systemLibrary(
             name: "CRabbitMQ",
             pkgConfig: "librabbitmq",
-            providers: [.apt(["librabbitmq-dev"]), .brew(["rabbitmq-c"])]
+            providers: [.apt(["librabbitmq-dev"])]
         ),
         .target(
             name: "AMQP",
@@ -114,6 +117,7 @@ let package = Package(
                 "AgentryRuntime",
                 "AMQP",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -123,7 +127,6 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -148,7 +151,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "agentry-bench",
-            dependencies: ["AMQP", "AgentryCore", "AgentryStore", "AgentryBus", "AgentryRuntime", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "AMQP",
+                "AgentryCore",
+                "AgentryStore",
+                "AgentryBus",
+                "AgentryRuntime",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -11,7 +11,6 @@ import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import PostgresNIO
 
 /// The live status of the cluster for WebSocket clients: a snapshot on connect, then each change as it happens.
 ///
@@ -105,39 +104,28 @@ public final class StatusHub: Sendable {
         state.withLockedValue { s in for kind in kinds { s.dirty.insert(kind) } }
     }
 
+    /// Marks what the database notifies as changed, through the database's shared notification session, until cancelled.
     private func listenToDatabase() async {
-        while !Task.isCancelled {
-            var opened: PostgresConnection?
-            do {
-                let connection = try await PostgresConnection.connect(configuration: dependencies.database.configuration.connectionConfiguration,
-                                                                      id: 7_000, logger: logger)
-                opened = connection
-                try await connection.listen(on: "agentry_status") { status in
-                    try await connection.listen(on: LockManager.channel) { locks in
-                        try await withThrowingDiscardingTaskGroup { group in
-                            group.addTask {
-                                for try await notification in status {
-                                    switch notification.payload {
-                                    case "agent_instances": self.markDirty(.instances)
-                                    case "task_runs": self.markDirty(.runs, .instances)
-                                    case "resource_locks", "resource_lock_waiters": self.markDirty(.locks)
-                                    case "agents", "agent_registry": self.markDirty(.agents)
-                                    default: self.markDirty(.instances)
-                                    }
-                                }
-                            }
-                            group.addTask {
-                                for try await _ in locks { self.markDirty(.locks) }
-                            }
-                        }
-                    }
+        let subscription = dependencies.database.notifications.subscribe(to: ["agentry_status", LockManager.channel]) { event in
+            switch event {
+            case .notification("agentry_status", let payload):
+                switch payload {
+                case "agent_instances": self.markDirty(.instances)
+                case "task_runs": self.markDirty(.runs, .instances)
+                case "resource_locks", "resource_lock_waiters": self.markDirty(.locks)
+                case "agents", "agent_registry": self.markDirty(.agents)
+                default: self.markDirty(.instances)
                 }
-            } catch {
-                if !Task.isCancelled { logger.warning("status notifications interrupted; reconnecting", metadata: ["error": "\(StoreError.describe(error))"]) }
+            case .notification:
+                self.markDirty(.locks)
+            case .interrupted(let reason):
+                self.logger.warning("status notifications interrupted; reconnecting", metadata: ["error": "\(reason)"])
+            case .listening:
+                break
             }
-            try? await opened?.close()
-            try? await Task.sleep(for: .seconds(1))
         }
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        subscription.cancel()
     }
 
     /// Keeps this hub registered in `status_watchers` while it has clients, and not otherwise: PostgreSQL's status

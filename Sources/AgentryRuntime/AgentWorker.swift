@@ -230,8 +230,9 @@ public final class AgentWorker: Service, Sendable {
         let lockService = Task { await locks.run() }
         await serve(context, control: control)
         locks.shutdown()
+        // Its last announcements (the releases of stopping tasks) go to the bus, which may not take them.
         if !(await Self.finishes(lockService, within: .seconds(10))) {
-            logger.warning("the lock manager's notification session did not close within 10 s; stopping without waiting for it")
+            logger.warning("the lock manager did not publish its last events within 10 s; stopping without waiting for it")
         }
         try? await store.markWorker(workerID, status: "stopped")
         logger.info("worker stopped")
@@ -287,7 +288,7 @@ public final class AgentWorker: Service, Sendable {
     }
 
     /// Whether `task` ends within `limit` (it goes on either way): a stopping worker does not wait for ever on a
-    /// database session that a driver fails to end.
+    /// broker that does not take its last events.
     static func finishes(_ task: Task<Void, Never>, within limit: Duration) async -> Bool {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let answered = NIOLockedValueBox(false)

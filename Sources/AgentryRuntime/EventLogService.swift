@@ -4,7 +4,6 @@ public import AgentryCore
 public import AgentryStore
 import Foundation
 public import Logging
-import PostgresNIO
 public import ServiceLifecycle
 
 /// Writes every event published on the bus to `event_log`, once, in batches; marks events that no agent handles as

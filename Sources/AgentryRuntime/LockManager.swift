@@ -4,109 +4,15 @@ import AgentryBus
 public import Foundation
 public import Logging
 import NIOConcurrencyHelpers
-import NIOCore
-import PostgresNIO
-
-/// Why a hold stopped protecting its task before the task gave it back.
-public enum LockLoss: Sendable, Hashable, CustomStringConvertible {
-    /// The hold outlived its `expires_at`: it was taken back.
-    case expired(ResourceKey, at: Date)
-    /// The session that held the advisory locks ended (killed with `pg_terminate_backend`, forced release, network,
-    /// server restart): PostgreSQL freed the locks, someone else may hold them now.
-    case connectionLost(resources: [ResourceKey], reason: String)
-
-    public var description: String {
-        switch self {
-        case .expired(let resource, let at):
-            return "its lock on \(resource) expired at \(Timestamp.format(at)) and was taken back"
-        case .connectionLost(let resources, let reason):
-            return "it lost its lock on \(resources.map(\.description).joined(separator: ", ")) (\(reason))"
-        }
-    }
-}
-
-/// A lock request that did not end in a hold.
-public struct LockError: Error, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable { case timedOut, unavailable, notOwner, notHeld, invalid, database, shutDown }
-    public var code: Code
-    public var message: String
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-    public var description: String { message }
-}
-
-/// Resources held together, on one database session of their own.
-public final class LockHold: Sendable, CustomStringConvertible {
-    public let requestID: UUID
-    public let owner: LockOwner
-    public let resources: [ResourceKey]
-    /// Every grant takes a new, larger token: a guarded system that remembers the largest it saw can refuse a
-    /// holder that lost its lock (Kleppmann's fencing tokens).
-    public let fencingTokens: [ResourceKey: Int64]
-    public let priority: Priority
-    public let acquiredAt: Date
-    public let expiresAt: Date
-    public let runID: UUID?
-    let connection: LockConnection
-    let cause: Event?
-    let onLoss: @Sendable (LockLoss) -> Void
-    enum State: Sendable { case held, released, lost(LockLoss) }
-    let state = NIOLockedValueBox<State>(.held)
-    let expiry = NIOLockedValueBox<Task<Void, Never>?>(nil)
-
-    init(requestID: UUID, owner: LockOwner, resources: [ResourceKey], fencingTokens: [ResourceKey: Int64], priority: Priority,
-         acquiredAt: Date, expiresAt: Date, runID: UUID?, connection: LockConnection, cause: Event?,
-         onLoss: @escaping @Sendable (LockLoss) -> Void) {
-        self.requestID = requestID
-        self.owner = owner
-        self.resources = resources
-        self.fencingTokens = fencingTokens
-        self.priority = priority
-        self.acquiredAt = acquiredAt
-        self.expiresAt = expiresAt
-        self.runID = runID
-        self.connection = connection
-        self.cause = cause
-        self.onLoss = onLoss
-    }
-
-    /// The largest token of the hold (the only one when it holds one resource).
-    public var fencingToken: Int64 { fencingTokens.values.max() ?? 0 }
-    public var isHeld: Bool { if case .held = state.withLockedValue({ $0 }) { return true } else { return false } }
-    public var loss: LockLoss? { if case .lost(let loss) = state.withLockedValue({ $0 }) { return loss } else { return nil } }
-    public var description: String { "\(resources.map(\.description).joined(separator: ", ")) held by \(owner)" }
-
-    /// Moves from held to `next`; false when it was no longer held.
-    func leave(for next: State) -> Bool {
-        state.withLockedValue { s in
-            guard case .held = s else { return false }
-            s = next
-            return true
-        }
-    }
-}
-
-/// A database session dedicated to holds: one hold at a time, returned to the manager's idle list after release.
-final class LockConnection: Sendable {
-    let connection: PostgresConnection
-    let pid: Int
-    let hold = NIOLockedValueBox<LockHold?>(nil)
-
-    init(connection: PostgresConnection, pid: Int) {
-        self.connection = connection
-        self.pid = pid
-    }
-}
 
 /// The lock manager of one process (a worker, the CLI, a benchmark): mutual exclusion by PostgreSQL advisory locks,
 /// waiting in priority order across every host, hand-off by LISTEN/NOTIFY, expiry, and loss detection.
 ///
-/// - A hold lives on a session of its own, so that losing that session (the process dies, an administrator
-///   terminates it) frees exactly that hold, and the holder learns it at once (`onLoss`).
+/// - A hold lives on a session of its own (``AgentryStore/LockSessions``), so that losing that session (the process
+///   dies, an administrator terminates it) frees exactly that hold, and the holder learns it at once (`onLoss`).
 /// - A request that cannot be served is queued in `resource_lock_waiters` at its priority; every release notifies
-///   channel `agentry_locks` with the freed key and the waiters of that key try again. A holder that dies sends no
+///   channel `agentry_locks` with the freed key and the waiters of that key try again (the database's notification
+///   session, ``AgentryStore/Notifications``, shared with the rest of the process). A holder that dies sends no
 ///   notification: waiters also re-check every `pollInterval`.
 /// - A hold past its expiry is taken back by its own manager (its task is told through `onLoss`); a holder that
 ///   does not (hung, partitioned) has its session terminated by a waiter `takebackGrace` later.
@@ -124,8 +30,9 @@ public final class LockManager: Sendable {
         public var maxIdleConnections = 8
         /// Publish `resource.acquired`, `.queued`, `.released` and `.expired`. Default true.
         public var announces = true
-        /// A request that may wait needs the manager's notification session: when it cannot be opened within this
-        /// (or within the request's own wait, if shorter), the request fails with the reason. Default 10 s.
+        /// A request that may wait needs the notification session (the database's, ``AgentryStore/Notifications``) to
+        /// listen on ``LockManager/channel``: when it does not within this (or within the request's own wait, if
+        /// shorter), the request fails with the reason. Default 10 s.
         public var listenTimeout: Duration = .seconds(10)
         public init() {}
     }
@@ -136,26 +43,28 @@ public final class LockManager: Sendable {
     }
 
     struct State: Sendable {
-        var idle: [LockConnection] = []
-        var listener: (connection: PostgresConnection, pid: Int)?
+        /// The backend pid of the notification session while it listens on ``LockManager/channel``.
+        var listener: Int?
         var listenerWaiters: [UUID: CheckedContinuation<Int, any Error>] = [:]
         /// Why the notification session could not be opened last (nil once it is open).
         var listenerProblem: String?
         var waiters: [UUID: Waiter] = [:]
         var holds: [UUID: LockHold] = [:]
-        var nextConnectionID = 1_000
+        /// The hold of each lock session that holds one, by ``AgentryStore/LockSession/id``.
+        var held: [Int: LockHold] = [:]
         var shutDown = false
-        /// The loop that keeps the notification session, cancelled by ``shutdown()``: closing the session does not end
-        /// it while it is still opening one (a session the server ended mid-setup can leave postgres-nio waiting).
-        var listening: Task<Void, Never>?
+        var subscription: Notifications.Subscription?
     }
 
     let database: Database
     let store: LockStore
+    let sessions: LockSessions
+    /// Completed by ``shutdown()``.
+    let stopped = Completion<Void>()
     let workerID: String?
     let options: Options
     let logger: Logger
-    let state = NIOLockedValueBox(State())
+    let state: NIOLockedValueBox<State>
     let events: AsyncStream<Event>
     let eventSink: AsyncStream<Event>.Continuation
     let announce: @Sendable (Event) async -> Void
@@ -174,6 +83,11 @@ public final class LockManager: Sendable {
         self.logger = logger
         self.announce = announce
         (events, eventSink) = AsyncStream<Event>.makeStream()
+        let state = NIOLockedValueBox(State())
+        self.state = state
+        sessions = LockSessions(database: database, maxIdle: options.maxIdleConnections, logger: logger) { [logger] session in
+            Self.sessionClosed(session, state: state, logger: logger)
+        }
     }
 
     /// Listens for releases, checks the holds' sessions and publishes the manager's events until ``shutdown()``.
@@ -183,13 +97,13 @@ public final class LockManager: Sendable {
                 for await event in self.events { await self.announce(event) }
             }
             let watching = Task { await self.watch() }
-            let listening = Task { await self.listen() }
+            let subscription = database.notifications.subscribe(to: [Self.channel]) { event in self.notified(event) }
             let stopped = state.withLockedValue { s in
-                s.listening = listening
+                s.subscription = subscription
                 return s.shutDown
             }
-            if stopped { listening.cancel() }
-            await listening.value
+            if stopped { subscription.cancel() }
+            await self.stopped.value
             watching.cancel()
             self.eventSink.finish()
         }
@@ -210,32 +124,32 @@ public final class LockManager: Sendable {
     }
 
     private func check(_ hold: LockHold) async {
-        let connection = hold.connection
+        let session = hold.session
         let answered = NIOLockedValueBox(false)
         let timer = Task {
             try? await Task.sleep(for: options.checkTimeout)
             guard !Task.isCancelled, !answered.withLockedValue({ $0 }), hold.isHeld else { return }
             logger.error("a hold's database session does not answer; closing it", metadata: [
-                "agentry.resources": "\(Self.list(hold.resources))", "db.pid": "\(connection.pid)",
+                "agentry.resources": "\(Self.list(hold.resources))", "db.pid": "\(session.pid)",
             ])
-            close(connection)
+            session.close()
         }
-        _ = try? await connection.connection.queryAll("SELECT 1", logger: logger)
+        try? await session.check(logger: logger)
         answered.withLockedValue { $0 = true }
         timer.cancel()
     }
 
     /// Stops listening and closes the idle sessions (holds still held keep theirs until released).
     public func shutdown() {
-        let (listener, idle, waiting, listening) = state.withLockedValue { s in
+        let (subscription, waiting) = state.withLockedValue { s in
             s.shutDown = true
-            defer { s.idle = []; s.listenerWaiters = [:] }
-            return (s.listener?.connection, s.idle, Array(s.listenerWaiters.values), s.listening)
+            defer { s.listenerWaiters = [:] }
+            return (s.subscription, Array(s.listenerWaiters.values))
         }
-        listening?.cancel()
+        subscription?.cancel()
         for continuation in waiting { continuation.resume(throwing: LockError(.shutDown, "the lock manager is shutting down")) }
-        for connection in idle { close(connection) }
-        if let listener { listener.close().whenComplete { _ in _ = listener } }
+        sessions.shutdown()
+        stopped.complete(())
         for waiter in state.withLockedValue({ Array($0.waiters.values) }) { waiter.wakeup.signal() }
     }
 
@@ -277,23 +191,23 @@ public final class LockManager: Sendable {
             while true {
                 try Task.checkCancellation()
                 guard !isShutDown else { throw LockError(.shutDown, "the lock manager is shutting down") }
-                let connection = try await checkout()
+                let session = try await checkout()
                 let rows: [LockStore.AcquireRow]
                 do {
-                    rows = try await LockStore.acquire(.init(
+                    rows = try await session.acquire(.init(
                         requestID: requestID, resources: keys, owner: owner, priority: priority, hold: hold, waitUntil: waitUntil,
                         waiterPID: waiterPID, workerID: workerID, runID: runID, takebackGrace: options.takebackGrace),
-                        on: connection.connection, logger: logger)
+                        logger: logger)
                 } catch {
-                    close(connection)
+                    session.close()
                     throw LockError(.database, "cannot lock \(Self.list(keys)): \(StoreError.describe(error))")
                 }
                 if !rows.isEmpty, rows.allSatisfy(\.granted) {
                     AgentryMetrics.lockWaited(seconds: (ContinuousClock.now - started).inSeconds, outcome: "acquired")
-                    return grant(rows, requestID: requestID, owner: owner, priority: priority, runID: runID, connection: connection,
+                    return grant(rows, requestID: requestID, owner: owner, priority: priority, runID: runID, session: session,
                                  cause: cause, onLoss: onLoss)
                 }
-                checkin(connection)
+                sessions.checkin(session)
                 let blocked = rows.filter { !$0.granted }
                 guard let deadline else {
                     throw LockError(.unavailable, "\(Self.list(keys)) cannot be locked now: \(Self.why(blocked))")
@@ -375,16 +289,18 @@ public final class LockManager: Sendable {
     // MARK: Internals
 
     private func grant(_ rows: [LockStore.AcquireRow], requestID: UUID, owner: LockOwner, priority: Priority, runID: UUID?,
-                       connection: LockConnection, cause: Event?, onLoss: @escaping @Sendable (LockLoss) -> Void) -> LockHold {
+                       session: LockSession, cause: Event?, onLoss: @escaping @Sendable (LockLoss) -> Void) -> LockHold {
         let acquiredAt = rows.compactMap(\.acquiredAt).min() ?? Date()
         let expiresAt = rows.compactMap(\.expiresAt).min() ?? Date()
         var tokens: [ResourceKey: Int64] = [:]
         for row in rows { tokens[row.resource] = row.fencingToken ?? 0 }
         let hold = LockHold(requestID: requestID, owner: owner, resources: rows.map(\.resource).sorted(), fencingTokens: tokens,
                             priority: priority, acquiredAt: acquiredAt, expiresAt: expiresAt, runID: runID,
-                            connection: connection, cause: cause, onLoss: onLoss)
-        connection.hold.withLockedValue { $0 = hold }
-        state.withLockedValue { $0.holds[requestID] = hold }
+                            session: session, cause: cause, onLoss: onLoss)
+        state.withLockedValue { s in
+            s.held[session.id] = hold
+            s.holds[requestID] = hold
+        }
         for resource in hold.resources {
             emit("resource.acquired", resource, owner, cause: cause, [
                 "fencing_token": .int(tokens[resource] ?? 0), "acquired_at": .string(Timestamp.format(acquiredAt)),
@@ -402,7 +318,7 @@ public final class LockManager: Sendable {
             }
         }
         // The session may have ended between the grant and now: then nobody will call back.
-        if connection.connection.isClosed { connectionClosed(connection) }
+        if session.isClosed { Self.sessionClosed(session, state: state, logger: logger) }
         return hold
     }
 
@@ -420,18 +336,18 @@ public final class LockManager: Sendable {
     /// Releases the hold's locks on its session and returns the session to the idle list.
     private func giveBack(_ hold: LockHold, event: String) async {
         state.withLockedValue { _ = $0.holds.removeValue(forKey: hold.requestID) }
-        let connection = hold.connection
+        let session = hold.session
         do {
-            try await LockStore.release(resources: hold.resources, on: connection.connection, logger: logger)
-            connection.hold.withLockedValue { $0 = nil }
-            checkin(connection)
+            try await session.release(hold.resources, logger: logger)
+            state.withLockedValue { _ = $0.held.removeValue(forKey: session.id) }
+            sessions.checkin(session)
         } catch {
             // Closing the session frees its advisory locks all the same.
             logger.warning("cannot release a hold cleanly; closing its session", metadata: [
                 "agentry.resources": "\(Self.list(hold.resources))", "error": "\(StoreError.describe(error))",
             ])
-            connection.hold.withLockedValue { $0 = nil }
-            close(connection)
+            state.withLockedValue { _ = $0.held.removeValue(forKey: session.id) }
+            session.close()
         }
         let held = Int64((Date().timeIntervalSince(hold.acquiredAt) * 1000).rounded())
         for resource in hold.resources {
@@ -448,14 +364,15 @@ public final class LockManager: Sendable {
         hold.expiry.withLockedValue { $0?.cancel() }
     }
 
-    fileprivate func connectionClosed(_ connection: LockConnection) {
-        guard let hold = connection.hold.withLockedValue({ h -> LockHold? in defer { h = nil }; return h }) else { return }
-        let loss = LockLoss.connectionLost(resources: hold.resources, reason: "its database session \(connection.pid) ended")
+    /// A lock session closed: the hold it held (if any) is lost, and its task told.
+    static func sessionClosed(_ session: LockSession, state: NIOLockedValueBox<State>, logger: Logger) {
+        guard let hold = state.withLockedValue({ $0.held.removeValue(forKey: session.id) }) else { return }
+        let loss = LockLoss.connectionLost(resources: hold.resources, reason: "its database session \(session.pid) ended")
         guard hold.leave(for: .lost(loss)) else { return }
         hold.expiry.withLockedValue { $0?.cancel() }
         state.withLockedValue { _ = $0.holds.removeValue(forKey: hold.requestID) }
         logger.error("lost the database session that held locks; stopping their task", metadata: [
-            "agentry.resources": "\(Self.list(hold.resources))", "agentry.owner": "\(hold.owner)", "db.pid": "\(connection.pid)",
+            "agentry.resources": "\(Self.list(hold.resources))", "agentry.owner": "\(hold.owner)", "db.pid": "\(session.pid)",
             "agentry.run.id": "\(hold.runID.map { "\($0)" } ?? "-")",
         ])
         hold.onLoss(loss)
@@ -469,52 +386,14 @@ public final class LockManager: Sendable {
         }
     }
 
-    private func checkout() async throws -> LockConnection {
-        while let idle = state.withLockedValue({ $0.idle.popLast() }) {
-            if !idle.connection.isClosed { return idle }
-        }
-        let id = state.withLockedValue { s -> Int in
-            s.nextConnectionID += 1
-            return s.nextConnectionID
-        }
-        let connection: PostgresConnection
-        var pid = 0
+    /// A lock session: an idle one, or a new one (whose server-side TCP keepalives end it within about 25 s should
+    /// this host vanish, later than ``watch()`` stops its holder's task).
+    private func checkout() async throws -> LockSession {
         do {
-            connection = try await PostgresConnection.connect(configuration: database.configuration.connectionConfiguration, id: id, logger: logger)
-            do {
-                // TCP keepalives on the server side: should this host vanish, PostgreSQL ends the session (and frees
-                // its locks) within about 25 s, later than the holder's own check (see `watch`) stops its task.
-                let setup: PostgresQuery = """
-                    SELECT pg_backend_pid(), set_config('application_name', 'agentry locks', false),
-                           set_config('tcp_keepalives_idle', '10', false), set_config('tcp_keepalives_interval', '5', false),
-                           set_config('tcp_keepalives_count', '3', false)
-                    """
-                for try await (value, _, _, _, _) in try await connection.queryAll(setup, logger: logger)
-                    .decode((Int, String, String, String, String).self) { pid = value }
-            } catch {
-                try? await connection.close()
-                throw error
-            }
+            return try await sessions.checkout()
         } catch {
             throw LockError(.database, "cannot open a lock session to PostgreSQL at \(database.configuration.redactedURL): \(StoreError.describe(error))")
         }
-        let lockConnection = LockConnection(connection: connection, pid: pid)
-        connection.closeFuture.whenComplete { _ in self.connectionClosed(lockConnection) }
-        return lockConnection
-    }
-
-    private func checkin(_ connection: LockConnection) {
-        let keep = state.withLockedValue { s -> Bool in
-            guard !s.shutDown, s.idle.count < options.maxIdleConnections, !connection.connection.isClosed else { return false }
-            s.idle.append(connection)
-            return true
-        }
-        if !keep { close(connection) }
-    }
-
-    private func close(_ connection: LockConnection) {
-        // Keeps the connection alive until it is closed (postgres-nio asserts on a connection freed while open).
-        connection.connection.close().whenComplete { _ in _ = connection }
     }
 
     // MARK: Listening
@@ -525,7 +404,7 @@ public final class LockManager: Sendable {
         return try await withCheckedThrowingContinuation { continuation in
             let ready = state.withLockedValue { s -> Result<Int, any Error>? in
                 if s.shutDown { return .failure(LockError(.shutDown, "the lock manager is shutting down")) }
-                if let listener = s.listener { return .success(listener.pid) }
+                if let listener = s.listener { return .success(listener) }
                 s.listenerWaiters[id] = continuation
                 return nil
             }
@@ -542,50 +421,33 @@ public final class LockManager: Sendable {
         }
     }
 
-    private func listen() async {
-        var delay = Duration.milliseconds(200)
-        while !isShutDown, !Task.isCancelled {
-            var opened: PostgresConnection?
-            do {
-                let id = state.withLockedValue { s -> Int in
-                    s.nextConnectionID += 1
-                    return s.nextConnectionID
-                }
-                let connection = try await PostgresConnection.connect(configuration: database.configuration.connectionConfiguration, id: id, logger: logger)
-                opened = connection
-                var pid = 0
-                for try await value in try await connection.queryAll("SELECT pg_backend_pid()", logger: logger).decode(Int.self) { pid = value }
-                try await connection.listen(on: Self.channel) { notifications in
-                    let waiting = state.withLockedValue { s -> [CheckedContinuation<Int, any Error>] in
-                        s.listener = (connection, pid)
-                        s.listenerProblem = nil
-                        defer { s.listenerWaiters = [:] }
-                        return Array(s.listenerWaiters.values)
-                    }
-                    if isShutDown { try? await connection.close() }
-                    for continuation in waiting { continuation.resume(returning: pid) }
-                    delay = .milliseconds(200)
-                    // Notifications may have been missed while (re)connecting: everyone checks once.
-                    for waiter in state.withLockedValue({ Array($0.waiters.values) }) { waiter.wakeup.signal() }
-                    for try await notification in notifications {
-                        guard let key = Int64(notification.payload) else { continue }
-                        for waiter in state.withLockedValue({ Array($0.waiters.values) }) where waiter.keys.contains(key) {
-                            waiter.wakeup.signal()
-                        }
-                    }
-                }
-            } catch {
-                state.withLockedValue { $0.listenerProblem = StoreError.describe(error) }
-                if !isShutDown {
-                    AgentryMetrics.reconnected("lock-notifications")
-                    logger.warning("lock notifications interrupted; reconnecting", metadata: ["error": "\(StoreError.describe(error))"])
-                }
+    /// What the notification session says: it listens (waiters re-check, as notifications may have been missed while
+    /// it reconnected), a release, or an interruption.
+    private func notified(_ event: Notifications.Event) {
+        switch event {
+        case .listening(_, let pid):
+            let waiting = state.withLockedValue { s -> [CheckedContinuation<Int, any Error>] in
+                s.listener = pid
+                s.listenerProblem = nil
+                defer { s.listenerWaiters = [:] }
+                return Array(s.listenerWaiters.values)
             }
-            try? await opened?.close()
-            state.withLockedValue { $0.listener = nil }
-            guard !isShutDown else { break }
-            try? await Task.sleep(for: delay)
-            delay = min(delay * 2, .seconds(5))
+            for continuation in waiting { continuation.resume(returning: pid) }
+            for waiter in state.withLockedValue({ Array($0.waiters.values) }) { waiter.wakeup.signal() }
+        case .notification(_, let payload):
+            guard let key = Int64(payload) else { return }
+            for waiter in state.withLockedValue({ Array($0.waiters.values) }) where waiter.keys.contains(key) {
+                waiter.wakeup.signal()
+            }
+        case .interrupted(let reason):
+            state.withLockedValue { s in
+                s.listener = nil
+                s.listenerProblem = reason
+            }
+            if !isShutDown {
+                AgentryMetrics.reconnected("lock-notifications")
+                logger.warning("lock notifications interrupted; reconnecting", metadata: ["error": "\(reason)"])
+            }
         }
     }
 
@@ -617,48 +479,5 @@ public final class LockManager: Sendable {
             if parts.isEmpty { parts.append("just taken by another request") }
             return "\(row.resource) \(parts.joined(separator: ", "))"
         }.joined(separator: "; ")
-    }
-}
-
-/// A one-slot wake-up signal for a waiter: `signal()` before `wait` is not lost.
-final class Wakeup: Sendable {
-    private let state = NIOLockedValueBox<(pending: Bool, continuation: CheckedContinuation<Void, Never>?)>((false, nil))
-
-    func signal() {
-        let continuation = state.withLockedValue { s -> CheckedContinuation<Void, Never>? in
-            if let c = s.continuation {
-                s.continuation = nil
-                return c
-            }
-            s.pending = true
-            return nil
-        }
-        continuation?.resume()
-    }
-
-    /// Returns on a signal, after `timeout`, or when the task is cancelled.
-    func wait(for timeout: Duration) async {
-        let timer = Task {
-            do {
-                try await Task.sleep(for: timeout)
-                self.signal()
-            } catch {}
-        }
-        defer { timer.cancel() }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now = state.withLockedValue { s -> Bool in
-                    if s.pending {
-                        s.pending = false
-                        return true
-                    }
-                    s.continuation = continuation
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-        } onCancel: {
-            self.signal()
-        }
     }
 }

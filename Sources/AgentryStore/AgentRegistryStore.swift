@@ -185,7 +185,7 @@ public struct AgentRegistryStore: Sendable {
         query.binds = condition.binds
         var result: [AgentState] = []
         for try await (id, active, status, patterns) in try await database.query(query, logger: logger).decode((String, String?, String, String).self) {
-            let bound = (try? JSONDecoder().decode([String].self, from: Data(patterns.utf8))) ?? []
+            let bound = try StoredJSON.strings(patterns, "the bound patterns of \(id)")
             result.append(AgentState(agentID: id, activeVersion: active, retired: status == "retired", boundPatterns: bound))
         }
         return result.sorted { $0.agentID < $1.agentID }
@@ -193,7 +193,7 @@ public struct AgentRegistryStore: Sendable {
 
     /// Records a publication: the version becomes published (for good) and the agent's active version.
     public func markPublished(agentID: String, version: String, boundPatterns: [String]) async throws {
-        let patterns = String(decoding: try JSONEncoder().encode(boundPatterns), as: UTF8.self)
+        let patterns = StoredJSON.text(boundPatterns)
         try await transaction(agentID: agentID) { connection in
             try await connection.queryAll("""
                 UPDATE agent_registry SET status = 'published', published_at = coalesce(published_at, now()), updated_at = now()

@@ -13,12 +13,15 @@ public final class Database: Service, Sendable {
     /// postgres-nio's pool keeps trying to connect. The worker's own statements have none: their callers retry anyway,
     /// and a timer per statement would cost the hot path.
     public let statementDeadline: Duration?
+    /// The notification session on this database, shared by everyone in the process who listens (see ``Notifications``).
+    public let notifications: Notifications
     let logger: Logger
 
     public init(configuration: DatabaseConfiguration, logger: Logger, statementDeadline: Duration? = nil) {
         self.configuration = configuration
         self.client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
         self.statementDeadline = statementDeadline
+        self.notifications = Notifications(configuration: configuration, logger: logger)
         self.logger = logger
     }
 
@@ -88,7 +91,9 @@ extension Database {
     /// an error: the caller waits for an answer forever. Measured: a worker whose connections were terminated twenty
     /// times in three seconds hung in one of three drains, a claim or an outcome waiting with the connection it had
     /// leased already closed, and every later claim of the agent waiting behind it. So a leased connection is checked
-    /// first, and a closed one is given back (the pool drops it) for another.
+    /// first, and a closed one is given back (the pool drops it) for another. Whether a newer postgres-nio still needs
+    /// this: without the check (and without ``answer(on:_:)``'s watch), run the worker test "a worker whose PostgreSQL
+    /// connections are terminated again and again mid-work …" (`WorkerTests`) ten times; none may hang.
     public func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         var closedLeases = 0
         while true {
@@ -159,6 +164,9 @@ extension Database {
     ///
     /// When the proof does not come, the error says that the write may or may not have been committed: every caller
     /// retries writes that are idempotent (a claim by its run ids, an outcome by its run, the event log by event id).
+    /// Whether a newer postgres-nio still needs this: the test "a write whose connection ends before PostgreSQL
+    /// confirmed its commit …" (`DatabaseTests`) ends the connection between the two; once postgres-nio answers a
+    /// statement only at `ReadyForQuery`, a write there fails without the second statement.
     static func committed<T: Sendable>(on connection: PostgresConnection,
                                        _ operation: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let value = try await operation(connection)
@@ -235,7 +243,8 @@ extension Database {
     /// come, the wait ends with an error the callers retry. The statement's own task is left waiting (postgres-nio
     /// never ends it); the pool has dropped its closed connection. The check is a timer on the connection's event
     /// loop, removed when the answer comes (a `Task.sleep` per statement would keep its wake-up job allocated until
-    /// its deadline once cancelled: swiftlang/swift#60441).
+    /// its deadline once cancelled: swiftlang/swift#60441). Whether a newer postgres-nio still needs this: see
+    /// ``withConnection(_:)``, whose test covers both.
     static func answer<T: Sendable>(on connection: PostgresConnection,
                                     _ operation: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let answer = Completion<Result<T, any Error>>()
@@ -287,7 +296,9 @@ extension PostgresConnection {
     /// so any result longer than one read can be caught that way by a restart, a failover or `pg_terminate_backend`.
     /// Measured: a worker whose connections were terminated every 100 ms stopped so about once in ten runs of the
     /// connection-loss test, reading the published agents (a few hundred rows). Asked for at once, rows never wait.
-    /// (async-http-client fixed the same case in its own state machine: swift-server/async-http-client#450.)
+    /// (async-http-client fixed the same case in its own state machine: swift-server/async-http-client#450.) Whether a
+    /// newer postgres-nio still needs this: read the rows of the test "a query whose connection is ended while its rows
+    /// stream in …" (`DatabaseTests`) through the row sequence, slowly; the process must not stop.
     @discardableResult
     public func queryAll(_ query: PostgresQuery, logger: Logger) async throws -> Database.Rows {
         let result: PostgresQueryResult = try await self.query(query, logger: logger).get()

@@ -127,14 +127,18 @@ public struct DatabaseConfiguration: Sendable {
         // times a second, held tens of thousands of them: its RSS grew from 65 to 85 MB over 200,000 events and the
         // heap fragmented. With no keep-alive timer and a 10 s idle timer the same run stays at 63 MB. An idle
         // connection is closed after 10 s instead of kept alive by a query (a worker's heartbeat, every 2 s, keeps
-        // one open), and a broken one is found by the next query on it, which the callers retry.
+        // one open), and a broken one is found by the next query on it, which the callers retry. Whether a newer
+        // postgres-nio (or Swift) still needs this: run `agentry-bench e2e 200000 1` with the defaults and watch the
+        // worker's RSS.
         configuration.options.keepAliveBehavior = nil
         configuration.options.connectionIdleTimeout = .seconds(10)
         // postgres-nio 1.33.2's pool opens a connection for a waiting lease only when the lease is asked for, or when
         // it is under its minimum: with a minimum of 0, leases that queued while every connection was busy wait for
         // ever once those connections are closed by the server (seen: a worker whose connections were terminated
         // again and again stopped for good with three runs unclaimed). Below its minimum, the pool opens a new
-        // connection as soon as one closes, and that one serves the queue.
+        // connection as soon as one closes, and that one serves the queue. Whether a newer postgres-nio still needs
+        // this: with a minimum of 0, run the worker test "a worker whose PostgreSQL connections are terminated again
+        // and again mid-work …" (`WorkerTests`) ten times; none may stop with runs unclaimed.
         configuration.options.minimumConnections = min(2, maximumConnections)
         return configuration
     }

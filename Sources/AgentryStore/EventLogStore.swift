@@ -113,8 +113,7 @@ public struct EventLogStore: Sendable {
         let rows = try await database.query(query, logger: logger)
         for try await (id, type, payload, priority, ts, source, correlation, causation, unhandled, announced, created)
             in rows.decode((String, String, String, Int, Double, String?, String?, String?, Bool, Bool, Double).self) {
-            let payloadValue = (try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)))?.objectValue ?? [:]
-            let event = Event(id: EventID(id)!, type: type, payload: payloadValue, priority: Priority(rawValue: priority) ?? .low,
+            let event = Event(id: EventID(id)!, type: type, payload: try StoredJSON.object(payload, "the payload of event \(id) in event_log"), priority: Priority(rawValue: priority) ?? .low,
                               timestamp: Date(timeIntervalSince1970: ts), source: source, correlationID: correlation, causationID: causation)
             result.append(Entry(event: event, unhandled: unhandled, unhandledAnnounced: announced, loggedAt: Date(timeIntervalSince1970: created)))
         }

@@ -73,7 +73,7 @@ public struct ForcedRelease: Sendable, Hashable {
 }
 
 /// The lock tables and functions (migration `0010_lock_manager.sql`). Reads go through the pool; taking and giving
-/// back locks happens on the connection that holds them (see `LockManager` in AgentryRuntime).
+/// back locks happens on the session that holds them (see ``LockSession``).
 public struct LockStore: Sendable {
     let database: Database
     let logger: Logger

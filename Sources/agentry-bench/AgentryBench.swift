@@ -5,7 +5,6 @@ import AgentryRuntime
 import AgentryStore
 import Foundation
 import Logging
-import PostgresNIO
 import Synchronization
 
 /// Throughput benchmarks of Agentry's AMQP client and event log, to compare with `Scripts/peers/amqpbench.c`
@@ -356,16 +355,13 @@ struct EventLogBench {
                 logger.warning("cannot delete the bench sink queue", metadata: ["error": "\(error)"])
             }
             await connection.close()
-            try await db.client.query("DELETE FROM event_log WHERE event_type = \(Self.eventType)", logger: logger)
+            try await BenchmarkStore(database: db, logger: logger).deleteEvents(type: Self.eventType)
             report("eventlog drained", count, "events", try outcome.get(), "rows/s")
         }
     }
 
     static func loggedCount(_ db: Database, runTag: String, logger: Logger) async throws -> Int {
-        var count = 0
-        let rows = try await db.client.query("SELECT count(*)::int8 FROM event_log WHERE event_type = \(eventType) AND source = \(runTag)", logger: logger)
-        for try await n in rows.decode(Int64.self) { count = Int(n) }
-        return count
+        try await BenchmarkStore(database: db, logger: logger).loggedCount(type: eventType, source: runTag)
     }
 }
 

@@ -4,7 +4,6 @@ import AgentryStore
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
-import PostgresNIO
 
 /// The lock manager against the real database (AGENTRY_DATABASE_URL):
 ///
@@ -36,21 +35,21 @@ struct LockBench {
         }
     }
 
-    /// The lock functions called directly on one connection, without the manager (to see the manager's own cost).
+    /// The lock functions called directly on one lock session, without the manager (to see the manager's own cost).
     private func raw(_ database: Database, seconds: Int) async throws {
-        let connection = try await PostgresConnection.connect(configuration: database.configuration.connectionConfiguration, id: 9, logger: logger)
+        let session = try await LockSessions(database: database, maxIdle: 0, logger: logger) { _ in }.checkout()
         let resource = ResourceKey(type: "device", id: "bench-raw")
         let end = ContinuousClock.now + .seconds(seconds)
         var pairs = 0
         while ContinuousClock.now < end {
             let id = UUID()
-            _ = try await LockStore.acquire(.init(requestID: id, resources: [resource], owner: .system("bench"), priority: .normal, hold: .seconds(60),
-                                                  waitUntil: nil, waiterPID: 0, workerID: nil, runID: nil, takebackGrace: .seconds(5)),
-                                            on: connection, logger: logger)
-            try await LockStore.release(resources: [resource], on: connection, logger: logger)
+            _ = try await session.acquire(.init(requestID: id, resources: [resource], owner: .system("bench"), priority: .normal, hold: .seconds(60),
+                                                waitUntil: nil, waiterPID: 0, workerID: nil, runID: nil, takebackGrace: .seconds(5)),
+                                          logger: logger)
+            try await session.release([resource], logger: logger)
             pairs += 1
         }
-        try await connection.close()
+        session.close()
         print(String(format: "locks raw %.0f pairs/s", Double(pairs) / Double(seconds)))
     }
 

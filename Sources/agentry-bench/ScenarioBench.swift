@@ -4,7 +4,6 @@ import AgentryCore
 import AgentryStore
 import Foundation
 import Logging
-import PostgresNIO
 
 #if canImport(Glibc)
 import Glibc
@@ -86,18 +85,9 @@ extension WorkerBench {
             // reached the worker: before the publish (already dispatched: in the prefetch window, being claimed),
             // after the publish but before the CRITICAL (the broker handed them out first: it had not queued the
             // CRITICAL yet, or had no credit for it), or after the CRITICAL (overtaking it in the worker: an inversion).
-            let rows = try await setup.db.client.query("""
-                SELECT c.started_at, c.received_at,
-                       count(l.run_id)::int8,
-                       count(l.run_id) FILTER (WHERE l.received_at > \(publishedAt) AND l.received_at <= c.received_at)::int8,
-                       count(l.run_id) FILTER (WHERE l.received_at > c.received_at)::int8
-                FROM task_runs c
-                LEFT JOIN task_runs l ON l.agent_id = c.agent_id AND l.event_type = \(lowType)
-                     AND l.started_at > \(publishedAt) AND l.started_at < c.started_at
-                WHERE c.agent_id = \(setup.agentID) AND c.event_type = \(criticalType) AND c.state = 'succeeded'
-                GROUP BY c.run_id, c.started_at, c.received_at
-                """, logger: logger)
-            for try await (started, received, lowBefore, lowDispatchedAfter, lowOvertaking) in rows.decode((Date, Date?, Int64, Int64, Int64).self) {
+            let runs = try await setup.benchStore.priorityInversions(agentID: setup.agentID, lowType: lowType, criticalType: criticalType,
+                                                                     publishedAt: publishedAt)
+            for (started, received, lowBefore, lowDispatchedAfter, lowOvertaking) in runs {
                 print(String(format: "priority critical start ms: %.1f low runs started before it: %d (of %d LOW waiting, prefetch %d)",
                              started.timeIntervalSince(publishedAt) * 1000, lowBefore, backlog, maxParallel))
                 if let received {

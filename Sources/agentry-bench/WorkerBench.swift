@@ -6,7 +6,6 @@ import AgentryStore
 import Dispatch
 import Foundation
 import Logging
-import PostgresNIO
 import Synchronization
 
 // MARK: - The worker runtime, end to end
@@ -219,17 +218,14 @@ struct WorkerBench {
         let environment = ProcessInfo.processInfo.environment
         let database = try DatabaseConfiguration(url: environment["AGENTRY_DATABASE_URL"] ?? "postgres://agentry:agentry@localhost:5432/agentry")
         try await Database.with(database, logger: logger) { db in
-            var agents: [String] = []
-            let rows = try await db.client.query("""
-                SELECT agent_id FROM agents WHERE agent_id LIKE 'bench-noop-%' AND status = 'retired'
-                """, logger: logger)
-            for try await id in rows.decode(String.self) { agents.append(id) }
+            let store = BenchmarkStore(database: db, logger: logger)
+            let agents = try await store.retiredBenchAgents()
             guard !agents.isEmpty else {
                 print("cleanup: no retired bench agent")
                 return
             }
             try await deleteRows(of: agents, in: db, logger: logger)
-            try await db.client.query("VACUUM (ANALYZE) task_runs, event_log, agent_slots, agent_instances, workers", logger: logger)
+            try await store.vacuumRuntimeTables()
             print("cleanup: deleted the rows of \(agents.count) retired bench agent(s); vacuumed and analyzed")
         }
     }
@@ -240,21 +236,7 @@ struct WorkerBench {
     /// Deletes everything the runs of these bench agents wrote to the database (their workers stopped by then): their
     /// events (by ``runTag(_:)``), lifecycle events, workers, instances, runs, slots and registrations.
     static func deleteRows(of agents: [String], in db: Database, logger: Logger) async throws {
-        let sources = agents.map(runTag)
-        try await db.client.withTransaction(logger: logger) { c in
-            try await c.query("""
-                DELETE FROM event_log WHERE (event_type = ANY(\(eventTypes)) AND source = ANY(\(sources)))
-                    OR (event_type LIKE 'agent.%' AND payload->>'agent_id' = ANY(\(agents)))
-                """, logger: logger)
-            try await c.query("""
-                DELETE FROM workers WHERE worker_id IN (SELECT worker_id FROM agent_instances WHERE agent_id = ANY(\(agents)))
-                """, logger: logger)
-            try await c.query("DELETE FROM agent_instances WHERE agent_id = ANY(\(agents))", logger: logger)
-            try await c.query("DELETE FROM task_runs WHERE agent_id = ANY(\(agents))", logger: logger)
-            try await c.query("DELETE FROM agent_slots WHERE agent_id = ANY(\(agents))", logger: logger)
-            try await c.query("DELETE FROM agents WHERE agent_id = ANY(\(agents))", logger: logger)
-            try await c.query("DELETE FROM agent_registry WHERE agent_id = ANY(\(agents))", logger: logger)
-        }
+        try await BenchmarkStore(database: db, logger: logger).deleteRows(of: agents, eventTypes: eventTypes, sources: agents.map(runTag))
     }
 
     static func agentYAML(id: String, maxParallel: Int, taskEvents: Bool, handler: String = "builtin: noop") -> String {
@@ -352,6 +334,7 @@ struct Setup: Sendable {
     let bus: EventBus
     let db: Database
     let workers: WorkerProcesses
+    var benchStore: BenchmarkStore { BenchmarkStore(database: db, logger: logger) }
     let logger: Logger
 
     func event(_ type: String, _ index: Int, priority: Priority = .normal) -> Event {
@@ -436,19 +419,9 @@ struct Setup: Sendable {
         var reportedOthers = 0
         var lastRead: (at: ContinuousClock.Instant, succeeded: Int)?
         while true {
-            var succeeded = 0
-            let rows = try await db.client.query("""
-                SELECT count(*) FILTER (WHERE state = 'succeeded')::int8 FROM task_runs
-                WHERE agent_id = \(agentID) AND state IN ('succeeded', 'skipped') AND event_type = \(type)
-                """, logger: logger)
-            for try await s in rows.decode(Int64.self) { succeeded = Int(s) }
+            let succeeded = try await benchStore.succeededRuns(agentID: agentID, type: type)
             if succeeded == progress.last {
-                var others = 0
-                let rows = try await db.client.query("""
-                    SELECT count(*)::int8 FROM task_runs
-                    WHERE agent_id = \(agentID) AND event_type = \(type) AND state NOT IN ('succeeded', 'running')
-                    """, logger: logger)
-                for try await o in rows.decode(Int64.self) { others = Int(o) }
+                let others = try await benchStore.otherRuns(agentID: agentID, type: type)
                 if others > reportedOthers {
                     warn("\(others) run(s) of \(type) ended other than succeeded (failed, cancelled, lost or skipped)")
                     reportedOthers = others
@@ -482,39 +455,18 @@ struct Setup: Sendable {
 
     /// The first start and the last finish of the succeeded runs of `type`.
     func span(type: String) async throws -> (first: Date, last: Date, seconds: Double) {
-        let rows = try await db.client.query("""
-            SELECT min(started_at), max(finished_at) FROM task_runs WHERE agent_id = \(agentID) AND event_type = \(type) AND state = 'succeeded'
-            """, logger: logger)
-        for try await (first, last) in rows.decode((Date, Date).self) {
-            return (first, last, last.timeIntervalSince(first))
-        }
-        throw BenchError("no runs of \(type)")
+        guard let (first, last) = try await benchStore.span(agentID: agentID, type: type) else { throw BenchError("no runs of \(type)") }
+        return (first, last, last.timeIntervalSince(first))
     }
 
     /// Event id → start and finish of its succeeded run.
     func runTimes(type: String) async throws -> [String: (received: Date?, started: Date, finished: Date?)] {
-        var result: [String: (received: Date?, started: Date, finished: Date?)] = [:]
-        let rows = try await db.client.query("""
-            SELECT event_id::text, received_at, started_at, finished_at FROM task_runs
-            WHERE agent_id = \(agentID) AND event_type = \(type) AND state = 'succeeded'
-            """, logger: logger)
-        for try await (eventID, received, started, finished) in rows.decode((String, Date?, Date, Date?).self) {
-            result[eventID] = (received, started, finished)
-        }
-        return result
+        try await benchStore.runTimes(agentID: agentID, type: type)
     }
 
     /// Event id → timestamp of the `agent.task.started` event of its run, as logged in event_log.
     func startAnnouncements(type: String) async throws -> [String: Date] {
-        var result: [String: Date] = [:]
-        let rows = try await db.client.query("""
-            SELECT causation_id, "timestamp" FROM event_log
-            WHERE event_type = 'agent.task.started' AND payload->>'agent_id' = \(agentID) AND payload->>'event_type' = \(type)
-            """, logger: logger)
-        for try await (eventID, timestamp) in rows.decode((String?, Date).self) {
-            if let eventID { result[eventID] = timestamp }
-        }
-        return result
+        try await benchStore.startAnnouncements(agentID: agentID, type: type)
     }
 
     /// Waits (at most 60 s) until event_log holds every event this run published and the lifecycle events of every
@@ -524,19 +476,11 @@ struct Setup: Sendable {
         var logged = (events: 0, lifecycle: 0)
         var expected = (events: 0, lifecycle: 0)
         while true {
-            let rows = try await db.client.query("""
-                SELECT (SELECT count(*) FROM event_log WHERE event_type = ANY(\(WorkerBench.eventTypes)) AND source = \(runTag))::int8,
-                       (SELECT count(*) FROM event_log WHERE event_type IN ('agent.task.started', 'agent.task.completed')
-                                                          AND payload->>'agent_id' = \(agentID))::int8,
-                       (SELECT count(DISTINCT event_id) FROM task_runs WHERE agent_id = \(agentID))::int8,
-                       (SELECT count(*) FROM task_runs WHERE agent_id = \(agentID) AND state = 'succeeded')::int8
-                """, logger: logger)
-            for try await (events, lifecycle, runEvents, succeeded) in rows.decode((Int64, Int64, Int64, Int64).self) {
-                logged = (Int(events), Int(lifecycle))
-                // With AGENTRY_BENCH_TASK_EVENTS=0 the runs announce nothing.
-                let perRun = ProcessInfo.processInfo.environment["AGENTRY_BENCH_TASK_EVENTS"] == "0" ? 0 : 2
-                expected = (Int(runEvents), perRun * Int(succeeded))
-            }
+            let progress = try await benchStore.eventLogProgress(agentID: agentID, eventTypes: WorkerBench.eventTypes, source: runTag)
+            logged = (progress.events, progress.lifecycle)
+            // With AGENTRY_BENCH_TASK_EVENTS=0 the runs announce nothing.
+            let perRun = ProcessInfo.processInfo.environment["AGENTRY_BENCH_TASK_EVENTS"] == "0" ? 0 : 2
+            expected = (progress.runEvents, perRun * progress.succeeded)
             if logged.events >= expected.events && logged.lifecycle >= expected.lifecycle { break }
             if clock.now > deadline {
                 warn("event log behind after 60 s: \(logged.events) of \(expected.events) events, \(logged.lifecycle) of \(expected.lifecycle) lifecycle events")
@@ -565,158 +509,6 @@ struct Setup: Sendable {
             try await WorkerBench.deleteRows(of: [agentID], in: db, logger: logger)
         } catch {
             warn("cannot delete the rows of \(agentID): \(String(reflecting: error))")
-        }
-    }
-}
-
-// MARK: - Worker processes
-
-/// `agentry worker --agents <id>` child processes. They are stopped with SIGTERM by pid (SIGKILL after 40 s), and
-/// also when this program gets SIGTERM or SIGINT (see `ChildProcesses`).
-final class WorkerProcesses: Sendable {
-    let executable: String
-    let agentID: String
-    let environment: [String: String]
-    let logDirectory: String
-    /// pid → log file, in start order.
-    let started = Mutex<[(pid: pid_t, log: String)]>([])
-
-    init(executable: String, agentID: String, environment: [String: String], logDirectory: String) {
-        self.executable = executable
-        self.agentID = agentID
-        self.environment = environment
-        self.logDirectory = logDirectory
-    }
-
-    func start(count: Int) throws {
-        // The admin endpoint on a free port: a bench worker must not take 8000 from a worker the user runs.
-        let admin = ProcessInfo.processInfo.environment["AGENTRY_BENCH_NO_ADMIN"] == "1" ? ["--no-admin"] : ["--admin-addr", "127.0.0.1:0"]
-        // The exec bench runs /bin/true, which the default allowlist does not hold.
-        let arguments = [executable, "worker", "--agents", agentID, "--shutdown-grace", "5", "--exec-allow", "/bin/true"] + admin
-        let variables = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { "\($0.key)=\($0.value)" }
-        for index in 1...count {
-            let log = "\(logDirectory)/worker-\(index).log"
-            let pid = try spawn(arguments, environment: variables, output: log)
-            started.withLock { $0.append((pid, log)) }
-            ChildProcesses.add(pid)
-        }
-    }
-
-    /// posix_spawn, stdin from /dev/null, stdout and stderr to `output` (this program reaps the child itself).
-    private func spawn(_ arguments: [String], environment: [String], output: String) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup($0) } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
-        guard result == 0 else { throw BenchError("cannot start \(arguments[0]): \(String(cString: strerror(result)))") }
-        return pid
-    }
-
-    var pids: [pid_t] { started.withLock { $0.map(\.pid) } }
-
-    /// The pid of a worker that is no longer running, if any.
-    func exited() -> pid_t? {
-        started.withLock { $0 }.first { !ChildProcesses.isRunning($0.pid) }?.pid
-    }
-
-    /// SIGTERM to every worker, then waits for each to exit (SIGKILL after 40 s).
-    func stopAll() async {
-        let all = started.withLock { list in
-            defer { list.removeAll() }
-            return list
-        }
-        for (pid, _) in all { kill(pid, SIGTERM) }
-        for (pid, log) in all {
-            let status = await ChildProcesses.wait(pid, killAfter: .seconds(40))
-            if status != 0 {
-                warn("worker \(pid) exited with status \(status); its log: \(log)")
-            }
-        }
-    }
-
-    func printLogTails() {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: logDirectory))?.filter { $0.hasPrefix("worker-") }.sorted() ?? []
-        for file in files {
-            let path = "\(logDirectory)/\(file)"
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8), !text.isEmpty else { continue }
-            let tail = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
-            FileHandle.standardError.write(Data("--- \(path) (last lines)\n\(tail)\n".utf8))
-        }
-    }
-}
-
-/// The children this program started, reaped with waitpid, and stopped with SIGTERM should this program get SIGTERM
-/// or SIGINT before it stops them itself.
-enum ChildProcesses {
-    static let running = Mutex<Set<pid_t>>([])
-    /// Exit statuses of children reaped by `isRunning`.
-    static let statuses = Mutex<[pid_t: Int32]>([:])
-
-    static func add(_ pid: pid_t) {
-        running.withLock { _ = $0.insert(pid) }
-    }
-
-    /// Reaps the child when it has exited; true while it runs.
-    static func isRunning(_ pid: pid_t) -> Bool {
-        if statuses.withLock({ $0[pid] }) != nil { return false }
-        var status: Int32 = 0
-        let result = waitpid(pid, &status, WNOHANG)
-        if result == 0 { return true }
-        let code: Int32
-        if result == pid {
-            let signal = status & 0x7f
-            code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
-        } else {
-            code = -1  // not our child any more (reaped elsewhere)
-        }
-        statuses.withLock { $0[pid] = code }
-        running.withLock { _ = $0.remove(pid) }
-        return false
-    }
-
-    /// Waits for a child to exit, sending SIGKILL after `killAfter`; returns its exit status (128 + signal).
-    static func wait(_ pid: pid_t, killAfter: Duration) async -> Int32 {
-        let clock = ContinuousClock()
-        let deadline = clock.now + killAfter
-        var killed = false
-        while isRunning(pid) {
-            if !killed && clock.now > deadline {
-                warn("worker \(pid) still runs \(String(format: "%.0f", killAfter.inSeconds)) s after SIGTERM: SIGKILL")
-                kill(pid, SIGKILL)
-                killed = true
-            }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return statuses.withLock { $0[pid] } ?? -1
-    }
-
-    /// On SIGTERM or SIGINT: SIGTERM to the running children, wait up to 10 s for them, then exit.
-    static func installSignalHandlers() {
-        for signalNumber in [SIGTERM, SIGINT] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler {
-                let pids = running.withLock { $0 }
-                for pid in pids { kill(pid, SIGTERM) }
-                let deadline = Date().addingTimeInterval(10)
-                while Date() < deadline, pids.contains(where: { isRunning($0) }) { usleep(20_000) }
-                for pid in pids where isRunning(pid) { kill(pid, SIGKILL) }
-                FileHandle.standardError.write(Data("agentry-bench: interrupted; stopped \(pids.count) worker(s)\n".utf8))
-                exit(128 + signalNumber)
-            }
-            source.resume()
-            // Kept for the life of the process.
-            _ = Unmanaged.passRetained(source as AnyObject)
         }
     }
 }

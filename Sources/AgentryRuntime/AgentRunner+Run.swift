@@ -1,0 +1,125 @@
+import AMQP
+import AgentryBus
+import AgentryCore
+import AgentryStore
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+
+/// Running a delivery's event: a skipped run recorded, or a run claimed, its handler run holding its resources, and
+/// the run concluded; long runs handed over.
+extension AgentRunner {
+    /// Handles one delivery, in a task of its own.
+    func handle(_ incoming: Incoming) async {
+        let received: Received
+        switch incoming {
+        case .undecodable(let delivery, let error):
+            if !(await park(delivery, event: nil, reason: error.reason.description, message: error.message)) { release(delivery) }
+            return
+        case .event(let event):
+            received = event
+        }
+        if let reason = received.skipReason {
+            await skip(received, reason: reason)
+            return
+        }
+        guard let claimed = await claim(received) else { return }
+        await execute(claimed.run, received, announcement: claimed.announcement)
+    }
+
+    /// Records the event's run as skipped (no trigger matched) and acks its delivery.
+    private func skip(_ received: Received, reason: String) async {
+        var run = received.run
+        run.state = .skipped
+        run.message = reason
+        AgentryMetrics.consumed(received.event, by: agentID)
+        AgentryMetrics.runFinished(agent: agentID, outcome: "skipped", seconds: nil)
+        let skipped = run
+        guard await persist("record a skipped run", { try await self.context.store.recordSkipped(skipped) }) != nil else {
+            return release(received.delivery)
+        }
+        received.delivery.ack()
+    }
+
+    /// Runs a claimed run's handler, holding its resources, and concludes the run; `announcement` (its
+    /// `agent.task.started`, logged by the claim) is published meanwhile.
+    private func execute(_ run: TaskRun, _ received: Received, announcement: Event?) async {
+        let delivery = received.delivery
+        let definition = received.definition
+        let event = received.event
+        let started = ContinuousClock.now
+        AgentryMetrics.consumed(event, by: agentID)
+        AgentryMetrics.runStarted(agent: agentID, publishToStart: Date().timeIntervalSince(event.timestamp))
+        let taskContext = TaskContext(runID: run.runID, agent: definition, event: event, attempt: run.attempt,
+                                      workerID: context.workerID, instanceID: run.instanceID,
+                                      timeout: .seconds(definition.config.timeoutSeconds), killGrace: context.options.killGrace,
+                                      outputLimit: context.options.outputLimit)
+        let task = Task { await self.runHoldingResources(taskContext) }
+        state.withLockedValue {
+            $0.running[run.runID] = Running(task: task, event: event, delivery: delivery, started: started)
+            $0.lastRun = run.runID
+            $0.instanceDirty = true
+        }
+        // Announced while the handler already runs; awaited before agent.task.completed or failed is published, so
+        // that it always comes first.
+        var announcedStart: Task<Void, Never>?
+        if let announcement {
+            let context = self.context
+            announcedStart = Task { await context.announceLogged(announcement) }
+        }
+        var outcome = await task.value
+        let (cancelReason, handover) = state.withLockedValue { s -> (CancelReason?, Task<Bool, Never>?) in
+            let running = s.running.removeValue(forKey: run.runID)
+            s.instanceDirty = true
+            return (running?.cancelReason, running?.handover)
+        }
+        // A hand-over under way finishes first: its outcome says how the delivery is settled.
+        let handedOver = await handover?.value ?? false
+        if outcome.status == .cancelled, cancelReason == nil {
+            outcome.message = outcome.message ?? "cancelled"
+        }
+        let elapsed = ContinuousClock.now - started
+        let outcomeName: String
+        switch outcome.status {
+        case .succeeded: outcomeName = "succeeded"
+        case .failed: outcomeName = "failed"
+        case .timedOut: outcomeName = "timed_out"
+        case .cancelled: outcomeName = "cancelled"
+        }
+        AgentryMetrics.runFinished(agent: agentID, outcome: outcomeName, seconds: elapsed.inSeconds)
+        let settlement = Settlement(delivery: delivery, handedOver: handedOver, event: event,
+                                    queue: definition.queueName, channel: context.retryChannel)
+        await conclude(run: run, event: event, settlement: settlement, definition: definition, outcome: outcome,
+                       cancelReason: cancelReason, elapsed: elapsed, announcedStart: announcedStart)
+    }
+
+    /// A run that outlives the ack deadline (under the broker's consumer timeout) is handed over: its event is kept
+    /// with the run and its delivery acked, so the broker neither redelivers it nor closes the channel. One loop per
+    /// instance looks for such runs every quarter of the deadline (at most every 10 s), instead of a timer per run.
+    func handOverLongRuns() async {
+        let deadline = context.options.ackDeadline
+        let interval = max(.milliseconds(10), min(deadline / 4, .seconds(10)))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            let now = ContinuousClock.now
+            let due = state.withLockedValue { s -> [Task<Bool, Never>] in
+                var due: [Task<Bool, Never>] = []
+                for (runID, running) in s.running where running.handover == nil && now - running.started >= deadline {
+                    let handover = Task { await self.handOver(runID, event: running.event, delivery: running.delivery) }
+                    s.running[runID]?.handover = handover
+                    due.append(handover)
+                }
+                return due
+            }
+            for handover in due { _ = await handover.value }
+        }
+    }
+
+    private func handOver(_ runID: UUID, event: Event, delivery: AMQPDelivery) async -> Bool {
+        let envelope = String(decoding: EventWireFormat.encode(event), as: UTF8.self)
+        guard (try? await context.store.handOver(runID, event: envelope)) == true else { return false }
+        delivery.ack()
+        logger.info("long run handed over: delivery acked, event kept with the run", metadata: ["agentry.run.id": "\(runID)"])
+        return true
+    }
+}
