@@ -7,34 +7,6 @@ import Foundation
 import Logging
 import Testing
 
-/// Runs the event log service in this process while `body` runs, against the real servers.
-func withEventLog(vhost: String? = nil, _ body: @Sendable (EventBus, EventLogStore, AMQPConnection) async throws -> Void) async throws {
-    try await TestEnvironment.migrate()
-    let configuration = TestEnvironment.configuration
-    let logger = TestEnvironment.logger
-    let connection = try await TestEnvironment.connect(vhost: vhost)
-    _ = try await TestEnvironment.topology().apply(on: connection)
-    try await Database.with(configuration.database, logger: logger) { database in
-        let store = EventLogStore(database: database, logger: logger)
-        let bus = try await EventBus(connection: connection, logger: logger)
-        var options = EventLogService.Options()
-        options.maxLatency = .milliseconds(20)
-        let service = EventLogService(connection: connection, bus: bus, store: store, options: options, logger: logger)
-        let running = Task { try await service.run() }
-        do {
-            try await body(bus, store, connection)
-        } catch {
-            running.cancel()
-            _ = try? await running.value
-            throw error
-        }
-        // Stop the service (it flushes what it holds) before the database pool goes away.
-        running.cancel()
-        _ = try? await running.value
-    }
-    await connection.close()
-}
-
 @Suite("Event log")
 struct EventLogTests {
     @Test("an event is logged once, even when its message arrives twice")

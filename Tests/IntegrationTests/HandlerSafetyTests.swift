@@ -12,23 +12,6 @@ import Testing
 import Glibc
 #endif
 
-/// Whether `pid` is a live process (a zombie counts as gone).
-func isRunning(_ pid: Int32) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return false }
-    return !stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
-}
-
-/// The pids written one per line to `path`, once it holds `count` of them.
-func pids(in path: String, count: Int) async throws -> [Int32] {
-    var found: [Int32] = []
-    _ = try await TestEnvironment.eventually(timeout: .seconds(15)) {
-        found = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int32($0) }
-        return found.count >= count
-    }
-    return found
-}
-
 @Suite("Handler safety", .serialized)
 struct HandlerSafetyTests {
     /// Publishes an agent with `handler`, starts a worker for it, publishes one event and waits for its run to end.

@@ -6,38 +6,6 @@ import Logging
 import PostgresNIO
 import Testing
 
-/// Lock managers running against the real database (as many "hosts" as asked), their events collected.
-func withLockManagers(_ count: Int = 1, options: LockManager.Options = LockManager.Options(),
-                      _ body: @Sendable ([LockManager], Database, Collector<Event>) async throws -> Void) async throws {
-    try await TestEnvironment.migrate()
-    let events = Collector<Event>()
-    try await Database.with(TestEnvironment.configuration.database, logger: TestEnvironment.logger) { database in
-        let managers = (0..<count).map { index in
-            LockManager(database: database, workerID: "lock-test-\(index)", options: options, logger: TestEnvironment.logger) { event in
-                await events.append(event)
-            }
-        }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for manager in managers { group.addTask { await manager.run() } }
-            defer {
-                for manager in managers { manager.shutdown() }
-            }
-            try await body(managers, database, events)
-            for manager in managers {
-                for hold in manager.holds { await manager.release(hold) }
-            }
-        }
-    }
-}
-
-func device(_ id: String) -> ResourceKey { ResourceKey(type: "device", id: id) }
-
-/// Waits until `resource` has `count` live waiters.
-func waitForWaiters(_ manager: LockManager, _ resource: ResourceKey, count: Int) async throws -> LockStatus {
-    _ = try await TestEnvironment.eventually { try await manager.status(resource).waiters.count == count }
-    return try await manager.status(resource)
-}
-
 @Suite("Locks", .serialized)
 struct LockTests {
     @Test("a held resource is granted to its waiters CRITICAL, then NORMAL, then LOW, whatever order they queued in")

@@ -8,21 +8,6 @@ import Logging
 import PostgresNIO
 import Testing
 
-/// Runs `body` with an agent registry on the real servers (and, with `eventLog`, the event log service).
-func withRegistry(eventLog: Bool = false, _ body: @Sendable (AgentRegistry, EventBus, AMQPConnection, Database) async throws -> Void) async throws {
-    try await TestEnvironment.migrate()
-    let logger = TestEnvironment.logger
-    let connection = try await TestEnvironment.connect()
-    let topology = try TestEnvironment.topology()
-    _ = try await topology.apply(on: connection)
-    try await Database.with(TestEnvironment.configuration.database, logger: logger) { database in
-        let bus = try await EventBus(connection: connection, logger: logger)
-        let registry = AgentRegistry(store: AgentRegistryStore(database: database, logger: logger), bus: bus, topology: topology, logger: logger)
-        try await body(registry, bus, connection, database)
-    }
-    await connection.close()
-}
-
 /// A valid definition with the given id, version and triggers.
 func definitionYAML(id: String, version: String, triggers: [(String, String)], description: String = "Test agent.",
                     pools: [String] = [], subagents: [(String, String)] = [], skills: [String] = []) -> String {

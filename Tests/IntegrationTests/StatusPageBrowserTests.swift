@@ -46,9 +46,7 @@ final class HeadlessBrowser: @unchecked Sendable {
     func close() {
         guard process.isRunning else { return }
         try? input.fileHandleForWriting.write(contentsOf: Data("quit\n".utf8))
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        blockingWaitForExit(pid: process.processIdentifier, timeout: .seconds(10))
         process.waitUntilExit()
     }
 

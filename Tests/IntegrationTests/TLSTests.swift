@@ -56,8 +56,7 @@ struct TLSTests {
 
         func stop() {
             kill(pid, SIGTERM)
-            for _ in 0..<40 where kill(pid, 0) == 0 { usleep(50_000) }
-            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+            blockingWaitForExit(pid: pid, timeout: .seconds(2))
             try? FileManager.default.removeItem(at: directory)
         }
     }

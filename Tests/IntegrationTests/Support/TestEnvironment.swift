@@ -20,7 +20,9 @@ enum TestEnvironment {
         }
     }()
 
-    static let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    /// The repository root, from this file's path (Tests/IntegrationTests/Support/TestEnvironment.swift).
+    static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static var logger: Logger {
         var logger = Logger(label: "agentry.test")
