@@ -70,9 +70,15 @@ struct DatabaseConnectionLossTests {
                 let terminate = self.terminate
                 // Straight on the connection: the statement watch (`Database.answer(on:_:)`) would see it closed too.
                 _ = try await db.withConnection { connection in
-                    try await Database.committed(on: connection) { connection in
+                    // Only this connection's backend: ending the pool's other (idle) connection too would fail the
+                    // write below when it leases that one before the pool has seen it close.
+                    var pid = 0
+                    for try await value in try await connection.queryAll("SELECT pg_backend_pid()", logger: TestEnvironment.logger)
+                        .decode(Int.self) { pid = value }
+                    let backend = pid
+                    return try await Database.committed(on: connection) { connection in
                         try await connection.queryAll(PostgresQuery(unsafeSQL: "INSERT INTO \(table) VALUES (1)"), logger: TestEnvironment.logger)
-                        _ = try await terminate(name, "state = 'idle'")
+                        _ = try await terminate(name, "pid = \(backend)")
                         while !connection.isClosed { try await Task.sleep(for: .milliseconds(10)) }
                     }
                 }
