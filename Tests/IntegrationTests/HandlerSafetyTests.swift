@@ -187,11 +187,7 @@ struct HandlerSafetyTests {
             #expect(worker.output.contains("command[0]"), "the log says what to correct: \(worker.output.suffix(2000))")
             // Several syncs later (it syncs every second; its heartbeats show it has been up 3 s): still logged
             // once, no run, the event still queued.
-            let pid = worker.pid
-            let upThreeSeconds = try await TestEnvironment.eventually(timeout: .seconds(20)) {
-                try await h.store.workers().contains { $0.pid == pid && $0.heartbeatAt.timeIntervalSince($0.startedAt) >= 3 }
-            }
-            #expect(upThreeSeconds)
+            #expect(try await h.waitUntilUp(worker, for: 3))
             #expect(worker.output.components(separatedBy: "cannot read the definition of \(id)").count == 2, "\(worker.output.suffix(3000))")
             #expect(try await h.runs(id).isEmpty)
             await worker.stop()

@@ -15,16 +15,6 @@ import Glibc
 /// acked only once its outcome is committed.
 @Suite("Worker safety", .serialized)
 struct WorkerSafetyTests {
-    /// The agent queue's ready and unacknowledged counts, from rabbitmqctl (which a blocked connection cannot hold up).
-    static func queueCounts(_ queue: String) throws -> (ready: Int, unacked: Int)? {
-        let listing = try TestEnvironment.run("rabbitmqctl", ["list_queues", "-p", TestEnvironment.configuration.amqp.virtualHost, "-q",
-                                                              "--no-table-headers", "name", "messages_ready", "messages_unacknowledged"])
-        guard let line = listing.output.split(separator: "\n").first(where: { $0.hasPrefix("\(queue)\t") }) else { return nil }
-        let fields = line.split(separator: "\t")
-        guard fields.count == 3, let ready = Int(fields[1]), let unacked = Int(fields[2]) else { return nil }
-        return (ready, unacked)
-    }
-
     @Test("a worker that finds itself declared lost stops its runs at once, says so, and its event runs again")
     func declaredLostStopsRuns() async throws {
         try await withWorkerHarness { h in
@@ -94,12 +84,12 @@ struct WorkerSafetyTests {
             let (acked, alarmSeen) = try await TestEnvironment.withMemoryAlarm {
                 try await TestEnvironment.eventually(timeout: .seconds(20)) {
                     let succeeded = try await h.runs(id).filter { $0.state == .succeeded }.count
-                    let counts = try Self.queueCounts("agentry.agent.\(id)")
+                    let counts = try TestEnvironment.queueCounts("agentry.agent.\(id)")
                     return succeeded == 2 && counts?.ready == 0 && counts?.unacked == 0
                 }
             }
             let states = try await h.runs(id).map(\.state)
-            let counts = try Self.queueCounts("agentry.agent.\(id)")
+            let counts = try TestEnvironment.queueCounts("agentry.agent.\(id)")
             #expect(acked, "both runs succeeded and were acked during the alarm: \(states), queue \(String(describing: counts))")
             #expect(alarmSeen, "the alarm was on meanwhile")
             _ = try await TestEnvironment.eventually(timeout: .seconds(30)) { worker.output.contains("unblocked") }
@@ -137,7 +127,7 @@ struct WorkerSafetyTests {
                 worker.signal(SIGTERM)
                 let status = await worker.wait(timeout: .seconds(30))
                 #expect(status == 0, "the worker stops although it could not record the outcome: \(worker.output.suffix(2000))")
-                let counts = try Self.queueCounts("agentry.agent.\(id)")
+                let counts = try TestEnvironment.queueCounts("agentry.agent.\(id)")
                 #expect(counts?.ready == 1, "the event is back in the queue, not acked: \(String(describing: counts))")
                 let recorded = try await h.runs(id).map(\.state)
                 #expect(recorded.allSatisfy { $0 == .running }, "nothing recorded: \(recorded)")

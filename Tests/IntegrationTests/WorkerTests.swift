@@ -296,7 +296,7 @@ struct WorkerTests {
             first.signal(SIGKILL)
             await first.wait()
             let runs = try await h.waitForRuns(id, timeout: .seconds(30)) { $0.contains { $0.state == .succeeded } }
-            try await Task.sleep(for: .seconds(1))
+            #expect(try await TestEnvironment.waitUntilSettled("agentry.agent.\(id)"), "every delivery of the event was settled")
             let final = try await h.runs(id)
             await second.stop()
             #expect(final.filter { $0.state == .succeeded }.count == 1, "\(final.map(\.state))")
@@ -334,7 +334,7 @@ struct WorkerTests {
             first.signal(SIGKILL)
             await first.wait()
             let runs = try await h.waitForRuns(id, timeout: .seconds(30)) { $0.contains { $0.state == .succeeded } }
-            try await Task.sleep(for: .seconds(1))
+            #expect(try await TestEnvironment.waitUntilSettled("agentry.agent.\(id)"), "every delivery of the event was settled")
             let final = try await h.runs(id)
             await second.stop()
             #expect(final.filter { $0.state == .succeeded }.count == 1, "\(final.map(\.state))")
@@ -359,11 +359,7 @@ struct WorkerTests {
             try await channel.publish(message)
             _ = try await h.waitForRuns(id) { $0.contains { $0.state == .succeeded } }
             try await channel.publish(message)
-            let drained = try await TestEnvironment.eventually {
-                let status = try await h.connection.queueStatus("agentry.agent.\(id)")
-                return status.messageCount == 0
-            }
-            try await Task.sleep(for: .milliseconds(500))
+            let drained = try await TestEnvironment.waitUntilSettled("agentry.agent.\(id)")
             await worker.stop()
             #expect(drained)
             let runs = try await h.runs(id)
@@ -433,8 +429,8 @@ struct WorkerTests {
             try await control.set(.paused, agentID: id)
             try await expectStates([.paused, .paused])
             for _ in 0..<5 { try await h.bus.publish(Event(type: "ctl.\(id)", priority: .normal, source: "test")) }
-            try await Task.sleep(for: .seconds(1))
-            #expect(try await h.connection.queueStatus("agentry.agent.\(id)").messageCount == 5)
+            // All five arrived and none was taken (no delivery outstanding) though both workers are up.
+            #expect(try await TestEnvironment.eventually { try TestEnvironment.queueCounts("agentry.agent.\(id)").map { $0.ready == 5 && $0.unacked == 0 } ?? false })
             #expect(try await h.runs(id).isEmpty)
 
             // A worker that starts now obeys the persisted pause.
@@ -548,8 +544,7 @@ struct WorkerTests {
             #expect(try await TestEnvironment.eventually { !isRunning(pid) }, "the handler (pid \(pid)) should be gone")
             // Cancelling again says why it cannot.
             await #expect(throws: StoreError.self) { _ = try await control.cancel(runID: run.runID, by: "the test") }
-            try await Task.sleep(for: .milliseconds(500))
-            #expect(try await h.connection.queueStatus("agentry.agent.\(id)").messageCount == 0, "a cancelled event is not requeued")
+            #expect(try await TestEnvironment.waitUntilSettled("agentry.agent.\(id)"), "a cancelled event is not requeued")
             // Only agent.task.started: a cancelled run is neither completed nor failed.
             var types: [String] = []
             var iterator = stopped.makeAsyncIterator()
@@ -644,7 +639,7 @@ struct WorkerTests {
             let elsewhere = try WorkerProcess(agents: [id, missing], extra: ["--label", "lab=lab-1"])
             let nextToIt = try WorkerProcess(agents: [id], extra: ["--label", "lab=lab-2", "--label", "rack=7"])
             #expect(try await TestEnvironment.eventually { try await h.store.instances(agentID: id).count == 1 })
-            try await Task.sleep(for: .seconds(1.5))
+            #expect(try await h.waitUntilUp(elsewhere, for: 2.5), "the lab-1 worker has synced a few times")
             let instances = try await h.store.instances(agentID: id)
             let workers = try await h.store.workers()
             let served = workers.first { $0.workerID == instances.first?.workerID }
@@ -684,7 +679,7 @@ struct WorkerTests {
             let runs = try await h.waitForRuns(id, timeout: .seconds(60)) { runs in
                 Set(runs.filter { $0.state == .succeeded }.map(\.eventID)).count == 40
             }
-            try await Task.sleep(for: .seconds(1))
+            #expect(try await TestEnvironment.waitUntilSettled("agentry.agent.\(id)", timeout: .seconds(30)))
             let final = try await h.runs(id)
             worker.signal(SIGTERM)
             let status = await worker.wait()
@@ -962,7 +957,8 @@ struct WorkerTests {
             #expect(try await TestEnvironment.eventually {
                 try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 1
             }, "\(worker.output)")
-            try await Task.sleep(for: .milliseconds(500))
+            let pid = Int(worker.pid)
+            #expect(try await TestEnvironment.eventually { try await h.store.workers().contains { $0.pid == pid } }, "its first heartbeat is in")
             let signalled = ContinuousClock.now
             worker.signal(SIGTERM)
             // Waiting out the pause would take up to 60 s; wait() kills the worker after 30 and returns -1.

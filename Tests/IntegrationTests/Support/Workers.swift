@@ -81,6 +81,15 @@ struct WorkerHarness: Sendable {
         try await store.runs(agentID: agentID, limit: 10_000)
     }
 
+    /// Waits until `worker` has been up `seconds` by its own heartbeats (so it has synced with the registry about
+    /// `seconds` times, once a second in tests): for checks that something does not happen.
+    func waitUntilUp(_ worker: WorkerProcess, for seconds: Double) async throws -> Bool {
+        let pid = Int(worker.pid)
+        return try await TestEnvironment.eventually(timeout: .seconds(seconds + 20)) {
+            try await store.workers().contains { $0.pid == pid && $0.heartbeatAt.timeIntervalSince($0.startedAt) >= seconds }
+        }
+    }
+
     /// Waits until `condition` holds for the agent's runs.
     func waitForRuns(_ agentID: String, timeout: Duration = .seconds(20), _ condition: ([TaskRun]) -> Bool) async throws -> [TaskRun] {
         _ = try await TestEnvironment.eventually(timeout: timeout) { condition(try await runs(agentID)) }
