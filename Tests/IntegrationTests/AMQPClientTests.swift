@@ -211,8 +211,7 @@ struct AMQPClientTests {
         #expect(try await TestEnvironment.eventually { try await connection.queueStatus(queue).messageCount == 0 })
         await consumer.close()
         // Nothing is left unacknowledged: once the consumer's channel is closed, nothing comes back.
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(try await connection.queueStatus(queue).messageCount == 0)
+        #expect(try await TestEnvironment.waitUntilSettled(queue))
     }
 
     @Test("acks posted together travel as multiple-acks, acks around a gap one by one, and every delivery is settled")
@@ -250,8 +249,7 @@ struct AMQPClientTests {
 
         // Nothing is left unacknowledged: once the consumer's channel is closed, nothing comes back.
         await consumer.close()
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(try await connection.queueStatus(queue).messageCount == 0)
+        #expect(try await TestEnvironment.waitUntilSettled(queue))
     }
 }
 

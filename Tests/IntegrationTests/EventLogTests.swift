@@ -17,7 +17,7 @@ struct EventLogTests {
             try await bus.publish(event)
             try await bus.publish(event)  // a redelivery of the same event id
             #expect(try await TestEnvironment.eventually { try await store.entry(event.id) != nil })
-            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await TestEnvironment.waitUntilSettled(Topology.eventLogQueue), "the event log has taken and written everything")
             #expect(try await store.count(eventID: event.id) == 1)
             let entry = try #require(try await store.entry(event.id))
             #expect(entry.event.type == event.type)
@@ -53,7 +53,7 @@ struct EventLogTests {
             })
             // The announcement itself is logged, and never reported as unhandled.
             #expect(try await TestEnvironment.eventually { try await store.entry(unhandled.id) != nil })
-            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await TestEnvironment.waitUntilSettled(Topology.eventLogQueue), "the event log has taken and written everything")
             #expect(try await store.entry(unhandled.id)?.unhandled == false)
         }
     }
@@ -74,7 +74,7 @@ struct EventLogTests {
                 let b = try await store.entry(system.id)
                 return a != nil && b != nil
             })
-            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await TestEnvironment.waitUntilSettled(Topology.eventLogQueue), "the event log has taken and written everything")
             #expect(try await store.entry(handled.id)?.unhandled == false)
             #expect(try await store.entry(system.id)?.unhandled == false)
             #expect(try await connection.queueStatus(Topology.agentQueue(agent).name).messageCount == 1)

@@ -123,7 +123,7 @@ struct EventLogRedeliveryTests {
                 try await store.count(type: type) >= ids.count
             }
             #expect(all)
-            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await TestEnvironment.waitUntilSettled(Topology.eventLogQueue, vhost: vhost), "the event log has taken and written everything")
             #expect(try await store.count(type: type) == ids.count, "one row per event")
             #expect(try await store.count(eventID: ids[1499]) == 1)
         }

@@ -211,7 +211,7 @@ struct RegistryTests {
                 await consumer.close()
                 #expect(try await TestEnvironment.eventually { try await store.entry(unheard.id)?.unhandled == true })
                 #expect(try await TestEnvironment.eventually { try await store.entry(heard.id) != nil })
-                try await Task.sleep(for: .milliseconds(300))
+                #expect(try await TestEnvironment.waitUntilSettled(Topology.eventLogQueue), "the event log has taken and written everything")
                 #expect(try await store.entry(heard.id)?.unhandled == false)
             }
         }

@@ -119,8 +119,8 @@ enum TestEnvironment {
 
     /// A queue's ready and unacknowledged counts (of the test vhost), from rabbitmqctl (which a blocked connection
     /// cannot hold up); nil when there is no such queue.
-    static func queueCounts(_ queue: String) throws -> (ready: Int, unacked: Int)? {
-        let listing = try TestEnvironment.run("rabbitmqctl", ["list_queues", "-p", TestEnvironment.configuration.amqp.virtualHost, "-q",
+    static func queueCounts(_ queue: String, vhost: String? = nil) throws -> (ready: Int, unacked: Int)? {
+        let listing = try TestEnvironment.run("rabbitmqctl", ["list_queues", "-p", vhost ?? TestEnvironment.configuration.amqp.virtualHost, "-q",
                                                               "--no-table-headers", "name", "messages_ready", "messages_unacknowledged"])
         guard let line = listing.output.split(separator: "\n").first(where: { $0.hasPrefix("\(queue)\t") }) else { return nil }
         let fields = line.split(separator: "\t")
@@ -130,8 +130,8 @@ enum TestEnvironment {
 
     /// Waits until `queue` has no message ready and none delivered but unacknowledged: whatever reached it has been
     /// taken and settled.
-    static func waitUntilSettled(_ queue: String, timeout: Duration = .seconds(20)) async throws -> Bool {
-        try await eventually(timeout: timeout) { try queueCounts(queue).map { $0.ready == 0 && $0.unacked == 0 } ?? false }
+    static func waitUntilSettled(_ queue: String, vhost: String? = nil, timeout: Duration = .seconds(20)) async throws -> Bool {
+        try await eventually(timeout: timeout) { try queueCounts(queue, vhost: vhost).map { $0.ready == 0 && $0.unacked == 0 } ?? false }
     }
 
     /// `rabbitmqctl …`, failing the test with its output when it fails.
