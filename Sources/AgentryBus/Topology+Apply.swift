@@ -1,4 +1,5 @@
 public import AMQP
+import AgentryCore
 import Foundation
 
 extension Topology {
@@ -60,37 +61,36 @@ extension Topology {
 
     /// RabbitMQ definitions JSON (the format of the management UI's export and `rabbitmqctl import_definitions`).
     public func definitionsJSON(virtualHost: String = "/") -> String {
-        func arguments(_ table: AMQPTable) -> [String: Any] {
-            table.mapValues { value -> Any in
+        func arguments(_ table: AMQPTable) -> JSONValue {
+            .object(table.mapValues { value -> JSONValue in
                 switch value {
-                case .int(let v): return v
-                case .bool(let v): return v
-                case .double(let v): return v
-                case .string(let v): return v
-                default: return value.description
+                case .int(let v): return .int(v)
+                case .bool(let v): return .bool(v)
+                case .double(let v): return .double(v)
+                case .string(let v): return .string(v)
+                default: return .string(value.description)
                 }
-            }
+            })
         }
-        let document: [String: Any] = [
-            "exchanges": exchanges.map { e in
-                ["name": e.name, "vhost": virtualHost, "type": e.kind.rawValue, "durable": e.durable,
-                 "auto_delete": e.autoDelete, "internal": e.internal, "arguments": arguments(e.arguments)] as [String: Any]
-            },
-            "queues": queues.map { q in
-                ["name": q.name, "vhost": virtualHost, "durable": q.durable, "auto_delete": q.autoDelete,
-                 "arguments": arguments(q.arguments)] as [String: Any]
-            },
-            "bindings": bindings.map { b -> [String: Any] in
+        let document: JSONValue = .object([
+            "exchanges": .array(exchanges.map { e -> JSONValue in
+                .object(["name": .string(e.name), "vhost": .string(virtualHost), "type": .string(e.kind.rawValue), "durable": .bool(e.durable),
+                         "auto_delete": .bool(e.autoDelete), "internal": .bool(e.internal), "arguments": arguments(e.arguments)])
+            }),
+            "queues": .array(queues.map { q -> JSONValue in
+                .object(["name": .string(q.name), "vhost": .string(virtualHost), "durable": .bool(q.durable), "auto_delete": .bool(q.autoDelete),
+                         "arguments": arguments(q.arguments)])
+            }),
+            "bindings": .array(bindings.map { b -> JSONValue in
                 let type: String
                 switch b.destination {
                 case .queue: type = "queue"
                 case .exchange: type = "exchange"
                 }
-                return ["source": b.source, "vhost": virtualHost, "destination": b.destination.name, "destination_type": type,
-                        "routing_key": b.routingKey, "arguments": arguments(b.arguments)]
-            },
-        ]
-        let data = try! JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+                return .object(["source": .string(b.source), "vhost": .string(virtualHost), "destination": .string(b.destination.name),
+                                "destination_type": .string(type), "routing_key": .string(b.routingKey), "arguments": arguments(b.arguments)])
+            }),
+        ])
+        return JSON.serializePretty(document)
     }
 }

@@ -80,4 +80,12 @@ struct JSONParserTests {
         #expect((foundation?["a"] as? [String])?.last == "é😀")
         #expect(foundation?["m"] as? Double == 1.5)
     }
+
+    @Test("the indented form reads back as the same value, keys sorted, two spaces per level")
+    func pretty() throws {
+        let value: JSONValue = .object(["b": .array([.int(1), .object([:]), .array([])]), "a": .object(["x": .string("y\n")]), "c": .null])
+        let text = JSON.serializePretty(value)
+        #expect(try JSON.parse(text) == value)
+        #expect(text == "{\n  \"a\": {\n    \"x\": \"y\\n\"\n  },\n  \"b\": [\n    1,\n    {},\n    []\n  ],\n  \"c\": null\n}")
+    }
 }
