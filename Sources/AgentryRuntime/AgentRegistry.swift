@@ -26,9 +26,15 @@ public struct AgentRegistry: Sendable {
 
     // MARK: Register
 
-    /// Registers a version as a draft (or finds it registered already).
+    /// Registers a version as a draft (or finds it registered already). "Already registered" compares definitions,
+    /// not their stored text: a version stored in an earlier JSON form (before the stored form was the YAML writer's
+    /// tree) is the same version when it reads back equal.
     public func register(_ definition: AgentDefinition) async throws -> AgentRegistryStore.RegisterOutcome {
-        try await store.register(Self.record(for: definition))
+        if let stored = try await store.version(definition.metadata.version, of: definition.metadata.id),
+           (try? Self.decode(stored)) == definition {
+            return .unchanged
+        }
+        return try await store.register(Self.record(for: definition))
     }
 
     /// The definition as the registry stores it: ``AgentDefinition/jsonValue()`` (the YAML writer's tree), keys sorted.

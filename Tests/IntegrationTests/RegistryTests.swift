@@ -109,6 +109,32 @@ struct RegistryTests {
         }
     }
 
+    @Test("a published version stored in the earlier JSON form is the same version when its file is applied again")
+    func earlierStoredForm() async throws {
+        try await withRegistry { registry, _, connection, database in
+            let id = TestEnvironment.uniqueName("stored-form-")
+            defer { Task { try? await connection.deleteQueue("agentry.agent.\(id)") } }
+            let yaml = """
+                metadata: {id: \(id), name: Old, version: 1.0.0, author: me, description: Stored by an earlier version.}
+                goal: {type: continuous, description: g}
+                triggers: [{type: test.old.\(id), priority: high}]
+                handler: {builtin: noop}
+                """
+            let current = try AgentDefinition.parse(yaml: yaml)
+            #expect(try await registry.register(current) == .created)
+            _ = try await registry.publish(agentID: id, version: "1.0.0")
+            // The same definition as the registry stored it before (every field written, defaults included).
+            let earlier = #"{"config":{"approval_required_for":[],"auto_retry":true,"feedback_collection":true,"max_parallel_tasks":3,"task_events":true,"timeout_seconds":3600},"event_pools":[],"goal":{"description":"g","type":"continuous"},"handler":{"builtin":"noop"},"metadata":{"author":"me","description":"Stored by an earlier version.","id":"ID","name":"Old","version":"1.0.0"},"on_busy":"queue","permissions":{"database":[],"devices":[],"external":[]},"resources":[],"skills":[],"subagents":[],"triggers":[{"priority":"high","type":"test.old.ID"}]}"#
+                .replacingOccurrences(of: "ID", with: id)
+            try await database.client.query("UPDATE agent_registry SET definition = \(earlier)::jsonb WHERE agent_id = \(id)", logger: TestEnvironment.logger)
+            #expect(try await registry.definition(agentID: id)?.1 == current, "the earlier form reads back as the same definition")
+            #expect(try await registry.register(current) == .unchanged, "applying the same file again is fine")
+            let changed = try AgentDefinition.parse(yaml: yaml.replacingOccurrences(of: "builtin: noop", with: "builtin: log"))
+            let error = await #expect(throws: RegistryError.self) { try await registry.register(changed) }
+            #expect(error?.code == .publishedImmutable)
+        }
+    }
+
     @Test("the agent's lock: a session that ends while it is held costs the operation nothing, and leaves the lock free",
           .timeLimit(.minutes(1)))
     func agentLockSessionEnds() async throws {
