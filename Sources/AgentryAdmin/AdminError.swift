@@ -69,7 +69,10 @@ extension AdminError {
         default: code = "http_\(error.httpStatus.code)"
         }
         guard let decoding = error.underlyingError as? DecodingError else {
-            return AdminError(status: error.httpStatus, code: code, message: error.causeDescription)
+            // A required body that is missing says so in the runtime's words; ours name the fix.
+            let missingBody = AdminRequest.current.body.readableBytes == 0 && error.causeDescription.lowercased().contains("request body")
+            return AdminError(status: error.httpStatus, code: code,
+                              message: missingBody ? "the request body is empty: send a JSON object" : error.causeDescription)
         }
         let message: String
         switch decoding {

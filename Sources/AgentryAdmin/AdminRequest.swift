@@ -62,11 +62,14 @@ struct AdminRequestMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 /// Hands the generated code the body ``AdminRequestMiddleware`` read, and no body when the request had none (the
-/// transport gives it an empty one, which the code would try to decode).
-struct AdminBodyMiddleware: ServerMiddleware {
+/// transport gives it an empty one, which the code would try to decode). The answers are JSON whatever `Accept` says,
+/// so the code does not see it.
+struct AdminOperationMiddleware: ServerMiddleware {
     func intercept(_ request: HTTPRequest, body: HTTPBody?, metadata: ServerRequestMetadata, operationID: String,
                    next: @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?))
         async throws -> (HTTPResponse, HTTPBody?) {
+        var request = request
+        request.headerFields[.accept] = nil
         let read = AdminRequest.current.body
         return try await next(request, read.readableBytes == 0 ? nil : HTTPBody(Array(buffer: read)), metadata)
     }

@@ -45,7 +45,7 @@ enum AdminRoutes {
 
         // Compact JSON, as the other answers.
         try api.registerHandlers(on: router, configuration: Configuration(jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]),
-                                 middlewares: [AdminBodyMiddleware()])
+                                 middlewares: [AdminOperationMiddleware()])
         return router
     }
 }
