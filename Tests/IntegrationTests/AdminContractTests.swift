@@ -54,17 +54,14 @@ struct AdminContractTests {
     }
 }
 
-/// schemathesis (from PyPI), in a virtual environment that Scripts/schemathesis makes under .build/.
+/// schemathesis (from PyPI), in the virtual environment Scripts/test makes (Scripts/test-requirements.txt).
 enum Schemathesis {
-    /// `AGENTRY_SCHEMATHESIS`, or the one in .build/schemathesis-venv (installed now when missing).
+    /// `AGENTRY_SCHEMATHESIS`, or the one beside the tests' Python.
     static func executable() throws -> String {
         if let given = ProcessInfo.processInfo.environment["AGENTRY_SCHEMATHESIS"], !given.isEmpty { return given }
-        let installed = TestEnvironment.repositoryRoot.appendingPathComponent(".build/schemathesis-venv/bin/schemathesis").path
-        if !FileManager.default.isExecutableFile(atPath: installed) {
-            let script = TestEnvironment.repositoryRoot.appendingPathComponent("Scripts/schemathesis").path
-            let result = try TestEnvironment.run("/bin/bash", [script])
-            try #require(result.status == 0, "Scripts/schemathesis failed:\n\(result.output)")
-        }
+        let installed = TestEnvironment.testPython.deletingLastPathComponent().appendingPathComponent("schemathesis").path
+        try #require(FileManager.default.isExecutableFile(atPath: installed),
+                     "schemathesis is not installed at \(installed): Scripts/test installs it (Scripts/test-requirements.txt)")
         return installed
     }
 
