@@ -8,8 +8,8 @@ import OpenAPIHummingbird
 import OpenAPIRuntime
 
 /// The admin endpoint's router: every request passes ``AdminErrorMiddleware``, ``AdminGuard`` and
-/// ``AdminRequestMiddleware``; then the API's routes, generated from openapi.yaml, and beside them the status page, its
-/// WebSocket and the document itself.
+/// ``AdminRequestMiddleware``; then the API's routes, generated from openapi.yaml, and beside them the operations it tags
+/// `direct`: the status page, its WebSocket, the document itself and the metrics.
 enum AdminRoutes {
     typealias Context = BasicWebSocketRequestContext
 
