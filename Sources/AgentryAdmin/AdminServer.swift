@@ -79,8 +79,7 @@ public struct AdminServer: Service {
         let metrics = AdminMetrics.shared
         let hub = StatusHub(dependencies: dependencies, managementURL: managementURL, metrics: metrics)
         let api = AdminAPI(configuration: configuration, dependencies: dependencies, status: hub, metrics: metrics)
-        let router = Router(context: BasicWebSocketRequestContext.self)
-        api.addRoutes(to: router)
+        let router = try AdminRoutes.router(api: api)
         let configuration = self.configuration
         if configuration.tokenGenerated {
             logger.notice("admin API: changes need the token printed with the status page's URL (set AGENTRY_ADMIN_TOKEN to choose one)")

@@ -5,7 +5,8 @@ public import AgentryRuntime
 public import AgentryStore
 import Foundation
 
-/// The JSON shapes of the admin API (docs/admin-api.md), shared with the CLI's `--json` output.
+/// The JSON shapes of the admin API (openapi.yaml's schemas), shared with the status WebSocket and the CLI's `--json`
+/// output.
 public enum Representation {
     static func string(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
     static func time(_ date: Date?) -> JSONValue { date.map { .string(Timestamp.format($0)) } ?? .null }

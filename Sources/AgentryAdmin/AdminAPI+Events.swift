@@ -1,0 +1,67 @@
+import AgentryBus
+import AgentryCore
+
+/// Publishing events: the seed's two alerts (Step 4.1) and any event.
+extension AdminAPI {
+    func publishBlackscreenAlert(_ input: Operations.PublishBlackscreenAlert.Input) async throws -> Operations.PublishBlackscreenAlert.Output {
+        let body = input.body.map { body in switch body { case .json(let json): json } }
+        let device = try required("device_id", input.query.deviceId, body?.deviceId)
+        let event = Event(type: "alert.blackscreen", payload: ["device_id": .string(device), "severity": "critical"],
+                          priority: .critical, source: "agentry.admin")
+        return .accepted(try await publish(event, message: "Alert published"))
+    }
+
+    func publishDeviceOfflineAlert(_ input: Operations.PublishDeviceOfflineAlert.Input) async throws -> Operations.PublishDeviceOfflineAlert.Output {
+        let body = input.body.map { body in switch body { case .json(let json): json } }
+        let device = try required("device_id", input.query.deviceId, body?.deviceId)
+        guard let duration = input.query.duration ?? body?.duration else {
+            throw AdminError.badRequest("'duration' is required (as a query parameter or in a JSON body)")
+        }
+        guard duration >= 0 else {
+            throw AdminError.badRequest("duration must be a whole number of seconds (0 or more), not '\(duration)'")
+        }
+        let event = Event(type: "alert.device_offline",
+                          payload: ["device_id": .string(device), "duration_seconds": .int(Int64(duration)), "severity": "high"],
+                          priority: .high, source: "agentry.admin")
+        return .accepted(try await publish(event, message: "Alert published"))
+    }
+
+    func publishEvent(_ input: Operations.PublishEvent.Input) async throws -> Operations.PublishEvent.Output {
+        let body = switch input.body { case .json(let json): json }
+        if let problem = EventType.problem(with: body._type) { throw AdminError.badRequest("type: \(problem)") }
+        var payload: JSONObject = [:]
+        if let value = body.payload {
+            guard case .object(let object) = value else { throw AdminError.badRequest("'payload' must be a JSON object, not \(value.kindName)") }
+            payload = object
+        }
+        var priority = Priority.normal
+        if let name = body.priority {
+            guard let p = Priority(name: name) else {
+                throw AdminError.badRequest("'priority' must be one of critical, high, normal, low, not \(JSON.serialize(.string(name)))")
+            }
+            priority = p
+        }
+        let event = Event(type: body._type, payload: payload, priority: priority, source: body.source ?? "agentry.admin",
+                          correlationID: body.correlationId, causationID: body.causationId)
+        if EventWireFormat.encode(event).count > EventWireFormat.defaultMaxBodySize {
+            throw AdminError.tooLarge(EventWireFormat.defaultMaxBodySize)
+        }
+        return .accepted(try await publish(event, message: "Event published"))
+    }
+
+    private func publish(_ event: Event, message: String) async throws -> Components.Responses.EventPublished {
+        do {
+            try await dependencies.bus.publish(event)
+        } catch {
+            throw AdminError.unavailable("RabbitMQ did not take the event: \(error)")
+        }
+        let priority: Components.Schemas.Priority
+        switch event.priority {
+        case .critical: priority = .critical
+        case .high: priority = .high
+        case .normal: priority = .normal
+        case .low: priority = .low
+        }
+        return .init(body: .json(.init(eventId: event.id.rawValue, _type: event.type, priority: priority, message: message)))
+    }
+}
