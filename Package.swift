@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "AgentryCore",
             dependencies: [
-                .product(name: "Yams", package: "Yams"),
+                .product(name: "Yams", package: "Yams")
             ],
             swiftSettings: swiftSettings
         ),

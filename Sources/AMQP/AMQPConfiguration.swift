@@ -54,8 +54,10 @@ public struct AMQPConfiguration: Sendable, Equatable {
     public var tls: TLS?
     public var options: Options
 
-    public init(host: String = "localhost", port: Int = 5672, virtualHost: String = "/", user: String = "guest",
-                password: String = "guest", tls: TLS? = nil, options: Options = Options()) {
+    public init(
+        host: String = "localhost", port: Int = 5672, virtualHost: String = "/", user: String = "guest",
+        password: String = "guest", tls: TLS? = nil, options: Options = Options()
+    ) {
         self.host = host
         self.port = port
         self.virtualHost = virtualHost
@@ -119,7 +121,10 @@ public struct AMQPConfiguration: Sendable, Equatable {
             case "verify": tls?.verifyPeer = value != "verify_none"
             case "name", "connection_name": options.connectionName = value
             default:
-                throw AMQPError(.invalidURL, "unknown URL parameter '\(item.name)'; known: heartbeat, connection_timeout, frame_max, cacertfile, certfile, keyfile, verify, connection_name")
+                throw AMQPError(
+                    .invalidURL,
+                    "unknown URL parameter '\(item.name)'; known: heartbeat, connection_timeout, frame_max, cacertfile, certfile, keyfile, verify, connection_name"
+                )
             }
         }
     }
@@ -138,8 +143,13 @@ public struct AMQPConfiguration: Sendable, Equatable {
     /// The URL with its password replaced by `***`; a URL that does not parse loses everything between `://` and
     /// the authority's last `@` (where a password would be).
     static func redact(_ url: String) -> String {
-        if var c = URLComponents(string: url), c.password != nil { c.password = "***"; return c.string ?? "***" }
-        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].prefix(while: { $0 != "/" }).lastIndex(of: "@") else { return url }
+        if var c = URLComponents(string: url), c.password != nil {
+            c.password = "***"
+            return c.string ?? "***"
+        }
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].prefix(while: { $0 != "/" }).lastIndex(of: "@") else {
+            return url
+        }
         return url[..<scheme.upperBound] + "***" + url[at...]
     }
 }

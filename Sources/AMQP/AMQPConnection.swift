@@ -55,8 +55,9 @@ public final class AMQPConnection: Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let first = FirstConnect(keepTrying: keepTrying, continuation: continuation)
             let thread = Thread {
-                let session = Session(configuration: configuration, mailbox: mailbox, snapshot: snapshot,
-                                      firstConnect: first, logger: logger)
+                let session = Session(
+                    configuration: configuration, mailbox: mailbox, snapshot: snapshot,
+                    firstConnect: first, logger: logger)
                 session.run()
             }
             thread.name = "amqp \(configuration.host):\(configuration.port)"
@@ -71,10 +72,11 @@ public final class AMQPConnection: Sendable {
             await connection.close()
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let posted = mailbox.post(.control { session in
-                session.shutdown()
-                continuation.resume()
-            })
+            let posted = mailbox.post(
+                .control { session in
+                    session.shutdown()
+                    continuation.resume()
+                })
             // The thread has ended already (a failed first connect, or an earlier close).
             if !posted { continuation.resume() }
         }
@@ -104,9 +106,11 @@ public final class AMQPConnection: Sendable {
     /// Runs `body` on the connection thread once the connection is up, and returns its result.
     func perform<T: Sendable>(_ body: @escaping @Sendable (Session) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let posted = mailbox.post(.job(Mailbox.Job(
-                run: { session in continuation.resume(with: Result { try body(session) }) },
-                fail: { error in continuation.resume(throwing: error) })))
+            let posted = mailbox.post(
+                .job(
+                    Mailbox.Job(
+                        run: { session in continuation.resume(with: Result { try body(session) }) },
+                        fail: { error in continuation.resume(throwing: error) })))
             if !posted { continuation.resume(throwing: AMQPError(.closed, "the connection is closed")) }
         }
     }
@@ -213,13 +217,16 @@ public final class AMQPConnection: Sendable {
     ///   - maxBodySize: a message whose body is larger (as its content header announces) is delivered with only its
     ///     first bytes, its other frames read and dropped as they arrive (``AMQPDelivery/isTruncated``), so that one
     ///     huge message cannot fill the consumer's memory. Default nil: every body whole.
-    public func consume(queue: String, prefetch: UInt16 = 100, noAck: Bool = false, exclusive: Bool = false,
-                        consumerTag: String? = nil, arguments: AMQPTable = [:], maxBodySize: Int? = nil) async throws -> AMQPConsumer {
+    public func consume(
+        queue: String, prefetch: UInt16 = 100, noAck: Bool = false, exclusive: Bool = false,
+        consumerTag: String? = nil, arguments: AMQPTable = [:], maxBodySize: Int? = nil
+    ) async throws -> AMQPConsumer {
         let tag = consumerTag ?? "agentry.\(UUID().uuidString.lowercased())"
         let (stream, continuation) = AsyncThrowingStream<AMQPDelivery, any Error>.makeStream()
         let number = try await perform { session in
-            let state = ConsumerState(queue: queue, tag: tag, prefetch: prefetch, noAck: noAck, exclusive: exclusive,
-                                      arguments: arguments, maxBodySize: maxBodySize, continuation: continuation)
+            let state = ConsumerState(
+                queue: queue, tag: tag, prefetch: prefetch, noAck: noAck, exclusive: exclusive,
+                arguments: arguments, maxBodySize: maxBodySize, continuation: continuation)
             return try session.addChannel(role: .consumer(state)).number
         }
         let mailbox = self.mailbox
@@ -245,9 +252,11 @@ public struct AMQPChannel: Sendable {
     public func publish(_ message: AMQPMessage) async throws {
         let number = self.number
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let posted = connection.mailbox.post(.job(Mailbox.Job(
-                run: { session in session.publish(message, channel: number, continuation: continuation) },
-                fail: { error in continuation.resume(throwing: error) })))
+            let posted = connection.mailbox.post(
+                .job(
+                    Mailbox.Job(
+                        run: { session in session.publish(message, channel: number, continuation: continuation) },
+                        fail: { error in continuation.resume(throwing: error) })))
             if !posted { continuation.resume(throwing: AMQPError(.closed, "the connection is closed")) }
         }
     }
@@ -285,9 +294,10 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
     public func close() async {
         let channel = self.channel
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let posted = connection.mailbox.post(.control { session in
-                session.closeChannel(channel, error: AMQPError(.closed, "consumer closed"), then: { continuation.resume() })
-            })
+            let posted = connection.mailbox.post(
+                .control { session in
+                    session.closeChannel(channel, error: AMQPError(.closed, "consumer closed"), then: { continuation.resume() })
+                })
             if !posted { continuation.resume() }
         }
     }

@@ -19,10 +19,12 @@ public struct AMQPProperties: Sendable, Hashable {
     public var userID: String?
     public var appID: String?
 
-    public init(contentType: String? = nil, contentEncoding: String? = nil, headers: AMQPTable? = nil,
-                deliveryMode: UInt8? = nil, priority: UInt8? = nil, correlationID: String? = nil,
-                replyTo: String? = nil, expiration: String? = nil, messageID: String? = nil,
-                timestamp: UInt64? = nil, type: String? = nil, userID: String? = nil, appID: String? = nil) {
+    public init(
+        contentType: String? = nil, contentEncoding: String? = nil, headers: AMQPTable? = nil,
+        deliveryMode: UInt8? = nil, priority: UInt8? = nil, correlationID: String? = nil,
+        replyTo: String? = nil, expiration: String? = nil, messageID: String? = nil,
+        timestamp: UInt64? = nil, type: String? = nil, userID: String? = nil, appID: String? = nil
+    ) {
         self.contentType = contentType
         self.contentEncoding = contentEncoding
         self.headers = headers
@@ -85,8 +87,10 @@ public struct AMQPDelivery: Sendable {
     public let receivedAt: Date
     let settler: DeliverySettler?
 
-    init(exchange: String, routingKey: String, body: [UInt8], bodySize: Int, properties: AMQPProperties, redelivered: Bool,
-         deliveryTag: UInt64, consumerTag: String, receivedAt: Date, settler: DeliverySettler?) {
+    init(
+        exchange: String, routingKey: String, body: [UInt8], bodySize: Int, properties: AMQPProperties, redelivered: Bool,
+        deliveryTag: UInt64, consumerTag: String, receivedAt: Date, settler: DeliverySettler?
+    ) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.body = body

@@ -117,19 +117,58 @@ final class CArena {
     func properties(_ p: AMQPProperties) -> amqp_basic_properties_t {
         var props = amqp_basic_properties_t()
         var flags: amqp_flags_t = 0
-        if let v = p.contentType { flags |= PropertyFlag.contentType; props.content_type = bytes(v) }
-        if let v = p.contentEncoding { flags |= PropertyFlag.contentEncoding; props.content_encoding = bytes(v) }
-        if let v = p.headers { flags |= PropertyFlag.headers; props.headers = table(v) }
-        if let v = p.deliveryMode { flags |= PropertyFlag.deliveryMode; props.delivery_mode = v }
-        if let v = p.priority { flags |= PropertyFlag.priority; props.priority = v }
-        if let v = p.correlationID { flags |= PropertyFlag.correlationID; props.correlation_id = bytes(v) }
-        if let v = p.replyTo { flags |= PropertyFlag.replyTo; props.reply_to = bytes(v) }
-        if let v = p.expiration { flags |= PropertyFlag.expiration; props.expiration = bytes(v) }
-        if let v = p.messageID { flags |= PropertyFlag.messageID; props.message_id = bytes(v) }
-        if let v = p.timestamp { flags |= PropertyFlag.timestamp; props.timestamp = v }
-        if let v = p.type { flags |= PropertyFlag.type; props.type = bytes(v) }
-        if let v = p.userID { flags |= PropertyFlag.userID; props.user_id = bytes(v) }
-        if let v = p.appID { flags |= PropertyFlag.appID; props.app_id = bytes(v) }
+        if let v = p.contentType {
+            flags |= PropertyFlag.contentType
+            props.content_type = bytes(v)
+        }
+        if let v = p.contentEncoding {
+            flags |= PropertyFlag.contentEncoding
+            props.content_encoding = bytes(v)
+        }
+        if let v = p.headers {
+            flags |= PropertyFlag.headers
+            props.headers = table(v)
+        }
+        if let v = p.deliveryMode {
+            flags |= PropertyFlag.deliveryMode
+            props.delivery_mode = v
+        }
+        if let v = p.priority {
+            flags |= PropertyFlag.priority
+            props.priority = v
+        }
+        if let v = p.correlationID {
+            flags |= PropertyFlag.correlationID
+            props.correlation_id = bytes(v)
+        }
+        if let v = p.replyTo {
+            flags |= PropertyFlag.replyTo
+            props.reply_to = bytes(v)
+        }
+        if let v = p.expiration {
+            flags |= PropertyFlag.expiration
+            props.expiration = bytes(v)
+        }
+        if let v = p.messageID {
+            flags |= PropertyFlag.messageID
+            props.message_id = bytes(v)
+        }
+        if let v = p.timestamp {
+            flags |= PropertyFlag.timestamp
+            props.timestamp = v
+        }
+        if let v = p.type {
+            flags |= PropertyFlag.type
+            props.type = bytes(v)
+        }
+        if let v = p.userID {
+            flags |= PropertyFlag.userID
+            props.user_id = bytes(v)
+        }
+        if let v = p.appID {
+            flags |= PropertyFlag.appID
+            props.app_id = bytes(v)
+        }
         props._flags = flags
         return props
     }

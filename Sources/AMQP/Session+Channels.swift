@@ -109,7 +109,8 @@ extension Session {
             then?()
             return
         }
-        var close = amqp_channel_close_t(reply_code: UInt16(AMQP_REPLY_SUCCESS), reply_text: amqp_bytes_t(len: 0, bytes: nil), class_id: 0, method_id: 0)
+        var close = amqp_channel_close_t(
+            reply_code: UInt16(AMQP_REPLY_SUCCESS), reply_text: amqp_bytes_t(len: 0, bytes: nil), class_id: 0, method_id: 0)
         if amqp_send_method(conn, number, Method.channelClose, &close) == AMQP_STATUS_OK.rawValue {
             closingChannels[number] = then.map { [$0] } ?? []
         } else {

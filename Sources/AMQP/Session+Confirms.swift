@@ -18,9 +18,14 @@ extension Session {
                 channel.pending.removeValue(forKey: channel.lowestPendingTag)
                 channel.lowestPendingTag += 1
                 let blocked = snapshot.withLockedValue { $0.isBlocked }
-                let why = blocked ? "the broker has blocked this connection (a memory or disk alarm)" : "is the broker overloaded, or did a queue lose its leader?"
-                pending.continuation.resume(throwing: AMQPError(
-                    .timeout, "RabbitMQ did not confirm a publish to exchange '\(pending.exchange)' within \(configuration.options.confirmTimeout) (\(why)); it may or may not have been taken"))
+                let why =
+                    blocked
+                    ? "the broker has blocked this connection (a memory or disk alarm)" : "is the broker overloaded, or did a queue lose its leader?"
+                pending.continuation.resume(
+                    throwing: AMQPError(
+                        .timeout,
+                        "RabbitMQ did not confirm a publish to exchange '\(pending.exchange)' within \(configuration.options.confirmTimeout) (\(why)); it may or may not have been taken"
+                    ))
             }
         }
     }

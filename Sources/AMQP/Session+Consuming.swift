@@ -7,7 +7,6 @@ import NIOConcurrencyHelpers
 import Glibc
 #endif
 
-
 final class ConsumerState {
     let queue: String
     let tag: String
@@ -21,8 +20,10 @@ final class ConsumerState {
     var settler: DeliverySettler?
     var cancelling = false
 
-    init(queue: String, tag: String, prefetch: UInt16, noAck: Bool, exclusive: Bool, arguments: AMQPTable, maxBodySize: Int? = nil,
-         continuation: AsyncThrowingStream<AMQPDelivery, any Error>.Continuation) {
+    init(
+        queue: String, tag: String, prefetch: UInt16, noAck: Bool, exclusive: Bool, arguments: AMQPTable, maxBodySize: Int? = nil,
+        continuation: AsyncThrowingStream<AMQPDelivery, any Error>.Continuation
+    ) {
         self.maxBodySize = maxBodySize
         self.queue = queue
         self.tag = tag

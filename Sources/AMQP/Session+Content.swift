@@ -63,15 +63,18 @@ extension Session {
             return
         }
         if frame.frame_type == UInt8(AMQP_FRAME_HEADER) {
-            let properties = frame.payload.properties.decoded.map {
-                CDecode.properties($0.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee)
-            } ?? AMQPProperties()
+            let properties =
+                frame.payload.properties.decoded.map {
+                    CDecode.properties($0.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee)
+                } ?? AMQPProperties()
             incoming.header(bodySize: frame.payload.properties.body_size, properties: properties)
             if !incoming.keepsBody {
-                logger.warning("a delivery's body is over the consumer's limit; reading past it without keeping it", metadata: [
-                    "amqp.consumer_tag": "\(incoming.consumerTag)", "amqp.body_size": "\(incoming.bodySize ?? 0)",
-                    "amqp.max_body_size": "\(incoming.maxBodySize ?? 0)",
-                ])
+                logger.warning(
+                    "a delivery's body is over the consumer's limit; reading past it without keeping it",
+                    metadata: [
+                        "amqp.consumer_tag": "\(incoming.consumerTag)", "amqp.body_size": "\(incoming.bodySize ?? 0)",
+                        "amqp.max_body_size": "\(incoming.maxBodySize ?? 0)",
+                    ])
             }
         } else {
             guard incoming.bodySize != nil else {
@@ -93,9 +96,10 @@ extension Session {
             channel.unsettled.insert(incoming.deliveryTag)
             channel.lastDelivered = max(channel.lastDelivered, incoming.deliveryTag)
         }
-        consumer.continuation.yield(AMQPDelivery(
-            exchange: incoming.exchange, routingKey: incoming.routingKey, body: incoming.body, bodySize: incoming.bodySize ?? 0,
-            properties: incoming.properties, redelivered: incoming.redelivered, deliveryTag: incoming.deliveryTag,
-            consumerTag: incoming.consumerTag, receivedAt: Date(), settler: consumer.noAck ? nil : consumer.settler))
+        consumer.continuation.yield(
+            AMQPDelivery(
+                exchange: incoming.exchange, routingKey: incoming.routingKey, body: incoming.body, bodySize: incoming.bodySize ?? 0,
+                properties: incoming.properties, redelivered: incoming.redelivered, deliveryTag: incoming.deliveryTag,
+                consumerTag: incoming.consumerTag, receivedAt: Date(), settler: consumer.noAck ? nil : consumer.settler))
     }
 }

@@ -13,20 +13,24 @@ extension Session {
     func rawDeclareExchange(_ e: ExchangeDeclaration, passive: Bool) throws {
         guard let conn = connection else { throw lostError() }
         let arena = CArena()
-        _ = amqp_exchange_declare(conn, Self.controlChannel, arena.bytes(e.name), arena.bytes(e.kind.rawValue),
-                                  passive ? 1 : 0, e.durable ? 1 : 0, e.autoDelete ? 1 : 0, e.internal ? 1 : 0,
-                                  arena.table(e.arguments))
-        try check(amqp_get_rpc_reply(conn), channel: Self.controlChannel,
-                  context: passive ? "exchange '\(e.name)' does not exist" : "cannot declare exchange '\(e.name)'")
+        _ = amqp_exchange_declare(
+            conn, Self.controlChannel, arena.bytes(e.name), arena.bytes(e.kind.rawValue),
+            passive ? 1 : 0, e.durable ? 1 : 0, e.autoDelete ? 1 : 0, e.internal ? 1 : 0,
+            arena.table(e.arguments))
+        try check(
+            amqp_get_rpc_reply(conn), channel: Self.controlChannel,
+            context: passive ? "exchange '\(e.name)' does not exist" : "cannot declare exchange '\(e.name)'")
     }
 
     func rawDeclareQueue(_ q: QueueDeclaration, passive: Bool) throws -> QueueStatus {
         guard let conn = connection else { throw lostError() }
         let arena = CArena()
-        let ok = amqp_queue_declare(conn, Self.controlChannel, arena.bytes(q.name), passive ? 1 : 0, q.durable ? 1 : 0,
-                                    q.exclusive ? 1 : 0, q.autoDelete ? 1 : 0, arena.table(q.arguments))
-        try check(amqp_get_rpc_reply(conn), channel: Self.controlChannel,
-                  context: passive ? "queue '\(q.name)' does not exist" : "cannot declare queue '\(q.name)'")
+        let ok = amqp_queue_declare(
+            conn, Self.controlChannel, arena.bytes(q.name), passive ? 1 : 0, q.durable ? 1 : 0,
+            q.exclusive ? 1 : 0, q.autoDelete ? 1 : 0, arena.table(q.arguments))
+        try check(
+            amqp_get_rpc_reply(conn), channel: Self.controlChannel,
+            context: passive ? "queue '\(q.name)' does not exist" : "cannot declare queue '\(q.name)'")
         guard let ok else { throw AMQPError(.library, "queue.declare-ok for '\(q.name)' carried no data") }
         return QueueStatus(name: ok.pointee.queue.string, messageCount: ok.pointee.message_count, consumerCount: ok.pointee.consumer_count)
     }
@@ -40,11 +44,14 @@ extension Session {
         case (.queue(let q), false):
             _ = amqp_queue_bind(conn, Self.controlChannel, arena.bytes(q), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
         case (.queue(let q), true):
-            _ = amqp_queue_unbind(conn, Self.controlChannel, arena.bytes(q), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
+            _ = amqp_queue_unbind(
+                conn, Self.controlChannel, arena.bytes(q), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
         case (.exchange(let e), false):
-            _ = amqp_exchange_bind(conn, Self.controlChannel, arena.bytes(e), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
+            _ = amqp_exchange_bind(
+                conn, Self.controlChannel, arena.bytes(e), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
         case (.exchange(let e), true):
-            _ = amqp_exchange_unbind(conn, Self.controlChannel, arena.bytes(e), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
+            _ = amqp_exchange_unbind(
+                conn, Self.controlChannel, arena.bytes(e), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
         }
         try check(amqp_get_rpc_reply(conn), channel: Self.controlChannel, context: context)
     }

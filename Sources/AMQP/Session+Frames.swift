@@ -36,10 +36,11 @@ extension Session {
             // `handleContent`): a body over the consumer's limit is dropped frame by frame, never held whole.
             let deliver = method.decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
             guard let channel = channels[number] else { return }
-            channel.incoming = IncomingDelivery(exchange: deliver.exchange.string, routingKey: deliver.routing_key.string,
-                                                consumerTag: deliver.consumer_tag.string, deliveryTag: deliver.delivery_tag,
-                                                redelivered: deliver.redelivered != 0,
-                                                maxBodySize: channel.consumer?.maxBodySize)
+            channel.incoming = IncomingDelivery(
+                exchange: deliver.exchange.string, routingKey: deliver.routing_key.string,
+                consumerTag: deliver.consumer_tag.string, deliveryTag: deliver.delivery_tag,
+                redelivered: deliver.redelivered != 0,
+                maxBodySize: channel.consumer?.maxBodySize)
 
         case Method.basicAck, Method.basicNack:
             guard let channel = channels[number] else { return }
@@ -71,8 +72,9 @@ extension Session {
 
         case Method.channelClose:
             let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
-            let error = AMQPError(.channelClosedByBroker, "RabbitMQ closed channel \(number)",
-                                  replyCode: close.reply_code, replyText: close.reply_text.string)
+            let error = AMQPError(
+                .channelClosedByBroker, "RabbitMQ closed channel \(number)",
+                replyCode: close.reply_code, replyText: close.reply_text.string)
             sendCloseOK(channel: number)
             guard let channel = channels[number] else { return }
             logger.warning("channel closed by the broker; reopening it", metadata: ["amqp.channel": "\(number)", "error": "\(error)"])
@@ -94,15 +96,18 @@ extension Session {
 
         case Method.connectionClose:
             let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
-            let error = AMQPError(.connectionClosedByBroker, "RabbitMQ closed the connection",
-                                  replyCode: close.reply_code, replyText: close.reply_text.string)
+            let error = AMQPError(
+                .connectionClosedByBroker, "RabbitMQ closed the connection",
+                replyCode: close.reply_code, replyText: close.reply_text.string)
             sendConnectionCloseOK()
             lose(error)
 
         case Method.basicCancel:
             // The broker cancelled the consumer (its queue was deleted, or the node holding it went away).
             guard let channel = channels[number], let consumer = channel.consumer else { return }
-            consumer.continuation.finish(throwing: AMQPError(.consumerCancelled, "RabbitMQ cancelled consumer '\(consumer.tag)' on queue '\(consumer.queue)'; was the queue deleted?"))
+            consumer.continuation.finish(
+                throwing: AMQPError(
+                    .consumerCancelled, "RabbitMQ cancelled consumer '\(consumer.tag)' on queue '\(consumer.queue)'; was the queue deleted?"))
             closeChannel(number, error: AMQPError(.consumerCancelled, "consumer cancelled"))
 
         case Method.basicCancelOK:
@@ -110,16 +115,20 @@ extension Session {
 
         case Method.connectionBlocked:
             let reason = method.decoded.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee.reason.string
-            logger.error("RabbitMQ blocked this connection (a resource alarm): its publishes wait until the alarm clears", metadata: [
-                "amqp.blocked_reason": "\(reason)", "amqp.connection": "\(configuration.options.connectionName ?? "")",
-            ])
+            logger.error(
+                "RabbitMQ blocked this connection (a resource alarm): its publishes wait until the alarm clears",
+                metadata: [
+                    "amqp.blocked_reason": "\(reason)", "amqp.connection": "\(configuration.options.connectionName ?? "")",
+                ])
             snapshot.withLockedValue {
                 $0.isBlocked = true
                 $0.blockedReason = reason.isEmpty ? "a resource alarm" : reason
             }
 
         case Method.connectionUnblocked:
-            logger.warning("RabbitMQ unblocked this connection: the alarm cleared", metadata: ["amqp.connection": "\(configuration.options.connectionName ?? "")"])
+            logger.warning(
+                "RabbitMQ unblocked this connection: the alarm cleared",
+                metadata: ["amqp.connection": "\(configuration.options.connectionName ?? "")"])
             snapshot.withLockedValue {
                 $0.isBlocked = false
                 $0.blockedReason = nil

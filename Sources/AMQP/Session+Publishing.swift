@@ -21,9 +21,10 @@ extension Session {
         let arena = CArena()
         var properties = arena.properties(message.properties)
         let status = message.body.withUnsafeBytes { body in
-            amqp_basic_publish(conn, number, arena.bytes(message.exchange), arena.bytes(message.routingKey),
-                               message.mandatory ? 1 : 0, 0, &properties,
-                               amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+            amqp_basic_publish(
+                conn, number, arena.bytes(message.exchange), arena.bytes(message.routingKey),
+                message.mandatory ? 1 : 0, 0, &properties,
+                amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
         }
         guard status == AMQP_STATUS_OK.rawValue else {
             let error = AMQPError(.connectionLost, "cannot publish to exchange '\(message.exchange)': \(libraryErrorText(status))")
@@ -33,8 +34,9 @@ extension Session {
         }
         if channel.confirms {
             channel.nextPublishTag += 1
-            channel.pending[channel.nextPublishTag] = .init(continuation: continuation, messageID: message.mandatory ? message.properties.messageID : nil,
-                                                            deadline: .now + configuration.options.confirmTimeout, exchange: message.exchange)
+            channel.pending[channel.nextPublishTag] = .init(
+                continuation: continuation, messageID: message.mandatory ? message.properties.messageID : nil,
+                deadline: .now + configuration.options.confirmTimeout, exchange: message.exchange)
         } else {
             continuation.resume()
         }
@@ -44,10 +46,14 @@ extension Session {
         func resolve(_ t: UInt64) {
             guard let pending = channel.pending.removeValue(forKey: t) else { return }
             if nack {
-                pending.continuation.resume(throwing: AMQPError(.publishNacked, "the broker refused to take the message (basic.nack for publish \(t) on channel \(channel.number))"))
+                pending.continuation.resume(
+                    throwing: AMQPError(
+                        .publishNacked, "the broker refused to take the message (basic.nack for publish \(t) on channel \(channel.number))"))
             } else if let id = pending.messageID, let returned = channel.returned.removeValue(forKey: id) {
-                pending.continuation.resume(throwing: AMQPError(.unroutable, "message '\(id)' matched no queue and was returned",
-                                                                replyCode: returned.code, replyText: returned.text))
+                pending.continuation.resume(
+                    throwing: AMQPError(
+                        .unroutable, "message '\(id)' matched no queue and was returned",
+                        replyCode: returned.code, replyText: returned.text))
             } else {
                 pending.continuation.resume()
             }

@@ -68,8 +68,10 @@ final class Session {
     var reconnectAt: ContinuousClock.Instant? = .now
     var reconnectDelay: Duration
 
-    init(configuration: AMQPConfiguration, mailbox: Mailbox, snapshot: NIOLockedValueBox<ConnectionSnapshot>,
-         firstConnect: FirstConnect, logger: Logger) {
+    init(
+        configuration: AMQPConfiguration, mailbox: Mailbox, snapshot: NIOLockedValueBox<ConnectionSnapshot>,
+        firstConnect: FirstConnect, logger: Logger
+    ) {
         self.configuration = configuration
         self.mailbox = mailbox
         self.snapshot = snapshot
@@ -190,10 +192,12 @@ final class Session {
                 running = false
                 return
             }
-            logger.warning("AMQP connection attempt failed; retrying", metadata: [
-                "amqp.server": "\(configuration.redactedURL)", "error": "\(error)",
-                "amqp.retry_in_ms": "\(reconnectDelay.milliseconds)",
-            ])
+            logger.warning(
+                "AMQP connection attempt failed; retrying",
+                metadata: [
+                    "amqp.server": "\(configuration.redactedURL)", "error": "\(error)",
+                    "amqp.retry_in_ms": "\(reconnectDelay.milliseconds)",
+                ])
             scheduleReconnect()
         }
     }
@@ -216,7 +220,8 @@ final class Session {
                     throw AMQPError(.connectionFailed, "cannot read CA certificates from '\(ca)'")
                 }
                 if let cert = tls.certificateFile, let key = tls.keyFile,
-                   amqp_ssl_socket_set_key(socket, cert, key) != AMQP_STATUS_OK.rawValue {
+                    amqp_ssl_socket_set_key(socket, cert, key) != AMQP_STATUS_OK.rawValue
+                {
                     throw AMQPError(.connectionFailed, "cannot read client certificate '\(cert)' or key '\(key)'")
                 }
                 amqp_ssl_socket_set_verify_peer(socket, tls.verifyPeer ? 1 : 0)
@@ -228,7 +233,9 @@ final class Session {
             var timeout = timeval(duration: configuration.options.connectTimeout)
             let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
             guard status == AMQP_STATUS_OK.rawValue else {
-                let hint = status == AMQP_STATUS_SOCKET_ERROR.rawValue || status == AMQP_STATUS_TIMEOUT.rawValue ? "; is it running? (Scripts/services starts it)" : ""
+                let hint =
+                    status == AMQP_STATUS_SOCKET_ERROR.rawValue || status == AMQP_STATUS_TIMEOUT.rawValue
+                    ? "; is it running? (Scripts/services starts it)" : ""
                 throw AMQPError(.connectionFailed, "cannot connect to RabbitMQ at \(endpoint): \(libraryErrorText(status))\(hint)")
             }
             _ = amqp_set_handshake_timeout(conn, &timeout)
@@ -248,10 +255,13 @@ final class Session {
             let reply = agentry_amqp_login_plain_properties(
                 conn, configuration.virtualHost, 0, Int32(configuration.options.frameMax),
                 Int32(configuration.options.heartbeat), &properties, configuration.user, configuration.password)
-            if let error = Self.error(from: reply, context: "cannot log in to RabbitMQ at \(endpoint) as '\(configuration.user)' (vhost '\(configuration.virtualHost)')") {
+            if let error = Self.error(
+                from: reply, context: "cannot log in to RabbitMQ at \(endpoint) as '\(configuration.user)' (vhost '\(configuration.virtualHost)')")
+            {
                 if error.replyCode == 403 || error.replyCode == 530 || reply.library_error == AMQP_STATUS_CONNECTION_CLOSED.rawValue {
-                    throw AMQPError(.authenticationFailed, error.message + "; check the user, password and vhost in the URL",
-                                    replyCode: error.replyCode, replyText: error.replyText)
+                    throw AMQPError(
+                        .authenticationFailed, error.message + "; check the user, password and vhost in the URL",
+                        replyCode: error.replyCode, replyText: error.replyText)
                 }
                 throw error
             }
@@ -276,9 +286,11 @@ final class Session {
                 case .binding(let b): try rawBind(b, unbind: false)
                 }
             } catch let error as AMQPError where error.code == .channelClosedByBroker {
-                logger.error("cannot restore a declaration after reconnecting; dropping it", metadata: [
-                    "amqp.declaration": "\(entry)", "error": "\(error)",
-                ])
+                logger.error(
+                    "cannot restore a declaration after reconnecting; dropping it",
+                    metadata: [
+                        "amqp.declaration": "\(entry)", "error": "\(error)",
+                    ])
                 topology.remove(entry)
             }
         }
@@ -288,9 +300,10 @@ final class Session {
                 try openChannel(channel)
             } catch let error as AMQPError where error.code == .channelClosedByBroker {
                 if let consumer = channel.consumer {
-                    consumer.continuation.finish(throwing: AMQPError(
-                        .consumerCancelled, "consumer '\(consumer.tag)' on queue '\(consumer.queue)' could not be restored after reconnecting",
-                        replyCode: error.replyCode, replyText: error.replyText))
+                    consumer.continuation.finish(
+                        throwing: AMQPError(
+                            .consumerCancelled, "consumer '\(consumer.tag)' on queue '\(consumer.queue)' could not be restored after reconnecting",
+                            replyCode: error.replyCode, replyText: error.replyText))
                 }
                 channels[number] = nil
             }
@@ -311,11 +324,14 @@ final class Session {
         if let consumer = channel.consumer {
             if consumer.prefetch > 0 {
                 _ = amqp_basic_qos(conn, channel.number, 0, consumer.prefetch, 0)
-                try check(amqp_get_rpc_reply(conn), channel: channel.number, context: "cannot set prefetch \(consumer.prefetch) on channel \(channel.number)")
+                try check(
+                    amqp_get_rpc_reply(conn), channel: channel.number,
+                    context: "cannot set prefetch \(consumer.prefetch) on channel \(channel.number)")
             }
             let arena = CArena()
-            _ = amqp_basic_consume(conn, channel.number, arena.bytes(consumer.queue), arena.bytes(consumer.tag), 0,
-                                   consumer.noAck ? 1 : 0, consumer.exclusive ? 1 : 0, arena.table(consumer.arguments))
+            _ = amqp_basic_consume(
+                conn, channel.number, arena.bytes(consumer.queue), arena.bytes(consumer.tag), 0,
+                consumer.noAck ? 1 : 0, consumer.exclusive ? 1 : 0, arena.table(consumer.arguments))
             try check(amqp_get_rpc_reply(conn), channel: channel.number, context: "cannot consume from queue '\(consumer.queue)'")
         }
         channel.isOpen = true
@@ -341,8 +357,10 @@ final class Session {
             s.isBlocked = false
             s.blockedReason = nil
         }
-        failPending(AMQPError(.connectionLost, "connection lost before the broker confirmed the publish; it may or may not have been delivered (\(error.message))",
-                              replyCode: error.replyCode, replyText: error.replyText))
+        failPending(
+            AMQPError(
+                .connectionLost, "connection lost before the broker confirmed the publish; it may or may not have been delivered (\(error.message))",
+                replyCode: error.replyCode, replyText: error.replyText))
         for channel in channels.values { channel.isOpen = false }
         finishClosing()
         scheduleReconnect()

@@ -42,9 +42,10 @@ extension AdminAPI {
                 ])
             }
             let summary = error.problems.map(\.description).joined(separator: "; ")
-            throw AdminError(status: .unprocessableContent, code: "invalid_agent",
-                             message: "the agent definition has \(error.problems.count) problem(s): \(summary)",
-                             extra: ["problems": .array(problems)])
+            throw AdminError(
+                status: .unprocessableContent, code: "invalid_agent",
+                message: "the agent definition has \(error.problems.count) problem(s): \(summary)",
+                extra: ["problems": .array(problems)])
         }
     }
 
@@ -75,14 +76,20 @@ extension AdminAPI {
         let revealSecrets = callerHasToken
         let shown = revealSecrets ? definition : definition.redactingSecrets()
         let json = revealSecrets ? try JSON.parse(Array(stored.definition.utf8)) : shown.jsonValue()
-        return .ok(.init(body: .json([
-            "agent_id": .string(id), "version": .string(stored.version), "status": .string(stored.status.rawValue),
-            "definition": json, "yaml": .string(shown.yaml()), "secrets_redacted": .bool(!revealSecrets && shown != definition),
-        ])))
+        return .ok(
+            .init(
+                body: .json([
+                    "agent_id": .string(id), "version": .string(stored.version), "status": .string(stored.status.rawValue),
+                    "definition": json, "yaml": .string(shown.yaml()), "secrets_redacted": .bool(!revealSecrets && shown != definition),
+                ])))
     }
 
     func publishAgent(_ input: Operations.PublishAgent.Input) async throws -> Operations.PublishAgent.Output {
-        let version = input.body.flatMap { body in switch body { case .json(let json): json.version } }
+        let version = input.body.flatMap { body in
+            switch body {
+            case .json(let json): json.version
+            }
+        }
         let id = input.path.agentId
         let publication = try await dependencies.registry.publish(agentID: id, version: version)
         return .ok(.init(body: .json(.init(agentId: id, version: publication.version, message: "Agent published"))))

@@ -12,7 +12,10 @@ extension AdminAPI {
     /// Publishes the messages again where they were first published (only to `agentry.events` or an agent's queue),
     /// and unparks them.
     func replayParked(_ input: Operations.ReplayParked.Input) async throws -> Operations.ReplayParked.Output {
-        let body = switch input.body { case .json(let json): json }
+        let body =
+            switch input.body {
+            case .json(let json): json
+            }
         var ids: Set<String>?
         if body.all == true {
             ids = nil
@@ -24,8 +27,11 @@ extension AdminAPI {
         let channel = try await dependencies.connection.openChannel(confirms: true)
         defer { channel.close() }
         let report = try await DeadLetters(channel: channel).replayReport(on: dependencies.connection, ids: ids)
-        return .ok(.init(body: .json(.init(
-            replayed: report.replayed.count, ids: report.replayed.map(\.id),
-            refused: report.refused.map { .init(id: $0.message.id, reason: $0.reason) }))))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        replayed: report.replayed.count, ids: report.replayed.map(\.id),
+                        refused: report.refused.map { .init(id: $0.message.id, reason: $0.reason) }))))
     }
 }

@@ -4,15 +4,24 @@ import AgentryCore
 /// Publishing events: the seed's two alerts (Step 4.1) and any event.
 extension AdminAPI {
     func publishBlackscreenAlert(_ input: Operations.PublishBlackscreenAlert.Input) async throws -> Operations.PublishBlackscreenAlert.Output {
-        let body = input.body.map { body in switch body { case .json(let json): json } }
+        let body = input.body.map { body in
+            switch body {
+            case .json(let json): json
+            }
+        }
         let device = try required("device_id", input.query.deviceId, body?.deviceId)
-        let event = Event(type: "alert.blackscreen", payload: ["device_id": .string(device), "severity": "critical"],
-                          priority: .critical, source: "agentry.admin")
+        let event = Event(
+            type: "alert.blackscreen", payload: ["device_id": .string(device), "severity": "critical"],
+            priority: .critical, source: "agentry.admin")
         return .accepted(try await publish(event, message: "Alert published"))
     }
 
     func publishDeviceOfflineAlert(_ input: Operations.PublishDeviceOfflineAlert.Input) async throws -> Operations.PublishDeviceOfflineAlert.Output {
-        let body = input.body.map { body in switch body { case .json(let json): json } }
+        let body = input.body.map { body in
+            switch body {
+            case .json(let json): json
+            }
+        }
         let device = try required("device_id", input.query.deviceId, body?.deviceId)
         guard let duration = input.query.duration ?? body?.duration else {
             throw AdminError.badRequest("'duration' is required (as a query parameter or in a JSON body)")
@@ -20,14 +29,18 @@ extension AdminAPI {
         guard duration >= 0 else {
             throw AdminError.badRequest("duration must be a whole number of seconds (0 or more), not '\(duration)'")
         }
-        let event = Event(type: "alert.device_offline",
-                          payload: ["device_id": .string(device), "duration_seconds": .int(Int64(duration)), "severity": "high"],
-                          priority: .high, source: "agentry.admin")
+        let event = Event(
+            type: "alert.device_offline",
+            payload: ["device_id": .string(device), "duration_seconds": .int(Int64(duration)), "severity": "high"],
+            priority: .high, source: "agentry.admin")
         return .accepted(try await publish(event, message: "Alert published"))
     }
 
     func publishEvent(_ input: Operations.PublishEvent.Input) async throws -> Operations.PublishEvent.Output {
-        let body = switch input.body { case .json(let json): json }
+        let body =
+            switch input.body {
+            case .json(let json): json
+            }
         if let problem = EventType.problem(with: body._type) { throw AdminError.badRequest("type: \(problem)") }
         var payload: JSONObject = [:]
         if let value = body.payload {
@@ -41,8 +54,9 @@ extension AdminAPI {
             }
             priority = p
         }
-        let event = Event(type: body._type, payload: payload, priority: priority, source: body.source ?? "agentry.admin",
-                          correlationID: body.correlationId, causationID: body.causationId)
+        let event = Event(
+            type: body._type, payload: payload, priority: priority, source: body.source ?? "agentry.admin",
+            correlationID: body.correlationId, causationID: body.causationId)
         if EventWireFormat.encode(event).count > EventWireFormat.defaultMaxBodySize {
             throw AdminError.tooLarge(EventWireFormat.defaultMaxBodySize)
         }

@@ -19,16 +19,21 @@ extension AdminAPI {
         guard let released = try await dependencies.locks.forceRelease(key) else {
             throw AdminError.notFound("\(key) is not locked")
         }
-        try? await dependencies.bus.publish(Event(type: "resource.released", payload: [
-            "resource_id": .string(key.id), "resource_type": .string(key.type), "resource": .string(key.description),
-            "owner_id": .string(released.owner.id), "owner_type": .string(released.owner.kind.rawValue),
-            "fencing_token": released.fencingToken.map { .int($0) } ?? .null, "run_id": Representation.id(released.runID),
-            "forced": true, "by": "admin API",
-        ], priority: .normal, source: "agentry.locks"))
-        return .ok(.init(body: .json([
-            "resource": .string(key.description), "owner": .string(released.owner.id),
-            "owner_type": .string(released.owner.kind.rawValue), "run_id": Representation.id(released.runID),
-            "message": .string("released \(key): took it from \(released.owner); its worker stops the task"),
-        ])))
+        try? await dependencies.bus.publish(
+            Event(
+                type: "resource.released",
+                payload: [
+                    "resource_id": .string(key.id), "resource_type": .string(key.type), "resource": .string(key.description),
+                    "owner_id": .string(released.owner.id), "owner_type": .string(released.owner.kind.rawValue),
+                    "fencing_token": released.fencingToken.map { .int($0) } ?? .null, "run_id": Representation.id(released.runID),
+                    "forced": true, "by": "admin API",
+                ], priority: .normal, source: "agentry.locks"))
+        return .ok(
+            .init(
+                body: .json([
+                    "resource": .string(key.description), "owner": .string(released.owner.id),
+                    "owner_type": .string(released.owner.kind.rawValue), "run_id": Representation.id(released.runID),
+                    "message": .string("released \(key): took it from \(released.owner); its worker stops the task"),
+                ])))
     }
 }

@@ -10,13 +10,15 @@ extension AdminAPI {
         let query = input.query
         let state = try query.state.map { value in
             guard let state = TaskRun.State(rawValue: value.rawValue) else {
-                throw AdminError.badRequest("state '\(value.rawValue)' is not one of \(TaskRun.State.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw AdminError.badRequest(
+                    "state '\(value.rawValue)' is not one of \(TaskRun.State.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             return state
         }
         if let event = query.eventId, EventID(event) == nil { throw AdminError.badRequest("event_id '\(event)' is not an event id (1 to 255 bytes)") }
-        let runs = try await dependencies.runtime.runs(agentID: query.agentId, eventID: query.eventId, state: state,
-                                                       limit: try limit(query.limit, default: 50))
+        let runs = try await dependencies.runtime.runs(
+            agentID: query.agentId, eventID: query.eventId, state: state,
+            limit: try limit(query.limit, default: 50))
         return .ok(.init(body: .json(.init(runs: runs.map(Representation.run), count: runs.count))))
     }
 

@@ -17,7 +17,11 @@ extension AdminAPI {
     /// Publishes the agent when it has no published version, or another than the one asked for, and starts it on every
     /// worker.
     func startInstance(_ input: Operations.StartInstance.Input) async throws -> Operations.StartInstance.Output {
-        let body = input.body.map { body in switch body { case .json(let json): json } }
+        let body = input.body.map { body in
+            switch body {
+            case .json(let json): json
+            }
+        }
         let id = try required("agent_id", input.query.agentId, body?.agentId)
         let version = input.query.version ?? body?.version
         let registry = dependencies.registry
@@ -37,17 +41,23 @@ extension AdminAPI {
             if instance != nil { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        return .accepted(.init(body: .json([
-            "agent_id": .string(id), "instance_id": Representation.id(instance?.instanceID), "message": "Agent started",
-        ])))
+        return .accepted(
+            .init(
+                body: .json([
+                    "agent_id": .string(id), "instance_id": Representation.id(instance?.instanceID), "message": "Agent started",
+                ])))
     }
 
     /// Stops the instance's agent, on every worker.
     func stopInstance(_ input: Operations.StopInstance.Input) async throws -> Operations.StopInstance.Output {
         let instance = try await instance(input.path.instanceId)
         try await dependencies.control.set(.stopped, agentID: instance.agentID)
-        return .ok(.init(body: .json(.init(agentId: instance.agentID, instanceId: instance.instanceID.uuidString.lowercased(),
-                                           message: "Agent stopped"))))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        agentId: instance.agentID, instanceId: instance.instanceID.uuidString.lowercased(),
+                        message: "Agent stopped"))))
     }
 
     func listQueues(_ input: Operations.ListQueues.Input) async throws -> Operations.ListQueues.Output {

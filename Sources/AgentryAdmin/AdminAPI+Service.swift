@@ -22,7 +22,8 @@ extension AdminAPI {
                 checks["migrations"] = "ok"
             } else {
                 ready = false
-                checks["migrations"] = "the schema is at version \(version), this binary needs \(dependencies.expectedSchemaVersion): run `agentry migrate`"
+                checks["migrations"] =
+                    "the schema is at version \(version), this binary needs \(dependencies.expectedSchemaVersion): run `agentry migrate`"
             }
         } catch {
             ready = false

@@ -100,11 +100,13 @@ public struct AdminConfiguration: Sendable {
     /// Refuses a token that is too short to guess at, TLS files that cannot be read, and malformed host names.
     public func validate() throws {
         if !tokenGenerated, token.count < Self.minimumTokenLength {
-            throw AdminConfigurationError("AGENTRY_ADMIN_TOKEN is \(token.count) characters long; use at least \(Self.minimumTokenLength) (e.g. `openssl rand -hex 32`)")
+            throw AdminConfigurationError(
+                "AGENTRY_ADMIN_TOKEN is \(token.count) characters long; use at least \(Self.minimumTokenLength) (e.g. `openssl rand -hex 32`)")
         }
         if let tls { _ = try AdminServer.tlsConfiguration(tls) }
         if let bad = allowedHosts.first(where: { $0.isEmpty || $0.contains("/") || $0.contains(" ") }) {
-            throw AdminConfigurationError("'\(bad)' is not a host name for --admin-allowed-host (give a name such as agentry.example.com, without scheme or path)")
+            throw AdminConfigurationError(
+                "'\(bad)' is not a host name for --admin-allowed-host (give a name such as agentry.example.com, without scheme or path)")
         }
     }
 

@@ -42,8 +42,10 @@ struct AdminError: Error, Sendable {
         case let error as HTTPError:
             switch error.status {
             case .notFound: return notFound(error.body ?? "no such route")
-            case .contentTooLarge: return AdminError(status: .contentTooLarge, code: "payload_too_large", message: error.body ?? "the request body is too large")
-            case .methodNotAllowed: return AdminError(status: .methodNotAllowed, code: "method_not_allowed", message: error.body ?? "method not allowed on this path")
+            case .contentTooLarge:
+                return AdminError(status: .contentTooLarge, code: "payload_too_large", message: error.body ?? "the request body is too large")
+            case .methodNotAllowed:
+                return AdminError(status: .methodNotAllowed, code: "method_not_allowed", message: error.body ?? "method not allowed on this path")
             default: return AdminError(status: error.status, code: "http_\(error.status.code)", message: error.body ?? error.status.reasonPhrase)
             }
         case let error as StoreError where error.code == .notFound: return notFound(error.message)
@@ -71,15 +73,16 @@ extension AdminError {
         guard let decoding = error.underlyingError as? DecodingError else {
             // A required body that is missing says so in the runtime's words; ours name the fix.
             let missingBody = AdminRequest.current.body.readableBytes == 0 && error.causeDescription.lowercased().contains("request body")
-            return AdminError(status: error.httpStatus, code: code,
-                              message: missingBody ? "the request body is empty: send a JSON object" : error.causeDescription)
+            return AdminError(
+                status: error.httpStatus, code: code,
+                message: missingBody ? "the request body is empty: send a JSON object" : error.causeDescription)
         }
         let message: String
         switch decoding {
         case .keyNotFound(let key, let context):
             message = "'\(name(context.codingPath + [key]))' is required"
         case .typeMismatch(_, let context) where !context.codingPath.isEmpty, .valueNotFound(_, let context) where !context.codingPath.isEmpty,
-             .dataCorrupted(let context) where !context.codingPath.isEmpty:
+            .dataCorrupted(let context) where !context.codingPath.isEmpty:
             message = "'\(name(context.codingPath))': \(context.debugDescription)"
         default:
             // The body as a whole, or a query parameter (the decoder names neither): what our parser says of the body

@@ -25,8 +25,11 @@ struct AdminGuard<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let authority = request.head.authority ?? ""
         guard let host = Self.hostName(authority), hostAllowed(host) else {
-            throw AdminError(status: .forbidden, code: "host_not_allowed",
-                             message: "Host '\(authority)' does not name this endpoint (\(configuration.host)); to reach it by that name, start it with --admin-allowed-host \(Self.hostName(authority) ?? "NAME")")
+            throw AdminError(
+                status: .forbidden, code: "host_not_allowed",
+                message:
+                    "Host '\(authority)' does not name this endpoint (\(configuration.host)); to reach it by that name, start it with --admin-allowed-host \(Self.hostName(authority) ?? "NAME")"
+            )
         }
         let changes = request.method != .get && request.method != .head && request.method != .options
         let path = request.uri.path
@@ -38,8 +41,11 @@ struct AdminGuard<Context: RequestContext>: RouterMiddleware {
             .filter { $0 == "null" || $0.hasPrefix("http://") || $0.hasPrefix("https://") }
         let own = "\(configuration.scheme)://\(authority.lowercased())"
         if changes || webSocket, let foreign = pageOrigins.first(where: { $0 != own }) {
-            throw AdminError(status: .forbidden, code: "origin_not_allowed",
-                             message: "a request from the page at \(foreign) may not change anything here or open the status stream; only this endpoint's own page (\(own)) may")
+            throw AdminError(
+                status: .forbidden, code: "origin_not_allowed",
+                message:
+                    "a request from the page at \(foreign) may not change anything here or open the status stream; only this endpoint's own page (\(own)) may"
+            )
         }
         let browser = !pageOrigins.isEmpty
         if let type = Self.refusedContentType(request, path: path) {
@@ -69,13 +75,15 @@ struct AdminGuard<Context: RequestContext>: RouterMiddleware {
 
     private func check(_ given: String?, how: String) throws {
         guard let given, !given.isEmpty else {
-            throw AdminError(status: .unauthorized, code: "unauthorized",
-                             message: "this request needs the admin token (AGENTRY_ADMIN_TOKEN, or the one printed at start): \(how)",
-                             headers: [.wwwAuthenticate: "Bearer realm=\"agentry\""])
+            throw AdminError(
+                status: .unauthorized, code: "unauthorized",
+                message: "this request needs the admin token (AGENTRY_ADMIN_TOKEN, or the one printed at start): \(how)",
+                headers: [.wwwAuthenticate: "Bearer realm=\"agentry\""])
         }
         guard Self.constantTimeEqual(given, configuration.token) else {
-            throw AdminError(status: .unauthorized, code: "unauthorized", message: "the bearer token is not the admin token",
-                             headers: [.wwwAuthenticate: "Bearer realm=\"agentry\", error=\"invalid_token\""])
+            throw AdminError(
+                status: .unauthorized, code: "unauthorized", message: "the bearer token is not the admin token",
+                headers: [.wwwAuthenticate: "Bearer realm=\"agentry\", error=\"invalid_token\""])
         }
     }
 

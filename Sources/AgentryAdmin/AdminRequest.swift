@@ -65,9 +65,12 @@ struct AdminRequestMiddleware<Context: RequestContext>: RouterMiddleware {
 /// transport gives it an empty one, which the code would try to decode). The answers are JSON whatever `Accept` says,
 /// so the code does not see it.
 struct AdminOperationMiddleware: ServerMiddleware {
-    func intercept(_ request: HTTPRequest, body: HTTPBody?, metadata: ServerRequestMetadata, operationID: String,
-                   next: @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?))
-        async throws -> (HTTPResponse, HTTPBody?) {
+    func intercept(
+        _ request: HTTPRequest, body: HTTPBody?, metadata: ServerRequestMetadata, operationID: String,
+        next: @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?)
+    )
+        async throws -> (HTTPResponse, HTTPBody?)
+    {
         var request = request
         request.headerFields[.accept] = nil
         let read = AdminRequest.current.body

@@ -20,32 +20,40 @@ enum AdminRoutes {
         router.add(middleware: AdminRequestMiddleware(maxBodySize: api.configuration.maxBodySize))
 
         router.get("/") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: AdminDocuments.statusPage)))
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: AdminDocuments.statusPage)))
         }
         router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: AdminDocuments.openAPIJSON)))
+            Response(
+                status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: AdminDocuments.openAPIJSON)))
         }
         router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: await api.metrics.render(api.dependencies, hub: api.status))))
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: await api.metrics.render(api.dependencies, hub: api.status))))
         }
         // AdminGuard checked Host, Origin and the token; the hub tells clients over its limit so, and closes.
         let status = api.status, limit = api.configuration.maxWebSocketClients
-        router.ws(RouterPath(AdminGuard<Context>.statusWebSocketPath), shouldUpgrade: { request, _ in
-            guard request.headers[.upgrade]?.lowercased() == "websocket" else {
-                throw AdminError(status: .init(code: 426, reasonPhrase: "Upgrade Required"), code: "upgrade_required",
-                                 message: "this is the status WebSocket: open it with a WebSocket client (Upgrade: websocket)",
-                                 headers: [.upgrade: "websocket"])
-            }
-            return .upgrade([:])
-        }, onUpgrade: { inbound, outbound, _ in
-            await status.serve(inbound: inbound, outbound: outbound, limit: limit)
-        })
+        router.ws(
+            RouterPath(AdminGuard<Context>.statusWebSocketPath),
+            shouldUpgrade: { request, _ in
+                guard request.headers[.upgrade]?.lowercased() == "websocket" else {
+                    throw AdminError(
+                        status: .init(code: 426, reasonPhrase: "Upgrade Required"), code: "upgrade_required",
+                        message: "this is the status WebSocket: open it with a WebSocket client (Upgrade: websocket)",
+                        headers: [.upgrade: "websocket"])
+                }
+                return .upgrade([:])
+            },
+            onUpgrade: { inbound, outbound, _ in
+                await status.serve(inbound: inbound, outbound: outbound, limit: limit)
+            })
 
         // Compact JSON, as the other answers.
-        try api.registerHandlers(on: router, configuration: Configuration(jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]),
-                                 middlewares: [AdminOperationMiddleware()])
+        try api.registerHandlers(
+            on: router, configuration: Configuration(jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]),
+            middlewares: [AdminOperationMiddleware()])
         return router
     }
 }

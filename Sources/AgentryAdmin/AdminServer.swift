@@ -1,14 +1,14 @@
 import AgentryCore
+public import AgentryStore
 import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import HummingbirdWebSocket
-import NIOSSL
-public import AgentryStore
 public import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOSSL
 public import ServiceLifecycle
 
 /// The admin endpoint: the HTTP API, the live status WebSocket, the status page, `/healthz`, `/readyz` and
@@ -23,8 +23,10 @@ public struct AdminServer: Service {
     let onListening: @Sendable (Int) async -> Void
     let logger: Logger
 
-    public init(configuration: AdminConfiguration, dependencies: AdminDependencies, managementURL: String?, logger: Logger,
-                onListening: @escaping @Sendable (Int) async -> Void = { _ in }) {
+    public init(
+        configuration: AdminConfiguration, dependencies: AdminDependencies, managementURL: String?, logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) {
         self.configuration = configuration
         self.dependencies = dependencies
         self.managementURL = managementURL
@@ -71,7 +73,8 @@ public struct AdminServer: Service {
             let key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
             return TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
         } catch {
-            throw AdminConfigurationError("cannot read the admin endpoint's TLS certificate \(files.certificateChain) and key \(files.privateKey) (PEM): \(error)")
+            throw AdminConfigurationError(
+                "cannot read the admin endpoint's TLS certificate \(files.certificateChain) and key \(files.privateKey) (PEM): \(error)")
         }
     }
 
@@ -87,7 +90,9 @@ public struct AdminServer: Service {
             logger.info("admin API: changes need the bearer token (AGENTRY_ADMIN_TOKEN)")
         }
         if !configuration.isLoopback, configuration.tls == nil {
-            logger.warning("the admin endpoint listens on \(configuration.host) without TLS: the token crosses the network in clear; give --admin-tls-cert and --admin-tls-key, or put a TLS proxy in front (SECURITY.md)")
+            logger.warning(
+                "the admin endpoint listens on \(configuration.host) without TLS: the token crosses the network in clear; give --admin-tls-cert and --admin-tls-key, or put a TLS proxy in front (SECURITY.md)"
+            )
         }
         let logger = self.logger
         let onListening = self.onListening
@@ -102,7 +107,9 @@ public struct AdminServer: Service {
                 if configuration.tokenGenerated {
                     // As Jupyter does: the one place the generated token appears, on the terminal that started the
                     // process (not in the log, which may be shipped elsewhere).
-                    FileHandle.standardError.write(Data("Agentry status page (this token lasts until the process stops):\n    \(configuration.statusPageURL(port: port))\n".utf8))
+                    FileHandle.standardError.write(
+                        Data("Agentry status page (this token lasts until the process stops):\n    \(configuration.statusPageURL(port: port))\n".utf8)
+                    )
                 }
                 await onListening(port)
             },

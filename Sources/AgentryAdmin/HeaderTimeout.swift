@@ -76,9 +76,11 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
         let buffer = unwrapInboundIn(data)
         let bytes = tail + (buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? [])
-        let complete = bytes.count >= 4 && (0...(bytes.count - 4)).contains { i in
-            bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10
-        }
+        let complete =
+            bytes.count >= 4
+            && (0...(bytes.count - 4)).contains { i in
+                bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10
+            }
         tail = Array(bytes.suffix(3))
         if complete {
             headComplete = true

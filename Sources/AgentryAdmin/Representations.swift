@@ -17,7 +17,8 @@ public enum Representation {
             "run_id": id(run.runID), "agent_id": .string(run.agentID), "agent_version": .string(run.agentVersion),
             "event_id": .string(run.eventID), "event_type": .string(run.eventType), "priority": .string(run.priority.name),
             "attempt": .int(Int64(run.attempt)), "state": .string(run.state.rawValue), "worker_id": string(run.workerID),
-            "event_at": time(run.eventAt), "received_at": time(run.receivedAt), "started_at": time(run.startedAt), "finished_at": time(run.finishedAt),
+            "event_at": time(run.eventAt), "received_at": time(run.receivedAt), "started_at": time(run.startedAt),
+            "finished_at": time(run.finishedAt),
             "result": run.result.flatMap { try? JSON.parse(Array($0.utf8)) } ?? .null,
             "output": string(run.output), "stderr": string(run.stderr),
             "exit_status": run.exitStatus.map { .int(Int64($0)) } ?? .null,
@@ -53,13 +54,14 @@ public enum Representation {
             "acquired_at": time(holder?.acquiredAt), "expires_at": time(holder?.expiresAt), "priority": string(holder?.priority.name),
             "fencing_token": holder?.fencingToken.map { .int($0) } ?? .null, "worker_id": string(holder?.workerID),
             "run_id": id(holder?.runID), "queue_length": .int(Int64(status.queueLength)),
-            "waiters": .array(status.waiters.map { waiter in
-                .object([
-                    "position": .int(Int64(waiter.position)), "owner": .string(waiter.owner.id),
-                    "owner_type": .string(waiter.owner.kind.rawValue), "priority": .string(waiter.priority.name),
-                    "queued_at": time(waiter.queuedAt), "wait_until": time(waiter.waitUntil), "run_id": id(waiter.runID),
-                ])
-            }),
+            "waiters": .array(
+                status.waiters.map { waiter in
+                    .object([
+                        "position": .int(Int64(waiter.position)), "owner": .string(waiter.owner.id),
+                        "owner_type": .string(waiter.owner.kind.rawValue), "priority": .string(waiter.priority.name),
+                        "queued_at": time(waiter.queuedAt), "wait_until": time(waiter.waitUntil), "run_id": id(waiter.runID),
+                    ])
+                }),
         ])
     }
 

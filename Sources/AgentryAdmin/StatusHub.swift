@@ -208,7 +208,9 @@ public final class StatusHub: Sendable {
                                 active.cancel()
                             }
                         } catch {
-                            if !Task.isCancelled { self.logger.warning("status event subscription ended; subscribing again", metadata: ["error": "\(error)"]) }
+                            if !Task.isCancelled {
+                                self.logger.warning("status event subscription ended; subscribing again", metadata: ["error": "\(error)"])
+                            }
                         }
                         subscription?.cancel()
                         try? await Task.sleep(for: .seconds(1))
@@ -304,10 +306,11 @@ public final class StatusHub: Sendable {
                 (messages, consumers, unacked) = (Int(status.messageCount), Int(status.consumerCount), nil)
             }
             metrics.queueDepth(name, messages)
-            result.append(.object([
-                "name": .string(name), "agent_id": .string(agent.agentID), "messages": .int(Int64(messages)),
-                "consumers": .int(Int64(consumers)), "unacked": unacked.map { .int(Int64($0)) } ?? .null,
-            ]))
+            result.append(
+                .object([
+                    "name": .string(name), "agent_id": .string(agent.agentID), "messages": .int(Int64(messages)),
+                    "consumers": .int(Int64(consumers)), "unacked": unacked.map { .int(Int64($0)) } ?? .null,
+                ]))
         }
         return result
     }
@@ -328,8 +331,10 @@ public final class StatusHub: Sendable {
             var result: [String: (ready: Int, consumers: Int, unacked: Int)] = [:]
             for item in items {
                 guard let name = item[path: "name"]?.stringValue else { continue }
-                result[name] = (Int(item[path: "messages_ready"]?.intValue ?? 0), Int(item[path: "consumers"]?.intValue ?? 0),
-                                Int(item[path: "messages_unacknowledged"]?.intValue ?? 0))
+                result[name] = (
+                    Int(item[path: "messages_ready"]?.intValue ?? 0), Int(item[path: "consumers"]?.intValue ?? 0),
+                    Int(item[path: "messages_unacknowledged"]?.intValue ?? 0)
+                )
             }
             return result
         } catch {
@@ -377,7 +382,8 @@ public final class StatusHub: Sendable {
     private func waitForSources(upTo limit: Duration) async {
         let deadline = ContinuousClock.now + limit
         while state.withLockedValue({ $0.subscriptions < Self.forwardedPatterns.count || !$0.watching }), ContinuousClock.now < deadline,
-              !Task.isCancelled {
+            !Task.isCancelled
+        {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }
@@ -404,9 +410,13 @@ public final class StatusHub: Sendable {
             return true
         }
         guard admitted else {
-            try? await outbound.write(.text(JSON.serialize(.object([
-                "type": "error", "code": "too_many_clients", "message": .string("the status stream serves its limit of \(limit) clients; try again later"),
-            ]))))
+            try? await outbound.write(
+                .text(
+                    JSON.serialize(
+                        .object([
+                            "type": "error", "code": "too_many_clients",
+                            "message": .string("the status stream serves its limit of \(limit) clients; try again later"),
+                        ]))))
             return
         }
         Self.countClients(+1)

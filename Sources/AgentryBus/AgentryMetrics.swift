@@ -10,13 +10,17 @@ public enum AgentryMetrics {
     }
 
     public static func published(_ event: Event) {
-        Counter(label: "agentry_events_published_total",
-                dimensions: [("type_class", typeClass(event.type)), ("priority", event.priority.name)]).increment()
+        Counter(
+            label: "agentry_events_published_total",
+            dimensions: [("type_class", typeClass(event.type)), ("priority", event.priority.name)]
+        ).increment()
     }
 
     public static func consumed(_ event: Event, by consumer: String) {
-        Counter(label: "agentry_events_consumed_total",
-                dimensions: [("type_class", typeClass(event.type)), ("priority", event.priority.name), ("consumer", consumer)]).increment()
+        Counter(
+            label: "agentry_events_consumed_total",
+            dimensions: [("type_class", typeClass(event.type)), ("priority", event.priority.name), ("consumer", consumer)]
+        ).increment()
     }
 
     /// A run started: how long after its event was published.

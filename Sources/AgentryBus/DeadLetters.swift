@@ -35,8 +35,10 @@ public struct DeadLetters: Sendable {
     /// Publishes a copy of the delivery to `agentry.dead` (with confirm). The caller acks the original afterwards.
     /// `replayTo` is where `agentry dead replay` sends it back (default: where it was first published); a failed
     /// task is replayed to its agent's queue only, through the default exchange.
-    public func park(_ delivery: AMQPDelivery, reason: String, message: String, queue: String,
-                     replayTo: (exchange: String, routingKey: String)? = nil, event: Event? = nil) async throws {
+    public func park(
+        _ delivery: AMQPDelivery, reason: String, message: String, queue: String,
+        replayTo: (exchange: String, routingKey: String)? = nil, event: Event? = nil
+    ) async throws {
         // A parked task carries the whole event envelope, so that a replay through the default exchange (whose
         // routing key is a queue name, not the event type) still reads as the same event.
         var properties = event.map { EventBus.message(for: $0).properties } ?? delivery.properties
@@ -52,12 +54,16 @@ public struct DeadLetters: Sendable {
         properties.headers = headers
         properties.deliveryMode = 2
         do {
-            try await channel.publish(AMQPMessage(exchange: Topology.deadExchange, routingKey: delivery.routingKey,
-                                                  body: event.map(EventWireFormat.encode) ?? delivery.body, properties: properties))
+            try await channel.publish(
+                AMQPMessage(
+                    exchange: Topology.deadExchange, routingKey: delivery.routingKey,
+                    body: event.map(EventWireFormat.encode) ?? delivery.body, properties: properties))
         } catch let error as AMQPError where error.code == .publishNacked {
             // agentry.dead is declared with a length limit and `x-overflow: reject-publish`: when full, the broker
             // refuses the copy. The caller keeps the original unacknowledged and tries again later.
-            throw BusError("agentry.dead refused the message (it is full: the queue's x-max-length or x-max-length-bytes is reached); the message stays where it is and is tried again. Look at `agentry dead list`, then replay or purge parked messages (\(error))")
+            throw BusError(
+                "agentry.dead refused the message (it is full: the queue's x-max-length or x-max-length-bytes is reached); the message stays where it is and is tried again. Look at `agentry dead list`, then replay or purge parked messages (\(error))"
+            )
         }
     }
 }
@@ -82,7 +88,8 @@ public struct ParkedMessage: Sendable, Hashable {
     init(_ delivery: AMQPDelivery) {
         let headers = delivery.properties.headers ?? [:]
         func header(_ name: String) -> String { headers[name]?.stringValue ?? "" }
-        id = delivery.properties.messageID
+        id =
+            delivery.properties.messageID
             ?? EventID.derived(from: [Array(delivery.routingKey.utf8), delivery.body]).rawValue
         originalExchange = headers[DeadLetters.Header.originalExchange]?.stringValue ?? Topology.eventsExchange
         originalRoutingKey = headers[DeadLetters.Header.originalRoutingKey]?.stringValue ?? delivery.routingKey
@@ -132,12 +139,14 @@ extension DeadLetters {
         switch parked.originalExchange {
         case Topology.eventsExchange:
             return nil
-        case "" where parked.originalRoutingKey.hasPrefix(Topology.agentQueuePrefix)
+        case ""
+        where parked.originalRoutingKey.hasPrefix(Topology.agentQueuePrefix)
             && AgentDefinition.idProblem(String(parked.originalRoutingKey.dropFirst(Topology.agentQueuePrefix.count))) == nil:
             return nil
         default:
             let to = parked.originalExchange.isEmpty ? "queue '\(parked.originalRoutingKey)'" : "exchange '\(parked.originalExchange)'"
-            return "it is addressed to \(to); a replay goes only to \(Topology.eventsExchange) or an agent's queue (\(Topology.agentQueuePrefix)<agent-id>)"
+            return
+                "it is addressed to \(to); a replay goes only to \(Topology.eventsExchange) or an agent's queue (\(Topology.agentQueuePrefix)<agent-id>)"
         }
     }
 
@@ -158,7 +167,8 @@ extension DeadLetters {
                     && $0.key != Header.delay
             }
             if properties.headers?.isEmpty == true { properties.headers = nil }
-            try await channel.publish(AMQPMessage(exchange: parked.originalExchange, routingKey: parked.originalRoutingKey, body: delivery.body, properties: properties))
+            try await channel.publish(
+                AMQPMessage(exchange: parked.originalExchange, routingKey: parked.originalRoutingKey, body: delivery.body, properties: properties))
             report.replayed.append(parked)
             return true
         }
@@ -167,8 +177,10 @@ extension DeadLetters {
 
     /// Reads the messages of `agentry.dead` once: `take` says, per message, whether to remove it (ack) or leave it
     /// (it goes back to the queue when the reading channel closes).
-    static func visit(on connection: AMQPConnection, limit: Int,
-                      _ take: (AMQPDelivery) async throws -> Bool) async throws -> [ParkedMessage] {
+    static func visit(
+        on connection: AMQPConnection, limit: Int,
+        _ take: (AMQPDelivery) async throws -> Bool
+    ) async throws -> [ParkedMessage] {
         let waiting = Int(try await connection.queueStatus(Topology.deadQueue).messageCount)
         let count = min(waiting, limit)
         guard count > 0 else { return [] }
@@ -200,7 +212,8 @@ extension AMQPDelivery {
     /// only in part: ``AMQP/AMQPDelivery/isTruncated``) is `too-large`.
     public func decodeEvent(maxBodySize: Int) throws(EventDecodingError) -> Event {
         if isTruncated {
-            throw EventDecodingError(.tooLarge, "body is \(bodySize) bytes; the limit is \(maxBodySize) bytes (only its first \(body.count) bytes were read)")
+            throw EventDecodingError(
+                .tooLarge, "body is \(bodySize) bytes; the limit is \(maxBodySize) bytes (only its first \(body.count) bytes were read)")
         }
         return try EventWireFormat.decode(body: body, envelope: eventEnvelope, maxBodySize: maxBodySize)
     }

@@ -61,11 +61,15 @@ public final class EventBus: Sendable {
                 AgentryMetrics.published(event)
                 return
             } catch let error as AMQPError where error.replyCode == 404 {
-                throw BusError("cannot publish \(event.type): the exchange \(message.exchange) does not exist on this broker; run `agentry topology apply` first (\(error))")
+                throw BusError(
+                    "cannot publish \(event.type): the exchange \(message.exchange) does not exist on this broker; run `agentry topology apply` first (\(error))"
+                )
             } catch let error as AMQPError where error.isRetriable && attempt < options.publishAttempts {
-                logger.debug("publish not confirmed; publishing again", metadata: [
-                    "agentry.event.id": "\(event.id)", "agentry.attempt": "\(attempt)", "error": "\(error)",
-                ])
+                logger.debug(
+                    "publish not confirmed; publishing again",
+                    metadata: [
+                        "agentry.event.id": "\(event.id)", "agentry.attempt": "\(attempt)", "error": "\(error)",
+                    ])
                 attempt += 1
             }
         }
@@ -85,8 +89,9 @@ public final class EventBus: Sendable {
     /// queue of its own that lives as long as the subscription (it is declared again after a reconnect).
     public func subscribe(to pattern: String, prefetch: UInt16 = 100) async throws -> EventSubscription {
         if let problem = EventType.patternProblem(with: pattern) { throw BusError("cannot subscribe: \(problem)") }
-        let queue = QueueDeclaration(name: "agentry.subscription.\(UUID().uuidString.lowercased())", durable: false, exclusive: true,
-                                     autoDelete: true, arguments: ["x-max-priority": .int(Topology.maxPriority)])
+        let queue = QueueDeclaration(
+            name: "agentry.subscription.\(UUID().uuidString.lowercased())", durable: false, exclusive: true,
+            autoDelete: true, arguments: ["x-max-priority": .int(Topology.maxPriority)])
         try await connection.declare(queue)
         try await connection.bind(BindingDeclaration(source: Topology.routeExchange, destination: .queue(queue.name), routingKey: pattern))
         let consumer = try await connection.consume(queue: queue.name, prefetch: prefetch, maxBodySize: options.maxBodySize)
@@ -134,7 +139,8 @@ public struct EventSubscription: AsyncSequence, Sendable {
                     let event = try delivery.decodeEvent(maxBodySize: maxBodySize)
                     return ReceivedEvent(event: event, delivery: delivery)
                 } catch {
-                    logger.warning("skipping a message that is not an event", metadata: ["error": "\(error)", "amqp.routing_key": "\(delivery.routingKey)"])
+                    logger.warning(
+                        "skipping a message that is not an event", metadata: ["error": "\(error)", "amqp.routing_key": "\(delivery.routingKey)"])
                     delivery.reject(requeue: false)
                 }
             }
@@ -153,9 +159,10 @@ public struct EventSubscription: AsyncSequence, Sendable {
 extension AMQPDelivery {
     /// What the wire format needs from the AMQP envelope.
     public var eventEnvelope: EventWireFormat.Envelope {
-        EventWireFormat.Envelope(routingKey: routingKey, messageID: properties.messageID, typeProperty: properties.type,
-                                 amqpPriority: properties.priority, amqpTimestamp: properties.timestamp,
-                                 correlationID: properties.correlationID)
+        EventWireFormat.Envelope(
+            routingKey: routingKey, messageID: properties.messageID, typeProperty: properties.type,
+            amqpPriority: properties.priority, amqpTimestamp: properties.timestamp,
+            correlationID: properties.correlationID)
     }
 }
 

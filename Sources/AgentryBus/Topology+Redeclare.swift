@@ -12,14 +12,18 @@ extension Topology {
     func redeclare(_ queue: QueueDeclaration, on connection: AMQPConnection) async throws -> Int {
         let status = try await connection.queueStatus(queue.name)
         guard status.consumerCount == 0 else {
-            throw TopologyError("queue '\(queue.name)' exists with other arguments than the topology's, and \(status.consumerCount) consumer(s) read it (`agentry dead list` or replay under way?); run `agentry topology apply` again once they are done")
+            throw TopologyError(
+                "queue '\(queue.name)' exists with other arguments than the topology's, and \(status.consumerCount) consumer(s) read it (`agentry dead list` or replay under way?); run `agentry topology apply` again once they are done"
+            )
         }
         let holding = QueueDeclaration(name: "\(queue.name).redeclaring", durable: true, arguments: queue.arguments)
         let feeding = bindings.filter { $0.destination == .queue(queue.name) }
         try await connection.declare(holding)
         for binding in feeding {
-            try await connection.bind(BindingDeclaration(source: binding.source, destination: .queue(holding.name),
-                                                         routingKey: binding.routingKey, arguments: binding.arguments))
+            try await connection.bind(
+                BindingDeclaration(
+                    source: binding.source, destination: .queue(holding.name),
+                    routingKey: binding.routingKey, arguments: binding.arguments))
             try await connection.unbind(binding)
         }
         _ = try await Self.move(from: queue.name, to: holding.name, on: connection)
@@ -27,8 +31,10 @@ extension Topology {
         try await connection.declare(queue)
         for binding in feeding {
             try await connection.bind(binding)
-            try await connection.unbind(BindingDeclaration(source: binding.source, destination: .queue(holding.name),
-                                                           routingKey: binding.routingKey, arguments: binding.arguments))
+            try await connection.unbind(
+                BindingDeclaration(
+                    source: binding.source, destination: .queue(holding.name),
+                    routingKey: binding.routingKey, arguments: binding.arguments))
         }
         let moved = try await Self.move(from: holding.name, to: queue.name, on: connection)
         try await connection.deleteQueue(holding.name, ifEmpty: true)
@@ -49,14 +55,18 @@ extension Topology {
             var taken = 0
             do {
                 while taken < waiting, let delivery = try await iterator.next() {
-                    try await channel.publish(AMQPMessage(exchange: "", routingKey: destination, body: delivery.body,
-                                                          properties: delivery.properties))
+                    try await channel.publish(
+                        AMQPMessage(
+                            exchange: "", routingKey: destination, body: delivery.body,
+                            properties: delivery.properties))
                     delivery.ack()
                     taken += 1
                 }
             } catch {
                 await consumer.close()
-                throw TopologyError("moving the messages of '\(source)' to '\(destination)' stopped after \(moved + taken): \(error); run `agentry topology apply` again to finish")
+                throw TopologyError(
+                    "moving the messages of '\(source)' to '\(destination)' stopped after \(moved + taken): \(error); run `agentry topology apply` again to finish"
+                )
             }
             await consumer.close()
             moved += taken

@@ -13,8 +13,10 @@ public struct Topology: Sendable, Equatable {
     /// The skills agents may list (`skills:` in an agent definition), with what each one is.
     public var skills: [String: String]
 
-    public init(exchanges: [ExchangeDeclaration] = [], queues: [QueueDeclaration] = [], bindings: [BindingDeclaration] = [],
-                eventPools: [String: [String]] = [:], skills: [String: String] = [:]) {
+    public init(
+        exchanges: [ExchangeDeclaration] = [], queues: [QueueDeclaration] = [], bindings: [BindingDeclaration] = [],
+        eventPools: [String: [String]] = [:], skills: [String: String] = [:]
+    ) {
         self.exchanges = exchanges
         self.queues = queues
         self.bindings = bindings
@@ -53,15 +55,18 @@ public struct Topology: Sendable, Equatable {
     /// waits behind a later one), then is dead-lettered through the default exchange with its routing key, the
     /// agent's queue name, keeping its priority. Unused delay queues expire a minute after their last retry.
     public static func delayQueue(milliseconds: Int) -> QueueDeclaration {
-        QueueDeclaration(name: "agentry.delay.\(milliseconds)", arguments: [
-            "x-message-ttl": .int(Int64(milliseconds)), "x-dead-letter-exchange": "",
-            "x-expires": .int(Int64(milliseconds) + 60_000),
-        ])
+        QueueDeclaration(
+            name: "agentry.delay.\(milliseconds)",
+            arguments: [
+                "x-message-ttl": .int(Int64(milliseconds)), "x-dead-letter-exchange": "",
+                "x-expires": .int(Int64(milliseconds) + 60_000),
+            ])
     }
 
     public static func delayBinding(milliseconds: Int) -> BindingDeclaration {
-        BindingDeclaration(source: delayExchange, destination: .queue("agentry.delay.\(milliseconds)"),
-                           arguments: ["x-match": "all", "agentry-delay-ms": .string(String(milliseconds))])
+        BindingDeclaration(
+            source: delayExchange, destination: .queue("agentry.delay.\(milliseconds)"),
+            arguments: ["x-match": "all", "agentry-delay-ms": .string(String(milliseconds))])
     }
 
     public static func agentBinding(_ agentID: String, pattern: String) -> BindingDeclaration {
@@ -78,12 +83,15 @@ public struct Topology: Sendable, Equatable {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
         } catch {
-            throw TopologyError("cannot read the topology directory '\(directory)' (--topology, AGENTRY_TOPOLOGY_DIR); without either, the topology built into agentry is used")
+            throw TopologyError(
+                "cannot read the topology directory '\(directory)' (--topology, AGENTRY_TOPOLOGY_DIR); without either, the topology built into agentry is used"
+            )
         }
         guard !names.isEmpty else { throw TopologyError("no .yaml files in the topology directory '\(directory)'") }
-        return try merge(names.map { name in
-            (name, try String(contentsOfFile: (directory as NSString).appendingPathComponent(name), encoding: .utf8))
-        })
+        return try merge(
+            names.map { name in
+                (name, try String(contentsOfFile: (directory as NSString).appendingPathComponent(name), encoding: .utf8))
+            })
     }
 
     /// Merges topology documents (file name, YAML) in name order and validates the whole.
@@ -122,12 +130,16 @@ public struct Topology: Sendable, Equatable {
             guard let kind = ExchangeDeclaration.Kind(rawValue: e.type) else {
                 throw TopologyError("\(file): exchanges[\(index)] '\(e.name)' has type '\(e.type)'; expected direct, fanout, topic or headers")
             }
-            topology.exchanges.append(ExchangeDeclaration(name: e.name, kind: kind, durable: e.durable ?? true, autoDelete: e.auto_delete ?? false,
-                                                          internal: e.internal ?? false, arguments: (e.arguments ?? [:]).mapValues(\.amqp)))
+            topology.exchanges.append(
+                ExchangeDeclaration(
+                    name: e.name, kind: kind, durable: e.durable ?? true, autoDelete: e.auto_delete ?? false,
+                    internal: e.internal ?? false, arguments: (e.arguments ?? [:]).mapValues(\.amqp)))
         }
         for q in document.queues ?? [] {
-            topology.queues.append(QueueDeclaration(name: q.name, durable: q.durable ?? true, exclusive: false, autoDelete: q.auto_delete ?? false,
-                                                    arguments: (q.arguments ?? [:]).mapValues(\.amqp)))
+            topology.queues.append(
+                QueueDeclaration(
+                    name: q.name, durable: q.durable ?? true, exclusive: false, autoDelete: q.auto_delete ?? false,
+                    arguments: (q.arguments ?? [:]).mapValues(\.amqp)))
         }
         for (index, b) in (document.bindings ?? []).enumerated() {
             let destination: BindingDeclaration.Destination
@@ -136,8 +148,10 @@ public struct Topology: Sendable, Equatable {
             case "exchange": destination = .exchange(b.destination)
             case let other: throw TopologyError("\(file): bindings[\(index)] has destination_type '\(other)'; expected queue or exchange")
             }
-            topology.bindings.append(BindingDeclaration(source: b.source, destination: destination, routingKey: b.routing_key ?? "",
-                                                        arguments: (b.arguments ?? [:]).mapValues(\.amqp)))
+            topology.bindings.append(
+                BindingDeclaration(
+                    source: b.source, destination: destination, routingKey: b.routing_key ?? "",
+                    arguments: (b.arguments ?? [:]).mapValues(\.amqp)))
         }
         for (name, patterns) in document.event_pools ?? [:] {
             guard !patterns.isEmpty else { throw TopologyError("\(file): event pool '\(name)' has no patterns") }
@@ -157,7 +171,9 @@ public struct Topology: Sendable, Equatable {
         var problems: [String] = []
         let exchangeNames = exchanges.map(\.name)
         let queueNames = queues.map(\.name)
-        for name in Set(exchangeNames) where exchangeNames.filter({ $0 == name }).count > 1 { problems.append("exchange '\(name)' is declared twice") }
+        for name in Set(exchangeNames) where exchangeNames.filter({ $0 == name }).count > 1 {
+            problems.append("exchange '\(name)' is declared twice")
+        }
         for name in Set(queueNames) where queueNames.filter({ $0 == name }).count > 1 { problems.append("queue '\(name)' is declared twice") }
         for name in exchangeNames + queueNames where !name.hasPrefix("agentry.") {
             problems.append("'\(name)' does not start with 'agentry.' (the management UI groups Agentry's objects by that prefix)")
@@ -230,9 +246,13 @@ private struct TopologyDocument: Decodable {
         case int(Int64), bool(Bool), string(String)
         init(from decoder: any Decoder) throws {
             let c = try decoder.singleValueContainer()
-            if let v = try? c.decode(Int64.self) { self = .int(v) }
-            else if let v = try? c.decode(Bool.self) { self = .bool(v) }
-            else { self = .string(try c.decode(String.self)) }
+            if let v = try? c.decode(Int64.self) {
+                self = .int(v)
+            } else if let v = try? c.decode(Bool.self) {
+                self = .bool(v)
+            } else {
+                self = .string(try c.decode(String.self))
+            }
         }
         var amqp: AMQPValue {
             switch self {

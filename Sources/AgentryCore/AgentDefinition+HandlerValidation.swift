@@ -54,14 +54,17 @@ extension DefinitionReader {
             report("handler.exec.working_directory", e["working_directory"], "expected a directory, found an empty string")
         }
         if let directory, directory.contains("{{") {
-            report("handler.exec.working_directory", e["working_directory"],
-                   "a template in working_directory lets an event choose where the program runs; name the directory literally")
+            report(
+                "handler.exec.working_directory", e["working_directory"],
+                "a template in working_directory lets an event choose where the program runs; name the directory literally")
         }
         var limits: ExecLimits?
         if let node = value(e, "limits", required: false),
-           let l = mapping(node, path: "handler.exec.limits", known: ExecLimits.CodingKeys.allCases.map(\.rawValue)) {
-            limits = ExecLimits(memoryMB: int(l, "memory_mb", positive: true), cpuSeconds: int(l, "cpu_seconds", positive: true),
-                                openFiles: int(l, "open_files", positive: true), processes: int(l, "processes", positive: true))
+            let l = mapping(node, path: "handler.exec.limits", known: ExecLimits.CodingKeys.allCases.map(\.rawValue))
+        {
+            limits = ExecLimits(
+                memoryMB: int(l, "memory_mb", positive: true), cpuSeconds: int(l, "cpu_seconds", positive: true),
+                openFiles: int(l, "open_files", positive: true), processes: int(l, "processes", positive: true))
             if let files = limits?.openFiles, files < 4 {
                 report("handler.exec.limits.open_files", l["open_files"], "expected at least 4 (stdin, stdout, stderr and one more), found \(files)")
             }
@@ -74,8 +77,10 @@ extension DefinitionReader {
         for item in command { checkTemplates(item.value, node: item.node, path: item.path) }
         guard let program = command.first else { return }
         if program.value.contains("{{") {
-            report(program.path, program.node,
-                   "a template in the program to run lets an event choose what runs; name the program literally and let it read the event from stdin (the envelope as JSON) or from env")
+            report(
+                program.path, program.node,
+                "a template in the program to run lets an event choose what runs; name the program literally and let it read the event from stdin (the envelope as JSON) or from env"
+            )
             return
         }
         var index = 1
@@ -85,8 +90,9 @@ extension DefinitionReader {
             while index < command.count, command[index].value.hasPrefix("-") || command[index].value.contains("=") { index += 1 }
             guard index < command.count else { return }
             if command[index].value.contains("{{") {
-                report(command[index].path, command[index].node,
-                       "a template in the program that env runs lets an event choose what runs; name the program literally")
+                report(
+                    command[index].path, command[index].node,
+                    "a template in the program that env runs lets an event choose what runs; name the program literally")
                 return
             }
             interpreter = Self.interpreterName(command[index].value)
@@ -98,8 +104,10 @@ extension DefinitionReader {
             if Self.takesScript(argument.value, interpreter: interpreter), index + 1 < command.count {
                 let script = command[index + 1]
                 if script.value.contains("{{") {
-                    report(script.path, script.node,
-                           "a template inside the script of '\(interpreter) \(argument.value)' would let an event's text run as code; read the event from stdin (the envelope as JSON) or pass the value through env (env: {NAME: \"{{…}}\"}) and use \"$NAME\" in the script")
+                    report(
+                        script.path, script.node,
+                        "a template inside the script of '\(interpreter) \(argument.value)' would let an event's text run as code; read the event from stdin (the envelope as JSON) or pass the value through env (env: {NAME: \"{{…}}\"}) and use \"$NAME\" in the script"
+                    )
                 }
                 index += 2
                 continue
@@ -148,7 +156,8 @@ extension DefinitionReader {
         let rest = url[schemeEnd.upperBound...]
         let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
         if url[..<schemeEnd.upperBound].contains("{{") || authority.contains("{{") {
-            return "a template in the URL's scheme, host or port lets an event choose where the request goes; name the host literally and put templates in the path or query (their values are percent-encoded)"
+            return
+                "a template in the URL's scheme, host or port lets an event choose where the request goes; name the host literally and put templates in the path or query (their values are percent-encoded)"
         }
         return nil
     }

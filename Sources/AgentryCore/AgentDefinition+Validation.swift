@@ -13,8 +13,10 @@ extension AgentDefinition {
     ///   - file: A name for the text, shown in front of each problem (`agent.yaml:12:15: …`); default none.
     ///   - vocabulary: The allowed permissions and resource types; default ``AgentVocabulary/standard``.
     /// - Throws: ``AgentDefinitionError`` with every problem found, in document order.
-    public static func parse(yaml: String, file: String? = nil,
-                             vocabulary: AgentVocabulary = .standard) throws(AgentDefinitionError) -> AgentDefinition {
+    public static func parse(
+        yaml: String, file: String? = nil,
+        vocabulary: AgentVocabulary = .standard
+    ) throws(AgentDefinitionError) -> AgentDefinition {
         var reader = DefinitionReader(file: file, vocabulary: vocabulary)
         if let anchor = YAMLAnchors.firstAnchor(in: yaml) {
             throw AgentDefinitionError(problems: [reader.anchorProblem(anchor.text, line: anchor.line, column: anchor.column)])
@@ -28,13 +30,18 @@ extension AgentDefinition {
             throw AgentDefinitionError(problems: [ValidationProblem(file: file, path: "", message: "invalid YAML: \(error)")])
         }
         guard let root else {
-            throw AgentDefinitionError(problems: [ValidationProblem(
-                file: file, path: "", line: 1, column: 1,
-                message: "the document is empty; expected a mapping with metadata, goal and triggers")])
+            throw AgentDefinitionError(problems: [
+                ValidationProblem(
+                    file: file, path: "", line: 1, column: 1,
+                    message: "the document is empty; expected a mapping with metadata, goal and triggers")
+            ])
         }
         if let anchored = YAMLAnchors.firstAnchored(root), let anchor = anchored.anchor {
-            throw AgentDefinitionError(problems: [reader.anchorProblem("&\(anchor.rawValue)", line: anchored.mark?.line ?? 1,
-                                                                       column: anchored.mark?.column ?? 1)])
+            throw AgentDefinitionError(problems: [
+                reader.anchorProblem(
+                    "&\(anchor.rawValue)", line: anchored.mark?.line ?? 1,
+                    column: anchored.mark?.column ?? 1)
+            ])
         }
         let definition = reader.definition(root)
         if definition == nil && reader.problems.isEmpty {

@@ -34,18 +34,25 @@ enum YAMLWriter {
             ("event_pools", strings(d.eventPools)),
             ("subagents", .sequence(.init(d.subagents.map(subagent)))),
             ("skills", strings(d.skills)),
-            ("permissions", mapping([
-                ("devices", strings(d.permissions.devices)),
-                ("database", strings(d.permissions.database)),
-                ("external", strings(d.permissions.external)),
-            ])),
-            ("config", mapping([
-                ("max_parallel_tasks", int(d.config.maxParallelTasks)),
-                ("approval_required_for", strings(d.config.approvalRequiredFor)),
-                ("auto_retry", bool(d.config.autoRetry)),
-                ("feedback_collection", bool(d.config.feedbackCollection)),
-                ("timeout_seconds", int(d.config.timeoutSeconds)),
-            ] + (d.config.taskEvents ? [] : [("task_events", bool(false))]))),
+            (
+                "permissions",
+                mapping([
+                    ("devices", strings(d.permissions.devices)),
+                    ("database", strings(d.permissions.database)),
+                    ("external", strings(d.permissions.external)),
+                ])
+            ),
+            (
+                "config",
+                mapping(
+                    [
+                        ("max_parallel_tasks", int(d.config.maxParallelTasks)),
+                        ("approval_required_for", strings(d.config.approvalRequiredFor)),
+                        ("auto_retry", bool(d.config.autoRetry)),
+                        ("feedback_collection", bool(d.config.feedbackCollection)),
+                        ("timeout_seconds", int(d.config.timeoutSeconds)),
+                    ] + (d.config.taskEvents ? [] : [("task_events", bool(false))]))
+            ),
         ]
         if let handler = d.handler { pairs.append(("handler", self.handler(handler))) }
         if !d.resources.isEmpty { pairs.append(("resources", strings(d.resources))) }
@@ -87,8 +94,10 @@ enum YAMLWriter {
             if !e.env.isEmpty { pairs.append(("env", stringMap(e.env))) }
             if let directory = e.workingDirectory { pairs.append(("working_directory", string(directory))) }
             if let limits = e.limits {
-                let entries: [(String, Int?)] = [("memory_mb", limits.memoryMB), ("cpu_seconds", limits.cpuSeconds),
-                                                 ("open_files", limits.openFiles), ("processes", limits.processes)]
+                let entries: [(String, Int?)] = [
+                    ("memory_mb", limits.memoryMB), ("cpu_seconds", limits.cpuSeconds),
+                    ("open_files", limits.openFiles), ("processes", limits.processes),
+                ]
                 pairs.append(("limits", mapping(entries.compactMap { name, value in value.map { (name, int($0)) } })))
             }
             return mapping([("exec", mapping(pairs))])
@@ -113,11 +122,14 @@ enum YAMLWriter {
     static func retry(_ r: RetryPolicy) -> Node {
         mapping([
             ("attempts", int(r.attempts)),
-            ("backoff", mapping([
-                ("initial_seconds", number(r.backoff.initialSeconds)),
-                ("max_seconds", number(r.backoff.maxSeconds)),
-                ("multiplier", number(r.backoff.multiplier)),
-            ])),
+            (
+                "backoff",
+                mapping([
+                    ("initial_seconds", number(r.backoff.initialSeconds)),
+                    ("max_seconds", number(r.backoff.maxSeconds)),
+                    ("multiplier", number(r.backoff.multiplier)),
+                ])
+            ),
         ])
     }
 

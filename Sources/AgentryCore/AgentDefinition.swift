@@ -38,10 +38,12 @@ public struct AgentDefinition: Sendable, Hashable {
     /// needs the devices of one lab); default `{}`, any worker. Workers get labels with `agentry worker --label`.
     public var workerLabels: [String: String]
 
-    public init(metadata: AgentMetadata, goal: AgentGoal, triggers: [EventTrigger], eventPools: [String] = [],
-                subagents: [SubagentReference] = [], skills: [String] = [], permissions: AgentPermissions = AgentPermissions(),
-                config: AgentConfig = AgentConfig(), handler: Handler? = nil, resources: [String] = [],
-                retry: RetryPolicy? = nil, onBusy: BusyPolicy = .queue, workerLabels: [String: String] = [:]) {
+    public init(
+        metadata: AgentMetadata, goal: AgentGoal, triggers: [EventTrigger], eventPools: [String] = [],
+        subagents: [SubagentReference] = [], skills: [String] = [], permissions: AgentPermissions = AgentPermissions(),
+        config: AgentConfig = AgentConfig(), handler: Handler? = nil, resources: [String] = [],
+        retry: RetryPolicy? = nil, onBusy: BusyPolicy = .queue, workerLabels: [String: String] = [:]
+    ) {
         self.metadata = metadata
         self.goal = goal
         self.triggers = triggers
@@ -105,8 +107,10 @@ public struct AgentMetadata: Sendable, Hashable {
     public var createdAt: String?
     public var updatedAt: String?
 
-    public init(id: String, name: String, version: String, author: String, description: String,
-                createdAt: String? = nil, updatedAt: String? = nil) {
+    public init(
+        id: String, name: String, version: String, author: String, description: String,
+        createdAt: String? = nil, updatedAt: String? = nil
+    ) {
         self.id = id
         self.name = name
         self.version = version
@@ -221,8 +225,10 @@ public struct AgentConfig: Sendable, Hashable {
     /// (not in the seed). Default true; a high-volume agent can switch them off, its runs are still recorded.
     public var taskEvents: Bool
 
-    public init(maxParallelTasks: Int = 3, approvalRequiredFor: [String] = [], autoRetry: Bool = true,
-                feedbackCollection: Bool = true, timeoutSeconds: Int = 3600, taskEvents: Bool = true) {
+    public init(
+        maxParallelTasks: Int = 3, approvalRequiredFor: [String] = [], autoRetry: Bool = true,
+        feedbackCollection: Bool = true, timeoutSeconds: Int = 3600, taskEvents: Bool = true
+    ) {
         self.maxParallelTasks = maxParallelTasks
         self.approvalRequiredFor = approvalRequiredFor
         self.autoRetry = autoRetry
@@ -431,8 +437,10 @@ public struct AgentVocabulary: Sendable, Hashable {
     /// Types of `resources` entries (`<type>:<id-template>`).
     public var resourceTypes: [String]
 
-    public init(devicePermissions: [String], databasePermissions: [String], externalPermissions: [String],
-                resourceTypes: [String]) {
+    public init(
+        devicePermissions: [String], databasePermissions: [String], externalPermissions: [String],
+        resourceTypes: [String]
+    ) {
         self.devicePermissions = devicePermissions
         self.databasePermissions = databasePermissions
         self.externalPermissions = externalPermissions

@@ -5,8 +5,11 @@ extension DefinitionReader {
     // MARK: The definition
 
     mutating func definition(_ root: Node) -> AgentDefinition? {
-        guard let fields = mapping(root, path: "", known: AgentDefinition.topLevelKeys,
-                                   what: "a mapping with metadata, goal and triggers") else { return nil }
+        guard
+            let fields = mapping(
+                root, path: "", known: AgentDefinition.topLevelKeys,
+                what: "a mapping with metadata, goal and triggers")
+        else { return nil }
         var metadata: AgentMetadata?, goal: AgentGoal?, triggers: [EventTrigger]?
         if let node = value(fields, "metadata", required: true) { metadata = self.metadata(node) }
         if let node = value(fields, "goal", required: true) { goal = self.goal(node) }
@@ -30,15 +33,17 @@ extension DefinitionReader {
                 onBusy = policy
             } else {
                 let names = BusyPolicy.allCases.map(\.rawValue)
-                report("on_busy", node, "expected one of \(names.joined(separator: ", ")); found '\(name)'",
-                       suggestion: Suggest.didYouMean(name, among: names))
+                report(
+                    "on_busy", node, "expected one of \(names.joined(separator: ", ")); found '\(name)'",
+                    suggestion: Suggest.didYouMean(name, among: names))
             }
         }
         let workerLabels = stringMap(fields, "worker_labels") ?? [:]
         guard let metadata, let goal, let triggers else { return nil }
-        return AgentDefinition(metadata: metadata, goal: goal, triggers: triggers, eventPools: pools,
-                               subagents: subagents, skills: skills, permissions: permissions, config: config,
-                               handler: handler, resources: resources, retry: retry, onBusy: onBusy, workerLabels: workerLabels)
+        return AgentDefinition(
+            metadata: metadata, goal: goal, triggers: triggers, eventPools: pools,
+            subagents: subagents, skills: skills, permissions: permissions, config: config,
+            handler: handler, resources: resources, retry: retry, onBusy: onBusy, workerLabels: workerLabels)
     }
 
     mutating func metadata(_ node: Node) -> AgentMetadata? {
@@ -46,9 +51,10 @@ extension DefinitionReader {
         guard let f = mapping(node, path: "metadata", known: keys) else { return nil }
         let id = string(f, "id", required: true)
         if let id, let problem = AgentDefinition.idProblem(id) {
-            report("metadata.id", f["id"], problem,
-                   suggestion: id.lowercased() != id && AgentDefinition.idProblem(id.lowercased()) == nil
-                       ? "did you mean '\(id.lowercased())'?" : nil)
+            report(
+                "metadata.id", f["id"], problem,
+                suggestion: id.lowercased() != id && AgentDefinition.idProblem(id.lowercased()) == nil
+                    ? "did you mean '\(id.lowercased())'?" : nil)
         }
         let name = string(f, "name", required: true)
         let version = string(f, "version", required: true)
@@ -64,8 +70,9 @@ extension DefinitionReader {
         let createdAt = string(f, "created_at", required: false)
         let updatedAt = string(f, "updated_at", required: false)
         guard let id, let name, let version, let author, let description else { return nil }
-        return AgentMetadata(id: id, name: name, version: version, author: author, description: description,
-                             createdAt: createdAt, updatedAt: updatedAt)
+        return AgentMetadata(
+            id: id, name: name, version: version, author: author, description: description,
+            createdAt: createdAt, updatedAt: updatedAt)
     }
 
     mutating func goal(_ node: Node) -> AgentGoal? {
@@ -75,8 +82,9 @@ extension DefinitionReader {
             type = AgentGoalType(rawValue: text)
             if type == nil {
                 let names = AgentGoalType.allCases.map(\.rawValue)
-                report("goal.type", f["type"], "expected one of \(names.joined(separator: ", ")); found '\(text)'",
-                       suggestion: Suggest.didYouMean(text, among: names))
+                report(
+                    "goal.type", f["type"], "expected one of \(names.joined(separator: ", ")); found '\(text)'",
+                    suggestion: Suggest.didYouMean(text, among: names))
             }
         }
         let description = string(f, "description", required: true)
@@ -106,9 +114,10 @@ extension DefinitionReader {
                     type = nil
                 } else if let first = seen[pattern] {
                     let at = first.line.map { " (line \($0))" } ?? ""
-                    report(f.path("type"), f["type"],
-                           "trigger type '\(pattern)' already appears in triggers[\(first.index)]\(at); each type may appear once",
-                           suggestion: "merge the two triggers")
+                    report(
+                        f.path("type"), f["type"],
+                        "trigger type '\(pattern)' already appears in triggers[\(first.index)]\(at); each type may appear once",
+                        suggestion: "merge the two triggers")
                 } else {
                     seen[pattern] = (index, f["type"]?.mark?.line)
                 }
@@ -148,8 +157,11 @@ extension DefinitionReader {
         var result: [SubagentReference] = []
         for (index, item) in sequence.enumerated() {
             let path = "subagents[\(index)]"
-            guard let f = mapping(item, path: path, known: keys,
-                                  what: "a subagent mapping with id, version and delegate_for") else { continue }
+            guard
+                let f = mapping(
+                    item, path: path, known: keys,
+                    what: "a subagent mapping with id, version and delegate_for")
+            else { continue }
             let id = string(f, "id", required: true)
             if let id, let problem = AgentDefinition.idProblem(id) {
                 report(f.path("id"), f["id"], problem)
@@ -177,14 +189,16 @@ extension DefinitionReader {
         for (section, allowed) in sections {
             guard let items = stringList(f, section, required: false) else { continue }
             for item in items where !allowed.contains(item.value) {
-                report(item.path, item.node,
-                       "unknown \(section) permission '\(item.value)'; expected one of \(allowed.joined(separator: ", "))",
-                       suggestion: Suggest.didYouMean(item.value, among: allowed))
+                report(
+                    item.path, item.node,
+                    "unknown \(section) permission '\(item.value)'; expected one of \(allowed.joined(separator: ", "))",
+                    suggestion: Suggest.didYouMean(item.value, among: allowed))
             }
             lists[section] = items.map(\.value)
         }
-        return AgentPermissions(devices: lists["devices"] ?? [], database: lists["database"] ?? [],
-                                external: lists["external"] ?? [])
+        return AgentPermissions(
+            devices: lists["devices"] ?? [], database: lists["database"] ?? [],
+            external: lists["external"] ?? [])
     }
 
     mutating func config(_ node: Node, permissions: AgentPermissions) -> AgentConfig? {
@@ -219,26 +233,32 @@ extension DefinitionReader {
                 resolved = (owners[0].section, entry)
             } else if owners.count > 1 {
                 let options = owners.map { "'\($0.section).\(entry)'" }.joined(separator: " or ")
-                report(path, node, "permission '\(entry)' belongs to several sections; write \(options)",
-                       suggestion: "did you mean \(options)?")
+                report(
+                    path, node, "permission '\(entry)' belongs to several sections; write \(options)",
+                    suggestion: "did you mean \(options)?")
                 return
             }
         }
         guard let resolved else {
-            report(path, node, "unknown permission '\(entry)'; expected <section>.<permission>, one of \(qualified.joined(separator: ", "))",
-                   suggestion: Suggest.didYouMean(entry, among: qualified))
+            report(
+                path, node, "unknown permission '\(entry)'; expected <section>.<permission>, one of \(qualified.joined(separator: ", "))",
+                suggestion: Suggest.didYouMean(entry, among: qualified))
             return
         }
         if !permissions.granted(in: resolved.section).contains(resolved.permission) {
-            report(path, node,
-                   "approval is required for '\(entry)', but permissions.\(resolved.section) does not grant '\(resolved.permission)'",
-                   suggestion: "add '\(resolved.permission)' to permissions.\(resolved.section), or remove this entry")
+            report(
+                path, node,
+                "approval is required for '\(entry)', but permissions.\(resolved.section) does not grant '\(resolved.permission)'",
+                suggestion: "add '\(resolved.permission)' to permissions.\(resolved.section), or remove this entry")
         }
     }
 
     mutating func handler(_ node: Node) -> Handler? {
-        guard let f = mapping(node, path: "handler", known: Handler.kinds,
-                              what: "a mapping with one of exec, http, builtin, emit") else { return nil }
+        guard
+            let f = mapping(
+                node, path: "handler", known: Handler.kinds,
+                what: "a mapping with one of exec, http, builtin, emit")
+        else { return nil }
         let present = Handler.kinds.filter { f[$0] != nil }
         guard present.count == 1, let kind = present.first, let body = f[kind] else {
             if present.isEmpty {
@@ -246,8 +266,9 @@ extension DefinitionReader {
                 if case .mapping(let entries) = node, !entries.isEmpty { return nil }
                 report("handler", node, "expected exactly one of exec, http, builtin, emit; found none")
             } else {
-                report("handler", node,
-                       "expected exactly one of exec, http, builtin, emit; found \(present.joined(separator: " and "))")
+                report(
+                    "handler", node,
+                    "expected exactly one of exec, http, builtin, emit; found \(present.joined(separator: " and "))")
             }
             return nil
         }
@@ -262,13 +283,15 @@ extension DefinitionReader {
             case "noop": return .noop
             case "log": return .log
             case "emit":
-                report("handler.builtin", body,
-                       "the emit handler takes settings; write 'emit: {type: …, payload: …}' under handler in place of 'builtin: emit'")
+                report(
+                    "handler.builtin", body,
+                    "the emit handler takes settings; write 'emit: {type: …, payload: …}' under handler in place of 'builtin: emit'")
                 return nil
             default:
-                report("handler.builtin", body,
-                       "expected one of \(Handler.builtinNames.joined(separator: ", ")); found '\(name)' (exec, http and emit are keys of handler)",
-                       suggestion: Suggest.didYouMean(name, among: Handler.builtinNames))
+                report(
+                    "handler.builtin", body,
+                    "expected one of \(Handler.builtinNames.joined(separator: ", ")); found '\(name)' (exec, http and emit are keys of handler)",
+                    suggestion: Suggest.didYouMean(name, among: Handler.builtinNames))
                 return nil
             }
         default:
@@ -325,26 +348,30 @@ extension DefinitionReader {
         let types = vocabulary.resourceTypes
         for item in items {
             guard let colon = item.value.firstIndex(of: ":") else {
-                report(item.path, item.node,
-                       "expected <type>:<id-template> with type one of \(types.joined(separator: ", ")), found '\(item.value)'",
-                       suggestion: "did you mean 'device:\(item.value)'?")
+                report(
+                    item.path, item.node,
+                    "expected <type>:<id-template> with type one of \(types.joined(separator: ", ")), found '\(item.value)'",
+                    suggestion: "did you mean 'device:\(item.value)'?")
                 continue
             }
             let type = String(item.value[..<colon])
             let id = String(item.value[item.value.index(after: colon)...])
             if !types.contains(type) {
-                report(item.path, item.node,
-                       "unknown resource type '\(type)' in '\(item.value)'; expected one of \(types.joined(separator: ", "))",
-                       suggestion: Suggest.didYouMean(type, among: types))
+                report(
+                    item.path, item.node,
+                    "unknown resource type '\(type)' in '\(item.value)'; expected one of \(types.joined(separator: ", "))",
+                    suggestion: Suggest.didYouMean(type, among: types))
             }
             if type == "device", !permissions.devices.contains("take_control") {
-                report(item.path, item.node,
-                       "locking '\(item.value)' takes control of a device, which permissions.devices does not grant",
-                       suggestion: "add take_control to permissions.devices")
+                report(
+                    item.path, item.node,
+                    "locking '\(item.value)' takes control of a device, which permissions.devices does not grant",
+                    suggestion: "add take_control to permissions.devices")
             }
             if id.trimmingCharacters(in: .whitespaces).isEmpty {
-                report(item.path, item.node, "resource '\(item.value)' has no id after '\(type):'",
-                       suggestion: "did you mean '\(type):{{payload.\(type)_id}}'?")
+                report(
+                    item.path, item.node, "resource '\(item.value)' has no id after '\(type):'",
+                    suggestion: "did you mean '\(type):{{payload.\(type)_id}}'?")
             }
             checkTemplates(item.value, node: item.node, path: item.path)
         }
@@ -356,20 +383,28 @@ extension DefinitionReader {
         var policy = RetryPolicy()
         if let n = int(f, "attempts", positive: true) { policy.attempts = n }
         if let backoffNode = value(f, "backoff", required: false),
-           let b = mapping(backoffNode, path: "retry.backoff", known: RetryPolicy.Backoff.CodingKeys.allCases.map(\.rawValue)) {
+            let b = mapping(backoffNode, path: "retry.backoff", known: RetryPolicy.Backoff.CodingKeys.allCases.map(\.rawValue))
+        {
             if let v = double(b, "initial_seconds") {
-                if v > 0 { policy.backoff.initialSeconds = v } else {
+                if v > 0 {
+                    policy.backoff.initialSeconds = v
+                } else {
                     report(b.path("initial_seconds"), b["initial_seconds"], "expected a positive number of seconds, found \(v.agentYAMLText)")
                 }
             }
             if let v = double(b, "max_seconds") {
-                if v >= policy.backoff.initialSeconds { policy.backoff.maxSeconds = v } else {
-                    report(b.path("max_seconds"), b["max_seconds"],
-                           "expected at least initial_seconds (\(policy.backoff.initialSeconds.agentYAMLText)), found \(v.agentYAMLText)")
+                if v >= policy.backoff.initialSeconds {
+                    policy.backoff.maxSeconds = v
+                } else {
+                    report(
+                        b.path("max_seconds"), b["max_seconds"],
+                        "expected at least initial_seconds (\(policy.backoff.initialSeconds.agentYAMLText)), found \(v.agentYAMLText)")
                 }
             }
             if let v = double(b, "multiplier") {
-                if v >= 1 { policy.backoff.multiplier = v } else {
+                if v >= 1 {
+                    policy.backoff.multiplier = v
+                } else {
                     report(b.path("multiplier"), b["multiplier"], "expected a number of at least 1, found \(v.agentYAMLText)")
                 }
             }

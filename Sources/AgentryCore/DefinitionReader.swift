@@ -27,19 +27,25 @@ struct DefinitionReader {
 
     // MARK: Reporting
 
-    mutating func report(_ path: String, _ node: Node?, _ message: String, suggestion: String? = nil,
-                         columnOffset: Int = 0) {
+    mutating func report(
+        _ path: String, _ node: Node?, _ message: String, suggestion: String? = nil,
+        columnOffset: Int = 0
+    ) {
         let mark = node?.mark
-        problems.append(ValidationProblem(file: file, path: path, line: mark?.line,
-                                          column: mark.map { $0.column + columnOffset },
-                                          message: message, suggestion: suggestion))
+        problems.append(
+            ValidationProblem(
+                file: file, path: path, line: mark?.line,
+                column: mark.map { $0.column + columnOffset },
+                message: message, suggestion: suggestion))
     }
 
     /// YAML anchors and aliases are refused: an alias repeats a node, and a few of them nested can stand for
     /// billions of nodes.
     func anchorProblem(_ anchor: String, line: Int, column: Int) -> ValidationProblem {
-        ValidationProblem(file: file, path: "", line: line, column: column,
-                          message: "YAML anchors and aliases are not accepted in agent definitions (found anchor '\(anchor)'); write the repeated values out in full")
+        ValidationProblem(
+            file: file, path: "", line: line, column: column,
+            message:
+                "YAML anchors and aliases are not accepted in agent definitions (found anchor '\(anchor)'); write the repeated values out in full")
     }
 
     func syntaxProblem(_ error: YamlError, yaml: String) -> ValidationProblem {
@@ -49,9 +55,10 @@ struct DefinitionReader {
         }
         switch error {
         case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
-             let .composer(context, problem, mark, _):
-            return ValidationProblem(file: file, path: "", line: mark.line, column: mark.column,
-                                     message: "invalid YAML: \(problem)\(contextText(context))")
+            let .composer(context, problem, mark, _):
+            return ValidationProblem(
+                file: file, path: "", line: mark.line, column: mark.column,
+                message: "invalid YAML: \(problem)\(contextText(context))")
         case let .reader(problem, offset, _, _):
             var line: Int?, column: Int?
             if let offset {
@@ -60,12 +67,14 @@ struct DefinitionReader {
                 let lastLine = prefix.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).last ?? []
                 column = String(decoding: lastLine, as: UTF8.self).unicodeScalars.count + 1
             }
-            return ValidationProblem(file: file, path: "", line: line, column: column,
-                                     message: "invalid YAML: \(problem)")
+            return ValidationProblem(
+                file: file, path: "", line: line, column: column,
+                message: "invalid YAML: \(problem)")
         case let .duplicatedKeysInMapping(duplicates, context):
             let keys = duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
-            return ValidationProblem(file: file, path: "", line: context.mark.line, column: context.mark.column,
-                                     message: "duplicate key \(keys) in one mapping; each key may appear once")
+            return ValidationProblem(
+                file: file, path: "", line: context.mark.line, column: context.mark.column,
+                message: "duplicate key \(keys) in one mapping; each key may appear once")
         default:
             return ValidationProblem(file: file, path: "", message: "invalid YAML: \(error)")
         }
@@ -111,9 +120,10 @@ struct DefinitionReader {
                 values[key] = value
             } else {
                 let place = path.isEmpty ? "at the top level" : "in \(path)"
-                report(path.isEmpty ? key : "\(path).\(key)", keyNode,
-                       "unknown key '\(key)' \(place); expected one of \(known.joined(separator: ", "))",
-                       suggestion: Suggest.didYouMean(key, among: known))
+                report(
+                    path.isEmpty ? key : "\(path).\(key)", keyNode,
+                    "unknown key '\(key)' \(place); expected one of \(known.joined(separator: ", "))",
+                    suggestion: Suggest.didYouMean(key, among: known))
             }
         }
         return Fields(node: node, path: path, values: values)
@@ -160,7 +170,8 @@ struct DefinitionReader {
     mutating func double(_ fields: Fields, _ key: String) -> Double? {
         guard let node = value(fields, key, required: false) else { return nil }
         guard case .scalar(let scalar) = node, [.int, .float].contains(Resolver.default.resolveTag(of: Node.scalar(scalar))),
-              let number = node.float ?? node.int.map(Double.init), number.isFinite else {
+            let number = node.float ?? node.int.map(Double.init), number.isFinite
+        else {
             report(fields.path(key), node, "expected a number, found \(Self.describe(node))")
             return nil
         }
@@ -255,8 +266,9 @@ struct DefinitionReader {
         guard let name = string(node, path: path) else { return nil }
         if let priority = Priority(name: name) { return priority }
         let names = Priority.allCases.map { $0.name.lowercased() }
-        report(path, node, "expected one of \(names.joined(separator: ", ")); found '\(name)'",
-               suggestion: Suggest.didYouMean(name, among: names))
+        report(
+            path, node, "expected one of \(names.joined(separator: ", ")); found '\(name)'",
+            suggestion: Suggest.didYouMean(name, among: names))
         return nil
     }
 
@@ -264,8 +276,9 @@ struct DefinitionReader {
     mutating func checkTemplates(_ text: String, node: Node, path: String) {
         let found = EventTemplate.scan(text)
         for problem in found.problems {
-            report(path, node, problem.message, suggestion: problem.suggestion,
-                   columnOffset: Self.columnOffset(of: problem.offset, in: text, node: node))
+            report(
+                path, node, problem.message, suggestion: problem.suggestion,
+                columnOffset: Self.columnOffset(of: problem.offset, in: text, node: node))
         }
     }
 

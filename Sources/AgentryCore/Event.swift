@@ -15,8 +15,10 @@ public struct Event: Sendable, Hashable {
     /// The id of the event that directly caused this one.
     public var causationID: String?
 
-    public init(id: EventID = .generate(), type: String, payload: JSONObject = [:], priority: Priority = .normal,
-                timestamp: Date = Date(), source: String? = nil, correlationID: String? = nil, causationID: String? = nil) {
+    public init(
+        id: EventID = .generate(), type: String, payload: JSONObject = [:], priority: Priority = .normal,
+        timestamp: Date = Date(), source: String? = nil, correlationID: String? = nil, causationID: String? = nil
+    ) {
         self.id = id
         self.type = type
         self.payload = payload
@@ -29,7 +31,8 @@ public struct Event: Sendable, Hashable {
 
     /// A follow-up event caused by this one: same correlation, causation = this event's id.
     public func followUp(type: String, payload: JSONObject = [:], priority: Priority? = nil, source: String? = nil) -> Event {
-        Event(type: type, payload: payload, priority: priority ?? self.priority, source: source,
-              correlationID: correlationID ?? id.rawValue, causationID: id.rawValue)
+        Event(
+            type: type, payload: payload, priority: priority ?? self.priority, source: source,
+            correlationID: correlationID ?? id.rawValue, causationID: id.rawValue)
     }
 }

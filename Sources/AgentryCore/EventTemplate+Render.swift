@@ -24,7 +24,8 @@ extension EventTemplate {
         guard !references.isEmpty else { return .string(text) }
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if references.count == 1, trimmed.hasPrefix("{{"), trimmed.hasSuffix("}}"),
-           trimmed.dropFirst(2).dropLast(2).firstRange(of: "{{") == nil {
+            trimmed.dropFirst(2).dropLast(2).firstRange(of: "{{") == nil
+        {
             return value(of: references[0].reference, in: event) ?? .null
         }
         return .string(renderText(text, with: event))

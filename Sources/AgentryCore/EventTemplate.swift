@@ -28,17 +28,25 @@ public enum EventTemplate {
         var problems: [Problem] = []
         var i = 0
         while i < scalars.count {
-            guard scalars[i] == "{", i + 1 < scalars.count, scalars[i + 1] == "{" else { i += 1; continue }
+            guard scalars[i] == "{", i + 1 < scalars.count, scalars[i + 1] == "{" else {
+                i += 1
+                continue
+            }
             let start = i
             var j = i + 2
             var close: Int?
             while j + 1 < scalars.count {
-                if scalars[j] == "}" && scalars[j + 1] == "}" { close = j; break }
+                if scalars[j] == "}" && scalars[j + 1] == "}" {
+                    close = j
+                    break
+                }
                 j += 1
             }
             guard let close else {
-                problems.append(Problem(message: "template at '\(String(String.UnicodeScalarView(scalars[start...])))' has no closing '}}'",
-                                        offset: start))
+                problems.append(
+                    Problem(
+                        message: "template at '\(String(String.UnicodeScalarView(scalars[start...])))' has no closing '}}'",
+                        offset: start))
                 break
             }
             let inner = String(String.UnicodeScalarView(scalars[(start + 2)..<close]))

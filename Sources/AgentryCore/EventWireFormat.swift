@@ -48,8 +48,10 @@ public enum EventWireFormat {
         public var amqpTimestamp: UInt64?
         public var correlationID: String?
 
-        public init(routingKey: String, messageID: String? = nil, typeProperty: String? = nil, amqpPriority: UInt8? = nil,
-                    amqpTimestamp: UInt64? = nil, correlationID: String? = nil) {
+        public init(
+            routingKey: String, messageID: String? = nil, typeProperty: String? = nil, amqpPriority: UInt8? = nil,
+            amqpTimestamp: UInt64? = nil, correlationID: String? = nil
+        ) {
             self.routingKey = routingKey
             self.messageID = messageID
             self.typeProperty = typeProperty
@@ -122,7 +124,8 @@ public enum EventWireFormat {
             throw EventDecodingError(.notAnObject, "body is \(value.kindName), not a JSON object")
         }
         if containsNULEscape(body) {
-            throw EventDecodingError(.invalidField, "a string in the body contains \\u0000 (NUL), which PostgreSQL cannot store; leave it out or encode it (e.g. base64)")
+            throw EventDecodingError(
+                .invalidField, "a string in the body contains \\u0000 (NUL), which PostgreSQL cannot store; leave it out or encode it (e.g. base64)")
         }
         if case .string? = object["type"], case .object? = object["payload"] {
             return try decodeEnvelope(object, envelope: envelope, body: body)
@@ -198,10 +201,11 @@ public enum EventWireFormat {
             case let other?: throw EventDecodingError(.invalidField, "'\(key)' is \(other.kindName); expected a string")
             }
         }
-        return Event(id: id, type: type, payload: payload, priority: priority, timestamp: timestamp,
-                     source: try optionalString("source"),
-                     correlationID: try optionalString("correlation_id") ?? envelope.correlationID,
-                     causationID: try optionalString("causation_id"))
+        return Event(
+            id: id, type: type, payload: payload, priority: priority, timestamp: timestamp,
+            source: try optionalString("source"),
+            correlationID: try optionalString("correlation_id") ?? envelope.correlationID,
+            causationID: try optionalString("causation_id"))
     }
 
     private static func decodePlain(_ object: JSONObject, envelope: Envelope, body: [UInt8]) throws(EventDecodingError) -> Event {
@@ -210,10 +214,11 @@ public enum EventWireFormat {
             throw EventDecodingError(.invalidType, "message has neither a routing key nor a 'type' property to name its event type")
         }
         if let problem = EventType.problem(with: type) { throw EventDecodingError(.invalidType, problem) }
-        return Event(id: try messageID(envelope) ?? derivedID(envelope, body), type: type, payload: object,
-                     priority: try amqpPriority(envelope),
-                     timestamp: envelope.amqpTimestamp.map { Date(timeIntervalSince1970: Double($0)) } ?? Date(),
-                     source: nil, correlationID: envelope.correlationID, causationID: nil)
+        return Event(
+            id: try messageID(envelope) ?? derivedID(envelope, body), type: type, payload: object,
+            priority: try amqpPriority(envelope),
+            timestamp: envelope.amqpTimestamp.map { Date(timeIntervalSince1970: Double($0)) } ?? Date(),
+            source: nil, correlationID: envelope.correlationID, causationID: nil)
     }
 
     /// The AMQP `message_id`, any string of 1…255 bytes (`order-42` as well as a UUID), or nil when there is none.
@@ -249,7 +254,8 @@ public enum EventWireFormat {
             while run < bytes.endIndex, bytes[run] == backslash { run += 1 }
             // A run of n backslashes escapes the byte after it only when n is odd.
             if (run - found) % 2 == 1, run + 4 < bytes.endIndex, bytes[run] == u,
-               bytes[run + 1] == zero, bytes[run + 2] == zero, bytes[run + 3] == zero, bytes[run + 4] == zero {
+                bytes[run + 1] == zero, bytes[run + 2] == zero, bytes[run + 3] == zero, bytes[run + 4] == zero
+            {
                 return true
             }
             index = run
@@ -260,8 +266,10 @@ public enum EventWireFormat {
 
     /// Without `message_id`, every reader of the message must still agree on its id: derive it from the message.
     private static func derivedID(_ envelope: Envelope, _ body: [UInt8]) -> EventID {
-        EventID.derived(from: [Array(envelope.routingKey.utf8), body, Array(String(envelope.amqpTimestamp ?? 0).utf8),
-                               Array(String(envelope.amqpPriority ?? 0).utf8)])
+        EventID.derived(from: [
+            Array(envelope.routingKey.utf8), body, Array(String(envelope.amqpTimestamp ?? 0).utf8),
+            Array(String(envelope.amqpPriority ?? 0).utf8),
+        ])
     }
 
     private static func amqpPriority(_ envelope: Envelope) throws(EventDecodingError) -> Priority {

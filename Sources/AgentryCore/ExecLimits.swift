@@ -26,8 +26,9 @@ public struct ExecLimits: Sendable, Hashable {
 
     /// These limits with every unset one filled with its default.
     public func withDefaults(timeoutSeconds: Int) -> ExecLimits {
-        ExecLimits(memoryMB: memoryMB, cpuSeconds: cpuSeconds ?? timeoutSeconds,
-                   openFiles: openFiles ?? Self.defaultOpenFiles, processes: processes)
+        ExecLimits(
+            memoryMB: memoryMB, cpuSeconds: cpuSeconds ?? timeoutSeconds,
+            openFiles: openFiles ?? Self.defaultOpenFiles, processes: processes)
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {

@@ -67,7 +67,8 @@ public struct ResourceKey: Sendable, Hashable, Comparable, CustomStringConvertib
         for template in definition.resources {
             let text = EventTemplate.renderText(template, with: event)
             guard let key = ResourceKey(text) else {
-                return .failure(ResourceError("resource '\(template)' is '\(text)' for event \(event.id): its id is empty (does the payload have the field?)"))
+                return .failure(
+                    ResourceError("resource '\(template)' is '\(text)' for event \(event.id): its id is empty (does the payload have the field?)"))
             }
             keys.insert(key)
         }

@@ -177,7 +177,8 @@ extension SemanticVersion {
     static func parseStrict(_ text: Substring) -> Result<SemanticVersion, VersionProblem> {
         if text.isEmpty { return .failure(.predicate("is not a semantic version: it is empty; \(shapeHint)")) }
         if let first = text.first, first == "v" || first == "V",
-           case .success(let version) = parseStrict(text.dropFirst()) {
+            case .success(let version) = parseStrict(text.dropFirst())
+        {
             return .failure(.predicate("is not a semantic version: remove the leading '\(first)' (\(version))"))
         }
         let plus = text.firstIndex(of: "+")
@@ -247,9 +248,10 @@ extension SemanticVersion {
     static func parseIdentifier(_ text: Substring, kind: IdentifierKind) -> Result<Identifier, VersionProblem> {
         if text.isEmpty { return .failure(.predicate("has an empty \(kind.rawValue) identifier")) }
         if let bad = text.unicodeScalars.first(where: { !isIdentifierCharacter($0) }) {
-            return .failure(.detail(
-                "\(kind.rawValue) identifier '\(text)' contains '\(bad)'; use only ASCII letters, digits and '-'"
-            ))
+            return .failure(
+                .detail(
+                    "\(kind.rawValue) identifier '\(text)' contains '\(bad)'; use only ASCII letters, digits and '-'"
+                ))
         }
         let isNumeric = text.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
         guard isNumeric else { return .success(.alphanumeric(String(text))) }

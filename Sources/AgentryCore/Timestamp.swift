@@ -75,11 +75,15 @@ public enum Timestamp {
             return true
         }
         guard let year = number(4), expect(UInt8(ascii: "-")), let month = number(2), expect(UInt8(ascii: "-")),
-              let day = number(2) else { return nil }
-        guard index < chars.count, chars[index] == UInt8(ascii: "T") || chars[index] == UInt8(ascii: "t") || chars[index] == UInt8(ascii: " ") else { return nil }
+            let day = number(2)
+        else { return nil }
+        guard index < chars.count, chars[index] == UInt8(ascii: "T") || chars[index] == UInt8(ascii: "t") || chars[index] == UInt8(ascii: " ") else {
+            return nil
+        }
         index += 1
         guard let hour = number(2), expect(UInt8(ascii: ":")), let minute = number(2), expect(UInt8(ascii: ":")),
-              let second = number(2) else { return nil }
+            let second = number(2)
+        else { return nil }
         guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second <= 60 else { return nil }
         var fraction = 0.0
         if index < chars.count, chars[index] == UInt8(ascii: ".") || chars[index] == UInt8(ascii: ",") {

@@ -15,8 +15,10 @@ public struct ValidationProblem: Sendable, Hashable, CustomStringConvertible {
     /// A likely fix, e.g. `did you mean 'priority'?`.
     public var suggestion: String?
 
-    public init(file: String? = nil, path: String, line: Int? = nil, column: Int? = nil, message: String,
-                suggestion: String? = nil) {
+    public init(
+        file: String? = nil, path: String, line: Int? = nil, column: Int? = nil, message: String,
+        suggestion: String? = nil
+    ) {
         self.file = file
         self.path = path
         self.line = line

@@ -241,8 +241,9 @@ private struct RangeParser {
         case "^": return caret(try parseBound(versionText))
         case "~": return tilde(try parseBound(versionText))
         case "~>":
-            throw fail("'~>' (Ruby's pessimistic operator) is not supported; write ~\(versionText) instead"
-                + " (or ^\(versionText) to also allow later minor versions)")
+            throw fail(
+                "'~>' (Ruby's pessimistic operator) is not supported; write ~\(versionText) instead"
+                    + " (or ^\(versionText) to also allow later minor versions)")
         case "==": throw fail("'==' is not an operator; write =\(versionText) or just \(versionText)")
         case "=>": throw fail("'=>' is not an operator; did you mean >=\(versionText)?")
         case "=<": throw fail("'=<' is not an operator; did you mean <=\(versionText)?")
@@ -267,9 +268,11 @@ private struct RangeParser {
         }
         let parts = core.split(separator: ".", omittingEmptySubsequences: false)
         if parts.count > 3 {
-            throw notAVersion(text, .detail(
-                "it has \(parts.count) parts; expected MAJOR[.MINOR[.PATCH]], each a number or x, X or *"
-            ))
+            throw notAVersion(
+                text,
+                .detail(
+                    "it has \(parts.count) parts; expected MAJOR[.MINOR[.PATCH]], each a number or x, X or *"
+                ))
         }
         var numbers: [Int?] = []
         for (part, name) in zip(parts, ["major version", "minor version", "patch version"]) {
@@ -291,17 +294,21 @@ private struct RangeParser {
         }
         if coreEnd != text.endIndex {
             guard numbers.count == 3, !numbers.contains(where: { $0 == nil }) else {
-                throw notAVersion(text, .detail(
-                    "a pre-release or build needs a full MAJOR.MINOR.PATCH version, such as 1.2.0-beta"
-                ))
+                throw notAVersion(
+                    text,
+                    .detail(
+                        "a pre-release or build needs a full MAJOR.MINOR.PATCH version, such as 1.2.0-beta"
+                    ))
             }
             switch SemanticVersion.parseStrict(text) {
             case .success(let version): return .full(version.withoutBuild)
             case .failure(let problem): throw notAVersion(text, problem)
             }
         }
-        switch (numbers.count > 0 ? numbers[0] : nil, numbers.count > 1 ? numbers[1] : nil,
-                numbers.count > 2 ? numbers[2] : nil) {
+        switch (
+            numbers.count > 0 ? numbers[0] : nil, numbers.count > 1 ? numbers[1] : nil,
+            numbers.count > 2 ? numbers[2] : nil
+        ) {
         case let (major?, minor?, patch?): return .full(SemanticVersion(major, minor, patch))
         case let (major?, minor, _): return .partial(major: major, minor: minor)
         default: return .any

@@ -18,8 +18,8 @@ enum YAMLAnchors {
 
     /// The first anchor in `yaml` at a place a node can start, outside comments, quoted scalars and block scalars.
     static func firstAnchor(in yaml: String) -> Found? {
-        var quote: Character?          // inside a quoted scalar that may span lines
-        var blockIndent: Int?          // inside a block scalar: lines indented more than this belong to it
+        var quote: Character?  // inside a quoted scalar that may span lines
+        var blockIndent: Int?  // inside a block scalar: lines indented more than this belong to it
         var lineNumber = 0
         var flowDepth = 0
         for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -31,13 +31,16 @@ enum YAMLAnchors {
                 blockIndent = nil
             }
             var i = 0
-            var previous: Character = " "   // the last character that is not a space, or " " at line start
+            var previous: Character = " "  // the last character that is not a space, or " " at line start
             var afterSpace = true
             while i < chars.count {
                 let c = chars[i]
                 if let q = quote {
                     if q == "'" && c == "'" {
-                        if i + 1 < chars.count, chars[i + 1] == "'" { i += 2; continue }
+                        if i + 1 < chars.count, chars[i + 1] == "'" {
+                            i += 2
+                            continue
+                        }
                         quote = nil
                     } else if q == "\"" && c == "\\" {
                         i += 2
@@ -50,8 +53,13 @@ enum YAMLAnchors {
                     previous = c
                     continue
                 }
-                if c == " " || c == "\t" { afterSpace = true; i += 1; continue }
-                let nodeStart = previous == " " || ((previous == "-" || previous == "?" || previous == ":") && afterSpace)
+                if c == " " || c == "\t" {
+                    afterSpace = true
+                    i += 1
+                    continue
+                }
+                let nodeStart =
+                    previous == " " || ((previous == "-" || previous == "?" || previous == ":") && afterSpace)
                     || (flowDepth > 0 && (previous == "[" || previous == "{" || previous == ","))
                 if c == "#" && afterSpace { break }
                 if nodeStart && (c == "'" || c == "\"") {

@@ -32,6 +32,8 @@ public struct AgentControl: Sendable {
         if run.retryAt != nil, try await store.cancelRetry(runID, by: who) {
             return run
         }
-        throw StoreError(.notFound, "run \(runID.uuidString.lowercased()) is neither running nor waiting for a retry (it is \(run.state.rawValue)); nothing to cancel")
+        throw StoreError(
+            .notFound,
+            "run \(runID.uuidString.lowercased()) is neither running nor waiting for a retry (it is \(run.state.rawValue)); nothing to cancel")
     }
 }

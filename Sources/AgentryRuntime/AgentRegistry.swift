@@ -31,7 +31,8 @@ public struct AgentRegistry: Sendable {
     /// tree) is the same version when it reads back equal.
     public func register(_ definition: AgentDefinition) async throws -> AgentRegistryStore.RegisterOutcome {
         if let stored = try await store.version(definition.metadata.version, of: definition.metadata.id),
-           (try? Self.decode(stored)) == definition {
+            (try? Self.decode(stored)) == definition
+        {
             return .unchanged
         }
         return try await store.register(Self.record(for: definition))
@@ -79,7 +80,9 @@ public struct AgentRegistry: Sendable {
             let chosen: StoredAgentVersion
             if let version {
                 guard let match = versions.first(where: { $0.version == version }) else {
-                    throw RegistryError(.notFound, "agent '\(agentID)' has no version \(version); registered: \(Self.sortedVersions(versions).joined(separator: ", "))")
+                    throw RegistryError(
+                        .notFound,
+                        "agent '\(agentID)' has no version \(version); registered: \(Self.sortedVersions(versions).joined(separator: ", "))")
                 }
                 chosen = match
             } else {
@@ -102,7 +105,9 @@ public struct AgentRegistry: Sendable {
                 do {
                     try await bus.unbindAgentQueue(agentID, pattern: pattern)
                 } catch {
-                    throw RegistryError(.broker, "published, but cannot remove the old binding '\(pattern)' of \(definition.queueName): \(error); publish again to retry")
+                    throw RegistryError(
+                        .broker,
+                        "published, but cannot remove the old binding '\(pattern)' of \(definition.queueName): \(error); publish again to retry")
                 }
             }
             let publication = Publication(
@@ -110,14 +115,15 @@ public struct AgentRegistry: Sendable {
                 previousVersion: previous?.retired == true ? nil : previous?.activeVersion,
                 queue: definition.queueName, patterns: patterns,
                 added: patterns.filter { !(previous?.boundPatterns ?? []).contains($0) }, removed: stale)
-            try await bus.publish(Event(
-                type: "agent.published",
-                payload: [
-                    "agent_id": .string(agentID), "version": .string(chosen.version),
-                    "previous_version": publication.previousVersion.map(JSONValue.string) ?? .null,
-                    "queue": .string(definition.queueName), "patterns": .array(patterns.map(JSONValue.string)),
-                ],
-                priority: .normal, source: "agentry.registry"))
+            try await bus.publish(
+                Event(
+                    type: "agent.published",
+                    payload: [
+                        "agent_id": .string(agentID), "version": .string(chosen.version),
+                        "previous_version": publication.previousVersion.map(JSONValue.string) ?? .null,
+                        "queue": .string(definition.queueName), "patterns": .array(patterns.map(JSONValue.string)),
+                    ],
+                    priority: .normal, source: "agentry.registry"))
             logger.info("agent published", metadata: ["agentry.agent.id": "\(agentID)", "agentry.agent.version": "\(chosen.version)"])
             // Running workers start serving the new version now rather than at their next periodic sync.
             try? await WorkerCommand.sync.send(on: bus.connection)
@@ -142,8 +148,10 @@ public struct AgentRegistry: Sendable {
                 }
             }
             try await store.markRetired(agentID: agentID)
-            try await bus.publish(Event(type: "agent.retired", payload: ["agent_id": .string(agentID)], priority: .normal,
-                                        source: "agentry.registry"))
+            try await bus.publish(
+                Event(
+                    type: "agent.retired", payload: ["agent_id": .string(agentID)], priority: .normal,
+                    source: "agentry.registry"))
             try? await WorkerCommand.sync.send(on: bus.connection)
             return state.boundPatterns
         }
@@ -153,7 +161,7 @@ public struct AgentRegistry: Sendable {
     public func patterns(for definition: AgentDefinition) -> [String] {
         var result: [String] = []
         for pattern in definition.triggers.map(\.type) + definition.eventPools.flatMap({ topology.eventPools[$0] ?? [] })
-            where !result.contains(pattern) {
+        where !result.contains(pattern) {
             result.append(pattern)
         }
         return result
@@ -166,12 +174,15 @@ public struct AgentRegistry: Sendable {
         for skill in definition.referencedSkills where topology.skills[skill] == nil {
             let known = topology.skills.keys.sorted()
             let hint = known.first { Self.isNear($0, skill) }.map { " (did you mean '\($0)'?)" } ?? ""
-            problems.append("skills: '\(skill)' is not declared in the topology's skills (skills.yaml)\(hint); declared skills: \(known.joined(separator: ", "))")
+            problems.append(
+                "skills: '\(skill)' is not declared in the topology's skills (skills.yaml)\(hint); declared skills: \(known.joined(separator: ", "))")
         }
         for pool in definition.referencedPools where topology.eventPools[pool] == nil {
             let known = topology.eventPools.keys.sorted()
             let hint = known.first { Self.isNear($0, pool) }.map { " (did you mean '\($0)'?)" } ?? ""
-            problems.append("event_pools: '\(pool)' is not declared in the topology's event pools (event-pools.yaml)\(hint); declared pools: \(known.joined(separator: ", "))")
+            problems.append(
+                "event_pools: '\(pool)' is not declared in the topology's event pools (event-pools.yaml)\(hint); declared pools: \(known.joined(separator: ", "))"
+            )
         }
         for subagent in definition.referencedSubagents {
             guard let range = VersionRange.parse(subagent.version) else {
@@ -180,13 +191,17 @@ public struct AgentRegistry: Sendable {
             }
             if try await resolveSubagent(subagent.id, range: range) == nil {
                 let published = try await store.versions(of: subagent.id).filter { $0.status == .published }.map(\.version)
-                problems.append(published.isEmpty
-                    ? "subagents: '\(subagent.id)' has no published version; publish it before \(definition.metadata.id)"
-                    : "subagents: '\(subagent.id)' has no published version in '\(subagent.version)'; published: \(published.joined(separator: ", "))")
+                problems.append(
+                    published.isEmpty
+                        ? "subagents: '\(subagent.id)' has no published version; publish it before \(definition.metadata.id)"
+                        : "subagents: '\(subagent.id)' has no published version in '\(subagent.version)'; published: \(published.joined(separator: ", "))"
+                )
             }
         }
         if !problems.isEmpty {
-            throw RegistryError(.invalid, "cannot publish \(definition.metadata.id) \(definition.metadata.version):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
+            throw RegistryError(
+                .invalid,
+                "cannot publish \(definition.metadata.id) \(definition.metadata.version):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
         }
     }
 
@@ -234,9 +249,11 @@ public struct AgentRegistry: Sendable {
             let active = state.flatMap { $0.retired ? nil : $0.activeVersion }
             let shown = ordered.last { $0.version == active } ?? ordered.last
             let definition = shown.flatMap { try? Self.decode($0) }
-            summaries.append(Summary(agentID: agentID, name: definition?.metadata.name ?? agentID, activeVersion: active,
-                                     retired: state?.retired ?? false, versions: ordered.map { ($0.version, $0.status) },
-                                     description: definition?.metadata.description, triggers: definition?.triggers.map(\.type) ?? []))
+            summaries.append(
+                Summary(
+                    agentID: agentID, name: definition?.metadata.name ?? agentID, activeVersion: active,
+                    retired: state?.retired ?? false, versions: ordered.map { ($0.version, $0.status) },
+                    description: definition?.metadata.description, triggers: definition?.triggers.map(\.type) ?? []))
         }
         return summaries.sorted { $0.agentID < $1.agentID }
     }
@@ -259,7 +276,8 @@ public struct AgentRegistry: Sendable {
         let published = try await store.versions(of: agentID).filter { $0.status == .published }
         let candidates = published.compactMap { stored in SemanticVersion.parse(stored.version).map { ($0, stored) } }
         guard let best = range.highestMatch(in: candidates.map(\.0)),
-              let stored = candidates.first(where: { $0.0 == best })?.1 else { return nil }
+            let stored = candidates.first(where: { $0.0 == best })?.1
+        else { return nil }
         return (best, try Self.decode(stored))
     }
 
@@ -271,7 +289,8 @@ public struct AgentRegistry: Sendable {
         do {
             return try AgentDefinition.parse(yaml: stored.definition, file: "\(stored.agentID) \(stored.version) (stored)")
         } catch {
-            throw RegistryError(.invalid, "the stored definition of \(stored.agentID) \(stored.version) cannot be read; register a corrected version: \(error)")
+            throw RegistryError(
+                .invalid, "the stored definition of \(stored.agentID) \(stored.version) cannot be read; register a corrected version: \(error)")
         }
     }
 

@@ -32,14 +32,17 @@ extension AgentRunner {
                 // agent.task.started says when its run started: the moment its claim is written, not when its event
                 // arrived (a run may wait for a claim in flight, or for a free slot, in between).
                 let now = Date()
-                let stamped = batch.map { item in item.announcement.map { announcement in
-                    var announcement = announcement
-                    announcement.timestamp = now
-                    return announcement
-                } }
+                let stamped = batch.map { item in
+                    item.announcement.map { announcement in
+                        var announcement = announcement
+                        announcement.timestamp = now
+                        return announcement
+                    }
+                }
                 let announcing = zip(batch, stamped).compactMap { item, announcement in announcement.map { (item.run.runID, $0) } }
-                let claims = try await store.claim(batch: batch.map(\.run), announcing: announcing, maxParallel: batch[0].maxParallel,
-                                                   workerExpiry: expiry)
+                let claims = try await store.claim(
+                    batch: batch.map(\.run), announcing: announcing, maxParallel: batch[0].maxParallel,
+                    workerExpiry: expiry)
                 return zip(claims, stamped).map { .success(Claimed(claim: $0, announcement: $1)) }
             } catch let error as StoreError where error.isDataError && batch.count > 1 {
                 // One event's content refused by the database (a value it cannot hold) fails the whole statement:
@@ -89,18 +92,22 @@ extension AgentRunner {
             s.newestDelivery += 1
             return (s.definition, s.newestDelivery, s.instanceID, s.mode == .consuming)
         }
-        let run = TaskRun(runID: Self.newRunID(), agentID: agentID, agentVersion: definition.metadata.version,
-                          eventID: event.id.rawValue, eventType: event.type, priority: event.priority,
-                          workerID: context.workerID, instanceID: instanceID,
-                          attempt: attempt, state: .running, eventAt: event.timestamp, receivedAt: delivery.receivedAt)
+        let run = TaskRun(
+            runID: Self.newRunID(), agentID: agentID, agentVersion: definition.metadata.version,
+            eventID: event.id.rawValue, eventType: event.type, priority: event.priority,
+            workerID: context.workerID, instanceID: instanceID,
+            attempt: attempt, state: .running, eventAt: event.timestamp, receivedAt: delivery.receivedAt)
         let skipReason = Self.skipReason(definition, event: event, pools: context.topology.eventPools)
         // Announced (when the agent announces its tasks) by the claim, which logs it with the run record.
         let announcement = skipReason == nil && definition.config.taskEvents ? startedEvent(run, event) : nil
-        let claim = skipReason == nil && taking
+        let claim =
+            skipReason == nil && taking
             ? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: announcement))
             : nil
-        return .event(Received(delivery: delivery, event: event, definition: definition, run: run, sequence: sequence,
-                               skipReason: skipReason, announcement: announcement, claim: claim))
+        return .event(
+            Received(
+                delivery: delivery, event: event, definition: definition, run: run, sequence: sequence,
+                skipReason: skipReason, announcement: announcement, claim: claim))
     }
 
     /// Claims a run for the event: waits while the agent is at its limit (the delivery stays ours, unacked) or while a
@@ -132,9 +139,11 @@ extension AgentRunner {
                     // As logged by the claim, stamped as it was written.
                     return (run, claimed.announcement)
                 case .alreadyCompleted(let previous):
-                    logger.info("event already completed for this agent; not running it again", metadata: [
-                        "agentry.event.id": "\(event.id)", "agentry.run.state": "\(previous.rawValue)",
-                    ])
+                    logger.info(
+                        "event already completed for this agent; not running it again",
+                        metadata: [
+                            "agentry.event.id": "\(event.id)", "agentry.run.state": "\(previous.rawValue)",
+                        ])
                     delivery.ack()
                     return nil
                 case .busy:
@@ -143,7 +152,8 @@ extension AgentRunner {
                     let newer = state.withLockedValue { $0.newestDelivery } > received.sequence
                     if definition.onBusy == .drop || (definition.onBusy == .replace && newer) {
                         run.state = .skipped
-                        run.message = definition.onBusy == .drop
+                        run.message =
+                            definition.onBusy == .drop
                             ? "dropped: \(agentID) was running max_parallel_tasks (\(definition.config.maxParallelTasks)) tasks (on_busy: drop)"
                             : "replaced by a newer event while \(agentID) was busy (on_busy: replace)"
                         let skipped = run
@@ -157,9 +167,11 @@ extension AgentRunner {
                     try? await Task.sleep(for: wait)
                     wait = min(wait * 2, .milliseconds(100))
                 case .runningElsewhere(let other, let worker):
-                    logger.debug("event is running on another worker; waiting for its outcome", metadata: [
-                        "agentry.run.id": "\(other)", "agentry.worker.id": "\(worker)",
-                    ])
+                    logger.debug(
+                        "event is running on another worker; waiting for its outcome",
+                        metadata: [
+                            "agentry.run.id": "\(other)", "agentry.worker.id": "\(worker)",
+                        ])
                     try? await Task.sleep(for: .seconds(1))
                 case .ended(let state):
                     // An earlier try of this claim was written and its answer lost; meanwhile this worker was declared
@@ -167,14 +179,21 @@ extension AgentRunner {
                     // not get through (the run is `running` without it). Its handler never started: record it so, and
                     // claim the delivery, still ours, afresh.
                     let fresh = Self.newRunID()
-                    logger.warning("a claim's earlier try was recorded and lost its slot meanwhile; claiming under a new run id", metadata: [
-                        "agentry.run.id": "\(run.runID)", "agentry.run.state": "\(state.rawValue)", "agentry.run.next": "\(fresh)",
-                    ])
+                    logger.warning(
+                        "a claim's earlier try was recorded and lost its slot meanwhile; claiming under a new run id",
+                        metadata: [
+                            "agentry.run.id": "\(run.runID)", "agentry.run.state": "\(state.rawValue)", "agentry.run.next": "\(fresh)",
+                        ])
                     if state == .running {
                         let orphan = run
                         await persist("record the run whose claim lost its slot") {
-                            try await self.context.finish(orphan, .init(state: .cancelled,
-                                message: "its claim's answer was lost and its slot taken meanwhile; the event was claimed again as run \(fresh.uuidString.lowercased())"))
+                            try await self.context.finish(
+                                orphan,
+                                .init(
+                                    state: .cancelled,
+                                    message:
+                                        "its claim's answer was lost and its slot taken meanwhile; the event was claimed again as run \(fresh.uuidString.lowercased())"
+                                ))
                         }
                     }
                     run.runID = fresh
@@ -188,11 +207,15 @@ extension AgentRunner {
                 // schema this binary does not match during an upgrade) concern every event alike: the delivery stays
                 // ours and the claim is tried again, ever less often.
                 if (error as? StoreError)?.isDataError == true {
-                    logger.error("the database refuses this event's run; parking the event", metadata: [
-                        "agentry.event.id": "\(event.id)", "error": "\(error)",
-                    ])
-                    if !(await park(delivery, event: event, reason: "refused-by-database",
-                                    message: "the run of \(agentID) could not be recorded: \(error)")) {
+                    logger.error(
+                        "the database refuses this event's run; parking the event",
+                        metadata: [
+                            "agentry.event.id": "\(event.id)", "error": "\(error)",
+                        ])
+                    if !(await park(
+                        delivery, event: event, reason: "refused-by-database",
+                        message: "the run of \(agentID) could not be recorded: \(error)"))
+                    {
                         release(delivery)
                     }
                     return nil

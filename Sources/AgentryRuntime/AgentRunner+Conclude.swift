@@ -9,9 +9,11 @@ import NIOConcurrencyHelpers
 /// Concluding a run: its outcome recorded and announced, its delivery settled (acked, retried later, parked or
 /// requeued).
 extension AgentRunner {
-    func conclude(run: TaskRun, event: Event, settlement: Settlement, definition: AgentDefinition,
-                          outcome: HandlerOutcome, cancelReason: CancelReason?, elapsed: Duration,
-                          announcedStart: Task<Void, Never>?) async {
+    func conclude(
+        run: TaskRun, event: Event, settlement: Settlement, definition: AgentDefinition,
+        outcome: HandlerOutcome, cancelReason: CancelReason?, elapsed: Duration,
+        announcedStart: Task<Void, Never>?
+    ) async {
         // Lifecycle events are announcements of what the run records say: they are published after the outcome is
         // recorded and the delivery acked, so that waiting for their confirms holds neither a slot nor the
         // prefetch window. (A worker that dies in between leaves the run recorded but not announced.)
@@ -37,8 +39,11 @@ extension AgentRunner {
             }
             let announcement = completed
             let recorded = await persist("record the run's outcome") {
-                try await self.context.finish(run, .init(state: .succeeded, result: result, output: outcome.output,
-                                                        stderr: outcome.stderr, exitStatus: outcome.exitStatus, announcement: announcement))
+                try await self.context.finish(
+                    run,
+                    .init(
+                        state: .succeeded, result: result, output: outcome.output,
+                        stderr: outcome.stderr, exitStatus: outcome.exitStatus, announcement: announcement))
             }
             // Acked only once the outcome is committed; unrecorded (the worker stops), the event goes back.
             guard recorded != nil else { return settlement.release() }
@@ -56,30 +61,45 @@ extension AgentRunner {
                 let delay = Self.jittered(policy.backoff.delay(afterAttempt: run.attempt), jitter: context.options.retryJitter)
                 let due = Date().addingTimeInterval(delay)
                 let recorded = await persist("record the failed attempt") {
-                    try await self.context.finish(run, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
-                                                            exitStatus: outcome.exitStatus, message: message, retryAt: due))
+                    try await self.context.finish(
+                        run,
+                        .init(
+                            state: state, result: result, output: outcome.output, stderr: outcome.stderr,
+                            exitStatus: outcome.exitStatus, message: message, retryAt: due))
                 }
                 let scheduled: Bool? = await persist("schedule the retry") {
                     try await self.scheduleRetry(event, attempt: run.attempt + 1, delaySeconds: delay)
                     return true
                 }
                 guard recorded != nil, scheduled != nil else { return settlement.release() }
-                logger.info("run failed; retrying later", metadata: [
-                    "agentry.run.id": "\(run.runID)", "agentry.attempt": "\(run.attempt)", "agentry.retry.in_s": "\(String(format: "%.2f", delay))",
-                    "error": "\(message)",
-                ])
+                logger.info(
+                    "run failed; retrying later",
+                    metadata: [
+                        "agentry.run.id": "\(run.runID)", "agentry.attempt": "\(run.attempt)",
+                        "agentry.retry.in_s": "\(String(format: "%.2f", delay))",
+                        "error": "\(message)",
+                    ])
                 settlement.ack()
                 return
             }
             let attempts = definition.config.autoRetry ? policy.attempts : 1
-            let final = outcome.retryable ? "\(message) (attempt \(run.attempt) of \(attempts))"
+            let final =
+                outcome.retryable
+                ? "\(message) (attempt \(run.attempt) of \(attempts))"
                 : "\(message) (attempt \(run.attempt); not retried, as another attempt would fail the same way)"
             let recorded = await persist("record the failed run") {
-                try await self.context.finish(run, .init(state: state, result: result, output: outcome.output, stderr: outcome.stderr,
-                                                        exitStatus: outcome.exitStatus, message: final))
+                try await self.context.finish(
+                    run,
+                    .init(
+                        state: state, result: result, output: outcome.output, stderr: outcome.stderr,
+                        exitStatus: outcome.exitStatus, message: final))
             }
             guard recorded != nil else { return settlement.release() }
-            guard await park(settlement.delivery, event: event, ack: !settlement.handedOver, reason: state == .timedOut ? "task-timed-out" : "task-failed", message: final) else {
+            guard
+                await park(
+                    settlement.delivery, event: event, ack: !settlement.handedOver, reason: state == .timedOut ? "task-timed-out" : "task-failed",
+                    message: final)
+            else {
                 return settlement.release()
             }
             await announcedStart?.value
@@ -95,8 +115,11 @@ extension AgentRunner {
             switch cancelReason {
             case .operatorRequest(let who)?:
                 let recorded = await persist("record the cancelled run") {
-                    try await self.context.finish(run, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
-                                                            exitStatus: outcome.exitStatus, message: "cancelled by \(who)"))
+                    try await self.context.finish(
+                        run,
+                        .init(
+                            state: .cancelled, output: outcome.output, stderr: outcome.stderr,
+                            exitStatus: outcome.exitStatus, message: "cancelled by \(who)"))
                 }
                 guard recorded != nil else { return settlement.release() }
                 settlement.ack()
@@ -104,14 +127,21 @@ extension AgentRunner {
                 // Recorded as cancelled over the `lost` the other worker wrote (or over `running`, should the row have
                 // been marked lost by hand), which also gives back a slot still held; then the event goes back.
                 await persist("record the run stopped because its worker was declared lost") {
-                    try await self.context.finish(run, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr, exitStatus: outcome.exitStatus,
-                                                            message: "stopped: worker \(self.context.workerID) was declared lost by another worker; the event went back to the queue"))
+                    try await self.context.finish(
+                        run,
+                        .init(
+                            state: .cancelled, output: outcome.output, stderr: outcome.stderr, exitStatus: outcome.exitStatus,
+                            message: "stopped: worker \(self.context.workerID) was declared lost by another worker; the event went back to the queue")
+                    )
                 }
                 await settlement.requeue()
             case .returnToQueue(let why)?:
                 await persist("record the interrupted run") {
-                    try await self.context.finish(run, .init(state: .cancelled, output: outcome.output, stderr: outcome.stderr,
-                                                            exitStatus: outcome.exitStatus, message: "\(why); the event went back to the queue"))
+                    try await self.context.finish(
+                        run,
+                        .init(
+                            state: .cancelled, output: outcome.output, stderr: outcome.stderr,
+                            exitStatus: outcome.exitStatus, message: "\(why); the event went back to the queue"))
                 }
                 await settlement.requeue()
             case nil:
@@ -125,8 +155,9 @@ extension AgentRunner {
 
     /// The run's `agent.task.started`, which its claim logs.
     func startedEvent(_ run: TaskRun, _ event: Event) -> Event {
-        event.followUp(type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(run.attempt))],
-                       priority: .normal, source: context.source)
+        event.followUp(
+            type: "agent.task.started", payload: lifecyclePayload(run, event) + ["attempt": .int(Int64(run.attempt))],
+            priority: .normal, source: context.source)
     }
 
     func lifecyclePayload(_ run: TaskRun, _ event: Event) -> JSONObject {
@@ -164,10 +195,15 @@ extension AgentRunner {
     @discardableResult
     func park(_ delivery: AMQPDelivery, event: Event?, ack: Bool = true, reason: String, message: String) async -> Bool {
         let queue = "agentry.agent.\(agentID)"
-        guard await persist("park the event in agentry.dead", {
-            try await self.context.dead.park(delivery, reason: reason, message: message, queue: queue,
-                                             replayTo: event == nil ? nil : ("", queue), event: event)
-        }) != nil else { return false }
+        guard
+            await persist(
+                "park the event in agentry.dead",
+                {
+                    try await self.context.dead.park(
+                        delivery, reason: reason, message: message, queue: queue,
+                        replayTo: event == nil ? nil : ("", queue), event: event)
+                }) != nil
+        else { return false }
         if ack { delivery.ack() }
         return true
     }

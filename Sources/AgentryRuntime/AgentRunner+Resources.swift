@@ -41,7 +41,8 @@ extension AgentRunner {
             return HandlerOutcome(status: .cancelled, message: error.message)
         } catch {
             if Task.isCancelled {
-                return HandlerOutcome(status: .cancelled, message: "cancelled while waiting for \(resources.map(\.description).joined(separator: ", "))")
+                return HandlerOutcome(
+                    status: .cancelled, message: "cancelled while waiting for \(resources.map(\.description).joined(separator: ", "))")
             }
             return .failed("\(error)")
         }
@@ -53,7 +54,11 @@ extension AgentRunner {
             return h.loss != nil
         }
         if lostAlready { run.cancel() }
-        var outcome = await withTaskCancellationHandler { await run.value } onCancel: { run.cancel() }
+        var outcome = await withTaskCancellationHandler {
+            await run.value
+        } onCancel: {
+            run.cancel()
+        }
         await context.locks.release(hold)
         if let loss = handler.withLockedValue({ $0.loss }) {
             outcome.status = .failed

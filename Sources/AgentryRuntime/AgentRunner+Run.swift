@@ -50,10 +50,11 @@ extension AgentRunner {
         let started = ContinuousClock.now
         AgentryMetrics.consumed(event, by: agentID)
         AgentryMetrics.runStarted(agent: agentID, publishToStart: Date().timeIntervalSince(event.timestamp))
-        let taskContext = TaskContext(runID: run.runID, agent: definition, event: event, attempt: run.attempt,
-                                      workerID: context.workerID, instanceID: run.instanceID,
-                                      timeout: .seconds(definition.config.timeoutSeconds), killGrace: context.options.killGrace,
-                                      outputLimit: context.options.outputLimit)
+        let taskContext = TaskContext(
+            runID: run.runID, agent: definition, event: event, attempt: run.attempt,
+            workerID: context.workerID, instanceID: run.instanceID,
+            timeout: .seconds(definition.config.timeoutSeconds), killGrace: context.options.killGrace,
+            outputLimit: context.options.outputLimit)
         let task = Task { await self.runHoldingResources(taskContext) }
         state.withLockedValue {
             $0.running[run.runID] = Running(task: task, event: event, delivery: delivery, started: started)
@@ -87,10 +88,12 @@ extension AgentRunner {
         case .cancelled: outcomeName = "cancelled"
         }
         AgentryMetrics.runFinished(agent: agentID, outcome: outcomeName, seconds: elapsed.inSeconds)
-        let settlement = Settlement(delivery: delivery, handedOver: handedOver, event: event,
-                                    queue: definition.queueName, channel: context.retryChannel)
-        await conclude(run: run, event: event, settlement: settlement, definition: definition, outcome: outcome,
-                       cancelReason: cancelReason, elapsed: elapsed, announcedStart: announcedStart)
+        let settlement = Settlement(
+            delivery: delivery, handedOver: handedOver, event: event,
+            queue: definition.queueName, channel: context.retryChannel)
+        await conclude(
+            run: run, event: event, settlement: settlement, definition: definition, outcome: outcome,
+            cancelReason: cancelReason, elapsed: elapsed, announcedStart: announcedStart)
     }
 
     /// A run that outlives the ack deadline (under the broker's consumer timeout) is handed over: its event is kept

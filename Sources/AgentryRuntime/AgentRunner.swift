@@ -101,8 +101,9 @@ final class AgentRunner: Sendable {
         let (definition, wasStopped) = state.withLockedValue { ($0.definition, $0.mode == .stopped) }
         guard mode != .consuming else { return }
         try await context.store.ensureSlots(agentID: agentID, count: definition.config.maxParallelTasks)
-        let instanceID = try await context.store.upsertInstance(workerID: context.workerID, agentID: agentID,
-                                                                version: definition.metadata.version, state: .idle)
+        let instanceID = try await context.store.upsertInstance(
+            workerID: context.workerID, agentID: agentID,
+            version: definition.metadata.version, state: .idle)
         // This instance counts itself: its row says idle now. Should the count fail, the next heartbeat's will do.
         let counted = try? await context.store.consumingInstances(agentID: agentID, expiry: context.options.workerExpiry)[agentID]
         let sharing = max(1, counted ?? state.withLockedValue { $0.sharing })
@@ -119,12 +120,17 @@ final class AgentRunner: Sendable {
             $0.sharing = sharing
             $0.instanceDirty = true
         }
-        logger.info("agent instance consuming", metadata: ["agentry.instance.id": "\(instanceID.uuidString.lowercased())", "agentry.agent.version": "\(definition.metadata.version)"])
+        logger.info(
+            "agent instance consuming",
+            metadata: ["agentry.instance.id": "\(instanceID.uuidString.lowercased())", "agentry.agent.version": "\(definition.metadata.version)"])
         if wasStopped {
-            await context.announce(Event(type: "agent.started", payload: [
-                "instance_id": .string(instanceID.uuidString.lowercased()), "agent_id": .string(agentID),
-                "version": .string(definition.metadata.version), "worker_id": .string(context.workerID),
-            ], priority: .normal, source: context.source))
+            await context.announce(
+                Event(
+                    type: "agent.started",
+                    payload: [
+                        "instance_id": .string(instanceID.uuidString.lowercased()), "agent_id": .string(agentID),
+                        "version": .string(definition.metadata.version), "worker_id": .string(context.workerID),
+                    ], priority: .normal, source: context.source))
         }
     }
 
@@ -132,8 +138,9 @@ final class AgentRunner: Sendable {
     /// paused): the instance shows, nothing is consumed.
     func startPaused() async throws {
         let definition = self.definition
-        let instanceID = try await context.store.upsertInstance(workerID: context.workerID, agentID: agentID,
-                                                                version: definition.metadata.version, state: .paused)
+        let instanceID = try await context.store.upsertInstance(
+            workerID: context.workerID, agentID: agentID,
+            version: definition.metadata.version, state: .paused)
         state.withLockedValue {
             $0.instanceID = instanceID
             $0.mode = .paused
@@ -153,10 +160,12 @@ final class AgentRunner: Sendable {
         guard let consumer, wanted != old else { return }
         do {
             if try await resubscribe(replacing: consumer, prefetch: wanted) {
-                logger.info("agent instance takes its share of the agent's limit", metadata: [
-                    "agentry.instances": "\(max(1, instances))", "agentry.prefetch": "\(wanted)",
-                    "agentry.max_parallel_tasks": "\(definition.config.maxParallelTasks)",
-                ])
+                logger.info(
+                    "agent instance takes its share of the agent's limit",
+                    metadata: [
+                        "agentry.instances": "\(max(1, instances))", "agentry.prefetch": "\(wanted)",
+                        "agentry.max_parallel_tasks": "\(definition.config.maxParallelTasks)",
+                    ])
             }
         } catch {
             logger.warning("cannot change the prefetch; keeping \(old)", metadata: ["error": "\(error)"])
@@ -232,9 +241,11 @@ final class AgentRunner: Sendable {
             if Task.isCancelled { return }
             let loops = self.state.withLockedValue { s in [s.serving].compactMap { $0 } + Array(s.retiring.values) }
             if !loops.isEmpty {
-                self.logger.error("stopping without recording the outcome of some runs; their events go back to the queue", metadata: [
-                    "reason": "\(reason)", "agentry.recording_grace_s": "\(Int(recordingGrace.inSeconds))",
-                ])
+                self.logger.error(
+                    "stopping without recording the outcome of some runs; their events go back to the queue",
+                    metadata: [
+                        "reason": "\(reason)", "agentry.recording_grace_s": "\(Int(recordingGrace.inSeconds))",
+                    ])
             }
             for loop in loops { loop.cancel() }
         }
@@ -254,10 +265,13 @@ final class AgentRunner: Sendable {
         if let instanceID {
             try? await context.store.updateInstance(instanceID, state: .stopped, currentTask: nil, runningTasks: 0)
             if wasRunning {
-                await context.announce(Event(type: "agent.stopped", payload: [
-                    "instance_id": .string(instanceID.uuidString.lowercased()), "agent_id": .string(agentID),
-                    "worker_id": .string(context.workerID), "reason": .string(reason),
-                ], priority: .normal, source: context.source))
+                await context.announce(
+                    Event(
+                        type: "agent.stopped",
+                        payload: [
+                            "instance_id": .string(instanceID.uuidString.lowercased()), "agent_id": .string(agentID),
+                            "worker_id": .string(context.workerID), "reason": .string(reason),
+                        ], priority: .normal, source: context.source))
             }
         }
         logger.info("agent instance stopped", metadata: ["reason": "\(reason)"])
@@ -278,8 +292,9 @@ final class AgentRunner: Sendable {
         // The instance row shows the new version (its state is rewritten by the next flush).
         let mode = state.withLockedValue { $0.instanceID == nil ? nil : $0.mode }
         if let mode, mode != .stopped {
-            _ = try await context.store.upsertInstance(workerID: context.workerID, agentID: agentID,
-                                                       version: definition.metadata.version, state: mode == .paused ? .paused : .idle)
+            _ = try await context.store.upsertInstance(
+                workerID: context.workerID, agentID: agentID,
+                version: definition.metadata.version, state: mode == .paused ? .paused : .idle)
         }
         // A new limit needs a new prefetch: a new consumer (running tasks finish on the old one).
         let (sharing, current, consumer) = state.withLockedValue { ($0.sharing, $0.prefetch, $0.consumer) }
@@ -313,11 +328,12 @@ final class AgentRunner: Sendable {
         let snapshot = state.withLockedValue { s -> (UUID, InstanceRecord.State, UUID?, Int, Int?)? in
             guard s.instanceDirty, let id = s.instanceID else { return nil }
             s.instanceDirty = false
-            let instanceState: InstanceRecord.State = switch s.mode {
-            case .stopped: .stopped
-            case .paused: .paused
-            case .consuming: s.running.isEmpty ? .idle : .running
-            }
+            let instanceState: InstanceRecord.State =
+                switch s.mode {
+                case .stopped: .stopped
+                case .paused: .paused
+                case .consuming: s.running.isEmpty ? .idle : .running
+                }
             let prefetch = s.mode == .consuming && s.consumer != nil ? Int(s.prefetch) : nil
             return (id, instanceState, s.running.isEmpty ? nil : s.lastRun, s.running.count, prefetch)
         }

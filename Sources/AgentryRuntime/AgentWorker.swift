@@ -158,9 +158,12 @@ public enum WorkerCommand: Sendable, Equatable {
         defer { channel.close() }
         var body = json.objectValue ?? [:]
         body["sender"] = .string(sender)
-        try await channel.publish(AMQPMessage(exchange: Topology.controlExchange, routingKey: "", body: Array(JSON.serialize(.object(body)).utf8),
-                                              properties: AMQPProperties(contentType: "application/json", deliveryMode: 1,
-                                                                         userID: connection.configuration.user, appID: "agentry")))
+        try await channel.publish(
+            AMQPMessage(
+                exchange: Topology.controlExchange, routingKey: "", body: Array(JSON.serialize(.object(body)).utf8),
+                properties: AMQPProperties(
+                    contentType: "application/json", deliveryMode: 1,
+                    userID: connection.configuration.user, appID: "agentry")))
     }
 }
 
@@ -199,9 +202,11 @@ public final class AgentWorker: Service, Sendable {
 
     public func run() async throws {
         let store = RuntimeStore(database: database, logger: logger)
-        try await store.register(WorkerRecord(workerID: workerID, host: ProcessInfo.processInfo.hostName,
-                                              pid: Int(ProcessInfo.processInfo.processIdentifier),
-                                              version: AgentryVersion.current, labels: options.labels))
+        try await store.register(
+            WorkerRecord(
+                workerID: workerID, host: ProcessInfo.processInfo.hostName,
+                pid: Int(ProcessInfo.processInfo.processIdentifier),
+                version: AgentryVersion.current, labels: options.labels))
         let bus = self.bus
         let logger = self.logger
         let locks = LockManager(database: database, workerID: workerID, options: options.lockOptions, logger: logger) { event in
@@ -216,7 +221,8 @@ public final class AgentWorker: Service, Sendable {
             dead: DeadLetters(channel: try await connection.openChannel(confirms: true)),
             retryChannel: try await connection.openChannel(confirms: true), store: store,
             registry: AgentRegistryStore(database: database, logger: logger), topology: topology,
-            handlers: HandlerRunner(logger: logger, httpClient: HandlerRunner.client, policy: options.handlerPolicy), locks: locks, options: options, logger: logger,
+            handlers: HandlerRunner(logger: logger, httpClient: HandlerRunner.client, policy: options.handlerPolicy), locks: locks, options: options,
+            logger: logger,
             outcomes: WorkerContext.outcomeWriter(store))
 
         // The worker's own control queue, bound to the broadcast exchange.
@@ -258,9 +264,11 @@ public final class AgentWorker: Service, Sendable {
                                 "amqp.app_id": "\(delivery.properties.appID ?? "unknown")",
                             ]
                             guard let json, let command = WorkerCommand(json: json) else {
-                                self.logger.warning("ignoring a control message that is not a command", metadata: origin.merging([
-                                    "body": "\(String(decoding: delivery.body.prefix(200), as: UTF8.self))",
-                                ]) { $1 })
+                                self.logger.warning(
+                                    "ignoring a control message that is not a command",
+                                    metadata: origin.merging([
+                                        "body": "\(String(decoding: delivery.body.prefix(200), as: UTF8.self))"
+                                    ]) { $1 })
                                 continue
                             }
                             self.logger.info("control message received", metadata: origin.merging(["agentry.control.command": "\(command)"]) { $1 })
@@ -293,11 +301,22 @@ public final class AgentWorker: Service, Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let answered = NIOLockedValueBox(false)
             @Sendable func answer(_ value: Bool) {
-                guard !answered.withLockedValue({ done in defer { done = true }; return done }) else { return }
+                guard
+                    !answered.withLockedValue({ done in
+                        defer { done = true }
+                        return done
+                    })
+                else { return }
                 continuation.resume(returning: value)
             }
-            Task { await task.value; answer(true) }
-            Task { try? await Task.sleep(for: limit); answer(false) }
+            Task {
+                await task.value
+                answer(true)
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                answer(false)
+            }
         }
     }
 
@@ -332,10 +351,12 @@ public final class AgentWorker: Service, Sendable {
                 // A pass stops between two batches when the worker shuts down (each batch commits on its own).
                 let pruned = try await cancelWhenGracefulShutdown { try await store.pruneHistory(olderThan: retention) }
                 if pruned.events + pruned.runs > 0 {
-                    logger.info("deleted history past its retention", metadata: [
-                        "agentry.history.events": "\(pruned.events)", "agentry.history.runs": "\(pruned.runs)",
-                        "agentry.history.retention_s": "\(Int(retention.inSeconds))",
-                    ])
+                    logger.info(
+                        "deleted history past its retention",
+                        metadata: [
+                            "agentry.history.events": "\(pruned.events)", "agentry.history.runs": "\(pruned.runs)",
+                            "agentry.history.retention_s": "\(Int(retention.inSeconds))",
+                        ])
                 }
                 // More left after a full pass: go on after a pause that lets the hot path's writes through.
                 if !pruned.complete && pruned.events + pruned.runs > 0 { again = .seconds(1) }
@@ -379,9 +400,11 @@ public final class AgentWorker: Service, Sendable {
                 // After the heartbeat, which it must not delay. Cheap when nothing is due (see RuntimeStore.refreshStatistics).
                 let analyzed = try await store.refreshStatistics()
                 if !analyzed.isEmpty {
-                    logger.info("refreshed the planner's statistics of tables that outgrew them", metadata: [
-                        "agentry.tables": "\(analyzed.joined(separator: ", "))",
-                    ])
+                    logger.info(
+                        "refreshed the planner's statistics of tables that outgrew them",
+                        metadata: [
+                            "agentry.tables": "\(analyzed.joined(separator: ", "))"
+                        ])
                 }
             } catch {
                 logger.warning("cannot refresh the run tables' statistics", metadata: ["error": "\(error)"])
@@ -403,9 +426,11 @@ public final class AgentWorker: Service, Sendable {
                 // Another worker found this one's heartbeat expired and recorded its runs as lost: their slots are
                 // free and their events may be run elsewhere. Going on would run them twice.
                 let stopped = runners.withLockedValue { Array($0.values) }.reduce(0) { $0 + $1.cancelAll(.workerLost) }
-                logger.error("this worker was declared lost by another worker (its heartbeats did not reach PostgreSQL within the expiry); stopped its runs, whose events go back to their queues", metadata: [
-                    "agentry.runs.stopped": "\(stopped)", "agentry.worker.expiry_s": "\(Int(options.workerExpiry.inSeconds))",
-                ])
+                logger.error(
+                    "this worker was declared lost by another worker (its heartbeats did not reach PostgreSQL within the expiry); stopped its runs, whose events go back to their queues",
+                    metadata: [
+                        "agentry.runs.stopped": "\(stopped)", "agentry.worker.expiry_s": "\(Int(options.workerExpiry.inSeconds))",
+                    ])
                 health.failed()
                 health.succeeded(at: .now)
             }
@@ -420,7 +445,9 @@ public final class AgentWorker: Service, Sendable {
         guard health.maySweep(at: .now, expiry: options.workerExpiry) else { return }
         do {
             let lost = try await store.expireWorkers(expiry: options.workerExpiry)
-            if !lost.isEmpty { logger.warning("workers stopped sending heartbeats; declared lost", metadata: ["agentry.workers": "\(lost.joined(separator: ", "))"]) }
+            if !lost.isEmpty {
+                logger.warning("workers stopped sending heartbeats; declared lost", metadata: ["agentry.workers": "\(lost.joined(separator: ", "))"])
+            }
         } catch {
             logger.warning("cannot declare silent workers lost", metadata: ["error": "\(error)"])
         }
@@ -442,21 +469,28 @@ public final class AgentWorker: Service, Sendable {
         for orphan in due {
             let body = Array(orphan.event.utf8)
             guard let json = try? JSON.parse(body),
-                  let event = try? EventWireFormat.decode(body: body, envelope: .init(routingKey: json[path: "type"]?.stringValue ?? "")) else {
-                logger.error("cannot read the kept event of lost run \(orphan.runID); it is not published again", metadata: ["agentry.run.id": "\(orphan.runID)"])
+                let event = try? EventWireFormat.decode(body: body, envelope: .init(routingKey: json[path: "type"]?.stringValue ?? ""))
+            else {
+                logger.error(
+                    "cannot read the kept event of lost run \(orphan.runID); it is not published again",
+                    metadata: ["agentry.run.id": "\(orphan.runID)"])
                 try? await context.store.markRepublished(orphan.runID)
                 continue
             }
             do {
                 try await context.retryChannel.publish(EventBus.message(for: event, toQueue: "agentry.agent.\(orphan.agentID)"))
                 try await context.store.markRepublished(orphan.runID)
-                logger.warning("republished the event of a handed-over run whose worker was lost", metadata: [
-                    "agentry.run.id": "\(orphan.runID)", "agentry.agent.id": "\(orphan.agentID)", "agentry.event.id": "\(event.id)",
-                ])
+                logger.warning(
+                    "republished the event of a handed-over run whose worker was lost",
+                    metadata: [
+                        "agentry.run.id": "\(orphan.runID)", "agentry.agent.id": "\(orphan.agentID)", "agentry.event.id": "\(event.id)",
+                    ])
             } catch {
-                logger.warning("cannot publish again the event of a lost handed-over run; trying with the next heartbeat", metadata: [
-                    "agentry.run.id": "\(orphan.runID)", "error": "\(error)",
-                ])
+                logger.warning(
+                    "cannot publish again the event of a lost handed-over run; trying with the next heartbeat",
+                    metadata: [
+                        "agentry.run.id": "\(orphan.runID)", "error": "\(error)",
+                    ])
                 return
             }
         }
@@ -497,9 +531,11 @@ public final class AgentWorker: Service, Sendable {
             return
         }
         let reasons = now.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
-        logger.warning("--agents names agents this worker does not serve: \(reasons); it takes them up once they are published and allowed here", metadata: [
-            "agentry.agents.published": "\(published.sorted().joined(separator: ","))",
-        ])
+        logger.warning(
+            "--agents names agents this worker does not serve: \(reasons); it takes them up once they are published and allowed here",
+            metadata: [
+                "agentry.agents.published": "\(published.sorted().joined(separator: ","))"
+            ])
     }
 
     /// Brings the runners in line with the registry: one per published agent this worker serves, each in its
@@ -542,7 +578,9 @@ public final class AgentWorker: Service, Sendable {
             } catch {
                 // Not served: its events wait in its queue until a version that reads is published.
                 if unreadable.withLockedValue({ $0.insert("\(agent.agentID) \(agent.version)").inserted }) {
-                    logger.error("cannot read the definition of \(agent.agentID) \(agent.version); it is not served until a corrected version is published", metadata: ["error": "\(error)"])
+                    logger.error(
+                        "cannot read the definition of \(agent.agentID) \(agent.version); it is not served until a corrected version is published",
+                        metadata: ["error": "\(error)"])
                 }
                 if options.agents != nil { notServed[agent.agentID] = "its definition cannot be read" }
                 continue

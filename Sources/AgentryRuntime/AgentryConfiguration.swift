@@ -30,8 +30,10 @@ public struct AgentryConfiguration: Sendable {
         public var adminToken: String?
         public var migrationsDirectory: String?
         public var topologyDirectory: String?
-        public init(amqpURL: String? = nil, databaseURL: String? = nil, adminAddress: String? = nil, adminToken: String? = nil,
-                    migrationsDirectory: String? = nil, topologyDirectory: String? = nil) {
+        public init(
+            amqpURL: String? = nil, databaseURL: String? = nil, adminAddress: String? = nil, adminToken: String? = nil,
+            migrationsDirectory: String? = nil, topologyDirectory: String? = nil
+        ) {
             self.amqpURL = amqpURL
             self.databaseURL = databaseURL
             self.adminAddress = adminAddress
@@ -42,7 +44,9 @@ public struct AgentryConfiguration: Sendable {
     }
 
     /// Builds the configuration; every bad value is reported at once, each naming its setting.
-    public static func resolve(_ overrides: Overrides = Overrides(), environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AgentryConfiguration {
+    public static func resolve(
+        _ overrides: Overrides = Overrides(), environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> AgentryConfiguration {
         func value(_ flag: String?, _ variable: String) -> String? {
             if let flag, !flag.isEmpty { return flag }
             if let env = environment[variable], !env.isEmpty { return env }

@@ -63,7 +63,9 @@ struct BatchingConsumer<Item: Sendable>: Sendable {
                         try await flush(batch)
                         lastDelivery.ack(multiple: true)
                     } catch {
-                        logger.error("batch failed; its messages go back to the queue", metadata: ["error": "\(error)", "agentry.batch.size": "\(batch.count)"])
+                        logger.error(
+                            "batch failed; its messages go back to the queue",
+                            metadata: ["error": "\(error)", "agentry.batch.size": "\(batch.count)"])
                         lastDelivery.nack(requeue: true, multiple: true)
                         try? await Task.sleep(for: .milliseconds(500))
                     }

@@ -138,7 +138,7 @@ final class ChildReactor: Sendable {
                 } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                     return false
                 } else {
-                    return true   // EPIPE: the child stopped reading its stdin (SIGPIPE is blocked on this thread)
+                    return true  // EPIPE: the child stopped reading its stdin (SIGPIPE is blocked on this thread)
                 }
             }
             return true
@@ -153,7 +153,7 @@ final class ChildReactor: Sendable {
                     return false
                 }
                 if n < 0 && errno == EINTR { continue }
-                return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))   // 0: the end; another error: stop
+                return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))  // 0: the end; another error: stop
             }
         case .exit(let pid, _):
             while true {
@@ -163,7 +163,7 @@ final class ChildReactor: Sendable {
                     entry.termination = Subprocess.Termination(waitStatus: status)
                     return true
                 }
-                if reaped == 0 { return false }   // not yet (the pidfd was not readable)
+                if reaped == 0 { return false }  // not yet (the pidfd was not readable)
                 if errno == EINTR { continue }
                 // ECHILD: reaped elsewhere. Nothing else in the process waits for children, so this does not happen;
                 // should it, the run ends as failed rather than waiting for ever.

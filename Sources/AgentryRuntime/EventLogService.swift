@@ -38,7 +38,9 @@ public final class EventLogService: Service, Sendable {
         let prefetch = UInt16(clamping: options.batchSize * 2)
         let logConsumer = try await connection.consume(queue: Topology.eventLogQueue, prefetch: prefetch, maxBodySize: options.maxBodySize)
         let unhandledConsumer = try await connection.consume(queue: Topology.unhandledQueue, prefetch: prefetch, maxBodySize: options.maxBodySize)
-        logger.info("event log service started", metadata: ["agentry.batch.size": "\(options.batchSize)", "agentry.batch.latency_ms": "\(options.maxLatency.inMilliseconds)"])
+        logger.info(
+            "event log service started",
+            metadata: ["agentry.batch.size": "\(options.batchSize)", "agentry.batch.latency_ms": "\(options.maxLatency.inMilliseconds)"])
         let batching = BatchingConsumer<Logged>.Options(batchSize: options.batchSize, maxLatency: options.maxLatency)
         let maxBodySize = options.maxBodySize
         let logger = self.logger
@@ -52,9 +54,11 @@ public final class EventLogService: Service, Sendable {
                     let event = try delivery.decodeEvent(maxBodySize: maxBodySize)
                     return Logged(event: event, delivery: delivery)
                 } catch let error as EventDecodingError {
-                    logger.warning("parking a message that is not an event", metadata: [
-                        "agentry.dead.reason": "\(error.reason)", "error": "\(error.message)", "amqp.routing_key": "\(delivery.routingKey)",
-                    ])
+                    logger.warning(
+                        "parking a message that is not an event",
+                        metadata: [
+                            "agentry.dead.reason": "\(error.reason)", "error": "\(error.message)", "amqp.routing_key": "\(delivery.routingKey)",
+                        ])
                     do {
                         try await dead.park(delivery, reason: error.reason.description, message: error.message, queue: Topology.eventLogQueue)
                     } catch {
@@ -78,7 +82,8 @@ public final class EventLogService: Service, Sendable {
             prepare: { delivery in
                 // Messages that are not events were parked by the log consumer, which sees every message too.
                 guard let event = try? delivery.decodeEvent(maxBodySize: maxBodySize),
-                      !EventType.isSystem(event.type) else {
+                    !EventType.isSystem(event.type)
+                else {
                     delivery.ack()
                     return nil
                 }
@@ -131,7 +136,7 @@ public final class EventLogService: Service, Sendable {
             for item in batch {
                 do {
                     try await store.insert([item.event])
-                } catch where isDataError(error) {
+                } catch  where isDataError(error) {
                     logger.warning("parking an event the database refuses", metadata: ["agentry.event.id": "\(item.event.id)", "error": "\(error)"])
                     try await dead.park(item.delivery, reason: "refused-by-database", message: "\(error)", queue: Topology.eventLogQueue)
                 }
@@ -146,10 +151,13 @@ public final class EventLogService: Service, Sendable {
 
     /// The `event.unhandled` announcement for an event no agent listens to.
     public static func announcement(for event: Event) -> Event {
-        Event(type: "event.unhandled",
-              payload: ["event_id": .string(event.id.rawValue), "event_type": .string(event.type),
-                        "priority": .string(event.priority.name), "reason": "no published agent has a trigger matching this event type"],
-              priority: event.priority, source: "agentry.event-log",
-              correlationID: event.correlationID ?? event.id.rawValue, causationID: event.id.rawValue)
+        Event(
+            type: "event.unhandled",
+            payload: [
+                "event_id": .string(event.id.rawValue), "event_type": .string(event.type),
+                "priority": .string(event.priority.name), "reason": "no published agent has a trigger matching this event type",
+            ],
+            priority: event.priority, source: "agentry.event-log",
+            correlationID: event.correlationID ?? event.id.rawValue, causationID: event.id.rawValue)
     }
 }

@@ -72,6 +72,7 @@ public struct ExecAllowlist: Sendable, Hashable {
             if real == allowed || allowed == "/" || real.hasPrefix(allowed + "/") { return nil }
         }
         let shown = real == argv0 ? "'\(argv0)'" : "'\(argv0)' (\(real))"
-        return "this worker does not allow the program \(shown); allow it with `agentry worker --exec-allow \(real)` (or its directory), or AGENTRY_EXEC_ALLOW; allowed now: \(entries.isEmpty ? "nothing" : entries.joined(separator: ", "))"
+        return
+            "this worker does not allow the program \(shown); allow it with `agentry worker --exec-allow \(real)` (or its directory), or AGENTRY_EXEC_ALLOW; allowed now: \(entries.isEmpty ? "nothing" : entries.joined(separator: ", "))"
     }
 }

@@ -16,8 +16,10 @@ final class GroupCommit<Request: Sendable, Response: Sendable>: Sendable {
     /// Writes a batch; returns one result per request, in order (or throws for the whole batch).
     private let write: @Sendable ([Request]) async -> [Result<Response, any Error>]
 
-    init(maxBatch: Int, precedes: (@Sendable (Request, Request) -> Bool)? = nil,
-         write: @escaping @Sendable ([Request]) async -> [Result<Response, any Error>]) {
+    init(
+        maxBatch: Int, precedes: (@Sendable (Request, Request) -> Bool)? = nil,
+        write: @escaping @Sendable ([Request]) async -> [Result<Response, any Error>]
+    ) {
         self.maxBatch = maxBatch
         self.precedes = precedes
         self.write = write

@@ -18,8 +18,10 @@ struct HandlerOutcome: Sendable {
     /// worker does not allow, a response over the size limit): the run fails at once, whatever the retry policy.
     var retryable = true
 
-    static func failed(_ message: String, output: String? = nil, stderr: String? = nil, exitStatus: Int? = nil,
-                       retryable: Bool = true) -> HandlerOutcome {
+    static func failed(
+        _ message: String, output: String? = nil, stderr: String? = nil, exitStatus: Int? = nil,
+        retryable: Bool = true
+    ) -> HandlerOutcome {
         HandlerOutcome(status: .failed, output: output, stderr: stderr, exitStatus: exitStatus, message: message, retryable: retryable)
     }
 

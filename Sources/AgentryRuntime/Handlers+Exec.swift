@@ -52,8 +52,9 @@ extension HandlerRunner {
         let argv = exec.command.map { EventTemplate.renderText($0, with: context.event) }
         let environment = Self.environment(for: exec, context)
         guard let program = ExecAllowlist.locate(argv[0], path: environment["PATH"] ?? "", workingDirectory: exec.workingDirectory) else {
-            return .failed("cannot start \(argv[0]): no such program (a name without '/' is looked up in PATH: \(environment["PATH"] ?? ""))",
-                           retryable: false)
+            return .failed(
+                "cannot start \(argv[0]): no such program (a name without '/' is looked up in PATH: \(environment["PATH"] ?? ""))",
+                retryable: false)
         }
         if let refusal = policy.execAllow.refusal(of: program, named: argv[0]) {
             return .failed(refusal, retryable: false)
@@ -61,9 +62,10 @@ extension HandlerRunner {
         let limits = (exec.limits ?? ExecLimits()).withDefaults(timeoutSeconds: Int(context.timeout.components.seconds))
         let process: Subprocess
         do {
-            process = try Subprocess(argv: argv, program: program, environment: environment, workingDirectory: exec.workingDirectory,
-                                     stdin: EventWireFormat.encode(context.event), outputLimit: context.outputLimit, limits: limits,
-                                     user: policy.execUser)
+            process = try Subprocess(
+                argv: argv, program: program, environment: environment, workingDirectory: exec.workingDirectory,
+                stdin: EventWireFormat.encode(context.event), outputLimit: context.outputLimit, limits: limits,
+                user: policy.execUser)
         } catch {
             return .failed("\(error)")
         }
@@ -101,7 +103,8 @@ extension HandlerRunner {
         switch stopped.withLockedValue({ $0 }) {
         case .timedOut?:
             status = .timedOut
-            message = "\(argv[0]) did not finish within \(timeout.components.seconds) s (timeout_seconds); it and every process it started were stopped"
+            message =
+                "\(argv[0]) did not finish within \(timeout.components.seconds) s (timeout_seconds); it and every process it started were stopped"
         case .cancelled?:
             status = .cancelled
             message = "the run was cancelled; \(argv[0]) and every process it started were stopped"

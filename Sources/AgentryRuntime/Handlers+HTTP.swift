@@ -39,10 +39,12 @@ extension HandlerRunner {
         do {
             while true {
                 guard let target = URLComponents(string: url), let scheme = target.scheme?.lowercased(), scheme == "http" || scheme == "https",
-                      let host = target.host, !host.isEmpty else {
+                    let host = target.host, !host.isEmpty
+                else {
                     return .failed("\(method) \(url): not an absolute http or https URL", retryable: false)
                 }
-                let pin: PinnedHTTPClients.Target = policy.httpDeny.isEmpty ? .unpinned : await PinnedHTTPClients.target(host: host, deny: policy.httpDeny)
+                let pin: PinnedHTTPClients.Target =
+                    policy.httpDeny.isEmpty ? .unpinned : await PinnedHTTPClients.target(host: host, deny: policy.httpDeny)
                 if case .refused(let refusal) = pin {
                     return .failed("\(method) \(url) refused: \(refusal)", retryable: false)
                 }
@@ -55,15 +57,17 @@ extension HandlerRunner {
                 if (300..<400).contains(code), let location = response.headers.first(name: "Location") {
                     let next = URL(string: location, relativeTo: URL(string: url))?.absoluteURL.absoluteString ?? location
                     guard http.followRedirects else {
-                        return .failed("\(method) \(url) answered \(code), redirecting to \(next); redirects are not followed (set handler.http.follow_redirects: true to follow them)",
-                                       exitStatus: code, retryable: false)
+                        return .failed(
+                            "\(method) \(url) answered \(code), redirecting to \(next); redirects are not followed (set handler.http.follow_redirects: true to follow them)",
+                            exitStatus: code, retryable: false)
                     }
                     if let problem = Self.redirectProblem(from: first, to: URLComponents(string: next), definitionHeaders: !http.headers.isEmpty) {
                         return .failed("\(method) \(url) answered \(code), redirecting to \(next): \(problem)", exitStatus: code, retryable: false)
                     }
                     redirects += 1
                     if redirects > Self.maxRedirects {
-                        return .failed("\(method) \(http.url) was redirected more than \(Self.maxRedirects) times", exitStatus: code, retryable: false)
+                        return .failed(
+                            "\(method) \(http.url) was redirected more than \(Self.maxRedirects) times", exitStatus: code, retryable: false)
                     }
                     // 307 and 308 repeat the POST; 301, 302 and 303 turn it into a GET, as browsers do.
                     if code != 307 && code != 308 {
@@ -79,12 +83,14 @@ extension HandlerRunner {
                 if (200..<300).contains(code) {
                     return HandlerOutcome(status: .succeeded, result: parsed, output: parsed == nil && !text.isEmpty ? text : nil, exitStatus: code)
                 }
-                return HandlerOutcome(status: .failed, result: parsed, output: text.isEmpty ? nil : text, exitStatus: code,
-                                      message: "\(method) \(url) answered \(code) \(response.status.reasonPhrase)")
+                return HandlerOutcome(
+                    status: .failed, result: parsed, output: text.isEmpty ? nil : text, exitStatus: code,
+                    message: "\(method) \(url) answered \(code) \(response.status.reasonPhrase)")
             }
         } catch is NIOTooManyBytesError {
-            return .failed("\(method) \(url): the answer is larger than \(bodyLimit) bytes, the most a worker reads; not retried (the same request gets the same answer)",
-                           retryable: false)
+            return .failed(
+                "\(method) \(url): the answer is larger than \(bodyLimit) bytes, the most a worker reads; not retried (the same request gets the same answer)",
+                retryable: false)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
             return HandlerOutcome(status: .timedOut, message: "\(method) \(url) did not answer within \(timeout.components.seconds) s (\(error))")
         } catch is CancellationError {
@@ -97,8 +103,10 @@ extension HandlerRunner {
 
     /// Sends `request` through the client that connects `host` to the checked address (or the shared client when
     /// nothing is pinned) and reads the answer's body up to `bodyLimit`, unless the answer is a redirect.
-    func exchange(_ request: HTTPClientRequest, host: String, target: PinnedHTTPClients.Target, deadline: NIODeadline,
-                          bodyLimit: Int) async throws -> (HTTPClientResponse, [UInt8]) {
+    func exchange(
+        _ request: HTTPClientRequest, host: String, target: PinnedHTTPClients.Target, deadline: NIODeadline,
+        bodyLimit: Int
+    ) async throws -> (HTTPClientResponse, [UInt8]) {
         @Sendable func send(_ client: HTTPClient) async throws -> (HTTPClientResponse, [UInt8]) {
             let response = try await client.execute(request, deadline: deadline)
             if (300..<400).contains(response.status.code), response.headers.first(name: "Location") != nil { return (response, []) }
@@ -111,7 +119,7 @@ extension HandlerRunner {
         for address in addresses {
             do {
                 return try await pinnedClients.withClient(host: host, address: address, configuration: Self.pinnedConfiguration, send)
-            } catch where PinnedHTTPClients.isConnectFailure(error) {
+            } catch  where PinnedHTTPClients.isConnectFailure(error) {
                 failure = error
             }
         }

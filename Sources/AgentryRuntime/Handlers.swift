@@ -50,11 +50,13 @@ struct HandlerRunner: Sendable {
         case .noop:
             outcome = HandlerOutcome(status: .succeeded)
         case .log:
-            logger.info("event", metadata: [
-                "agentry.agent.id": "\(context.agent.metadata.id)", "agentry.event.id": "\(context.event.id)",
-                "agentry.event.type": "\(context.event.type)", "agentry.event.priority": "\(context.event.priority.name)",
-                "agentry.event.payload": "\(JSON.serialize(.object(context.event.payload)))",
-            ])
+            logger.info(
+                "event",
+                metadata: [
+                    "agentry.agent.id": "\(context.agent.metadata.id)", "agentry.event.id": "\(context.event.id)",
+                    "agentry.event.type": "\(context.event.type)", "agentry.event.priority": "\(context.event.priority.name)",
+                    "agentry.event.payload": "\(JSON.serialize(.object(context.event.payload)))",
+                ])
             outcome = HandlerOutcome(status: .succeeded)
         case .emit(let emit):
             let payload = EventTemplate.render(.object(emit.payload), with: context.event).objectValue ?? [:]

@@ -52,9 +52,11 @@ public final class LockHold: Sendable, CustomStringConvertible {
     let state = NIOLockedValueBox<State>(.held)
     let expiry = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
-    init(requestID: UUID, owner: LockOwner, resources: [ResourceKey], fencingTokens: [ResourceKey: Int64], priority: Priority,
-         acquiredAt: Date, expiresAt: Date, runID: UUID?, session: LockSession, cause: Event?,
-         onLoss: @escaping @Sendable (LockLoss) -> Void) {
+    init(
+        requestID: UUID, owner: LockOwner, resources: [ResourceKey], fencingTokens: [ResourceKey: Int64], priority: Priority,
+        acquiredAt: Date, expiresAt: Date, runID: UUID?, session: LockSession, cause: Event?,
+        onLoss: @escaping @Sendable (LockLoss) -> Void
+    ) {
         self.requestID = requestID
         self.owner = owner
         self.resources = resources

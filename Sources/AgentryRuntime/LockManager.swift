@@ -1,6 +1,6 @@
+import AgentryBus
 public import AgentryCore
 public import AgentryStore
-import AgentryBus
 public import Foundation
 public import Logging
 import NIOConcurrencyHelpers
@@ -72,8 +72,10 @@ public final class LockManager: Sendable {
     static let source = "agentry.locks"
 
     /// - Parameter announce: publishes the manager's `resource.*` events (in order, off the caller's path).
-    public init(database: Database, workerID: String?, options: Options = Options(), logger: Logger,
-                announce: @escaping @Sendable (Event) async -> Void) {
+    public init(
+        database: Database, workerID: String?, options: Options = Options(), logger: Logger,
+        announce: @escaping @Sendable (Event) async -> Void
+    ) {
         self.database = database
         self.store = LockStore(database: database, logger: logger)
         self.workerID = workerID
@@ -129,9 +131,11 @@ public final class LockManager: Sendable {
         let timer = Task {
             try? await Task.sleep(for: options.checkTimeout)
             guard !Task.isCancelled, !answered.withLockedValue({ $0 }), hold.isHeld else { return }
-            logger.error("a hold's database session does not answer; closing it", metadata: [
-                "agentry.resources": "\(Self.list(hold.resources))", "db.pid": "\(session.pid)",
-            ])
+            logger.error(
+                "a hold's database session does not answer; closing it",
+                metadata: [
+                    "agentry.resources": "\(Self.list(hold.resources))", "db.pid": "\(session.pid)",
+                ])
             session.close()
         }
         try? await session.check(logger: logger)
@@ -166,9 +170,11 @@ public final class LockManager: Sendable {
     ///   - hold: how long the hold may last; past it, it is taken back and `onLoss` is called.
     ///   - onLoss: called once if the hold stops protecting its task before it is released (expiry, lost session).
     ///   - cause: the event the hold serves (the manager's events follow it up).
-    public func acquire(_ resources: [ResourceKey], owner: LockOwner, priority: Priority = .normal, hold: Duration,
-                        wait: Duration? = nil, runID: UUID? = nil, cause: Event? = nil,
-                        onLoss: @escaping @Sendable (LockLoss) -> Void = { _ in }) async throws -> LockHold {
+    public func acquire(
+        _ resources: [ResourceKey], owner: LockOwner, priority: Priority = .normal, hold: Duration,
+        wait: Duration? = nil, runID: UUID? = nil, cause: Event? = nil,
+        onLoss: @escaping @Sendable (LockLoss) -> Void = { _ in }
+    ) async throws -> LockHold {
         let keys = Array(Set(resources)).sorted()
         guard !keys.isEmpty else { throw LockError(.invalid, "no resource to lock") }
         if let problem = keys.lazy.compactMap({ key in key.typeProblem.map { "cannot lock \(key): \($0)" } }).first {
@@ -194,9 +200,10 @@ public final class LockManager: Sendable {
                 let session = try await checkout()
                 let rows: [LockStore.AcquireRow]
                 do {
-                    rows = try await session.acquire(.init(
-                        requestID: requestID, resources: keys, owner: owner, priority: priority, hold: hold, waitUntil: waitUntil,
-                        waiterPID: waiterPID, workerID: workerID, runID: runID, takebackGrace: options.takebackGrace),
+                    rows = try await session.acquire(
+                        .init(
+                            requestID: requestID, resources: keys, owner: owner, priority: priority, hold: hold, waitUntil: waitUntil,
+                            waiterPID: waiterPID, workerID: workerID, runID: runID, takebackGrace: options.takebackGrace),
                         logger: logger)
                 } catch {
                     session.close()
@@ -204,8 +211,9 @@ public final class LockManager: Sendable {
                 }
                 if !rows.isEmpty, rows.allSatisfy(\.granted) {
                     AgentryMetrics.lockWaited(seconds: (ContinuousClock.now - started).inSeconds, outcome: "acquired")
-                    return grant(rows, requestID: requestID, owner: owner, priority: priority, runID: runID, session: session,
-                                 cause: cause, onLoss: onLoss)
+                    return grant(
+                        rows, requestID: requestID, owner: owner, priority: priority, runID: runID, session: session,
+                        cause: cause, onLoss: onLoss)
                 }
                 sessions.checkin(session)
                 let blocked = rows.filter { !$0.granted }
@@ -215,20 +223,26 @@ public final class LockManager: Sendable {
                 if !queued {
                     queued = true
                     for row in blocked {
-                        emit("resource.queued", row.resource, owner, cause: cause, [
-                            "position": .int(Int64(row.position ?? 1)), "priority": .string(priority.name),
-                            "run_id": runID.map { .string($0.uuidString.lowercased()) } ?? .null,
-                        ])
+                        emit(
+                            "resource.queued", row.resource, owner, cause: cause,
+                            [
+                                "position": .int(Int64(row.position ?? 1)), "priority": .string(priority.name),
+                                "run_id": runID.map { .string($0.uuidString.lowercased()) } ?? .null,
+                            ])
                     }
                 }
                 for row in blocked where row.takenBack {
-                    logger.warning("took back an expired lock whose holder did not release it", metadata: [
-                        "agentry.resource": "\(row.resource)", "agentry.holder": "\(row.holder ?? "?")",
-                    ])
-                    emit("resource.expired", row.resource, LockOwner(id: row.holder ?? "unknown", kind: .agent), cause: cause, [
-                        "expires_at": row.holderExpiresAt.map { .string(Timestamp.format($0)) } ?? .null,
-                        "taken_back_by": .string(owner.id),
-                    ])
+                    logger.warning(
+                        "took back an expired lock whose holder did not release it",
+                        metadata: [
+                            "agentry.resource": "\(row.resource)", "agentry.holder": "\(row.holder ?? "?")",
+                        ])
+                    emit(
+                        "resource.expired", row.resource, LockOwner(id: row.holder ?? "unknown", kind: .agent), cause: cause,
+                        [
+                            "expires_at": row.holderExpiresAt.map { .string(Timestamp.format($0)) } ?? .null,
+                            "taken_back_by": .string(owner.id),
+                        ])
                 }
                 let now = ContinuousClock.now
                 if now >= deadline {
@@ -270,7 +284,10 @@ public final class LockManager: Sendable {
         let status = try await store.status(resource)
         if let holder = status.holder {
             if holder.owner == owner {
-                throw LockError(.notOwner, "\(resource) is held by \(owner) from another process (worker \(holder.workerID ?? "unknown")); only that process can release it, or an administrator with `agentry locks release \(resource) --force`")
+                throw LockError(
+                    .notOwner,
+                    "\(resource) is held by \(owner) from another process (worker \(holder.workerID ?? "unknown")); only that process can release it, or an administrator with `agentry locks release \(resource) --force`"
+                )
             }
             throw LockError(.notOwner, "cannot release \(resource): it is held by \(holder.owner), not \(owner)")
         }
@@ -288,26 +305,31 @@ public final class LockManager: Sendable {
 
     // MARK: Internals
 
-    private func grant(_ rows: [LockStore.AcquireRow], requestID: UUID, owner: LockOwner, priority: Priority, runID: UUID?,
-                       session: LockSession, cause: Event?, onLoss: @escaping @Sendable (LockLoss) -> Void) -> LockHold {
+    private func grant(
+        _ rows: [LockStore.AcquireRow], requestID: UUID, owner: LockOwner, priority: Priority, runID: UUID?,
+        session: LockSession, cause: Event?, onLoss: @escaping @Sendable (LockLoss) -> Void
+    ) -> LockHold {
         let acquiredAt = rows.compactMap(\.acquiredAt).min() ?? Date()
         let expiresAt = rows.compactMap(\.expiresAt).min() ?? Date()
         var tokens: [ResourceKey: Int64] = [:]
         for row in rows { tokens[row.resource] = row.fencingToken ?? 0 }
-        let hold = LockHold(requestID: requestID, owner: owner, resources: rows.map(\.resource).sorted(), fencingTokens: tokens,
-                            priority: priority, acquiredAt: acquiredAt, expiresAt: expiresAt, runID: runID,
-                            session: session, cause: cause, onLoss: onLoss)
+        let hold = LockHold(
+            requestID: requestID, owner: owner, resources: rows.map(\.resource).sorted(), fencingTokens: tokens,
+            priority: priority, acquiredAt: acquiredAt, expiresAt: expiresAt, runID: runID,
+            session: session, cause: cause, onLoss: onLoss)
         state.withLockedValue { s in
             s.held[session.id] = hold
             s.holds[requestID] = hold
         }
         for resource in hold.resources {
-            emit("resource.acquired", resource, owner, cause: cause, [
-                "fencing_token": .int(tokens[resource] ?? 0), "acquired_at": .string(Timestamp.format(acquiredAt)),
-                "expires_at": .string(Timestamp.format(expiresAt)), "priority": .string(priority.name),
-                "run_id": runID.map { .string($0.uuidString.lowercased()) } ?? .null,
-                "worker_id": workerID.map { .string($0) } ?? .null,
-            ])
+            emit(
+                "resource.acquired", resource, owner, cause: cause,
+                [
+                    "fencing_token": .int(tokens[resource] ?? 0), "acquired_at": .string(Timestamp.format(acquiredAt)),
+                    "expires_at": .string(Timestamp.format(expiresAt)), "priority": .string(priority.name),
+                    "run_id": runID.map { .string($0.uuidString.lowercased()) } ?? .null,
+                    "worker_id": workerID.map { .string($0) } ?? .null,
+                ])
         }
         let delay = expiresAt.timeIntervalSinceNow
         hold.expiry.withLockedValue {
@@ -325,10 +347,12 @@ public final class LockManager: Sendable {
     private func expire(_ hold: LockHold) async {
         let loss = LockLoss.expired(hold.resources[0], at: hold.expiresAt)
         guard hold.leave(for: .lost(loss)) else { return }
-        logger.warning("a hold outlived its expiry; taking it back and stopping its task", metadata: [
-            "agentry.resources": "\(Self.list(hold.resources))", "agentry.owner": "\(hold.owner)",
-            "agentry.run.id": "\(hold.runID.map { "\($0)" } ?? "-")",
-        ])
+        logger.warning(
+            "a hold outlived its expiry; taking it back and stopping its task",
+            metadata: [
+                "agentry.resources": "\(Self.list(hold.resources))", "agentry.owner": "\(hold.owner)",
+                "agentry.run.id": "\(hold.runID.map { "\($0)" } ?? "-")",
+            ])
         hold.onLoss(loss)
         await giveBack(hold, event: "resource.expired")
     }
@@ -343,9 +367,11 @@ public final class LockManager: Sendable {
             sessions.checkin(session)
         } catch {
             // Closing the session frees its advisory locks all the same.
-            logger.warning("cannot release a hold cleanly; closing its session", metadata: [
-                "agentry.resources": "\(Self.list(hold.resources))", "error": "\(StoreError.describe(error))",
-            ])
+            logger.warning(
+                "cannot release a hold cleanly; closing its session",
+                metadata: [
+                    "agentry.resources": "\(Self.list(hold.resources))", "error": "\(StoreError.describe(error))",
+                ])
             state.withLockedValue { _ = $0.held.removeValue(forKey: session.id) }
             session.close()
         }
@@ -371,10 +397,12 @@ public final class LockManager: Sendable {
         guard hold.leave(for: .lost(loss)) else { return }
         hold.expiry.withLockedValue { $0?.cancel() }
         state.withLockedValue { _ = $0.holds.removeValue(forKey: hold.requestID) }
-        logger.error("lost the database session that held locks; stopping their task", metadata: [
-            "agentry.resources": "\(Self.list(hold.resources))", "agentry.owner": "\(hold.owner)", "db.pid": "\(session.pid)",
-            "agentry.run.id": "\(hold.runID.map { "\($0)" } ?? "-")",
-        ])
+        logger.error(
+            "lost the database session that held locks; stopping their task",
+            metadata: [
+                "agentry.resources": "\(Self.list(hold.resources))", "agentry.owner": "\(hold.owner)", "db.pid": "\(session.pid)",
+                "agentry.run.id": "\(hold.runID.map { "\($0)" } ?? "-")",
+            ])
         hold.onLoss(loss)
     }
 
@@ -392,7 +420,8 @@ public final class LockManager: Sendable {
         do {
             return try await sessions.checkout()
         } catch {
-            throw LockError(.database, "cannot open a lock session to PostgreSQL at \(database.configuration.redactedURL): \(StoreError.describe(error))")
+            throw LockError(
+                .database, "cannot open a lock session to PostgreSQL at \(database.configuration.redactedURL): \(StoreError.describe(error))")
         }
     }
 
@@ -415,8 +444,11 @@ public final class LockManager: Sendable {
             Task { [state] in
                 try? await Task.sleep(for: limit)
                 let (waiter, problem) = state.withLockedValue { s in (s.listenerWaiters.removeValue(forKey: id), s.listenerProblem) }
-                waiter?.resume(throwing: LockError(.database, "cannot wait for resources: the lock notification session did not open "
-                                                   + "within \(Self.seconds(limit)) (\(problem ?? "no answer yet"))"))
+                waiter?.resume(
+                    throwing: LockError(
+                        .database,
+                        "cannot wait for resources: the lock notification session did not open "
+                            + "within \(Self.seconds(limit)) (\(problem ?? "no answer yet"))"))
             }
         }
     }
@@ -460,7 +492,8 @@ public final class LockManager: Sendable {
             "owner_id": .string(owner.id), "owner_type": .string(owner.kind.rawValue),
         ]
         for (key, value) in extra { payload[key] = value }
-        let event = cause.map { $0.followUp(type: type, payload: payload, priority: .normal, source: Self.source) }
+        let event =
+            cause.map { $0.followUp(type: type, payload: payload, priority: .normal, source: Self.source) }
             ?? Event(type: type, payload: payload, priority: .normal, source: Self.source)
         eventSink.yield(event)
     }

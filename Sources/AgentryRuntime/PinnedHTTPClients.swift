@@ -48,7 +48,8 @@ final class PinnedHTTPClients: Sendable {
         }
         for address in addresses {
             if let range = deny.first(where: { $0.contains(address) }) {
-                return .refused("\(host) resolves to \(AddressRange.format(address)), in \(range), which this worker does not connect to (--http-deny)")
+                return .refused(
+                    "\(host) resolves to \(AddressRange.format(address)), in \(range), which this worker does not connect to (--http-deny)")
             }
         }
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
@@ -66,8 +67,10 @@ final class PinnedHTTPClients: Sendable {
     }
 
     /// Runs `body` with the client that connects `host` to `address`, made with `configuration` when new.
-    func withClient<T: Sendable>(host: String, address: String, configuration: HTTPClient.Configuration,
-                                 _ body: (HTTPClient) async throws -> T) async throws -> T {
+    func withClient<T: Sendable>(
+        host: String, address: String, configuration: HTTPClient.Configuration,
+        _ body: (HTTPClient) async throws -> T
+    ) async throws -> T {
         // The exact host string: `dnsOverride` matches the URL's host as written.
         let key = "\(host)\u{0}\(address)"
         let (client, evicted) = state.withLockedValue { state -> (HTTPClient, [HTTPClient]) in
@@ -84,7 +87,8 @@ final class PinnedHTTPClients: Sendable {
             state.entries[key] = Entry(client: client, inUse: 1, lastUsed: state.clock)
             var evicted: [HTTPClient] = []
             while state.entries.count > capacity,
-                  let oldest = state.entries.filter({ $0.value.inUse == 0 }).min(by: { $0.value.lastUsed < $1.value.lastUsed }) {
+                let oldest = state.entries.filter({ $0.value.inUse == 0 }).min(by: { $0.value.lastUsed < $1.value.lastUsed })
+            {
                 state.entries[oldest.key] = nil
                 evicted.append(oldest.value.client)
             }

@@ -56,11 +56,17 @@ final class Subprocess: Sendable {
     /// Starts `program` (a path; by default `argv[0]` looked up in the environment's PATH) with `argv` and exactly
     /// `environment`, under a run guard (see `Sources/CSpawn/guard.c`): `pid` is the guard's, which exits with the
     /// program's status once the program and everything it started are gone.
-    init(argv: [String], program: String? = nil, environment: [String: String], workingDirectory: String?, stdin: [UInt8],
-         outputLimit: Int, limits: ExecLimits = ExecLimits(), user: ExecUser? = nil) throws {
+    init(
+        argv: [String], program: String? = nil, environment: [String: String], workingDirectory: String?, stdin: [UInt8],
+        outputLimit: Int, limits: ExecLimits = ExecLimits(), user: ExecUser? = nil
+    ) throws {
         guard let name = argv.first, !name.isEmpty else { throw SpawnError(description: "the command is empty") }
-        guard let program = program ?? ExecAllowlist.locate(name, path: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
-                                                             workingDirectory: workingDirectory) else {
+        guard
+            let program = program
+                ?? ExecAllowlist.locate(
+                    name, path: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
+                    workingDirectory: workingDirectory)
+        else {
             throw SpawnError(description: "cannot start \(name): no such program (looked up in PATH when it has no '/')")
         }
         let reactor = try ChildReactor.shared()
@@ -78,16 +84,18 @@ final class Subprocess: Sendable {
             for p in cArgv { free(p) }
             for p in cEnv { free(p) }
         }
-        var cLimits = agentry_limits(memory_bytes: limits.memoryMB.map { Int64($0) << 20 } ?? -1,
-                                     cpu_seconds: limits.cpuSeconds.map(Int64.init) ?? -1,
-                                     open_files: limits.openFiles.map(Int64.init) ?? -1,
-                                     processes: limits.processes.map(Int64.init) ?? -1,
-                                     uid: user.map { Int64($0.uid) } ?? -1, gid: user.map { Int64($0.gid) } ?? -1)
+        var cLimits = agentry_limits(
+            memory_bytes: limits.memoryMB.map { Int64($0) << 20 } ?? -1,
+            cpu_seconds: limits.cpuSeconds.map(Int64.init) ?? -1,
+            open_files: limits.openFiles.map(Int64.init) ?? -1,
+            processes: limits.processes.map(Int64.init) ?? -1,
+            uid: user.map { Int64($0.uid) } ?? -1, gid: user.map { Int64($0.gid) } ?? -1)
         var child: pid_t = 0
         let rc = cArgv.withUnsafeBufferPointer { argvBuffer in
             cEnv.withUnsafeBufferPointer { envBuffer in
-                agentry_spawn_guarded(program, argvBuffer.baseAddress, envBuffer.baseAddress, workingDirectory,
-                                      inPipe[0], outPipe[1], errPipe[1], &cLimits, &child)
+                agentry_spawn_guarded(
+                    program, argvBuffer.baseAddress, envBuffer.baseAddress, workingDirectory,
+                    inPipe[0], outPipe[1], errPipe[1], &cLimits, &child)
             }
         }
         close(inPipe[0])

@@ -1,8 +1,8 @@
 public import AMQP
 public import AgentryBus
 import AgentryCore
-import CSpawn
 public import AgentryStore
+import CSpawn
 import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -29,7 +29,11 @@ public struct Worker: Sendable {
         // Handlers run as the worker's user: non-dumpable, the worker's /proc/<pid>/environ and memory (its database
         // and broker credentials) are closed to them, and so is ptrace.
         let rc = agentry_make_nondumpable()
-        if rc != 0 { logger.warning("cannot make the worker non-dumpable; handlers of its user can read its environment", metadata: ["error": "\(String(cString: strerror(rc)))"]) }
+        if rc != 0 {
+            logger.warning(
+                "cannot make the worker non-dumpable; handlers of its user can read its environment",
+                metadata: ["error": "\(String(cString: strerror(rc)))"])
+        }
         // The name the broker's and the database's connection lists show for this worker.
         let name = "agentry worker \(ProcessInfo.processInfo.hostName) pid \(ProcessInfo.processInfo.processIdentifier)"
         var amqpConfiguration = configuration.amqp
@@ -44,19 +48,22 @@ public struct Worker: Sendable {
         }
         let database = Database(configuration: databaseConfiguration, logger: logger)
         let connection = AMQPConnection(configuration: amqpConfiguration, logger: logger)
-        logger.info("connecting", metadata: ["amqp.server": "\(amqpConfiguration.redactedURL)", "db.server": "\(configuration.database.redactedURL)"])
+        logger.info(
+            "connecting", metadata: ["amqp.server": "\(amqpConfiguration.redactedURL)", "db.server": "\(configuration.database.redactedURL)"])
         try await connection.connect(keepTrying: true)
 
-        let setup = WorkerSetup(connection: connection, database: database, topology: topology, migrations: migrations,
-                                eventLogOptions: eventLogOptions, workerOptions: workerOptions, runsEventLog: runsEventLog,
-                                companions: companions, logger: logger)
-        let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: database),
-                .init(service: setup, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let setup = WorkerSetup(
+            connection: connection, database: database, topology: topology, migrations: migrations,
+            eventLogOptions: eventLogOptions, workerOptions: workerOptions, runsEventLog: runsEventLog,
+            companions: companions, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: database),
+                    .init(service: setup, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         do {
             try await group.run()
         } catch {
@@ -104,22 +111,26 @@ struct WorkerSetup: Service {
         let expected = migrations.map(\.version).max() ?? 0
         let current = try await Migrator.currentVersion(database: database, logger: logger) ?? 0
         guard current >= expected else {
-            throw StoreError(.missingMigrations, "the database schema is at version \(current) but this worker needs \(expected): run `agentry migrate` first")
+            throw StoreError(
+                .missingMigrations, "the database schema is at version \(current) but this worker needs \(expected): run `agentry migrate` first")
         }
         _ = try await topology.apply(on: connection)
         let bus = try await EventBus(connection: connection, logger: logger)
-        let eventLog = EventLogService(connection: connection, bus: bus, store: EventLogStore(database: database, logger: logger),
-                                       options: eventLogOptions, logger: logger)
-        let agents = AgentWorker(connection: connection, bus: bus, database: database, topology: topology,
-                                 options: workerOptions, logger: logger)
+        let eventLog = EventLogService(
+            connection: connection, bus: bus, store: EventLogStore(database: database, logger: logger),
+            options: eventLogOptions, logger: logger)
+        let agents = AgentWorker(
+            connection: connection, bus: bus, database: database, topology: topology,
+            options: workerOptions, logger: logger)
         logger.info("worker ready", metadata: ["agentry.services": "\(runsEventLog ? "event-log, " : "")agents"])
         // Both handle the graceful shutdown themselves: the log flushes what it holds, the agents let running
         // tasks finish within the grace period.
         try await withThrowingTaskGroup(of: Void.self) { group in
             if runsEventLog { group.addTask { try await eventLog.run() } }
             group.addTask { try await agents.run() }
-            let environment = WorkerEnvironment(connection: connection, bus: bus, database: database, topology: topology,
-                                                expectedSchemaVersion: expected)
+            let environment = WorkerEnvironment(
+                connection: connection, bus: bus, database: database, topology: topology,
+                expectedSchemaVersion: expected)
             for service in companions?(environment) ?? [] {
                 group.addTask { try await service.run() }
             }

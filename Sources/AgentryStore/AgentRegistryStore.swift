@@ -30,8 +30,10 @@ public struct AgentVersionRecord: Sendable, Hashable {
     public var definition: String
     public var triggers: [Trigger]
 
-    public init(agentID: String, name: String, version: String, author: String, description: String?, goalType: String,
-                goalDescription: String, definition: String, triggers: [Trigger]) {
+    public init(
+        agentID: String, name: String, version: String, author: String, description: String?, goalType: String,
+        goalDescription: String, definition: String, triggers: [Trigger]
+    ) {
         self.agentID = agentID
         self.name = name
         self.version = version
@@ -90,15 +92,18 @@ public struct AgentRegistryStore: Sendable {
     public func register(_ record: AgentVersionRecord) async throws -> RegisterOutcome {
         try await transaction(agentID: record.agentID) { connection in
             var existing: (status: String, same: Bool)?
-            for try await (status, same) in try await connection.queryAll("""
+            for try await (status, same) in try await connection.queryAll(
+                """
                 SELECT status, definition = \(record.definition)::jsonb FROM agent_registry
                 WHERE agent_id = \(record.agentID) AND version = \(record.version)
-                """, logger: logger).decode((String, Bool).self) {
+                """, logger: logger
+            ).decode((String, Bool).self) {
                 existing = (status, same)
             }
             switch existing {
             case nil:
-                try await connection.queryAll("""
+                try await connection.queryAll(
+                    """
                     INSERT INTO agent_registry (agent_id, name, version, author, description, goal_type, goal_description, definition, status)
                     VALUES (\(record.agentID), \(record.name), \(record.version), \(record.author), \(record.description),
                             \(record.goalType), \(record.goalDescription), \(record.definition)::jsonb, 'draft')
@@ -108,7 +113,8 @@ public struct AgentRegistryStore: Sendable {
             case (_, true)?:
                 return .unchanged
             case ("draft", false)?:
-                try await connection.queryAll("""
+                try await connection.queryAll(
+                    """
                     UPDATE agent_registry SET name = \(record.name), author = \(record.author), description = \(record.description),
                         goal_type = \(record.goalType), goal_description = \(record.goalDescription),
                         definition = \(record.definition)::jsonb, updated_at = now()
@@ -117,18 +123,23 @@ public struct AgentRegistryStore: Sendable {
                 try await replaceTriggers(record, on: connection)
                 return .replaced
             case (let status, false)?:
-                throw RegistryError(.publishedImmutable, "agent '\(record.agentID)' version \(record.version) is \(status) and cannot change; register the new definition under a new version (e.g. a higher patch version)")
+                throw RegistryError(
+                    .publishedImmutable,
+                    "agent '\(record.agentID)' version \(record.version) is \(status) and cannot change; register the new definition under a new version (e.g. a higher patch version)"
+                )
             }
         }
     }
 
     private func replaceTriggers(_ record: AgentVersionRecord, on connection: PostgresConnection) async throws {
-        try await connection.queryAll("DELETE FROM agent_event_triggers WHERE agent_id = \(record.agentID) AND version = \(record.version)", logger: logger)
+        try await connection.queryAll(
+            "DELETE FROM agent_event_triggers WHERE agent_id = \(record.agentID) AND version = \(record.version)", logger: logger)
         guard !record.triggers.isEmpty else { return }
         let types = record.triggers.map(\.eventType)
         let priorities = record.triggers.map(\.priority)
         let filters = record.triggers.map { $0.filters ?? "" }
-        try await connection.queryAll("""
+        try await connection.queryAll(
+            """
             INSERT INTO agent_event_triggers (agent_id, version, event_type, priority, filters)
             SELECT \(record.agentID), \(record.version), t, p, NULLIF(f, '')::jsonb
             FROM unnest(\(types)::text[], \(priorities)::text[], \(filters)::text[]) AS x(t, p, f)
@@ -160,11 +171,14 @@ public struct AgentRegistryStore: Sendable {
         query.binds = condition.binds
         var result: [StoredAgentVersion] = []
         for try await (id, version, status, definition, created, updated, published)
-            in try await database.query(query, logger: logger).decode((String, String, String, String, Double, Double, Double?).self) {
-            result.append(StoredAgentVersion(agentID: id, version: version, status: StoredAgentVersion.Status(rawValue: status) ?? .draft,
-                                             definition: definition, createdAt: Date(timeIntervalSince1970: created),
-                                             updatedAt: Date(timeIntervalSince1970: updated),
-                                             publishedAt: published.map { Date(timeIntervalSince1970: $0) }))
+            in try await database.query(query, logger: logger).decode((String, String, String, String, Double, Double, Double?).self)
+        {
+            result.append(
+                StoredAgentVersion(
+                    agentID: id, version: version, status: StoredAgentVersion.Status(rawValue: status) ?? .draft,
+                    definition: definition, createdAt: Date(timeIntervalSince1970: created),
+                    updatedAt: Date(timeIntervalSince1970: updated),
+                    publishedAt: published.map { Date(timeIntervalSince1970: $0) }))
         }
         return result
     }
@@ -184,7 +198,8 @@ public struct AgentRegistryStore: Sendable {
         query.sql += " " + condition.sql
         query.binds = condition.binds
         var result: [AgentState] = []
-        for try await (id, active, status, patterns) in try await database.query(query, logger: logger).decode((String, String?, String, String).self) {
+        for try await (id, active, status, patterns) in try await database.query(query, logger: logger).decode((String, String?, String, String).self)
+        {
             let bound = try StoredJSON.strings(patterns, "the bound patterns of \(id)")
             result.append(AgentState(agentID: id, activeVersion: active, retired: status == "retired", boundPatterns: bound))
         }
@@ -195,11 +210,13 @@ public struct AgentRegistryStore: Sendable {
     public func markPublished(agentID: String, version: String, boundPatterns: [String]) async throws {
         let patterns = StoredJSON.text(boundPatterns)
         try await transaction(agentID: agentID) { connection in
-            try await connection.queryAll("""
+            try await connection.queryAll(
+                """
                 UPDATE agent_registry SET status = 'published', published_at = coalesce(published_at, now()), updated_at = now()
                 WHERE agent_id = \(agentID) AND version = \(version)
                 """, logger: logger)
-            try await connection.queryAll("""
+            try await connection.queryAll(
+                """
                 INSERT INTO agents (agent_id, active_version, status, bound_patterns, updated_at)
                 VALUES (\(agentID), \(version), 'active', \(patterns)::jsonb, now())
                 ON CONFLICT (agent_id) DO UPDATE SET active_version = EXCLUDED.active_version, status = 'active',
@@ -211,7 +228,8 @@ public struct AgentRegistryStore: Sendable {
     /// Records a retirement: the agent routes nothing any more (its versions stay as they are).
     public func markRetired(agentID: String) async throws {
         try await transaction(agentID: agentID) { connection in
-            try await connection.queryAll("""
+            try await connection.queryAll(
+                """
                 UPDATE agents SET status = 'retired', bound_patterns = '[]'::jsonb, updated_at = now() WHERE agent_id = \(agentID)
                 """, logger: logger)
         }
@@ -237,9 +255,11 @@ public struct AgentRegistryStore: Sendable {
                 }
             } catch {
                 // A closed connection took the lock with its session; an open one still holds it: end that session.
-                logger.warning("cannot release the agent's lock; closing its connection", metadata: [
-                    "agentry.agent.id": "\(agentID)", "error": "\(StoreError.describe(error))",
-                ])
+                logger.warning(
+                    "cannot release the agent's lock; closing its connection",
+                    metadata: [
+                        "agentry.agent.id": "\(agentID)", "error": "\(StoreError.describe(error))",
+                    ])
                 try? await connection.close()
             }
             return try result.get()

@@ -30,7 +30,8 @@ package struct BenchmarkStore: Sendable {
     /// Bench agents (`bench-noop-*`) that are retired.
     package func retiredBenchAgents() async throws -> [String] {
         var agents: [String] = []
-        let rows = try await database.query("""
+        let rows = try await database.query(
+            """
             SELECT agent_id FROM agents WHERE agent_id LIKE 'bench-noop-%' AND status = 'retired'
             """, logger: logger)
         for try await id in rows.decode(String.self) { agents.append(id) }
@@ -47,11 +48,13 @@ package struct BenchmarkStore: Sendable {
     package func deleteRows(of agents: [String], eventTypes: [String], sources: [String]) async throws {
         let logger = self.logger
         try await database.withTransaction(logger: logger) { c in
-            try await c.query("""
+            try await c.query(
+                """
                 DELETE FROM event_log WHERE (event_type = ANY(\(eventTypes)) AND source = ANY(\(sources)))
                     OR (event_type LIKE 'agent.%' AND payload->>'agent_id' = ANY(\(agents)))
                 """, logger: logger)
-            try await c.query("""
+            try await c.query(
+                """
                 DELETE FROM workers WHERE worker_id IN (SELECT worker_id FROM agent_instances WHERE agent_id = ANY(\(agents)))
                 """, logger: logger)
             try await c.query("DELETE FROM agent_instances WHERE agent_id = ANY(\(agents))", logger: logger)
@@ -64,7 +67,8 @@ package struct BenchmarkStore: Sendable {
 
     /// Runs of `type` by `agentID` that succeeded.
     package func succeededRuns(agentID: String, type: String) async throws -> Int {
-        let rows = try await database.query("""
+        let rows = try await database.query(
+            """
             SELECT count(*) FILTER (WHERE state = 'succeeded')::int8 FROM task_runs
             WHERE agent_id = \(agentID) AND state IN ('succeeded', 'skipped') AND event_type = \(type)
             """, logger: logger)
@@ -74,7 +78,8 @@ package struct BenchmarkStore: Sendable {
 
     /// Runs of `type` by `agentID` that ended other than succeeded.
     package func otherRuns(agentID: String, type: String) async throws -> Int {
-        let rows = try await database.query("""
+        let rows = try await database.query(
+            """
             SELECT count(*)::int8 FROM task_runs
             WHERE agent_id = \(agentID) AND event_type = \(type) AND state NOT IN ('succeeded', 'running')
             """, logger: logger)
@@ -84,7 +89,8 @@ package struct BenchmarkStore: Sendable {
 
     /// The first start and the last finish of the succeeded runs of `type`; nil when there is none.
     package func span(agentID: String, type: String) async throws -> (first: Date, last: Date)? {
-        let rows = try await database.query("""
+        let rows = try await database.query(
+            """
             SELECT min(started_at), max(finished_at) FROM task_runs WHERE agent_id = \(agentID) AND event_type = \(type) AND state = 'succeeded'
             """, logger: logger)
         for try await (first, last) in rows.decode((Date?, Date?).self) {
@@ -97,7 +103,8 @@ package struct BenchmarkStore: Sendable {
     /// Event id → receipt, start and finish of its succeeded run.
     package func runTimes(agentID: String, type: String) async throws -> [String: (received: Date?, started: Date, finished: Date?)] {
         var result: [String: (received: Date?, started: Date, finished: Date?)] = [:]
-        let rows = try await database.query("""
+        let rows = try await database.query(
+            """
             SELECT event_id::text, received_at, started_at, finished_at FROM task_runs
             WHERE agent_id = \(agentID) AND event_type = \(type) AND state = 'succeeded'
             """, logger: logger)
@@ -110,7 +117,8 @@ package struct BenchmarkStore: Sendable {
     /// Event id → timestamp of the `agent.task.started` event of its run, as logged in event_log.
     package func startAnnouncements(agentID: String, type: String) async throws -> [String: Date] {
         var result: [String: Date] = [:]
-        let rows = try await database.query("""
+        let rows = try await database.query(
+            """
             SELECT causation_id, "timestamp" FROM event_log
             WHERE event_type = 'agent.task.started' AND payload->>'agent_id' = \(agentID) AND payload->>'event_type' = \(type)
             """, logger: logger)
@@ -122,9 +130,13 @@ package struct BenchmarkStore: Sendable {
 
     /// What `event_log` holds of a bench agent's run: its events (`eventTypes` from `source`) and its lifecycle events;
     /// and what it should hold: the events its runs took, and its succeeded runs.
-    package func eventLogProgress(agentID: String, eventTypes: [String], source: String) async throws
-        -> (events: Int, lifecycle: Int, runEvents: Int, succeeded: Int) {
-        let rows = try await database.query("""
+    package func eventLogProgress(
+        agentID: String, eventTypes: [String], source: String
+    ) async throws
+        -> (events: Int, lifecycle: Int, runEvents: Int, succeeded: Int)
+    {
+        let rows = try await database.query(
+            """
             SELECT (SELECT count(*) FROM event_log WHERE event_type = ANY(\(eventTypes)) AND source = \(source))::int8,
                    (SELECT count(*) FROM event_log WHERE event_type IN ('agent.task.started', 'agent.task.completed')
                                                       AND payload->>'agent_id' = \(agentID))::int8,
@@ -140,9 +152,13 @@ package struct BenchmarkStore: Sendable {
     /// The succeeded run of the CRITICAL event of type `criticalType` published at `publishedAt`, and the LOW runs
     /// (type `lowType`) that started between that publish and its start: all of them, those whose deliveries reached
     /// the worker after the publish but before the CRITICAL, and those that reached it after the CRITICAL.
-    package func priorityInversions(agentID: String, lowType: String, criticalType: String, publishedAt: Date) async throws
-        -> [(started: Date, received: Date?, lowBefore: Int, lowDispatchedAfter: Int, lowOvertaking: Int)] {
-        let rows = try await database.query("""
+    package func priorityInversions(
+        agentID: String, lowType: String, criticalType: String, publishedAt: Date
+    ) async throws
+        -> [(started: Date, received: Date?, lowBefore: Int, lowDispatchedAfter: Int, lowOvertaking: Int)]
+    {
+        let rows = try await database.query(
+            """
             SELECT c.started_at, c.received_at,
                    count(l.run_id)::int8,
                    count(l.run_id) FILTER (WHERE l.received_at > \(publishedAt) AND l.received_at <= c.received_at)::int8,

@@ -1,8 +1,8 @@
 import AgentryCore
 import Logging
-import PostgresNIO
 import NIOConcurrencyHelpers
 import NIOCore
+import PostgresNIO
 
 /// Connections of their own, outside the pool: the lock sessions (session-level advisory locks) and the
 /// notification session (LISTEN). Their statements get the pool's workarounds: each answer is watched for the
@@ -32,10 +32,13 @@ extension Database {
     /// once the deadline passes. Whether a newer postgres-nio still needs this: terminate the session
     /// (`pg_terminate_backend`) between `PostgresConnection.connect` and the first statement, in a loop, and see
     /// whether that statement always fails instead of waiting.
-    static func openSession(_ configuration: DatabaseConfiguration, setup: PostgresQuery, within deadline: Duration = sessionOpeningDeadline,
-                            logger: Logger) async throws -> (PostgresConnection, Rows) {
+    static func openSession(
+        _ configuration: DatabaseConfiguration, setup: PostgresQuery, within deadline: Duration = sessionOpeningDeadline,
+        logger: Logger
+    ) async throws -> (PostgresConnection, Rows) {
         // `connect` has a deadline of its own: the configuration's `connectTimeout` (10 s).
-        let connection = try await PostgresConnection.connect(configuration: configuration.connectionConfiguration, id: nextSessionID(), logger: logger)
+        let connection = try await PostgresConnection.connect(
+            configuration: configuration.connectionConfiguration, id: nextSessionID(), logger: logger)
         let late = NIOLockedValueBox(false)
         let timer = connection.eventLoop.scheduleTask(in: .milliseconds(deadline.inMilliseconds)) {
             late.withLockedValue { $0 = true }
@@ -57,8 +60,10 @@ extension Database {
 
     /// `operation` on a session of its own, like every statement through the pool: its answer watched
     /// (``answer(on:_:)``), within ``statementDeadline`` when there is one.
-    func onSession<T: Sendable>(_ connection: PostgresConnection,
-                                _ operation: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func onSession<T: Sendable>(
+        _ connection: PostgresConnection,
+        _ operation: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         guard let deadline = statementDeadline else { return try await Self.answer(on: connection, operation) }
         return try await within(deadline) { try await Self.answer(on: connection, operation) }
     }

@@ -1,7 +1,7 @@
 public import Logging
+import NIOCore
 public import PostgresNIO
 public import ServiceLifecycle
-import NIOCore
 
 /// The PostgreSQL connection pool, run as a service: postgres-nio serves queries only while `run()` runs.
 public final class Database: Service, Sendable {
@@ -31,8 +31,10 @@ public final class Database: Service, Sendable {
 
     /// Runs `body` with the pool running, then stops the pool (for commands that do one thing and exit).
     @discardableResult
-    public static func with<T: Sendable>(_ configuration: DatabaseConfiguration, logger: Logger,
-                                         _ body: @Sendable (Database) async throws -> T) async throws -> T {
+    public static func with<T: Sendable>(
+        _ configuration: DatabaseConfiguration, logger: Logger,
+        _ body: @Sendable (Database) async throws -> T
+    ) async throws -> T {
         let database = Database(configuration: configuration, logger: logger)
         let (started, signal) = AsyncStream<Void>.makeStream()
         return try await withThrowingTaskGroup(of: T?.self) { group in
@@ -105,7 +107,9 @@ extension Database {
             } catch is ClosedLease {
                 closedLeases += 1
                 guard closedLeases < Self.closedLeaseAttempts else {
-                    throw StoreError(.unreachable, "PostgreSQL at \(configuration.redactedURL) closed every connection the pool offered (\(closedLeases) in a row)")
+                    throw StoreError(
+                        .unreachable, "PostgreSQL at \(configuration.redactedURL) closed every connection the pool offered (\(closedLeases) in a row)"
+                    )
                 }
                 // The pool learns of the closure from the connection itself, on its event loop: give it a moment.
                 try await Task.sleep(for: .milliseconds(closedLeases))
@@ -167,8 +171,10 @@ extension Database {
     /// Whether a newer postgres-nio still needs this: the test "a write whose connection ends before PostgreSQL
     /// confirmed its commit …" (`DatabaseTests`) ends the connection between the two; once postgres-nio answers a
     /// statement only at `ReadyForQuery`, a write there fails without the second statement.
-    static func committed<T: Sendable>(on connection: PostgresConnection,
-                                       _ operation: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    static func committed<T: Sendable>(
+        on connection: PostgresConnection,
+        _ operation: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         let value = try await operation(connection)
         let unconfirmed = "the connection to PostgreSQL closed before the server confirmed the commit (the write may or may not have been committed)"
         // A statement written to a closed connection gets no answer at all (see ``withConnection(_:)``).
@@ -225,7 +231,11 @@ extension Database {
                     return .failure(StoreError(.unreachable, "PostgreSQL at \(self.configuration.redactedURL) does not answer: \(reason)"))
                 }
                 try await Task.sleep(for: deadline - probeAfter)
-                return .failure(StoreError(.unreachable, "PostgreSQL at \(self.configuration.redactedURL) gave no answer within \(deadline) (it accepts connections: busy, or a lock held?)"))
+                return .failure(
+                    StoreError(
+                        .unreachable,
+                        "PostgreSQL at \(self.configuration.redactedURL) gave no answer within \(deadline) (it accepts connections: busy, or a lock held?)"
+                    ))
             }
             defer { group.cancelAll() }
             guard let first = try await group.next() else { throw CancellationError() }
@@ -245,13 +255,19 @@ extension Database {
     /// loop, removed when the answer comes (a `Task.sleep` per statement would keep its wake-up job allocated until
     /// its deadline once cancelled: swiftlang/swift#60441). Whether a newer postgres-nio still needs this: see
     /// ``withConnection(_:)``, whose test covers both.
-    static func answer<T: Sendable>(on connection: PostgresConnection,
-                                    _ operation: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    static func answer<T: Sendable>(
+        on connection: PostgresConnection,
+        _ operation: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         let answer = Completion<Result<T, any Error>>()
         let check = connection.eventLoop.scheduleRepeatedTask(initialDelay: closedConnectionCheck, delay: closedConnectionCheck) { task in
             guard connection.isClosed else { return }
             task.cancel()
-            answer.complete(.failure(StoreError(.unreachable, "the connection to PostgreSQL closed and the statement got no answer (a write may or may not have been committed)")))
+            answer.complete(
+                .failure(
+                    StoreError(
+                        .unreachable,
+                        "the connection to PostgreSQL closed and the statement got no answer (a write may or may not have been committed)")))
         }
         let statement = Task {
             let result: Result<T, any Error>

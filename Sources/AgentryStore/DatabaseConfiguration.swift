@@ -1,6 +1,6 @@
 import Foundation
-public import PostgresNIO
 import NIOSSL
+public import PostgresNIO
 
 /// Where the PostgreSQL database is, from a `postgres://user:password@host:port/database?sslmode=…` URL.
 public struct DatabaseConfiguration: Sendable {
@@ -38,7 +38,8 @@ public struct DatabaseConfiguration: Sendable {
 
     public init(url: String) throws {
         guard let c = URLComponents(string: url), let scheme = c.scheme, ["postgres", "postgresql"].contains(scheme) else {
-            throw StoreError(.invalidConfiguration, "'\(Self.redact(url))' is not a postgres:// URL; expected postgres://user:password@host:port/database")
+            throw StoreError(
+                .invalidConfiguration, "'\(Self.redact(url))' is not a postgres:// URL; expected postgres://user:password@host:port/database")
         }
         host = c.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
         port = c.port ?? 5432
@@ -51,7 +52,8 @@ public struct DatabaseConfiguration: Sendable {
             switch item.name {
             case "sslmode":
                 guard let mode = SSLMode(rawValue: item.value ?? "") else {
-                    throw StoreError(.invalidConfiguration, "sslmode=\(item.value ?? "") is not supported; use disable, prefer, require or verify-full")
+                    throw StoreError(
+                        .invalidConfiguration, "sslmode=\(item.value ?? "") is not supported; use disable, prefer, require or verify-full")
                 }
                 sslMode = mode
             case "sslrootcert":
@@ -166,10 +168,14 @@ public struct DatabaseConfiguration: Sendable {
             do {
                 return try NIOSSLContext(configuration: tlsConfiguration)
             } catch {
-                throw StoreError(.invalidConfiguration, "cannot set up TLS for PostgreSQL (sslmode=\(sslMode.rawValue)\(sslRootCertificate.map { ", sslrootcert=\($0)" } ?? "")): \(error)")
+                throw StoreError(
+                    .invalidConfiguration,
+                    "cannot set up TLS for PostgreSQL (sslmode=\(sslMode.rawValue)\(sslRootCertificate.map { ", sslrootcert=\($0)" } ?? "")): \(error)"
+                )
             }
         }
-        var configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: connectionTLS)
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: user, password: password, database: database, tls: connectionTLS)
         configuration.options.additionalStartupParameters = startupParameters
         return configuration
     }
@@ -181,8 +187,13 @@ public struct DatabaseConfiguration: Sendable {
     /// The URL with its password replaced by `***`; a URL that does not parse loses everything between `://` and
     /// the authority's last `@` (where a password would be).
     static func redact(_ url: String) -> String {
-        if var c = URLComponents(string: url), c.password != nil { c.password = "***"; return c.string ?? "***" }
-        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].prefix(while: { $0 != "/" }).lastIndex(of: "@") else { return url }
+        if var c = URLComponents(string: url), c.password != nil {
+            c.password = "***"
+            return c.string ?? "***"
+        }
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].prefix(while: { $0 != "/" }).lastIndex(of: "@") else {
+            return url
+        }
         return url[..<scheme.upperBound] + "***" + url[at...]
     }
 }

@@ -79,7 +79,9 @@ public struct EventLogStore: Sendable {
     /// How many rows the log holds for this event id (0 or 1: `event_id` is unique).
     public func count(eventID id: EventID) async throws -> Int {
         var count = 0
-        for try await n in try await database.query("SELECT count(*)::int8 FROM event_log WHERE event_id = \(id.rawValue)", logger: logger).decode(Int64.self) {
+        for try await n in try await database.query("SELECT count(*)::int8 FROM event_log WHERE event_id = \(id.rawValue)", logger: logger).decode(
+            Int64.self)
+        {
             count = Int(n)
         }
         return count
@@ -88,7 +90,9 @@ public struct EventLogStore: Sendable {
     /// How many events of one type the log holds.
     public func count(type: String) async throws -> Int {
         var count = 0
-        for try await n in try await database.query("SELECT count(*)::int8 FROM event_log WHERE event_type = \(type)", logger: logger).decode(Int64.self) {
+        for try await n in try await database.query("SELECT count(*)::int8 FROM event_log WHERE event_type = \(type)", logger: logger).decode(
+            Int64.self)
+        {
             count = Int(n)
         }
         return count
@@ -112,9 +116,12 @@ public struct EventLogStore: Sendable {
         var result: [Entry] = []
         let rows = try await database.query(query, logger: logger)
         for try await (id, type, payload, priority, ts, source, correlation, causation, unhandled, announced, created)
-            in rows.decode((String, String, String, Int, Double, String?, String?, String?, Bool, Bool, Double).self) {
-            let event = Event(id: EventID(id)!, type: type, payload: try StoredJSON.object(payload, "the payload of event \(id) in event_log"), priority: Priority(rawValue: priority) ?? .low,
-                              timestamp: Date(timeIntervalSince1970: ts), source: source, correlationID: correlation, causationID: causation)
+            in rows.decode((String, String, String, Int, Double, String?, String?, String?, Bool, Bool, Double).self)
+        {
+            let event = Event(
+                id: EventID(id)!, type: type, payload: try StoredJSON.object(payload, "the payload of event \(id) in event_log"),
+                priority: Priority(rawValue: priority) ?? .low,
+                timestamp: Date(timeIntervalSince1970: ts), source: source, correlationID: correlation, causationID: causation)
             result.append(Entry(event: event, unhandled: unhandled, unhandledAnnounced: announced, loggedAt: Date(timeIntervalSince1970: created)))
         }
         return result

@@ -111,8 +111,10 @@ public struct LockStore: Sendable {
         public var runID: UUID?
         public var takebackGrace: Duration
 
-        public init(requestID: UUID, resources: [ResourceKey], owner: LockOwner, priority: Priority, hold: Duration,
-                    waitUntil: Date?, waiterPID: Int, workerID: String?, runID: UUID?, takebackGrace: Duration) {
+        public init(
+            requestID: UUID, resources: [ResourceKey], owner: LockOwner, priority: Priority, hold: Duration,
+            waitUntil: Date?, waiterPID: Int, workerID: String?, runID: UUID?, takebackGrace: Duration
+        ) {
             self.requestID = requestID
             self.resources = resources
             self.owner = owner
@@ -159,9 +161,10 @@ public struct LockStore: Sendable {
         func decodeRow(_ row: PostgresRow) throws -> AcquireRow {
             let (type, id, granted, token, acquired, expires, position, holder, holderExpires, takenBack) =
                 try row.decode((String, String, Bool, Int64?, Date?, Date?, Int?, String?, Date?, Bool).self)
-            return AcquireRow(resource: ResourceKey(type: type, id: id), granted: granted, fencingToken: token,
-                              acquiredAt: acquired, expiresAt: expires, position: position, holder: holder,
-                              holderExpiresAt: holderExpires, takenBack: takenBack)
+            return AcquireRow(
+                resource: ResourceKey(type: type, id: id), granted: granted, fencingToken: token,
+                acquiredAt: acquired, expiresAt: expires, position: position, holder: holder,
+                holderExpiresAt: holderExpires, takenBack: takenBack)
         }
     }
 
@@ -241,13 +244,15 @@ public struct LockStore: Sendable {
     /// Takes a resource back from its holder (see `agentry_lock_force_release`); nil when nobody held it.
     public func forceRelease(_ resource: ResourceKey) async throws -> ForcedRelease? {
         do {
-            let rows = try await database.write("""
+            let rows = try await database.write(
+                """
                 SELECT o_owner, o_owner_type, o_worker, o_run, o_token, o_terminated
                 FROM agentry_lock_force_release(\(resource.type), \(resource.id))
                 """, logger: logger)
             for try await (owner, kind, worker, run, token, terminated) in rows.decode((String, String, String?, UUID?, Int64?, Bool).self) {
-                return ForcedRelease(resource: resource, owner: LockOwner(id: owner, kind: LockOwner.Kind(rawValue: kind) ?? .system),
-                                     workerID: worker, runID: run, fencingToken: token, terminatedHolder: terminated)
+                return ForcedRelease(
+                    resource: resource, owner: LockOwner(id: owner, kind: LockOwner.Kind(rawValue: kind) ?? .system),
+                    workerID: worker, runID: run, fencingToken: token, terminatedHolder: terminated)
             }
             return nil
         } catch {
@@ -268,10 +273,12 @@ public struct LockStore: Sendable {
             for try await row in rows {
                 let (type, id, owner, kind, acquired, expires, priority, token, worker, run, pid, held) =
                     try row.decode((String, String, String, String, Date, Date, Int, Int64?, String?, UUID?, Int?, Bool).self)
-                result.append(LockRecord(resource: ResourceKey(type: type, id: id),
-                                         owner: LockOwner(id: owner, kind: LockOwner.Kind(rawValue: kind) ?? .system),
-                                         acquiredAt: acquired, expiresAt: expires, priority: Priority(rawValue: priority) ?? .low,
-                                         fencingToken: token, workerID: worker, runID: run, holderPID: pid, held: held))
+                result.append(
+                    LockRecord(
+                        resource: ResourceKey(type: type, id: id),
+                        owner: LockOwner(id: owner, kind: LockOwner.Kind(rawValue: kind) ?? .system),
+                        acquiredAt: acquired, expiresAt: expires, priority: Priority(rawValue: priority) ?? .low,
+                        fencingToken: token, workerID: worker, runID: run, holderPID: pid, held: held))
             }
         } catch {
             throw StoreError(.query, "cannot read resource locks", cause: error)
@@ -296,10 +303,12 @@ public struct LockStore: Sendable {
             for try await row in rows {
                 let (request, type, id, owner, kind, priority, queued, until, worker, run, position) =
                     try row.decode((UUID, String, String, String, String, Int, Date, Date, String?, UUID?, Int).self)
-                result.append(LockWaiterRecord(requestID: request, resource: ResourceKey(type: type, id: id),
-                                               owner: LockOwner(id: owner, kind: LockOwner.Kind(rawValue: kind) ?? .system),
-                                               priority: Priority(rawValue: priority) ?? .low, queuedAt: queued, waitUntil: until,
-                                               workerID: worker, runID: run, position: position))
+                result.append(
+                    LockWaiterRecord(
+                        requestID: request, resource: ResourceKey(type: type, id: id),
+                        owner: LockOwner(id: owner, kind: LockOwner.Kind(rawValue: kind) ?? .system),
+                        priority: Priority(rawValue: priority) ?? .low, queuedAt: queued, waitUntil: until,
+                        workerID: worker, runID: run, position: position))
             }
         } catch {
             throw StoreError(.query, "cannot read lock waiters", cause: error)

@@ -33,7 +33,10 @@ public struct Migration: Sendable, Hashable {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: url.path)
         } catch {
-            throw StoreError(.missingMigrations, "cannot read the migrations directory '\(directory)' (--migrations, AGENTRY_MIGRATIONS_DIR); without either, the migrations built into agentry are used")
+            throw StoreError(
+                .missingMigrations,
+                "cannot read the migrations directory '\(directory)' (--migrations, AGENTRY_MIGRATIONS_DIR); without either, the migrations built into agentry are used"
+            )
         }
         let files = try names.filter { $0.hasSuffix(".sql") }.map { ($0, try String(contentsOf: url.appendingPathComponent($0), encoding: .utf8)) }
         return try parse(files, source: "'\(directory)'")
@@ -93,16 +96,17 @@ public struct Migrator: Sendable {
         // Watched like every other statement (``Database/answer(on:_:)``): a connection the server closes (a restart,
         // a failover) ends the wait with an error instead of hanging the command or the starting worker.
         do {
-            outcome = .success(try await Database.answer(on: connection) { [self] connection in
-                // The session limits (``DatabaseConfiguration/sessionLimits``) are for the platform's own statements:
-                // a migration may rewrite a large table, and another host may wait here while it does. This session
-                // never sits idle inside a transaction (each migration's statements go one after the other), so that
-                // limit stays.
-                try await connection.queryAll("SET statement_timeout = 0", logger: logger)
-                try await connection.queryAll("SET lock_timeout = 0", logger: logger)
-                try await connection.queryAll("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
-                return try await apply(migrations, on: connection)
-            })
+            outcome = .success(
+                try await Database.answer(on: connection) { [self] connection in
+                    // The session limits (``DatabaseConfiguration/sessionLimits``) are for the platform's own statements:
+                    // a migration may rewrite a large table, and another host may wait here while it does. This session
+                    // never sits idle inside a transaction (each migration's statements go one after the other), so that
+                    // limit stays.
+                    try await connection.queryAll("SET statement_timeout = 0", logger: logger)
+                    try await connection.queryAll("SET lock_timeout = 0", logger: logger)
+                    try await connection.queryAll("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+                    return try await apply(migrations, on: connection)
+                })
         } catch let error as StoreError {
             outcome = .failure(error)
         } catch {
@@ -117,7 +121,8 @@ public struct Migrator: Sendable {
     }
 
     private func apply(_ migrations: [Migration], on connection: PostgresConnection) async throws -> Outcome {
-        try await connection.queryAll("""
+        try await connection.queryAll(
+            """
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version    integer PRIMARY KEY,
                 name       text NOT NULL,
@@ -126,14 +131,18 @@ public struct Migrator: Sendable {
             )
             """, logger: logger)
         var recorded: [Int: String] = [:]
-        for try await (version, checksum) in try await connection.queryAll("SELECT version, checksum FROM schema_migrations", logger: logger).decode((Int, String).self) {
+        for try await (version, checksum) in try await connection.queryAll("SELECT version, checksum FROM schema_migrations", logger: logger).decode(
+            (Int, String).self)
+        {
             recorded[version] = checksum
         }
         var outcome = Outcome(applied: [], alreadyApplied: [])
         for migration in migrations {
             if let checksum = recorded[migration.version] {
                 guard checksum == migration.checksum else {
-                    throw StoreError(.migrationChanged, "migration \(migration.version) (\(migration.name)) was edited after it was applied; add a new migration instead")
+                    throw StoreError(
+                        .migrationChanged,
+                        "migration \(migration.version) (\(migration.name)) was edited after it was applied; add a new migration instead")
                 }
                 outcome.alreadyApplied.append(migration.version)
                 continue

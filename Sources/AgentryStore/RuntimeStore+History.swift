@@ -40,12 +40,13 @@ extension RuntimeStore {
             var bindings = PostgresBindings(capacity: 2)
             bindings.append(seconds)
             bindings.append(batchSize)
-            let statement = PostgresQuery(unsafeSQL: """
-                WITH gate AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext('agentry.history-prune')) AS free),
-                     doomed AS (SELECT x.\(key) FROM \(table) x, gate WHERE gate.free AND \(predicate) LIMIT $2),
-                     deleted AS (DELETE FROM \(table) WHERE \(key) IN (SELECT \(key) FROM doomed) RETURNING 1)
-                SELECT (SELECT free FROM gate), count(*)::int8 FROM deleted
-                """, binds: bindings)
+            let statement = PostgresQuery(
+                unsafeSQL: """
+                    WITH gate AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext('agentry.history-prune')) AS free),
+                         doomed AS (SELECT x.\(key) FROM \(table) x, gate WHERE gate.free AND \(predicate) LIMIT $2),
+                         deleted AS (DELETE FROM \(table) WHERE \(key) IN (SELECT \(key) FROM doomed) RETURNING 1)
+                    SELECT (SELECT free FROM gate), count(*)::int8 FROM deleted
+                    """, binds: bindings)
             var batches = 0
             while true {
                 if Task.isCancelled {
@@ -89,16 +90,20 @@ extension RuntimeStore {
     @discardableResult
     public func refreshStatistics(minimumChanges: Int = 1_000, growth: Double = 1) async throws -> [String] {
         var due: [String] = []
-        try await query("read the run tables' statistics", """
+        try await query(
+            "read the run tables' statistics",
+            """
             SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
             WHERE s.schemaname = current_schema() AND s.relname = ANY(\(Self.runTables))
               AND s.n_mod_since_analyze >= greatest(\(Double(minimumChanges)), \(growth) * greatest(c.reltuples, 0))
-            """) { row in due.append(try row.decode(String.self)) }
+            """
+        ) { row in due.append(try row.decode(String.self)) }
         let tables = Self.runTables.filter(due.contains)
         guard !tables.isEmpty else { return [] }
         // The names come from `runTables`, not from the database's answer.
-        try await execute("analyze \(tables.joined(separator: ", "))",
-                          PostgresQuery(unsafeSQL: "ANALYZE (SKIP_LOCKED) " + tables.joined(separator: ", ")))
+        try await execute(
+            "analyze \(tables.joined(separator: ", "))",
+            PostgresQuery(unsafeSQL: "ANALYZE (SKIP_LOCKED) " + tables.joined(separator: ", ")))
         return tables
     }
 }

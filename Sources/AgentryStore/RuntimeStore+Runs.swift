@@ -37,10 +37,12 @@ public struct TaskRun: Sendable, Hashable {
     /// back by key.
     public var slot: Int?
 
-    public init(runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
-                workerID: String?, instanceID: UUID?, attempt: Int, state: State, eventAt: Date?, receivedAt: Date? = nil, startedAt: Date = Date(),
-                finishedAt: Date? = nil, result: String? = nil, output: String? = nil, stderr: String? = nil,
-                exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil) {
+    public init(
+        runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
+        workerID: String?, instanceID: UUID?, attempt: Int, state: State, eventAt: Date?, receivedAt: Date? = nil, startedAt: Date = Date(),
+        finishedAt: Date? = nil, result: String? = nil, output: String? = nil, stderr: String? = nil,
+        exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil
+    ) {
         self.runID = runID
         self.agentID = agentID
         self.agentVersion = agentVersion
@@ -85,7 +87,9 @@ extension RuntimeStore {
     /// Makes sure the agent has `count` run slots (more are kept when the limit was lowered; only the first
     /// `max_parallel_tasks` are used).
     public func ensureSlots(agentID: String, count: Int) async throws {
-        try await execute("create run slots of \(agentID)", """
+        try await execute(
+            "create run slots of \(agentID)",
+            """
             INSERT INTO agent_slots (agent_id, slot) SELECT \(agentID), generate_series(0, \(max(1, count)) - 1)
             ON CONFLICT DO NOTHING
             """)
@@ -104,12 +108,15 @@ extension RuntimeStore {
     /// `announcing` pairs runs with their `agent.task.started` events: the event of a run that is claimed is written to
     /// `event_log` by the same statement (the worker then publishes it past the log's queue, see
     /// `EventBus.publishLogged(_:)`).
-    public func claim(batch runs: [TaskRun], announcing: [(runID: UUID, event: Event)] = [], maxParallel: Int,
-                      workerExpiry: Duration) async throws -> [Claim] {
+    public func claim(
+        batch runs: [TaskRun], announcing: [(runID: UUID, event: Event)] = [], maxParallel: Int,
+        workerExpiry: Duration
+    ) async throws -> [Claim] {
         guard let first = runs.first else { return [] }
-        let statement = ClaimStatement(runs: runs, announcements: EventColumns(announcing: announcing), agentID: first.agentID,
-                                       workerID: first.workerID ?? "", instanceID: first.instanceID, maxParallel: maxParallel,
-                                       expirySeconds: workerExpiry.inSeconds)
+        let statement = ClaimStatement(
+            runs: runs, announcements: EventColumns(announcing: announcing), agentID: first.agentID,
+            workerID: first.workerID ?? "", instanceID: first.instanceID, maxParallel: maxParallel,
+            expirySeconds: workerExpiry.inSeconds)
         let agentID = first.agentID
         var claims: [UUID: Claim] = [:]
         do {
@@ -136,7 +143,9 @@ extension RuntimeStore {
 
     /// Records a run that did not run because no trigger's filters matched (once per agent and event).
     public func recordSkipped(_ run: TaskRun) async throws {
-        try await execute("record a skipped run of \(run.agentID)", """
+        try await execute(
+            "record a skipped run of \(run.agentID)",
+            """
             INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
                                    attempt, state, event_at, received_at, started_at, finished_at, message)
             VALUES (\(run.runID), \(run.agentID), \(run.agentVersion), \(run.eventID), \(run.eventType), \(run.priority.rawValue),
@@ -158,8 +167,10 @@ extension RuntimeStore {
         /// is recorded (and not when it is refused).
         public var announcement: Event?
 
-        public init(state: TaskRun.State, result: String? = nil, output: String? = nil, stderr: String? = nil,
-                    exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil, announcement: Event? = nil) {
+        public init(
+            state: TaskRun.State, result: String? = nil, output: String? = nil, stderr: String? = nil,
+            exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil, announcement: Event? = nil
+        ) {
             self.announcement = announcement
             self.state = state
             self.result = result
@@ -181,9 +192,14 @@ extension RuntimeStore {
         do {
             return try await finish(batch: [(runID, agentID, slot, outcome)]).contains(runID)
         } catch let error as StoreError where error.message.contains("SQLSTATE 23505") {
-            _ = try await finish(batch: [(runID, agentID, slot, Outcome(
-                state: .cancelled, output: outcome.output, stderr: outcome.stderr,
-                message: "another run completed this event for this agent first"))])
+            _ = try await finish(batch: [
+                (
+                    runID, agentID, slot,
+                    Outcome(
+                        state: .cancelled, output: outcome.output, stderr: outcome.stderr,
+                        message: "another run completed this event for this agent first")
+                )
+            ])
             return false
         }
     }
@@ -213,9 +229,18 @@ extension RuntimeStore {
     public func runs(agentID: String? = nil, eventID: String? = nil, state: TaskRun.State? = nil, limit: Int = 50) async throws -> [TaskRun] {
         var conditions: [String] = []
         var binds: [Bind] = []
-        if let agentID { binds.append(.text(agentID)); conditions.append("agent_id = $\(binds.count)") }
-        if let eventID { binds.append(.text(eventID)); conditions.append("event_id = $\(binds.count)::text") }
-        if let state { binds.append(.text(state.rawValue)); conditions.append("state = $\(binds.count)") }
+        if let agentID {
+            binds.append(.text(agentID))
+            conditions.append("agent_id = $\(binds.count)")
+        }
+        if let eventID {
+            binds.append(.text(eventID))
+            conditions.append("event_id = $\(binds.count)::text")
+        }
+        if let state {
+            binds.append(.text(state.rawValue))
+            conditions.append("state = $\(binds.count)")
+        }
         return try await runs(where: conditions.isEmpty ? "true" : conditions.joined(separator: " AND "), binds: binds, limit: limit)
     }
 
@@ -239,16 +264,22 @@ extension RuntimeStore {
         do {
             let rows = try await database.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
             for try await row in rows {
-                let (runID, agentID, version, eventID, eventType, priority, workerID, instanceID, attempt, state,
-                     eventAt, startedAt, finishedAt, resultJSON, output, stderr, exitStatus, message, retryAt, receivedAt) =
-                    try row.decode((UUID, String, String, String, String, Int, String?, UUID?, Int, String,
-                                    Date?, Date, Date?, String?, String?, String?, Int?, String?, Date?, Date?).self)
-                result.append(TaskRun(
-                    runID: runID, agentID: agentID, agentVersion: version, eventID: eventID, eventType: eventType,
-                    priority: Priority(rawValue: priority) ?? .low, workerID: workerID, instanceID: instanceID, attempt: attempt,
-                    state: TaskRun.State(rawValue: state) ?? .failed, eventAt: eventAt, receivedAt: receivedAt, startedAt: startedAt,
-                    finishedAt: finishedAt, result: resultJSON, output: output, stderr: stderr, exitStatus: exitStatus, message: message,
-                    retryAt: retryAt))
+                let (
+                    runID, agentID, version, eventID, eventType, priority, workerID, instanceID, attempt, state,
+                    eventAt, startedAt, finishedAt, resultJSON, output, stderr, exitStatus, message, retryAt, receivedAt
+                ) =
+                    try row.decode(
+                        (
+                            UUID, String, String, String, String, Int, String?, UUID?, Int, String,
+                            Date?, Date, Date?, String?, String?, String?, Int?, String?, Date?, Date?
+                        ).self)
+                result.append(
+                    TaskRun(
+                        runID: runID, agentID: agentID, agentVersion: version, eventID: eventID, eventType: eventType,
+                        priority: Priority(rawValue: priority) ?? .low, workerID: workerID, instanceID: instanceID, attempt: attempt,
+                        state: TaskRun.State(rawValue: state) ?? .failed, eventAt: eventAt, receivedAt: receivedAt, startedAt: startedAt,
+                        finishedAt: finishedAt, result: resultJSON, output: output, stderr: stderr, exitStatus: exitStatus, message: message,
+                        retryAt: retryAt))
             }
         } catch {
             throw StoreError(.query, "cannot read task runs", cause: error)
@@ -260,23 +291,29 @@ extension RuntimeStore {
     /// false when the run is not waiting for a retry (or a later attempt already started).
     public func cancelRetry(_ runID: UUID, by who: String) async throws -> Bool {
         var updated = false
-        try await query("cancel the retry of run \(runID)", writes: true, """
+        try await query(
+            "cancel the retry of run \(runID)", writes: true,
+            """
             UPDATE task_runs r SET retry_cancelled = true, message = COALESCE(r.message || '; ', '') || 'retry cancelled by ' || \(who)
             WHERE r.run_id = \(runID) AND r.state IN ('failed', 'timed_out') AND r.retry_at IS NOT NULL AND NOT r.retry_cancelled
               AND NOT EXISTS (SELECT 1 FROM task_runs later WHERE later.agent_id = r.agent_id AND later.event_id = r.event_id
                                                            AND later.attempt > r.attempt)
             RETURNING run_id
-            """) { _ in updated = true }
+            """
+        ) { _ in updated = true }
         return updated
     }
 
     /// Hands a running run over: keeps its event, so that its delivery can be acked before it ends.
     public func handOver(_ runID: UUID, event: String) async throws -> Bool {
         var updated = false
-        try await query("hand over run \(runID)", writes: true, """
+        try await query(
+            "hand over run \(runID)", writes: true,
+            """
             UPDATE task_runs SET event = \(event)::jsonb, handed_over_at = now() WHERE run_id = \(runID) AND state = 'running'
             RETURNING run_id
-            """) { _ in updated = true }
+            """
+        ) { _ in updated = true }
         return updated
     }
 }

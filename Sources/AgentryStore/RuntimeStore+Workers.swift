@@ -16,8 +16,10 @@ public struct WorkerRecord: Sendable, Hashable {
     /// Whether its heartbeat is recent enough for it to count as alive.
     public var alive: Bool
 
-    public init(workerID: String, host: String, pid: Int, version: String, labels: [String: String],
-                startedAt: Date = Date(), heartbeatAt: Date = Date(), status: String = "running", alive: Bool = true) {
+    public init(
+        workerID: String, host: String, pid: Int, version: String, labels: [String: String],
+        startedAt: Date = Date(), heartbeatAt: Date = Date(), status: String = "running", alive: Bool = true
+    ) {
         self.workerID = workerID
         self.host = host
         self.pid = pid
@@ -35,7 +37,9 @@ public struct WorkerRecord: Sendable, Hashable {
 extension RuntimeStore {
     public func register(_ worker: WorkerRecord) async throws {
         let labels = JSON.serialize(.object(JSONObject(uniqueKeysWithValues: worker.labels.map { ($0.key, JSONValue.string($0.value)) })))
-        try await execute("register worker \(worker.workerID)", """
+        try await execute(
+            "register worker \(worker.workerID)",
+            """
             INSERT INTO workers (worker_id, host, pid, version, labels, started_at, heartbeat_at, status)
             VALUES (\(worker.workerID), \(worker.host), \(worker.pid), \(worker.version), \(labels)::jsonb, now(), now(), 'running')
             ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now(), status = 'running', stopped_at = NULL
@@ -65,11 +69,14 @@ extension RuntimeStore {
         var previous: String?
         // The old status is read under the row's lock, so a concurrent expiry is seen either before (then this
         // answers wasLost) or after (then it waits for this heartbeat and finds it fresh).
-        try await query("heartbeat of \(workerID)", """
+        try await query(
+            "heartbeat of \(workerID)",
+            """
             UPDATE workers w SET heartbeat_at = now(), status = CASE WHEN w.status = 'lost' THEN 'running' ELSE w.status END
             FROM (SELECT worker_id, status FROM workers WHERE worker_id = \(workerID) FOR UPDATE) old
             WHERE w.worker_id = old.worker_id RETURNING old.status::text
-            """) { row in previous = try row.decode(String.self) }
+            """
+        ) { row in previous = try row.decode(String.self) }
         switch previous {
         case nil: return .gone
         case "lost"?: return .wasLost
@@ -78,15 +85,21 @@ extension RuntimeStore {
     }
 
     public func markWorker(_ workerID: String, status: String) async throws {
-        try await execute("mark worker \(workerID) \(status)", """
+        try await execute(
+            "mark worker \(workerID) \(status)",
+            """
             UPDATE workers SET status = \(status), stopped_at = CASE WHEN \(status) IN ('stopped', 'lost') THEN now() ELSE NULL END
             WHERE worker_id = \(workerID)
             """)
         if status == "stopped" {
-            try await execute("free the slots of \(workerID)", """
+            try await execute(
+                "free the slots of \(workerID)",
+                """
                 UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL WHERE worker_id = \(workerID)
                 """)
-            try await execute("stop the instances of \(workerID)", """
+            try await execute(
+                "stop the instances of \(workerID)",
+                """
                 UPDATE agent_instances SET state = 'stopped', current_task = NULL, running_tasks = 0, updated_at = now()
                 WHERE worker_id = \(workerID)
                 """)
@@ -100,11 +113,14 @@ extension RuntimeStore {
     @discardableResult
     public func pruneWorkers(olderThan retention: Duration) async throws -> Int {
         var pruned = 0
-        try await query("forget workers stopped over \(retention) ago", """
+        try await query(
+            "forget workers stopped over \(retention) ago",
+            """
             DELETE FROM workers
             WHERE status IN ('stopped', 'lost') AND stopped_at < now() - make_interval(secs => \(retention.inSeconds))
             RETURNING worker_id
-            """) { _ in pruned += 1 }
+            """
+        ) { _ in pruned += 1 }
         return pruned
     }
 
@@ -129,21 +145,26 @@ extension RuntimeStore {
         do {
             return try await database.withTransaction(logger: logger) { connection -> [String] in
                 var lost: [String] = []
-                for try await id in try await connection.queryAll("""
+                for try await id in try await connection.queryAll(
+                    """
                     UPDATE workers SET status = 'lost', stopped_at = now()
                     WHERE status IN ('running', 'stopping') AND heartbeat_at < now() - make_interval(secs => \(seconds))
                     RETURNING worker_id
-                    """, logger: logger).decode(String.self) { lost.append(id) }
+                    """, logger: logger
+                ).decode(String.self) { lost.append(id) }
                 guard !lost.isEmpty else { return [] }
-                try await connection.queryAll("""
+                try await connection.queryAll(
+                    """
                     UPDATE agent_instances SET state = 'error', error = 'worker ' || worker_id || ' stopped sending heartbeats',
                            current_task = NULL, running_tasks = 0, updated_at = now()
                     WHERE worker_id = ANY(\(lost)) AND state <> 'stopped'
                     """, logger: logger)
-                try await connection.queryAll("""
+                try await connection.queryAll(
+                    """
                     UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL WHERE worker_id = ANY(\(lost))
                     """, logger: logger)
-                try await connection.queryAll("""
+                try await connection.queryAll(
+                    """
                     UPDATE task_runs SET state = 'lost', finished_at = now(),
                            message = 'worker ' || worker_id || ' stopped sending heartbeats; the event goes to another worker'
                     WHERE worker_id = ANY(\(lost)) AND state = 'running'
@@ -158,11 +179,14 @@ extension RuntimeStore {
     /// Handed-over runs declared lost whose events were not published again yet, oldest first.
     public func republishDue(limit: Int = 100) async throws -> [OrphanedRun] {
         var orphans: [OrphanedRun] = []
-        try await query("list handed-over runs to publish again", """
+        try await query(
+            "list handed-over runs to publish again",
+            """
             SELECT run_id, agent_id, event::text FROM task_runs
             WHERE state = 'lost' AND event IS NOT NULL AND republished_at IS NULL
             ORDER BY finished_at LIMIT \(limit)
-            """) { row in
+            """
+        ) { row in
             let (runID, agentID, event) = try row.decode((UUID, String, String).self)
             orphans.append(OrphanedRun(runID: runID, agentID: agentID, event: event))
         }
@@ -171,26 +195,33 @@ extension RuntimeStore {
 
     /// Records that a lost run's event was published again (the broker confirmed it).
     public func markRepublished(_ runID: UUID) async throws {
-        try await execute("record the republish of run \(runID)", """
+        try await execute(
+            "record the republish of run \(runID)",
+            """
             UPDATE task_runs SET republished_at = now() WHERE run_id = \(runID) AND republished_at IS NULL
             """)
     }
 
     public func workers() async throws -> [WorkerRecord] {
         var result: [WorkerRecord] = []
-        try await query("list workers", """
+        try await query(
+            "list workers",
+            """
             SELECT worker_id, host, pid, version, labels::text, started_at, heartbeat_at, status,
                    (status IN ('running', 'stopping') AND heartbeat_at > now() - interval '15 seconds')
             FROM workers ORDER BY started_at DESC
-            """) { row in
+            """
+        ) { row in
             let (id, host, pid, version, labels, started, heartbeat, status, alive) =
                 try row.decode((String, String, Int, String, String, Date, Date, String, Bool).self)
             var labelMap: [String: String] = [:]
             for (key, value) in try StoredJSON.object(labels, "the labels of worker \(id)") {
                 if case .string(let s) = value { labelMap[key] = s }
             }
-            result.append(WorkerRecord(workerID: id, host: host, pid: pid, version: version, labels: labelMap,
-                                       startedAt: started, heartbeatAt: heartbeat, status: status, alive: alive))
+            result.append(
+                WorkerRecord(
+                    workerID: id, host: host, pid: pid, version: version, labels: labelMap,
+                    startedAt: started, heartbeatAt: heartbeat, status: status, alive: alive))
         }
         return result
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Splits a SQL script into statements at top-level semicolons, leaving alone those inside quotes, quoted identifiers,
 /// dollar-quoted bodies and comments. (postgres-nio speaks the extended protocol, one statement per query.)
 public enum SQLScript {
@@ -15,24 +17,40 @@ public enum SQLScript {
             let c = chars[i]
             let next: Unicode.Scalar? = i + 1 < chars.count ? chars[i + 1] : nil
             if c == "-" && next == "-" {
-                while i < chars.count && chars[i] != "\n" { current.append(chars[i]); i += 1 }
+                while i < chars.count && chars[i] != "\n" {
+                    current.append(chars[i])
+                    i += 1
+                }
                 continue
             }
             if c == "/" && next == "*" {
                 var depth = 0
                 repeat {
-                    if chars[i] == "/" && i + 1 < chars.count && chars[i + 1] == "*" { depth += 1; current.append(chars[i]); i += 1 }
-                    else if chars[i] == "*" && i + 1 < chars.count && chars[i + 1] == "/" { depth -= 1; current.append(chars[i]); i += 1 }
-                    current.append(chars[i]); i += 1
+                    if chars[i] == "/" && i + 1 < chars.count && chars[i + 1] == "*" {
+                        depth += 1
+                        current.append(chars[i])
+                        i += 1
+                    } else if chars[i] == "*" && i + 1 < chars.count && chars[i + 1] == "/" {
+                        depth -= 1
+                        current.append(chars[i])
+                        i += 1
+                    }
+                    current.append(chars[i])
+                    i += 1
                 } while i < chars.count && depth > 0
                 continue
             }
             if c == "'" || c == "\"" {
-                current.append(c); i += 1
+                current.append(c)
+                i += 1
                 while i < chars.count {
                     current.append(chars[i])
                     if chars[i] == c {
-                        if i + 1 < chars.count && chars[i + 1] == c { current.append(chars[i + 1]); i += 2; continue }
+                        if i + 1 < chars.count && chars[i + 1] == c {
+                            current.append(chars[i + 1])
+                            i += 2
+                            continue
+                        }
                         i += 1
                         break
                     }
@@ -50,7 +68,8 @@ public enum SQLScript {
                         i += tag.count
                         break
                     }
-                    current.append(chars[i]); i += 1
+                    current.append(chars[i])
+                    i += 1
                 }
                 continue
             }
@@ -79,8 +98,8 @@ public enum SQLScript {
     }
 
     private static func isOnlyComments(_ text: String) -> Bool {
-        text.split(separator: "\n").allSatisfy { $0.trimmingCharacters(in: .whitespaces).hasPrefix("--") || $0.trimmingCharacters(in: .whitespaces).isEmpty }
+        text.split(separator: "\n").allSatisfy {
+            $0.trimmingCharacters(in: .whitespaces).hasPrefix("--") || $0.trimmingCharacters(in: .whitespaces).isEmpty
+        }
     }
 }
-
-import Foundation

@@ -62,22 +62,28 @@ struct AgentryBench {
                 try await WorkerBench(logger: logger).e2e(count: try number(arguments[1], "N"), workers: try number(arguments[2], "WORKERS"))
             case ("latency", 3), ("latency", 4):
                 ChildProcesses.installSignalHandlers()
-                try await WorkerBench(logger: logger).latency(rate: try number(arguments[1], "RATE"), seconds: try number(arguments[2], "SECONDS"),
-                                                              workers: arguments.count == 4 ? try number(arguments[3], "WORKERS") : 1)
+                try await WorkerBench(logger: logger).latency(
+                    rate: try number(arguments[1], "RATE"), seconds: try number(arguments[2], "SECONDS"),
+                    workers: arguments.count == 4 ? try number(arguments[3], "WORKERS") : 1)
             case ("drain", 3), ("drain", 4):
-                guard arguments.count == 3 || arguments[3] == "--no-memory" else { throw BenchError("drain takes N WORKERS [--no-memory], not '\(arguments[3])'") }
+                guard arguments.count == 3 || arguments[3] == "--no-memory" else {
+                    throw BenchError("drain takes N WORKERS [--no-memory], not '\(arguments[3])'")
+                }
                 ChildProcesses.installSignalHandlers()
-                try await WorkerBench(logger: logger).drain(count: try number(arguments[1], "N"), workers: try number(arguments[2], "WORKERS"),
-                                                            measuringMemory: arguments.count == 3)
+                try await WorkerBench(logger: logger).drain(
+                    count: try number(arguments[1], "N"), workers: try number(arguments[2], "WORKERS"),
+                    measuringMemory: arguments.count == 3)
             case ("exec", 2):
                 ChildProcesses.installSignalHandlers()
-                try await WorkerBench(logger: logger).drain(count: try number(arguments[1], "N"), workers: 1,
-                                                            handler: trueHandler, label: "exec")
+                try await WorkerBench(logger: logger).drain(
+                    count: try number(arguments[1], "N"), workers: 1,
+                    handler: trueHandler, label: "exec")
             case ("soak", 3), ("soak", 4):
                 guard arguments.count == 3 || arguments[3] == "exec" else { throw BenchError("soak takes N ROUNDS [exec], not '\(arguments[3])'") }
                 ChildProcesses.installSignalHandlers()
-                try await WorkerBench(logger: logger).soak(count: try number(arguments[1], "N"), rounds: try number(arguments[2], "ROUNDS"),
-                                                           handler: arguments.count == 4 ? trueHandler : "builtin: noop")
+                try await WorkerBench(logger: logger).soak(
+                    count: try number(arguments[1], "N"), rounds: try number(arguments[2], "ROUNDS"),
+                    handler: arguments.count == 4 ? trueHandler : "builtin: noop")
             case ("priority", 2):
                 ChildProcesses.installSignalHandlers()
                 try await WorkerBench(logger: logger).priority(backlog: try number(arguments[1], "N"))
@@ -111,7 +117,6 @@ struct BenchError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
-
 
 /// Formats "VERB N msgs in S s: R UNIT" the way Scripts/bench parses it.
 func report(_ verb: String, _ count: Int, _ what: String, _ elapsed: Duration, _ unit: String) {
@@ -158,7 +163,9 @@ struct AMQPBench {
         do {
             try await connection.connect()
         } catch {
-            throw BenchError("cannot connect to vhost '\(Self.virtualHost)' (create it: rabbitmqctl add_vhost bench; rabbitmqctl set_permissions -p bench guest \".*\" \".*\" \".*\"): \(error)")
+            throw BenchError(
+                "cannot connect to vhost '\(Self.virtualHost)' (create it: rabbitmqctl add_vhost bench; rabbitmqctl set_permissions -p bench guest \".*\" \".*\" \".*\"): \(error)"
+            )
         }
         do {
             let result = try await body(connection)
@@ -175,14 +182,17 @@ struct AMQPBench {
             // Same exchange as amqpbench.c (declared identically: topic, durable), a queue of our own.
             try await connection.declare(ExchangeDeclaration(name: Self.exchange, kind: .topic, durable: true))
             try await connection.deleteQueue(Self.queue)
-            try await connection.declare(QueueDeclaration(name: Self.queue, durable: true,
-                                                          arguments: ["x-queue-type": "classic", "x-max-priority": 4]))
+            try await connection.declare(
+                QueueDeclaration(
+                    name: Self.queue, durable: true,
+                    arguments: ["x-queue-type": "classic", "x-max-priority": 4]))
             try await connection.bind(BindingDeclaration(source: Self.exchange, destination: .queue(Self.queue), routingKey: "swift.prio.#"))
             let channel = try await connection.openChannel(confirms: true)
             let body = [UInt8](repeating: UInt8(ascii: "x"), count: Self.bodySize)
             let messages = (1...4).map { priority in
-                AMQPMessage(exchange: Self.exchange, routingKey: Self.routingKey, body: body,
-                            properties: AMQPProperties(contentType: "application/octet-stream", deliveryMode: 2, priority: UInt8(priority)))
+                AMQPMessage(
+                    exchange: Self.exchange, routingKey: Self.routingKey, body: body,
+                    properties: AMQPProperties(contentType: "application/octet-stream", deliveryMode: 2, priority: UInt8(priority)))
             }
             let clock = ContinuousClock()
             let start = clock.now
@@ -280,7 +290,8 @@ struct EventLogBench {
             _ = try await topology.apply(on: publisher)
             let logQueue = try await publisher.queueStatus(Topology.eventLogQueue)
             if logQueue.consumerCount > 0 {
-                throw BenchError("\(Topology.eventLogQueue) has \(logQueue.consumerCount) consumer(s): stop the running event log service (agentry run) first")
+                throw BenchError(
+                    "\(Topology.eventLogQueue) has \(logQueue.consumerCount) consumer(s): stop the running event log service (agentry run) first")
             }
             let bus = try await EventBus(connection: publisher, logger: logger)
             try await bus.declareAgentQueue(Self.sinkAgent, patterns: ["bench.#"])
@@ -290,8 +301,10 @@ struct EventLogBench {
             let clock = ContinuousClock()
             let start = clock.now
             try await windowed(count, window: 1000) { index in
-                try await bus.publish(Event(type: Self.eventType, payload: ["seq": .int(Int64(index)), "run": .string(runTag)],
-                                            priority: Priority.allCases[index % 4], source: runTag))
+                try await bus.publish(
+                    Event(
+                        type: Self.eventType, payload: ["seq": .int(Int64(index)), "run": .string(runTag)],
+                        priority: Priority.allCases[index % 4], source: runTag))
             }
             report("eventlog pre-published", count, "events", clock.now - start, "events/s")
             let queued = try await publisher.queueStatus(Topology.eventLogQueue).messageCount
@@ -331,7 +344,8 @@ struct EventLogBench {
                         logged = try await Self.loggedCount(db, runTag: runTag, logger: logger)
                         if let failure = status.failure.withLock({ $0 }) { throw BenchError("the event log service stopped: \(failure)") }
                         if clock.now > deadline {
-                            throw BenchError("timeout: \(logged) of \(count) events in event_log after \(String(format: "%.1f", (clock.now - start).inSeconds)) s")
+                            throw BenchError(
+                                "timeout: \(logged) of \(count) events in event_log after \(String(format: "%.1f", (clock.now - start).inSeconds)) s")
                         }
                     }
                     outcome = .success(clock.now - start)

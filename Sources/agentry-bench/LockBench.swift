@@ -18,8 +18,9 @@ struct LockBench {
     let logger: Logger
 
     func run(seconds: Int) async throws {
-        let configuration = try DatabaseConfiguration(url: ProcessInfo.processInfo.environment["AGENTRY_DATABASE_URL"]
-            ?? "postgres://agentry:agentry@localhost:5432/agentry")
+        let configuration = try DatabaseConfiguration(
+            url: ProcessInfo.processInfo.environment["AGENTRY_DATABASE_URL"]
+                ?? "postgres://agentry:agentry@localhost:5432/agentry")
         try await Database.with(configuration, logger: logger) { database in
             try await database.ping()
             var options = LockManager.Options()
@@ -43,9 +44,11 @@ struct LockBench {
         var pairs = 0
         while ContinuousClock.now < end {
             let id = UUID()
-            _ = try await session.acquire(.init(requestID: id, resources: [resource], owner: .system("bench"), priority: .normal, hold: .seconds(60),
-                                                waitUntil: nil, waiterPID: 0, workerID: nil, runID: nil, takebackGrace: .seconds(5)),
-                                          logger: logger)
+            _ = try await session.acquire(
+                .init(
+                    requestID: id, resources: [resource], owner: .system("bench"), priority: .normal, hold: .seconds(60),
+                    waitUntil: nil, waiterPID: 0, workerID: nil, runID: nil, takebackGrace: .seconds(5)),
+                logger: logger)
             try await session.release([resource], logger: logger)
             pairs += 1
         }
@@ -85,8 +88,9 @@ struct LockBench {
                     let priority = Priority.allCases[(owner / 4) % 4]
                     while ContinuousClock.now < end {
                         let asked = ContinuousClock.now
-                        let hold = try await manager.acquire([resource], owner: .agent("owner-\(owner)"), priority: priority,
-                                                             hold: .seconds(60), wait: .seconds(60))
+                        let hold = try await manager.acquire(
+                            [resource], owner: .agent("owner-\(owner)"), priority: priority,
+                            hold: .seconds(60), wait: .seconds(60))
                         let granted = ContinuousClock.now
                         // A hand-off: this request was already waiting when the previous holder started its release.
                         if let released = lastRelease.withLockedValue({ $0[resource] }), released > asked {
@@ -107,7 +111,9 @@ struct LockBench {
         print(String(format: "locks contended 16 owners on 4 resources, %d pairs in %.2f s: %.0f pairs/s", total, elapsed, Double(total) / elapsed))
         guard !samples.isEmpty else { throw BenchError("no hand-off was measured") }
         func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int((Double(samples.count) * p).rounded(.down)))] }
-        print(String(format: "locks hand-off ms: p50 %.2f p99 %.2f max %.2f (%d hand-offs)", percentile(0.5), percentile(0.99),
-                     samples.last ?? 0, samples.count))
+        print(
+            String(
+                format: "locks hand-off ms: p50 %.2f p99 %.2f max %.2f (%d hand-offs)", percentile(0.5), percentile(0.99),
+                samples.last ?? 0, samples.count))
     }
 }

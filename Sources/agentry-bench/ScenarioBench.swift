@@ -41,8 +41,9 @@ extension WorkerBench {
             try await setup.waitForRuns(type: type, count: count, backlog: true)
             let peak = setup.workers.pids.first.map(Memory.init(pid:))
             let span = try await setup.span(type: type)
-            print("\(label) \(count) runs with \(workers) worker(s) in \(String(format: "%.3f", span.seconds)) s: "
-                  + "\(rate(count, span.seconds)) events/s (first run started to last run finished, from task_runs)")
+            print(
+                "\(label) \(count) runs with \(workers) worker(s) in \(String(format: "%.3f", span.seconds)) s: "
+                    + "\(rate(count, span.seconds)) events/s (first run started to last run finished, from task_runs)")
             if let idle, let peak {
                 print(String(format: "\(label) memory worker RSS MB: idle %.1f peak %.1f", idle.rssMB, peak.peakMB))
             }
@@ -63,8 +64,9 @@ extension WorkerBench {
                 try await setup.waitForRuns(type: type, count: count * round)
                 after.append(Memory(pid: pid).rssMB)
             }
-            print("soak worker RSS MB after each \(count) events: " + after.map { String(format: "%.1f", $0) }.joined(separator: " ")
-                  + String(format: " (first %.1f last %.1f, after %d events)", after[0], after[after.count - 1], count * rounds))
+            print(
+                "soak worker RSS MB after each \(count) events: " + after.map { String(format: "%.1f", $0) }.joined(separator: " ")
+                    + String(format: " (first %.1f last %.1f, after %d events)", after[0], after[after.count - 1], count * rounds))
         }
     }
 
@@ -85,15 +87,20 @@ extension WorkerBench {
             // reached the worker: before the publish (already dispatched: in the prefetch window, being claimed),
             // after the publish but before the CRITICAL (the broker handed them out first: it had not queued the
             // CRITICAL yet, or had no credit for it), or after the CRITICAL (overtaking it in the worker: an inversion).
-            let runs = try await setup.benchStore.priorityInversions(agentID: setup.agentID, lowType: lowType, criticalType: criticalType,
-                                                                     publishedAt: publishedAt)
+            let runs = try await setup.benchStore.priorityInversions(
+                agentID: setup.agentID, lowType: lowType, criticalType: criticalType,
+                publishedAt: publishedAt)
             for (started, received, lowBefore, lowDispatchedAfter, lowOvertaking) in runs {
-                print(String(format: "priority critical start ms: %.1f low runs started before it: %d (of %d LOW waiting, prefetch %d)",
-                             started.timeIntervalSince(publishedAt) * 1000, lowBefore, backlog, maxParallel))
+                print(
+                    String(
+                        format: "priority critical start ms: %.1f low runs started before it: %d (of %d LOW waiting, prefetch %d)",
+                        started.timeIntervalSince(publishedAt) * 1000, lowBefore, backlog, maxParallel))
                 if let received {
-                    print(String(format: "priority critical received by the worker ms: %.1f; of those LOW runs, received after its publish: %d, "
-                                 + "received after it (overtaking it in the worker): %d",
-                                 received.timeIntervalSince(publishedAt) * 1000, lowDispatchedAfter, lowOvertaking))
+                    print(
+                        String(
+                            format: "priority critical received by the worker ms: %.1f; of those LOW runs, received after its publish: %d, "
+                                + "received after it (overtaking it in the worker): %d",
+                            received.timeIntervalSince(publishedAt) * 1000, lowDispatchedAfter, lowOvertaking))
                 }
             }
         }
@@ -121,8 +128,10 @@ extension WorkerBench {
             // Work flows again when an event published after the close has run.
             let after = sent.published.filter { $0.value > closed }.compactMap { runs[$0.key]?.started }.min()
             guard let after else { throw BenchError("no event published after the close ran") }
-            print(String(format: "recovery ms: %.0f (close_all_connections to the first run of an event published after it)",
-                         after.timeIntervalSince(closed) * 1000))
+            print(
+                String(
+                    format: "recovery ms: %.0f (close_all_connections to the first run of an event published after it)",
+                    after.timeIntervalSince(closed) * 1000))
         }
     }
 }

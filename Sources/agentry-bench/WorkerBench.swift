@@ -58,8 +58,9 @@ struct WorkerBench {
             try await setup.waitForRuns(type: drainType, count: count, backlog: true)
             let wall = clock.now - spawned
             let drain = try await setup.span(type: drainType)
-            print("e2e drain \(count) runs with \(workers) worker(s) in \(String(format: "%.3f", drain.seconds)) s: "
-                  + "\(rate(count, drain.seconds)) events/s (first run started to last run finished, from task_runs)")
+            print(
+                "e2e drain \(count) runs with \(workers) worker(s) in \(String(format: "%.3f", drain.seconds)) s: "
+                    + "\(rate(count, drain.seconds)) events/s (first run started to last run finished, from task_runs)")
             print("e2e drain wall time with \(workers) worker(s), from starting the processes: \(String(format: "%.3f", wall.inSeconds)) s")
             try await setup.reportEventLog(after: spawned, clock: clock)
 
@@ -71,8 +72,9 @@ struct WorkerBench {
             try await setup.waitForRuns(type: pipelinedType, count: count)
             let last = try await setup.span(type: pipelinedType).last
             let pipelined = last.timeIntervalSince(firstPublish)
-            print("e2e pipelined \(count) events with \(workers) worker(s) in \(String(format: "%.3f", pipelined)) s: "
-                  + "\(rate(count, pipelined)) events/s (first publish to last run finished)")
+            print(
+                "e2e pipelined \(count) events with \(workers) worker(s) in \(String(format: "%.3f", pipelined)) s: "
+                    + "\(rate(count, pipelined)) events/s (first publish to last run finished)")
             try await setup.reportEventLog(after: nil, clock: clock)
         }
     }
@@ -111,8 +113,9 @@ struct WorkerBench {
                 throw BenchError("found runs of \(toStart.count) of the \(sent.count) events published")
             }
             let achieved = Double(sent.count) / sent.elapsed.inSeconds
-            print("latency \(sent.count) events at \(eventsPerSecond) events/s for \(seconds) s (achieved \(String(format: "%.1f", achieved)) events/s), "
-                  + "\(workers) worker(s), after a \(Self.warmupSeconds) s warm-up")
+            print(
+                "latency \(sent.count) events at \(eventsPerSecond) events/s for \(seconds) s (achieved \(String(format: "%.1f", achieved)) events/s), "
+                    + "\(workers) worker(s), after a \(Self.warmupSeconds) s warm-up")
             print("latency publish-to-start ms: \(Percentiles(toStart))")
             print("latency publish-to-finish ms: \(Percentiles(toFinish))")
             if receiptToStart.count == sent.count {
@@ -157,34 +160,40 @@ struct WorkerBench {
         do {
             try await connection.connect()
         } catch {
-            throw BenchError("cannot connect to vhost '\(virtualHost)' (create it: rabbitmqctl add_vhost \(virtualHost); "
-                             + "rabbitmqctl set_permissions -p \(virtualHost) guest \".*\" \".*\" \".*\"): \(error)")
+            throw BenchError(
+                "cannot connect to vhost '\(virtualHost)' (create it: rabbitmqctl add_vhost \(virtualHost); "
+                    + "rabbitmqctl set_permissions -p \(virtualHost) guest \".*\" \".*\" \".*\"): \(error)")
         }
         let workerEnvironment = [
             "AGENTRY_AMQP_URL": try amqpURL(virtualHost: virtualHost),
             "AGENTRY_DATABASE_URL": environment["AGENTRY_DATABASE_URL"] ?? "postgres://agentry:agentry@localhost:5432/agentry",
             "AGENTRY_LOG_LEVEL": environment["AGENTRY_BENCH_WORKER_LOG_LEVEL"] ?? "warning",
         ]
-        let processes = WorkerProcesses(executable: executable, agentID: agentID, environment: workerEnvironment,
-                                        logDirectory: logDirectory)
+        let processes = WorkerProcesses(
+            executable: executable, agentID: agentID, environment: workerEnvironment,
+            logDirectory: logDirectory)
         let outcome: Result<Void, any Error> = await Result {
             try await Database.with(database, logger: logger) { db in
                 _ = try await topology.apply(on: connection)
                 for queue in [Topology.eventLogQueue, Topology.unhandledQueue] {
                     let status = try await connection.queueStatus(queue)
                     if status.consumerCount > 0 {
-                        throw BenchError("\(queue) in vhost \(amqp.virtualHost) has \(status.consumerCount) consumer(s): stop the workers running there first")
+                        throw BenchError(
+                            "\(queue) in vhost \(amqp.virtualHost) has \(status.consumerCount) consumer(s): stop the workers running there first")
                     }
                     _ = try await connection.purgeQueue(queue)
                 }
                 let bus = try await EventBus(connection: connection, logger: logger)
                 let registry = AgentRegistry(store: AgentRegistryStore(database: db, logger: logger), bus: bus, topology: topology, logger: logger)
-                let definition = try AgentDefinition.parse(yaml: Self.agentYAML(id: agentID, maxParallel: maxParallel, taskEvents: taskEvents,
-                                                                                handler: handler), file: agentID)
+                let definition = try AgentDefinition.parse(
+                    yaml: Self.agentYAML(
+                        id: agentID, maxParallel: maxParallel, taskEvents: taskEvents,
+                        handler: handler), file: agentID)
                 _ = try await registry.register(definition)
                 _ = try await registry.publish(agentID: agentID)
-                let setup = Setup(agentID: agentID, runTag: runTag, queue: Topology.agentQueue(agentID).name, connection: connection,
-                                  bus: bus, db: db, workers: processes, logger: logger)
+                let setup = Setup(
+                    agentID: agentID, runTag: runTag, queue: Topology.agentQueue(agentID).name, connection: connection,
+                    bus: bus, db: db, workers: processes, logger: logger)
                 let result = await Result { try await body(setup) }
                 await processes.stopAll()
                 await setup.deleteQueue()
@@ -410,7 +419,8 @@ struct Setup: Sendable {
                 if ready == 0 { break }
                 if let exited = workers.exited() { throw BenchError("worker \(exited) exited during the benchmark") }
                 if waiting.stalled(at: ready) {
-                    throw BenchError("timeout: \(ready) events still wait in \(queue), none taken in the last \(String(format: "%.0f", stall.inSeconds)) s")
+                    throw BenchError(
+                        "timeout: \(ready) events still wait in \(queue), none taken in the last \(String(format: "%.0f", stall.inSeconds)) s")
                 }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -430,7 +440,8 @@ struct Setup: Sendable {
             if succeeded >= count { return }
             if let exited = workers.exited() { throw BenchError("worker \(exited) exited during the benchmark") }
             if progress.stalled(at: succeeded) {
-                throw BenchError("timeout: \(succeeded) of \(count) runs of \(type) succeeded, none in the last \(String(format: "%.0f", stall.inSeconds)) s")
+                throw BenchError(
+                    "timeout: \(succeeded) of \(count) runs of \(type) succeeded, none in the last \(String(format: "%.0f", stall.inSeconds)) s")
             }
             var pause = 0.2
             if let lastRead, succeeded > lastRead.succeeded {
@@ -483,14 +494,17 @@ struct Setup: Sendable {
             expected = (progress.runEvents, perRun * progress.succeeded)
             if logged.events >= expected.events && logged.lifecycle >= expected.lifecycle { break }
             if clock.now > deadline {
-                warn("event log behind after 60 s: \(logged.events) of \(expected.events) events, \(logged.lifecycle) of \(expected.lifecycle) lifecycle events")
+                warn(
+                    "event log behind after 60 s: \(logged.events) of \(expected.events) events, \(logged.lifecycle) of \(expected.lifecycle) lifecycle events"
+                )
                 return
             }
             try await Task.sleep(for: .milliseconds(200))
         }
         if let start {
-            print("e2e event log: \(logged.events) events and \(logged.lifecycle) lifecycle events in event_log "
-                  + "\(String(format: "%.3f", (clock.now - start).inSeconds)) s after the workers started")
+            print(
+                "e2e event log: \(logged.events) events and \(logged.lifecycle) lifecycle events in event_log "
+                    + "\(String(format: "%.3f", (clock.now - start).inSeconds)) s after the workers started")
         }
     }
 

@@ -12,30 +12,44 @@ import UnixSignals
 /// The admin endpoint's options shared by `agentry worker` and `agentry admin` (the address and token are global
 /// settings).
 struct AdminOptions: ParsableArguments {
-    @Option(name: .customLong("admin-allowed-host"),
-            help: ArgumentHelp("A host name requests may carry in Host besides the bound address, e.g. a proxy's public name (repeatable; also AGENTRY_ADMIN_ALLOWED_HOSTS, comma-separated).", valueName: "NAME"))
+    @Option(
+        name: .customLong("admin-allowed-host"),
+        help: ArgumentHelp(
+            "A host name requests may carry in Host besides the bound address, e.g. a proxy's public name (repeatable; also AGENTRY_ADMIN_ALLOWED_HOSTS, comma-separated).",
+            valueName: "NAME"))
     var allowedHosts: [String] = []
 
-    @Option(name: .customLong("admin-tls-cert"), help: ArgumentHelp("Serve the admin endpoint over TLS with this PEM certificate chain (AGENTRY_ADMIN_TLS_CERT).", valueName: "FILE"))
+    @Option(
+        name: .customLong("admin-tls-cert"),
+        help: ArgumentHelp("Serve the admin endpoint over TLS with this PEM certificate chain (AGENTRY_ADMIN_TLS_CERT).", valueName: "FILE"))
     var tlsCertificate: String?
 
-    @Option(name: .customLong("admin-tls-key"), help: ArgumentHelp("The PEM private key of --admin-tls-cert (AGENTRY_ADMIN_TLS_KEY).", valueName: "FILE"))
+    @Option(
+        name: .customLong("admin-tls-key"), help: ArgumentHelp("The PEM private key of --admin-tls-cert (AGENTRY_ADMIN_TLS_KEY).", valueName: "FILE"))
     var tlsKey: String?
 
     func resolve(_ configuration: AgentryConfiguration) throws -> AdminConfiguration {
         let environment = ProcessInfo.processInfo.environment
-        let hosts = allowedHosts + (environment["AGENTRY_ADMIN_ALLOWED_HOSTS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let hosts =
+            allowedHosts
+            + (environment["AGENTRY_ADMIN_ALLOWED_HOSTS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+                !$0.isEmpty
+            }
         let certificate = tlsCertificate ?? environment["AGENTRY_ADMIN_TLS_CERT"].flatMap { $0.isEmpty ? nil : $0 }
         let key = tlsKey ?? environment["AGENTRY_ADMIN_TLS_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         if (certificate == nil) != (key == nil) {
             throw ValidationError("--admin-tls-cert and --admin-tls-key go together: give both (PEM files) or neither")
         }
         if environment["AGENTRY_ADMIN_OPEN"] != nil {
-            FileHandle.standardError.write(Data("warning: AGENTRY_ADMIN_OPEN has no effect: the admin API always needs a token (AGENTRY_ADMIN_TOKEN, or the one printed at start)\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "warning: AGENTRY_ADMIN_OPEN has no effect: the admin API always needs a token (AGENTRY_ADMIN_TOKEN, or the one printed at start)\n"
+                        .utf8))
         }
-        let admin = AdminConfiguration(host: configuration.adminHost, port: configuration.adminPort, token: configuration.adminToken,
-                                       allowedHosts: hosts,
-                                       tls: certificate.map { AdminConfiguration.TLSFiles(certificateChain: $0, privateKey: key ?? "") })
+        let admin = AdminConfiguration(
+            host: configuration.adminHost, port: configuration.adminPort, token: configuration.adminToken,
+            allowedHosts: hosts,
+            tls: certificate.map { AdminConfiguration.TLSFiles(certificateChain: $0, privateKey: key ?? "") })
         do {
             try admin.validate()
         } catch {
@@ -80,13 +94,16 @@ extension Agentry {
                 try await connection.connect(keepTrying: true)
                 let database = AdminServer.database(for: configuration.database, logger: logger)
                 let bus = try await EventBus(connection: connection, logger: logger)
-                let server = AdminServer(configuration: adminConfiguration,
-                                         dependencies: AdminDependencies(database: database, connection: connection, bus: bus, topology: topology,
-                                                                         expectedSchemaVersion: expected, logger: logger),
-                                         managementURL: AdminOptions.managementURL(configuration), logger: logger)
-                let group = ServiceGroup(configuration: .init(
-                    services: [.init(service: database), .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
-                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                let server = AdminServer(
+                    configuration: adminConfiguration,
+                    dependencies: AdminDependencies(
+                        database: database, connection: connection, bus: bus, topology: topology,
+                        expectedSchemaVersion: expected, logger: logger),
+                    managementURL: AdminOptions.managementURL(configuration), logger: logger)
+                let group = ServiceGroup(
+                    configuration: .init(
+                        services: [.init(service: database), .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
+                        gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                 try await group.run()
                 await connection.close()
             } catch {

@@ -23,8 +23,10 @@ struct Agentry: AsyncParsableCommand {
               --topology      AGENTRY_TOPOLOGY_DIR    (built in)
             """,
         version: AgentryVersion.current,
-        subcommands: [Worker.self, Admin.self, Publish.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self, History.self, Migrate.self,
-                      TopologyCommand.self],
+        subcommands: [
+            Worker.self, Admin.self, Publish.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self, History.self, Migrate.self,
+            TopologyCommand.self,
+        ],
         defaultSubcommand: nil)
 }
 
@@ -33,13 +35,15 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("amqp-url"), help: "RabbitMQ URL (AGENTRY_AMQP_URL).")
     var amqpURL: String?
 
-    @Option(name: .customLong("database-url"), help: """
-        PostgreSQL URL (AGENTRY_DATABASE_URL). Query parameters: sslmode=disable|prefer|require|verify-full \
-        (default prefer: TLS when offered, any certificate; require: TLS, any certificate; verify-full: TLS, the \
-        certificate checked against the system's CAs or sslrootcert=FILE, and the host name), max_connections, and \
-        the session limits statement_timeout (default 60s), lock_timeout (30s), idle_in_transaction_session_timeout \
-        (60s), in PostgreSQL's units (500ms, 30s, 2min; 0 for none).
-        """)
+    @Option(
+        name: .customLong("database-url"),
+        help: """
+            PostgreSQL URL (AGENTRY_DATABASE_URL). Query parameters: sslmode=disable|prefer|require|verify-full \
+            (default prefer: TLS when offered, any certificate; require: TLS, any certificate; verify-full: TLS, the \
+            certificate checked against the system's CAs or sslrootcert=FILE, and the host name), max_connections, and \
+            the session limits statement_timeout (default 60s), lock_timeout (30s), idle_in_transaction_session_timeout \
+            (60s), in PostgreSQL's units (500ms, 30s, 2min; 0 for none).
+            """)
     var databaseURL: String?
 
     @Option(name: .customLong("admin-addr"), help: "Admin HTTP address HOST:PORT (AGENTRY_ADMIN_ADDR).")
@@ -58,13 +62,17 @@ struct GlobalOptions: ParsableArguments {
         // A password on the command line shows in `ps` to every user of the host, and in shell histories.
         for (flag, url, variable) in [("--amqp-url", amqpURL, "AGENTRY_AMQP_URL"), ("--database-url", databaseURL, "AGENTRY_DATABASE_URL")] {
             if let url, Self.carriesPassword(url) {
-                FileHandle.standardError.write(Data("warning: \(flag) carries a password, which other users of this host can read in `ps`; set \(variable) in the environment instead\n".utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        "warning: \(flag) carries a password, which other users of this host can read in `ps`; set \(variable) in the environment instead\n"
+                            .utf8))
             }
         }
         do {
-            return try AgentryConfiguration.resolve(.init(
-                amqpURL: amqpURL, databaseURL: databaseURL, adminAddress: adminAddress,
-                migrationsDirectory: migrationsDirectory, topologyDirectory: topologyDirectory))
+            return try AgentryConfiguration.resolve(
+                .init(
+                    amqpURL: amqpURL, databaseURL: databaseURL, adminAddress: adminAddress,
+                    migrationsDirectory: migrationsDirectory, topologyDirectory: topologyDirectory))
         } catch {
             throw ValidationError("\(error)")
         }
@@ -138,13 +146,19 @@ extension Agentry {
         @Option(help: "Hours a stopped or lost worker stays listed before its row and its instances are deleted (its runs stay).")
         var workerRetentionHours: Double = 24
 
-        @Option(help: "Days of history to keep: events (event_log) and finished runs (task_runs) older than this are deleted, once a minute, by one worker at a time. Default: keep everything.")
+        @Option(
+            help:
+                "Days of history to keep: events (event_log) and finished runs (task_runs) older than this are deleted, once a minute, by one worker at a time. Default: keep everything."
+        )
         var historyRetentionDays: Double?
 
         @Option(help: "Seconds between re-reads of the published agents (control messages trigger one at once).")
         var syncSeconds: Double = 5
 
-        @Option(help: "Seconds after which a running task's delivery is acked early and its event kept with the run (checked every quarter of it, at most every 10 s); keep it at least 10 s under RabbitMQ's consumer_timeout (30 min by default).")
+        @Option(
+            help:
+                "Seconds after which a running task's delivery is acked early and its event kept with the run (checked every quarter of it, at most every 10 s); keep it at least 10 s under RabbitMQ's consumer_timeout (30 min by default)."
+        )
         var ackDeadlineSeconds: Double = 1500
 
         @OptionGroup var admin: AdminOptions
@@ -158,13 +172,25 @@ extension Agentry {
         @Flag(help: "Do not run the event log service on this worker (another worker runs it).")
         var noEventLog = false
 
-        @Option(name: .customLong("exec-allow"), help: "A program or directory exec handlers may start (repeatable; AGENTRY_EXEC_ALLOW, colon-separated). Default: examples/handlers and /usr/local/bin/blackscreen-recover. Allowing a shell allows anything.")
+        @Option(
+            name: .customLong("exec-allow"),
+            help:
+                "A program or directory exec handlers may start (repeatable; AGENTRY_EXEC_ALLOW, colon-separated). Default: examples/handlers and /usr/local/bin/blackscreen-recover. Allowing a shell allows anything."
+        )
         var execAllow: [String] = []
 
-        @Option(name: .customLong("exec-user"), help: ArgumentHelp("Run exec handlers as this user (AGENTRY_EXEC_USER), e.g. nobody: they then cannot read the worker's credentials even when it runs as root. Default: the worker's own user.", valueName: "USER"))
+        @Option(
+            name: .customLong("exec-user"),
+            help: ArgumentHelp(
+                "Run exec handlers as this user (AGENTRY_EXEC_USER), e.g. nobody: they then cannot read the worker's credentials even when it runs as root. Default: the worker's own user.",
+                valueName: "USER"))
         var execUser: String?
 
-        @Option(name: .customLong("http-deny"), help: "An address range (CIDR) http handlers may not connect to (repeatable; AGENTRY_HTTP_DENY, comma-separated; 'none' for no list). Default: 169.254.0.0/16 and fe80::/10.")
+        @Option(
+            name: .customLong("http-deny"),
+            help:
+                "An address range (CIDR) http handlers may not connect to (repeatable; AGENTRY_HTTP_DENY, comma-separated; 'none' for no list). Default: 169.254.0.0/16 and fe80::/10."
+        )
         var httpDeny: [String] = []
 
         @Option(help: "Events written to event_log per statement.")
@@ -182,7 +208,8 @@ extension Agentry {
             guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative, got \(shutdownGrace)") }
             guard heartbeatSeconds > 0 else { throw ValidationError("--heartbeat-seconds must be positive, got \(heartbeatSeconds)") }
             guard workerExpirySeconds > heartbeatSeconds * 2 else {
-                throw ValidationError("--worker-expiry-seconds (\(workerExpirySeconds)) must be more than twice --heartbeat-seconds (\(heartbeatSeconds))")
+                throw ValidationError(
+                    "--worker-expiry-seconds (\(workerExpirySeconds)) must be more than twice --heartbeat-seconds (\(heartbeatSeconds))")
             }
             guard workerRetentionHours > 0, workerRetentionHours <= 87_600 else {
                 throw ValidationError("--worker-retention-hours must be more than 0 and at most 87600 (ten years), got \(workerRetentionHours)")
@@ -205,7 +232,9 @@ extension Agentry {
             } else if let fromEnvironment = ExecAllowlist.fromEnvironment(environment["AGENTRY_EXEC_ALLOW"]) {
                 policy.execAllow = fromEnvironment
             }
-            let deny = !httpDeny.isEmpty ? httpDeny
+            let deny =
+                !httpDeny.isEmpty
+                ? httpDeny
                 : (environment["AGENTRY_HTTP_DENY"]?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? [])
             if !deny.isEmpty {
                 policy.httpDeny = try deny.filter { $0 != "none" }.map { try AddressRange($0) }
@@ -217,10 +246,15 @@ extension Agentry {
                     throw ValidationError(error.description)
                 }
                 if policy.execUser?.uid != 0, !ExecUser.workerIsRoot {
-                    throw ValidationError("--exec-user \(name) needs a worker that runs as root (only root may switch users); run the worker as the user handlers should have instead")
+                    throw ValidationError(
+                        "--exec-user \(name) needs a worker that runs as root (only root may switch users); run the worker as the user handlers should have instead"
+                    )
                 }
             } else if ExecUser.workerIsRoot {
-                FileHandle.standardError.write(Data("warning: this worker runs as root and so do its exec handlers, which can then read its credentials (/proc/<pid>/environ); run it as another user, or give --exec-user nobody (SECURITY.md)\n".utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        "warning: this worker runs as root and so do its exec handlers, which can then read its credentials (/proc/<pid>/environ); run it as another user, or give --exec-user nobody (SECURITY.md)\n"
+                            .utf8))
             }
             return policy
         }
@@ -255,12 +289,16 @@ extension Agentry {
                     // A pool of its own: admin requests neither wait behind the worker's claims and outcomes nor take
                     // their connections, and fail with the reason while PostgreSQL does not answer.
                     let database = AdminServer.database(for: environment.database.configuration, logger: logger)
-                    return [database,
-                            AdminServer(configuration: adminConfiguration,
-                                        dependencies: AdminDependencies(database: database, connection: environment.connection,
-                                                                        bus: environment.bus, topology: environment.topology,
-                                                                        expectedSchemaVersion: environment.expectedSchemaVersion, logger: logger),
-                                        managementURL: managementURL, logger: logger)]
+                    return [
+                        database,
+                        AdminServer(
+                            configuration: adminConfiguration,
+                            dependencies: AdminDependencies(
+                                database: database, connection: environment.connection,
+                                bus: environment.bus, topology: environment.topology,
+                                expectedSchemaVersion: environment.expectedSchemaVersion, logger: logger),
+                            managementURL: managementURL, logger: logger),
+                    ]
                 }
             }
             do {
@@ -350,7 +388,9 @@ extension Agentry {
                 for migration in migrations where outcome.applied.contains(migration.version) {
                     print("applied \(String(format: "%04d", migration.version))_\(migration.name)")
                 }
-                print("schema at version \(migrations.last?.version ?? 0): \(outcome.applied.count) applied now, \(outcome.alreadyApplied.count) already applied")
+                print(
+                    "schema at version \(migrations.last?.version ?? 0): \(outcome.applied.count) applied now, \(outcome.alreadyApplied.count) already applied"
+                )
             } catch {
                 throw fail(error)
             }

@@ -11,8 +11,10 @@ extension Agentry {
     struct Agents: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate, register, publish and inspect agent definitions.",
-            subcommands: [Validate.self, Apply.self, Publish.self, List.self, Show.self, Export.self, Retire.self,
-                          Pause.self, Resume.self, Stop.self, Start.self])
+            subcommands: [
+                Validate.self, Apply.self, Publish.self, List.self, Show.self, Export.self, Retire.self,
+                Pause.self, Resume.self, Stop.self, Start.self,
+            ])
     }
 }
 
@@ -40,8 +42,11 @@ func parseDefinition(file: String) throws(AgentDefinitionError) -> AgentDefiniti
     do {
         text = try String(contentsOfFile: file, encoding: .utf8)
     } catch {
-        throw AgentDefinitionError(problems: [ValidationProblem(file: file, path: "", line: nil, column: nil,
-                                                                message: "cannot read the file: \(error.localizedDescription)", suggestion: nil)])
+        throw AgentDefinitionError(problems: [
+            ValidationProblem(
+                file: file, path: "", line: nil, column: nil,
+                message: "cannot read the file: \(error.localizedDescription)", suggestion: nil)
+        ])
     }
     return try AgentDefinition.parse(yaml: text, file: file)
 }
@@ -89,17 +94,27 @@ extension Agentry.Agents {
                 do {
                     let definition = try parseDefinition(file: file)
                     if json {
-                        results.append(["file": .string(file), "valid": true, "agent_id": .string(definition.metadata.id), "version": .string(definition.metadata.version)])
+                        results.append([
+                            "file": .string(file), "valid": true, "agent_id": .string(definition.metadata.id),
+                            "version": .string(definition.metadata.version),
+                        ])
                     } else {
                         print("\(file): ok (\(definition.metadata.id) \(definition.metadata.version))")
                     }
                 } catch {
                     failed += 1
                     if json {
-                        results.append(["file": .string(file), "valid": false, "problems": .array(error.problems.map { p in
-                            ["path": .string(p.path), "line": p.line.map { .int(Int64($0)) } ?? .null, "column": p.column.map { .int(Int64($0)) } ?? .null,
-                             "message": .string(p.message), "suggestion": p.suggestion.map(JSONValue.string) ?? .null]
-                        })])
+                        results.append([
+                            "file": .string(file), "valid": false,
+                            "problems": .array(
+                                error.problems.map { p in
+                                    [
+                                        "path": .string(p.path), "line": p.line.map { .int(Int64($0)) } ?? .null,
+                                        "column": p.column.map { .int(Int64($0)) } ?? .null,
+                                        "message": .string(p.message), "suggestion": p.suggestion.map(JSONValue.string) ?? .null,
+                                    ]
+                                }),
+                        ])
                     } else {
                         print("\(file): \(error.problems.count) problem\(error.problems.count == 1 ? "" : "s")")
                         for problem in error.problems { print("  \(problem)") }
@@ -152,13 +167,26 @@ extension Agentry.Agents {
                 let id = "\(definition.metadata.id) \(definition.metadata.version)"
                 switch outcome {
                 case .success(let result):
-                    let words = ["created": "registered as a draft", "replaced": "draft replaced", "unchanged": "unchanged (already registered)"][result.rawValue]!
-                    if json { results.append(["file": .string(file), "agent_id": .string(definition.metadata.id), "version": .string(definition.metadata.version), "outcome": .string(result.rawValue)]) }
-                    else { print("\(file): \(id) \(words)") }
+                    let words = ["created": "registered as a draft", "replaced": "draft replaced", "unchanged": "unchanged (already registered)"][
+                        result.rawValue]!
+                    if json {
+                        results.append([
+                            "file": .string(file), "agent_id": .string(definition.metadata.id), "version": .string(definition.metadata.version),
+                            "outcome": .string(result.rawValue),
+                        ])
+                    } else {
+                        print("\(file): \(id) \(words)")
+                    }
                 case .failure(let error):
                     failed += 1
-                    if json { results.append(["file": .string(file), "agent_id": .string(definition.metadata.id), "version": .string(definition.metadata.version), "error": .string(error.message)]) }
-                    else { print("\(file): \(id) refused: \(error.message)") }
+                    if json {
+                        results.append([
+                            "file": .string(file), "agent_id": .string(definition.metadata.id), "version": .string(definition.metadata.version),
+                            "error": .string(error.message),
+                        ])
+                    } else {
+                        print("\(file): \(id) refused: \(error.message)")
+                    }
                 }
             }
             if json { printJSON(.array(results)) }
@@ -167,7 +195,8 @@ extension Agentry.Agents {
     }
 
     struct Publish: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Publish a version: it becomes the active one and its queue is bound to its triggers.")
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a version: it becomes the active one and its queue is bound to its triggers.")
         @OptionGroup var options: GlobalOptions
 
         @Argument(help: "Agent id.")
@@ -184,9 +213,11 @@ extension Agentry.Agents {
             do {
                 let publication = try await withRegistry(options) { try await $0.publish(agentID: id, version: version) }
                 if json {
-                    printJSON(["agent_id": .string(publication.agentID), "version": .string(publication.version),
-                               "previous_version": publication.previousVersion.map(JSONValue.string) ?? .null,
-                               "queue": .string(publication.queue), "patterns": .array(publication.patterns.map(JSONValue.string))])
+                    printJSON([
+                        "agent_id": .string(publication.agentID), "version": .string(publication.version),
+                        "previous_version": publication.previousVersion.map(JSONValue.string) ?? .null,
+                        "queue": .string(publication.queue), "patterns": .array(publication.patterns.map(JSONValue.string)),
+                    ])
                 } else {
                     print("published \(publication.agentID) \(publication.version)" + (publication.previousVersion.map { " (was \($0))" } ?? ""))
                     print("queue \(publication.queue) bound to: \(publication.patterns.joined(separator: ", "))")
@@ -213,11 +244,17 @@ extension Agentry.Agents {
                 throw fail(error)
             }
             if json {
-                printJSON(["agents": .array(summaries.map { s in
-                    ["agent_id": .string(s.agentID), "name": .string(s.name), "active_version": s.activeVersion.map(JSONValue.string) ?? .null,
-                     "retired": .bool(s.retired),
-                     "versions": .array(s.versions.map { ["version": .string($0.version), "status": .string($0.status.rawValue)] })]
-                }), "count": .int(Int64(summaries.count))])
+                printJSON([
+                    "agents": .array(
+                        summaries.map { s in
+                            [
+                                "agent_id": .string(s.agentID), "name": .string(s.name),
+                                "active_version": s.activeVersion.map(JSONValue.string) ?? .null,
+                                "retired": .bool(s.retired),
+                                "versions": .array(s.versions.map { ["version": .string($0.version), "status": .string($0.status.rawValue)] }),
+                            ]
+                        }), "count": .int(Int64(summaries.count)),
+                ])
                 return
             }
             guard !summaries.isEmpty else {
@@ -225,7 +262,10 @@ extension Agentry.Agents {
                 return
             }
             let rows = summaries.map { s in
-                [s.agentID, s.activeVersion ?? (s.retired ? "retired" : "-"), s.versions.map { "\($0.version) \($0.status.rawValue)" }.joined(separator: ", "), s.name]
+                [
+                    s.agentID, s.activeVersion ?? (s.retired ? "retired" : "-"),
+                    s.versions.map { "\($0.version) \($0.status.rawValue)" }.joined(separator: ", "), s.name,
+                ]
             }
             printTable(header: ["AGENT", "ACTIVE", "VERSIONS", "NAME"], rows: rows)
         }
@@ -314,8 +354,9 @@ func findDefinition(_ options: GlobalOptions, id: String, version: String?) asyn
     }
     guard let definition = found.0 else {
         if !found.registered { throw Failure("no agent '\(id)' is registered (see `agentry agents list`)") }
-        throw Failure(version.map { "agent '\(id)' has no version \($0) (see `agentry agents list`)" }
-            ?? "agent '\(id)' has no published version yet: publish one with `agentry agents publish \(id)`, or pass --version")
+        throw Failure(
+            version.map { "agent '\(id)' has no version \($0) (see `agentry agents list`)" }
+                ?? "agent '\(id)' has no published version yet: publish one with `agentry agents publish \(id)`, or pass --version")
     }
     return definition
 }
@@ -324,9 +365,10 @@ func printTable(header: [String], rows: [[String]]) {
     let all = [header] + rows
     let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
     for row in all {
-        print(row.enumerated().map { index, cell in
-            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-        }.joined(separator: "  "))
+        print(
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  "))
     }
 }
 
@@ -336,7 +378,9 @@ extension Agentry.Agents {
         static let configuration = CommandConfiguration(abstract: "Stop taking new events of an agent on every worker; they keep queueing.")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "Agent id.") var id: String
-        func run() async throws { try await setDesiredState(.paused, id, options, "paused: running tasks finish, new events wait in agentry.agent.\(id)") }
+        func run() async throws {
+            try await setDesiredState(.paused, id, options, "paused: running tasks finish, new events wait in agentry.agent.\(id)")
+        }
     }
 
     struct Resume: AsyncParsableCommand {
@@ -347,7 +391,8 @@ extension Agentry.Agents {
     }
 
     struct Stop: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "End an agent's instances on every worker: running tasks are cancelled and their events requeued.")
+        static let configuration = CommandConfiguration(
+            abstract: "End an agent's instances on every worker: running tasks are cancelled and their events requeued.")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "Agent id.") var id: String
         func run() async throws { try await setDesiredState(.stopped, id, options, "stopped: its instances end; events wait in agentry.agent.\(id)") }

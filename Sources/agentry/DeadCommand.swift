@@ -2,9 +2,9 @@ import AMQP
 import AgentryBus
 import AgentryCore
 import AgentryRuntime
-import Logging
 import ArgumentParser
 import Foundation
+import Logging
 
 extension Agentry {
     struct Dead: AsyncParsableCommand {
@@ -26,19 +26,24 @@ extension Agentry {
                 let limit = self.limit
                 let parked = try await withConnection(options) { connection in try await DeadLetters.list(on: connection, limit: limit) }
                 if json {
-                    printJSON(.array(parked.map { p in
-                        ["id": .string(p.id), "routing_key": .string(p.originalRoutingKey), "exchange": .string(p.originalExchange),
-                         "reason": .string(p.reason), "message": .string(p.message), "queue": .string(p.queue),
-                         "parked_at": .string(p.parkedAt), "size": .int(Int64(p.bodySize)), "preview": .string(p.preview)]
-                    }))
+                    printJSON(
+                        .array(
+                            parked.map { p in
+                                [
+                                    "id": .string(p.id), "routing_key": .string(p.originalRoutingKey), "exchange": .string(p.originalExchange),
+                                    "reason": .string(p.reason), "message": .string(p.message), "queue": .string(p.queue),
+                                    "parked_at": .string(p.parkedAt), "size": .int(Int64(p.bodySize)), "preview": .string(p.preview),
+                                ]
+                            }))
                     return
                 }
                 guard !parked.isEmpty else {
                     print("agentry.dead is empty")
                     return
                 }
-                printTable(header: ["ID", "ROUTING KEY", "REASON", "PARKED AT", "MESSAGE"],
-                           rows: parked.map { [$0.id, $0.originalRoutingKey, $0.reason, $0.parkedAt, $0.message] })
+                printTable(
+                    header: ["ID", "ROUTING KEY", "REASON", "PARKED AT", "MESSAGE"],
+                    rows: parked.map { [$0.id, $0.originalRoutingKey, $0.reason, $0.parkedAt, $0.message] })
             }
         }
 
@@ -66,7 +71,9 @@ extension Agentry {
                 }
                 let replayed = report.replayed
                 for message in replayed {
-                    print("replayed \(message.id) to \(message.originalExchange.isEmpty ? "queue" : message.originalExchange) [\(message.originalRoutingKey)] (was parked: \(message.reason))")
+                    print(
+                        "replayed \(message.id) to \(message.originalExchange.isEmpty ? "queue" : message.originalExchange) [\(message.originalRoutingKey)] (was parked: \(message.reason))"
+                    )
                 }
                 for (message, reason) in report.refused {
                     print("left parked \(message.id): \(reason)")

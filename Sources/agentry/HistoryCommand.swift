@@ -44,8 +44,9 @@ extension Agentry.History {
                         total.runs += pruned.runs
                         if pruned.complete { return total }
                         if pruned.events + pruned.runs == 0 {
-                            throw Failure("another process (a worker with --history-retention-days) is deleting the history now; "
-                                          + "this one deleted \(total.events) event(s) and \(total.runs) run(s) first; try again later")
+                            throw Failure(
+                                "another process (a worker with --history-retention-days) is deleting the history now; "
+                                    + "this one deleted \(total.events) event(s) and \(total.runs) run(s) first; try again later")
                         }
                     }
                 }

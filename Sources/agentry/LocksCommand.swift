@@ -9,8 +9,10 @@ import Foundation
 import Logging
 
 /// Runs `body` with the lock tables (and the broker, for the events an administrator's action publishes).
-func withLocks<T: Sendable>(_ options: GlobalOptions, broker: Bool = false,
-                            _ body: @Sendable (LockStore, EventBus?) async throws -> T) async throws -> T {
+func withLocks<T: Sendable>(
+    _ options: GlobalOptions, broker: Bool = false,
+    _ body: @Sendable (LockStore, EventBus?) async throws -> T
+) async throws -> T {
     let configuration = try options.resolve()
     let logger = try options.logger("agentry.locks", default: .warning)
     let connection = AMQPConnection(configuration: configuration.amqp, logger: logger)
@@ -67,16 +69,21 @@ extension Agentry.Locks {
                 print("no resource is locked or waited for")
                 return
             }
-            printTable(header: ["RESOURCE", "STATUS", "OWNER", "PRIORITY", "TOKEN", "EXPIRES", "WAITING"], rows: locks.map { lock in
-                [lock.resource.description, lock.isAvailable ? "available" : "locked", lock.holder.map(\.owner.description) ?? "-",
-                 lock.holder?.priority.name ?? "-", lock.holder?.fencingToken.map(String.init) ?? "-",
-                 lock.holder.map { Timestamp.format($0.expiresAt) } ?? "-", String(lock.queueLength)]
-            })
+            printTable(
+                header: ["RESOURCE", "STATUS", "OWNER", "PRIORITY", "TOKEN", "EXPIRES", "WAITING"],
+                rows: locks.map { lock in
+                    [
+                        lock.resource.description, lock.isAvailable ? "available" : "locked", lock.holder.map(\.owner.description) ?? "-",
+                        lock.holder?.priority.name ?? "-", lock.holder?.fencingToken.map(String.init) ?? "-",
+                        lock.holder.map { Timestamp.format($0.expiresAt) } ?? "-", String(lock.queueLength),
+                    ]
+                })
         }
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One resource: its holder, expiry, fencing token and waiters in the order they will be served.")
+        static let configuration = CommandConfiguration(
+            abstract: "One resource: its holder, expiry, fencing token and waiters in the order they will be served.")
         @OptionGroup var options: GlobalOptions
 
         @Argument(help: "The resource, <type>:<id> (device:tv-1).")
@@ -108,17 +115,23 @@ extension Agentry.Locks {
             for (key, value) in lines { print("\(key.padding(toLength: width, withPad: " ", startingAt: 0))  \(value)") }
             if !status.waiters.isEmpty {
                 print("")
-                printTable(header: ["#", "OWNER", "PRIORITY", "QUEUED", "GIVES UP", "RUN"], rows: status.waiters.map { waiter in
-                    [String(waiter.position), waiter.owner.description, waiter.priority.name, Timestamp.format(waiter.queuedAt),
-                     Timestamp.format(waiter.waitUntil), waiter.runID.map { $0.uuidString.lowercased() } ?? "-"]
-                })
+                printTable(
+                    header: ["#", "OWNER", "PRIORITY", "QUEUED", "GIVES UP", "RUN"],
+                    rows: status.waiters.map { waiter in
+                        [
+                            String(waiter.position), waiter.owner.description, waiter.priority.name, Timestamp.format(waiter.queuedAt),
+                            Timestamp.format(waiter.waitUntil), waiter.runID.map { $0.uuidString.lowercased() } ?? "-",
+                        ]
+                    })
             }
         }
     }
 
     struct Release: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Take a resource back from its holder: its database session is ended (which frees every lock of its hold), its task is stopped by its worker, and the next waiter is served.")
+            abstract:
+                "Take a resource back from its holder: its database session is ended (which frees every lock of its hold), its task is stopped by its worker, and the next waiter is served."
+        )
         @OptionGroup var options: GlobalOptions
 
         @Argument(help: "The resource, <type>:<id> (device:tv-1).")
@@ -139,13 +152,15 @@ extension Agentry.Locks {
             let who = "\(ProcessInfo.processInfo.environment["USER"] ?? "an operator") (agentry locks release --force)"
             let released = try await withLocks(options, broker: true) { store, bus in
                 guard let released = try await store.forceRelease(key) else { return nil as ForcedRelease? }
-                let event = Event(type: "resource.released", payload: [
-                    "resource_id": .string(key.id), "resource_type": .string(key.type), "resource": .string(key.description),
-                    "owner_id": .string(released.owner.id), "owner_type": .string(released.owner.kind.rawValue),
-                    "fencing_token": released.fencingToken.map { .int($0) } ?? .null,
-                    "run_id": released.runID.map { .string($0.uuidString.lowercased()) } ?? .null,
-                    "forced": true, "by": .string(who),
-                ], priority: .normal, source: "agentry.locks")
+                let event = Event(
+                    type: "resource.released",
+                    payload: [
+                        "resource_id": .string(key.id), "resource_type": .string(key.type), "resource": .string(key.description),
+                        "owner_id": .string(released.owner.id), "owner_type": .string(released.owner.kind.rawValue),
+                        "fencing_token": released.fencingToken.map { .int($0) } ?? .null,
+                        "run_id": released.runID.map { .string($0.uuidString.lowercased()) } ?? .null,
+                        "forced": true, "by": .string(who),
+                    ], priority: .normal, source: "agentry.locks")
                 try await bus?.publish(event)
                 return released
             }
@@ -153,8 +168,9 @@ extension Agentry.Locks {
                 throw Failure("\(key) is not locked; `agentry locks list` shows what is")
             }
             let run = released.runID.map { " (run \($0.uuidString.lowercased()))" } ?? ""
-            print("released \(key): took it from \(released.owner)\(run); its worker stops the task"
-                  + (released.terminatedHolder ? "" : " (its session is still closing)"))
+            print(
+                "released \(key): took it from \(released.owner)\(run); its worker stops the task"
+                    + (released.terminatedHolder ? "" : " (its session is still closing)"))
         }
     }
 }

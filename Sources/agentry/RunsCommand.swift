@@ -94,13 +94,19 @@ extension Agentry.Runs {
                 return
             }
             if runs.isEmpty {
-                print("no runs yet; publish an event an agent listens to, e.g. `agentry publish alert.device_offline --payload '{\"device_id\": \"stb-1\"}'`")
+                print(
+                    "no runs yet; publish an event an agent listens to, e.g. `agentry publish alert.device_offline --payload '{\"device_id\": \"stb-1\"}'`"
+                )
                 return
             }
-            printTable(header: ["RUN", "AGENT", "EVENT TYPE", "PRIORITY", "TRY", "STATE", "STARTED", "DURATION", "MESSAGE"], rows: runs.map { run in
-                [run.runID.uuidString.lowercased(), run.agentID, run.eventType, run.priority.name, String(run.attempt), run.state.rawValue,
-                 shortTime(run.startedAt), duration(run), String((run.message ?? "").prefix(60))]
-            })
+            printTable(
+                header: ["RUN", "AGENT", "EVENT TYPE", "PRIORITY", "TRY", "STATE", "STARTED", "DURATION", "MESSAGE"],
+                rows: runs.map { run in
+                    [
+                        run.runID.uuidString.lowercased(), run.agentID, run.eventType, run.priority.name, String(run.attempt), run.state.rawValue,
+                        shortTime(run.startedAt), duration(run), String((run.message ?? "").prefix(60)),
+                    ]
+                })
         }
     }
 
@@ -134,7 +140,11 @@ extension Agentry.Runs {
                 ("published", run.eventAt.map(Timestamp.format) ?? "-"),
                 // The wait split in two: in the broker (queue, prefetch window), then in the worker (slot, claim).
                 ("received", run.receivedAt.map { Timestamp.format($0) + since($0, run.eventAt, "publish") } ?? "-"),
-                ("started", Timestamp.format(run.startedAt) + since(run.startedAt, run.receivedAt ?? run.eventAt, run.receivedAt == nil ? "publish" : "receipt")),
+                (
+                    "started",
+                    Timestamp.format(run.startedAt)
+                        + since(run.startedAt, run.receivedAt ?? run.eventAt, run.receivedAt == nil ? "publish" : "receipt")
+                ),
                 ("finished", run.finishedAt.map(Timestamp.format) ?? "-"), ("duration", duration(run)),
             ]
             if let status = run.exitStatus { lines.append(("exit status", String(status))) }
@@ -151,14 +161,19 @@ extension Agentry.Runs {
     }
 
     struct Cancel: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Cancel a task: a running one (its handler is stopped, the run recorded as cancelled) or one waiting for its retry (the retry is dropped).")
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Cancel a task: a running one (its handler is stopped, the run recorded as cancelled) or one waiting for its retry (the retry is dropped)."
+        )
         @OptionGroup var options: GlobalOptions
 
         @Argument(help: "Run id.")
         var id: String
 
         func validate() throws {
-            if UUID(uuidString: id) == nil { throw ValidationError("'\(id)' is not a run id (a UUID); `agentry runs list --state running` shows them") }
+            if UUID(uuidString: id) == nil {
+                throw ValidationError("'\(id)' is not a run id (a UUID); `agentry runs list --state running` shows them")
+            }
         }
 
         func run() async throws {
@@ -167,9 +182,10 @@ extension Agentry.Runs {
             let run = try await withRuntime(options) { connection, store in
                 try await AgentControl(store: store, connection: connection).cancel(runID: id, by: who)
             }
-            print(run.state == .running
-                  ? "cancelling run \(self.id) of \(run.agentID) on \(run.workerID ?? "?")"
-                  : "cancelled the retry of run \(self.id) of \(run.agentID); it will not run again")
+            print(
+                run.state == .running
+                    ? "cancelling run \(self.id) of \(run.agentID) on \(run.workerID ?? "?")"
+                    : "cancelled the retry of run \(self.id) of \(run.agentID); it will not run again")
         }
     }
 }
@@ -188,10 +204,15 @@ extension Agentry.Workers {
                 printJSON(.object(["workers": .array(workers.map(Representation.worker))]))
                 return
             }
-            printTable(header: ["WORKER", "HOST", "PID", "STATUS", "HEARTBEAT", "LABELS"], rows: workers.map { w in
-                [w.workerID, w.host, String(w.pid), w.alive ? w.status : (w.status == "running" ? "silent" : w.status), shortTime(w.heartbeatAt),
-                 w.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")]
-            })
+            printTable(
+                header: ["WORKER", "HOST", "PID", "STATUS", "HEARTBEAT", "LABELS"],
+                rows: workers.map { w in
+                    [
+                        w.workerID, w.host, String(w.pid), w.alive ? w.status : (w.status == "running" ? "silent" : w.status),
+                        shortTime(w.heartbeatAt),
+                        w.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                    ]
+                })
         }
     }
 
@@ -206,10 +227,14 @@ extension Agentry.Workers {
             let agent = self.agent
             let instances = try await withRuntime(options) { _, store in try await store.instances(agentID: agent) }
             // PREFETCH: the deliveries the instance takes at once, its share of the agent's max_parallel_tasks.
-            printTable(header: ["INSTANCE", "AGENT", "VERSION", "WORKER", "STATE", "RUNNING", "PREFETCH", "CURRENT TASK", "ERROR"], rows: instances.map { i in
-                [i.instanceID.uuidString.lowercased(), i.agentID, i.version, i.workerID, i.state.rawValue, String(i.runningTasks),
-                 i.consumingPrefetch.map(String.init) ?? "-", i.currentTask?.uuidString.lowercased() ?? "-", i.error ?? ""]
-            })
+            printTable(
+                header: ["INSTANCE", "AGENT", "VERSION", "WORKER", "STATE", "RUNNING", "PREFETCH", "CURRENT TASK", "ERROR"],
+                rows: instances.map { i in
+                    [
+                        i.instanceID.uuidString.lowercased(), i.agentID, i.version, i.workerID, i.state.rawValue, String(i.runningTasks),
+                        i.consumingPrefetch.map(String.init) ?? "-", i.currentTask?.uuidString.lowercased() ?? "-", i.error ?? "",
+                    ]
+                })
         }
     }
 }

@@ -1,6 +1,7 @@
-@testable import AgentryCore
 import Foundation
 import Testing
+
+@testable import AgentryCore
 
 /// The repository root, found from this file's path (Tests/AgentryCoreTests/<file>).
 let agentExamplesDirectory = URL(fileURLWithPath: #filePath)
@@ -31,20 +32,27 @@ struct AgentDefinitionTests {
     @Test("the seed-style example parses with the seed's values and defaults")
     func seedExample() throws {
         let d = try parseAgentExample("seed-minimal.yaml")
-        #expect(d.metadata == AgentMetadata(id: "blackscreen-triage", name: "Blackscreen triage", version: "1.0.0",
-                                            author: "qa-team",
-                                            description: "Looks at devices that report a black screen and files a ticket.",
-                                            createdAt: "2024-01-15T10:00:00Z", updatedAt: "2024-01-15T10:00:00Z"))
+        #expect(
+            d.metadata
+                == AgentMetadata(
+                    id: "blackscreen-triage", name: "Blackscreen triage", version: "1.0.0",
+                    author: "qa-team",
+                    description: "Looks at devices that report a black screen and files a ticket.",
+                    createdAt: "2024-01-15T10:00:00Z", updatedAt: "2024-01-15T10:00:00Z"))
         #expect(d.goal == AgentGoal(type: .continuous, description: "Keep every test device showing a picture."))
-        #expect(d.triggers == [
-            EventTrigger(type: "alert.blackscreen", priority: .critical),
-            EventTrigger(type: "alert.device_offline", priority: .high, filters: ["location": "lab-1"]),
-        ])
+        #expect(
+            d.triggers == [
+                EventTrigger(type: "alert.blackscreen", priority: .critical),
+                EventTrigger(type: "alert.device_offline", priority: .high, filters: ["location": "lab-1"]),
+            ])
         #expect(d.eventPools == ["alerts"])
         #expect(d.subagents == [SubagentReference(id: "device-rebooter", version: ">=1.0.0", delegateFor: ["reboot_device"])])
         #expect(d.skills == ["screenshot", "jira_ticket"])
-        #expect(d.permissions == AgentPermissions(devices: ["read", "take_control"], database: ["read", "write.testcases"],
-                                                  external: ["jira", "slack"]))
+        #expect(
+            d.permissions
+                == AgentPermissions(
+                    devices: ["read", "take_control"], database: ["read", "write.testcases"],
+                    external: ["jira", "slack"]))
         #expect(d.config == AgentConfig())
         #expect(d.handler == nil)
         #expect(d.effectiveHandler == .log)
@@ -57,29 +65,34 @@ struct AgentDefinitionTests {
 
     @Test("absent config fields take the seed's defaults; absent lists and sections are empty")
     func defaults() throws {
-        let d = try AgentDefinition.parse(yaml: """
-            metadata: {id: a, name: A, version: 1.0.0, author: me, description: d}
-            goal: {type: on-demand, description: g}
-            triggers: [{type: x.y, priority: LOW}]
-            config:
-              auto_retry: false
-            permissions:
-              external: [slack]
-            """)
-        #expect(d.config == AgentConfig(maxParallelTasks: 3, approvalRequiredFor: [], autoRetry: false,
-                                        feedbackCollection: true, timeoutSeconds: 3600))
+        let d = try AgentDefinition.parse(
+            yaml: """
+                metadata: {id: a, name: A, version: 1.0.0, author: me, description: d}
+                goal: {type: on-demand, description: g}
+                triggers: [{type: x.y, priority: LOW}]
+                config:
+                  auto_retry: false
+                permissions:
+                  external: [slack]
+                """)
+        #expect(
+            d.config
+                == AgentConfig(
+                    maxParallelTasks: 3, approvalRequiredFor: [], autoRetry: false,
+                    feedbackCollection: true, timeoutSeconds: 3600))
         #expect(d.permissions == AgentPermissions(devices: [], database: [], external: ["slack"]))
         #expect(d.eventPools.isEmpty && d.subagents.isEmpty && d.skills.isEmpty)
         #expect(d.goal.type == .onDemand)
         #expect(d.triggers[0].priority == .low)
 
-        let bare = try AgentDefinition.parse(yaml: """
-            metadata: {id: a, name: A, version: 1.0.0, author: me, description: d}
-            goal: {type: continuous, description: g}
-            triggers: []
-            event_pools:
-            retry: {}
-            """)
+        let bare = try AgentDefinition.parse(
+            yaml: """
+                metadata: {id: a, name: A, version: 1.0.0, author: me, description: d}
+                goal: {type: continuous, description: g}
+                triggers: []
+                event_pools:
+                retry: {}
+                """)
         #expect(bare.config == AgentConfig())
         #expect(bare.permissions == AgentPermissions())
         #expect(bare.eventPools.isEmpty)
@@ -98,9 +111,13 @@ struct AgentDefinitionTests {
     @Test("each example shows its handler kind")
     func exampleHandlers() throws {
         let exec = try parseAgentExample("blackscreen-exec.yaml")
-        #expect(exec.handler == .exec(ExecHandler(command: ["/usr/local/bin/blackscreen-recover", "--capture", "--attempts=2"],
-                                                  env: ["LOG_LEVEL": "info"],
-                                                  workingDirectory: "/var/lib/agentry/blackscreen")))
+        #expect(
+            exec.handler
+                == .exec(
+                    ExecHandler(
+                        command: ["/usr/local/bin/blackscreen-recover", "--capture", "--attempts=2"],
+                        env: ["LOG_LEVEL": "info"],
+                        workingDirectory: "/var/lib/agentry/blackscreen")))
         #expect(exec.resources == ["device:{{payload.device_id}}"])
         #expect(exec.triggers[0].filters == ["severity": "major", "device_class": "set-top-box"])
         #expect(exec.subagents.map(\.version) == [">=1.2.0 <2.0.0", "1.0.0"])
@@ -108,8 +125,12 @@ struct AgentDefinitionTests {
         #expect(exec.retry == RetryPolicy(attempts: 3, backoff: .init(initialSeconds: 5, maxSeconds: 120, multiplier: 2)))
 
         let http = try parseAgentExample("deploy-http.yaml")
-        #expect(http.handler == .http(HTTPHandler(url: "https://deploy.example.com/hooks/agentry",
-                                                  headers: ["X-Agentry-Agent": "deploy-http"], timeoutSeconds: 60)))
+        #expect(
+            http.handler
+                == .http(
+                    HTTPHandler(
+                        url: "https://deploy.example.com/hooks/agentry",
+                        headers: ["X-Agentry-Agent": "deploy-http"], timeoutSeconds: 60)))
         #expect(http.onBusy == .replace)
         #expect(http.retry == RetryPolicy(attempts: 5))
 
@@ -118,12 +139,17 @@ struct AgentDefinitionTests {
         #expect(try parseAgentExample("log.yaml").handler == .log)
 
         let emit = try parseAgentExample("emit-followup.yaml")
-        #expect(emit.handler == .emit(EmitHandler(type: "report.requested", payload: [
-            "device": "{{payload.device_id}}",
-            "reason": "device {{payload.device_id}} went offline at {{timestamp}}",
-            "caused_by": "{{id}}",
-            "lab": ["name": "{{payload.location.name}}"],
-        ], priority: .normal)))
+        #expect(
+            emit.handler
+                == .emit(
+                    EmitHandler(
+                        type: "report.requested",
+                        payload: [
+                            "device": "{{payload.device_id}}",
+                            "reason": "device {{payload.device_id}} went offline at {{timestamp}}",
+                            "caused_by": "{{id}}",
+                            "lab": ["name": "{{payload.location.name}}"],
+                        ], priority: .normal)))
     }
 
     @Test("the broken example reports every one of its problems, in document order")
@@ -133,26 +159,32 @@ struct AgentDefinitionTests {
         let error = #expect(throws: AgentDefinitionError.self) { try AgentDefinition.parse(yaml: yaml, file: "blackscreen-broken.yaml") }
         let problems = try #require(error).problems
         let summary = problems.map { "\($0.path)@\($0.line ?? 0):\($0.column ?? 0)" }
-        #expect(summary == [
-            "metadata.description@3:3",
-            "metadata.id@3:7",
-            "metadata.version@5:12",
-            "metadata.descripton@7:3",
-            "triggers[0].priority@13:15",
-            "triggers[1].priority@14:5",
-            "triggers[1].priorty@15:5",
-            "event_pools@16:14",
-            "permissions.devices[1]@18:19",
-            "config.max_parallel_tasks@20:23",
-            "handler.exec.command@23:14",
-            "resources[0]@25:5",
-            "resources[0]@25:13",
-        ])
+        #expect(
+            summary == [
+                "metadata.description@3:3",
+                "metadata.id@3:7",
+                "metadata.version@5:12",
+                "metadata.descripton@7:3",
+                "triggers[0].priority@13:15",
+                "triggers[1].priority@14:5",
+                "triggers[1].priorty@15:5",
+                "event_pools@16:14",
+                "permissions.devices[1]@18:19",
+                "config.max_parallel_tasks@20:23",
+                "handler.exec.command@23:14",
+                "resources[0]@25:5",
+                "resources[0]@25:13",
+            ])
         let text = try #require(error).description
         #expect(text.contains("blackscreen-broken.yaml:13:15: triggers[0].priority: expected one of critical, high, normal, low; found 'urgent'"))
-        #expect(text.contains("blackscreen-broken.yaml:7:3: metadata.descripton: unknown key 'descripton' in metadata; expected one of id, name, version, author, description, created_at, updated_at; did you mean 'description'?"))
+        #expect(
+            text.contains(
+                "blackscreen-broken.yaml:7:3: metadata.descripton: unknown key 'descripton' in metadata; expected one of id, name, version, author, description, created_at, updated_at; did you mean 'description'?"
+            ))
         #expect(text.contains("blackscreen-broken.yaml:5:12: metadata.version: '1.2' is not a semantic version"))
-        #expect(text.contains("blackscreen-broken.yaml:25:13: resources[0]: template '{{event.device_id}}' refers to 'event', which is not part of an event"))
+        #expect(
+            text.contains(
+                "blackscreen-broken.yaml:25:13: resources[0]: template '{{event.device_id}}' refers to 'event', which is not part of an event"))
         #expect(text.split(separator: "\n").count == problems.count)
     }
 
@@ -167,27 +199,35 @@ struct AgentDefinitionTests {
 
     @Test("strings that look like other YAML types, templates and odd characters survive export")
     func roundTripTrickyValues() throws {
-        let tricky: [String] = ["true", "no", "1.0", "42", "", "null", "~", "2024-01-01", "{{payload.x}}", "a: b", "- item",
-                                "#not a comment", "line one\nline two\n", "  padded  ", "quote ' and \" both", "ümlaut ✓",
-                                "trailing\n\n", "*star", "&anchor", "!tag", "@at", "`tick", "%percent", "[bracket", "x,y"]
-        var filters: JSONObject = ["null": nil, "flag": true, "count": 3, "ratio": 2.0, "small": 1.5e-7, "big": -9_007_199_254_740_993,
-                                   "list": [1, "two", [3.5, false]], "nested": ["deep": ["deeper": "{{x}}"]]]
+        let tricky: [String] = [
+            "true", "no", "1.0", "42", "", "null", "~", "2024-01-01", "{{payload.x}}", "a: b", "- item",
+            "#not a comment", "line one\nline two\n", "  padded  ", "quote ' and \" both", "ümlaut ✓",
+            "trailing\n\n", "*star", "&anchor", "!tag", "@at", "`tick", "%percent", "[bracket", "x,y",
+        ]
+        var filters: JSONObject = [
+            "null": nil, "flag": true, "count": 3, "ratio": 2.0, "small": 1.5e-7, "big": -9_007_199_254_740_993,
+            "list": [1, "two", [3.5, false]], "nested": ["deep": ["deeper": "{{x}}"]],
+        ]
         for (index, text) in tricky.enumerated() { filters["s\(index)"] = .string(text) }
         filters["true"] = "key that looks like a bool"
         filters["1"] = "key that looks like a number"
         let d = AgentDefinition(
-            metadata: AgentMetadata(id: "tricky_1", name: "yes", version: "1.0.0-rc.1+build.5", author: "O'Brien",
-                                    description: "first line\nsecond line: with colon\n", createdAt: "2024-01-01"),
+            metadata: AgentMetadata(
+                id: "tricky_1", name: "yes", version: "1.0.0-rc.1+build.5", author: "O'Brien",
+                description: "first line\nsecond line: with colon\n", createdAt: "2024-01-01"),
             goal: AgentGoal(type: .onDemand, description: "{{not a template here}}"),
             triggers: [EventTrigger(type: "alert.#", priority: .critical, filters: filters)],
             eventPools: ["on", "off"],
             subagents: [SubagentReference(id: "sub", version: "^1.2 || >=3.0.0", delegateFor: [])],
             skills: ["- dash", "null"],
             permissions: AgentPermissions(devices: ["read", "take_control"]),
-            config: AgentConfig(maxParallelTasks: 1, approvalRequiredFor: ["devices.read"], autoRetry: false,
-                                feedbackCollection: false, timeoutSeconds: 1),
-            handler: .exec(ExecHandler(command: ["sh", "-c", "echo 'hi' # there", "true"], env: ["A": "1", "B": "", "C": "yes"],
-                                       workingDirectory: "~")),
+            config: AgentConfig(
+                maxParallelTasks: 1, approvalRequiredFor: ["devices.read"], autoRetry: false,
+                feedbackCollection: false, timeoutSeconds: 1),
+            handler: .exec(
+                ExecHandler(
+                    command: ["sh", "-c", "echo 'hi' # there", "true"], env: ["A": "1", "B": "", "C": "yes"],
+                    workingDirectory: "~")),
             resources: ["device:{{payload.device_id}}", "tree:main"],
             retry: RetryPolicy(attempts: 10, backoff: .init(initialSeconds: 0.25, maxSeconds: 30.5, multiplier: 1.5)),
             onBusy: .drop)
@@ -230,8 +270,9 @@ struct AgentDefinitionTests {
         #expect(d.yaml().hasSuffix("handler:\n  exec:\n    command:\n    - /bin/true\n"))
     }
 
-    @Test("the JSON form reads back through the YAML reader as an equal definition, with snake_case keys",
-          arguments: try agentExampleFiles())
+    @Test(
+        "the JSON form reads back through the YAML reader as an equal definition, with snake_case keys",
+        arguments: try agentExampleFiles())
     func jsonRoundTrip(file: String) throws {
         let d = try parseAgentExample(file)
         let text = JSON.serialize(d.jsonValue())
@@ -260,23 +301,26 @@ struct AgentDefinitionTests {
 
     @Test("the JSON form omits defaulted optional fields and writes values with their types")
     func jsonForm() throws {
-        let d = try AgentDefinition.parse(yaml: """
-            metadata: {id: a, name: A, version: 1.0.0, author: me, description: d}
-            goal: {type: on-demand, description: g}
-            triggers: [{type: x.*, priority: HIGH, filters: {n: 1, ratio: 0.5, "on": true}}]
-            config: {timeout_seconds: 10}
-            handler: {http: {url: "https://h.example/x"}}
-            retry: {backoff: {max_seconds: 5}}
-            """)
+        let d = try AgentDefinition.parse(
+            yaml: """
+                metadata: {id: a, name: A, version: 1.0.0, author: me, description: d}
+                goal: {type: on-demand, description: g}
+                triggers: [{type: x.*, priority: HIGH, filters: {n: 1, ratio: 0.5, "on": true}}]
+                config: {timeout_seconds: 10}
+                handler: {http: {url: "https://h.example/x"}}
+                retry: {backoff: {max_seconds: 5}}
+                """)
         let json = d.jsonValue()
         #expect(json[path: "config.timeout_seconds"] == .int(10))
         #expect(json[path: "config.auto_retry"] == .bool(true))
         #expect(json[path: "handler.http.url"] == .string("https://h.example/x"))
         #expect(json[path: "retry.backoff.max_seconds"] == .int(5))
         #expect(json[path: "on_busy"] == nil, "the default on_busy is not written")
-        #expect(json[path: "triggers"]?.arrayValue?.first == .object([
-            "type": "x.*", "priority": "high", "filters": .object(["n": .int(1), "ratio": .double(0.5), "on": .bool(true)]),
-        ]))
+        #expect(
+            json[path: "triggers"]?.arrayValue?.first
+                == .object([
+                    "type": "x.*", "priority": "high", "filters": .object(["n": .int(1), "ratio": .double(0.5), "on": .bool(true)]),
+                ]))
     }
 
     @Test("referenced skills, subagents and pools are listed once each")

@@ -1,6 +1,7 @@
-@testable import AgentryCore
 import Foundation
 import Testing
+
+@testable import AgentryCore
 
 @Suite("EventTemplate rendering")
 struct EventTemplateRenderTests {
@@ -20,9 +21,11 @@ struct EventTemplateRenderTests {
 
     @Test("templates inside text are written as text: strings bare, other values as JSON, missing ones empty")
     func insideText() {
-        #expect(EventTemplate.render("device {{payload.device_id}} in {{payload.location.name}}", with: event)
+        #expect(
+            EventTemplate.render("device {{payload.device_id}} in {{payload.location.name}}", with: event)
                 == .string("device tv-1 in lab-1"))
-        #expect(EventTemplate.renderText("n={{payload.count}} tags={{payload.tags}} x={{payload.missing}}.", with: event)
+        #expect(
+            EventTemplate.renderText("n={{payload.count}} tags={{payload.tags}} x={{payload.missing}}.", with: event)
                 == "n=3 tags=[\"a\",\"b\"] x=.")
         #expect(EventTemplate.renderText("no templates here", with: event) == "no templates here")
     }
@@ -38,9 +41,12 @@ struct EventTemplateRenderTests {
 
     @Test("render fills every string of a JSON value, keys untouched")
     func jsonValue() {
-        let template: JSONValue = ["device": "{{payload.device_id}}", "{{payload.device_id}}": "key stays", "n": 1,
-                                   "list": ["{{payload.count}}", "x"]]
-        #expect(EventTemplate.render(template, with: event)
+        let template: JSONValue = [
+            "device": "{{payload.device_id}}", "{{payload.device_id}}": "key stays", "n": 1,
+            "list": ["{{payload.count}}", "x"],
+        ]
+        #expect(
+            EventTemplate.render(template, with: event)
                 == ["device": "tv-1", "{{payload.device_id}}": "key stays", "n": 1, "list": [3, "x"]])
     }
 }

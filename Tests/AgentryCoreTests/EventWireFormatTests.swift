@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import AgentryCore
 
 @Suite("EventWireFormat")
@@ -9,7 +10,9 @@ struct EventWireFormatTests {
     private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     /// The error `decode` throws, or nil when it decodes.
-    private func decodingError(_ body: [UInt8], _ envelope: Envelope, maxBodySize: Int = EventWireFormat.defaultMaxBodySize)
+    private func decodingError(
+        _ body: [UInt8], _ envelope: Envelope, maxBodySize: Int = EventWireFormat.defaultMaxBodySize
+    )
         -> EventDecodingError?
     {
         do {
@@ -40,9 +43,10 @@ struct EventWireFormatTests {
 
     @Test("the envelope is the event as one JSON object with sorted keys, with and without its optional fields")
     func envelopeText() throws {
-        let full = Event(id: .generate(), type: "alert.blackscreen", payload: Self.richPayload, priority: .critical,
-                         timestamp: Date(timeIntervalSince1970: 1_700_000_000.5), source: "cli \"quoted\"",
-                         correlationID: "chain-1", causationID: "evt_0\n")
+        let full = Event(
+            id: .generate(), type: "alert.blackscreen", payload: Self.richPayload, priority: .critical,
+            timestamp: Date(timeIntervalSince1970: 1_700_000_000.5), source: "cli \"quoted\"",
+            correlationID: "chain-1", causationID: "evt_0\n")
         let bare = Event(id: .generate(), type: "t.x", payload: [:], priority: .low, timestamp: Date(timeIntervalSince1970: 5))
         for event in [full, bare] {
             var object: JSONObject = [
@@ -54,7 +58,9 @@ struct EventWireFormatTests {
             if let causation = event.causationID { object["causation_id"] = .string(causation) }
             #expect(String(decoding: EventWireFormat.encode(event), as: UTF8.self) == JSON.serialize(.object(object)))
         }
-        #expect(String(decoding: EventWireFormat.encode(bare), as: UTF8.self).hasSuffix(#""priority":4,"timestamp":"1970-01-01T00:00:05.000Z","type":"t.x"}"#))
+        #expect(
+            String(decoding: EventWireFormat.encode(bare), as: UTF8.self).hasSuffix(
+                #""priority":4,"timestamp":"1970-01-01T00:00:05.000Z","type":"t.x"}"#))
     }
 
     @Test("strings are escaped: quotes, backslashes and control characters")
@@ -66,9 +72,10 @@ struct EventWireFormatTests {
 
     @Test("encode → decode keeps every field")
     func roundTrip() throws {
-        let event = Event(id: .generate(), type: "alert.blackscreen", payload: Self.richPayload, priority: .high,
-                          timestamp: Date(timeIntervalSince1970: 1_700_000_000.123), source: "cli",
-                          correlationID: "chain-1", causationID: "evt_0")
+        let event = Event(
+            id: .generate(), type: "alert.blackscreen", payload: Self.richPayload, priority: .high,
+            timestamp: Date(timeIntervalSince1970: 1_700_000_000.123), source: "cli",
+            correlationID: "chain-1", causationID: "evt_0")
         let decoded = try EventWireFormat.decode(body: EventWireFormat.encode(event), envelope: Envelope(routingKey: "alert.blackscreen"))
         #expect(decoded.id == event.id)
         #expect(decoded.type == event.type)
@@ -102,8 +109,9 @@ struct EventWireFormatTests {
 
     @Test("encoded JSON has id, type, payload, priority (1…4) and timestamp")
     func encodedKeys() throws {
-        let event = Event(type: "alert.blackscreen", payload: ["device_id": "tv-1"], priority: .critical,
-                          timestamp: Date(timeIntervalSince1970: 1_700_000_000.5))
+        let event = Event(
+            type: "alert.blackscreen", payload: ["device_id": "tv-1"], priority: .critical,
+            timestamp: Date(timeIntervalSince1970: 1_700_000_000.5))
         let object = try jsonObject(EventWireFormat.encode(event))
         #expect(Set(object.keys) == ["id", "type", "payload", "priority", "timestamp"])
         #expect(object["id"] == .string(event.id.rawValue))
@@ -160,9 +168,11 @@ struct EventWireFormatTests {
         #expect(try EventWireFormat.decode(body: bytes(body), envelope: Envelope(routingKey: "t.x")).priority == .high)
     }
 
-    @Test("an envelope without priority takes the AMQP priority", arguments: [
-        (UInt8?.none, Priority.low), (UInt8?(0), .low), (UInt8?(1), .low), (UInt8?(2), .normal), (UInt8?(3), .high), (UInt8?(4), .critical),
-    ])
+    @Test(
+        "an envelope without priority takes the AMQP priority",
+        arguments: [
+            (UInt8?.none, Priority.low), (UInt8?(0), .low), (UInt8?(1), .low), (UInt8?(2), .normal), (UInt8?(3), .high), (UInt8?(4), .critical),
+        ])
     func envelopeWithoutPriority(amqp: UInt8?, expected: Priority) throws {
         let body = #"{"id":"e","type":"t.x","payload":{"a":1}}"#
         let event = try EventWireFormat.decode(body: bytes(body), envelope: Envelope(routingKey: "t.x", amqpPriority: amqp))
@@ -182,8 +192,9 @@ struct EventWireFormatTests {
         let body = #"{"device_id":"tv-1"}"#
         let event = try EventWireFormat.decode(
             body: bytes(body),
-            envelope: Envelope(routingKey: "alert.blackscreen", messageID: "m-1", amqpPriority: 4,
-                               amqpTimestamp: 1_700_000_000, correlationID: "c-7"))
+            envelope: Envelope(
+                routingKey: "alert.blackscreen", messageID: "m-1", amqpPriority: 4,
+                amqpTimestamp: 1_700_000_000, correlationID: "c-7"))
         #expect(event.type == "alert.blackscreen")
         #expect(event.id.rawValue == "m-1")
         #expect(event.priority == .critical)
@@ -218,8 +229,9 @@ struct EventWireFormatTests {
         #expect(first.id == second.id)
         #expect(first.id != other.id)
         #expect(first.id.uuid != nil)
-        let otherKey = try EventWireFormat.decode(body: bytes(#"{"device_id":"tv-1"}"#),
-                                                  envelope: Envelope(routingKey: "alert.other", amqpPriority: 2))
+        let otherKey = try EventWireFormat.decode(
+            body: bytes(#"{"device_id":"tv-1"}"#),
+            envelope: Envelope(routingKey: "alert.other", amqpPriority: 2))
         #expect(first.id != otherKey.id)
     }
 
@@ -303,13 +315,15 @@ struct EventWireFormatTests {
         #expect(error.message.contains("timestamp"))
     }
 
-    @Test("envelope fields of the wrong kind are rejected as invalid-field", arguments: [
-        #"{"id":"","type":"t.x","payload":{}}"#,
-        #"{"id":[1],"type":"t.x","payload":{}}"#,
-        #"{"type":"t.x","payload":{},"timestamp":true}"#,
-        #"{"type":"t.x","payload":{},"source":5}"#,
-        #"{"type":"t.x","payload":{},"correlation_id":{}}"#,
-    ])
+    @Test(
+        "envelope fields of the wrong kind are rejected as invalid-field",
+        arguments: [
+            #"{"id":"","type":"t.x","payload":{}}"#,
+            #"{"id":[1],"type":"t.x","payload":{}}"#,
+            #"{"type":"t.x","payload":{},"timestamp":true}"#,
+            #"{"type":"t.x","payload":{},"source":5}"#,
+            #"{"type":"t.x","payload":{},"correlation_id":{}}"#,
+        ])
     func envelopeWithBadField(body: String) throws {
         let error = try #require(decodingError(bytes(body), Envelope(routingKey: "t.x")))
         #expect(error.reason == .invalidField)
@@ -319,8 +333,9 @@ struct EventWireFormatTests {
     func foreignMessageIDs() throws {
         let plain = try EventWireFormat.decode(body: bytes(#"{"n": 1}"#), envelope: Envelope(routingKey: "order.created", messageID: "order-42"))
         #expect(plain.id.rawValue == "order-42")
-        let numbered = try EventWireFormat.decode(body: bytes(#"{"id": 42, "type": "order.created", "payload": {}}"#),
-                                                  envelope: Envelope(routingKey: "order.created"))
+        let numbered = try EventWireFormat.decode(
+            body: bytes(#"{"id": 42, "type": "order.created", "payload": {}}"#),
+            envelope: Envelope(routingKey: "order.created"))
         #expect(numbered.id.rawValue == "42")
         let long = String(repeating: "x", count: 255)
         #expect(try EventWireFormat.decode(body: bytes("{}"), envelope: Envelope(routingKey: "a.b", messageID: long)).id.rawValue == long)
@@ -334,11 +349,15 @@ struct EventWireFormatTests {
         let invalid = bytes(#"{"name": ""#) + [0xC3, 0x28] + bytes(#""}"#)
         #expect(decodingError(invalid, Envelope(routingKey: "a.b"))?.reason == .notUTF8)
         #expect(decodingError(bytes(#"{"a": {"b": ["x\u0000"]}}"#), Envelope(routingKey: "a.b"))?.reason == .invalidField)
-        #expect(decodingError(bytes(#"{"id": "i", "type": "a.b", "payload": {}, "source": "s\u0000"}"#), Envelope(routingKey: "a.b"))?.reason == .invalidField)
+        #expect(
+            decodingError(bytes(#"{"id": "i", "type": "a.b", "payload": {}, "source": "s\u0000"}"#), Envelope(routingKey: "a.b"))?.reason
+                == .invalidField)
         #expect(decodingError(bytes(#"{"a": "\\u0000"}"#), Envelope(routingKey: "a.b")) == nil, "a backslash, then the text u0000")
         #expect(decodingError(bytes(#"{"a": "\\\u0000"}"#), Envelope(routingKey: "a.b"))?.reason == .invalidField)
         #expect(decodingError(bytes(#"{"a": "Grüße ☕️"}"#), Envelope(routingKey: "a.b")) == nil)
-        #expect(decodingError(bytes(#"{"id": "i", "type": "a.b", "payload": {}, "source": "\#(String(repeating: "s", count: 256))"}"#),
-                              Envelope(routingKey: "a.b"))?.reason == .invalidField)
+        #expect(
+            decodingError(
+                bytes(#"{"id": "i", "type": "a.b", "payload": {}, "source": "\#(String(repeating: "s", count: 256))"}"#),
+                Envelope(routingKey: "a.b"))?.reason == .invalidField)
     }
 }

@@ -1,6 +1,7 @@
-@testable import AgentryCore
 import Foundation
 import Testing
+
+@testable import AgentryCore
 
 /// The valid definition of the validation tests (12 lines) with `handler` (at line 13).
 private func definition(handler: String) -> String {
@@ -29,19 +30,22 @@ struct HandlerSafetyValidationTests {
 
     @Test("a template inside an interpreter's -c or -e script is refused; in a plain argument or in env it is filled")
     func templateInScript() {
-        for command in ["[/bin/sh, -c, 'echo {{payload.name}}']", "[bash, -lc, 'echo {{payload.name}}']",
-                        "[/usr/bin/python3.11, -c, 'print(\"{{payload.name}}\")']", "[perl, -e, 'print \"{{id}}\"']",
-                        "[/usr/bin/env, LC_ALL=C, sh, -c, 'echo {{payload.name}}']"] {
+        for command in [
+            "[/bin/sh, -c, 'echo {{payload.name}}']", "[bash, -lc, 'echo {{payload.name}}']",
+            "[/usr/bin/python3.11, -c, 'print(\"{{payload.name}}\")']", "[perl, -e, 'print \"{{id}}\"']",
+            "[/usr/bin/env, LC_ALL=C, sh, -c, 'echo {{payload.name}}']",
+        ] {
             let found = problems(definition(handler: "exec: {command: \(command)}"))
             #expect(found.count == 1, "\(command): \(found)")
             #expect(found.first?.path.hasPrefix("handler.exec.command[") == true, "\(command): \(found)")
             #expect(found.first?.message.contains("env: {NAME:") == true, "\(command): \(found)")
         }
-        let fine = definition(handler: """
-            exec:
-              command: [/bin/sh, -c, 'echo "$NAME"', sh, '{{payload.name}}']
-              env: {NAME: '{{payload.name}}'}
-            """)
+        let fine = definition(
+            handler: """
+                exec:
+                  command: [/bin/sh, -c, 'echo "$NAME"', sh, '{{payload.name}}']
+                  env: {NAME: '{{payload.name}}'}
+                """)
         #expect(problems(fine).isEmpty, "\(problems(fine))")
         #expect((try? AgentDefinition.parse(yaml: definition(handler: "exec: {command: [/usr/bin/printf, '%s', '{{payload.name}}']}"))) != nil)
     }
@@ -62,27 +66,35 @@ struct HandlerSafetyValidationTests {
     @Test("URL values are percent-encoded when rendered; header values lose their line breaks")
     func urlRendering() {
         let event = Event(type: "t", payload: ["path": "../admin?x=1#y", "name": "a b/c", "h": "v\r\nX-Evil: 1"], priority: .normal, source: "test")
-        #expect(EventTemplate.renderURL("https://example.com/items/{{payload.path}}?q={{payload.name}}", with: event)
-            == "https://example.com/items/..%2Fadmin%3Fx%3D1%23y?q=a%20b%2Fc")
+        #expect(
+            EventTemplate.renderURL("https://example.com/items/{{payload.path}}?q={{payload.name}}", with: event)
+                == "https://example.com/items/..%2Fadmin%3Fx%3D1%23y?q=a%20b%2Fc")
         #expect(!EventTemplate.renderHeader("{{payload.h}}", with: event).contains("\n"))
     }
 
     @Test("exec limits and follow_redirects are read, written back and checked")
     func limitsAndRedirects() throws {
-        let yaml = definition(handler: """
-            exec:
-              command: [/bin/true]
-              limits: {memory_mb: 512, cpu_seconds: 30, open_files: 64, processes: 100}
-            """)
+        let yaml = definition(
+            handler: """
+                exec:
+                  command: [/bin/true]
+                  limits: {memory_mb: 512, cpu_seconds: 30, open_files: 64, processes: 100}
+                """)
         let parsed = try AgentDefinition.parse(yaml: yaml)
-        guard case .exec(let exec)? = parsed.handler else { Issue.record("not exec"); return }
+        guard case .exec(let exec)? = parsed.handler else {
+            Issue.record("not exec")
+            return
+        }
         #expect(exec.limits == ExecLimits(memoryMB: 512, cpuSeconds: 30, openFiles: 64, processes: 100))
         #expect(try AgentDefinition.parse(yaml: parsed.yaml()) == parsed)
         #expect(ExecLimits().withDefaults(timeoutSeconds: 60) == ExecLimits(cpuSeconds: 60, openFiles: 1024))
         let bad = problems(definition(handler: "exec: {command: [/bin/true], limits: {open_files: 0, memory: 3}}"))
         #expect(Set(bad.map(\.path)) == ["handler.exec.limits.open_files", "handler.exec.limits.memory"], "\(bad)")
         let http = try AgentDefinition.parse(yaml: definition(handler: "http: {url: 'https://example.com/x', follow_redirects: true}"))
-        guard case .http(let h)? = http.handler else { Issue.record("not http"); return }
+        guard case .http(let h)? = http.handler else {
+            Issue.record("not http")
+            return
+        }
         #expect(h.followRedirects)
         #expect(try AgentDefinition.parse(yaml: http.yaml()) == http)
     }
@@ -95,20 +107,23 @@ struct HandlerSafetyValidationTests {
         #expect(found.first?.line == 15 && found.first?.column == 14, "\(found)")
         #expect(found.first?.message.contains("anchors and aliases are not accepted") == true)
         // Text that only looks like one is fine: in quotes, in a plain scalar, in a block scalar, in a comment.
-        let fine = definition(handler: """
-            exec:
-              command: ['&x', "*y", a&b, /bin/sh]   # &comment
-              env:
-                NOTE: |
-                  &not-an-anchor *nor-an-alias
-                OTHER: Tom & Jerry, &co
-            """)
+        let fine = definition(
+            handler: """
+                exec:
+                  command: ['&x', "*y", a&b, /bin/sh]   # &comment
+                  env:
+                    NOTE: |
+                      &not-an-anchor *nor-an-alias
+                    OTHER: Tom & Jerry, &co
+                """)
         #expect(problems(fine).isEmpty, "\(problems(fine))")
     }
 
     @Test("an alias bomb (billion laughs) is refused at once, with little memory")
     func aliasBomb() {
-        var yaml = definition(handler: "builtin: noop") + "config:\n  approval_required_for: []\nworker_labels:\n  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+        var yaml =
+            definition(handler: "builtin: noop")
+            + "config:\n  approval_required_for: []\nworker_labels:\n  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
         let levels = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
         for (previous, level) in zip(levels, levels.dropFirst()) {
             yaml += "  \(level): &\(level) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ",") + "]\n"

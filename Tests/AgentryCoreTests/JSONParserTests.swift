@@ -5,49 +5,53 @@ import Testing
 
 @Suite("JSON reader and writer")
 struct JSONParserTests {
-    @Test("valid documents read as the values they denote", arguments: [
-        (#"{"a": 1, "b": [true, false, null], "c": {"d": "e"}}"#, JSONValue.object(["a": 1, "b": [true, false, nil], "c": ["d": "e"]])),
-        ("  [ ]  ", .array([])),
-        ("{}", .object([:])),
-        ("0", .int(0)),
-        ("-12", .int(-12)),
-        ("9223372036854775807", .int(Int64.max)),
-        ("9223372036854775808", .double(9_223_372_036_854_775_808)),
-        ("1.5", .double(1.5)),
-        ("1e3", .double(1000)),
-        ("-0.25E-2", .double(-0.0025)),
-        (#""tab\there""#, .string("tab\there")),
-        (#""\"\\\/\b\f\n\r\t""#, .string("\"\\/\u{08}\u{0C}\n\r\t")),
-        (#""\u00e9\u4e2d""#, .string("é中")),
-        (#""\ud83d\ude00""#, .string("😀")),
-        ("\"héllo 世界\"", .string("héllo 世界")),
-        (#"{"k": 1, "k": 2}"#, .object(["k": 2])),
-    ])
+    @Test(
+        "valid documents read as the values they denote",
+        arguments: [
+            (#"{"a": 1, "b": [true, false, null], "c": {"d": "e"}}"#, JSONValue.object(["a": 1, "b": [true, false, nil], "c": ["d": "e"]])),
+            ("  [ ]  ", .array([])),
+            ("{}", .object([:])),
+            ("0", .int(0)),
+            ("-12", .int(-12)),
+            ("9223372036854775807", .int(Int64.max)),
+            ("9223372036854775808", .double(9_223_372_036_854_775_808)),
+            ("1.5", .double(1.5)),
+            ("1e3", .double(1000)),
+            ("-0.25E-2", .double(-0.0025)),
+            (#""tab\there""#, .string("tab\there")),
+            (#""\"\\\/\b\f\n\r\t""#, .string("\"\\/\u{08}\u{0C}\n\r\t")),
+            (#""\u00e9\u4e2d""#, .string("é中")),
+            (#""\ud83d\ude00""#, .string("😀")),
+            ("\"héllo 世界\"", .string("héllo 世界")),
+            (#"{"k": 1, "k": 2}"#, .object(["k": 2])),
+        ])
     func valid(text: String, expected: JSONValue) throws {
         #expect(try JSON.parse(text) == expected)
     }
 
-    @Test("invalid documents are refused with what is wrong and where", arguments: [
-        ("", "unexpected end of input"),
-        ("not json", "invalid literal (expected null)"),
-        ("hello", "unexpected character 'h'"),
-        ("{\"a\" 1}", "expected ':'"),
-        ("{\"a\": 1,}", "expected a string key"),
-        ("[1, 2", "unexpected end of input in an array"),
-        ("[1 2]", "expected ',' or ']'"),
-        ("01", "leading zero"),
-        ("1.", "expected a digit after '.'"),
-        ("-", "expected a digit"),
-        ("1e", "expected a digit in the exponent"),
-        ("\"abc", "unterminated string"),
-        ("\"a\u{01}b\"", "control character"),
-        (#""\x""#, "invalid escape"),
-        (#""\ud83d""#, "unpaired surrogate"),
-        (#""\u12G4""#, "invalid hex digit"),
-        ("tru", "invalid literal"),
-        ("{} {}", "unexpected text after the JSON value"),
-        ("NaN", "unexpected character 'N'"),
-    ])
+    @Test(
+        "invalid documents are refused with what is wrong and where",
+        arguments: [
+            ("", "unexpected end of input"),
+            ("not json", "invalid literal (expected null)"),
+            ("hello", "unexpected character 'h'"),
+            ("{\"a\" 1}", "expected ':'"),
+            ("{\"a\": 1,}", "expected a string key"),
+            ("[1, 2", "unexpected end of input in an array"),
+            ("[1 2]", "expected ',' or ']'"),
+            ("01", "leading zero"),
+            ("1.", "expected a digit after '.'"),
+            ("-", "expected a digit"),
+            ("1e", "expected a digit in the exponent"),
+            ("\"abc", "unterminated string"),
+            ("\"a\u{01}b\"", "control character"),
+            (#""\x""#, "invalid escape"),
+            (#""\ud83d""#, "unpaired surrogate"),
+            (#""\u12G4""#, "invalid hex digit"),
+            ("tru", "invalid literal"),
+            ("{} {}", "unexpected text after the JSON value"),
+            ("NaN", "unexpected character 'N'"),
+        ])
     func invalid(text: String, fragment: String) {
         #expect {
             _ = try JSON.parse(text)
@@ -66,7 +70,10 @@ struct JSONParserTests {
 
     @Test("writing sorts keys, escapes what must be escaped, and reads back equal")
     func writeAndReadBack() throws {
-        let value: JSONValue = ["z": 1, "a": ["quote\"back\\slash", "new\nline", "ctl\u{01}", "\"lead", "trail\\", "\n\t\u{1f}", "", "é😀"], "m": 1.5, "n": nil, "t": true, "d": 2.0]
+        let value: JSONValue = [
+            "z": 1, "a": ["quote\"back\\slash", "new\nline", "ctl\u{01}", "\"lead", "trail\\", "\n\t\u{1f}", "", "é😀"], "m": 1.5, "n": nil, "t": true,
+            "d": 2.0,
+        ]
         let text = JSON.serialize(value)
         #expect(text.hasPrefix(#"{"a":["#))
         #expect(text.contains(#""quote\"back\\slash""#))

@@ -1,6 +1,7 @@
-@testable import AgentryCore
 import Foundation
 import Testing
+
+@testable import AgentryCore
 
 @Suite("ResourceKey")
 struct ResourceKeyTests {
@@ -26,13 +27,14 @@ struct ResourceKeyTests {
 
     @Test("several resources are taken in one global order, each once, filled from the event")
     func orderAndTemplates() throws {
-        var definition = try AgentDefinition.parse(yaml: """
-            metadata: {id: two-devices, name: Two, version: 1.0.0, author: t, description: d}
-            goal: {type: continuous, description: d}
-            triggers: [{type: pair.check, priority: high}]
-            permissions: {devices: [read, take_control]}
-            resources: ["device:{{payload.b}}", "tree:{{payload.branch}}", "device:{{payload.a}}", "device:{{payload.b}}"]
-            """)
+        var definition = try AgentDefinition.parse(
+            yaml: """
+                metadata: {id: two-devices, name: Two, version: 1.0.0, author: t, description: d}
+                goal: {type: continuous, description: d}
+                triggers: [{type: pair.check, priority: high}]
+                permissions: {devices: [read, take_control]}
+                resources: ["device:{{payload.b}}", "tree:{{payload.branch}}", "device:{{payload.a}}", "device:{{payload.b}}"]
+                """)
         let event = Event(type: "pair.check", payload: ["a": "tv-2", "b": "tv-1", "branch": "main"])
         let keys = try ResourceKey.resources(of: definition, for: event).get()
         #expect(keys.map(\.description) == ["device:tv-1", "device:tv-2", "tree:main"])

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import AgentryCore
 
 @Suite("Timestamp")
@@ -81,23 +82,25 @@ struct TimestampTests {
         #expect(date.timeIntervalSince1970 == Self.newYear2024 + 59 * 86_400)
     }
 
-    @Test("parse rejects what is not an ISO 8601 instant", arguments: [
-        "2024-02-30T00:00:00Z",  // no such day
-        "2023-02-29T00:00:00Z",  // not a leap year
-        "2024-04-31T00:00:00Z",
-        "2024-13-01T00:00:00Z",
-        "2024-01-01T24:00:00Z",
-        "2024-01-01T12:60:00Z",
-        "yesterday",
-        "",
-        "2024-01-01",
-        "2024-01-01T12:00:00Zjunk",
-        "2024-01-01T12:00:00Z ",
-        "2024-01-01T12:00:00+02:00x",
-        "2024-01-01T12:00:00.",
-        "2024-01-01T12:00",
-        "2024-01-01X12:00:00Z",
-    ])
+    @Test(
+        "parse rejects what is not an ISO 8601 instant",
+        arguments: [
+            "2024-02-30T00:00:00Z",  // no such day
+            "2023-02-29T00:00:00Z",  // not a leap year
+            "2024-04-31T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T12:60:00Z",
+            "yesterday",
+            "",
+            "2024-01-01",
+            "2024-01-01T12:00:00Zjunk",
+            "2024-01-01T12:00:00Z ",
+            "2024-01-01T12:00:00+02:00x",
+            "2024-01-01T12:00:00.",
+            "2024-01-01T12:00",
+            "2024-01-01X12:00:00Z",
+        ])
     func parseRejects(text: String) {
         #expect(Timestamp.parse(text) == nil)
     }
@@ -105,15 +108,18 @@ struct TimestampTests {
     @Test("format → parse gives back the instant within 1 ms")
     func roundTrip() throws {
         var generator = SystemRandomNumberGenerator()
-        var dates = [Date(), Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 1_700_000_000.5),
-                     Date(timeIntervalSince1970: 4_102_444_800.999)]
+        var dates = [
+            Date(), Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 1_700_000_000.5),
+            Date(timeIntervalSince1970: 4_102_444_800.999),
+        ]
         for _ in 0..<200 {
             dates.append(Date(timeIntervalSince1970: Double.random(in: 0..<4_102_444_800, using: &generator)))
         }
         for date in dates {
             let text = Timestamp.format(date)
             let parsed = try #require(Timestamp.parse(text), "\(text)")
-            #expect(abs(parsed.timeIntervalSince(date)) < 0.001, "\(text) parsed as \(parsed.timeIntervalSince1970), was \(date.timeIntervalSince1970)")
+            #expect(
+                abs(parsed.timeIntervalSince(date)) < 0.001, "\(text) parsed as \(parsed.timeIntervalSince1970), was \(date.timeIntervalSince1970)")
         }
     }
 

@@ -1,6 +1,7 @@
-@testable import AgentryCore
 import Foundation
 import Testing
+
+@testable import AgentryCore
 
 @Suite("TriggerFilter")
 struct TriggerFilterTests {
@@ -96,32 +97,41 @@ struct TriggerFilterTests {
         Case("in matches", ["severity": ["in": ["major", "critical"]]], payload, true),
         Case("in does not match", ["severity": ["in": ["minor"]]], payload, false),
         Case("in matches a payload array as a whole", ["tags": ["in": [["prod", "eu"]]]], payload, true),
-        Case("in values are literal, not operators", ["flag": ["in": [["exists": true]]]],
-             ["flag": ["exists": true]], true),
+        Case(
+            "in values are literal, not operators", ["flag": ["in": [["exists": true]]]],
+            ["flag": ["exists": true]], true),
         Case("exists and not together", ["note": ["exists": true, "not": nil]], payload, false),
         Case("exists and not together, non-null", ["severity": ["exists": true, "not": nil]], payload, true),
         // Structural object equality.
         Case("object equals object", ["device.model": ["vendor": "acme", "year": 2021]], payload, true),
-        Case("object equality compares numbers numerically", ["device.model": ["vendor": "acme", "year": 2021.0]],
-             payload, true),
+        Case(
+            "object equality compares numbers numerically", ["device.model": ["vendor": "acme", "year": 2021.0]],
+            payload, true),
         Case("object with a missing key is unequal", ["device.model": ["vendor": "acme"]], payload, false),
-        Case("object with an extra key is unequal", ["device.model": ["vendor": "acme", "year": 2021, "x": 1]],
-             payload, false),
+        Case(
+            "object with an extra key is unequal", ["device.model": ["vendor": "acme", "year": 2021, "x": 1]],
+            payload, false),
         Case("object does not equal a string", ["severity": ["level": "major"]], payload, false),
         Case("an object in an any-of list", ["items.0": [["name": "z"], ["name": "a"]]], payload, true),
         // AND.
         Case("several keys all match", ["severity": "major", "device.id": "tv-7", "ok": true], payload, true),
         Case("several keys, one fails", ["severity": "major", "device.id": "tv-8", "ok": true], payload, false),
-        Case("several keys with operators", ["severity": ["in": ["major"]], "absent": ["exists": false],
-                                             "tags.0": ["not": "dev"]], payload, true),
+        Case(
+            "several keys with operators",
+            [
+                "severity": ["in": ["major"]], "absent": ["exists": false],
+                "tags.0": ["not": "dev"],
+            ], payload, true),
         // Invalid definitions never match.
         Case("exists with a non-boolean never matches", ["severity": ["exists": "yes"]], payload, false),
         Case("in with a non-list never matches", ["severity": ["in": "major"]], payload, false),
-        Case("an unknown operator next to a known one never matches", ["severity": ["exists": true, "exits": true]],
-             payload, false),
+        Case(
+            "an unknown operator next to a known one never matches", ["severity": ["exists": true, "exits": true]],
+            payload, false),
         Case("an empty path segment never matches", ["device..id": ["exists": false]], payload, false),
-        Case("a misspelt operator alone is structural equality", ["severity": ["exits": true]],
-             ["severity": ["exits": true]], true),
+        Case(
+            "a misspelt operator alone is structural equality", ["severity": ["exits": true]],
+            ["severity": ["exits": true]], true),
     ]
 
     @Test("filters against payloads", arguments: cases)
@@ -212,14 +222,18 @@ struct TriggerFilterTests {
 
     @Test("a misspelt operator is reported with a suggestion")
     func misspeltOperator() {
-        #expect(TriggerFilter.problems(["severity": ["exits": true]])
-            == ["'severity': unknown operator 'exits' (did you mean 'exists'?)"])
-        #expect(TriggerFilter.problems(["severity": ["Exists": false]])
-            == ["'severity': unknown operator 'Exists' (did you mean 'exists'?)"])
-        #expect(TriggerFilter.problems(["severity": ["$in": ["a"]]])
-            == ["'severity': unknown operator '$in' (did you mean 'in'?)"])
-        #expect(TriggerFilter.problems(["severity": ["$nin": ["a"]]])
-            == ["'severity': unknown operator '$nin' (did you mean 'not'?)"])
+        #expect(
+            TriggerFilter.problems(["severity": ["exits": true]])
+                == ["'severity': unknown operator 'exits' (did you mean 'exists'?)"])
+        #expect(
+            TriggerFilter.problems(["severity": ["Exists": false]])
+                == ["'severity': unknown operator 'Exists' (did you mean 'exists'?)"])
+        #expect(
+            TriggerFilter.problems(["severity": ["$in": ["a"]]])
+                == ["'severity': unknown operator '$in' (did you mean 'in'?)"])
+        #expect(
+            TriggerFilter.problems(["severity": ["$nin": ["a"]]])
+                == ["'severity': unknown operator '$nin' (did you mean 'not'?)"])
     }
 
     @Test("an unknown key beside an operator is reported")
@@ -234,8 +248,9 @@ struct TriggerFilterTests {
     func badOperands() {
         #expect(TriggerFilter.problems(["a": ["exists": "yes"]]) == ["'a': 'exists' needs true or false, found a string"])
         #expect(TriggerFilter.problems(["a": ["in": "x"]]) == ["'a': 'in' needs a list of values, found a string"])
-        #expect(TriggerFilter.problems(["a": ["not": ["exists": 1]]])
-            == ["'a': 'exists' needs true or false, found a number"])
+        #expect(
+            TriggerFilter.problems(["a": ["not": ["exists": 1]]])
+                == ["'a': 'exists' needs true or false, found a number"])
     }
 
     @Test("empty paths and path segments are reported", arguments: ["", "a..b", ".a", "a.", "payload."])

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import AgentryCore
 
 @Suite("VersionRange")
@@ -166,62 +167,78 @@ struct VersionRangeTests {
         #expect(range.contains(version) == row.expected, "normalized: \(range.normalized)")
     }
 
-    @Test("caret, tilde, wildcards and partials mean npm's comparators", arguments: [
-        ("^1.2.3", ">=1.2.3 <2.0.0-0"),
-        ("^0.2.3", ">=0.2.3 <0.3.0-0"),
-        ("^0.0.3", ">=0.0.3 <0.0.4-0"),
-        ("^1.2", ">=1.2.0 <2.0.0-0"),
-        ("^1", ">=1.0.0 <2.0.0-0"),
-        ("^0.0", ">=0.0.0 <0.1.0-0"),
-        ("^1.2.3-beta.2", ">=1.2.3-beta.2 <2.0.0-0"),
-        ("~1.2.3", ">=1.2.3 <1.3.0-0"),
-        ("~1.2", ">=1.2.0 <1.3.0-0"),
-        ("~1", ">=1.0.0 <2.0.0-0"),
-        ("1.x", ">=1.0.0 <2.0.0-0"),
-        ("1.2.*", ">=1.2.0 <1.3.0-0"),
-        ("*", "*"),
-        (">=1.2", ">=1.2.0"),
-        (">1.2", ">=1.3.0"),
-        ("<1.2", "<1.2.0-0"),
-        ("<=1.2", "<1.3.0-0"),
-        ("=1.2.3+b", "=1.2.3"),
-        (">= 1.0.0 , < 2.0.0", ">=1.0.0 <2.0.0"),
-        ("^1.0 || ^2.0", ">=1.0.0 <2.0.0-0 || >=2.0.0 <3.0.0-0"),
-        ("^9223372036854775807", ">=9223372036854775807.0.0"),
-    ])
+    @Test(
+        "caret, tilde, wildcards and partials mean npm's comparators",
+        arguments: [
+            ("^1.2.3", ">=1.2.3 <2.0.0-0"),
+            ("^0.2.3", ">=0.2.3 <0.3.0-0"),
+            ("^0.0.3", ">=0.0.3 <0.0.4-0"),
+            ("^1.2", ">=1.2.0 <2.0.0-0"),
+            ("^1", ">=1.0.0 <2.0.0-0"),
+            ("^0.0", ">=0.0.0 <0.1.0-0"),
+            ("^1.2.3-beta.2", ">=1.2.3-beta.2 <2.0.0-0"),
+            ("~1.2.3", ">=1.2.3 <1.3.0-0"),
+            ("~1.2", ">=1.2.0 <1.3.0-0"),
+            ("~1", ">=1.0.0 <2.0.0-0"),
+            ("1.x", ">=1.0.0 <2.0.0-0"),
+            ("1.2.*", ">=1.2.0 <1.3.0-0"),
+            ("*", "*"),
+            (">=1.2", ">=1.2.0"),
+            (">1.2", ">=1.3.0"),
+            ("<1.2", "<1.2.0-0"),
+            ("<=1.2", "<1.3.0-0"),
+            ("=1.2.3+b", "=1.2.3"),
+            (">= 1.0.0 , < 2.0.0", ">=1.0.0 <2.0.0"),
+            ("^1.0 || ^2.0", ">=1.0.0 <2.0.0-0 || >=2.0.0 <3.0.0-0"),
+            ("^9223372036854775807", ">=9223372036854775807.0.0"),
+        ])
     func normalized(range: String, expected: String) throws {
         #expect(try VersionRange(validating: range).normalized == expected)
     }
 
-    @Test("invalid ranges throw a message naming the problem", arguments: [
-        ("", "'' is not a version range: it is empty; use * to allow any version"),
-        ("   ", "'' is not a version range: it is empty; use * to allow any version"),
-        (">=", "'>=': '>=' has no version after it"),
-        ("^", "'^': '^' has no version after it"),
-        (">=1.0.0 <", "'>=1.0.0 <': '<' has no version after it"),
-        ("1.2.3.4", "'1.2.3.4': '1.2.3.4' is not a version: it has 4 parts; expected MAJOR[.MINOR[.PATCH]], each a number or x, X or *"),
-        (">=1.0.0, <2.0.x.1", "'>=1.0.0, <2.0.x.1': '2.0.x.1' is not a version: it has 4 parts; expected MAJOR[.MINOR[.PATCH]], each a number or x, X or *"),
-        (">=1.0.0 ||", "'>=1.0.0 ||': nothing after '||'; write a range there or remove the '||'"),
-        ("|| 1.0.0", "'|| 1.0.0': nothing before '||'; write a range there or remove the '||'"),
-        ("1.0.0 || || 2.0.0", "'1.0.0 || || 2.0.0': nothing between two '||'; write a range there or remove one '||'"),
-        ("~>1.0", "'~>1.0': '~>' (Ruby's pessimistic operator) is not supported; write ~1.0 instead (or ^1.0 to also allow later minor versions)"),
-        ("abc", "'abc': 'abc' is not a version: major version 'abc' is not a number, x, X or *"),
-        ("1.x.3", "'1.x.3': '1.x.3' is not a version: a number cannot follow a wildcard; write 1.x"),
-        ("1.2-beta", "'1.2-beta': '1.2-beta' is not a version: a pre-release or build needs a full MAJOR.MINOR.PATCH version, such as 1.2.0-beta"),
-        (">=01.0.0", "'>=01.0.0': '01.0.0' is not a version: major version has a leading zero"),
-        ("^1.2.3-", "'^1.2.3-': '1.2.3-' has an empty pre-release identifier"),
-        ("1.0.0 - 2.0.0", "'1.0.0 - 2.0.0': hyphen ranges such as '1.0.0 - 2.0.0' are not supported; write >=1.0.0 <=2.0.0"),
-        ("1.0 | 2.0", "'1.0 | 2.0': '|' is not an operator; use '||' between alternatives"),
-        ("=>1.0.0", "'=>1.0.0': '=>' is not an operator; did you mean >=1.0.0?"),
-        ("==1.0.0", "'==1.0.0': '==' is not an operator; write =1.0.0 or just 1.0.0"),
-        ("><1.0.0", "'><1.0.0': '><' in '><1.0.0' is not an operator; expected =, <, <=, >, >=, ^ or ~"),
-        (">=1.0.0,,<2.0.0", "'>=1.0.0,,<2.0.0': '>=1.0.0,,<2.0.0' has an empty comparator next to a ','; remove the extra ','"),
-        (">=1.0.0,", "'>=1.0.0,': '>=1.0.0,' has an empty comparator next to a ','; remove the extra ','"),
-        ("v1.2.3", "'v1.2.3': 'v1.2.3' is not a version: remove the leading 'v'"),
-        ("-1", "'-1': '-1' is not a version: a version starts with a number, or is x, X or * for any version"),
-        ("1..2", "'1..2': '1..2' is not a version: minor version is empty"),
-        ("^99999999999999999999", "'^99999999999999999999': '99999999999999999999' is not a version: major version 99999999999999999999 is too large (the limit is 9223372036854775807)"),
-    ])
+    @Test(
+        "invalid ranges throw a message naming the problem",
+        arguments: [
+            ("", "'' is not a version range: it is empty; use * to allow any version"),
+            ("   ", "'' is not a version range: it is empty; use * to allow any version"),
+            (">=", "'>=': '>=' has no version after it"),
+            ("^", "'^': '^' has no version after it"),
+            (">=1.0.0 <", "'>=1.0.0 <': '<' has no version after it"),
+            ("1.2.3.4", "'1.2.3.4': '1.2.3.4' is not a version: it has 4 parts; expected MAJOR[.MINOR[.PATCH]], each a number or x, X or *"),
+            (
+                ">=1.0.0, <2.0.x.1",
+                "'>=1.0.0, <2.0.x.1': '2.0.x.1' is not a version: it has 4 parts; expected MAJOR[.MINOR[.PATCH]], each a number or x, X or *"
+            ),
+            (">=1.0.0 ||", "'>=1.0.0 ||': nothing after '||'; write a range there or remove the '||'"),
+            ("|| 1.0.0", "'|| 1.0.0': nothing before '||'; write a range there or remove the '||'"),
+            ("1.0.0 || || 2.0.0", "'1.0.0 || || 2.0.0': nothing between two '||'; write a range there or remove one '||'"),
+            (
+                "~>1.0",
+                "'~>1.0': '~>' (Ruby's pessimistic operator) is not supported; write ~1.0 instead (or ^1.0 to also allow later minor versions)"
+            ),
+            ("abc", "'abc': 'abc' is not a version: major version 'abc' is not a number, x, X or *"),
+            ("1.x.3", "'1.x.3': '1.x.3' is not a version: a number cannot follow a wildcard; write 1.x"),
+            (
+                "1.2-beta",
+                "'1.2-beta': '1.2-beta' is not a version: a pre-release or build needs a full MAJOR.MINOR.PATCH version, such as 1.2.0-beta"
+            ),
+            (">=01.0.0", "'>=01.0.0': '01.0.0' is not a version: major version has a leading zero"),
+            ("^1.2.3-", "'^1.2.3-': '1.2.3-' has an empty pre-release identifier"),
+            ("1.0.0 - 2.0.0", "'1.0.0 - 2.0.0': hyphen ranges such as '1.0.0 - 2.0.0' are not supported; write >=1.0.0 <=2.0.0"),
+            ("1.0 | 2.0", "'1.0 | 2.0': '|' is not an operator; use '||' between alternatives"),
+            ("=>1.0.0", "'=>1.0.0': '=>' is not an operator; did you mean >=1.0.0?"),
+            ("==1.0.0", "'==1.0.0': '==' is not an operator; write =1.0.0 or just 1.0.0"),
+            ("><1.0.0", "'><1.0.0': '><' in '><1.0.0' is not an operator; expected =, <, <=, >, >=, ^ or ~"),
+            (">=1.0.0,,<2.0.0", "'>=1.0.0,,<2.0.0': '>=1.0.0,,<2.0.0' has an empty comparator next to a ','; remove the extra ','"),
+            (">=1.0.0,", "'>=1.0.0,': '>=1.0.0,' has an empty comparator next to a ','; remove the extra ','"),
+            ("v1.2.3", "'v1.2.3': 'v1.2.3' is not a version: remove the leading 'v'"),
+            ("-1", "'-1': '-1' is not a version: a version starts with a number, or is x, X or * for any version"),
+            ("1..2", "'1..2': '1..2' is not a version: minor version is empty"),
+            (
+                "^99999999999999999999",
+                "'^99999999999999999999': '99999999999999999999' is not a version: major version 99999999999999999999 is too large (the limit is 9223372036854775807)"
+            ),
+        ])
     func invalid(text: String, message: String) {
         #expect(VersionRange.parse(text) == nil)
         #expect(throws: SemanticVersionError(message: message)) { try VersionRange(validating: text) }
@@ -246,10 +263,12 @@ struct VersionRangeTests {
     static let candidates = ["1.2.0", "1.10.0", "1.9.1", "2.0.0", "1.11.0-beta", "0.9.0", "1.3.0"]
         .map { SemanticVersionTests.version($0) }
 
-    @Test("highestMatch picks the highest by precedence, not by input order", arguments: [
-        ("^1.2", "1.10.0"), ("~1.9", "1.9.1"), ("<1.9.1", "1.3.0"), ("*", "2.0.0"), (">=1.11.0-alpha <2", "1.11.0-beta"),
-        ("^3", nil), ("1.2.x || 0.x", "1.2.0"),
-    ] as [(String, String?)])
+    @Test(
+        "highestMatch picks the highest by precedence, not by input order",
+        arguments: [
+            ("^1.2", "1.10.0"), ("~1.9", "1.9.1"), ("<1.9.1", "1.3.0"), ("*", "2.0.0"), (">=1.11.0-alpha <2", "1.11.0-beta"),
+            ("^3", nil), ("1.2.x || 0.x", "1.2.0"),
+        ] as [(String, String?)])
     func highestMatch(range: String, expected: String?) throws {
         let range = try VersionRange(validating: range)
         #expect(range.highestMatch(in: Self.candidates)?.description == expected)

@@ -14,7 +14,10 @@ struct GroupCommitTests {
         let gate = AsyncStream<Void>.makeStream()
 
         func write(_ batch: [Int]) async -> [Result<String, any Error>] {
-            let first = batches.withLockedValue { $0.append(batch); return $0.count == 1 }
+            let first = batches.withLockedValue {
+                $0.append(batch)
+                return $0.count == 1
+            }
             if first { for await _ in gate.stream { break } }
             return batch.map { .success("wrote \($0)") }
         }

@@ -24,12 +24,13 @@ struct RetryDecisionTests {
 
     @Test("the backoff grows by its multiplier up to its maximum")
     func backoff() throws {
-        let d = try AgentDefinition.parse(yaml: """
-            metadata: {id: a, name: A, version: 1.0.0, author: me, description: d}
-            goal: {type: continuous, description: g}
-            triggers: [{type: x.y, priority: LOW}]
-            retry: {attempts: 6, backoff: {initial_seconds: 2, multiplier: 3, max_seconds: 30}}
-            """)
+        let d = try AgentDefinition.parse(
+            yaml: """
+                metadata: {id: a, name: A, version: 1.0.0, author: me, description: d}
+                goal: {type: continuous, description: g}
+                triggers: [{type: x.y, priority: LOW}]
+                retry: {attempts: 6, backoff: {initial_seconds: 2, multiplier: 3, max_seconds: 30}}
+                """)
         let backoff = try #require(d.retry?.backoff)
         #expect((0...6).map { backoff.delay(afterAttempt: $0) } == [0, 2, 6, 18, 30, 30, 30])
     }

@@ -8,11 +8,12 @@ import Testing
 @Suite("Trigger decisions")
 struct TriggerDecisionTests {
     static func definition(_ body: String) throws -> AgentDefinition {
-        try AgentDefinition.parse(yaml: """
-            metadata: {id: screens, name: Screens, version: 1.2.0, author: me, description: d}
-            goal: {type: continuous, description: g}
-            \(body)
-            """)
+        try AgentDefinition.parse(
+            yaml: """
+                metadata: {id: screens, name: Screens, version: 1.2.0, author: me, description: d}
+                goal: {type: continuous, description: g}
+                \(body)
+                """)
     }
 
     @Test("a trigger whose pattern matches and whose filters hold starts a task")
@@ -32,7 +33,8 @@ struct TriggerDecisionTests {
 
     @Test("one of several matching triggers is enough; when none holds, every reason is given")
     func severalTriggers() throws {
-        let d = try Self.definition("""
+        let d = try Self.definition(
+            """
             triggers:
               - {type: 'alert.#', priority: HIGH, filters: {severity: high}}
               - {type: alert.blackscreen, priority: HIGH, filters: {device_id: tv-1}}

@@ -1,7 +1,7 @@
 import AMQP
 import AgentryBus
-import AgentryRuntime
 import AgentryCore
+import AgentryRuntime
 import Foundation
 import Testing
 
@@ -40,8 +40,9 @@ struct AMQPClientTests {
         await consumer.close()
     }
 
-    @Test("a publish the broker does not confirm (a memory alarm blocks publishers) fails at its confirm timeout, retriable, saying why",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "a publish the broker does not confirm (a memory alarm blocks publishers) fails at its confirm timeout, retriable, saying why",
+        .timeLimit(.minutes(1)))
     func confirmTimeout() async throws {
         let connection = try await TestEnvironment.connect { $0.confirmTimeout = .seconds(1) }
         defer { Task { await connection.close() } }
@@ -77,8 +78,10 @@ struct AMQPClientTests {
         let confirmed = try await withThrowingTaskGroup(of: Int.self) { group in
             for i in 0..<count {
                 group.addTask {
-                    try await channel.publish(AMQPMessage(exchange: "", routingKey: queue, body: Array("m\(i)".utf8),
-                                                          properties: AMQPProperties(deliveryMode: 2, priority: UInt8(i % 4 + 1))))
+                    try await channel.publish(
+                        AMQPMessage(
+                            exchange: "", routingKey: queue, body: Array("m\(i)".utf8),
+                            properties: AMQPProperties(deliveryMode: 2, priority: UInt8(i % 4 + 1))))
                     return 1
                 }
             }
@@ -154,8 +157,10 @@ struct AMQPClientTests {
         #expect(try await connection.queueStatus(queue).messageCount == 1)
 
         let unroutable = await #expect(throws: AMQPError.self) {
-            try await channel.publish(AMQPMessage(exchange: "", routingKey: TestEnvironment.uniqueName("agentry.test.nobody."), body: [1],
-                                                  properties: AMQPProperties(messageID: "lost-1"), mandatory: true))
+            try await channel.publish(
+                AMQPMessage(
+                    exchange: "", routingKey: TestEnvironment.uniqueName("agentry.test.nobody."), body: [1],
+                    properties: AMQPProperties(messageID: "lost-1"), mandatory: true))
         }
         #expect(unroutable?.code == .unroutable)
         #expect(unroutable?.replyCode == 312)
@@ -236,7 +241,8 @@ struct AMQPClientTests {
         for delivery in deliveries[0..<(count / 2)] { delivery.ack() }
         #expect(try await TestEnvironment.eventually { connection.acknowledgements.deliveries - before.deliveries == count / 2 })
         let firstHalf = connection.acknowledgements
-        #expect(firstHalf.frames - before.frames < count / 2, "acks in order should share frames: \(firstHalf.frames - before.frames) for \(count / 2)")
+        #expect(
+            firstHalf.frames - before.frames < count / 2, "acks in order should share frames: \(firstHalf.frames - before.frames) for \(count / 2)")
 
         // The second half with its first delivery held back: the others cannot be covered by a multiple-ack (it
         // would ack the held one too), so they go one by one; then the held one.

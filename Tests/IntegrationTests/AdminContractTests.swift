@@ -13,10 +13,12 @@ struct AdminContractTests {
         let schemathesis = try Schemathesis.executable()
         try await withAdminServer { a in
             let token = try #require(a.token)
-            let common = ["run", "\(a.base)/openapi.json", "--url", a.base,
-                          "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-                          "--max-examples", "15", "--seed", "1", "--workers", "1", "--request-timeout", "20",
-                          "--generation-database", "none"]
+            let common = [
+                "run", "\(a.base)/openapi.json", "--url", a.base,
+                "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+                "--max-examples", "15", "--seed", "1", "--workers", "1", "--request-timeout", "20",
+                "--generation-database", "none",
+            ]
             let reads = try await Schemathesis.run(schemathesis, common + ["--include-method", "GET", "--header", "Authorization: Bearer \(token)"])
             #expect(reads.status == 0, "schemathesis, reads with the token:\n\(reads.output)")
             let writes = try await Schemathesis.run(schemathesis, common + ["--include-method", "POST", "--checks", "ignored_auth"])
@@ -60,8 +62,9 @@ enum Schemathesis {
     static func executable() throws -> String {
         if let given = ProcessInfo.processInfo.environment["AGENTRY_SCHEMATHESIS"], !given.isEmpty { return given }
         let installed = TestEnvironment.testPython.deletingLastPathComponent().appendingPathComponent("schemathesis").path
-        try #require(FileManager.default.isExecutableFile(atPath: installed),
-                     "schemathesis is not installed at \(installed): Scripts/test installs it (Scripts/test-requirements.txt)")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: installed),
+            "schemathesis is not installed at \(installed): Scripts/test installs it (Scripts/test-requirements.txt)")
         return installed
     }
 

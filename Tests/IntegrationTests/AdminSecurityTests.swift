@@ -34,9 +34,11 @@ struct AdminSecurityTests {
         if let origin { headers[.origin] = origin }
         let first = Collector<String>()
         do {
-            _ = try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/api/runtime/instances/status\(query)",
-                                                   configuration: .init(maxFrameSize: 1 << 24, additionalHeaders: headers),
-                                                   logger: TestEnvironment.logger) { inbound, outbound, _ in
+            _ = try await WebSocketClient.connect(
+                url: "ws://127.0.0.1:\(port)/api/runtime/instances/status\(query)",
+                configuration: .init(maxFrameSize: 1 << 24, additionalHeaders: headers),
+                logger: TestEnvironment.logger
+            ) { inbound, outbound, _ in
                 for try await message in inbound.messages(maxSize: 16 << 20) {
                     if case .text(let text) = message { await first.append(text) }
                     break
@@ -78,25 +80,32 @@ struct AdminSecurityTests {
             let register = try await Self.send(.POST, a.base + "/api/agents/register", body: yaml, headers: evil)
             #expect(register.status == 403 && register.errorCode == "origin_not_allowed", "\(register.status) \(register.text)")
             // Each defence on its own: the origin, with the token and JSON.
-            let foreign = try await Self.send(.POST, a.base + "/api/events", body: #"{"type": "csrf.\#(id)"}"#,
-                                              headers: [("Origin", "http://evil.example"), ("Content-Type", "application/json"),
-                                                        ("Authorization", "Bearer \(adminToken)")])
+            let foreign = try await Self.send(
+                .POST, a.base + "/api/events", body: #"{"type": "csrf.\#(id)"}"#,
+                headers: [
+                    ("Origin", "http://evil.example"), ("Content-Type", "application/json"),
+                    ("Authorization", "Bearer \(adminToken)"),
+                ])
             #expect(foreign.status == 403 && foreign.errorCode == "origin_not_allowed", "\(foreign.text)")
             // The content type, with the token and no origin.
-            let plain = try await Self.send(.POST, a.base + "/api/agents/register", body: yaml,
-                                            headers: [("Content-Type", "text/plain"), ("Authorization", "Bearer \(adminToken)")])
+            let plain = try await Self.send(
+                .POST, a.base + "/api/agents/register", body: yaml,
+                headers: [("Content-Type", "text/plain"), ("Authorization", "Bearer \(adminToken)")])
             #expect(plain.status == 415 && plain.errorCode == "unsupported_media_type", "\(plain.text)")
-            let form = try await Self.send(.POST, a.base + "/api/events", body: "type=x.y",
-                                           headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", "Bearer \(adminToken)")])
+            let form = try await Self.send(
+                .POST, a.base + "/api/events", body: "type=x.y",
+                headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", "Bearer \(adminToken)")])
             #expect(form.status == 415)
             // The token, with JSON and no origin.
-            let anonymous = try await Self.send(.POST, a.base + "/api/events", body: #"{"type": "csrf.\#(id)"}"#,
-                                                headers: [("Content-Type", "application/json")])
+            let anonymous = try await Self.send(
+                .POST, a.base + "/api/events", body: #"{"type": "csrf.\#(id)"}"#,
+                headers: [("Content-Type", "application/json")])
             #expect(anonymous.status == 401)
             #expect(try await a.request(.GET, "/api/agents/\(id)").status == 404, "nothing was registered")
             // The endpoint's own page (same origin, the token, JSON) may.
-            let own = try await Self.send(.POST, a.base + "/api/events", body: #"{"type": "csrf.\#(id)"}"#,
-                                          headers: [("Origin", a.base), ("Content-Type", "application/json"), ("Authorization", "Bearer \(adminToken)")])
+            let own = try await Self.send(
+                .POST, a.base + "/api/events", body: #"{"type": "csrf.\#(id)"}"#,
+                headers: [("Origin", a.base), ("Content-Type", "application/json"), ("Authorization", "Bearer \(adminToken)")])
             #expect(own.status == 202, "\(own.text)")
             #expect(!FileManager.default.fileExists(atPath: marker))
         }
@@ -131,9 +140,12 @@ struct AdminSecurityTests {
             let tool = try await Self.openStatus(port: a.port, origin: nil).get()
             #expect(tool.contains("\"snapshot\""))
             // A browser's upgrade from a foreign page is not switched to the WebSocket protocol.
-            let answer = try await Self.send(.GET, a.base + "/api/runtime/instances/status",
-                                             headers: [("Origin", "http://evil.example"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-                                                       ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")])
+            let answer = try await Self.send(
+                .GET, a.base + "/api/runtime/instances/status",
+                headers: [
+                    ("Origin", "http://evil.example"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                    ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ])
             #expect(answer.status != 101 && answer.status >= 400, "\(answer.status) \(answer.text)")
         }
     }
@@ -154,11 +166,13 @@ struct AdminSecurityTests {
     func secretsRedacted() async throws {
         try await withAdminServer { a in
             let id = TestEnvironment.uniqueName("secret-")
-            let yaml = agentYAML(id: id, trigger: "secret.\(id)", handler: """
-                exec:
-                  command: [/bin/true]
-                  env: {API_KEY: s3cret-value-\(id)}
-                """)
+            let yaml = agentYAML(
+                id: id, trigger: "secret.\(id)",
+                handler: """
+                    exec:
+                      command: [/bin/true]
+                      env: {API_KEY: s3cret-value-\(id)}
+                    """)
             #expect(try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml").status == 201)
             let anonymous = try await a.request(.GET, "/api/agents/\(id)", authorized: false)
             #expect(anonymous.status == 200)
@@ -185,7 +199,10 @@ struct AdminSecurityTests {
             #expect(closed)
         }
         // A well-formed request on a fresh connection is answered as usual.
-        try await withAdminServer(configure: { $0.headerTimeout = .seconds(1); $0.firstAnswerTimeout = .seconds(1) }) { a in
+        try await withAdminServer(configure: {
+            $0.headerTimeout = .seconds(1)
+            $0.firstAnswerTimeout = .seconds(1)
+        }) { a in
             let answer = try await a.request(.GET, "/healthz")
             #expect(answer.status == 200)
         }
@@ -197,8 +214,12 @@ struct AdminSecurityTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let cert = directory.appendingPathComponent("cert.pem").path, key = directory.appendingPathComponent("key.pem").path
-        let made = try TestEnvironment.run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                                                        "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        let made = try TestEnvironment.run(
+            "openssl",
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            ])
         try #require(made.status == 0, "openssl: \(made.output)")
         try await withAdminServer(configure: { $0.tls = .init(certificateChain: cert, privateKey: key) }) { a in
             var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
@@ -236,9 +257,10 @@ struct AdminSecurityTests {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "[]")))
         }
         let (ports, portSink) = AsyncStream<Int>.makeStream()
-        let management = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                                     onServerRunning: { channel in portSink.yield(channel.localAddress?.port ?? 0) },
-                                     logger: TestEnvironment.logger)
+        let management = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in portSink.yield(channel.localAddress?.port ?? 0) },
+            logger: TestEnvironment.logger)
         let serving = Task { try await management.run() }
         defer { serving.cancel() }
         var iterator = ports.makeAsyncIterator()
@@ -307,11 +329,13 @@ struct AdminTokenURLTests {
         #expect(token.count == 64)
         let page = try await AdminSecurityTests.send(.GET, url, headers: [])
         #expect(page.status == 200 && page.text.contains("<html"))
-        let refused = try await AdminSecurityTests.send(.POST, base + "/api/events", body: #"{"type": "token.url"}"#,
-                                                        headers: [("Content-Type", "application/json")])
+        let refused = try await AdminSecurityTests.send(
+            .POST, base + "/api/events", body: #"{"type": "token.url"}"#,
+            headers: [("Content-Type", "application/json")])
         #expect(refused.status == 401)
-        let accepted = try await AdminSecurityTests.send(.POST, base + "/api/events", body: #"{"type": "token.url"}"#,
-                                                         headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(token)")])
+        let accepted = try await AdminSecurityTests.send(
+            .POST, base + "/api/events", body: #"{"type": "token.url"}"#,
+            headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(token)")])
         #expect(accepted.status == 202, "\(accepted.text)")
     }
 }

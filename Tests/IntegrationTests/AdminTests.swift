@@ -34,8 +34,10 @@ struct AdminHarness: Sendable {
     }
 
     /// A request; POSTs carry the harness's token unless `authorized` is false.
-    func request(_ method: HTTPMethod, _ path: String, body: String? = nil, contentType: String = "application/json",
-                 authorized: Bool = true, token: String? = nil) async throws -> Answer {
+    func request(
+        _ method: HTTPMethod, _ path: String, body: String? = nil, contentType: String = "application/json",
+        authorized: Bool = true, token: String? = nil
+    ) async throws -> Answer {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         if let body {
@@ -51,10 +53,12 @@ struct AdminHarness: Sendable {
     /// Registers and publishes, through the API, an agent that sleeps `seconds` for each `alert.blackscreen` of
     /// device `tv-<id>`; returns the two answers' statuses.
     func publishSleepingAlertAgent(_ id: String, seconds: Int) async throws -> (registered: Int, published: Int) {
-        let yaml = agentYAML(id: id, trigger: "alert.blackscreen", filters: "{device_id: tv-\(id)}", handler: """
-            exec:
-              command: [/bin/sleep, "\(seconds)"]
-            """)
+        let yaml = agentYAML(
+            id: id, trigger: "alert.blackscreen", filters: "{device_id: tv-\(id)}",
+            handler: """
+                exec:
+                  command: [/bin/sleep, "\(seconds)"]
+                """)
         let registered = try await request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml").status
         return (registered, try await request(.POST, "/api/agents/\(id)/publish").status)
     }
@@ -73,21 +77,26 @@ let adminToken = "test-admin-token-0123456789"
 
 /// An admin server over the real broker and database; `token` nil: the server makes one (as without
 /// AGENTRY_ADMIN_TOKEN), and the harness sends that one.
-func withAdminServer(token: String? = adminToken,
-                     managementURL: String = "http://guest:guest@localhost:15672/api/queues/\(TestEnvironment.configuration.amqp.virtualHostPathSegment)",
-                     configure: @Sendable (inout AdminConfiguration) -> Void = { _ in },
-                     _ body: @Sendable (AdminHarness) async throws -> Void) async throws {
+func withAdminServer(
+    token: String? = adminToken,
+    managementURL: String = "http://guest:guest@localhost:15672/api/queues/\(TestEnvironment.configuration.amqp.virtualHostPathSegment)",
+    configure: @Sendable (inout AdminConfiguration) -> Void = { _ in },
+    _ body: @Sendable (AdminHarness) async throws -> Void
+) async throws {
     try await withWorkerHarness { h in
         let topology = try TestEnvironment.topology()
         let expected = try Migration.load(directory: TestEnvironment.configuration.migrationsDirectory).map(\.version).max() ?? 0
-        let dependencies = AdminDependencies(database: h.database, connection: h.connection, bus: h.bus, topology: topology,
-                                             expectedSchemaVersion: expected, logger: TestEnvironment.logger)
+        let dependencies = AdminDependencies(
+            database: h.database, connection: h.connection, bus: h.bus, topology: topology,
+            expectedSchemaVersion: expected, logger: TestEnvironment.logger)
         let (ports, portSink) = AsyncStream<Int>.makeStream()
         var configuration = AdminConfiguration(host: "127.0.0.1", port: 0, token: token)
         configure(&configuration)
-        let server = AdminServer(configuration: configuration,
-                                 dependencies: dependencies, managementURL: managementURL,
-                                 logger: TestEnvironment.logger) { port in portSink.yield(port) }
+        let server = AdminServer(
+            configuration: configuration,
+            dependencies: dependencies, managementURL: managementURL,
+            logger: TestEnvironment.logger
+        ) { port in portSink.yield(port) }
         let running = Task { try await server.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else {
@@ -114,8 +123,10 @@ final class StatusListener: Sendable {
     init(port: Int) {
         let messages = self.messages
         task = Task {
-            _ = try? await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/api/runtime/instances/status",
-                                                   configuration: .init(maxFrameSize: 1 << 24), logger: TestEnvironment.logger) { inbound, _, _ in
+            _ = try? await WebSocketClient.connect(
+                url: "ws://127.0.0.1:\(port)/api/runtime/instances/status",
+                configuration: .init(maxFrameSize: 1 << 24), logger: TestEnvironment.logger
+            ) { inbound, _, _ in
                 for try await message in inbound.messages(maxSize: 16 << 20) {
                     if case .text(let text) = message, let json = try? JSON.parse(Array(text.utf8)) { await messages.append(json) }
                 }
@@ -156,8 +167,9 @@ struct AdminTests {
 
                     try await store.watchStatus(hubID: "test-hub", expiry: .seconds(30))
                     try await touch()
-                    #expect(try await TestEnvironment.eventually(timeout: .seconds(5)) { await received.values.contains("task_runs") },
-                            "a hub is registered: the change notifies")
+                    #expect(
+                        try await TestEnvironment.eventually(timeout: .seconds(5)) { await received.values.contains("task_runs") },
+                        "a hub is registered: the change notifies")
 
                     try await store.unwatchStatus(hubID: "test-hub")
                     let afterUnwatch = await received.count
@@ -185,8 +197,10 @@ struct AdminTests {
             let db = a.worker.database
             let current: @Sendable () async throws -> Int = {
                 var count = 0
-                for try await n in try await db.client.query("SELECT count(*)::int8 FROM status_watchers WHERE expires_at > now()",
-                                                            logger: TestEnvironment.logger).decode(Int64.self) {
+                for try await n in try await db.client.query(
+                    "SELECT count(*)::int8 FROM status_watchers WHERE expires_at > now()",
+                    logger: TestEnvironment.logger
+                ).decode(Int64.self) {
                     count = Int(n)
                 }
                 return count
@@ -201,19 +215,23 @@ struct AdminTests {
         }
     }
 
-    @Test("while PostgreSQL cannot be reached, API requests fail at once with 503 and the reason, and /readyz says why",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "while PostgreSQL cannot be reached, API requests fail at once with 503 and the reason, and /readyz says why",
+        .timeLimit(.minutes(1)))
     func databaseUnreachable() async throws {
         try await withWorkerHarness { h in
             var configuration = TestEnvironment.configuration.database
             configuration.port = 1
             let database = AdminServer.database(for: configuration, logger: TestEnvironment.logger)
             let pool = Task { await database.run() }
-            let dependencies = AdminDependencies(database: database, connection: h.connection, bus: h.bus, topology: try TestEnvironment.topology(),
-                                                 expectedSchemaVersion: 1, logger: TestEnvironment.logger)
+            let dependencies = AdminDependencies(
+                database: database, connection: h.connection, bus: h.bus, topology: try TestEnvironment.topology(),
+                expectedSchemaVersion: 1, logger: TestEnvironment.logger)
             let (ports, portSink) = AsyncStream<Int>.makeStream()
-            let server = AdminServer(configuration: AdminConfiguration(host: "127.0.0.1", port: 0, token: adminToken),
-                                     dependencies: dependencies, managementURL: nil, logger: TestEnvironment.logger) { port in portSink.yield(port) }
+            let server = AdminServer(
+                configuration: AdminConfiguration(host: "127.0.0.1", port: 0, token: adminToken),
+                dependencies: dependencies, managementURL: nil, logger: TestEnvironment.logger
+            ) { port in portSink.yield(port) }
             let running = Task { try await server.run() }
             var iterator = ports.makeAsyncIterator()
             let port = try #require(await iterator.next())
@@ -224,8 +242,9 @@ struct AdminTests {
                 let took = ContinuousClock.now - started
                 #expect(answer.status == 503, "\(path): \(answer.status) \(answer.text)")
                 #expect(answer.errorCode == "unavailable", "\(path): \(answer.text)")
-                #expect(answer.errorMessage.contains("PostgreSQL at postgres://\(configuration.user)@\(configuration.host):1/") &&
-                        answer.errorMessage.contains("Connection refused"), "\(path): \(answer.errorMessage)")
+                #expect(
+                    answer.errorMessage.contains("PostgreSQL at postgres://\(configuration.user)@\(configuration.host):1/")
+                        && answer.errorMessage.contains("Connection refused"), "\(path): \(answer.errorMessage)")
                 #expect(took < AdminServer.statementDeadline, "\(path) took \(took): the reason is known after a second")
             }
             let ready = try await a.request(.GET, "/readyz")
@@ -234,7 +253,8 @@ struct AdminTests {
             // Without the token, /readyz says what is not ready but names no server, user or database.
             let anonymous = try await a.request(.GET, "/readyz", authorized: false)
             #expect(anonymous.status == 503)
-            #expect(!anonymous.text.contains("postgres://") && !anonymous.text.contains(configuration.user)
+            #expect(
+                !anonymous.text.contains("postgres://") && !anonymous.text.contains(configuration.user)
                     && !anonymous.text.contains("Connection refused"), "\(anonymous.text)")
             running.cancel()
             _ = try? await running.value
@@ -251,7 +271,8 @@ struct AdminTests {
             // Probes, page, document.
             #expect(try await a.request(.GET, "/healthz").json?[path: "status"] == "ok")
             let ready = try await a.request(.GET, "/readyz")
-            #expect(ready.status == 200 && ready.json?[path: "checks.migrations"] == "ok" && ready.json?[path: "checks.broker"] == "ok", "\(ready.text)")
+            #expect(
+                ready.status == 200 && ready.json?[path: "checks.migrations"] == "ok" && ready.json?[path: "checks.broker"] == "ok", "\(ready.text)")
             let page = try await a.request(.GET, "/")
             #expect(page.status == 200 && page.text.contains("agent-select") && page.headers["Content-Type"].first?.hasPrefix("text/html") == true)
             #expect(try await a.request(.GET, "/openapi.json").json?[path: "openapi"] == "3.0.3")
@@ -262,28 +283,36 @@ struct AdminTests {
             let anonymous = try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml", authorized: false)
             #expect(anonymous.status == 401 && anonymous.errorCode == "unauthorized")
             #expect(anonymous.headers["WWW-Authenticate"].first?.hasPrefix("Bearer") == true)
-            let wrongToken = try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml", token: "not-the-token-at-all")
+            let wrongToken = try await a.request(
+                .POST, "/api/agents/register", body: yaml, contentType: "application/yaml", token: "not-the-token-at-all")
             #expect(wrongToken.status == 401 && wrongToken.errorMessage == "the bearer token is not the admin token")
             #expect(try await a.request(.POST, "/api/agents/register", body: "<html/>", contentType: "text/html").status == 415)
             #expect(try await a.request(.POST, "/api/agents/register", body: "", contentType: "application/yaml").status == 400)
-            let invalid = try await a.request(.POST, "/api/agents/register", body: yaml.replacingOccurrences(of: "priority: normal", with: "priority: urgent"),
-                                              contentType: "application/yaml")
+            let invalid = try await a.request(
+                .POST, "/api/agents/register", body: yaml.replacingOccurrences(of: "priority: normal", with: "priority: urgent"),
+                contentType: "application/yaml")
             #expect(invalid.status == 422 && invalid.errorCode == "invalid_agent", "\(invalid.text)")
             let problem = invalid.json?[path: "error.problems"]?.arrayValue?.first
             #expect(problem?[path: "path"] == "triggers[0].priority")
             #expect(problem?[path: "line"] == .int(5))
             #expect(problem?[path: "column"]?.intValue ?? 0 > 0)
             let created = try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml")
-            #expect(created.status == 201 && created.json?[path: "agent_id"]?.stringValue == id && created.json?[path: "message"] == "Agent registered successfully", "\(created.text)")
+            #expect(
+                created.status == 201 && created.json?[path: "agent_id"]?.stringValue == id
+                    && created.json?[path: "message"] == "Agent registered successfully", "\(created.text)")
             #expect(try await a.request(.POST, "/api/agents/register", body: yaml, contentType: "application/yaml").status == 200)
             // JSON bodies are accepted too.
             let jsonID = TestEnvironment.uniqueName("apijson-")
-            let jsonBody = JSON.serialize(try JSON.parse(Array(try AgentDefinition.parse(yaml: agentYAML(id: jsonID, trigger: "api.\(jsonID)", handler: "builtin: noop")).jsonData())))
+            let jsonBody = JSON.serialize(
+                try JSON.parse(
+                    Array(try AgentDefinition.parse(yaml: agentYAML(id: jsonID, trigger: "api.\(jsonID)", handler: "builtin: noop")).jsonData())))
             #expect(try await a.request(.POST, "/api/agents/register", body: jsonBody).status == 201)
 
             // Agents: get, list, publish, control.
             let detail = try await a.request(.GET, "/api/agents/\(id)")
-            #expect(detail.status == 200 && detail.json?[path: "status"] == "draft" && detail.json?[path: "definition.metadata.id"]?.stringValue == id, "\(detail.text)")
+            #expect(
+                detail.status == 200 && detail.json?[path: "status"] == "draft" && detail.json?[path: "definition.metadata.id"]?.stringValue == id,
+                "\(detail.text)")
             #expect(try await a.request(.GET, "/api/agents/\(id)?version=9.9.9").status == 404)
             #expect(try await a.request(.GET, "/api/agents/\(id)?version=banana").status == 400)
             #expect(try await a.request(.GET, "/api/agents/nope-\(id)").errorCode == "not_found")
@@ -308,7 +337,9 @@ struct AdminTests {
 
             // Events.
             let alert = try await a.request(.POST, "/api/events/alerts/blackscreen?device_id=tv-\(id)")
-            #expect(alert.status == 202 && alert.json?[path: "message"] == "Alert published" && alert.json?[path: "priority"] == "CRITICAL", "\(alert.text)")
+            #expect(
+                alert.status == 202 && alert.json?[path: "message"] == "Alert published" && alert.json?[path: "priority"] == "CRITICAL",
+                "\(alert.text)")
             #expect(try await a.request(.POST, "/api/events/alerts/blackscreen").status == 400)
             let offline = try await a.request(.POST, "/api/events/alerts/device-offline", body: #"{"device_id": "stb-1", "duration": 120}"#)
             #expect(offline.status == 202 && offline.json?[path: "priority"] == "HIGH", "\(offline.text)")
@@ -320,7 +351,8 @@ struct AdminTests {
             #expect(try await a.request(.POST, "/api/events", body: #"{"type": "x.y", "payload": [1]}"#).status == 400)
             let event = try await a.request(.POST, "/api/events", body: #"{"type": "api.\#(id)", "payload": {"n": 1}, "priority": "low"}"#)
             #expect(event.status == 202 && event.json?[path: "priority"] == "LOW", "\(event.text)")
-            let tooBig = try await a.request(.POST, "/api/events", body: #"{"type": "x.y", "payload": {"s": ""# + String(repeating: "x", count: 2 << 20) + #""}}"#)
+            let tooBig = try await a.request(
+                .POST, "/api/events", body: #"{"type": "x.y", "payload": {"s": ""# + String(repeating: "x", count: 2 << 20) + #""}}"#)
             #expect(tooBig.status == 413 && tooBig.errorCode == "payload_too_large", "\(tooBig.status) \(tooBig.text.prefix(200))")
 
             // Runs, locks, dead letters, queues, workers.
@@ -336,7 +368,8 @@ struct AdminTests {
             #expect(try await a.request(.GET, "/api/dead").json?[path: "messages"]?.arrayValue != nil)
             #expect(try await a.request(.POST, "/api/dead/replay", body: "{}").status == 400)
             let queues = try await a.request(.GET, "/api/queues")
-            #expect(queues.json?[path: "queues"]?.arrayValue?.contains { $0[path: "agent_id"]?.stringValue == id } == true, "\(queues.text.prefix(300))")
+            #expect(
+                queues.json?[path: "queues"]?.arrayValue?.contains { $0[path: "agent_id"]?.stringValue == id } == true, "\(queues.text.prefix(300))")
             #expect(try await a.request(.GET, "/api/workers").json?[path: "workers"]?.arrayValue != nil)
             await a.worker.cleanup(id)
             await a.worker.cleanup(jsonID)
@@ -372,7 +405,8 @@ struct AdminTests {
             let worker = try WorkerProcess(agents: [id])
             defer { Task { await worker.stop() } }
             _ = try await TestEnvironment.eventually(timeout: .seconds(15)) {
-                try await a.request(.GET, "/api/runtime/instances?agent_id=\(id)").json?[path: "instances"]?.arrayValue?.first?[path: "state"] == "idle"
+                try await a.request(.GET, "/api/runtime/instances?agent_id=\(id)").json?[path: "instances"]?.arrayValue?.first?[path: "state"]
+                    == "idle"
             }
             let listener = StatusListener(port: a.port)
             defer { listener.stop() }
@@ -384,9 +418,10 @@ struct AdminTests {
             let alert = try await a.request(.POST, "/api/events/alerts/blackscreen?device_id=tv-\(id)")
             #expect(alert.status == 202)
             let running = await listener.first(within: .seconds(1)) { message in
-                message[path: "type"] == "instances" && message[path: "instances"]?.arrayValue?.contains {
-                    $0[path: "agent_id"]?.stringValue == id && $0[path: "state"] == "running" && $0[path: "current_task"]?.stringValue != nil
-                } == true
+                message[path: "type"] == "instances"
+                    && message[path: "instances"]?.arrayValue?.contains {
+                        $0[path: "agent_id"]?.stringValue == id && $0[path: "state"] == "running" && $0[path: "current_task"]?.stringValue != nil
+                    } == true
             }
             #expect(running != nil, "the WebSocket should show the instance running within a second")
             let overHTTP = try await a.request(.GET, "/api/runtime/instances?agent_id=\(id)").json?[path: "instances"]?.arrayValue?.first
@@ -398,9 +433,10 @@ struct AdminTests {
             #expect(started != nil)
             // The run finishes; the runs list and the counters follow.
             let finished = await listener.first(within: .seconds(8)) { message in
-                message[path: "type"] == "runs" && message[path: "runs"]?.arrayValue?.contains {
-                    $0[path: "agent_id"]?.stringValue == id && $0[path: "state"] == "succeeded"
-                } == true
+                message[path: "type"] == "runs"
+                    && message[path: "runs"]?.arrayValue?.contains {
+                        $0[path: "agent_id"]?.stringValue == id && $0[path: "state"] == "succeeded"
+                    } == true
             }
             #expect(finished != nil)
             #expect(try await a.metric(#"agentry_events_published_total{type_class="alert",priority="CRITICAL"}"#) == published + 1)
@@ -419,7 +455,9 @@ struct AdminTests {
             let output = Pipe()
             slow.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             slow.standardOutput = output
-            slow.arguments = ["python3", "-c", """
+            slow.arguments = [
+                "python3", "-c",
+                """
                 import os, socket, time
                 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 s.connect(("127.0.0.1", \(a.port)))
@@ -432,7 +470,8 @@ struct AdminTests {
                     print("closed")
                 except socket.timeout:
                     print("open")
-                """]
+                """,
+            ]
             try slow.run()
             defer {
                 if slow.isRunning { kill(slow.processIdentifier, SIGKILL) }
@@ -447,7 +486,8 @@ struct AdminTests {
             let marker = TestEnvironment.uniqueName("last-")
             let filler = String(repeating: "x", count: 32_000)
             for n in 0..<400 {
-                try await a.worker.bus.publish(Event(type: "alert.flood", payload: ["n": .int(Int64(n)), "filler": .string(filler)], priority: .low, source: "test"))
+                try await a.worker.bus.publish(
+                    Event(type: "alert.flood", payload: ["n": .int(Int64(n)), "filler": .string(filler)], priority: .low, source: "test"))
             }
             try await a.worker.bus.publish(Event(type: "alert.flood", payload: ["marker": .string(marker)], priority: .low, source: "test"))
             let last = await listener.first(within: .seconds(10)) { $0[path: "event.payload.marker"]?.stringValue == marker }

@@ -3,28 +3,31 @@ import AgentryBus
 import AgentryRuntime
 import AgentryStore
 import Foundation
+import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Testing
 
 @Suite("agentry publish: bad input")
 struct PublishCLITests {
     /// Runs `agentry publish` against a broker address where nothing listens, so that a check that happened only after
     /// connecting would show up as a connection error instead of the expected message.
     func publish(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        try TestEnvironment.run(TestEnvironment.agentryExecutable, ["publish"] + arguments,
-                                environment: ["AGENTRY_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2f"])
+        try TestEnvironment.run(
+            TestEnvironment.agentryExecutable, ["publish"] + arguments,
+            environment: ["AGENTRY_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2f"])
     }
 
-    @Test("each bad argument is named, with where a payload's JSON breaks, before anything connects",
-          arguments: [
-              (["", "--payload", "{}"], "an event type must not be empty"),
-              (["test.cli", "--payload", "{bad"], "--payload is not valid JSON (expected a string key in an object at byte 1): {bad"),
-              (["test.cli", "--payload", "{\"a\": 1,}"], "at byte 8"),
-              (["test.cli", "--payload", "[1, 2]"], "--payload must be a JSON object"),
-              (["test.cli", "--priority", "urgent"], "--priority 'urgent' is not one of critical, high, normal, low"),
-          ])
+    @Test(
+        "each bad argument is named, with where a payload's JSON breaks, before anything connects",
+        arguments: [
+            (["", "--payload", "{}"], "an event type must not be empty"),
+            (["test.cli", "--payload", "{bad"], "--payload is not valid JSON (expected a string key in an object at byte 1): {bad"),
+            (["test.cli", "--payload", "{\"a\": 1,}"], "at byte 8"),
+            (["test.cli", "--payload", "[1, 2]"], "--payload must be a JSON object"),
+            (["test.cli", "--priority", "urgent"], "--priority 'urgent' is not one of critical, high, normal, low"),
+        ])
     func badInput(arguments: [String], expected: String) throws {
         let result = try publish(arguments)
         #expect(result.status != 0)
@@ -46,8 +49,9 @@ struct PublishCLITests {
 struct DatabaseUnreachableTests {
     static let nowhere = "postgres://agentry:agentry@127.0.0.1:1/agentry"
 
-    @Test("a command fails at once, naming the server and the reason (postgres-nio's pool alone would wait for ever)",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "a command fails at once, naming the server and the reason (postgres-nio's pool alone would wait for ever)",
+        .timeLimit(.minutes(1)))
     func command() throws {
         let started = ContinuousClock.now
         let result = try TestEnvironment.run(TestEnvironment.agentryExecutable, ["runs", "list", "--database-url", Self.nowhere])
@@ -79,24 +83,29 @@ struct NewUserTests {
             let vhost = try TestEnvironment.makeVhost()
             defer { TestEnvironment.deleteVhost(vhost) }
             let amqp = TestEnvironment.configuration.amqp
-            let environment = ["AGENTRY_DATABASE_URL": url,
-                               "AGENTRY_AMQP_URL": "amqp://\(amqp.user):\(amqp.password)@\(amqp.host):\(amqp.port)/\(vhost)"]
+            let environment = [
+                "AGENTRY_DATABASE_URL": url,
+                "AGENTRY_AMQP_URL": "amqp://\(amqp.user):\(amqp.password)@\(amqp.host):\(amqp.port)/\(vhost)",
+            ]
             let agentry = TestEnvironment.agentryExecutable
             let examples = TestEnvironment.repositoryRoot.appendingPathComponent("examples/agents").path
             let topology = try TestEnvironment.run(agentry, ["topology", "apply"], environment: environment)
             #expect(topology.status == 0, "\(topology.output)")
             let applied = try TestEnvironment.run(agentry, ["agents", "apply", examples], environment: environment)
             #expect(applied.status == 0, "\(applied.output)")
-            for id in ["device-rebooter", "ticket-writer", "blackscreen-exec", "blackscreen-triage", "noop", "alert-logger",
-                       "offline-reporter", "device-check", "deploy-http"] {
+            for id in [
+                "device-rebooter", "ticket-writer", "blackscreen-exec", "blackscreen-triage", "noop", "alert-logger",
+                "offline-reporter", "device-check", "deploy-http",
+            ] {
                 let published = try TestEnvironment.run(agentry, ["agents", "publish", id], environment: environment)
                 #expect(published.status == 0, "agents publish \(id): \(published.output)")
             }
         }
     }
 
-    @Test("the installed binary migrates, applies the topology and runs a worker from /tmp, with no source tree",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "the installed binary migrates, applies the topology and runs a worker from /tmp, with no source tree",
+        .timeLimit(.minutes(2)))
     func installedBinary() async throws {
         try await TestEnvironment.withFreshDatabase("installed", migrated: false) { _, url in
             let vhost = try TestEnvironment.makeVhost()
@@ -144,8 +153,9 @@ struct NewUserTests {
             // connection error may stop them, not their form.
             let arguments = ["alert.device_offline", "--payload", #"{"device_id": "stb-1"}"#]
             #expect(hint == "agentry publish " + arguments[0] + " " + arguments[1] + " '" + arguments[2] + "'", "\(hint)")
-            let tried = try TestEnvironment.run(TestEnvironment.agentryExecutable, ["publish"] + arguments,
-                                                environment: ["AGENTRY_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2f"])
+            let tried = try TestEnvironment.run(
+                TestEnvironment.agentryExecutable, ["publish"] + arguments,
+                environment: ["AGENTRY_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2f"])
             #expect(!tried.output.contains("Usage:"), "\(tried.output)")
             #expect(tried.output.contains("127.0.0.1:1"), "\(tried.output)")
         }
@@ -154,13 +164,15 @@ struct NewUserTests {
     @Test("a password on the command line is warned about and never printed, even in a URL that does not parse")
     func passwordsStayHidden() throws {
         let secret = "pa55 w@rd-\(UUID().uuidString.prefix(6))"
-        let result = try TestEnvironment.run(TestEnvironment.agentryExecutable,
-                                             ["publish", "x.y", "--amqp-url", "amqp://guest:\(secret)@127.0.0.1:1/%2f"])
+        let result = try TestEnvironment.run(
+            TestEnvironment.agentryExecutable,
+            ["publish", "x.y", "--amqp-url", "amqp://guest:\(secret)@127.0.0.1:1/%2f"])
         #expect(result.status != 0)
         #expect(!result.output.contains(secret) && !result.output.contains("w@rd"), "\(result.output)")
         #expect(result.output.contains("--amqp-url carries a password") && result.output.contains("AGENTRY_AMQP_URL"), "\(result.output)")
-        let database = try TestEnvironment.run(TestEnvironment.agentryExecutable,
-                                               ["runs", "list", "--database-url", "postgres://agentry:\(secret)@127.0.0.1:1/agentry"])
+        let database = try TestEnvironment.run(
+            TestEnvironment.agentryExecutable,
+            ["runs", "list", "--database-url", "postgres://agentry:\(secret)@127.0.0.1:1/agentry"])
         #expect(!database.output.contains(secret) && !database.output.contains("w@rd"), "\(database.output)")
         #expect(database.output.contains("--database-url carries a password"), "\(database.output)")
     }

@@ -13,7 +13,9 @@ struct DatabaseSessionTests {
         try await Database.with(configuration, logger: TestEnvironment.logger) { db in
             var values: [String] = []
             for name in ["statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"] {
-                for try await value in try await db.query(PostgresQuery(unsafeSQL: "SHOW \(name)"), logger: TestEnvironment.logger).decode(String.self) {
+                for try await value in try await db.query(PostgresQuery(unsafeSQL: "SHOW \(name)"), logger: TestEnvironment.logger).decode(
+                    String.self)
+                {
                     values.append(value)
                 }
             }
@@ -25,7 +27,8 @@ struct DatabaseSessionTests {
     func sessionLimits() async throws {
         #expect(try await Self.settings(TestEnvironment.configuration.database) == ["1min", "30s", "1min"])
         let base = TestEnvironment.configuration.database
-        let url = "postgres://\(base.user):\(base.password ?? "")@\(base.host):\(base.port)/\(base.database)?statement_timeout=500ms&lock_timeout=2s&idle_in_transaction_session_timeout=0"
+        let url =
+            "postgres://\(base.user):\(base.password ?? "")@\(base.host):\(base.port)/\(base.database)?statement_timeout=500ms&lock_timeout=2s&idle_in_transaction_session_timeout=0"
         let tuned = try DatabaseConfiguration(url: url)
         #expect(try await Self.settings(tuned) == ["500ms", "2s", "0"])
         try await Database.with(tuned, logger: TestEnvironment.logger) { db in
@@ -51,7 +54,9 @@ struct DatabaseSessionTests {
             #expect("\(error)".contains("verify-full"), "\(error)")
         }
         #expect(throws: StoreError.self) { try DatabaseConfiguration(url: "postgres://a@localhost/db?sslmode=require&sslrootcert=/tmp/ca.pem") }
-        #expect(throws: StoreError.self) { try DatabaseConfiguration(url: "postgres://a@localhost/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem") }
+        #expect(throws: StoreError.self) {
+            try DatabaseConfiguration(url: "postgres://a@localhost/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
+        }
         #expect(try DatabaseConfiguration(url: "postgres://a@localhost/db").sslMode == .prefer)
         #expect(try DatabaseConfiguration(url: "postgres://a@localhost/db?sslmode=verify-full").sslMode == .verifyFull)
     }
@@ -63,7 +68,8 @@ struct DatabaseSessionTests {
         func connects(_ mode: String) async throws -> Bool {
             let configuration = try DatabaseConfiguration(url: plain + "?sslmode=\(mode)")
             do {
-                let connection = try await PostgresConnection.connect(configuration: configuration.connectionConfiguration, id: 1, logger: TestEnvironment.logger)
+                let connection = try await PostgresConnection.connect(
+                    configuration: configuration.connectionConfiguration, id: 1, logger: TestEnvironment.logger)
                 try? await connection.close()
                 return true
             } catch {

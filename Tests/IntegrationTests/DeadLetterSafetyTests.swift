@@ -37,8 +37,10 @@ struct DeadLetterSafetyTests {
             try await connection.bind(BindingDeclaration(source: Topology.deadExchange, destination: .queue(Topology.deadQueue)))
             let channel = try await connection.openChannel()
             for index in 0..<3 {
-                try await channel.publish(AMQPMessage(exchange: Topology.deadExchange, routingKey: "old.\(index)", body: Array("parked \(index)".utf8),
-                                                      properties: AMQPProperties(messageID: "old-\(index)")))
+                try await channel.publish(
+                    AMQPMessage(
+                        exchange: Topology.deadExchange, routingKey: "old.\(index)", body: Array("parked \(index)".utf8),
+                        properties: AMQPProperties(messageID: "old-\(index)")))
             }
             let changes = try await TestEnvironment.topology().apply(on: connection)
             #expect(changes.contains { $0.name == Topology.deadQueue && $0.action == .redeclared(moved: 3) }, "\(changes)")
@@ -104,12 +106,15 @@ struct DeadLetterSafetyTests {
             try await connection.bind(BindingDeclaration(source: Topology.controlExchange, destination: .queue(control.name)))
             let channel = try await connection.openChannel()
             func park(_ id: String, exchange: String, routingKey: String) async throws {
-                try await channel.publish(AMQPMessage(exchange: Topology.deadExchange, routingKey: routingKey, body: Array(#"{"command": "sync"}"#.utf8),
-                                                      properties: AMQPProperties(headers: [
-                                                          DeadLetters.Header.reason: "not-json",
-                                                          DeadLetters.Header.originalExchange: .string(exchange),
-                                                          DeadLetters.Header.originalRoutingKey: .string(routingKey),
-                                                      ], messageID: id)))
+                try await channel.publish(
+                    AMQPMessage(
+                        exchange: Topology.deadExchange, routingKey: routingKey, body: Array(#"{"command": "sync"}"#.utf8),
+                        properties: AMQPProperties(
+                            headers: [
+                                DeadLetters.Header.reason: "not-json",
+                                DeadLetters.Header.originalExchange: .string(exchange),
+                                DeadLetters.Header.originalRoutingKey: .string(routingKey),
+                            ], messageID: id)))
             }
             try await park("to-control", exchange: Topology.controlExchange, routingKey: "")
             try await park("to-other-queue", exchange: "", routingKey: control.name)
@@ -119,7 +124,8 @@ struct DeadLetterSafetyTests {
             #expect(Set(report.refused.map(\.message.id)) == ["to-control", "to-other-queue"])
             #expect(report.refused.first { $0.message.id == "to-control" }?.reason.contains("agentry.control") == true)
             #expect(try await connection.queueStatus(control.name).messageCount == 0, "nothing reached the control exchange")
-            #expect(try await DeadLetters.list(on: connection).map(\.id).sorted() == ["to-control", "to-other-queue"], "refused messages stay parked")
+            #expect(
+                try await DeadLetters.list(on: connection).map(\.id).sorted() == ["to-control", "to-other-queue"], "refused messages stay parked")
         }
     }
 
@@ -131,8 +137,10 @@ struct DeadLetterSafetyTests {
             try await connection.declare(queue)
             let size = 8 * 1024 * 1024
             let channel = try await connection.openChannel()
-            try await channel.publish(AMQPMessage(exchange: "", routingKey: queue.name, body: [UInt8](repeating: UInt8(ascii: "x"), count: size),
-                                                  properties: AMQPProperties(messageID: "huge")))
+            try await channel.publish(
+                AMQPMessage(
+                    exchange: "", routingKey: queue.name, body: [UInt8](repeating: UInt8(ascii: "x"), count: size),
+                    properties: AMQPProperties(messageID: "huge")))
             try await channel.publish(AMQPMessage(exchange: "", routingKey: queue.name, body: Array(#"{"small": true}"#.utf8)))
             let limit = EventWireFormat.defaultMaxBodySize
             let consumer = try await connection.consume(queue: queue.name, prefetch: 10, maxBodySize: limit)
@@ -148,7 +156,8 @@ struct DeadLetterSafetyTests {
                 Issue.record("an oversized body is not an event")
             } catch {
                 #expect(error.reason == .tooLarge)
-                try await DeadLetters(channel: try await connection.openChannel()).park(huge, reason: error.reason.description, message: error.message, queue: queue.name)
+                try await DeadLetters(channel: try await connection.openChannel()).park(
+                    huge, reason: error.reason.description, message: error.message, queue: queue.name)
             }
             huge.ack()
             small.ack()

@@ -21,15 +21,20 @@ struct ForeignMessageTests {
             let channel = try await h.connection.openChannel(confirms: true)
             let orderID = "order-42-\(id)"
             // As a common client publishes it: a plain JSON body, its own message_id, no envelope.
-            try await channel.publish(AMQPMessage(exchange: Topology.eventsExchange, routingKey: type, body: Array(#"{"order": 42}"#.utf8),
-                                                  properties: AMQPProperties(contentType: "application/json", deliveryMode: 2, priority: 2,
-                                                                             messageID: orderID)))
+            try await channel.publish(
+                AMQPMessage(
+                    exchange: Topology.eventsExchange, routingKey: type, body: Array(#"{"order": 42}"#.utf8),
+                    properties: AMQPProperties(
+                        contentType: "application/json", deliveryMode: 2, priority: 2,
+                        messageID: orderID)))
             // Beside it, in the same claim batches, events with Agentry's own ids and a number as id.
             let others = (0..<5).map { Event(type: type, payload: ["n": .int(Int64($0))]) }
             for event in others { try await h.bus.publish(event) }
             let number = Int64.random(in: 1_000_000_000...9_000_000_000)
-            try await channel.publish(AMQPMessage(exchange: Topology.eventsExchange, routingKey: type,
-                                                  body: Array(#"{"id": \#(number), "type": "\#(type)", "payload": {}, "priority": 3}"#.utf8)))
+            try await channel.publish(
+                AMQPMessage(
+                    exchange: Topology.eventsExchange, routingKey: type,
+                    body: Array(#"{"id": \#(number), "type": "\#(type)", "payload": {}, "priority": 3}"#.utf8)))
             for agent in [id, "\(id)-log"] {
                 let runs = try await h.waitForRuns(agent) { $0.filter { $0.state == .succeeded }.count == 7 }
                 #expect(runs.filter { $0.state == .succeeded }.count == 7, "\(agent): \(runs.map { "\($0.eventID) \($0.state)" })")
@@ -48,12 +53,14 @@ struct ForeignMessageTests {
         }
     }
 
-    @Test("a statement refused for its data (text PostgreSQL cannot hold) is a data error, which the worker parks instead of retrying; others are not")
+    @Test(
+        "a statement refused for its data (text PostgreSQL cannot hold) is a data error, which the worker parks instead of retrying; others are not")
     func dataErrorsAreKnown() async throws {
         try await withWorkerHarness { h in
-            let run = TaskRun(runID: UUID.version7(), agentID: TestEnvironment.uniqueName("data-"), agentVersion: "1.0.0",
-                              eventID: "nul-\(UUID().uuidString)", eventType: "bad\u{0}type", priority: .normal, workerID: "test-worker",
-                              instanceID: nil, attempt: 1, state: .running, eventAt: Date())
+            let run = TaskRun(
+                runID: UUID.version7(), agentID: TestEnvironment.uniqueName("data-"), agentVersion: "1.0.0",
+                eventID: "nul-\(UUID().uuidString)", eventType: "bad\u{0}type", priority: .normal, workerID: "test-worker",
+                instanceID: nil, attempt: 1, state: .running, eventAt: Date())
             try await h.store.ensureSlots(agentID: run.agentID, count: 1)
             do {
                 _ = try await h.store.claim(batch: [run], maxParallel: 1, workerExpiry: .seconds(10))

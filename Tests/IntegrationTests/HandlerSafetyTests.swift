@@ -15,8 +15,10 @@ import Glibc
 @Suite("Handler safety", .serialized)
 struct HandlerSafetyTests {
     /// Publishes an agent with `handler`, starts a worker for it, publishes one event and waits for its run to end.
-    func runOnce(_ h: WorkerHarness, handler: String, config: String = "auto_retry: false", extra: [String] = [],
-                 environment: [String: String] = [:]) async throws -> TaskRun {
+    func runOnce(
+        _ h: WorkerHarness, handler: String, config: String = "auto_retry: false", extra: [String] = [],
+        environment: [String: String] = [:]
+    ) async throws -> TaskRun {
         let id = TestEnvironment.uniqueName("safe-")
         _ = try await h.publishAgent(agentYAML(id: id, trigger: "safe.\(id)", handler: handler, config: config))
         let worker = try WorkerProcess(agents: [id], extra: extra, environment: environment)
@@ -48,10 +50,13 @@ struct HandlerSafetyTests {
             let id = TestEnvironment.uniqueName("orphan-")
             let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(id).pids").path
             defer { try? FileManager.default.removeItem(atPath: pidFile) }
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "orphan.\(id)", handler: """
-                exec:
-                  command: [/bin/sh, -c, 'echo $$ >> \(pidFile); /usr/bin/setsid /bin/sh -c "echo \\$\\$ >> \(pidFile); exec sleep 300" & sleep 300']
-                """))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "orphan.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sh, -c, 'echo $$ >> \(pidFile); /usr/bin/setsid /bin/sh -c "echo \\$\\$ >> \(pidFile); exec sleep 300" & sleep 300']
+                        """))
             let worker = try WorkerProcess(agents: [id])
             try await h.bus.publish(Event(type: "orphan.\(id)", payload: [:], priority: .high, source: "test"))
             let started = try await pids(in: pidFile, count: 2)
@@ -71,15 +76,19 @@ struct HandlerSafetyTests {
             let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("setsid-\(UUID().uuidString.prefix(8)).pids").path
             defer { try? FileManager.default.removeItem(atPath: pidFile) }
             // The main process exits at once; the child it left in a session of its own still holds stdout.
-            let finished = try await runOnce(h, handler: """
-                exec: {command: [/bin/sh, -c, '/usr/bin/setsid /bin/sh -c "echo \\$\\$ >> \(pidFile); exec sleep 300" & sleep 0.2; echo done']}
-                """)
+            let finished = try await runOnce(
+                h,
+                handler: """
+                    exec: {command: [/bin/sh, -c, '/usr/bin/setsid /bin/sh -c "echo \\$\\$ >> \(pidFile); exec sleep 300" & sleep 0.2; echo done']}
+                    """)
             #expect(finished.state == .succeeded, "\(finished)")
             #expect(finished.output == "done")
             // The main process runs past its timeout.
-            let timedOut = try await runOnce(h, handler: """
-                exec: {command: [/bin/sh, -c, '/usr/bin/setsid /bin/sh -c "echo \\$\\$ >> \(pidFile); exec sleep 300" & sleep 300']}
-                """, config: "auto_retry: false\ntimeout_seconds: 1")
+            let timedOut = try await runOnce(
+                h,
+                handler: """
+                    exec: {command: [/bin/sh, -c, '/usr/bin/setsid /bin/sh -c "echo \\$\\$ >> \(pidFile); exec sleep 300" & sleep 300']}
+                    """, config: "auto_retry: false\ntimeout_seconds: 1")
             #expect(timedOut.state == .timedOut, "\(timedOut)")
             let children = try await pids(in: pidFile, count: 2)
             let gone = try await TestEnvironment.eventually(timeout: .seconds(10)) { !children.contains(where: isRunning) }
@@ -94,15 +103,18 @@ struct HandlerSafetyTests {
             // A root worker's handlers run as root, who can read even a non-dumpable process's /proc files: such a
             // worker runs them as another user (--exec-user). A worker of another user is non-dumpable, enough there.
             let asRoot = getuid() == 0
-            let run = try await runOnce(h, handler: """
-                exec: {command: [/bin/sh, -c, 'echo "uid=$(id -u)"; w=$(cut -d" " -f4 /proc/$PPID/stat); for p in $PPID $w; do if tr "\\\\0" "\\\\n" < /proc/$p/environ 2>/dev/null | grep -q CANARY; then echo "read $p"; fi; done; env']}
-                """, extra: asRoot ? ["--exec-user", "nobody"] : [],
+            let run = try await runOnce(
+                h,
+                handler: """
+                    exec: {command: [/bin/sh, -c, 'echo "uid=$(id -u)"; w=$(cut -d" " -f4 /proc/$PPID/stat); for p in $PPID $w; do if tr "\\\\0" "\\\\n" < /proc/$p/environ 2>/dev/null | grep -q CANARY; then echo "read $p"; fi; done; env']}
+                    """, extra: asRoot ? ["--exec-user", "nobody"] : [],
                 environment: ["PGPASSWORD": "canary-pg", "AGENTRY_TEST_CANARY": "CANARY"])
             #expect(run.state == .succeeded, "\(run)")
             let output = run.output ?? ""
             #expect(!output.contains("read "), "the handler read the worker's environment: \(output)")
             if asRoot { #expect(output.contains("uid=\(try ExecUser.lookUp("nobody").uid)"), "\(output)") }
-            #expect(!output.contains("AGENTRY_DATABASE_URL") && !output.contains("AGENTRY_AMQP_URL") && !output.contains("canary-pg")
+            #expect(
+                !output.contains("AGENTRY_DATABASE_URL") && !output.contains("AGENTRY_AMQP_URL") && !output.contains("canary-pg")
                     && !output.contains("CANARY"), "\(output)")
             #expect(output.contains("AGENTRY_RUN_ID="))
         }
@@ -111,13 +123,16 @@ struct HandlerSafetyTests {
     @Test("resource limits from the definition apply, and the defaults otherwise")
     func limits() async throws {
         try await withWorkerHarness { h in
-            let set = try await runOnce(h, handler: """
-                exec:
-                  command: [/bin/sh, -c, 'ulimit -n; ulimit -t; ulimit -v']
-                  limits: {open_files: 64, cpu_seconds: 7, memory_mb: 2048}
-                """)
+            let set = try await runOnce(
+                h,
+                handler: """
+                    exec:
+                      command: [/bin/sh, -c, 'ulimit -n; ulimit -t; ulimit -v']
+                      limits: {open_files: 64, cpu_seconds: 7, memory_mb: 2048}
+                    """)
             #expect(set.output == "64\n7\n\(2048 * 1024)", "\(set)")
-            let defaults = try await runOnce(h, handler: "exec: {command: [/bin/sh, -c, 'ulimit -n; ulimit -t']}", config: "auto_retry: false\ntimeout_seconds: 120")
+            let defaults = try await runOnce(
+                h, handler: "exec: {command: [/bin/sh, -c, 'ulimit -n; ulimit -t']}", config: "auto_retry: false\ntimeout_seconds: 120")
             #expect(defaults.output == "1024\n120", "\(defaults)")
         }
     }
@@ -131,8 +146,9 @@ struct HandlerSafetyTests {
             try "#!/bin/sh\necho allowed\n".write(toFile: dir + "/hello", atomically: true, encoding: .utf8)
             chmod(dir + "/hello", 0o755)
             // auto_retry on: a refusal is not retried all the same.
-            let refused = try await runOnce(h, handler: "exec: {command: [sh, -c, 'echo hi']}", config: "auto_retry: true",
-                                            extra: ["--exec-allow", dir])
+            let refused = try await runOnce(
+                h, handler: "exec: {command: [sh, -c, 'echo hi']}", config: "auto_retry: true",
+                extra: ["--exec-allow", dir])
             #expect(refused.state == .failed, "\(refused)")
             #expect(refused.attempt == 1)
             let message = refused.message ?? ""
@@ -152,16 +168,19 @@ struct HandlerSafetyTests {
             #expect(redirected.state == .failed, "\(redirected)")
             #expect(redirected.exitStatus == 302)
             #expect(redirected.message?.contains("follow_redirects") == true, "\(redirected.message ?? "")")
-            let followed = try await runOnce(h, handler: "http: {url: 'http://127.0.0.1:\(server.port)/redirect', follow_redirects: true, timeout_seconds: 5}")
+            let followed = try await runOnce(
+                h, handler: "http: {url: 'http://127.0.0.1:\(server.port)/redirect', follow_redirects: true, timeout_seconds: 5}")
             #expect(followed.state == .succeeded, "\(followed)")
-            #expect(followed.result == #"{"reached": "ok"}"# || followed.result.flatMap { try? JSON.parse(Array($0.utf8)) } == .object(["reached": "ok"]))
+            #expect(
+                followed.result == #"{"reached": "ok"}"# || followed.result.flatMap { try? JSON.parse(Array($0.utf8)) } == .object(["reached": "ok"]))
             // A name goes through the pinned clients.
             let named = try await runOnce(h, handler: "http: {url: 'http://localhost:\(server.port)/ok', timeout_seconds: 5}")
             #expect(named.state == .succeeded, "\(named)")
             let denied = try await runOnce(h, handler: "http: {url: 'http://169.254.169.254/latest/meta-data', timeout_seconds: 5}")
             #expect(denied.state == .failed, "\(denied)")
             #expect(denied.message?.contains("169.254.0.0/16") == true && denied.message?.contains("--http-deny") == true, "\(denied.message ?? "")")
-            let big = try await runOnce(h, handler: "http: {url: 'http://127.0.0.1:\(server.port)/big', timeout_seconds: 5}", config: "auto_retry: true")
+            let big = try await runOnce(
+                h, handler: "http: {url: 'http://127.0.0.1:\(server.port)/big', timeout_seconds: 5}", config: "auto_retry: true")
             #expect(big.state == .failed, "\(big)")
             #expect(big.attempt == 1)
             #expect(big.message?.contains("larger than") == true, "\(big.message ?? "")")
@@ -174,10 +193,12 @@ struct HandlerSafetyTests {
             let id = TestEnvironment.uniqueName("stale-")
             _ = try await h.publishAgent(agentYAML(id: id, trigger: "work.\(id)", handler: "exec:\n  command: [/bin/echo, ok]"))
             // As an earlier version, which did not check templates in commands, could have stored it.
-            try await h.database.query(PostgresQuery(unsafeSQL: """
-                UPDATE agent_registry SET definition = jsonb_set(definition, '{handler,exec,command,0}', '"{{payload.program}}"')
-                WHERE agent_id = '\(id)'
-                """), logger: TestEnvironment.logger)
+            try await h.database.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        UPDATE agent_registry SET definition = jsonb_set(definition, '{handler,exec,command,0}', '"{{payload.program}}"')
+                        WHERE agent_id = '\(id)'
+                        """), logger: TestEnvironment.logger)
             let worker = try WorkerProcess(agents: [id])
             try await h.bus.publish(Event(type: "work.\(id)", payload: ["program": "/bin/true"], priority: .normal, source: "test"))
             let logged = try await TestEnvironment.eventually(timeout: .seconds(20)) {

@@ -3,6 +3,7 @@ import AgentryStore
 import Foundation
 import PostgresNIO
 import Testing
+
 @testable import AgentryRuntime
 
 /// After an outage of its own a worker does not declare others lost until they had a heartbeat's chance.
@@ -32,13 +33,16 @@ struct HeartbeatHealthTests {
             let silent = TestEnvironment.uniqueName("silent-worker-")
             try await h.store.register(WorkerRecord(workerID: silent, host: "elsewhere", pid: 1, version: "test", labels: [:]))
             // Its heartbeat is long expired, as it would look to a worker that could not reach PostgreSQL for a while.
-            _ = try await h.database.write("UPDATE workers SET heartbeat_at = now() - interval '1 minute' WHERE worker_id = \(silent)",
-                                           logger: TestEnvironment.logger)
+            _ = try await h.database.write(
+                "UPDATE workers SET heartbeat_at = now() - interval '1 minute' WHERE worker_id = \(silent)",
+                logger: TestEnvironment.logger)
             let id = TestEnvironment.uniqueName("sweeper-")
             _ = try await h.publishAgent(agentYAML(id: id, trigger: "sweep.\(id)", handler: "builtin: noop"))
             let worker = try WorkerProcess(agents: [id])  // heartbeat 0.5 s, expiry 3 s
             _ = try await TestEnvironment.eventually(timeout: .seconds(20)) {
-                try await h.store.workers().contains { $0.host != "elsewhere" && $0.status == "running" && $0.pid == Int(worker.process.processIdentifier) }
+                try await h.store.workers().contains {
+                    $0.host != "elsewhere" && $0.status == "running" && $0.pid == Int(worker.process.processIdentifier)
+                }
             }
             let early = try await h.store.workers().first { $0.workerID == silent }?.status
             let lost = try await TestEnvironment.eventually(timeout: .seconds(20)) {

@@ -18,13 +18,15 @@ struct HistoryRetentionTests {
     /// A new database, migrated and filled with the history above; dropped afterwards.
     static func withHistory(_ body: @Sendable (Database, String) async throws -> Void) async throws {
         try await TestEnvironment.withFreshDatabase("h") { db, url in
-            try await db.client.query("""
+            try await db.client.query(
+                """
                 INSERT INTO event_log (event_id, event_type, payload, priority, "timestamp")
                 SELECT gen_random_uuid()::text, 'history.old', '{}'::jsonb, 3, now() - interval '40 days' FROM generate_series(1, \(oldEvents))
                 UNION ALL
                 SELECT gen_random_uuid()::text, 'history.recent', '{}'::jsonb, 3, now() - interval '1 hour' FROM generate_series(1, \(recentEvents))
                 """, logger: logger)
-            try await db.client.query("""
+            try await db.client.query(
+                """
                 INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, state, started_at, finished_at)
                 SELECT gen_random_uuid(), 'history-agent', '1.0.0', gen_random_uuid(), 'history.old', 3, s,
                        now() - interval '40 days', CASE WHEN s = 'running' THEN NULL ELSE now() - interval '40 days' END
@@ -42,11 +44,13 @@ struct HistoryRetentionTests {
     static func remaining(_ db: Database) async throws -> (events: [String: Int], runs: [String: Int]) {
         var events: [String: Int] = [:], runs: [String: Int] = [:]
         for try await (type, count) in try await db.client.query(
-            "SELECT event_type, count(*)::int8 FROM event_log GROUP BY 1", logger: logger).decode((String, Int64).self) {
+            "SELECT event_type, count(*)::int8 FROM event_log GROUP BY 1", logger: logger
+        ).decode((String, Int64).self) {
             events[type] = Int(count)
         }
         for try await (key, count) in try await db.client.query(
-            "SELECT event_type || '/' || state, count(*)::int8 FROM task_runs GROUP BY 1", logger: logger).decode((String, Int64).self) {
+            "SELECT event_type || '/' || state, count(*)::int8 FROM task_runs GROUP BY 1", logger: logger
+        ).decode((String, Int64).self) {
             runs[key] = Int(count)
         }
         return (events, runs)
@@ -119,8 +123,9 @@ struct HistoryRetentionTests {
     func pruneCommand() async throws {
         try await Self.withHistory { db, url in
             let environment = ["AGENTRY_DATABASE_URL": url]
-            let bad = try TestEnvironment.run(TestEnvironment.agentryExecutable, ["history", "prune", "--older-than-days", "0"],
-                                              environment: environment)
+            let bad = try TestEnvironment.run(
+                TestEnvironment.agentryExecutable, ["history", "prune", "--older-than-days", "0"],
+                environment: environment)
             #expect(bad.status != 0)
             #expect(bad.output.contains("--older-than-days must be more than 0"), "said: \(bad.output)")
             #expect(try await Self.remaining(db).events["history.old"] == Self.oldEvents, "a refused command deletes nothing")
@@ -128,18 +133,22 @@ struct HistoryRetentionTests {
             // While another process prunes (holds the lock), the command says so and fails.
             let busy = try await db.client.withTransaction(logger: Self.logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(hashtext('agentry.history-prune'))", logger: Self.logger)
-                return try TestEnvironment.run(TestEnvironment.agentryExecutable, ["history", "prune", "--older-than-days", "30"],
-                                               environment: environment)
+                return try TestEnvironment.run(
+                    TestEnvironment.agentryExecutable, ["history", "prune", "--older-than-days", "30"],
+                    environment: environment)
             }
             #expect(busy.status != 0)
-            #expect(busy.output.contains("another process (a worker with --history-retention-days) is deleting the history now"),
-                    "said: \(busy.output)")
+            #expect(
+                busy.output.contains("another process (a worker with --history-retention-days) is deleting the history now"),
+                "said: \(busy.output)")
 
-            let result = try TestEnvironment.run(TestEnvironment.agentryExecutable, ["history", "prune", "--older-than-days", "30"],
-                                                 environment: environment)
+            let result = try TestEnvironment.run(
+                TestEnvironment.agentryExecutable, ["history", "prune", "--older-than-days", "30"],
+                environment: environment)
             #expect(result.status == 0, "said: \(result.output)")
-            #expect(result.output.contains("deleted \(Self.oldEvents) event(s) and \(Self.oldFinishedRuns) run(s) older than 30.0 day(s)"),
-                    "said: \(result.output)")
+            #expect(
+                result.output.contains("deleted \(Self.oldEvents) event(s) and \(Self.oldFinishedRuns) run(s) older than 30.0 day(s)"),
+                "said: \(result.output)")
             let left = try await Self.remaining(db)
             #expect(left.events == ["history.recent": Self.recentEvents])
             #expect(left.runs == Self.keptRuns)
@@ -169,8 +178,9 @@ struct HistoryRetentionTests {
                 let left = try await Self.remaining(db)
                 #expect(left.events == ["history.recent": Self.recentEvents])
                 #expect(left.runs == Self.keptRuns)
-                #expect(try await TestEnvironment.eventually { worker.output.contains("deleted history past its retention") },
-                        "worker said: \(worker.output)")
+                #expect(
+                    try await TestEnvironment.eventually { worker.output.contains("deleted history past its retention") },
+                    "worker said: \(worker.output)")
             } catch {
                 await worker.stop()
                 throw error

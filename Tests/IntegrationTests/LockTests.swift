@@ -20,8 +20,9 @@ struct LockTests {
                 for (index, priority) in [Priority.low, .normal, .critical].enumerated() {
                     group.addTask {
                         let manager = managers[index % 2]
-                        let hold = try await manager.acquire([resource], owner: .agent("waiter-\(priority.name)"), priority: priority,
-                                                             hold: .seconds(30), wait: .seconds(30))
+                        let hold = try await manager.acquire(
+                            [resource], owner: .agent("waiter-\(priority.name)"), priority: priority,
+                            hold: .seconds(30), wait: .seconds(30))
                         await order.append(priority.name)
                         try await Task.sleep(for: .milliseconds(30))
                         await manager.release(hold)
@@ -40,7 +41,9 @@ struct LockTests {
             #expect(try await managers[0].isAvailable(resource))
             // Events: each waiter announced its position when it queued (each newcomer ranked first), and every grant
             // and release, with increasing fencing tokens.
-            _ = try await TestEnvironment.eventually { await events.values.filter { $0.payload["resource_id"]?.stringValue == resource.id }.count == 11 }
+            _ = try await TestEnvironment.eventually {
+                await events.values.filter { $0.payload["resource_id"]?.stringValue == resource.id }.count == 11
+            }
             let mine = await events.values.filter { $0.payload["resource_id"]?.stringValue == resource.id }
             let queued = mine.filter { $0.type == "resource.queued" }
             #expect(queued.map { $0.payload["owner_id"]?.stringValue ?? "" } == ["waiter-LOW", "waiter-NORMAL", "waiter-CRITICAL"])
@@ -98,8 +101,9 @@ struct LockTests {
     @Test("a request that may wait fails with the reason when the notification session cannot open, instead of hanging")
     func notificationSessionUnavailable() async throws {
         // Nothing listens on port 1: every connection the manager opens is refused.
-        let database = Database(configuration: try DatabaseConfiguration(url: "postgres://agentry:agentry@127.0.0.1:1/agentry"),
-                                logger: TestEnvironment.logger)
+        let database = Database(
+            configuration: try DatabaseConfiguration(url: "postgres://agentry:agentry@127.0.0.1:1/agentry"),
+            logger: TestEnvironment.logger)
         var options = LockManager.Options()
         options.listenTimeout = .seconds(1)
         let manager = LockManager(database: database, workerID: "lock-test-unreachable", options: options, logger: TestEnvironment.logger) { _ in }
@@ -112,8 +116,9 @@ struct LockTests {
         manager.shutdown()
         await running.value
         #expect(error?.code == .database)
-        #expect(error?.message.hasPrefix("cannot wait for resources: the lock notification session did not open within 1.0 s (") == true,
-                "\(error?.message ?? "")")
+        #expect(
+            error?.message.hasPrefix("cannot wait for resources: the lock notification session did not open within 1.0 s (") == true,
+            "\(error?.message ?? "")")
         // The reason is the connection's own error, not a guess.
         #expect(error?.message.contains("no answer yet") == false, "\(error?.message ?? "")")
         #expect(waited < .seconds(10), "gave up after \(waited)")
@@ -139,10 +144,12 @@ struct LockTests {
             _ = try await TestEnvironment.eventually { await losses.count == 1 }
             #expect(await losses.values == [.expired(resource, at: hold.expiresAt)])
             #expect(hold.isHeld == false)
-            await manager.release(hold) // harmless after expiry
+            await manager.release(hold)  // harmless after expiry
             #expect(try await manager.status(resource).holder?.owner == .agent("next"))
             await manager.release(next)
-            _ = try await TestEnvironment.eventually { await events.values.contains { $0.type == "resource.expired" && $0.payload["resource_id"]?.stringValue == resource.id } }
+            _ = try await TestEnvironment.eventually {
+                await events.values.contains { $0.type == "resource.expired" && $0.payload["resource_id"]?.stringValue == resource.id }
+            }
         }
     }
 
@@ -154,10 +161,13 @@ struct LockTests {
             let manager = managers[0]
             let resource = device(TestEnvironment.uniqueName("hung-"))
             // A holder that takes the lock through the SQL function and then never does anything again.
-            let hung = try await PostgresConnection.connect(configuration: database.configuration.connectionConfiguration, id: 77, logger: TestEnvironment.logger)
-            let rows = try await LockStore.acquire(.init(requestID: UUID(), resources: [resource], owner: .agent("hung"), priority: .normal,
-                                                         hold: .milliseconds(500), waitUntil: nil, waiterPID: 0, workerID: nil, runID: nil,
-                                                         takebackGrace: .seconds(5)), on: hung, logger: TestEnvironment.logger)
+            let hung = try await PostgresConnection.connect(
+                configuration: database.configuration.connectionConfiguration, id: 77, logger: TestEnvironment.logger)
+            let rows = try await LockStore.acquire(
+                .init(
+                    requestID: UUID(), resources: [resource], owner: .agent("hung"), priority: .normal,
+                    hold: .milliseconds(500), waitUntil: nil, waiterPID: 0, workerID: nil, runID: nil,
+                    takebackGrace: .seconds(5)), on: hung, logger: TestEnvironment.logger)
             #expect(rows.map(\.granted) == [true])
             let started = ContinuousClock.now
             let hold = try await manager.acquire([resource], owner: .agent("rescuer"), hold: .seconds(10), wait: .seconds(10))
@@ -214,8 +224,9 @@ struct LockTests {
                             // Every fourth request needs two resources, in either order.
                             var wanted = [resources[(owner + round) % 4]]
                             if round % 4 == 3 { wanted = owner % 2 == 0 ? [resources[0], resources[1]] : [resources[1], resources[0]] }
-                            let hold = try await manager.acquire(wanted, owner: .agent("owner-\(owner)"),
-                                                                 priority: Priority.allCases[owner % 4], hold: .seconds(30), wait: .seconds(60))
+                            let hold = try await manager.acquire(
+                                wanted, owner: .agent("owner-\(owner)"),
+                                priority: Priority.allCases[owner % 4], hold: .seconds(30), wait: .seconds(60))
                             let start = ContinuousClock.now
                             try await Task.sleep(for: .milliseconds(3))
                             let end = ContinuousClock.now
@@ -229,7 +240,7 @@ struct LockTests {
                 try await group.waitForAll()
             }
             let all = await intervals.values
-            let expected = 16 * (6 + 2 * 2) // six rounds with one resource, two with two
+            let expected = 16 * (6 + 2 * 2)  // six rounds with one resource, two with two
             #expect(all.count == expected)
             for resource in resources {
                 let spans = all.filter { $0.resource == resource }.sorted { $0.start < $1.start }

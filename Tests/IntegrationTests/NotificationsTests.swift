@@ -1,8 +1,9 @@
 import AgentryRuntime
-@testable import AgentryStore
 import Foundation
 import PostgresNIO
 import Testing
+
+@testable import AgentryStore
 
 /// The process's notification session (`Database.notifications`), against the real database.
 @Suite("Notifications: one LISTEN session, shared and reopened")
@@ -24,9 +25,10 @@ struct NotificationsTests {
             #expect(try await TestEnvironment.eventually { await first.values.contains { if case .listening = $0 { true } else { false } } })
             let b = database.notifications.subscribe(to: [channelA, channelB]) { event in Task { await second.append(event) } }
             defer { b.cancel() }
-            #expect(try await TestEnvironment.eventually {
-                await Set(second.values.compactMap { if case .listening(let channel, _) = $0 { channel } else { nil } }) == [channelA, channelB]
-            })
+            #expect(
+                try await TestEnvironment.eventually {
+                    await Set(second.values.compactMap { if case .listening(let channel, _) = $0 { channel } else { nil } }) == [channelA, channelB]
+                })
             let pids = Set((await first.values + second.values).compactMap { if case .listening(_, let pid) = $0 { pid } else { nil } })
             #expect(pids.count == 1, "one session: \(pids)")
             try await notify(database, channelA, "to both")
@@ -77,8 +79,10 @@ struct NotificationsTests {
             subscription.cancel()
             let closed = try await TestEnvironment.eventually {
                 var alive = 1
-                for try await n in try await database.query("SELECT count(*)::int8 FROM pg_stat_activity WHERE pid = \(pid)::integer",
-                                                            logger: TestEnvironment.logger).decode(Int64.self) { alive = Int(n) }
+                for try await n in try await database.query(
+                    "SELECT count(*)::int8 FROM pg_stat_activity WHERE pid = \(pid)::integer",
+                    logger: TestEnvironment.logger
+                ).decode(Int64.self) { alive = Int(n) }
                 return alive == 0
             }
             #expect(closed)
@@ -93,8 +97,9 @@ struct OwnSessionTests {
     func setupPastDeadline() async throws {
         let started = ContinuousClock.now
         let error = await #expect(throws: StoreError.self) {
-            _ = try await Database.openSession(TestEnvironment.configuration.database, setup: "SELECT pg_sleep(10)",
-                                               within: .milliseconds(500), logger: TestEnvironment.logger)
+            _ = try await Database.openSession(
+                TestEnvironment.configuration.database, setup: "SELECT pg_sleep(10)",
+                within: .milliseconds(500), logger: TestEnvironment.logger)
         }
         #expect(error?.message.contains("did not set up a new session within") == true, "\(String(describing: error))")
         #expect(ContinuousClock.now - started < .seconds(4), "gave up after \(ContinuousClock.now - started)")
@@ -112,10 +117,12 @@ struct OwnSessionTests {
         try await Database.with(TestEnvironment.configuration.database, logger: TestEnvironment.logger) { db in
             let ended = try await TestEnvironment.eventually {
                 var count = 0
-                for try await n in try await db.query("""
+                for try await n in try await db.query(
+                    """
                     SELECT count(*)::int8 FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                                                 WHERE application_name = \(name) AND query LIKE '%pg_sleep%') t
-                    """, logger: TestEnvironment.logger).decode(Int64.self) { count = Int(n) }
+                    """, logger: TestEnvironment.logger
+                ).decode(Int64.self) { count = Int(n) }
                 return count == 1
             }
             #expect(ended, "the session's backend was found and ended")

@@ -18,7 +18,8 @@ struct PinnedHTTPClientTests {
         // `.invalid` never resolves (RFC 6761): the answer can only come through the pin.
         var request = HTTPClientRequest(url: "http://agentry-pin-check.invalid:\(server.port)/ok")
         request.method = .GET
-        let body = try await clients.withClient(host: "agentry-pin-check.invalid", address: "127.0.0.1", configuration: HandlerRunner.configuration) { client in
+        let body = try await clients.withClient(host: "agentry-pin-check.invalid", address: "127.0.0.1", configuration: HandlerRunner.configuration) {
+            client in
             let response = try await client.execute(request, timeout: .seconds(5))
             return String(buffer: try await response.body.collect(upTo: 1 << 16))
         }
@@ -45,10 +46,16 @@ struct PinnedHTTPClientTests {
     @Test("a name is checked on every address it has; a literal address is not pinned")
     func targets() async throws {
         let denied = await PinnedHTTPClients.target(host: "localhost", deny: [try AddressRange("127.0.0.0/8")])
-        guard case .refused(let why) = denied else { Issue.record("\(denied)"); return }
+        guard case .refused(let why) = denied else {
+            Issue.record("\(denied)")
+            return
+        }
         #expect(why.contains("127.0.0.1") && why.contains("--http-deny"), "\(why)")
         let pinned = await PinnedHTTPClients.target(host: "localhost", deny: AddressRange.linkLocal)
-        guard case .pinned(let addresses) = pinned else { Issue.record("\(pinned)"); return }
+        guard case .pinned(let addresses) = pinned else {
+            Issue.record("\(pinned)")
+            return
+        }
         #expect(addresses.contains("127.0.0.1"), "\(addresses)")
         #expect(await PinnedHTTPClients.target(host: "127.0.0.1", deny: AddressRange.linkLocal) == .unpinned)
         #expect(await PinnedHTTPClients.target(host: "agentry-pin-check.invalid", deny: AddressRange.linkLocal) == .unpinned)
@@ -61,8 +68,9 @@ struct PinnedHTTPClientTests {
         let runner = HandlerRunner(logger: TestEnvironment.logger, httpClient: HandlerRunner.client)
         var request = HTTPClientRequest(url: "http://agentry-pin-check.invalid:\(server.port)/ok")
         request.method = .GET
-        let (response, body) = try await runner.exchange(request, host: "agentry-pin-check.invalid", target: .pinned(["::1", "127.0.0.1"]),
-                                                          deadline: .now() + .seconds(5), bodyLimit: 1 << 16)
+        let (response, body) = try await runner.exchange(
+            request, host: "agentry-pin-check.invalid", target: .pinned(["::1", "127.0.0.1"]),
+            deadline: .now() + .seconds(5), bodyLimit: 1 << 16)
         #expect(response.status.code == 200)
         #expect(String(decoding: body, as: UTF8.self) == #"{"reached": "ok"}"#)
     }

@@ -1,8 +1,8 @@
 import AMQP
 import AgentryBus
+import AgentryCore
 import AgentryRuntime
 import AgentryStore
-import AgentryCore
 import Foundation
 import Testing
 
@@ -14,7 +14,12 @@ struct ReconnectTests {
         defer { TestEnvironment.deleteVhost(vhost) }
         let publisherConnection = try await TestEnvironment.connect(vhost: vhost)
         let consumerConnection = try await TestEnvironment.connect(vhost: vhost)
-        defer { Task { await publisherConnection.close(); await consumerConnection.close() } }
+        defer {
+            Task {
+                await publisherConnection.close()
+                await consumerConnection.close()
+            }
+        }
         _ = try await TestEnvironment.topology().apply(on: publisherConnection)
         let bus = try await EventBus(connection: publisherConnection, logger: TestEnvironment.logger)
         try await bus.declareAgentQueue("reconnect", patterns: ["test.reconnect.#"])
@@ -64,7 +69,9 @@ struct InFlightPublishTests {
         let body = [UInt8](repeating: 7, count: 256)
         // Cut the connection from outside while publishes are in flight, and keep publishing (500 at a time)
         // until the client has reconnected.
-        let killer = Task.detached { try TestEnvironment.run("rabbitmqctl", ["close_all_connections", "-p", vhost, "agentry test: in-flight publishes"]) }
+        let killer = Task.detached {
+            try TestEnvironment.run("rabbitmqctl", ["close_all_connections", "-p", vhost, "agentry test: in-flight publishes"])
+        }
         var outcomes: [Result<Void, AMQPError>] = []
         let deadline = ContinuousClock.now + .seconds(60)
         while connection.reconnectCount == 0 && ContinuousClock.now < deadline {
@@ -72,7 +79,8 @@ struct InFlightPublishTests {
                 for _ in 0..<500 {
                     group.addTask {
                         do {
-                            try await channel.publish(AMQPMessage(exchange: "", routingKey: queue, body: body, properties: AMQPProperties(deliveryMode: 2)))
+                            try await channel.publish(
+                                AMQPMessage(exchange: "", routingKey: queue, body: body, properties: AMQPProperties(deliveryMode: 2)))
                             return .success(())
                         } catch let error as AMQPError {
                             return .failure(error)
@@ -123,7 +131,8 @@ struct EventLogRedeliveryTests {
                 try await store.count(type: type) >= ids.count
             }
             #expect(all)
-            #expect(try await TestEnvironment.waitUntilSettled(Topology.eventLogQueue, vhost: vhost), "the event log has taken and written everything")
+            #expect(
+                try await TestEnvironment.waitUntilSettled(Topology.eventLogQueue, vhost: vhost), "the event log has taken and written everything")
             #expect(try await store.count(type: type) == ids.count, "one row per event")
             #expect(try await store.count(eventID: ids[1499]) == 1)
         }

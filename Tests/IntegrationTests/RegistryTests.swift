@@ -9,8 +9,10 @@ import PostgresNIO
 import Testing
 
 /// A valid definition with the given id, version and triggers.
-func definitionYAML(id: String, version: String, triggers: [(String, String)], description: String = "Test agent.",
-                    pools: [String] = [], subagents: [(String, String)] = [], skills: [String] = []) -> String {
+func definitionYAML(
+    id: String, version: String, triggers: [(String, String)], description: String = "Test agent.",
+    pools: [String] = [], subagents: [(String, String)] = [], skills: [String] = []
+) -> String {
     var yaml = """
         metadata:
           id: \(id)
@@ -34,15 +36,24 @@ func definitionYAML(id: String, version: String, triggers: [(String, String)], d
     return yaml
 }
 
-func definition(id: String, version: String, triggers: [(String, String)], description: String = "Test agent.",
-                pools: [String] = [], subagents: [(String, String)] = [], skills: [String] = []) throws -> AgentDefinition {
-    try AgentDefinition.parse(yaml: definitionYAML(id: id, version: version, triggers: triggers, description: description, pools: pools,
-                                                   subagents: subagents, skills: skills))
+func definition(
+    id: String, version: String, triggers: [(String, String)], description: String = "Test agent.",
+    pools: [String] = [], subagents: [(String, String)] = [], skills: [String] = []
+) throws -> AgentDefinition {
+    try AgentDefinition.parse(
+        yaml: definitionYAML(
+            id: id, version: version, triggers: triggers, description: description, pools: pools,
+            subagents: subagents, skills: skills))
 }
 
 /// Routing keys bound from agentry.route to a queue, as the broker reports them.
 func brokerBindings(queue: String) throws -> Set<String> {
-    let result = try TestEnvironment.run("rabbitmqctl", ["list_bindings", "-p", TestEnvironment.configuration.amqp.virtualHost, "-q", "--no-table-headers", "source_name", "destination_name", "routing_key"])
+    let result = try TestEnvironment.run(
+        "rabbitmqctl",
+        [
+            "list_bindings", "-p", TestEnvironment.configuration.amqp.virtualHost, "-q", "--no-table-headers", "source_name", "destination_name",
+            "routing_key",
+        ])
     var keys = Set<String>()
     for line in result.output.split(separator: "\n") {
         let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
@@ -95,7 +106,9 @@ struct RegistryTests {
             #expect(try await registry.register(changedDraft) == .replaced)
             #expect(try await registry.register(first) == .replaced)
             var rows = 0
-            for try await n in try await database.client.query("SELECT count(*)::int8 FROM agent_event_triggers WHERE agent_id = \(id)", logger: TestEnvironment.logger).decode(Int64.self) {
+            for try await n in try await database.client.query(
+                "SELECT count(*)::int8 FROM agent_event_triggers WHERE agent_id = \(id)", logger: TestEnvironment.logger
+            ).decode(Int64.self) {
                 rows = Int(n)
             }
             #expect(rows == 2, "two triggers, stored once although registered four times")
@@ -124,9 +137,11 @@ struct RegistryTests {
             #expect(try await registry.register(current) == .created)
             _ = try await registry.publish(agentID: id, version: "1.0.0")
             // The same definition as the registry stored it before (every field written, defaults included).
-            let earlier = #"{"config":{"approval_required_for":[],"auto_retry":true,"feedback_collection":true,"max_parallel_tasks":3,"task_events":true,"timeout_seconds":3600},"event_pools":[],"goal":{"description":"g","type":"continuous"},"handler":{"builtin":"noop"},"metadata":{"author":"me","description":"Stored by an earlier version.","id":"ID","name":"Old","version":"1.0.0"},"on_busy":"queue","permissions":{"database":[],"devices":[],"external":[]},"resources":[],"skills":[],"subagents":[],"triggers":[{"priority":"high","type":"test.old.ID"}]}"#
+            let earlier =
+                #"{"config":{"approval_required_for":[],"auto_retry":true,"feedback_collection":true,"max_parallel_tasks":3,"task_events":true,"timeout_seconds":3600},"event_pools":[],"goal":{"description":"g","type":"continuous"},"handler":{"builtin":"noop"},"metadata":{"author":"me","description":"Stored by an earlier version.","id":"ID","name":"Old","version":"1.0.0"},"on_busy":"queue","permissions":{"database":[],"devices":[],"external":[]},"resources":[],"skills":[],"subagents":[],"triggers":[{"priority":"high","type":"test.old.ID"}]}"#
                 .replacingOccurrences(of: "ID", with: id)
-            try await database.client.query("UPDATE agent_registry SET definition = \(earlier)::jsonb WHERE agent_id = \(id)", logger: TestEnvironment.logger)
+            try await database.client.query(
+                "UPDATE agent_registry SET definition = \(earlier)::jsonb WHERE agent_id = \(id)", logger: TestEnvironment.logger)
             #expect(try await registry.definition(agentID: id)?.1 == current, "the earlier form reads back as the same definition")
             #expect(try await registry.register(current) == .unchanged, "applying the same file again is fine")
             let changed = try AgentDefinition.parse(yaml: yaml.replacingOccurrences(of: "builtin: noop", with: "builtin: log"))
@@ -135,8 +150,9 @@ struct RegistryTests {
         }
     }
 
-    @Test("the agent's lock: a session that ends while it is held costs the operation nothing, and leaves the lock free",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "the agent's lock: a session that ends while it is held costs the operation nothing, and leaves the lock free",
+        .timeLimit(.minutes(1)))
     func agentLockSessionEnds() async throws {
         try await withRegistry { _, _, _, database in
             let store = AgentRegistryStore(database: database, logger: TestEnvironment.logger)
@@ -145,11 +161,13 @@ struct RegistryTests {
             let client = database.client
             @Sendable func holders() async throws -> [Int32] {
                 var pids: [Int32] = []
-                for try await pid in try await client.query("""
+                for try await pid in try await client.query(
+                    """
                     SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
                       AND classid::int8 = (hashtextextended(\(key), 1) >> 32) & 4294967295
                       AND objid::int8 = hashtextextended(\(key), 1) & 4294967295
-                    """, logger: TestEnvironment.logger).decode(Int32.self) { pids.append(pid) }
+                    """, logger: TestEnvironment.logger
+                ).decode(Int32.self) { pids.append(pid) }
                 return pids
             }
             let value = try await store.withAgentLock(agentID) {
@@ -176,9 +194,12 @@ struct RegistryTests {
             let id = TestEnvironment.uniqueName("rebind-")
             let queue = "agentry.agent.\(id)"
             defer { Task { try? await connection.deleteQueue(queue) } }
-            _ = try await registry.register(definition(id: id, version: "1.0.0", triggers: [("test.keep.\(id)", "normal"), ("test.drop.\(id)", "normal")]))
-            _ = try await registry.register(definition(id: id, version: "1.1.0", triggers: [("test.keep.\(id)", "normal"), ("test.new.\(id).*", "high")],
-                                                       pools: ["deployments"]))
+            _ = try await registry.register(
+                definition(id: id, version: "1.0.0", triggers: [("test.keep.\(id)", "normal"), ("test.drop.\(id)", "normal")]))
+            _ = try await registry.register(
+                definition(
+                    id: id, version: "1.1.0", triggers: [("test.keep.\(id)", "normal"), ("test.new.\(id).*", "high")],
+                    pools: ["deployments"]))
             _ = try await registry.publish(agentID: id, version: "1.0.0")
             #expect(try brokerBindings(queue: queue) == ["test.keep.\(id)", "test.drop.\(id)"])
             let publication = try await registry.publish(agentID: id, version: "1.1.0")
@@ -203,12 +224,16 @@ struct RegistryTests {
     func publishTimeReferences() async throws {
         try await withRegistry { registry, _, _, _ in
             let id = TestEnvironment.uniqueName("refs-")
-            _ = try await registry.register(definition(id: id, version: "1.0.0", triggers: [("test.refs.\(id)", "low")],
-                                                       pools: ["alert"], subagents: [("nobody-\(id)", "^1.0")], skills: ["screenshot", "screenshoot"]))
+            _ = try await registry.register(
+                definition(
+                    id: id, version: "1.0.0", triggers: [("test.refs.\(id)", "low")],
+                    pools: ["alert"], subagents: [("nobody-\(id)", "^1.0")], skills: ["screenshot", "screenshoot"]))
             let error = await #expect(throws: RegistryError.self) { _ = try await registry.publish(agentID: id) }
-            #expect(error?.message.contains("'alert' is not declared in the topology's event pools (event-pools.yaml) (did you mean 'alerts'?)") == true)
+            #expect(
+                error?.message.contains("'alert' is not declared in the topology's event pools (event-pools.yaml) (did you mean 'alerts'?)") == true)
             #expect(error?.message.contains("'nobody-\(id)' has no published version") == true)
-            #expect(error?.message.contains("'screenshoot' is not declared in the topology's skills (skills.yaml) (did you mean 'screenshot'?)") == true)
+            #expect(
+                error?.message.contains("'screenshoot' is not declared in the topology's skills (skills.yaml) (did you mean 'screenshot'?)") == true)
             #expect(error?.message.contains("'screenshot' is not") == false)
             #expect(try await registry.list().first { $0.agentID == id }?.activeVersion == nil)
         }
@@ -252,8 +277,10 @@ struct RegistryTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let fileA = directory.appendingPathComponent("a.yaml").path
         let fileB = directory.appendingPathComponent("b.yaml").path
-        try definitionYAML(id: id, version: "1.0.0", triggers: [("test.race.a.\(id)", "normal")]).write(toFile: fileA, atomically: true, encoding: .utf8)
-        try definitionYAML(id: id, version: "1.1.0", triggers: [("test.race.b.\(id)", "normal")]).write(toFile: fileB, atomically: true, encoding: .utf8)
+        try definitionYAML(id: id, version: "1.0.0", triggers: [("test.race.a.\(id)", "normal")]).write(
+            toFile: fileA, atomically: true, encoding: .utf8)
+        try definitionYAML(id: id, version: "1.1.0", triggers: [("test.race.b.\(id)", "normal")]).write(
+            toFile: fileB, atomically: true, encoding: .utf8)
         let executable = TestEnvironment.agentryExecutable
         let environment: [String: String] = [:]
         try await TestEnvironment.migrate()
@@ -279,7 +306,9 @@ struct RegistryTests {
                 let state = try #require(try await store.state(of: id))
                 let expected: Set<String> = state.activeVersion == "1.0.0" ? ["test.race.a.\(id)"] : ["test.race.b.\(id)"]
                 #expect(Set(state.boundPatterns) == expected)
-                #expect(try brokerBindings(queue: queue) == expected, "round \(round): broker bindings match the active version \(state.activeVersion ?? "-")")
+                #expect(
+                    try brokerBindings(queue: queue) == expected,
+                    "round \(round): broker bindings match the active version \(state.activeVersion ?? "-")")
                 #expect(try await registry.list().first { $0.agentID == id }?.versions.count == 2)
             }
         }

@@ -35,7 +35,11 @@ final class HeadlessBrowser: @unchecked Sendable {
                 return try JSON.parse(Array(line))
             }
             let chunk = output.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw BrowserError("the browser driver ended (are Debian's chromium and chromium-driver, and selenium in .build/test-venv, installed? Scripts/test installs them)") }
+            guard !chunk.isEmpty else {
+                throw BrowserError(
+                    "the browser driver ended (are Debian's chromium and chromium-driver, and selenium in .build/test-venv, installed? Scripts/test installs them)"
+                )
+            }
             buffer.append(chunk)
         }
     }
@@ -80,7 +84,9 @@ struct StatusPageBrowserTests {
             #expect(try browser.wait(20, "\(instance)?.dataset.state === 'idle'"), "the agent's instance should appear, idle")
             #expect(try browser.eval("!!document.querySelector('[data-testid=agent][data-agent-id=\"\(id)\"]')") == .bool(true))
             // Focus on the test's agent with the selector, as an operator would.
-            _ = try browser.eval("(() => { const s = document.getElementById('agent-select'); s.value = '\(id)'; s.dispatchEvent(new Event('change')); return s.value })()")
+            _ = try browser.eval(
+                "(() => { const s = document.getElementById('agent-select'); s.value = '\(id)'; s.dispatchEvent(new Event('change')); return s.value })()"
+            )
             #expect(try browser.eval("document.querySelectorAll('[data-testid=instance]').length") == .int(1))
 
             #expect(try await a.request(.POST, "/api/events/alerts/blackscreen?device_id=tv-\(id)").status == 202)
@@ -90,15 +96,17 @@ struct StatusPageBrowserTests {
             let shot = Self.artifacts.appendingPathComponent("status-page.png").path
             #expect(try browser.send("shot \(shot)")[path: "ok"] == .bool(true))
             #expect(FileManager.default.fileExists(atPath: shot))
-            #expect(try browser.wait(15, "\(instance)?.dataset.state === 'idle' && !!document.querySelector('[data-testid=run][data-state=succeeded]')"),
-                    "back to idle, with the succeeded run listed")
+            #expect(
+                try browser.wait(15, "\(instance)?.dataset.state === 'idle' && !!document.querySelector('[data-testid=run][data-state=succeeded]')"),
+                "back to idle, with the succeeded run listed")
             #expect(try browser.wait(5, "[...document.querySelectorAll('[data-testid=event]')].some(e => e.dataset.type === 'agent.task.completed')"))
             // A button sends the kept token: Pause reaches the agent's desired state.
             _ = try browser.eval("document.querySelector('[data-testid=agent][data-agent-id=\"\(id)\"] button[data-action=pause]')?.click()")
-            #expect(try await TestEnvironment.eventually {
-                try await a.request(.GET, "/api/agents").json?[path: "agents"]?.arrayValue?
-                    .first { $0[path: "agent_id"]?.stringValue == id }?[path: "desired_state"] == "paused"
-            }, "the page's Pause button, with the token it kept, paused the agent")
+            #expect(
+                try await TestEnvironment.eventually {
+                    try await a.request(.GET, "/api/agents").json?[path: "agents"]?.arrayValue?
+                        .first { $0[path: "agent_id"]?.stringValue == id }?[path: "desired_state"] == "paused"
+                }, "the page's Pause button, with the token it kept, paused the agent")
             browser.close()
 
             // At a phone's width the page does not overflow sideways.

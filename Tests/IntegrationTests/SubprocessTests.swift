@@ -74,8 +74,9 @@ struct SubprocessTests {
     @Test("a program that does not exist is refused with its name")
     func missingProgram() throws {
         #expect {
-            _ = try Subprocess(argv: ["agentry-no-such-program"], environment: Self.environment, workingDirectory: nil, stdin: [],
-                               outputLimit: 100)
+            _ = try Subprocess(
+                argv: ["agentry-no-such-program"], environment: Self.environment, workingDirectory: nil, stdin: [],
+                outputLimit: 100)
         } throws: { error in
             "\(error)".contains("cannot start agentry-no-such-program: no such program")
         }
@@ -83,7 +84,7 @@ struct SubprocessTests {
 
     @Test("many children at once each get their own output, and every descriptor is closed afterwards")
     func manyChildren() async throws {
-        _ = try await run(["true"])   // the reactor's own descriptors exist from here on
+        _ = try await run(["true"])  // the reactor's own descriptors exist from here on
         let before = try childDescriptors()
         let outputs = try await withThrowingTaskGroup(of: (Int, Subprocess.Output).self) { group in
             for index in 0..<200 {

@@ -22,11 +22,19 @@ struct TLSTests {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let d = directory.path
             let steps: [[String]] = [
-                ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Agentry Test CA", "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.pem"],
+                [
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Agentry Test CA", "-keyout", "\(d)/ca.key", "-out",
+                    "\(d)/ca.pem",
+                ],
                 ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "\(d)/server.key", "-out", "\(d)/server.csr"],
-                ["x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial", "-days", "1",
-                 "-extfile", "\(d)/ext.cnf", "-out", "\(d)/server.pem"],
-                ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Someone Else", "-keyout", "\(d)/other.key", "-out", "\(d)/other.pem"],
+                [
+                    "x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial", "-days", "1",
+                    "-extfile", "\(d)/ext.cnf", "-out", "\(d)/server.pem",
+                ],
+                [
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Someone Else", "-keyout", "\(d)/other.key", "-out",
+                    "\(d)/other.pem",
+                ],
             ]
             try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(toFile: "\(d)/ext.cnf", atomically: true, encoding: .utf8)
             for step in steps {
@@ -40,8 +48,12 @@ struct TLSTests {
             // Started in the background by a shell that prints its pid, so that stopping it is a plain kill. The shell
             // closes every inherited descriptor above 2 first: Foundation's Process watches one of them to notice that
             // the shell exited, and socat must not keep it open.
-            let started = try TestEnvironment.run("bash", ["-c",
-                "for fd in $(ls /proc/$$/fd); do [ $fd -gt 2 ] && eval \"exec $fd>&-\" 2>/dev/null; done; socat openssl-listen:\(port),reuseaddr,fork,cert=\(d)/server-bundle.pem,verify=0 tcp:\(amqp.host):\(amqp.port) >/dev/null 2>&1 </dev/null & echo $!"])
+            let started = try TestEnvironment.run(
+                "bash",
+                [
+                    "-c",
+                    "for fd in $(ls /proc/$$/fd); do [ $fd -gt 2 ] && eval \"exec $fd>&-\" 2>/dev/null; done; socat openssl-listen:\(port),reuseaddr,fork,cert=\(d)/server-bundle.pem,verify=0 tcp:\(amqp.host):\(amqp.port) >/dev/null 2>&1 </dev/null & echo $!",
+                ])
             guard let pid = Int32(started.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
                 throw TopologyTestError("cannot start socat: \(started.output)")
             }
@@ -71,7 +83,8 @@ struct TLSTests {
         let terminator = try Terminator()
         defer { terminator.stop() }
         let amqp = TestEnvironment.configuration.amqp
-        let url = "amqps://\(amqp.user):\(amqp.password)@localhost:\(terminator.port)/\(amqp.virtualHostPathSegment)?cacertfile=\(terminator.directory.path)/ca.pem"
+        let url =
+            "amqps://\(amqp.user):\(amqp.password)@localhost:\(terminator.port)/\(amqp.virtualHostPathSegment)?cacertfile=\(terminator.directory.path)/ca.pem"
         let configuration = try AMQPConfiguration(url: url)
         #expect(configuration.tls?.verifyPeer == true)
         let connection = AMQPConnection(configuration: configuration, logger: TestEnvironment.logger)
@@ -96,7 +109,8 @@ struct TLSTests {
         let terminator = try Terminator()
         defer { terminator.stop() }
         let amqp = TestEnvironment.configuration.amqp
-        let url = "amqps://\(amqp.user):\(amqp.password)@localhost:\(terminator.port)/\(amqp.virtualHostPathSegment)?cacertfile=\(terminator.directory.path)/other.pem"
+        let url =
+            "amqps://\(amqp.user):\(amqp.password)@localhost:\(terminator.port)/\(amqp.virtualHostPathSegment)?cacertfile=\(terminator.directory.path)/other.pem"
         var lastError: AMQPError?
         let connection = AMQPConnection(configuration: try AMQPConfiguration(url: url), logger: TestEnvironment.logger)
         do {

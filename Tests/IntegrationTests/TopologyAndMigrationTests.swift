@@ -94,8 +94,9 @@ struct MigrationTests {
     func builtInMatchesFiles() throws {
         let sources = TestEnvironment.repositoryRoot.appendingPathComponent("Sources")
         let files = try Migration.load(directory: sources.appendingPathComponent("AgentryStore/Migrations").path)
-        #expect(Migration.builtIn.map(\.version) == files.map(\.version),
-                "a file of Sources/AgentryStore/Migrations is missing from Migration+BuiltIn.swift, or the reverse")
+        #expect(
+            Migration.builtIn.map(\.version) == files.map(\.version),
+            "a file of Sources/AgentryStore/Migrations is missing from Migration+BuiltIn.swift, or the reverse")
         #expect(Migration.builtIn == files, "a built-in migration differs from its file")
         #expect(try Migration.load(directory: nil) == files)
         let topology = try Topology.load(directory: sources.appendingPathComponent("AgentryBus/Topology").path)
@@ -117,7 +118,9 @@ struct MigrationTests {
             let appliedLines = results.flatMap { $0.output.split(separator: "\n").filter { $0.hasPrefix("applied ") } }
             #expect(appliedLines.count == migrations.count, "each migration is applied by exactly one process: \(appliedLines)")
             var versions: [Int] = []
-            for try await v in try await db.client.query("SELECT version FROM schema_migrations ORDER BY version", logger: TestEnvironment.logger).decode(Int.self) {
+            for try await v in try await db.client.query("SELECT version FROM schema_migrations ORDER BY version", logger: TestEnvironment.logger)
+                .decode(Int.self)
+            {
                 versions.append(v)
             }
             #expect(versions == migrations.map(\.version))

@@ -12,7 +12,6 @@ import Testing
 import Glibc
 #endif
 
-
 /// Pause, resume, cancel, new versions, retirement, labels, and what a worker keeps of its own records.
 @Suite("Worker control", .serialized)
 struct WorkerControlTests {
@@ -35,7 +34,10 @@ struct WorkerControlTests {
             try await expectStates([.paused, .paused])
             for _ in 0..<5 { try await h.bus.publish(Event(type: "ctl.\(id)", priority: .normal, source: "test")) }
             // All five arrived and none was taken (no delivery outstanding) though both workers are up.
-            #expect(try await TestEnvironment.eventually { try TestEnvironment.queueCounts("agentry.agent.\(id)").map { $0.ready == 5 && $0.unacked == 0 } ?? false })
+            #expect(
+                try await TestEnvironment.eventually {
+                    try TestEnvironment.queueCounts("agentry.agent.\(id)").map { $0.ready == 5 && $0.unacked == 0 } ?? false
+                })
             #expect(try await h.runs(id).isEmpty)
 
             // A worker that starts now obeys the persisted pause.
@@ -68,10 +70,13 @@ struct WorkerControlTests {
             let id = TestEnvironment.uniqueName("cancel-")
             let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(id).pid").path
             defer { try? FileManager.default.removeItem(atPath: pidFile) }
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "cancel.\(id)", handler: """
-                exec:
-                  command: [/bin/sh, -c, 'echo $$ > \(pidFile); sleep 60']
-                """))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "cancel.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sh, -c, 'echo $$ > \(pidFile); sleep 60']
+                        """))
             let stopped = try await h.bus.subscribe(to: "agent.task.#")
             let worker = try WorkerProcess(agents: [id])
             try await h.bus.publish(Event(type: "cancel.\(id)", priority: .normal, source: "test"))
@@ -91,7 +96,10 @@ struct WorkerControlTests {
             // Only agent.task.started: a cancelled run is neither completed nor failed.
             var types: [String] = []
             var iterator = stopped.makeAsyncIterator()
-            if let first = try await iterator.next() { types.append(first.event.type); first.ack() }
+            if let first = try await iterator.next() {
+                types.append(first.event.type)
+                first.ack()
+            }
             stopped.cancel()
             #expect(types == ["agent.task.started"])
             await worker.stop()
@@ -103,10 +111,13 @@ struct WorkerControlTests {
     func cancelQueuedRetry() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("unretry-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "oops.\(id)", handler: """
-                exec:
-                  command: [/bin/false]
-                """, extra: "retry:\n  attempts: 3\n  backoff: {initial_seconds: 2}\n"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "oops.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/false]
+                        """, extra: "retry:\n  attempts: 3\n  backoff: {initial_seconds: 2}\n"))
             let worker = try WorkerProcess(agents: [id])
             try await h.bus.publish(Event(type: "oops.\(id)", priority: .normal, source: "test"))
             let failed = try await h.waitForRuns(id) { $0.first?.state == .failed }
@@ -133,10 +144,13 @@ struct WorkerControlTests {
             _ = try await h.publishAgent(v1)
             let worker = try WorkerProcess(agents: [id])
             #expect(try await TestEnvironment.eventually { try await h.store.instances(agentID: id).first?.version == "1.0.0" })
-            let v2 = agentYAML(id: id, trigger: "up.\(id)", handler: """
-                exec:
-                  command: [/bin/sleep, "0.5"]
-                """, config: "max_parallel_tasks: 3").replacingOccurrences(of: "version: 1.0.0", with: "version: 1.1.0")
+            let v2 = agentYAML(
+                id: id, trigger: "up.\(id)",
+                handler: """
+                    exec:
+                      command: [/bin/sleep, "0.5"]
+                    """, config: "max_parallel_tasks: 3"
+            ).replacingOccurrences(of: "version: 1.0.0", with: "version: 1.1.0")
             _ = try await h.publishAgent(v2)
             // The publish announces agent.published; workers pick it up at their next sync (1 s in tests).
             #expect(try await TestEnvironment.eventually { try await h.store.instances(agentID: id).first?.version == "1.1.0" })
@@ -154,10 +168,13 @@ struct WorkerControlTests {
     func retiredAgentDrains() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("retire-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "old.\(id)", handler: """
-                exec:
-                  command: [/bin/sleep, "0.3"]
-                """, config: "max_parallel_tasks: 1"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "old.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sleep, "0.3"]
+                        """, config: "max_parallel_tasks: 1"))
             let worker = try WorkerProcess(agents: [id])
             #expect(try await TestEnvironment.eventually { try await h.store.instances(agentID: id).first?.state == .idle })
             for _ in 0..<5 { try await h.bus.publish(Event(type: "old.\(id)", priority: .normal, source: "test")) }
@@ -177,8 +194,10 @@ struct WorkerControlTests {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("label-")
             let missing = TestEnvironment.uniqueName("typo-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "lab.\(id)", handler: "builtin: noop",
-                                                   extra: "worker_labels: {lab: lab-2}\n"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "lab.\(id)", handler: "builtin: noop",
+                    extra: "worker_labels: {lab: lab-2}\n"))
             let elsewhere = try WorkerProcess(agents: [id, missing], extra: ["--label", "lab=lab-1"])
             let nextToIt = try WorkerProcess(agents: [id], extra: ["--label", "lab=lab-2", "--label", "rack=7"])
             #expect(try await TestEnvironment.eventually { try await h.store.instances(agentID: id).count == 1 })
@@ -207,15 +226,18 @@ struct WorkerControlTests {
             let prefix = TestEnvironment.uniqueName("retention-")
             let agentID = "\(prefix)-agent"
             // old-stopped and old-lost ended two hours ago, recent-stopped a minute ago; running never ended.
-            let ended = ["old-stopped": (status: "stopped", ago: 7200), "old-lost": (status: "lost", ago: 7200),
-                         "recent-stopped": (status: "stopped", ago: 60), "running": (status: "running", ago: 0)]
+            let ended = [
+                "old-stopped": (status: "stopped", ago: 7200), "old-lost": (status: "lost", ago: 7200),
+                "recent-stopped": (status: "stopped", ago: 60), "running": (status: "running", ago: 0),
+            ]
             for (name, end) in ended {
                 let workerID = "\(prefix)-\(name)"
                 try await h.store.register(WorkerRecord(workerID: workerID, host: "test-host", pid: 1, version: "test", labels: [:]))
                 _ = try await h.store.upsertInstance(workerID: workerID, agentID: agentID, version: "1.0.0", state: .idle)
                 guard end.status != "running" else { continue }
                 try await h.store.markWorker(workerID, status: end.status)
-                try await h.database.client.query("""
+                try await h.database.client.query(
+                    """
                     UPDATE workers SET stopped_at = now() - make_interval(secs => \(end.ago)) WHERE worker_id = \(workerID)
                     """, logger: TestEnvironment.logger)
             }
@@ -238,11 +260,13 @@ struct WorkerControlTests {
                 var changes: Int64 = -1
                 for try await value in try await client.query(
                     "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'task_runs' AND schemaname = current_schema()",
-                    logger: TestEnvironment.logger).decode(Int64.self) { changes = value }
+                    logger: TestEnvironment.logger
+                ).decode(Int64.self) { changes = value }
                 return changes
             }
             func insertRuns(_ count: Int) async throws {
-                try await client.query("""
+                try await client.query(
+                    """
                     INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, state)
                     SELECT gen_random_uuid(), \(agentID), '1.0.0', gen_random_uuid(), 'stats.test', 3, 'succeeded'
                     FROM generate_series(1, \(count))

@@ -31,8 +31,9 @@ struct HeldSpan: Sendable {
 
     init?(_ run: TaskRun) {
         guard let text = run.result, let json = try? JSON.parse(Array(text.utf8)),
-              let start = json[path: "start"]?.intValue, let end = json[path: "end"]?.intValue,
-              let token = json[path: "token"]?.intValue, let resources = json[path: "resources"]?.stringValue else { return nil }
+            let start = json[path: "start"]?.intValue, let end = json[path: "end"]?.intValue,
+            let token = json[path: "token"]?.intValue, let resources = json[path: "resources"]?.stringValue
+        else { return nil }
         self.run = run
         self.start = start
         self.end = end
@@ -53,9 +54,11 @@ struct WorkerLockTests {
     func contentionAcrossWorkers() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("devlock-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "check.\(id)", handler: reportingHandler,
-                                                   config: "max_parallel_tasks: 8",
-                                                   extra: controlsDevices + "resources: [\"device:{{payload.device}}\"]\n"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "check.\(id)", handler: reportingHandler,
+                    config: "max_parallel_tasks: 8",
+                    extra: controlsDevices + "resources: [\"device:{{payload.device}}\"]\n"))
             let workers = [try WorkerProcess(agents: [id]), try WorkerProcess(agents: [id])]
             let devices = ["\(id)-a", "\(id)-b"]
             for n in 0..<32 {
@@ -84,10 +87,14 @@ struct WorkerLockTests {
         try await withWorkerHarness { h in
             let prefix = TestEnvironment.uniqueName("dl-")
             let forward = "\(prefix)-ab", backward = "\(prefix)-ba"
-            _ = try await h.publishAgent(agentYAML(id: forward, trigger: "pair.\(prefix)", handler: reportingHandler, config: "max_parallel_tasks: 4",
-                                                   extra: controlsDevices + "resources: [\"device:\(prefix)-A\", \"device:\(prefix)-B\"]\n"))
-            _ = try await h.publishAgent(agentYAML(id: backward, trigger: "pair.\(prefix)", handler: reportingHandler, config: "max_parallel_tasks: 4",
-                                                   extra: controlsDevices + "resources: [\"device:\(prefix)-B\", \"device:\(prefix)-A\"]\n"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: forward, trigger: "pair.\(prefix)", handler: reportingHandler, config: "max_parallel_tasks: 4",
+                    extra: controlsDevices + "resources: [\"device:\(prefix)-A\", \"device:\(prefix)-B\"]\n"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: backward, trigger: "pair.\(prefix)", handler: reportingHandler, config: "max_parallel_tasks: 4",
+                    extra: controlsDevices + "resources: [\"device:\(prefix)-B\", \"device:\(prefix)-A\"]\n"))
             let workers = [try WorkerProcess(agents: [forward, backward]), try WorkerProcess(agents: [forward, backward])]
             for _ in 0..<12 {
                 try await h.bus.publish(Event(type: "pair.\(prefix)", payload: ["sleep": "0.01"], priority: .normal, source: "test"))
@@ -113,8 +120,10 @@ struct WorkerLockTests {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("lockprio-")
             let resource = ResourceKey(type: "device", id: id)
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "use.\(id)", handler: reportingHandler, config: "max_parallel_tasks: 4",
-                                                   extra: controlsDevices + "resources: [\"device:\(id)\"]\n"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "use.\(id)", handler: reportingHandler, config: "max_parallel_tasks: 4",
+                    extra: controlsDevices + "resources: [\"device:\(id)\"]\n"))
             let locks = LockStore(database: h.database, logger: TestEnvironment.logger)
             let worker = try WorkerProcess(agents: [id])
             try await h.bus.publish(Event(type: "use.\(id)", payload: ["sleep": "1.5", "order": "first"], priority: .normal, source: "test"))
@@ -138,8 +147,10 @@ struct WorkerLockTests {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("lockkill-")
             let resource = ResourceKey(type: "device", id: id)
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "use.\(id)", handler: reportingHandler, config: "max_parallel_tasks: 2",
-                                                   extra: controlsDevices + "resources: [\"device:\(id)\"]\n"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "use.\(id)", handler: reportingHandler, config: "max_parallel_tasks: 2",
+                    extra: controlsDevices + "resources: [\"device:\(id)\"]\n"))
             let locks = LockStore(database: h.database, logger: TestEnvironment.logger)
             let first = try WorkerProcess(agents: [id])
             let long = Event(type: "use.\(id)", payload: ["sleep": "6"], priority: .normal, source: "test")
@@ -169,8 +180,10 @@ struct WorkerLockTests {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("fence-")
             let resource = ResourceKey(type: "device", id: id)
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "use.\(id)", handler: reportingHandler, config: "auto_retry: false",
-                                                   extra: controlsDevices + "resources: [\"device:{{payload.device}}\"]\n"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "use.\(id)", handler: reportingHandler, config: "auto_retry: false",
+                    extra: controlsDevices + "resources: [\"device:{{payload.device}}\"]\n"))
             let locks = LockStore(database: h.database, logger: TestEnvironment.logger)
             let worker = try WorkerProcess(agents: [id])
             try await h.bus.publish(Event(type: "use.\(id)", payload: ["sleep": "20", "device": .string(id)], priority: .normal, source: "test"))

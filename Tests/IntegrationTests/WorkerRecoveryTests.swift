@@ -12,7 +12,6 @@ import Testing
 import Glibc
 #endif
 
-
 /// Workers killed, handed over, cut off from the broker or the database, and shut down: every event completes once.
 @Suite("Worker recovery", .serialized)
 struct WorkerRecoveryTests {
@@ -20,10 +19,13 @@ struct WorkerRecoveryTests {
     func sigkillRecovery() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("kill-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "long.\(id)", handler: """
-                exec:
-                  command: [/bin/sleep, "2"]
-                """, config: "max_parallel_tasks: 1"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "long.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sleep, "2"]
+                        """, config: "max_parallel_tasks: 1"))
             let first = try WorkerProcess(agents: [id])
             try await h.bus.publish(Event(type: "long.\(id)", priority: .normal, source: "test"))
             let running = try await h.waitForRuns(id) { $0.contains { $0.state == .running } }
@@ -51,16 +53,21 @@ struct WorkerRecoveryTests {
     func longRunHandover() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("long-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "long.\(id)", handler: """
-                exec:
-                  command: [/bin/sh, -c, 'sleep 3; echo "{\\"attempt\\": $AGENTRY_ATTEMPT}"']
-                """, config: "max_parallel_tasks: 1"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "long.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sh, -c, 'sleep 3; echo "{\\"attempt\\": $AGENTRY_ATTEMPT}"']
+                        """, config: "max_parallel_tasks: 1"))
             let first = try WorkerProcess(agents: [id], extra: ["--ack-deadline-seconds", "1"])
             try await h.bus.publish(Event(type: "long.\(id)", priority: .normal, source: "test"))
             _ = try await h.waitForRuns(id) { $0.contains { $0.state == .running } }
             // Past the deadline the delivery is acked while the task still runs: nothing unacked, nothing ready.
             let acked = try await TestEnvironment.eventually(timeout: .seconds(4)) {
-                let listing = try TestEnvironment.run("rabbitmqctl", ["list_queues", "-p", TestEnvironment.configuration.amqp.virtualHost, "-q", "--no-table-headers", "name", "messages"])
+                let listing = try TestEnvironment.run(
+                    "rabbitmqctl",
+                    ["list_queues", "-p", TestEnvironment.configuration.amqp.virtualHost, "-q", "--no-table-headers", "name", "messages"])
                 let line = listing.output.split(separator: "\n").first { $0.hasPrefix("agentry.agent.\(id)\t") }
                 return line?.hasSuffix("\t0") == true
             }
@@ -109,10 +116,13 @@ struct WorkerRecoveryTests {
     func survivesBrokerConnectionLoss() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("reconnect-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "steady.\(id)", handler: """
-                exec:
-                  command: [/bin/sleep, "0.1"]
-                """, config: "max_parallel_tasks: 4"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "steady.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sleep, "0.1"]
+                        """, config: "max_parallel_tasks: 4"))
             let worker = try WorkerProcess(agents: [id])
             var events: [Event] = []
             for n in 0..<40 {
@@ -146,9 +156,10 @@ struct WorkerRecoveryTests {
             let id = TestEnvironment.uniqueName("pgloss-")
             _ = try await h.publishAgent(agentYAML(id: id, trigger: "pgloss.\(id)", handler: "builtin: noop", config: "max_parallel_tasks: 64"))
             let worker = try WorkerProcess(agents: [id])
-            #expect(try await TestEnvironment.eventually {
-                try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 1
-            }, "\(worker.output)")
+            #expect(
+                try await TestEnvironment.eventually {
+                    try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 1
+                }, "\(worker.output)")
             let count = 4000
             let events = (0..<count).map { n in
                 Event(type: "pgloss.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test")
@@ -163,7 +174,8 @@ struct WorkerRecoveryTests {
             var rounds = 0
             while rounds < 300 {
                 if try await Self.succeededCount(h, id) >= count * 2 / 3 { break }
-                let rows = try await h.database.query("""
+                let rows = try await h.database.query(
+                    """
                     SELECT count(*)::int8 FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                                                 WHERE application_name LIKE \(pattern)) t
                     """, logger: TestEnvironment.logger)
@@ -193,7 +205,9 @@ struct WorkerRecoveryTests {
             // server closed a connection while rows waited for the reader.
             #expect(status == 0 && output.contains("worker stopped"), "the worker kept running and stopped cleanly: \(output.suffix(2000))")
             #expect(done, "every event completed: \(completed.count) of \(count); \(terminated) connections terminated in \(rounds) rounds")
-            #expect(ids.subtracting(completed).isEmpty, "not completed: \(ids.subtracting(completed).count), e.g. \(ids.subtracting(completed).sorted().prefix(3))")
+            #expect(
+                ids.subtracting(completed).isEmpty,
+                "not completed: \(ids.subtracting(completed).count), e.g. \(ids.subtracting(completed).sorted().prefix(3))")
             #expect(runs.filter { $0.state == .running }.isEmpty, "no run is left running: \(runs.filter { $0.state == .running }.count)")
             await h.cleanup(id)
         }
@@ -208,20 +222,24 @@ struct WorkerRecoveryTests {
         var n = 0
         for try await value in try await h.database.query(
             "SELECT count(*)::int8 FROM task_runs WHERE agent_id = \(agentID) AND state = 'succeeded'",
-            logger: TestEnvironment.logger).decode(Int64.self) { n = Int(value) }
+            logger: TestEnvironment.logger
+        ).decode(Int64.self) { n = Int(value) }
         return n
     }
 
-    @Test("a claim tried again after its answer was lost gets back its run and slot, or is told the run ended when its worker was declared lost in between; a run declared lost while it went on is recorded when it ends")
+    @Test(
+        "a claim tried again after its answer was lost gets back its run and slot, or is told the run ended when its worker was declared lost in between; a run declared lost while it went on is recorded when it ends"
+    )
     func claimRetryIsIdempotent() async throws {
         try await withWorkerHarness { h in
             let agentID = TestEnvironment.uniqueName("reclaim-")
             let workerID = "\(agentID)-worker"
             try await h.store.register(WorkerRecord(workerID: workerID, host: "test-host", pid: 1, version: "test", labels: [:]))
             try await h.store.ensureSlots(agentID: agentID, count: 2)
-            let run = TaskRun(runID: UUID(), agentID: agentID, agentVersion: "1.0.0", eventID: UUID().uuidString.lowercased(),
-                              eventType: "test.reclaim", priority: .normal, workerID: workerID, instanceID: nil, attempt: 1,
-                              state: .running, eventAt: Date())
+            let run = TaskRun(
+                runID: UUID(), agentID: agentID, agentVersion: "1.0.0", eventID: UUID().uuidString.lowercased(),
+                eventType: "test.reclaim", priority: .normal, workerID: workerID, instanceID: nil, attempt: 1,
+                state: .running, eventAt: Date())
             // Another run of `run`'s agent and worker, for an event of its own.
             let another = { () -> TaskRun in
                 var other = run
@@ -242,10 +260,12 @@ struct WorkerRecoveryTests {
             #expect(runs.map(\.runID) == [run.runID], "one run recorded")
             // Its worker declared lost while the run goes on (heartbeats that could not reach the database), as
             // expireWorkers does: the run is lost, its slot free. The worker still records how it ended.
-            try await h.database.query("UPDATE task_runs SET state = 'lost', finished_at = now() WHERE run_id = \(run.runID)",
-                                       logger: TestEnvironment.logger)
-            try await h.database.query("UPDATE agent_slots SET run_id = NULL, worker_id = NULL WHERE agent_id = \(agentID)",
-                                       logger: TestEnvironment.logger)
+            try await h.database.query(
+                "UPDATE task_runs SET state = 'lost', finished_at = now() WHERE run_id = \(run.runID)",
+                logger: TestEnvironment.logger)
+            try await h.database.query(
+                "UPDATE agent_slots SET run_id = NULL, worker_id = NULL WHERE agent_id = \(agentID)",
+                logger: TestEnvironment.logger)
             #expect(try await h.store.finish(run.runID, agentID: agentID, slot: 0, .init(state: .succeeded)))
             runs = try await h.runs(agentID)
             #expect(runs.map(\.state) == [.succeeded], "the run that went on is recorded: \(runs.map(\.state))")
@@ -254,8 +274,9 @@ struct WorkerRecoveryTests {
             // the retry: the retry is told the run ended, and a claim under a new run id takes a slot.
             let late = another()
             #expect(try await h.store.claim(batch: [late], maxParallel: 2, workerExpiry: .seconds(30)) == [.claimed(slot: 0)])
-            try await h.database.query("UPDATE workers SET heartbeat_at = now() - interval '1 hour' WHERE worker_id = \(workerID)",
-                                       logger: TestEnvironment.logger)
+            try await h.database.query(
+                "UPDATE workers SET heartbeat_at = now() - interval '1 hour' WHERE worker_id = \(workerID)",
+                logger: TestEnvironment.logger)
             let declared = try await h.store.expireWorkers(expiry: .seconds(30))
             #expect(declared.contains(workerID))
             #expect(try await h.store.heartbeat(workerID: workerID), "the worker's heartbeats reach the database again")
@@ -272,20 +293,24 @@ struct WorkerRecoveryTests {
             // as a dead worker's: they may hold runs whose claims' answers it lost. Another worker may.
             let held = another()
             #expect(try await h.store.claim(batch: [held], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)])
-            try await h.database.query("UPDATE workers SET heartbeat_at = now() - interval '1 minute' WHERE worker_id = \(workerID)",
-                                       logger: TestEnvironment.logger)
+            try await h.database.query(
+                "UPDATE workers SET heartbeat_at = now() - interval '1 minute' WHERE worker_id = \(workerID)",
+                logger: TestEnvironment.logger)
             let next = another()
             #expect(try await h.store.claim(batch: [next], maxParallel: 1, workerExpiry: .seconds(30)) == [.busy], "its own slot stays its run's")
-            #expect(try await h.store.claim(batch: [held], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)],
-                    "the retry of the held run still finds it")
+            #expect(
+                try await h.store.claim(batch: [held], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)],
+                "the retry of the held run still finds it")
             let otherWorker = "\(workerID)-other"
             try await h.store.register(WorkerRecord(workerID: otherWorker, host: "test-host", pid: 2, version: "test", labels: [:]))
             var elsewhereNext = next
             elsewhereNext.workerID = otherWorker
-            #expect(try await h.store.claim(batch: [elsewhereNext], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)],
-                    "a live worker takes the slot of a worker whose heartbeat expired")
-            #expect(try await h.store.claim(batch: [held], maxParallel: 1, workerExpiry: .seconds(30)) == [.ended(state: .running)],
-                    "the held run's retry is told its run lost its slot")
+            #expect(
+                try await h.store.claim(batch: [elsewhereNext], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)],
+                "a live worker takes the slot of a worker whose heartbeat expired")
+            #expect(
+                try await h.store.claim(batch: [held], maxParallel: 1, workerExpiry: .seconds(30)) == [.ended(state: .running)],
+                "the held run's retry is told its run lost its slot")
             try await h.database.query("DELETE FROM workers WHERE worker_id = \(otherWorker)", logger: TestEnvironment.logger)
 
             // An outcome written again (its first try committed, but the connection closed before that was confirmed)
@@ -296,12 +321,14 @@ struct WorkerRecoveryTests {
             #expect(try await h.store.claim(batch: [done], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)])
             #expect(try await h.store.finish(done.runID, agentID: agentID, slot: 0, .init(state: .succeeded)))
             #expect(try await h.store.finish(done.runID, agentID: agentID, slot: 0, .init(state: .succeeded)), "written again: recorded")
-            #expect(try await h.store.finish(done.runID, agentID: agentID, slot: 0, .init(state: .cancelled)) == false,
-                    "another outcome than the one recorded is refused")
+            #expect(
+                try await h.store.finish(done.runID, agentID: agentID, slot: 0, .init(state: .cancelled)) == false,
+                "another outcome than the one recorded is refused")
             #expect(try await h.store.runs(eventID: done.eventID).map(\.state) == [.succeeded])
             let after = another()
-            #expect(try await h.store.claim(batch: [after], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)],
-                    "its slot was given back")
+            #expect(
+                try await h.store.claim(batch: [after], maxParallel: 1, workerExpiry: .seconds(30)) == [.claimed(slot: 0)],
+                "its slot was given back")
 
             try await h.database.query("DELETE FROM task_runs WHERE agent_id = \(agentID)", logger: TestEnvironment.logger)
             try await h.database.query("DELETE FROM agent_slots WHERE agent_id = \(agentID)", logger: TestEnvironment.logger)
@@ -313,10 +340,13 @@ struct WorkerRecoveryTests {
     func gracefulShutdown() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("term-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "term.\(id)", handler: """
-                exec:
-                  command: [/bin/sleep, "1.5"]
-                """))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "term.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sleep, "1.5"]
+                        """))
             let worker = try WorkerProcess(agents: [id])
             try await h.bus.publish(Event(type: "term.\(id)", priority: .normal, source: "test"))
             _ = try await h.waitForRuns(id) { $0.contains { $0.state == .running } }
@@ -340,9 +370,10 @@ struct WorkerRecoveryTests {
             _ = try await h.publishAgent(agentYAML(id: id, trigger: "idle.\(id)", handler: "builtin: noop"))
             // A minute between heartbeats: the loop sleeps through the whole test once it has sent its first one.
             let worker = try WorkerProcess(agents: [id], extra: ["--heartbeat-seconds", "60", "--worker-expiry-seconds", "180"])
-            #expect(try await TestEnvironment.eventually {
-                try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 1
-            }, "\(worker.output)")
+            #expect(
+                try await TestEnvironment.eventually {
+                    try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount == 1
+                }, "\(worker.output)")
             let pid = Int(worker.pid)
             #expect(try await TestEnvironment.eventually { try await h.store.workers().contains { $0.pid == pid } }, "its first heartbeat is in")
             let signalled = ContinuousClock.now

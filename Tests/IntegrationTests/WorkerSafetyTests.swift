@@ -19,10 +19,13 @@ struct WorkerSafetyTests {
     func declaredLostStopsRuns() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("lost-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "long.\(id)", handler: """
-                exec:
-                  command: [/bin/sleep, "60"]
-                """, config: "max_parallel_tasks: 1"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "long.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sleep, "60"]
+                        """, config: "max_parallel_tasks: 1"))
             let worker = try WorkerProcess(agents: [id])
             try await h.bus.publish(Event(type: "long.\(id)", priority: .normal, source: "test"))
             let running = try await h.waitForRuns(id) { $0.contains { $0.state == .running } }
@@ -30,9 +33,11 @@ struct WorkerSafetyTests {
             let workerID = try #require(first.workerID)
             // As another worker does when this one's heartbeats expired (here while they go on).
             try await h.database.query("UPDATE workers SET status = 'lost' WHERE worker_id = \(workerID)", logger: TestEnvironment.logger)
-            try await h.database.query("UPDATE task_runs SET state = 'lost', finished_at = now() WHERE run_id = \(first.runID)", logger: TestEnvironment.logger)
+            try await h.database.query(
+                "UPDATE task_runs SET state = 'lost', finished_at = now() WHERE run_id = \(first.runID)", logger: TestEnvironment.logger)
             let runs = try await h.waitForRuns(id, timeout: .seconds(15)) { runs in
-                runs.contains { $0.runID == first.runID && $0.state == .cancelled } && runs.contains { $0.runID != first.runID && $0.state == .running }
+                runs.contains { $0.runID == first.runID && $0.state == .cancelled }
+                    && runs.contains { $0.runID != first.runID && $0.state == .running }
             }
             let stopped = try #require(runs.first { $0.runID == first.runID })
             #expect(stopped.state == .cancelled, "\(runs.map(\.state))")
@@ -71,10 +76,13 @@ struct WorkerSafetyTests {
     func alarmDoesNotStopAcks() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("alarm-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "work.\(id)", handler: """
-                exec:
-                  command: [/bin/sleep, "{{payload.seconds}}"]
-                """, config: "max_parallel_tasks: 2"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "work.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sleep, "{{payload.seconds}}"]
+                        """, config: "max_parallel_tasks: 2"))
             let worker = try WorkerProcess(agents: [id])
             // Two runs that end at different times while the alarm is on, so that the first one's announcement is
             // published (which blocks a connection that publishes) before the second one is acked.
@@ -104,18 +112,24 @@ struct WorkerSafetyTests {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("norecord-")
             let function = "agentry_test_refuse_\(id.replacingOccurrences(of: "-", with: "_"))"
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "work.\(id)", handler: "builtin: noop", config: "max_parallel_tasks: 1\ntask_events: false"))
+            _ = try await h.publishAgent(
+                agentYAML(id: id, trigger: "work.\(id)", handler: "builtin: noop", config: "max_parallel_tasks: 1\ntask_events: false"))
             // Every outcome of this agent's runs is refused by the database.
-            try await h.database.query(PostgresQuery(unsafeSQL: """
-                CREATE FUNCTION \(function)() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN RAISE EXCEPTION 'test: outcomes of %s are refused', OLD.agent_id; END $$
-                """), logger: TestEnvironment.logger)
-            try await h.database.query(PostgresQuery(unsafeSQL: """
-                CREATE TRIGGER \(function) BEFORE UPDATE ON task_runs FOR EACH ROW
-                WHEN (OLD.agent_id = '\(id)' AND NEW.state <> 'running') EXECUTE FUNCTION \(function)()
-                """), logger: TestEnvironment.logger)
+            try await h.database.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        CREATE FUNCTION \(function)() RETURNS trigger LANGUAGE plpgsql AS $$
+                        BEGIN RAISE EXCEPTION 'test: outcomes of %s are refused', OLD.agent_id; END $$
+                        """), logger: TestEnvironment.logger)
+            try await h.database.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        CREATE TRIGGER \(function) BEFORE UPDATE ON task_runs FOR EACH ROW
+                        WHEN (OLD.agent_id = '\(id)' AND NEW.state <> 'running') EXECUTE FUNCTION \(function)()
+                        """), logger: TestEnvironment.logger)
             let dropTrigger = { @Sendable in
-                _ = try? await h.database.query(PostgresQuery(unsafeSQL: "DROP TRIGGER IF EXISTS \(function) ON task_runs"), logger: TestEnvironment.logger)
+                _ = try? await h.database.query(
+                    PostgresQuery(unsafeSQL: "DROP TRIGGER IF EXISTS \(function) ON task_runs"), logger: TestEnvironment.logger)
                 _ = try? await h.database.query(PostgresQuery(unsafeSQL: "DROP FUNCTION IF EXISTS \(function)()"), logger: TestEnvironment.logger)
             }
             do {

@@ -12,7 +12,6 @@ import Testing
 import Glibc
 #endif
 
-
 /// Handlers end to end, limits across workers, priorities, busy policy and lifecycle events.
 @Suite("Workers", .serialized)
 struct WorkerTests {
@@ -23,13 +22,17 @@ struct WorkerTests {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent(id).path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let script = #"cat > stdin.json; printf '{"run": "%s", "event": "%s", "greeting": "%s", "events": [{"type": "done.%s", "payload": {"n": 1}, "priority": "high"}]}' "$AGENTRY_RUN_ID" "$AGENTRY_EVENT_ID" "$GREETING" "$AGENTRY_AGENT_ID"; echo oops >&2"#
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "work.\(id)", filters: "{kind: good}", handler: """
-                exec:
-                  command: [/bin/sh, -c, '\(script.replacingOccurrences(of: "'", with: "''"))']
-                  env: {GREETING: "hello {{payload.name}}"}
-                  working_directory: \(dir)
-                """))
+            let script =
+                #"cat > stdin.json; printf '{"run": "%s", "event": "%s", "greeting": "%s", "events": [{"type": "done.%s", "payload": {"n": 1}, "priority": "high"}]}' "$AGENTRY_RUN_ID" "$AGENTRY_EVENT_ID" "$GREETING" "$AGENTRY_AGENT_ID"; echo oops >&2"#
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "work.\(id)", filters: "{kind: good}",
+                    handler: """
+                        exec:
+                          command: [/bin/sh, -c, '\(script.replacingOccurrences(of: "'", with: "''"))']
+                          env: {GREETING: "hello {{payload.name}}"}
+                          working_directory: \(dir)
+                        """))
             let followUps = try await h.bus.subscribe(to: "done.\(id)")
             let lifecycle = try await h.bus.subscribe(to: "agent.task.*")
             let worker = try WorkerProcess(agents: [id])
@@ -92,12 +95,15 @@ struct WorkerTests {
             let server = try await HTTPTestServer()
             defer { server.stop() }
             let id = TestEnvironment.uniqueName("http-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "hook.\(id)", handler: """
-                http:
-                  url: http://127.0.0.1:\(server.port)/{{payload.path}}
-                  headers: {X-Test: "{{payload.path}}"}
-                  timeout_seconds: 5
-                """, config: "auto_retry: false"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "hook.\(id)",
+                    handler: """
+                        http:
+                          url: http://127.0.0.1:\(server.port)/{{payload.path}}
+                          headers: {X-Test: "{{payload.path}}"}
+                          timeout_seconds: 5
+                        """, config: "auto_retry: false"))
             let followUps = try await h.bus.subscribe(to: "answered.#")
             let worker = try WorkerProcess(agents: [id])
             let good = Event(type: "hook.\(id)", payload: ["path": "ok"], priority: .high, source: "test")
@@ -133,10 +139,13 @@ struct WorkerTests {
             let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(id).pids").path
             defer { try? FileManager.default.removeItem(atPath: pidFile) }
             // The handler starts a grandchild that ignores nothing, then waits; both must be gone after the timeout.
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "slow.\(id)", handler: """
-                exec:
-                  command: [/bin/sh, -c, 'sleep 300 & echo $! > \(pidFile); echo $$ >> \(pidFile); sleep 300']
-                """, config: "timeout_seconds: 1\nauto_retry: false"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "slow.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sh, -c, 'sleep 300 & echo $! > \(pidFile); echo $$ >> \(pidFile); sleep 300']
+                        """, config: "timeout_seconds: 1\nauto_retry: false"))
             let worker = try WorkerProcess(agents: [id], extra: [])
             try await h.bus.publish(Event(type: "slow.\(id)", priority: .normal, source: "test"))
             let runs = try await h.waitForRuns(id) { $0.first?.state.isFinished == true }
@@ -156,10 +165,13 @@ struct WorkerTests {
     func retriesThenDeadLetter() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("retry-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "flaky.\(id)", priority: "high", handler: """
-                exec:
-                  command: [/bin/sh, -c, 'echo "no luck on try $AGENTRY_ATTEMPT" >&2; exit 3']
-                """, extra: "retry:\n  attempts: 3\n  backoff: {initial_seconds: 0.5, multiplier: 2, max_seconds: 5}\n"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "flaky.\(id)", priority: "high",
+                    handler: """
+                        exec:
+                          command: [/bin/sh, -c, 'echo "no luck on try $AGENTRY_ATTEMPT" >&2; exit 3']
+                        """, extra: "retry:\n  attempts: 3\n  backoff: {initial_seconds: 0.5, multiplier: 2, max_seconds: 5}\n"))
             let failures = try await h.bus.subscribe(to: "agent.task.failed")
             let worker = try WorkerProcess(agents: [id])
             let event = Event(type: "flaky.\(id)", payload: ["x": 1], priority: .high, source: "test")
@@ -179,7 +191,10 @@ struct WorkerTests {
             var failed: ReceivedEvent?
             for try await received in failures {
                 received.ack()
-                if received.event.payload["agent_id"] == .string(id) { failed = received; break }
+                if received.event.payload["agent_id"] == .string(id) {
+                    failed = received
+                    break
+                }
             }
             failures.cancel()
             #expect(failed?.event.payload["event_id"] == .string(event.id.rawValue))
@@ -198,8 +213,9 @@ struct WorkerTests {
             let again = try await h.waitForRuns(id, timeout: .seconds(30)) { $0.filter { $0.state == .failed }.count == 6 }
             #expect(again.filter { $0.attempt == 1 }.count == 2)
             await worker.stop()
-            #expect(try await DeadLetters.list(on: h.connection, limit: 10_000).filter { $0.id == event.id.rawValue }.count == 1,
-                    "the second round parks it again")
+            #expect(
+                try await DeadLetters.list(on: h.connection, limit: 10_000).filter { $0.id == event.id.rawValue }.count == 1,
+                "the second round parks it again")
             await h.cleanup(id)
             // Unpark it: replayed to the deleted queue, it is dropped, and the shared parking lot stays clean.
             _ = try await dead.replay(on: h.connection, ids: [event.id.rawValue])
@@ -210,10 +226,13 @@ struct WorkerTests {
     func parallelLimitAcrossWorkers() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("limit-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "busy.\(id)", handler: """
-                exec:
-                  command: [/bin/sleep, "0.3"]
-                """, config: "max_parallel_tasks: 2"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "busy.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sleep, "0.3"]
+                        """, config: "max_parallel_tasks: 2"))
             let workers = [try WorkerProcess(agents: [id]), try WorkerProcess(agents: [id])]
             for n in 0..<12 {
                 try await h.bus.publish(Event(type: "busy.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
@@ -232,18 +251,22 @@ struct WorkerTests {
     func workersShareTheLimit() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("share-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "share.\(id)", handler: """
-                exec:
-                  command: [/bin/sleep, "0.4"]
-                """, config: "max_parallel_tasks: 4"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "share.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sleep, "0.4"]
+                        """, config: "max_parallel_tasks: 4"))
             let first = try WorkerProcess(agents: [id])
             let second = try WorkerProcess(agents: [id])
             /// Waits until `instances` instances take events (each counting the others with a heartbeat: 0.5 s in
             /// tests) and their rows show the prefetch they took; returns those prefetches.
             func settle(instances: Int, expecting expected: [Int]) async throws -> [Int] {
-                #expect(try await TestEnvironment.eventually {
-                    try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == instances
-                })
+                #expect(
+                    try await TestEnvironment.eventually {
+                        try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == instances
+                    })
                 let prefetches = { try await h.store.instances(agentID: id).compactMap(\.consumingPrefetch) }
                 _ = try await TestEnvironment.eventually { try await prefetches() == expected }
                 return try await prefetches()
@@ -285,15 +308,19 @@ struct WorkerTests {
     func priorityBehindBacklog() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("prio-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "job.\(id)", priority: "low", handler: "builtin: noop",
-                                                   config: "max_parallel_tasks: 2\ntask_events: false"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "job.\(id)", priority: "low", handler: "builtin: noop",
+                    config: "max_parallel_tasks: 2\ntask_events: false"))
             for n in 0..<1000 {
                 try await h.bus.publish(Event(type: "job.\(id)", payload: ["n": .int(Int64(n))], priority: .low, source: "test"))
             }
             let critical = Event(type: "job.\(id)", payload: ["urgent": true], priority: .critical, source: "test")
             try await h.bus.publish(critical)
             let worker = try WorkerProcess(agents: [id])
-            let runs = try await h.waitForRuns(id, timeout: .seconds(60)) { $0.contains { $0.eventID == critical.id.rawValue && $0.state.isFinished } }
+            let runs = try await h.waitForRuns(id, timeout: .seconds(60)) {
+                $0.contains { $0.eventID == critical.id.rawValue && $0.state.isFinished }
+            }
             await worker.stop()
             let ordered = runs.sorted { $0.startedAt < $1.startedAt }
             let position = try #require(ordered.firstIndex { $0.eventID == critical.id.rawValue })
@@ -302,7 +329,8 @@ struct WorkerTests {
             // started first. Every run knows when its delivery arrived, between its publish and its start.
             let problems = Self.deliveryOrderProblems(ordered, critical: position)
             #expect(problems.overtaking.isEmpty, "LOW runs received after the CRITICAL one but started before it: \(problems.overtaking)")
-            #expect(problems.unordered.isEmpty, "runs without received_at, or received before their publish or after their start: \(problems.unordered)")
+            #expect(
+                problems.unordered.isEmpty, "runs without received_at, or received before their publish or after their start: \(problems.unordered)")
             await h.cleanup(id)
         }
     }
@@ -316,7 +344,8 @@ struct WorkerTests {
         for (index, run) in ordered.enumerated() {
             if index < critical, (run.receivedAt ?? .distantPast) > received { overtaking.append(run.runID) }
             guard let arrived = run.receivedAt, let published = run.eventAt,
-                  arrived.timeIntervalSince(published) > -0.005, run.startedAt.timeIntervalSince(arrived) > -0.005 else {
+                arrived.timeIntervalSince(published) > -0.005, run.startedAt.timeIntervalSince(arrived) > -0.005
+            else {
                 unordered.append(run.runID)
                 continue
             }
@@ -328,10 +357,13 @@ struct WorkerTests {
     func busyDrop() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("drop-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "burst.\(id)", handler: """
-                exec:
-                  command: [/bin/sleep, "1"]
-                """, config: "max_parallel_tasks: 1", extra: "on_busy: drop\n"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "burst.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sleep, "1"]
+                        """, config: "max_parallel_tasks: 1", extra: "on_busy: drop\n"))
             let worker = try WorkerProcess(agents: [id])
             try await h.bus.publish(Event(type: "burst.\(id)", priority: .normal, source: "test"))
             _ = try await h.waitForRuns(id) { $0.contains { $0.state == .running } }
@@ -351,19 +383,23 @@ struct WorkerTests {
     func startedAnnouncementTime() async throws {
         try await withWorkerHarness { h in
             let id = TestEnvironment.uniqueName("stamp-")
-            _ = try await h.publishAgent(agentYAML(id: id, trigger: "stamp.\(id)", handler: """
-                exec:
-                  command: [/bin/sleep, "1"]
-                """, config: "max_parallel_tasks: 1"))
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "stamp.\(id)",
+                    handler: """
+                        exec:
+                          command: [/bin/sleep, "1"]
+                        """, config: "max_parallel_tasks: 1"))
             // Two workers, each holding a delivery (a share of one slot is one): the second delivery waits in its
             // worker, retrying its claim, until the first run gives the slot back.
             let first = try WorkerProcess(agents: [id])
             let second = try WorkerProcess(agents: [id])
-            #expect(try await TestEnvironment.eventually {
-                let instances = try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id]
-                let consumers = try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount
-                return instances == 2 && consumers == 2
-            })
+            #expect(
+                try await TestEnvironment.eventually {
+                    let instances = try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id]
+                    let consumers = try await h.connection.queueStatus("agentry.agent.\(id)").consumerCount
+                    return instances == 2 && consumers == 2
+                })
             for n in 0..<2 {
                 try await h.bus.publish(Event(type: "stamp.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
             }
@@ -372,12 +408,14 @@ struct WorkerTests {
             await second.stop()
             let ordered = runs.sorted { $0.startedAt < $1.startedAt }
             #expect(Set(ordered.compactMap(\.workerID)).count == 2, "each worker should have run one: \(ordered.map { $0.workerID ?? "" })")
-            #expect(ordered[1].startedAt.timeIntervalSince(ordered[0].startedAt) > 0.9, "the second run waited for the slot: \(ordered.map(\.startedAt))")
+            #expect(
+                ordered[1].startedAt.timeIntervalSince(ordered[0].startedAt) > 0.9, "the second run waited for the slot: \(ordered.map(\.startedAt))")
             let log = EventLogStore(database: h.database, logger: TestEnvironment.logger)
             let started = try await log.recent(limit: 1000, type: "agent.task.started")
             for run in ordered {
                 let runID = run.runID.uuidString.lowercased()
-                let announcement = try #require(started.first { $0.event.payload["run_id"]?.stringValue == runID }, "no agent.task.started for run \(runID)")
+                let announcement = try #require(
+                    started.first { $0.event.payload["run_id"]?.stringValue == runID }, "no agent.task.started for run \(runID)")
                 let gap = announcement.event.timestamp.timeIntervalSince(run.startedAt)
                 // Stamped as the claim that records the run is written; started_at is the claim's own clock.
                 #expect(abs(gap) < 0.1, "agent.task.started of run \(runID) is stamped \(gap) s from the run's start")

@@ -35,8 +35,12 @@ final class HTTPTestServer: Sendable {
         }
         router.on("redirect", method: .post) { _, _ in Self.redirect(port: port.value) }
         router.on("redirect", method: .get) { _, _ in Self.redirect(port: port.value) }
-        router.on("big", method: .post) { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: 2 << 20))) }
-        router.on("big", method: .get) { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: 2 << 20))) }
+        router.on("big", method: .post) { _, _ in
+            Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: 2 << 20)))
+        }
+        router.on("big", method: .get) { _, _ in
+            Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: 2 << 20)))
+        }
         router.post("**") { _, _ in Self.json(.object(["error": "no"]), status: .internalServerError) }
         let app = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -55,8 +59,9 @@ final class HTTPTestServer: Sendable {
     func stop() { task.cancel() }
 
     private static func json(_ value: JSONValue, status: HTTPResponse.Status) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"],
-                 body: .init(byteBuffer: ByteBuffer(bytes: JSON.serialize(value).utf8)))
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: JSON.serialize(value).utf8)))
     }
 
     private static func redirect(port: Int) -> Response {

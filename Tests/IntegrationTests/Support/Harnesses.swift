@@ -54,8 +54,10 @@ func withEventLog(vhost: String? = nil, _ body: @Sendable (EventBus, EventLogSto
 }
 
 /// Lock managers running against the real database (as many "hosts" as asked), their events collected.
-func withLockManagers(_ count: Int = 1, options: LockManager.Options = LockManager.Options(),
-                      _ body: @Sendable ([LockManager], Database, Collector<Event>) async throws -> Void) async throws {
+func withLockManagers(
+    _ count: Int = 1, options: LockManager.Options = LockManager.Options(),
+    _ body: @Sendable ([LockManager], Database, Collector<Event>) async throws -> Void
+) async throws {
     try await TestEnvironment.migrate()
     let events = Collector<Event>()
     try await Database.with(TestEnvironment.configuration.database, logger: TestEnvironment.logger) { database in

@@ -62,8 +62,10 @@ enum TestEnvironment {
     /// Runs `body` on a new database of its own, migrated unless `migrated` is false, with its URL (for a child
     /// process); drops it afterwards. For tests whose counts must be exact, or that change what every process of the
     /// shared database would see.
-    static func withFreshDatabase(_ prefix: String, migrated: Bool = true,
-                                  _ body: @Sendable (Database, String) async throws -> Void) async throws {
+    static func withFreshDatabase(
+        _ prefix: String, migrated: Bool = true,
+        _ body: @Sendable (Database, String) async throws -> Void
+    ) async throws {
         let base = configuration.database
         let name = "agentry_test_\(uniqueName(prefix))"
         try await Database.with(base, logger: logger) { db in
@@ -92,8 +94,10 @@ enum TestEnvironment {
 
     /// Runs a command and returns its exit status and output.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                    directory: URL? = nil) throws -> (status: Int32, output: String) {
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+        directory: URL? = nil
+    ) throws -> (status: Int32, output: String) {
         let process = Process()
         if let directory { process.currentDirectoryURL = directory }
         process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
@@ -120,8 +124,12 @@ enum TestEnvironment {
     /// A queue's ready and unacknowledged counts (of the test vhost), from rabbitmqctl (which a blocked connection
     /// cannot hold up); nil when there is no such queue.
     static func queueCounts(_ queue: String, vhost: String? = nil) throws -> (ready: Int, unacked: Int)? {
-        let listing = try TestEnvironment.run("rabbitmqctl", ["list_queues", "-p", vhost ?? TestEnvironment.configuration.amqp.virtualHost, "-q",
-                                                              "--no-table-headers", "name", "messages_ready", "messages_unacknowledged"])
+        let listing = try TestEnvironment.run(
+            "rabbitmqctl",
+            [
+                "list_queues", "-p", vhost ?? TestEnvironment.configuration.amqp.virtualHost, "-q",
+                "--no-table-headers", "name", "messages_ready", "messages_unacknowledged",
+            ])
         guard let line = listing.output.split(separator: "\n").first(where: { $0.hasPrefix("\(queue)\t") }) else { return nil }
         let fields = line.split(separator: "\t")
         guard fields.count == 3, let ready = Int(fields[1]), let unacked = Int(fields[2]) else { return nil }

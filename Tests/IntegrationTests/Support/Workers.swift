@@ -18,15 +18,20 @@ final class WorkerProcess: @unchecked Sendable {
     let process = Process()
     let log: URL
 
-    init(agents: [String], extra: [String] = [], environment overrides: [String: String] = [:],
-         executable: String = TestEnvironment.agentryExecutable, directory: URL? = nil) throws {
+    init(
+        agents: [String], extra: [String] = [], environment overrides: [String: String] = [:],
+        executable: String = TestEnvironment.agentryExecutable, directory: URL? = nil
+    ) throws {
         log = FileManager.default.temporaryDirectory.appendingPathComponent("agentry-worker-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.executableURL = URL(fileURLWithPath: executable)
         if let directory { process.currentDirectoryURL = directory }
-        process.arguments = ["worker", "--agents", agents.joined(separator: ","), "--heartbeat-seconds", "0.5",
-                             "--worker-expiry-seconds", "3", "--sync-seconds", "1", "--no-event-log"]
+        process.arguments =
+            [
+                "worker", "--agents", agents.joined(separator: ","), "--heartbeat-seconds", "0.5",
+                "--worker-expiry-seconds", "3", "--sync-seconds", "1", "--no-event-log",
+            ]
             + (extra.contains("--admin-addr") ? [] : ["--no-admin"]) + extra
         var environment = ProcessInfo.processInfo.environment
         // The tests' handlers run programs from anywhere (/bin/sh, /bin/sleep, …); HandlerSafetyTests checks the list.
@@ -99,14 +104,18 @@ struct WorkerHarness: Sendable {
 
 func withWorkerHarness(_ body: @Sendable (WorkerHarness) async throws -> Void) async throws {
     try await withRegistry { registry, bus, connection, database in
-        try await body(WorkerHarness(registry: registry, bus: bus, connection: connection,
-                                     store: RuntimeStore(database: database, logger: TestEnvironment.logger), database: database))
+        try await body(
+            WorkerHarness(
+                registry: registry, bus: bus, connection: connection,
+                store: RuntimeStore(database: database, logger: TestEnvironment.logger), database: database))
     }
 }
 
 /// An agent definition with a handler and config of the test's choosing.
-func agentYAML(id: String, trigger: String, priority: String = "normal", filters: String? = nil, handler: String,
-               config: String = "", extra: String = "") -> String {
+func agentYAML(
+    id: String, trigger: String, priority: String = "normal", filters: String? = nil, handler: String,
+    config: String = "", extra: String = ""
+) -> String {
     var yaml = """
         metadata: {id: \(id), name: Test \(id), version: 1.0.0, author: tests, description: Worker test agent.}
         goal: {type: continuous, description: Exercise the worker.}
