@@ -259,11 +259,13 @@ public struct AgentRegistry: Sendable {
     }
 
     /// The active definitions of published agents whose triggers or pools match an event type (wildcards included).
+    /// A version whose stored definition no longer reads is left out, as workers leave it unserved.
     public func agents(matching eventType: String) async throws -> [AgentDefinition] {
         var result: [AgentDefinition] = []
         for state in try await store.states() where !state.retired {
-            guard let version = state.activeVersion, let stored = try await store.version(version, of: state.agentID) else { continue }
-            let definition = try Self.decode(stored)
+            guard let version = state.activeVersion, let stored = try await store.version(version, of: state.agentID),
+                let definition = try? Self.decode(stored)
+            else { continue }
             if patterns(for: definition).contains(where: { EventType.matches(eventType, pattern: $0) }) {
                 result.append(definition)
             }

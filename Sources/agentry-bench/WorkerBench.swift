@@ -155,7 +155,7 @@ struct WorkerBench {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
 
         _ = try await Migrator(configuration: database, logger: logger).migrate(Migration.builtIn)
-        let topology = try Topology.load(directory: "Topology")
+        let topology = Topology.builtIn
         let connection = AMQPConnection(configuration: amqp, logger: logger)
         do {
             try await connection.connect()

@@ -213,6 +213,14 @@ struct HandlerSafetyTests {
             #expect(try await h.runs(id).isEmpty)
             await worker.stop()
             #expect(try await h.connection.queueStatus("agentry.agent.\(id)").messageCount == 1)
+            // Put the readable definition back, so that the agent retires like any other and nothing later (the
+            // API's contract test among them) meets the unreadable one.
+            try await h.database.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        UPDATE agent_registry SET definition = jsonb_set(definition, '{handler,exec,command,0}', '"/bin/echo"')
+                        WHERE agent_id = '\(id)'
+                        """), logger: TestEnvironment.logger)
             await h.cleanup(id)
         }
     }

@@ -1,0 +1,51 @@
+public import AMQP
+import AgentryBus
+import AgentryCore
+public import Foundation
+
+/// A control message to every worker, through `agentry.control`.
+public enum WorkerCommand: Sendable, Equatable {
+    /// Re-read published agents and desired states now (after publish, pause, resume, stop, start).
+    case sync
+    /// Cancel a running task.
+    case cancel(runID: UUID, by: String)
+
+    var json: JSONValue {
+        switch self {
+        case .sync: return .object(["command": "sync"])
+        case .cancel(let id, let by): return .object(["command": "cancel", "run_id": .string(id.uuidString.lowercased()), "by": .string(by)])
+        }
+    }
+
+    init?(json: JSONValue) {
+        switch json.objectValue?["command"]?.stringValue {
+        case "sync": self = .sync
+        case "cancel":
+            guard let object = json.objectValue, let text = object["run_id"]?.stringValue, let id = UUID(uuidString: text) else { return nil }
+            self = .cancel(runID: id, by: object["by"]?.stringValue ?? "an operator")
+        default: return nil
+        }
+    }
+
+    /// Who sends control messages from this process: the program, host and pid.
+    public static var defaultSender: String {
+        let process = ProcessInfo.processInfo
+        return "\(process.processName) on \(process.hostName) pid \(process.processIdentifier)"
+    }
+
+    /// Sends the command to every worker (fire and forget: a worker that is down reads the desired state from
+    /// PostgreSQL when it starts). The message says who sent it: `sender` in the body, and the AMQP `user-id` (which
+    /// RabbitMQ checks against the connection's user) and `app-id` properties; every worker logs it.
+    public func send(on connection: AMQPConnection, sender: String = WorkerCommand.defaultSender) async throws {
+        let channel = try await connection.openChannel(confirms: true)
+        defer { channel.close() }
+        var body = json.objectValue ?? [:]
+        body["sender"] = .string(sender)
+        try await channel.publish(
+            AMQPMessage(
+                exchange: Topology.controlExchange, routingKey: "", body: Array(JSON.serialize(.object(body)).utf8),
+                properties: AMQPProperties(
+                    contentType: "application/json", deliveryMode: 1,
+                    userID: connection.configuration.user, appID: "agentry")))
+    }
+}
