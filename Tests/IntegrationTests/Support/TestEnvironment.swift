@@ -68,16 +68,42 @@ enum TestEnvironment {
     ) async throws {
         let base = configuration.database
         let name = "agentry_test_\(uniqueName(prefix))"
-        try await Database.with(base, logger: logger) { db in
-            try await db.client.query("CREATE DATABASE \(unescaped: name)", logger: logger)
+        // CREATE DATABASE copies template1 and fails (55006, object in use) while any other session is connected to
+        // it, which a parallel CREATE DATABASE of another test process is for a moment: try again a few times.
+        let created = try await eventually(timeout: .seconds(20)) {
+            do {
+                try await Database.with(base, logger: logger) { db in
+                    try await db.client.query("CREATE DATABASE \(unescaped: name)", logger: logger)
+                }
+                return true
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55006" {
+                return false
+            } catch {
+                throw StoreError(.query, "cannot create the test database \(name): \(String(reflecting: error))")
+            }
         }
+        guard created else { throw StoreError(.query, "cannot create the test database \(name): template1 stayed in use for 20 s") }
         var fresh = base
         fresh.database = name
         let url = "postgres://\(fresh.user):\(fresh.password ?? "")@\(fresh.host):\(fresh.port)/\(name)"
+        // WITH (FORCE) ends the sessions still on it (agentry processes the test started), but refuses (42501) when
+        // one of them is an autovacuum worker, which only a superuser may end; a plain DROP DATABASE cancels
+        // autovacuum itself. So: FORCE, else plain, tried again for a while.
         let drop: @Sendable () async throws -> Void = {
-            try await Database.with(base, logger: logger) { db in
-                _ = try await db.client.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: logger)
+            let dropped = try await eventually(timeout: .seconds(20)) {
+                for statement in ["DROP DATABASE IF EXISTS \(name) WITH (FORCE)", "DROP DATABASE IF EXISTS \(name)"] {
+                    do {
+                        try await Database.with(base, logger: logger) { db in
+                            _ = try await db.client.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        }
+                        return true
+                    } catch let error as PSQLError where ["42501", "55006"].contains(error.serverInfo?[.sqlState]) {
+                        continue
+                    }
+                }
+                return false
             }
+            if !dropped { throw StoreError(.query, "the test database \(name) stayed in use for 20 s") }
         }
         do {
             if migrated {
@@ -89,7 +115,11 @@ enum TestEnvironment {
             try? await drop()
             throw StoreError(.query, "on the test database \(name): \(StoreError.describe(error))")
         }
-        try await drop()
+        do {
+            try await drop()
+        } catch {
+            throw StoreError(.query, "cannot drop the test database \(name): \(String(reflecting: error))")
+        }
     }
 
     /// Runs a command and returns its exit status and output.
