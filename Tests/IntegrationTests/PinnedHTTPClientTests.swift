@@ -24,6 +24,15 @@ struct PinnedHTTPClientTests {
             return String(buffer: try await response.body.collect(upTo: 1 << 16))
         }
         #expect(body == #"{"reached": "ok"}"#)
+        // The name as the URL writes it, capitals included: the pin matches it, so no lookup can go around it.
+        var mixed = HTTPClientRequest(url: "http://Agentry-Pin-Check.INVALID:\(server.port)/ok")
+        mixed.method = .GET
+        let status = try await clients.withClient(host: "Agentry-Pin-Check.INVALID", address: "127.0.0.1", configuration: HandlerRunner.configuration)
+        {
+            client in
+            try await client.execute(mixed, timeout: .seconds(5)).status.code
+        }
+        #expect(status == 200)
     }
 
     @Test("idle clients beyond the capacity are closed")
