@@ -69,10 +69,15 @@ public struct AddressRange: Sendable, Hashable, CustomStringConvertible {
         return ok ? String(decoding: text, as: UTF8.self) : bytes.map(String.init).joined(separator: ".")
     }
 
+    /// The bytes of `host` when it is an address written out (`10.0.0.1`, `[::1]`), nil when it is a name.
+    static func literal(_ host: String) -> [UInt8]? {
+        parse(host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host)
+    }
+
     /// Every address `host` resolves to (a literal address is itself), as bytes; empty when it does not resolve.
     static func resolve(_ host: String) -> [[UInt8]] {
+        if let literal = literal(host) { return [literal] }
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        if let literal = parse(bare) { return [literal] }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?

@@ -248,12 +248,15 @@ public struct AgentRegistry: Sendable {
             let state = states[agentID]
             let active = state.flatMap { $0.retired ? nil : $0.activeVersion }
             let shown = ordered.last { $0.version == active } ?? ordered.last
-            let definition = shown.flatMap { try? Self.decode($0) }
+            // The list shows a few fields: read them from the stored JSON, without reading and checking the whole
+            // definition (the status page lists every agent each second it is open).
+            let stored = shown.flatMap { try? JSON.parse($0.definition) }
+            let triggers = stored?[path: "triggers"]?.arrayValue?.compactMap { $0[path: "type"]?.stringValue } ?? []
             summaries.append(
                 Summary(
-                    agentID: agentID, name: definition?.metadata.name ?? agentID, activeVersion: active,
+                    agentID: agentID, name: stored?[path: "metadata.name"]?.stringValue ?? agentID, activeVersion: active,
                     retired: state?.retired ?? false, versions: ordered.map { ($0.version, $0.status) },
-                    description: definition?.metadata.description, triggers: definition?.triggers.map(\.type) ?? []))
+                    description: stored?[path: "metadata.description"]?.stringValue, triggers: triggers))
         }
         return summaries.sorted { $0.agentID < $1.agentID }
     }

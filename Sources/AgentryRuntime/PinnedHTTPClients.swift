@@ -52,8 +52,7 @@ final class PinnedHTTPClients: Sendable {
                     "\(host) resolves to \(AddressRange.format(address)), in \(range), which this worker does not connect to (--http-deny)")
             }
         }
-        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        guard !addresses.isEmpty, AddressRange.parse(bare) == nil else { return .unpinned }
+        guard !addresses.isEmpty, AddressRange.literal(host) == nil else { return .unpinned }
         return .pinned(addresses.map(AddressRange.format))
     }
 
