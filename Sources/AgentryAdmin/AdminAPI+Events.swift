@@ -1,5 +1,7 @@
 import AgentryBus
 import AgentryCore
+import AgentryStore
+import Foundation
 
 /// Publishing events: the seed's two alerts (Step 4.1) and any event.
 extension AdminAPI {
@@ -54,11 +56,25 @@ extension AdminAPI {
             }
             priority = p
         }
-        let event = Event(
+        var event = Event(
             type: body._type, payload: payload, priority: priority, source: body.source ?? "agentry.admin",
             correlationID: body.correlationId, causationID: body.causationId)
+        if let id = body.id {
+            guard let eventID = EventID(id) else { throw AdminError.badRequest("'id' is not an event id (1 to 255 bytes, no NUL)") }
+            event.id = eventID
+        }
         if EventWireFormat.encode(event).count > EventWireFormat.defaultMaxBodySize {
             throw AdminError.tooLarge(EventWireFormat.defaultMaxBodySize)
+        }
+        if body.deliverAt != nil && body.delaySeconds != nil { throw AdminError.badRequest("give 'deliver_at' or 'delay_seconds', not both") }
+        if let deliverAt = body.deliverAt ?? body.delaySeconds.map({ Date().addingTimeInterval($0) }) {
+            // Its timestamp is its delivery time: when it enters the bus.
+            event.timestamp = deliverAt
+            let kept = try await delayed.add(event, deliverAt: deliverAt)
+            return .accepted(
+                published(
+                    event, message: kept ? "Event kept until its delivery time" : "An event with this id was kept before; nothing changed",
+                    deliverAt: deliverAt, keptBefore: !kept))
         }
         return .accepted(try await publish(event, message: "Event published"))
     }
@@ -69,6 +85,12 @@ extension AdminAPI {
         } catch {
             throw AdminError.unavailable("RabbitMQ did not take the event: \(error)")
         }
+        return published(event, message: message)
+    }
+
+    private func published(
+        _ event: Event, message: String, deliverAt: Date? = nil, keptBefore: Bool? = nil
+    ) -> Components.Responses.EventPublished {
         let priority: Components.Schemas.Priority
         switch event.priority {
         case .critical: priority = .critical
@@ -76,6 +98,10 @@ extension AdminAPI {
         case .normal: priority = .normal
         case .low: priority = .low
         }
-        return .init(body: .json(.init(eventId: event.id.rawValue, _type: event.type, priority: priority, message: message)))
+        return .init(
+            body: .json(
+                .init(
+                    eventId: event.id.rawValue, _type: event.type, priority: priority, message: message, deliverAt: deliverAt, keptBefore: keptBefore)
+            ))
     }
 }

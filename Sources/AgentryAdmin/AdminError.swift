@@ -49,6 +49,7 @@ struct AdminError: Error, Sendable {
             default: return AdminError(status: error.status, code: "http_\(error.status.code)", message: error.body ?? error.status.reasonPhrase)
             }
         case let error as StoreError where error.code == .notFound: return notFound(error.message)
+        case let error as StoreError where error.code == .conflict: return conflict(error.message)
         case let error as StoreError: return unavailable(error.message)
         case let error as RegistryError where error.code == .notFound: return notFound(error.message)
         case let error as RegistryError where error.code == .publishedImmutable: return conflict(error.message)

@@ -22,7 +22,7 @@ import NIOHTTP1
 /// they move. Each client has a bounded outbox: one that does not keep up is dropped, so it slows neither the others
 /// nor the worker.
 public final class StatusHub: Sendable {
-    enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues }
+    enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules }
 
     struct Client: Sendable {
         let outbox: AsyncStream<String>.Continuation
@@ -222,7 +222,8 @@ public final class StatusHub: Sendable {
 
     private func sampleQueues() async {
         while !Task.isCancelled {
-            markDirty(.queues)
+            // Schedules change as ticks are claimed, with no notification: sampled too, sent when they differ.
+            markDirty(.queues, .schedules)
             try? await Task.sleep(for: .seconds(1))
         }
     }
@@ -258,6 +259,10 @@ public final class StatusHub: Sendable {
         case .locks: value = try await dependencies.locks.list().map(Representation.lock)
         case .runs: value = try await dependencies.runtime.runs(limit: 20).map(Representation.run)
         case .queues: value = try await queues()
+        case .schedules:
+            value = try await ScheduleStore(database: dependencies.database, logger: logger).records().map { record in
+                Representation.schedule(record, upcoming: record.nextRun.map { [$0] + record.schedule.ticks(after: $0, count: 2) } ?? [])
+            }
         }
         let now = ContinuousClock.now
         state.withLockedValue { $0.readings[kind] = (now, value) }

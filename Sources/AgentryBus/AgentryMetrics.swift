@@ -49,4 +49,22 @@ public enum AgentryMetrics {
     public static func reconnected(_ component: String) {
         Counter(label: "agentry_reconnects_total", dimensions: [("component", component)]).increment()
     }
+
+    /// A scheduler claimed a schedule's due ticks: how many it will publish and how many it counted as missed.
+    public static func scheduleTicks(schedule: String, claimed: Int, missed: Int) {
+        if claimed > 0 {
+            Counter(label: "agentry_schedule_ticks_total", dimensions: [("schedule", schedule), ("outcome", "claimed")]).increment(by: claimed)
+        }
+        if missed > 0 {
+            Counter(label: "agentry_schedule_ticks_total", dimensions: [("schedule", schedule), ("outcome", "missed")]).increment(by: missed)
+        }
+    }
+
+    /// A delayed event (`delayed`) or a schedule's tick (`tick`) was published, `lateness` seconds after its delivery
+    /// time; one more than a second late counts as late.
+    public static func delayedPublished(kind: String, lateness seconds: Double) {
+        Counter(label: "agentry_delayed_events_published_total", dimensions: [("kind", kind)]).increment()
+        Timer(label: "agentry_delayed_event_lateness_seconds", dimensions: [("kind", kind)]).recordNanoseconds(Int64(max(0, seconds) * 1e9))
+        if seconds > 1 { Counter(label: "agentry_delayed_events_late_total", dimensions: [("kind", kind)]).increment() }
+    }
 }

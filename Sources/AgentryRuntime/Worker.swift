@@ -16,6 +16,9 @@ public struct Worker: Sendable {
     public var workerOptions = WorkerOptions()
     /// Run the event log service (consumers of `agentry.event-log` and `agentry.unhandled`). Default true.
     public var runsEventLog = true
+    /// Run the scheduler (schedules' ticks and delayed events; one worker at a time leads it). Default true.
+    public var runsScheduler = true
+    public var schedulerOptions = Scheduler.Options()
     /// Services that run beside the worker once the broker, the bus and the database are ready (the admin endpoint).
     public var companions: (@Sendable (WorkerEnvironment) -> [any Service])?
     let logger: Logger
@@ -55,7 +58,7 @@ public struct Worker: Sendable {
         let setup = WorkerSetup(
             connection: connection, database: database, topology: topology, migrations: migrations,
             eventLogOptions: eventLogOptions, workerOptions: workerOptions, runsEventLog: runsEventLog,
-            companions: companions, logger: logger)
+            schedulerOptions: runsScheduler ? schedulerOptions : nil, companions: companions, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [
@@ -83,6 +86,8 @@ struct WorkerSetup: Service {
     let eventLogOptions: EventLogService.Options
     let workerOptions: WorkerOptions
     let runsEventLog: Bool
+    /// nil: this worker does not run the scheduler.
+    let schedulerOptions: Scheduler.Options?
     let companions: (@Sendable (WorkerEnvironment) -> [any Service])?
     let logger: Logger
 
@@ -122,12 +127,17 @@ struct WorkerSetup: Service {
         let agents = AgentWorker(
             connection: connection, bus: bus, database: database, topology: topology,
             options: workerOptions, logger: logger)
-        logger.info("worker ready", metadata: ["agentry.services": "\(runsEventLog ? "event-log, " : "")agents"])
+        let scheduler = schedulerOptions.map { options in
+            Scheduler(bus: bus, database: database, workerID: agents.workerID, options: options, logger: logger)
+        }
+        logger.info(
+            "worker ready", metadata: ["agentry.services": "\(runsEventLog ? "event-log, " : "")agents\(scheduler == nil ? "" : ", scheduler")"])
         // Both handle the graceful shutdown themselves: the log flushes what it holds, the agents let running
         // tasks finish within the grace period.
         try await withThrowingTaskGroup(of: Void.self) { group in
             if runsEventLog { group.addTask { try await eventLog.run() } }
             group.addTask { try await agents.run() }
+            if let scheduler { group.addTask { await scheduler.run() } }
             let environment = WorkerEnvironment(
                 connection: connection, bus: bus, database: database, topology: topology,
                 expectedSchemaVersion: expected)

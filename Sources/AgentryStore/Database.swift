@@ -300,6 +300,25 @@ extension Database {
     }
 }
 
+extension Database {
+    /// A statement, each of its rows given to `each`; a write (`writes`) is answered once committed (``write(_:logger:)``).
+    /// A failure says it could not do `what`; a ``StoreError`` thrown by `each` passes as it is.
+    func each(
+        _ what: @autoclosure () -> String, writes: Bool = false, _ query: PostgresQuery, logger: Logger, _ each: (PostgresRow) throws -> Void
+    ) async throws {
+        do {
+            let rows = writes ? try await write(query, logger: logger) : try await self.query(query, logger: logger)
+            for try await row in rows {
+                try each(row)
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.query, "cannot \(what())", cause: error)
+        }
+    }
+}
+
 extension PostgresConnection {
     /// A query's rows, read in full as they arrive: through postgres-nio's `EventLoopFuture` interface, which asks for
     /// every row at once, and not its row sequence (`query(_:logger:) async`), which stops reading while rows wait

@@ -26,15 +26,6 @@ public struct RuntimeStore: Sendable {
 
     /// A query, each of its rows given to `each`; a write (`writes`) is answered once committed (``Database/write(_:logger:)``).
     func query(_ what: String, writes: Bool = false, _ query: PostgresQuery, _ each: (PostgresRow) throws -> Void) async throws {
-        do {
-            let rows = writes ? try await database.write(query, logger: logger) : try await database.query(query, logger: logger)
-            for try await row in rows {
-                try each(row)
-            }
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError(.query, "cannot \(what)", cause: error)
-        }
+        try await database.each(what, writes: writes, query, logger: logger, each)
     }
 }

@@ -12,6 +12,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         public static let missingMigrations = Code("missing migrations")
         public static let query = Code("query failed")
         public static let notFound = Code("not found")
+        /// The change conflicts with what is kept (a name taken, a row owned by something else).
+        public static let conflict = Code("conflict")
         public var description: String { name }
     }
 

@@ -24,8 +24,8 @@ struct Agentry: AsyncParsableCommand {
             """,
         version: AgentryVersion.current,
         subcommands: [
-            Worker.self, Admin.self, Publish.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self, History.self, Migrate.self,
-            TopologyCommand.self,
+            Worker.self, Admin.self, Publish.self, Events.self, Schedules.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self,
+            History.self, Migrate.self, TopologyCommand.self,
         ],
         defaultSubcommand: nil)
 }
@@ -193,6 +193,9 @@ extension Agentry {
         )
         var httpDeny: [String] = []
 
+        @Flag(help: "Do not run the scheduler on this worker (schedules' ticks and delayed events; other workers run it).")
+        var noScheduler = false
+
         @Option(help: "Events written to event_log per statement.")
         var logBatchSize: Int = 500
 
@@ -266,6 +269,7 @@ extension Agentry {
             worker.eventLogOptions.batchSize = logBatchSize
             worker.eventLogOptions.maxLatency = .milliseconds(logBatchLatencyMs)
             worker.runsEventLog = !noEventLog
+            worker.runsScheduler = !noScheduler
             if let agents {
                 worker.workerOptions.agents = Set(agents.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
             }
@@ -331,6 +335,29 @@ extension Agentry {
         @Option(help: "Correlation id to attach.")
         var correlationId: String?
 
+        @Option(
+            help: "The event's id (default: a new UUID). Publishing again with the same id is one event: the event log and the agents take it once.")
+        var id: String?
+
+        @Option(help: "Deliver it at this time (ISO 8601, e.g. 2026-12-24T08:00:00Z) instead of now: it is kept in PostgreSQL until then.")
+        var at: String?
+
+        @Option(help: "Deliver it after this long (30s, 5m, 1h30m, 2d) instead of now: it is kept in PostgreSQL until then.")
+        var delay: String?
+
+        /// When to deliver it; nil: now.
+        func deliveryTime() throws -> Date? {
+            if let at {
+                guard let date = Timestamp.parse(at) else { throw ValidationError("--at '\(at)' is not an ISO 8601 time like 2026-12-24T08:00:00Z") }
+                return date
+            }
+            if let delay {
+                guard let seconds = parseDelay(delay) else { throw ValidationError("--delay '\(delay)' is not a duration like 30s, 5m, 1h30m or 2d") }
+                return Date().addingTimeInterval(seconds)
+            }
+            return nil
+        }
+
         /// The checks of the arguments, before anything connects (ArgumentParser prints this command's usage with them).
         func validate() throws {
             if let problem = EventType.problem(with: type) { throw ValidationError(problem) }
@@ -338,6 +365,9 @@ extension Agentry {
                 throw ValidationError("--priority '\(priority)' is not one of critical, high, normal, low")
             }
             _ = try payloadObject()
+            if at != nil && delay != nil { throw ValidationError("give --at or --delay, not both") }
+            _ = try deliveryTime()
+            if let id, EventID(id) == nil { throw ValidationError("--id '\(id)' is not an event id (1…255 bytes, no NUL)") }
         }
 
         func payloadObject() throws -> JSONObject {
@@ -356,10 +386,22 @@ extension Agentry {
         func run() async throws {
             let level = Priority(name: priority) ?? .normal
             let object = try payloadObject()
+            var event = Event(type: type, payload: object, priority: level, source: source, correlationID: correlationId)
+            if let id, let eventID = EventID(id) { event.id = eventID }
+            if let deliverAt = try deliveryTime() {
+                // The event's timestamp is its delivery time: when it enters the bus.
+                event.timestamp = deliverAt
+                let delayedEvent = event
+                let kept = try await withSchedules(options) { _, delayed in try await delayed.add(delayedEvent, deliverAt: deliverAt) }
+                print(
+                    kept
+                        ? "kept \(event.type) \(event.id) priority \(event.priority.name) for \(Timestamp.format(deliverAt))"
+                        : "event \(event.id) was kept before; nothing changed (agentry events scheduled)")
+                return
+            }
             let configuration = try options.resolve()
             let logger = try options.logger("agentry.publish", default: .warning)
             let connection = AMQPConnection(configuration: configuration.amqp, logger: logger)
-            let event = Event(type: type, payload: object, priority: level, source: source, correlationID: correlationId)
             do {
                 try await connection.connect()
                 let bus = try await EventBus(connection: connection, logger: logger)

@@ -3,7 +3,7 @@
   const MAX_EVENTS = 30;
   const TOKEN_KEY = 'agentry-token';
   const WS_PATH = '/api/runtime/instances/status';
-  const data = { instances: [], agents: [], queues: [], locks: [], runs: [], events: [] };
+  const data = { instances: [], agents: [], queues: [], locks: [], runs: [], schedules: [], events: [] };
   let selected = '';
   let ready = false;
   let ws = null;
@@ -201,6 +201,26 @@
     count('count-locks', rows.length, all.length);
   }
 
+  function renderSchedules() {
+    const all = data.schedules || [];
+    const rows = all.map((s) => {
+      const next = list(s.upcoming);
+      return el('tr', { 'data-testid': 'schedule', 'data-name': dash(s.name) }, [
+        el('td', null, [el('span', { class: 'mono', text: dash(s.name) }), s.description ? el('span', { class: 'sub', text: s.description }) : null]),
+        el('td', null, [el('span', { class: 'mono', text: dash(s.cron) }), el('span', { class: 'sub', text: dash(s.time_zone) })]),
+        td(dash(s.event_type), 'mono'),
+        td(s.enabled ? 'enabled' : 'disabled', s.enabled ? '' : 'muted'),
+        el('td', { title: next.join('\n') || null }, next.length === 0 ? [el('span', { class: 'muted', text: 'none' })] :
+          [time(next[0]), el('span', { class: 'sub', text: relative(next[0]) })]),
+        el('td', null, [time(s.last_run)]),
+        td(String(s.ticks_published || 0) + (s.ticks_missed ? ' (' + s.ticks_missed + ' missed)' : ''), 'num'),
+        td(dash(s.agent_id), 'mono')
+      ]);
+    });
+    fill('schedules-body', rows, 8, 'No schedules');
+    count('count-schedules', rows.length, all.length);
+  }
+
   function renderRuns() {
     const all = data.runs;
     const shown = all.filter((r) => matchAgent(r.agent_id));
@@ -250,6 +270,7 @@
     renderInstances();
     renderQueues();
     renderLocks();
+    renderSchedules();
     renderRuns();
     renderEvents();
   }
@@ -266,7 +287,7 @@
     if (!msg || typeof msg !== 'object') return;
     switch (msg.type) {
       case 'snapshot':
-        for (const k of ['instances', 'agents', 'queues', 'locks', 'runs']) data[k] = list(msg[k]);
+        for (const k of ['instances', 'agents', 'queues', 'locks', 'runs', 'schedules']) data[k] = list(msg[k]);
         data.events = list(msg.events).slice(0, MAX_EVENTS);
         renderAll();
         if (!ready) { ready = true; document.body.setAttribute('data-ready', 'true'); }
@@ -276,6 +297,7 @@
       case 'locks': data.locks = list(msg.locks); renderLocks(); break;
       case 'runs': data.runs = list(msg.runs); renderRuns(); if (selected) renderEvents(); break;
       case 'queues': data.queues = list(msg.queues); renderQueues(); break;
+      case 'schedules': data.schedules = list(msg.schedules); renderSchedules(); break;
       case 'event':
         if (msg.event && typeof msg.event === 'object') {
           data.events.unshift(msg.event);

@@ -20,7 +20,7 @@ final class WorkerProcess: @unchecked Sendable {
 
     init(
         agents: [String], extra: [String] = [], environment overrides: [String: String] = [:],
-        executable: String = TestEnvironment.agentryExecutable, directory: URL? = nil
+        executable: String = TestEnvironment.agentryExecutable, directory: URL? = nil, eventLog: Bool = false
     ) throws {
         log = FileManager.default.temporaryDirectory.appendingPathComponent("agentry-worker-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -30,8 +30,9 @@ final class WorkerProcess: @unchecked Sendable {
         process.arguments =
             [
                 "worker", "--agents", agents.joined(separator: ","), "--heartbeat-seconds", "0.5",
-                "--worker-expiry-seconds", "3", "--sync-seconds", "1", "--no-event-log",
+                "--worker-expiry-seconds", "3", "--sync-seconds", "1",
             ]
+            + (eventLog ? [] : ["--no-event-log"])
             + (extra.contains("--admin-addr") ? [] : ["--no-admin"]) + extra
         var environment = ProcessInfo.processInfo.environment
         // The tests' handlers run programs from anywhere (/bin/sh, /bin/sleep, …); HandlerSafetyTests checks the list.

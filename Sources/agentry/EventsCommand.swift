@@ -1,0 +1,67 @@
+import AgentryAdmin
+import AgentryCore
+import AgentryStore
+import ArgumentParser
+import Foundation
+
+extension Agentry {
+    struct Events: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delayed events (agentry publish --at/--delay, the API's deliver_at, schedules' ticks): list and cancel them.",
+            subcommands: [Scheduled.self, Cancel.self])
+    }
+}
+
+extension Agentry.Events {
+    struct Scheduled: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Events waiting for their delivery time, the soonest first.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "At most this many.") var limit: Int = 50
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let limit = self.limit
+            let pending = try await withSchedules(options) { _, delayed in try await delayed.pending(limit: limit) }
+            if json {
+                printJSON(.object(["events": .array(pending.map(Representation.delayedEvent)), "count": .int(Int64(pending.count))]))
+                return
+            }
+            if pending.isEmpty {
+                print("no events wait for delivery; `agentry publish TYPE --delay 30s` keeps one until its time")
+                return
+            }
+            printTable(
+                header: ["EVENT", "TYPE", "PRIORITY", "DELIVER AT", "SCHEDULE", "TRIES", "LAST ERROR"],
+                rows: pending.map { item in
+                    [
+                        item.event.id.rawValue, item.event.type, item.event.priority.name, Timestamp.format(item.deliverAt),
+                        item.scheduleName ?? "-", String(item.attempts), String((item.lastError ?? "").prefix(50)),
+                    ]
+                })
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel an event waiting for its delivery time.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The event's id.") var id: String
+
+        func validate() throws {
+            guard EventID(id) != nil else { throw ValidationError("'\(id)' is not an event id (1…255 bytes, no NUL)") }
+        }
+
+        func run() async throws {
+            guard let eventID = EventID(id) else { return }
+            let who = "cli (\(ProcessInfo.processInfo.hostName))"
+            let outcome = try await withSchedules(options) { _, delayed in try await delayed.cancel(eventID, by: who) }
+            switch outcome {
+            case .cancelled: print("event \(eventID) cancelled")
+            case .notFound: throw fail(StoreError(.notFound, "no delayed event has the id \(eventID) (agentry events scheduled)"))
+            case .published(let at):
+                throw fail(StoreError(.conflict, "event \(eventID) was published already\(at.map { " at \(Timestamp.format($0))" } ?? "")"))
+            case .alreadyCancelled: print("event \(eventID) was cancelled already")
+            case .publishing: throw fail(StoreError(.conflict, "event \(eventID) is being published at this moment; it can no longer be cancelled"))
+            }
+        }
+    }
+}
