@@ -34,6 +34,12 @@ public struct CronError: Error, Sendable, Hashable, CustomStringConvertible {
     /// `field minute at position 4: expected a number 0-59; found '61'`: where, what was expected, what was found, and a
     /// suggestion when there is one. A wrong field count reads `expected 5 fields (…) or 6 with seconds first; found 4`.
     public var description: String {
+        guard let suggestion else { return problem }
+        return "\(problem); \(suggestion)"
+    }
+
+    /// ``description`` without the suggestion.
+    var problem: String {
         var message: String
         if let field {
             message = "field \(field) at position \(position): "
@@ -50,7 +56,6 @@ public struct CronError: Error, Sendable, Hashable, CustomStringConvertible {
         } else {
             message += "'\(found)'"
         }
-        if let suggestion { message += "; \(suggestion)" }
         return message
     }
 

@@ -127,7 +127,7 @@ struct CronParser {
                 }
                 if low > high {
                     throw error(
-                        field, at: base.start, expected: "a range a-b whose start is not after its end, within \(field.value)",
+                        field, at: base.start, expected: "a range a-b whose start is not after its end",
                         found: String(chars[base.start..<base.end]))
                 }
             } else if slash == nil {
