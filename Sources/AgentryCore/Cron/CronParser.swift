@@ -163,7 +163,11 @@ struct CronParser {
         let upper = text.uppercased()
         if let index = field.names.firstIndex(of: upper) { return field.range.lowerBound + index }
         if !field.names.isEmpty, !upper.isEmpty, upper.allSatisfy(\.isLetter) {
-            throw error(field, at: word.start, expected: field.value, found: text, suggestion: Suggest.didYouMean(upper, among: field.names))
+            // A name written out (`JANUARY`, `Thursday`) begins with its abbreviation.
+            let suggestion = field.names.first { upper.hasPrefix($0) }.map { "did you mean '\($0)'?" }
+            throw error(
+                field, at: word.start, expected: field.value, found: text,
+                suggestion: suggestion ?? Suggest.didYouMean(upper, among: field.names))
         }
         throw error(field, at: word.start, expected: field.expected, found: text)
     }
@@ -232,7 +236,8 @@ struct CronParser {
             return .every(try duration(tokens[1]))
         default:
             let expected = Self.macros.map { $0 == "@every" ? "@every <duration>" : $0 }.joined(separator: ", ")
-            throw error(nil, at: 0, expected: "one of \(expected)", found: name, suggestion: Suggest.didYouMean(name.lowercased(), among: Self.macros))
+            throw error(
+                nil, at: 0, expected: "one of \(expected)", found: name, suggestion: Suggest.didYouMean(name.lowercased(), among: Self.macros))
         }
         if tokens.count > 1 {
             throw error(nil, at: tokens[1].start, expected: "nothing after \(name)", found: String(chars[tokens[1].start...]))
