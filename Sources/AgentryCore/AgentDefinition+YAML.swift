@@ -80,7 +80,19 @@ enum YAMLWriter {
     static func trigger(_ t: EventTrigger) -> Node {
         var pairs: [(String, Node)] = [("type", string(t.type)), ("priority", string(t.priority.name.lowercased()))]
         if let filters = t.filters { pairs.append(("filters", json(.object(filters)))) }
+        if let schedule = t.schedule { pairs += self.schedule(schedule) }
         return mapping(pairs)
+    }
+
+    /// A schedule's keys in a trigger: `schedule` always, the others when they differ from their defaults.
+    static func schedule(_ s: TriggerSchedule) -> [(String, Node)] {
+        var pairs: [(String, Node)] = [("schedule", string(s.cron.text))]
+        if s.timeZone != TriggerSchedule.defaultTimeZone { pairs.append(("time_zone", string(s.timeZone))) }
+        if !s.payload.isEmpty { pairs.append(("payload", json(.object(s.payload)))) }
+        if s.missed != .skip { pairs.append(("missed", string(s.missed.rawValue))) }
+        if s.jitterSeconds != 0 { pairs.append(("jitter_seconds", int(s.jitterSeconds))) }
+        if !s.description.isEmpty { pairs.append(("description", string(s.description))) }
+        return pairs
     }
 
     static func subagent(_ s: SubagentReference) -> Node {

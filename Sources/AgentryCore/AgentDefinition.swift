@@ -146,16 +146,27 @@ public struct AgentGoal: Sendable, Hashable {
 /// Which events start a task: `type` is an AMQP topic pattern (`alert.*`, `build.#`), `priority` the seed's trigger
 /// priority (kept in the registry's triggers; the order in the agent's queue follows each event's own priority),
 /// `filters` an optional object matched against the payload.
+///
+/// A trigger with a `schedule` also makes the events: at each tick the scheduler publishes an event of `type` (then
+/// a concrete event type, not a pattern) with `priority` (optional in YAML for such a trigger, default `normal`) and
+/// the schedule's payload; see ``TriggerSchedule``.
 public struct EventTrigger: Sendable, Hashable {
     public var type: String
     public var priority: Priority
     public var filters: JSONObject?
+    /// When set, the trigger publishes its own events on this schedule; nil (the default) for a trigger that only
+    /// receives events.
+    public var schedule: TriggerSchedule?
 
-    public init(type: String, priority: Priority, filters: JSONObject? = nil) {
+    public init(type: String, priority: Priority, filters: JSONObject? = nil, schedule: TriggerSchedule? = nil) {
         self.type = type
         self.priority = priority
         self.filters = filters
+        self.schedule = schedule
     }
+
+    /// The priority of a schedule trigger that does not name one.
+    public static let defaultSchedulePriority = Priority.normal
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case type, priority, filters

@@ -100,16 +100,22 @@ extension DefinitionReader {
         var triggers: [EventTrigger] = []
         var seen: [String: (index: Int, line: Int?)] = [:]
         var complete = true
-        let keys = EventTrigger.CodingKeys.allCases.map(\.rawValue)
+        let keys = EventTrigger.CodingKeys.allCases.map(\.rawValue) + TriggerSchedule.CodingKeys.allCases.map(\.rawValue)
         for (index, item) in sequence.enumerated() {
             let path = "triggers[\(index)]"
             guard let f = mapping(item, path: path, known: keys, what: "a trigger mapping with type and priority") else {
                 complete = false
                 continue
             }
+            let scheduled = f["schedule"] != nil
             var type = string(f, "type", required: true)
             if let pattern = type {
-                if let problem = EventType.patternProblem(with: pattern) {
+                if scheduled, let problem = EventType.problem(with: pattern) {
+                    report(
+                        f.path("type"), f["type"],
+                        "\(problem) (a schedule trigger publishes events of its type: one event type, not a pattern)")
+                    type = nil
+                } else if let problem = EventType.patternProblem(with: pattern) {
                     report(f.path("type"), f["type"], problem)
                     type = nil
                 } else if let first = seen[pattern] {
@@ -122,16 +128,22 @@ extension DefinitionReader {
                     seen[pattern] = (index, f["type"]?.mark?.line)
                 }
             }
-            var priority: Priority?
-            if let node = value(f, "priority", required: true) { priority = self.priority(node, path: f.path("priority")) }
+            var priority: Priority? = scheduled ? EventTrigger.defaultSchedulePriority : nil
+            if let node = value(f, "priority", required: !scheduled) { priority = self.priority(node, path: f.path("priority")) }
             let filters = jsonObject(f, "filters")
             if let filters {
                 for problem in TriggerFilter.problems(filters) {
                     report(f.path("filters"), f["filters"], problem)
                 }
             }
-            if let type, let priority {
-                triggers.append(EventTrigger(type: type, priority: priority, filters: filters))
+            var schedule: TriggerSchedule?
+            if scheduled {
+                schedule = self.schedule(f)
+            } else {
+                scheduleKeysWithoutSchedule(f)
+            }
+            if let type, let priority, schedule != nil || !scheduled {
+                triggers.append(EventTrigger(type: type, priority: priority, filters: filters, schedule: schedule))
             } else {
                 complete = false
             }

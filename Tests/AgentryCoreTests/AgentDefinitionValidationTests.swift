@@ -127,7 +127,8 @@ struct AgentDefinitionValidationTests {
         expectProblem(found.first, path: "triggers[0].priority", line: 4, column: 5, message: "missing required field 'priority'")
         expectProblem(
             found.last, path: "triggers[0].priorty", line: 5, column: 5,
-            message: "unknown key 'priorty' in triggers[0]; expected one of type, priority, filters",
+            message:
+                "unknown key 'priorty' in triggers[0]; expected one of type, priority, filters, schedule, time_zone, payload, missed, jitter_seconds, description",
             suggestion: "did you mean 'priority'?")
     }
 
