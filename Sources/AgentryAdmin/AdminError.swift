@@ -102,7 +102,10 @@ extension AdminError {
                 }
             }
             let query = error.request.path.flatMap { $0.split(separator: "?", maxSplits: 1).dropFirst().first } ?? ""
-            message = "a query parameter is not what the API takes (?\(query)): \(detail(decoding))"
+            message =
+                body.readableBytes > 0
+                ? "a field of the request body\(query.isEmpty ? "" : " or a query parameter") is not what the API takes: \(detail(decoding))"
+                : "a query parameter is not what the API takes (?\(query)): \(detail(decoding))"
         }
         return AdminError(status: error.httpStatus, code: code, message: message)
     }
@@ -110,7 +113,7 @@ extension AdminError {
     private static func detail(_ error: DecodingError) -> String {
         switch error {
         case .typeMismatch(_, let context), .valueNotFound(_, let context), .keyNotFound(_, let context), .dataCorrupted(let context):
-            return context.debugDescription
+            return context.underlyingError.map { "\($0)" } ?? context.debugDescription
         @unknown default:
             return "\(error)"
         }

@@ -52,7 +52,8 @@ enum AdminRoutes {
 
         // Compact JSON, as the other answers.
         try api.registerHandlers(
-            on: router, configuration: Configuration(jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]),
+            on: router,
+            configuration: Configuration(dateTranscoder: TimestampTranscoder(), jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]),
             middlewares: [AdminOperationMiddleware()])
         return router
     }

@@ -51,6 +51,19 @@ public struct Schedule: Sendable, Hashable {
 
     public static let defaultGraceSeconds = 10
 
+    /// The schedules an agent definition's `schedule` triggers declare.
+    public static func declared(by definition: AgentDefinition) -> [Schedule] {
+        definition.triggers.compactMap { trigger in
+            trigger.schedule.map { declared in
+                Schedule(
+                    name: agentScheduleName(agentID: definition.metadata.id, eventType: trigger.type), eventType: trigger.type,
+                    cron: declared.cron, payload: declared.payload, priority: trigger.priority, timeZone: declared.timeZone,
+                    missed: declared.missed, jitterSeconds: declared.jitterSeconds, description: declared.description,
+                    agentID: definition.metadata.id)
+            }
+        }
+    }
+
     /// The name of the schedule an agent's `schedule` trigger for `eventType` declares.
     public static func agentScheduleName(agentID: String, eventType: String) -> String { "agent:\(agentID):\(eventType)" }
 
@@ -117,12 +130,4 @@ public struct Schedule: Sendable, Hashable {
         }
         return tick.addingTimeInterval(Double(hash % UInt64(jitterSeconds * 1000 + 1)) / 1000)
     }
-}
-
-/// What a schedule does with ticks missed while no scheduler ran (or that were later than its grace).
-public enum MissedTicks: String, Sendable, Hashable, CaseIterable {
-    /// They are counted and dropped.
-    case skip
-    /// One event is published for the latest of them, then the schedule goes on.
-    case fireOnce = "fire_once"
 }

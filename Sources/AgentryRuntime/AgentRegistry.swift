@@ -100,6 +100,8 @@ public struct AgentRegistry: Sendable {
                 throw RegistryError(.broker, "cannot declare or bind queue \(definition.queueName): \(error)")
             }
             try await store.markPublished(agentID: agentID, version: chosen.version, boundPatterns: patterns)
+            // Its `schedule` triggers become its schedules (new ones made, changed ones updated, dropped ones removed).
+            try await store.schedules.syncAgentSchedules(agentID: agentID, Schedule.declared(by: definition))
             let stale = (previous?.boundPatterns ?? []).filter { !patterns.contains($0) }
             for pattern in stale {
                 do {
@@ -148,6 +150,7 @@ public struct AgentRegistry: Sendable {
                 }
             }
             try await store.markRetired(agentID: agentID)
+            try await store.schedules.syncAgentSchedules(agentID: agentID, [])
             try await bus.publish(
                 Event(
                     type: "agent.retired", payload: ["agent_id": .string(agentID)], priority: .normal,

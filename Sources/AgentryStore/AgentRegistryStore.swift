@@ -82,6 +82,9 @@ public struct AgentRegistryStore: Sendable {
     let database: Database
     let logger: Logger
 
+    /// The schedules of the same database (an agent's `schedule` triggers are kept there as it is published and retired).
+    public var schedules: ScheduleStore { ScheduleStore(database: database, logger: logger) }
+
     public init(database: Database, logger: Logger) {
         self.database = database
         self.logger = logger

@@ -241,4 +241,49 @@ struct SchedulerTests {
             #expect(try await stores.delayed.cancel(EventID("no-such-\(name)")!, by: "test") == .notFound)
         }
     }
+
+    @Test(
+        "an agent's schedule trigger becomes a schedule when it is published, runs the agent at each tick, follows new versions, and goes with retire"
+    )
+    func agentDeclaredSchedule() async throws {
+        try await withWorkerHarness { h in
+            try await withStores { stores in
+                let id = TestEnvironment.uniqueName("sched-agent-")
+                let yaml = { (version: String, cron: String) in
+                    """
+                    metadata: {id: \(id), name: Scheduled \(id), version: \(version), author: tests, description: Runs at each tick.}
+                    goal: {type: continuous, description: Exercise schedule triggers.}
+                    triggers:
+                      - schedule: "\(cron)"
+                        type: tick.\(id)
+                        payload: {pool: lab-1}
+                    handler:
+                      builtin: noop
+                    """
+                }
+                _ = try await h.publishAgent(yaml("1.0.0", "* * * * * *"))
+                let name = Schedule.agentScheduleName(agentID: id, eventType: "tick.\(id)")
+                let record = try #require(try await stores.schedules.record(named: name), "publishing made the schedule")
+                #expect(record.schedule.agentID == id && record.schedule.cron.text == "* * * * * *" && record.schedule.payload["pool"] == "lab-1")
+                await #expect(throws: StoreError.self, "an agent's schedule changes with its YAML, not on its own") {
+                    _ = try await stores.schedules.remove(name)
+                }
+                let worker = try WorkerProcess(agents: [id], eventLog: true)
+                let runs = try await h.waitForRuns(id, timeout: .seconds(30)) { $0.filter { $0.state == .succeeded }.count >= 3 }
+                #expect(Set(runs.map(\.eventID)).count == runs.count, "one run per tick")
+                #expect(runs.allSatisfy { $0.eventType == "tick.\(id)" })
+                // A new version with another expression changes the schedule.
+                let next = try AgentDefinition.parse(yaml: yaml("1.1.0", "@every 2s"))
+                _ = try await h.registry.register(next)
+                _ = try await h.registry.publish(agentID: id)
+                #expect(try await stores.schedules.record(named: name)?.schedule.cron.text == "@every 2s")
+                // Retired: the schedule and its ticks waiting for delivery go.
+                _ = try await h.registry.retire(agentID: id)
+                #expect(try await stores.schedules.record(named: name) == nil)
+                #expect(try await stores.delayed.pending(limit: 10_000).allSatisfy { $0.event.type != "tick.\(id)" })
+                await worker.stop()
+                await h.cleanup(id)
+            }
+        }
+    }
 }
