@@ -127,6 +127,7 @@ enum YAMLWriter {
             var pairs: [(String, Node)] = [("type", string(e.type))]
             if !e.payload.isEmpty { pairs.append(("payload", json(.object(e.payload)))) }
             if let priority = e.priority { pairs.append(("priority", string(priority.name.lowercased()))) }
+            if let delay = e.delaySeconds { pairs.append(("delay_seconds", int(delay))) }
             return mapping([("emit", mapping(pairs))])
         }
     }

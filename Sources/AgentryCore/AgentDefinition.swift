@@ -364,15 +364,22 @@ public struct EmitHandler: Sendable, Hashable {
     public var payload: JSONObject
     /// nil means the triggering event's priority.
     public var priority: Priority?
+    /// Deliver the event this many seconds after the run succeeds (kept in PostgreSQL until then); nil: at once.
+    public var delaySeconds: Int?
 
-    public init(type: String, payload: JSONObject = [:], priority: Priority? = nil) {
+    /// The longest delay: a year and a day.
+    public static let maxDelaySeconds = 31_622_400
+
+    public init(type: String, payload: JSONObject = [:], priority: Priority? = nil, delaySeconds: Int? = nil) {
         self.type = type
         self.payload = payload
         self.priority = priority
+        self.delaySeconds = delaySeconds
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case type, payload, priority
+        case delaySeconds = "delay_seconds"
     }
 
 }

@@ -322,8 +322,14 @@ extension DefinitionReader {
                 priority = self.priority(node, path: "handler.emit.priority")
                 priorityOK = priority != nil
             }
+            var delay = int(e, "delay_seconds", positive: false)
+            if let seconds = delay, !(0...EmitHandler.maxDelaySeconds).contains(seconds) {
+                report("handler.emit.delay_seconds", e["delay_seconds"], "expected 0 to \(EmitHandler.maxDelaySeconds) seconds, found \(seconds)")
+                delay = nil
+                priorityOK = false
+            }
             guard let type, priorityOK else { return nil }
-            return .emit(EmitHandler(type: type, payload: payload, priority: priority))
+            return .emit(EmitHandler(type: type, payload: payload, priority: priority, delaySeconds: delay))
         }
     }
 

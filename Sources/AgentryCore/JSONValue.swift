@@ -67,6 +67,15 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 
+    /// A number, whole or not.
+    public var numberValue: Double? {
+        switch self {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+
     public var arrayValue: [JSONValue]? {
         if case .array(let a) = self { return a }
         return nil

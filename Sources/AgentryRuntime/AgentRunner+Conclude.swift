@@ -24,10 +24,18 @@ extension AgentRunner {
             // Follow-ups first, with ids derived from this agent and event: should the worker die before the run
             // is recorded, the run again publishes the same ids, which the log and the agents' runs dedupe.
             for (index, followUp) in outcome.followUps.enumerated() {
-                var derived = followUp
+                var derived = followUp.event
                 derived.id = EventID.derived(from: [Array(agentID.utf8), Array(event.id.rawValue.utf8), Array(String(index).utf8)])
-                let stable = derived
-                await persist("publish a follow-up event") { try await self.context.bus.publish(stable) }
+                if let delay = followUp.delaySeconds, delay > 0 {
+                    // Kept until its time, under the same derived id (kept once however often this runs).
+                    let deliverAt = Date().addingTimeInterval(delay)
+                    derived.timestamp = deliverAt
+                    let stable = derived
+                    await persist("keep a delayed follow-up event") { _ = try await self.context.delayed.add(stable, deliverAt: deliverAt) }
+                } else {
+                    let stable = derived
+                    await persist("publish a follow-up event") { try await self.context.bus.publish(stable) }
+                }
             }
             // agent.task.completed is logged with the outcome, in the same statement, and published after it.
             var completed: Event?

@@ -13,7 +13,7 @@ struct HandlerOutcome: Sendable {
     /// Why it failed, timed out or was cancelled.
     var message: String?
     /// Events to publish because of this run (the `events` of the result, or the emit handler's event).
-    var followUps: [Event] = []
+    var followUps: [FollowUp] = []
     /// Whether trying again can help. False for failures that the same event meets every time (a program the
     /// worker does not allow, a response over the size limit): the run fails at once, whatever the retry policy.
     var retryable = true
@@ -53,5 +53,16 @@ struct HandlerOutcome: Sendable {
             return .object(copy)
         default: return value
         }
+    }
+}
+
+/// An event a run publishes when it succeeds: at once, or `delaySeconds` later (kept in PostgreSQL until then).
+struct FollowUp: Sendable, Hashable {
+    var event: Event
+    var delaySeconds: Double?
+
+    init(_ event: Event, delaySeconds: Double? = nil) {
+        self.event = event
+        self.delaySeconds = delaySeconds
     }
 }

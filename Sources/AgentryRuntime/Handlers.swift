@@ -65,7 +65,9 @@ struct HandlerRunner: Sendable {
                 return .failed("emit: \(problem)")
             }
             let followUp = context.event.followUp(type: type, payload: payload, priority: emit.priority, source: context.agent.metadata.id)
-            outcome = HandlerOutcome(status: .succeeded, result: .object(["emitted": .string(followUp.id.rawValue)]), followUps: [followUp])
+            outcome = HandlerOutcome(
+                status: .succeeded, result: .object(["emitted": .string(followUp.id.rawValue)]),
+                followUps: [FollowUp(followUp, delaySeconds: emit.delaySeconds.map(Double.init))])
             return outcome
         case .exec(let exec):
             outcome = await runExec(exec, context).storable()
@@ -83,10 +85,10 @@ struct HandlerRunner: Sendable {
         return outcome
     }
 
-    /// The follow-up events of a result: `"events": [{"type": …, "payload": {…}, "priority": "high"}]`.
-    static func followUps(_ value: JSONValue, cause: Event, source: String) -> Result<[Event], FollowUpProblem> {
+    /// The follow-up events of a result: `"events": [{"type": …, "payload": {…}, "priority": "high", "delay_seconds": 30}]`.
+    static func followUps(_ value: JSONValue, cause: Event, source: String) -> Result<[FollowUp], FollowUpProblem> {
         guard case .array(let items) = value else { return .failure(FollowUpProblem("'events' must be an array, not \(value.kindName)")) }
-        var events: [Event] = []
+        var events: [FollowUp] = []
         for (index, item) in items.enumerated() {
             guard case .object(let object) = item else {
                 return .failure(FollowUpProblem("events[\(index)] must be an object with type and payload"))
@@ -105,7 +107,15 @@ struct HandlerRunner: Sendable {
                 }
                 priority = p
             }
-            events.append(cause.followUp(type: type, payload: payload, priority: priority, source: source))
+            var delay: Double?
+            if let value = object["delay_seconds"] {
+                guard let seconds = value.numberValue, seconds >= 0, seconds <= Double(EmitHandler.maxDelaySeconds) else {
+                    return .failure(
+                        FollowUpProblem("events[\(index)].delay_seconds must be a number of seconds from 0 to \(EmitHandler.maxDelaySeconds)"))
+                }
+                delay = seconds
+            }
+            events.append(FollowUp(cause.followUp(type: type, payload: payload, priority: priority, source: source), delaySeconds: delay))
         }
         return .success(events)
     }

@@ -23,6 +23,8 @@ struct WorkerContext: Sendable {
     /// Run outcomes, written in groups (see ``GroupCommit``).
     let outcomes: GroupCommit<(runID: UUID, agentID: String, slot: Int?, outcome: RuntimeStore.Outcome), Bool>
     var source: String { "agentry.worker" }
+    /// Where delayed follow-up events wait for their time.
+    var delayed: DelayedEventStore { DelayedEventStore(database: store.database, logger: logger) }
 
     /// Records how a run ended (and gives its slot back); false when it was no longer running.
     func finish(_ run: TaskRun, _ outcome: RuntimeStore.Outcome) async throws -> Bool {

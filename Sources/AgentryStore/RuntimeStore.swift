@@ -5,7 +5,7 @@ import PostgresNIO
 /// states and the status hubs' registrations (RuntimeStore+Instances), task runs (RuntimeStore+Runs), and the history's
 /// retention (RuntimeStore+History).
 public struct RuntimeStore: Sendable {
-    let database: Database
+    public let database: Database
     let logger: Logger
 
     public init(database: Database, logger: Logger) {

@@ -286,4 +286,51 @@ struct SchedulerTests {
             }
         }
     }
+
+    @Test("a run's follow-up with delay_seconds (emit handler, exec result) is kept until its time, then delivered once")
+    func delayedFollowUps() async throws {
+        try await withWorkerHarness { h in
+            try await withStores { stores in
+                let id = TestEnvironment.uniqueName("later-agent-")
+                _ = try await h.publishAgent(
+                    agentYAML(
+                        id: id, trigger: "start.\(id)",
+                        handler: """
+                            emit:
+                              type: later.\(id)
+                              payload: {device_id: "{{payload.device_id}}"}
+                              delay_seconds: 3
+                            """))
+                let exec = TestEnvironment.uniqueName("later-exec-")
+                let script = #"printf '{"events": [{"type": "later.%s", "delay_seconds": 2.5}]}' "$AGENTRY_AGENT_ID""#
+                _ = try await h.publishAgent(
+                    agentYAML(
+                        id: exec, trigger: "start.\(id)",
+                        handler: """
+                            exec:
+                              command: [/bin/sh, -c, '\(script.replacingOccurrences(of: "'", with: "''"))']
+                            """))
+                let worker = try WorkerProcess(agents: [id, exec], eventLog: true)
+                let cause = Event(type: "start.\(id)", payload: ["device_id": "tv-9"], source: "test")
+                try await h.bus.publish(cause)
+                _ = try await h.waitForRuns(id) { $0.contains { $0.state == .succeeded } }
+                _ = try await h.waitForRuns(exec) { $0.contains { $0.state == .succeeded } }
+                let succeeded = Date()
+                let kept = try await stores.delayed.pending(limit: 10_000).filter {
+                    [id, exec].contains(String($0.event.type.dropFirst("later.".count)))
+                }
+                #expect(kept.count == 2, "both follow-ups wait in PostgreSQL: \(kept.map(\.event.type))")
+                #expect(kept.first { $0.event.type == "later.\(id)" }?.event.payload["device_id"] == "tv-9")
+                #expect(kept.allSatisfy { $0.event.causationID == cause.id.rawValue })
+                #expect(try await TestEnvironment.eventually(timeout: .seconds(30)) { try await stores.log.count(type: "later.\(id)") == 1 })
+                #expect(try await TestEnvironment.eventually(timeout: .seconds(30)) { try await stores.log.count(type: "later.\(exec)") == 1 })
+                await worker.stop()
+                let emitted = try #require(try await stores.log.recent(limit: 1, type: "later.\(id)").first)
+                #expect(emitted.loggedAt.timeIntervalSince(succeeded) > 1.5, "not before its delay")
+                #expect(emitted.loggedAt.timeIntervalSince(emitted.event.timestamp) < 1, "within a second of its time")
+                await h.cleanup(id)
+                await h.cleanup(exec)
+            }
+        }
+    }
 }
