@@ -297,7 +297,13 @@ extension Agentry.Agents {
                 print("\(definition.metadata.id) \(definition.metadata.version) (\(stored.status.rawValue)): \(definition.metadata.name)")
                 print("  \(definition.metadata.description)")
                 print("  goal: \(definition.goal.type.rawValue), \(definition.goal.description)")
-                for trigger in definition.triggers { print("  trigger: \(trigger.type) [\(trigger.priority.name)]") }
+                for trigger in definition.triggers {
+                    let schedule =
+                        trigger.schedule.map {
+                            " at \"\($0.cron.text)\" (\($0.timeZone)), schedule \(Schedule.agentScheduleName(agentID: definition.metadata.id, eventType: trigger.type))"
+                        } ?? ""
+                    print("  trigger: \(trigger.type) [\(trigger.priority.name)]\(schedule)")
+                }
                 if !definition.eventPools.isEmpty { print("  event pools: \(definition.eventPools.joined(separator: ", "))") }
                 print("  queue: \(definition.queueName)")
             }

@@ -95,11 +95,16 @@ struct NewUserTests {
             #expect(applied.status == 0, "\(applied.output)")
             for id in [
                 "device-rebooter", "ticket-writer", "blackscreen-exec", "blackscreen-triage", "noop", "alert-logger",
-                "offline-reporter", "device-check", "deploy-http",
+                "offline-reporter", "device-check", "deploy-http", "poll-schedule",
             ] {
                 let published = try TestEnvironment.run(agentry, ["agents", "publish", id], environment: environment)
                 #expect(published.status == 0, "agents publish \(id): \(published.output)")
             }
+            // poll-schedule's schedule triggers became its schedules.
+            let schedules = try TestEnvironment.run(agentry, ["schedules", "list"], environment: environment)
+            #expect(
+                schedules.output.contains("agent:poll-schedule:device.poll ") && schedules.output.contains("agent:poll-schedule:device.poll.morning"),
+                "\(schedules.output)")
         }
     }
 
