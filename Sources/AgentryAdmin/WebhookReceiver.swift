@@ -64,10 +64,11 @@ final class WebhookReceiver: Sendable {
             return AdminError(status: status, code: code, message: refusal.message)
         }
 
-        guard let (source, _) = try await source(named: name) else {
+        guard let found = try await self.source(named: name) else {
             throw await refuse(
                 .notFound, WebhookRefusal(reason: .unknownSource, message: "no webhook source is named '\(name)'"), source: nil, code: "not_found")
         }
+        let source = found.source
         let limit = source.maxBodyBytes
         let tooLarge = WebhookRefusal(reason: .tooLarge, message: "the body is larger than this source's limit of \(limit) bytes (max_body_kb)")
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
@@ -88,7 +89,8 @@ final class WebhookReceiver: Sendable {
                 )
             }
             throw await refuse(
-                .unauthorized, WebhookRefusal(reason: .noSecret, message: "this source's secret is not configured on the server; nothing is accepted"),
+                .unauthorized,
+                WebhookRefusal(reason: .noSecret, message: "this source's secret is not configured on the server; nothing is accepted"),
                 source: name, code: "no_secret")
         }
         let headers = request.headers
@@ -126,7 +128,8 @@ final class WebhookReceiver: Sendable {
             Counter(label: "agentry_webhooks_refused_total", dimensions: [("source", name), ("reason", WebhookRefusal.Reason.duplicate.rawValue)])
                 .increment()
             await record(.init(source: name, deliveryID: deliveryID, eventID: first, outcome: .duplicate, remote: remote), logger: logger)
-            return JSONResponse.make(.object(["duplicate": true, "event_id": .string(first), "message": "delivery already accepted; nothing published"]))
+            return JSONResponse.make(
+                .object(["duplicate": true, "event_id": .string(first), "message": "delivery already accepted; nothing published"]))
         }
         do {
             try await dependencies.bus.publish(event)
@@ -181,7 +184,8 @@ final class WebhookReceiver: Sendable {
         var json = bytes
         if type == "application/x-www-form-urlencoded" && scheme == .github {
             guard let payload = form(bytes)["payload"] else {
-                return .failure(.init(status: .badRequest, code: "bad_request", message: "the form has no 'payload' field (GitHub puts the JSON there)"))
+                return .failure(
+                    .init(status: .badRequest, code: "bad_request", message: "the form has no 'payload' field (GitHub puts the JSON there)"))
             }
             json = Array(payload.utf8)
         } else if !(type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json"))) {
@@ -189,7 +193,8 @@ final class WebhookReceiver: Sendable {
             return .failure(
                 .init(
                     status: .unsupportedMediaType, code: "unsupported_media_type",
-                    message: "\(type.isEmpty ? "a body without Content-Type" : "Content-Type \(type)") is not taken here: send application/json\(form)"))
+                    message:
+                        "\(type.isEmpty ? "a body without Content-Type" : "Content-Type \(type)") is not taken here: send application/json\(form)"))
         }
         do {
             return .success(try JSON.parse(json))

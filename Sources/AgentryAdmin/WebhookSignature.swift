@@ -55,7 +55,8 @@ enum WebhookSignature {
             guard let stamp = header(source.timestampHeader), !stamp.isEmpty else { return .failure(missing(source.timestampHeader)) }
             var text = Substring(signature)
             for prefix in ["sha256=", "v1="] where text.hasPrefix(prefix) { text = text.dropFirst(prefix.count) }
-            guard let mac = hex(text), HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Array(stamp.utf8) + [UInt8(ascii: ".")] + body, using: key)
+            guard let mac = hex(text),
+                HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Array(stamp.utf8) + [UInt8(ascii: ".")] + body, using: key)
             else {
                 return .failure(mismatch(source.signatureHeader, "[sha256=|v1=]<hex HMAC-SHA256 of \"<\(source.timestampHeader)>.<body>\">"))
             }

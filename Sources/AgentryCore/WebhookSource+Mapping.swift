@@ -33,7 +33,7 @@ extension WebhookSource {
 
     /// The problems with the templates of a string (message and offset in Unicode scalars of its `{{`).
     public static func templateProblems(_ text: String) -> [(message: String, offset: Int)] {
-        var problems: [(String, Int)] = []
+        var problems: [(message: String, offset: Int)] = []
         for (reference, offset, closed) in scanTemplates(text) {
             guard closed else {
                 problems.append(("template at offset \(offset) has no closing '}}'", offset))
@@ -57,7 +57,7 @@ extension WebhookSource {
     /// The templates of a string: reference (trimmed), offset of `{{`, and whether it was closed.
     static func scanTemplates(_ text: String) -> [(reference: String, offset: Int, closed: Bool)] {
         let scalars = Array(text.unicodeScalars)
-        var found: [(String, Int, Bool)] = []
+        var found: [(reference: String, offset: Int, closed: Bool)] = []
         var i = 0
         while i + 1 < scalars.count {
             guard scalars[i] == "{", scalars[i + 1] == "{" else {

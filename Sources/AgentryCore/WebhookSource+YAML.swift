@@ -39,7 +39,8 @@ extension WebhookSource {
         if let problem = nameProblem(name) { throw WebhookSourceError(problems: [ValidationProblem(file: file, path: "", message: problem)]) }
         guard let root = try compose(yaml, reader: &reader) else {
             throw WebhookSourceError(problems: [
-                ValidationProblem(file: file, path: "", line: 1, column: 1, message: "the document is empty; expected a mapping with scheme, secret_env and type")
+                ValidationProblem(
+                    file: file, path: "", line: 1, column: 1, message: "the document is empty; expected a mapping with scheme, secret_env and type")
             ])
         }
         let source = reader.webhookSource(root, name: name, path: "")
@@ -82,7 +83,9 @@ extension WebhookSource {
     private static func throwProblems(_ reader: DefinitionReader) throws(WebhookSourceError) {
         guard !reader.problems.isEmpty else { return }
         let ordered = reader.problems.enumerated().sorted { lhs, rhs in
-            (lhs.element.line ?? Int.max, lhs.element.column ?? Int.max, lhs.offset) < (rhs.element.line ?? Int.max, rhs.element.column ?? Int.max, rhs.offset)
+            (lhs.element.line ?? Int.max, lhs.element.column ?? Int.max, lhs.offset) < (
+                rhs.element.line ?? Int.max, rhs.element.column ?? Int.max, rhs.offset
+            )
         }.map(\.element)
         throw WebhookSourceError(problems: ordered)
     }

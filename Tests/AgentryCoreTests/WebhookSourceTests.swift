@@ -52,11 +52,16 @@ struct WebhookSourceTests {
         let lines = (error?.description ?? "").split(separator: "\n").map(String.init)
         #expect(lines.count == 8, "\(lines)")
         #expect(lines.first?.hasPrefix("webhooks.yaml:2:3: sources.Bad_Name: a source name is 1 to 63") == true, "\(lines)")
-        #expect(lines.contains("webhooks.yaml:4:13: sources.gh.scheme: expected one of github, gitlab, hmac-sha256; found 'githb'; did you mean 'github'?"))
+        #expect(
+            lines.contains(
+                "webhooks.yaml:4:13: sources.gh.scheme: expected one of github, gitlab, hmac-sha256; found 'githb'; did you mean 'github'?"))
         #expect(lines.contains { $0.hasPrefix("webhooks.yaml:5:17: sources.gh.secret_env: expected the name of an environment variable") })
         #expect(lines.contains { $0.hasPrefix("webhooks.yaml:6:19: sources.gh.type: template '{{headers.X-GitHub-Event}}'") }, "\(lines)")
         #expect(lines.contains { $0.hasPrefix("webhooks.yaml:7:18: sources.gh.max_body_kb: expected a positive whole number") })
-        #expect(lines.contains { $0.hasPrefix("webhooks.yaml:8:5: sources.gh.sigature_header: unknown key") && $0.hasSuffix("did you mean 'signature_header'?") })
+        #expect(
+            lines.contains {
+                $0.hasPrefix("webhooks.yaml:8:5: sources.gh.sigature_header: unknown key") && $0.hasSuffix("did you mean 'signature_header'?")
+            })
         #expect(lines.contains { $0.hasPrefix("webhooks.yaml:12:11: sources.plain.type: event type 'not a type' contains ' '") }, "\(lines)")
         #expect(lines.contains("webhooks.yaml:13:23: sources.plain.signature_header: 'signature_header' applies to scheme hmac-sha256 only"))
     }
@@ -65,7 +70,9 @@ struct WebhookSourceTests {
     func mapping() throws {
         let source = WebhookSource(
             name: "gl", secretEnv: "GL", scheme: .gitlab, type: "gitlab.{{payload.object_kind}}",
-            payload: ["project": "{{payload.project.name}}", "size": "{{payload.size}}", "text": "by {{header.x-user}}", "missing": "{{payload.nope}}"])
+            payload: [
+                "project": "{{payload.project.name}}", "size": "{{payload.size}}", "text": "by {{header.x-user}}", "missing": "{{payload.nope}}",
+            ])
         let content = WebhookContent(headers: ["X-User": "ann"], body: ["object_kind": "push", "project": ["name": "tv"], "size": 3])
         let event = try source.event(for: content, deliveryID: "d1").get()
         #expect(event.type == "gitlab.push")

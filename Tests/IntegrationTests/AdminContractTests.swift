@@ -26,7 +26,9 @@ struct AdminContractTests {
         }
     }
 
-    @Test("every write the document lists answers 401 without the token (but a webhook delivery, 404 for no such source); every read without parameters answers 200")
+    @Test(
+        "every write the document lists answers 401 without the token (but a webhook delivery, 404 for no such source); every read without parameters answers 200"
+    )
     func writesNeedTheToken() async throws {
         try await withAdminServer { a in
             let document = try #require(try await a.request(.GET, "/openapi.json").json)

@@ -113,7 +113,8 @@ struct WebhookTests {
     @Test("a wrongly signed or unsigned delivery answers 401, publishes nothing, and is counted; GitHub's form body is taken")
     func githubRefusals() async throws {
         let name = TestEnvironment.uniqueName("gh")
-        try await withWebhooks({ env in "sources: {\(name): {scheme: github, secret_env: \(env), type: 'github.{{header.X-GitHub-Event}}'}}" }) { w, secret in
+        try await withWebhooks({ env in "sources: {\(name): {scheme: github, secret_env: \(env), type: 'github.{{header.X-GitHub-Event}}'}}" }) {
+            w, secret in
             let metric = #"agentry_webhooks_refused_total{source="\#(name)",reason="bad_signature"}"#
             let before = try await w.admin.metric(metric)
             let body = #"{"zen": "Keep it logically awesome."}"#
@@ -245,7 +246,8 @@ struct WebhookTests {
             #expect(created.json?[path: "origin"] == "api")
             let replaced = try await w.admin.request(.PUT, "/api/webhooks/\(name)", body: settings)
             #expect(replaced.status == 200, "\(replaced.text)")
-            let invalid = try await w.admin.request(.PUT, "/api/webhooks/\(name)", body: "{\"scheme\": \"githbu\",\n \"secret_env\": \"X\", \"type\": \"a\"}")
+            let invalid = try await w.admin.request(
+                .PUT, "/api/webhooks/\(name)", body: "{\"scheme\": \"githbu\",\n \"secret_env\": \"X\", \"type\": \"a\"}")
             #expect(invalid.status == 422 && invalid.errorCode == "invalid_webhook_source", "\(invalid.text)")
             #expect(invalid.json?[path: "error.problems.0.line"] == .int(1))
             let conflict = try await w.admin.request(.PUT, "/api/webhooks/\(fileSource)", body: settings)
