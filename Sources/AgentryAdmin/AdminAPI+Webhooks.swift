@@ -1,5 +1,8 @@
+import AgentryBus
 import AgentryCore
 import AgentryStore
+import HTTPTypes
+import Logging
 import NIOCore
 
 /// Webhook sources (those of webhooks.yaml, and those stored through the API) and the deliveries received. The

@@ -1,3 +1,4 @@
+import AgentryBus
 import AgentryCore
 import AgentryStore
 import Foundation

@@ -1,5 +1,5 @@
 public import AMQP
-import AgentryCore
+public import AgentryCore
 import Foundation
 import Yams
 

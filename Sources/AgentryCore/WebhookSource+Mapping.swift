@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A webhook request as the mapping sees it, after its signature was checked: its headers and its JSON body.
 public struct WebhookContent: Sendable {

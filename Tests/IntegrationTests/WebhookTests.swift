@@ -34,6 +34,13 @@ private struct WebhookHarness: Sendable {
         return AdminHarness.Answer(status: Int(response.status.code), headers: response.headers, text: String(buffer: bytes))
     }
 
+    /// The event an accepted delivery's answer names, once the event log has it.
+    func event(answered answer: AdminHarness.Answer) async throws -> Event {
+        let id = try #require(answer.json?[path: "event_id"]?.stringValue, "\(answer.text)")
+        let event = try await logged(id)
+        return try #require(event, "event \(id) should reach event_log")
+    }
+
     /// The logged event with this id, once the event log has it (nil after 10 s).
     func logged(_ id: String) async throws -> Event? {
         let eventID = try #require(EventID(id))
@@ -135,7 +142,7 @@ struct WebhookTests {
                 name, body: form, headers: github(secret, form, delivery: UUID().uuidString, event: "ping"),
                 contentType: "application/x-www-form-urlencoded")
             #expect(good.status == 202, "\(good.text)")
-            let event = try #require(try await w.logged(try #require(good.json?[path: "event_id"]?.stringValue)))
+            let event = try await w.event(answered: good)
             #expect(event.type == "github.ping")
             #expect(event.payload["zen"] == "Keep it logically awesome.")
             let refusedID = WebhookSource.eventID(source: name, deliveryID: bad)
@@ -171,7 +178,7 @@ struct WebhookTests {
             let right = try await w.post(
                 name, body: body, headers: [("X-Gitlab-Token", secret), ("X-Gitlab-Event-UUID", UUID().uuidString), ("X-Gitlab-Event", "Push Hook")])
             #expect(right.status == 202, "\(right.text)")
-            let event = try #require(try await w.logged(try #require(right.json?[path: "event_id"]?.stringValue)))
+            let event = try await w.event(answered: right)
             #expect(event.type == "gitlab.push")
             #expect(event.priority == .high)
             #expect(event.payload == ["project": "acme/tv", "event": "Push Hook", "fixed": 42])
@@ -201,7 +208,7 @@ struct WebhookTests {
             #expect(stale.status == 401 && stale.errorCode == "stale_timestamp", "\(stale.text)")
             let fresh = try await w.post(name, body: body, headers: signed(body, at: now) + [("X-Delivery-Id", UUID().uuidString)])
             #expect(fresh.status == 202, "\(fresh.text)")
-            let event = try #require(try await w.logged(try #require(fresh.json?[path: "event_id"]?.stringValue)))
+            let event = try await w.event(answered: fresh)
             #expect(event.type == "billing.invoice_paid")
             let badType = #"{"kind": "no spaces allowed"}"#
             let unmappable = try await w.post(name, body: badType, headers: signed(badType, at: now))
@@ -256,7 +263,7 @@ struct WebhookTests {
             let body = #"{"action": "opened"}"#
             let delivered = try await w.post(name, body: body, headers: github(secret, body, delivery: UUID().uuidString, event: "issues"))
             #expect(delivered.status == 202, "\(delivered.text)")
-            let event = try #require(try await w.logged(try #require(delivered.json?[path: "event_id"]?.stringValue)))
+            let event = try await w.event(answered: delivered)
             #expect(event.type == "api.issues")
 
             let anonymousDelete = try await w.admin.request(.DELETE, "/api/webhooks/\(name)", authorized: false)
