@@ -49,7 +49,9 @@ extension WebhookSource {
         guard parts.count == 2, templateRoots.contains(String(parts[0])), !parts[1].isEmpty,
             !parts[1].split(separator: ".", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0.contains(where: \.isWhitespace) })
         else {
-            return "template '{{\(reference)}}' names nothing a webhook request has; use {{header.<Name>}} or {{payload.<path>}}"
+            let root = String(parts[0]), rest = parts.count == 2 ? "." + parts[1] : ""
+            let hint = Suggest.closest(to: root, among: templateRoots).map { "; did you mean '{{\($0)\(rest)}}'?" } ?? ""
+            return "template '{{\(reference)}}' names nothing a webhook request has; use {{header.<Name>}} or {{payload.<path>}}\(hint)"
         }
         return nil
     }
