@@ -12,7 +12,7 @@ extension AdminAPI {
         let fromFile = dependencies.topology.webhookSources
         let names = Set(fromFile.map(\.name))
         let stored = try await webhooks.store.sources().filter { !names.contains($0.name) }
-        let sources = fromFile.map { Self.representation($0, origin: "file") } + stored.map { Self.representation($0, origin: "api") }
+        let sources = fromFile.map { representation($0, origin: "file") } + stored.map { representation($0, origin: "api") }
         return .ok(.init(body: .json(.init(sources: sources, count: sources.count))))
     }
 
@@ -55,7 +55,7 @@ extension AdminAPI {
         logger.info(
             "webhook source \(created ? "added" : "replaced") through the API",
             metadata: ["agentry.webhook.source": "\(name)", "agentry.webhook.secret_env": "\(source.secretEnv)"])
-        let shown = Self.representation(source, origin: "api")
+        let shown = representation(source, origin: "api")
         return created ? .created(.init(body: .json(shown))) : .ok(.init(body: .json(shown)))
     }
 
@@ -76,11 +76,11 @@ extension AdminAPI {
 
     /// A source as the API shows it: its settings, where it comes from, and whether its secret is set here (never
     /// the secret).
-    static func representation(_ source: WebhookSource, origin: String) -> JSONValue {
+    func representation(_ source: WebhookSource, origin: String) -> JSONValue {
         var object = source.jsonValue().objectValue ?? [:]
         object["name"] = .string(source.name)
         object["origin"] = .string(origin)
-        object["secret_present"] = .bool(WebhookReceiver.secret(of: source) != nil)
+        object["secret_present"] = .bool(webhooks.secret(of: source) != nil)
         object["url_path"] = .string("/api/webhooks/\(source.name)")
         return .object(object)
     }

@@ -83,7 +83,7 @@ public struct AdminServer: Service {
         let hub = StatusHub(dependencies: dependencies, managementURL: managementURL, metrics: metrics)
         let api = AdminAPI(
             configuration: configuration, dependencies: dependencies, status: hub, metrics: metrics,
-            webhooks: WebhookReceiver(dependencies: dependencies))
+            webhooks: WebhookReceiver(dependencies: dependencies, secrets: configuration.webhookSecrets))
         let router = try AdminRoutes.router(api: api)
         let configuration = self.configuration
         if configuration.tokenGenerated {

@@ -14,6 +14,8 @@ import NIOCore
 /// `webhook_deliveries` and counted; a delivery id already accepted publishes nothing again (docs/webhooks.md).
 final class WebhookReceiver: Sendable {
     let dependencies: AdminDependencies
+    /// Where secrets are looked up by their variable's name (``AdminConfiguration/webhookSecrets``).
+    let secrets: [String: String]
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -22,8 +24,9 @@ final class WebhookReceiver: Sendable {
         var warnedNoSecret: Set<String> = []
     }
 
-    init(dependencies: AdminDependencies) {
+    init(dependencies: AdminDependencies, secrets: [String: String]) {
         self.dependencies = dependencies
+        self.secrets = secrets
     }
 
     var logger: Logger { dependencies.logger }
@@ -43,9 +46,9 @@ final class WebhookReceiver: Sendable {
         return try await store.source(named: name).map { ($0, false) }
     }
 
-    /// Whether the source's secret is set in this process's environment.
-    static func secret(of source: WebhookSource) -> String? {
-        guard let value = ProcessInfo.processInfo.environment[source.secretEnv], !value.isEmpty else { return nil }
+    /// The source's secret, when its variable is set and not empty.
+    func secret(of source: WebhookSource) -> String? {
+        guard let value = secrets[source.secretEnv], !value.isEmpty else { return nil }
         return value
     }
 
@@ -82,7 +85,7 @@ final class WebhookReceiver: Sendable {
         } catch {
             throw await refuse(.contentTooLarge, tooLarge, source: name, code: "payload_too_large")
         }
-        guard let secret = Self.secret(of: source) else {
+        guard let secret = secret(of: source) else {
             let first = state.withLockedValue { $0.warnedNoSecret.insert(name).inserted }
             if first {
                 logger.error(

@@ -9,12 +9,8 @@ import NIOCore
 import NIOHTTP1
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// An admin server with webhook sources of the test's own (`webhooks.yaml` text, with `SECRET_ENV` standing for a
-/// variable made for the test and set to `secret`), beside the event log service.
+/// An admin server with webhook sources of the test's own (`webhooks.yaml` text, given the name of a variable made
+/// for the test and set to `secret` in the server's environment), beside the event log service.
 private struct WebhookHarness: Sendable {
     let admin: AdminHarness
     let log: EventLogStore
@@ -58,13 +54,12 @@ private func withWebhooks(
     _ body: @Sendable (WebhookHarness, String) async throws -> Void
 ) async throws {
     let secretEnv = "AGENTRY_TEST_WEBHOOK_\(UUID().uuidString.prefix(8).uppercased())"
-    setenv(secretEnv, secret, 1)
-    defer { unsetenv(secretEnv) }
     var topology = try TestEnvironment.topology()
     topology.webhookSources = try WebhookSource.parseFile(yaml: yaml(secretEnv), file: "webhooks.yaml")
     let given = topology
     try await withEventLog { _, log, _ in
-        try await withAdminServer(topology: given) { admin in
+        // The server's environment, as the process's would be (no setenv: other tests run beside this one).
+        try await withAdminServer(configure: { $0.webhookSecrets = [secretEnv: secret] }, topology: given) { admin in
             try await body(WebhookHarness(admin: admin, log: log, secretEnv: secretEnv), secret)
         }
     }
