@@ -150,6 +150,27 @@ struct WebhookTests {
         }
     }
 
+    @Test("copies of one delivery sent at once publish one event id: the event log holds it once")
+    func concurrentCopies() async throws {
+        let name = TestEnvironment.uniqueName("gh")
+        try await withWebhooks({ env in "sources: {\(name): {scheme: github, secret_env: \(env), type: github.push}}" }) { w, secret in
+            let body = #"{"ref": "refs/heads/main"}"#
+            let headers = github(secret, body, delivery: UUID().uuidString)
+            let answers = try await withThrowingTaskGroup(of: AdminHarness.Answer.self) { group in
+                for _ in 0..<6 { group.addTask { try await w.post(name, body: body, headers: headers) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(answers.allSatisfy { $0.status == 202 || $0.status == 200 }, "\(answers.map(\.text))")
+            #expect(answers.contains { $0.status == 202 })
+            let ids = Set(answers.compactMap { $0.json?[path: "event_id"]?.stringValue })
+            #expect(ids.count == 1)
+            let accepted = try #require(answers.first { $0.status == 202 })
+            let event = try await w.event(answered: accepted)
+            let count = try await w.log.count(eventID: event.id)
+            #expect(count == 1)
+        }
+    }
+
     @Test("GitLab: the right token is accepted (payload mapped), a wrong one refused")
     func gitlab() async throws {
         let name = TestEnvironment.uniqueName("gl")
