@@ -293,7 +293,7 @@ struct WebhookTests {
         }
     }
 
-    @Test("a bad webhooks.yaml in the topology directory stops loading with file:line:column")
+    @Test("a bad webhooks.yaml in the topology directory stops loading, and agentry admin, with file:line:column")
     func badFile() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("agentry-webhooks-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -308,5 +308,11 @@ struct WebhookTests {
         let message = error?.description ?? ""
         #expect(message.contains("\(directory.path)/webhooks.yaml:3:13: sources.github.scheme"), "\(message)")
         #expect(message.contains("did you mean 'github'?"), "\(message)")
+
+        // `agentry admin` stops at start with that message (before it connects to anything).
+        let admin = try TestEnvironment.run(
+            TestEnvironment.agentryExecutable, ["admin", "--topology", directory.path, "--admin-addr", "127.0.0.1:0"])
+        #expect(admin.status != 0)
+        #expect(admin.output.contains("\(directory.path)/webhooks.yaml:3:13: sources.github.scheme"), "\(admin.output)")
     }
 }
