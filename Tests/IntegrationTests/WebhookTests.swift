@@ -150,6 +150,25 @@ struct WebhookTests {
         }
     }
 
+    @Test("a delivery passes the Host, Origin and content-type checks (its sender names the endpoint its own way); its sources' routes do not")
+    func browserChecks() async throws {
+        let name = TestEnvironment.uniqueName("gh")
+        try await withWebhooks({ env in "sources: {\(name): {scheme: github, secret_env: \(env), type: github.push}}" }) { w, secret in
+            let body = #"{"ref": "refs/heads/main"}"#
+            let foreign = [("Host", "hooks.example.com"), ("Origin", "https://elsewhere.example")]
+            let delivered = try await w.post(name, body: body, headers: github(secret, body, delivery: UUID().uuidString) + foreign)
+            #expect(delivered.status == 202, "\(delivered.text)")
+            let unsigned = try await w.post(name, body: "a=b", headers: foreign, contentType: "text/plain")
+            #expect(unsigned.status == 401 && unsigned.errorCode == "missing_signature", "\(unsigned.text)")
+            var request = HTTPClientRequest(url: w.admin.base + "/api/webhooks/\(name)")
+            request.method = .PUT
+            request.headers.add(name: "Host", value: "hooks.example.com")
+            request.headers.add(name: "Authorization", value: "Bearer \(w.admin.token ?? "")")
+            let put = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
+            #expect(put.status.code == 403)
+        }
+    }
+
     @Test("copies of one delivery sent at once publish one event id: the event log holds it once")
     func concurrentCopies() async throws {
         let name = TestEnvironment.uniqueName("gh")
