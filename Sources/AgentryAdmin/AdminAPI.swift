@@ -10,6 +10,7 @@ struct AdminAPI: APIProtocol {
     let dependencies: AdminDependencies
     let status: StatusHub
     let metrics: AdminMetrics
+    let webhooks: WebhookReceiver
 
     var logger: Logger { dependencies.logger }
 

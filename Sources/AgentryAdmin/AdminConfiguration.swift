@@ -30,6 +30,9 @@ public struct AdminConfiguration: Sendable {
     public var firstAnswerTimeout: Duration = .seconds(60)
     /// Most status WebSocket clients served at once; more are refused with 503. Default 64.
     public var maxWebSocketClients: Int = 64
+    /// The environment webhook sources read their secrets from (each source's `secret_env` names a variable).
+    /// Default: this process's, as it was when the configuration was made.
+    public var webhookSecrets: [String: String] = ProcessInfo.processInfo.environment
 
     public struct TLSFiles: Sendable, Hashable {
         public var certificateChain: String

@@ -15,6 +15,10 @@ import Hummingbird
 /// 4. A request that changes state carries `Authorization: Bearer <token>`. Reads need it too off loopback; the
 ///    status WebSocket needs it (`?token=`) off loopback and from a browser. The page, the probes (`/healthz`,
 ///    `/readyz`, `/metrics`) and `/openapi.json` are open; `/readyz` gives details only with the token.
+///
+/// A webhook delivery, `POST /api/webhooks/<source>`, passes none of these: its signature, made with the source's
+/// secret, is its credential (``WebhookReceiver``). Its sender (GitHub, GitLab, …) names the endpoint by its public
+/// name, sends no `Origin`, and may send a form; a page that makes a browser send one cannot sign it.
 struct AdminGuard<Context: RequestContext>: RouterMiddleware {
     let configuration: AdminConfiguration
 
@@ -23,6 +27,7 @@ struct AdminGuard<Context: RequestContext>: RouterMiddleware {
     static var openPaths: Set<String> { ["/", "/healthz", "/readyz", "/metrics", "/openapi.json"] }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if WebhookReceiver.isDelivery(method: request.method, path: request.uri.path) { return try await next(request, context) }
         let authority = request.head.authority ?? ""
         guard let host = Self.hostName(authority), hostAllowed(host) else {
             throw AdminError(

@@ -11,7 +11,7 @@ import OpenAPIRuntime
 /// ``AdminRequestMiddleware``; then the API's routes, generated from openapi.yaml, and beside them the operations it tags
 /// `direct`: the status page, its WebSocket, the document itself and the metrics.
 enum AdminRoutes {
-    typealias Context = BasicWebSocketRequestContext
+    typealias Context = AdminRequestContext
 
     static func router(api: AdminAPI) throws -> Router<Context> {
         let router = Router(context: Context.self)
@@ -32,6 +32,14 @@ enum AdminRoutes {
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: await api.metrics.render(api.dependencies, hub: api.status))))
+        }
+        // Signed requests from outside: AdminGuard and AdminRequestMiddleware let them through as they came (no token,
+        // any Host, the body unread), for the receiver checks the signature over the exact bytes, within the source's
+        // own size limit.
+        let webhooks = api.webhooks
+        router.post("/api/webhooks/:source") { request, context in
+            let name = try context.parameters.require("source")
+            return try await webhooks.receive(request, name: name, remote: context.remoteAddress?.ipAddress)
         }
         // AdminGuard checked Host, Origin and the token; the hub tells clients over its limit so, and closes.
         let status = api.status, limit = api.configuration.maxWebSocketClients

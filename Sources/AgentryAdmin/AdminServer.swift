@@ -48,7 +48,7 @@ public struct AdminServer: Service {
 
     /// HTTP/1 with the status WebSocket, behind a deadline for the first request's head and an idle timeout, and
     /// behind TLS when configured.
-    static func serverBuilder(router: Router<BasicWebSocketRequestContext>, configuration: AdminConfiguration) throws -> HTTPServerBuilder {
+    static func serverBuilder(router: Router<AdminRoutes.Context>, configuration: AdminConfiguration) throws -> HTTPServerBuilder {
         let tls = try configuration.tls.map(Self.tlsConfiguration)
         let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(
             http1: .init(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000)),
@@ -81,7 +81,9 @@ public struct AdminServer: Service {
     public func run() async throws {
         let metrics = AdminMetrics.shared
         let hub = StatusHub(dependencies: dependencies, managementURL: managementURL, metrics: metrics)
-        let api = AdminAPI(configuration: configuration, dependencies: dependencies, status: hub, metrics: metrics)
+        let api = AdminAPI(
+            configuration: configuration, dependencies: dependencies, status: hub, metrics: metrics,
+            webhooks: WebhookReceiver(dependencies: dependencies, secrets: configuration.webhookSecrets))
         let router = try AdminRoutes.router(api: api)
         let configuration = self.configuration
         if configuration.tokenGenerated {

@@ -22,7 +22,7 @@ import NIOHTTP1
 /// they move. Each client has a bounded outbox: one that does not keep up is dropped, so it slows neither the others
 /// nor the worker.
 public final class StatusHub: Sendable {
-    enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules }
+    enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks }
 
     struct Client: Sendable {
         let outbox: AsyncStream<String>.Continuation
@@ -223,7 +223,7 @@ public final class StatusHub: Sendable {
     private func sampleQueues() async {
         while !Task.isCancelled {
             // Schedules change as ticks are claimed, with no notification: sampled too, sent when they differ.
-            markDirty(.queues, .schedules)
+            markDirty(.queues, .schedules, .webhooks)
             try? await Task.sleep(for: .seconds(1))
         }
     }
@@ -263,6 +263,9 @@ public final class StatusHub: Sendable {
             value = try await ScheduleStore(database: dependencies.database, logger: logger).records().map { record in
                 Representation.schedule(record, upcoming: record.nextRun.map { [$0] + record.schedule.ticks(after: $0, count: 2) } ?? [])
             }
+        case .webhooks:
+            value = try await WebhookStore(database: dependencies.database, logger: logger).recentDeliveries(limit: 10)
+                .map(Representation.webhookDelivery)
         }
         let now = ContinuousClock.now
         state.withLockedValue { $0.readings[kind] = (now, value) }

@@ -6,6 +6,7 @@ extension Topology {
         ("agentry.yaml", PackageResources.agentry_yaml),
         ("event-pools.yaml", PackageResources.event_pools_yaml),
         ("skills.yaml", PackageResources.skills_yaml),
+        ("webhooks.yaml", PackageResources.webhooks_yaml),
     ]
 
     /// The topology this binary was built with.

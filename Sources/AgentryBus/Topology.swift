@@ -1,5 +1,5 @@
 public import AMQP
-import AgentryCore
+public import AgentryCore
 import Foundation
 import Yams
 
@@ -12,17 +12,23 @@ public struct Topology: Sendable, Equatable {
     public var eventPools: [String: [String]]
     /// The skills agents may list (`skills:` in an agent definition), with what each one is.
     public var skills: [String: String]
+    /// The webhook sources of `webhooks.yaml` (`POST /api/webhooks/<name>`), which the admin API cannot change.
+    public var webhookSources: [WebhookSource]
 
     public init(
         exchanges: [ExchangeDeclaration] = [], queues: [QueueDeclaration] = [], bindings: [BindingDeclaration] = [],
-        eventPools: [String: [String]] = [:], skills: [String: String] = [:]
+        eventPools: [String: [String]] = [:], skills: [String: String] = [:], webhookSources: [WebhookSource] = []
     ) {
         self.exchanges = exchanges
         self.queues = queues
         self.bindings = bindings
         self.eventPools = eventPools
         self.skills = skills
+        self.webhookSources = webhookSources
     }
+
+    /// The file of the topology directory that holds webhook sources rather than declarations.
+    public static let webhooksFile = "webhooks.yaml"
 
     // MARK: Names (docs/design.md, "Names")
 
@@ -91,13 +97,23 @@ public struct Topology: Sendable, Equatable {
         return try merge(
             names.map { name in
                 (name, try String(contentsOfFile: (directory as NSString).appendingPathComponent(name), encoding: .utf8))
-            })
+            }, directory: directory)
     }
 
-    /// Merges topology documents (file name, YAML) in name order and validates the whole.
-    static func merge(_ files: [(name: String, yaml: String)]) throws -> Topology {
+    /// Merges topology documents (file name, YAML) in name order and validates the whole. `webhooks.yaml` holds the
+    /// webhook sources; its problems name the file (in `directory`, when given) with line and column.
+    static func merge(_ files: [(name: String, yaml: String)], directory: String? = nil) throws -> Topology {
         var topology = Topology()
         for (name, text) in files.sorted(by: { $0.name < $1.name }) {
+            if name == webhooksFile || name == "webhooks.yml" {
+                let path = directory.map { ($0 as NSString).appendingPathComponent(name) } ?? name
+                do {
+                    topology.webhookSources += try WebhookSource.parseFile(yaml: text, file: path)
+                } catch {
+                    throw TopologyError("\(path) has \(error.problems.count) problem(s):\n\(error.description)")
+                }
+                continue
+            }
             let part = try parse(yaml: text, file: name)
             topology.exchanges += part.exchanges
             topology.queues += part.queues
@@ -110,6 +126,10 @@ public struct Topology: Sendable, Equatable {
                 if topology.skills[name] != nil { throw TopologyError("\(name): skill '\(name)' is declared in two files") }
                 topology.skills[name] = description
             }
+        }
+        let names = topology.webhookSources.map(\.name)
+        if let twice = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
+            throw TopologyError("webhook source '\(twice)' is declared in both webhooks.yaml and webhooks.yml")
         }
         try topology.validate()
         return topology

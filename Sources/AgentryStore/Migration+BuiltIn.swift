@@ -22,6 +22,7 @@ extension Migration {
         ("0017_task_run_event_text.sql", PackageResources._017_task_run_event_text_sql),
         ("0018_run_republish.sql", PackageResources._018_run_republish_sql),
         ("0019_schedules.sql", PackageResources._019_schedules_sql),
+        ("0020_webhooks.sql", PackageResources._020_webhooks_sql),
     ]
 
     /// The migrations this binary was built with, in version order.

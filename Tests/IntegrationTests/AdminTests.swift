@@ -81,10 +81,11 @@ func withAdminServer(
     token: String? = adminToken,
     managementURL: String = "http://guest:guest@localhost:15672/api/queues/\(TestEnvironment.configuration.amqp.virtualHostPathSegment)",
     configure: @Sendable (inout AdminConfiguration) -> Void = { _ in },
+    topology given: Topology? = nil,
     _ body: @Sendable (AdminHarness) async throws -> Void
 ) async throws {
     try await withWorkerHarness { h in
-        let topology = try TestEnvironment.topology()
+        let topology = try given ?? TestEnvironment.topology()
         let expected = try Migration.load(directory: TestEnvironment.configuration.migrationsDirectory).map(\.version).max() ?? 0
         let dependencies = AdminDependencies(
             database: h.database, connection: h.connection, bus: h.bus, topology: topology,

@@ -71,6 +71,9 @@ struct StatusPageBrowserTests {
             let answers = try await a.publishSleepingAlertAgent(id, seconds: 3)
             #expect(answers.registered == 201)
             #expect(answers.published == 200)
+            let schedule = try await a.request(
+                .POST, "/api/schedules", body: #"{"name": "\#(id)", "cron": "0 30 2 * * *", "type": "page.\#(id)", "time_zone": "Europe/Berlin"}"#)
+            #expect(schedule.status == 201, "\(schedule.text)")
             let worker = try WorkerProcess(agents: [id])
             let instance = "document.querySelector('[data-testid=instance][data-agent-id=\"\(id)\"]')"
             // As the worker prints it: the page's URL with the token, which the page keeps and takes out of the URL.
@@ -82,6 +85,11 @@ struct StatusPageBrowserTests {
             #expect(try browser.eval("location.search") == "", "the token is no longer in the address bar")
             #expect(try browser.eval("localStorage.getItem('agentry-token')") == .string(token))
             #expect(try browser.wait(20, "\(instance)?.dataset.state === 'idle'"), "the agent's instance should appear, idle")
+            let scheduleRow = "document.querySelector('[data-testid=schedule][data-name=\"\(id)\"]')"
+            #expect(try browser.wait(5, "!!\(scheduleRow)"), "the schedule is listed")
+            let row = try browser.eval("\(scheduleRow).textContent")?.stringValue ?? ""
+            #expect(row.contains("0 30 2 * * *") && row.contains("Europe/Berlin") && row.contains("enabled"), "\(row)")
+            _ = try await a.request(.DELETE, "/api/schedules/\(id)")
             #expect(try browser.eval("!!document.querySelector('[data-testid=agent][data-agent-id=\"\(id)\"]')") == .bool(true))
             // Focus on the test's agent with the selector, as an operator would.
             _ = try browser.eval(

@@ -3,7 +3,7 @@
   const MAX_EVENTS = 30;
   const TOKEN_KEY = 'agentry-token';
   const WS_PATH = '/api/runtime/instances/status';
-  const data = { instances: [], agents: [], queues: [], locks: [], runs: [], schedules: [], events: [] };
+  const data = { instances: [], agents: [], queues: [], locks: [], runs: [], schedules: [], webhooks: [], events: [] };
   let selected = '';
   let ready = false;
   let ws = null;
@@ -221,6 +221,20 @@
     count('count-schedules', rows.length, all.length);
   }
 
+  function renderWebhooks() {
+    const all = data.webhooks || [];
+    const rows = all.map((d) => el('tr', { 'data-testid': 'webhook', 'data-outcome': dash(d.outcome) }, [
+      el('td', { title: d.received_at || null }, [time(d.received_at), d.received_at ? el('span', { class: 'sub', text: relative(d.received_at) }) : null]),
+      td(dash(d.source), 'mono'),
+      td(d.outcome === 'accepted' ? 'accepted' : dash(d.reason), d.outcome === 'accepted' ? '' : 'refused'),
+      td(dash(d.delivery_id), 'mono'),
+      td(short(d.event_id), 'mono', d.event_id || null),
+      td(dash(d.remote), 'mono')
+    ]));
+    fill('webhooks-body', rows, 6, 'No webhooks received');
+    count('count-webhooks', rows.length, all.length);
+  }
+
   function renderRuns() {
     const all = data.runs;
     const shown = all.filter((r) => matchAgent(r.agent_id));
@@ -271,6 +285,7 @@
     renderQueues();
     renderLocks();
     renderSchedules();
+    renderWebhooks();
     renderRuns();
     renderEvents();
   }
@@ -287,7 +302,7 @@
     if (!msg || typeof msg !== 'object') return;
     switch (msg.type) {
       case 'snapshot':
-        for (const k of ['instances', 'agents', 'queues', 'locks', 'runs', 'schedules']) data[k] = list(msg[k]);
+        for (const k of ['instances', 'agents', 'queues', 'locks', 'runs', 'schedules', 'webhooks']) data[k] = list(msg[k]);
         data.events = list(msg.events).slice(0, MAX_EVENTS);
         renderAll();
         if (!ready) { ready = true; document.body.setAttribute('data-ready', 'true'); }
@@ -298,6 +313,7 @@
       case 'runs': data.runs = list(msg.runs); renderRuns(); if (selected) renderEvents(); break;
       case 'queues': data.queues = list(msg.queues); renderQueues(); break;
       case 'schedules': data.schedules = list(msg.schedules); renderSchedules(); break;
+      case 'webhooks': data.webhooks = list(msg.webhooks); renderWebhooks(); break;
       case 'event':
         if (msg.event && typeof msg.event === 'object') {
           data.events.unshift(msg.event);

@@ -19,6 +19,15 @@ extension Representation {
         ])
     }
 
+    /// A webhook delivery received (accepted or refused).
+    public static func webhookDelivery(_ d: WebhookStore.Delivery) -> JSONValue {
+        .object([
+            "source": .string(d.source), "delivery_id": string(d.deliveryID), "received_at": time(d.receivedAt),
+            "event_id": string(d.eventID), "outcome": .string(d.outcome.rawValue), "reason": string(d.reason),
+            "detail": string(d.detail), "remote": string(d.remote),
+        ])
+    }
+
     /// A delayed event (or a schedule's tick waiting for its delivery time).
     public static func delayedEvent(_ delayed: DelayedEvent) -> JSONValue {
         let event = delayed.event
