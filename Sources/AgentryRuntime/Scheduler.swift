@@ -73,12 +73,25 @@ public struct Scheduler: Sendable {
         }
     }
 
-    /// One round of the leader: claims due ticks, publishes due events; returns how long to wait for the next round.
+    /// One round of the leader: one read says what is due; due ticks are claimed and due events published. Returns
+    /// how long to wait for the next round: the interval, or less when something is due sooner.
     func step(now: Date) async -> Duration {
-        await claimTicks(now: now)
-        await publishDue()
-        // Sleep less when something is due sooner than the interval (a tick claimed early, an event due in 100 ms).
-        guard let next = try? await delayed.nextDelivery() else { return options.interval }
+        let due: (tick: Date?, delivery: Date?)
+        do {
+            due = try await schedules.nextDue()
+        } catch {
+            logger.warning("cannot read what the scheduler has due", metadata: ["error": "\(error)"])
+            return options.interval
+        }
+        let horizon = now.addingTimeInterval(options.lookahead.inSeconds)
+        if let tick = due.tick, tick <= horizon { await claimTicks(now: now) }
+        var next = due.delivery
+        if let delivery = due.delivery, delivery <= now {
+            await publishDue()
+            next = try? await delayed.nextDelivery()
+        }
+        // A tick just claimed is a delivery a little later: the next round's read finds it.
+        guard let next else { return options.interval }
         let wait = next.timeIntervalSinceNow
         return wait <= 0 ? .milliseconds(10) : min(options.interval, .milliseconds(Int64(wait * 1000) + 1))
     }

@@ -10,8 +10,10 @@ public final class Leadership: Sendable {
     let database: Database
     let name: String
     let logger: Logger
-    /// The session (while open) and whether it holds the lock.
-    let state = NIOLockedValueBox<(connection: PostgresConnection?, leads: Bool)>((nil, false))
+    /// The session (while open), whether it holds the lock, and when the session last answered.
+    let state = NIOLockedValueBox<(connection: PostgresConnection?, leads: Bool, answered: ContinuousClock.Instant?)>((nil, false, nil))
+    /// A leader's session is asked whether it still answers at most this often (a closed one is seen at once).
+    static let checkInterval: Duration = .seconds(1)
 
     /// - Parameter name: the role's name; its lock key is derived from it (`hashtext(name)`, in the two-int4 key space
     ///   with 0 as the second key, which neither the resource locks' bigint keys nor their gates use).
@@ -24,11 +26,13 @@ public final class Leadership: Sendable {
     /// Whether this process leads: asks for the lock when it does not hold it (opening a session when it has none), and
     /// checks that the session still answers when it does. Never waits for another holder.
     public func lead() async -> Bool {
-        let (connection, leads) = state.withLockedValue { ($0.connection, $0.leads) }
+        let (connection, leads, answered) = state.withLockedValue { ($0.connection, $0.leads, $0.answered) }
         do {
             if let connection, !connection.isClosed {
                 if leads {
+                    if let answered, ContinuousClock.now - answered < Self.checkInterval { return true }
                     _ = try await database.onSession(connection) { try await $0.queryAll("SELECT 1", logger: self.logger) }
+                    state.withLockedValue { $0.answered = .now }
                     return true
                 }
                 let rows = try await database.onSession(connection) { [name, logger] in
@@ -49,7 +53,7 @@ public final class Leadership: Sendable {
     /// Gives the role up (closes the session, which frees the lock).
     public func resign() {
         let connection = state.withLockedValue { state in
-            defer { state = (nil, false) }
+            defer { state = (nil, false, nil) }
             return state.connection
         }
         if let connection { Database.close(connection) }
@@ -57,7 +61,7 @@ public final class Leadership: Sendable {
 
     private func record(_ connection: PostgresConnection, leads: Bool) -> Bool {
         let previous = state.withLockedValue { state in
-            defer { state = (connection, leads) }
+            defer { state = (connection, leads, ContinuousClock.now) }
             return state.connection
         }
         if let previous, previous !== connection { Database.close(previous) }

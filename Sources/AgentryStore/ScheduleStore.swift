@@ -138,12 +138,17 @@ public struct ScheduleStore: Sendable {
         try await records(where: "enabled AND next_run <= $1 ORDER BY next_run LIMIT $2", binds: [until, limit])
     }
 
-    /// The earliest next tick of an enabled schedule.
-    public func nextTick() async throws -> Date? {
-        var next: Date?
-        try await each("read the next tick", "SELECT extract(epoch FROM min(next_run))::float8 FROM scheduled_events WHERE enabled") { row in
-            next = try row.decode(Double?.self).map(Date.init(timeIntervalSince1970:))
-        }
+    /// When something is next due, in one read: the earliest next tick of an enabled schedule, and the earliest
+    /// delivery time of a pending delayed event (a leased one counts from its lease's end).
+    public func nextDue() async throws -> (tick: Date?, delivery: Date?) {
+        var next: (Date?, Date?) = (nil, nil)
+        try await each(
+            "read what is due next",
+            """
+            SELECT (SELECT min(next_run) FROM scheduled_events WHERE enabled),
+                   (SELECT min(greatest(deliver_at, coalesce(lease_until, deliver_at))) FROM delayed_events WHERE state = 'pending')
+            """
+        ) { row in next = try row.decode((Date?, Date?).self) }
         return next
     }
 
