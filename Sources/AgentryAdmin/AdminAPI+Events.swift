@@ -44,18 +44,8 @@ extension AdminAPI {
             case .json(let json): json
             }
         if let problem = EventType.problem(with: body._type) { throw AdminError.badRequest("type: \(problem)") }
-        var payload: JSONObject = [:]
-        if let value = body.payload {
-            guard case .object(let object) = value else { throw AdminError.badRequest("'payload' must be a JSON object, not \(value.kindName)") }
-            payload = object
-        }
-        var priority = Priority.normal
-        if let name = body.priority {
-            guard let p = Priority(name: name) else {
-                throw AdminError.badRequest("'priority' must be one of critical, high, normal, low, not \(JSON.serialize(.string(name)))")
-            }
-            priority = p
-        }
+        let payload = try payloadObject(body.payload)
+        let priority = try priorityLevel(body.priority)
         var event = Event(
             type: body._type, payload: payload, priority: priority, source: body.source ?? "agentry.admin",
             correlationID: body.correlationId, causationID: body.causationId)

@@ -100,20 +100,9 @@ extension AdminAPI {
         } catch {
             throw AdminError.badRequest("cron: \(error)")
         }
-        var payload: JSONObject = [:]
-        if let value = input.payload {
-            guard case .object(let object) = value else { throw AdminError.badRequest("'payload' must be a JSON object, not \(value.kindName)") }
-            payload = object
-        }
-        var priority = Priority.normal
-        if let text = input.priority {
-            guard let level = Priority(name: text) else {
-                throw AdminError.badRequest("'priority' must be one of critical, high, normal, low, not '\(text)'")
-            }
-            priority = level
-        }
         let schedule = Schedule(
-            name: name, eventType: input._type, cron: cron, payload: payload, priority: priority, timeZone: input.timeZone ?? "UTC",
+            name: name, eventType: input._type, cron: cron, payload: try payloadObject(input.payload), priority: try priorityLevel(input.priority),
+            timeZone: input.timeZone ?? "UTC",
             missed: input.missed.flatMap { MissedTicks(rawValue: $0.rawValue) } ?? .skip, jitterSeconds: input.jitterSeconds ?? 0,
             graceSeconds: input.graceSeconds ?? Schedule.defaultGraceSeconds, startsAt: input.startsAt, endsAt: input.endsAt,
             description: input.description ?? "", enabled: input.enabled ?? true)

@@ -37,6 +37,22 @@ struct AdminAPI: APIProtocol {
         }
     }
 
+    /// A body's `payload`: a JSON object, `{}` when absent.
+    func payloadObject(_ value: JSONValue?) throws -> JSONObject {
+        guard let value else { return [:] }
+        guard case .object(let object) = value else { throw AdminError.badRequest("'payload' must be a JSON object, not \(value.kindName)") }
+        return object
+    }
+
+    /// A body's `priority` by name, in any case; NORMAL when absent.
+    func priorityLevel(_ name: String?) throws -> Priority {
+        guard let name else { return .normal }
+        guard let level = Priority(name: name) else {
+            throw AdminError.badRequest("'priority' must be one of critical, high, normal, low, not \(JSON.serialize(.string(name)))")
+        }
+        return level
+    }
+
     func limit(_ value: Int?, default fallback: Int) throws -> Int {
         guard let value else { return fallback }
         guard value > 0, value <= 10_000 else { throw AdminError.badRequest("limit must be a number from 1 to 10000, not '\(value)'") }
