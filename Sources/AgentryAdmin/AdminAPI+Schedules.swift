@@ -89,8 +89,7 @@ extension AdminAPI {
     }
 
     private func representation(_ record: ScheduleRecord, upcoming count: Int = 5) -> JSONValue {
-        let upcoming = record.nextRun.map { [$0] + record.schedule.ticks(after: $0, count: max(0, count - 1)) } ?? []
-        return Representation.schedule(record, upcoming: count == 0 ? [] : upcoming)
+        Representation.schedule(record, upcoming: record.upcoming(count))
     }
 
     private func schedule(named name: String, _ input: Components.Schemas.ScheduleInput) throws -> Schedule {

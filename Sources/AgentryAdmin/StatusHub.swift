@@ -261,7 +261,7 @@ public final class StatusHub: Sendable {
         case .queues: value = try await queues()
         case .schedules:
             value = try await ScheduleStore(database: dependencies.database, logger: logger).records().map { record in
-                Representation.schedule(record, upcoming: record.nextRun.map { [$0] + record.schedule.ticks(after: $0, count: 2) } ?? [])
+                Representation.schedule(record, upcoming: record.upcoming(3))
             }
         case .webhooks:
             value = try await WebhookStore(database: dependencies.database, logger: logger).recentDeliveries(limit: 10)

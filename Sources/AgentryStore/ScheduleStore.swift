@@ -15,6 +15,12 @@ public struct ScheduleRecord: Sendable, Hashable {
     public var ticksMissed: Int
     public var createdAt: Date
     public var updatedAt: Date
+
+    /// The next `count` ticks, from the next one not yet claimed.
+    public func upcoming(_ count: Int) -> [Date] {
+        guard let nextRun, count > 0 else { return [] }
+        return [nextRun] + schedule.ticks(after: nextRun, count: count - 1)
+    }
 }
 
 /// The scheduler's names in the database.

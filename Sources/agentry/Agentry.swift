@@ -347,10 +347,7 @@ extension Agentry {
 
         /// When to deliver it; nil: now.
         func deliveryTime() throws -> Date? {
-            if let at {
-                guard let date = Timestamp.parse(at) else { throw ValidationError("--at '\(at)' is not an ISO 8601 time like 2026-12-24T08:00:00Z") }
-                return date
-            }
+            if let at { return try timeOption(at, flag: "--at") }
             if let delay {
                 guard let seconds = parseDelay(delay) else { throw ValidationError("--delay '\(delay)' is not a duration like 30s, 5m, 1h30m or 2d") }
                 return Date().addingTimeInterval(seconds)
@@ -361,31 +358,16 @@ extension Agentry {
         /// The checks of the arguments, before anything connects (ArgumentParser prints this command's usage with them).
         func validate() throws {
             if let problem = EventType.problem(with: type) { throw ValidationError(problem) }
-            guard Priority(name: priority) != nil else {
-                throw ValidationError("--priority '\(priority)' is not one of critical, high, normal, low")
-            }
-            _ = try payloadObject()
+            _ = try priorityOption(priority)
+            _ = try jsonObjectOption(payload, flag: "--payload")
             if at != nil && delay != nil { throw ValidationError("give --at or --delay, not both") }
             _ = try deliveryTime()
             if let id, EventID(id) == nil { throw ValidationError("--id '\(id)' is not an event id (1…255 bytes, no NUL)") }
         }
 
-        func payloadObject() throws -> JSONObject {
-            let parsed: JSONValue
-            do {
-                parsed = try JSON.parse(payload)
-            } catch {
-                throw ValidationError("--payload is not valid JSON (\(error)): \(payload)")
-            }
-            guard case .object(let object) = parsed else {
-                throw ValidationError("--payload must be a JSON object, e.g. '{\"device_id\": \"tv-1\"}'")
-            }
-            return object
-        }
-
         func run() async throws {
-            let level = Priority(name: priority) ?? .normal
-            let object = try payloadObject()
+            let level = try priorityOption(priority)
+            let object = try jsonObjectOption(payload, flag: "--payload")
             var event = Event(type: type, payload: object, priority: level, source: source, correlationID: correlationId)
             if let id, let eventID = EventID(id) { event.id = eventID }
             if let deliverAt = try deliveryTime() {

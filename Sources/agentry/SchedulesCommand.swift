@@ -22,29 +22,6 @@ func withSchedules<T: Sendable>(
     }
 }
 
-/// `30s`, `5m`, `1h30m`, `2d`, or a number of seconds.
-func parseDelay(_ text: String) -> Double? {
-    if let seconds = Double(text), seconds >= 0 { return seconds }
-    var total = 0.0
-    var number = ""
-    for character in text {
-        if character.isNumber || character == "." {
-            number.append(character)
-            continue
-        }
-        guard let value = Double(number) else { return nil }
-        switch character {
-        case "s": total += value
-        case "m": total += value * 60
-        case "h": total += value * 3600
-        case "d": total += value * 86_400
-        default: return nil
-        }
-        number = ""
-    }
-    return number.isEmpty && !text.isEmpty ? total : nil
-}
-
 extension Agentry {
     struct Schedules: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -103,25 +80,13 @@ struct ScheduleFields: ParsableArguments {
         } catch {
             throw ValidationError("--cron: \(error)")
         }
-        guard let level = Priority(name: priority) else {
-            throw ValidationError("--priority '\(priority)' is not one of critical, high, normal, low")
-        }
+        let level = try priorityOption(priority)
         guard let policy = MissedTicks(rawValue: missed) else { throw ValidationError("--missed '\(missed)' is not skip or fire_once") }
-        let object: JSONObject
-        switch try? JSON.parse(payload) {
-        case .object(let value)?: object = value
-        default: throw ValidationError("--payload must be a JSON object, e.g. '{\"pool\": \"lab-1\"}'")
-        }
-        func time(_ text: String?, _ flag: String) throws -> Date? {
-            guard let text else { return nil }
-            guard let date = Timestamp.parse(text) else {
-                throw ValidationError("\(flag) '\(text)' is not an ISO 8601 time like 2026-12-24T08:00:00Z")
-            }
-            return date
-        }
+        let object = try jsonObjectOption(payload, flag: "--payload")
         let schedule = Schedule(
             name: name, eventType: type, cron: expression, payload: object, priority: level, timeZone: timeZone, missed: policy,
-            jitterSeconds: jitterSeconds, graceSeconds: graceSeconds, startsAt: try time(starts, "--starts"), endsAt: try time(ends, "--ends"),
+            jitterSeconds: jitterSeconds, graceSeconds: graceSeconds, startsAt: try starts.map { try timeOption($0, flag: "--starts") },
+            endsAt: try ends.map { try timeOption($0, flag: "--ends") },
             description: description, enabled: !disabled)
         if let problem = schedule.problem() { throw ValidationError(problem) }
         return schedule
@@ -190,8 +155,7 @@ extension Agentry.Schedules {
             guard let record = try await withSchedules(options, { schedules, _ in try await schedules.record(named: name) }) else {
                 throw fail(StoreError(.notFound, "no schedule named '\(name)' (agentry schedules list)"))
             }
-            let upcoming = record.nextRun.map { [$0] + record.schedule.ticks(after: $0, count: max(0, n - 1)) } ?? []
-            printJSON(Representation.schedule(record, upcoming: upcoming))
+            printJSON(Representation.schedule(record, upcoming: record.upcoming(n)))
         }
     }
 
