@@ -24,7 +24,9 @@ final class WorkerProcesses: Sendable {
         // The admin endpoint on a free port: a bench worker must not take 8000 from a worker the user runs.
         let admin = ProcessInfo.processInfo.environment["AGENTRY_BENCH_NO_ADMIN"] == "1" ? ["--no-admin"] : ["--admin-addr", "127.0.0.1:0"]
         // The exec bench runs /bin/true, which the default allowlist does not hold.
-        let arguments = [executable, "worker", "--agents", agentID, "--shutdown-grace", "5", "--exec-allow", "/bin/true"] + admin
+        // AGENTRY_BENCH_WORKER_FLAGS adds flags to every bench worker (`--no-scheduler`, say), to compare runs.
+        let extra = (ProcessInfo.processInfo.environment["AGENTRY_BENCH_WORKER_FLAGS"] ?? "").split(separator: " ").map(String.init)
+        let arguments = [executable, "worker", "--agents", agentID, "--shutdown-grace", "5", "--exec-allow", "/bin/true"] + admin + extra
         let variables = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { "\($0.key)=\($0.value)" }
         for index in 1...count {
             let log = "\(logDirectory)/worker-\(index).log"
