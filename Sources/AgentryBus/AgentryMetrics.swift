@@ -67,4 +67,14 @@ public enum AgentryMetrics {
         Timer(label: "agentry_delayed_event_lateness_seconds", dimensions: [("kind", kind)]).recordNanoseconds(Int64(max(0, seconds) * 1e9))
         if seconds > 1 { Counter(label: "agentry_delayed_events_late_total", dimensions: [("kind", kind)]).increment() }
     }
+
+    /// A run of `agent` delegated `tasks` tasks to subagents.
+    public static func delegated(agent: String, tasks: Int) {
+        Counter(label: "agentry_delegated_tasks_total", dimensions: [("agent", agent)]).increment(by: tasks)
+    }
+
+    /// A waiting run was woken: its children ended (`children`) or its deadline passed (`deadline`).
+    public static func runWoken(reason: String) {
+        Counter(label: "agentry_runs_woken_total", dimensions: [("reason", reason)]).increment()
+    }
 }

@@ -75,6 +75,16 @@ public final class EventBus: Sendable {
         }
     }
 
+    /// Publishes an event straight to one queue (a delegated task to its subagent, a run's resume, an invocation),
+    /// with `headers`, and waits for the broker's confirm. Mandatory: a queue that does not exist fails the publish
+    /// instead of losing the event.
+    public func publish(_ event: Event, toQueue queue: String, headers: [String: AMQPValue]) async throws {
+        var message = Self.message(for: event, toQueue: queue)
+        message.properties.headers = headers
+        message.mandatory = true
+        try await publish(message, of: event)
+    }
+
     /// Publishes an event that its publisher has already written to `event_log` (a worker's `agent.task.started` and
     /// `agent.task.completed`, logged with the run records they announce): straight to `agentry.route`, past the
     /// fanout and the event log's queue, which would only log it a second time. Agents and subscriptions receive it

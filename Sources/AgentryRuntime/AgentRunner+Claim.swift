@@ -66,14 +66,17 @@ extension AgentRunner {
     struct Received: Sendable {
         let delivery: AMQPDelivery
         let event: Event
-        let definition: AgentDefinition
-        let run: TaskRun
+        var definition: AgentDefinition
+        var run: TaskRun
         let sequence: UInt64
         /// Why the event starts no task (no trigger matched), or nil.
         let skipReason: String?
-        let announcement: Event?
-        /// The first claim, queued on arrival (nil when the event is skipped).
+        var announcement: Event?
+        /// The first claim, queued on arrival (nil when the event is skipped, is a resume, or runs at a version other
+        /// than the current one).
         let claim: Reply<Claimed>?
+        /// A delegated task, a resume or an invocation (see ``DirectDelivery``); nil for an event of a trigger.
+        let direct: DirectDelivery?
     }
 
     /// Reads a delivery where the consumer yields it, one at a time: decodes its event and queues its claim, so that
@@ -97,17 +100,30 @@ extension AgentRunner {
             eventID: event.id.rawValue, eventType: event.type, priority: event.priority,
             workerID: context.workerID, instanceID: instanceID,
             attempt: attempt, state: .running, eventAt: event.timestamp, receivedAt: delivery.receivedAt)
-        let skipReason = Self.skipReason(definition, event: event, pools: context.topology.eventPools)
+        let direct = DirectDelivery(headers: delivery.properties.headers)
+        let skipReason: String?
+        if direct != nil {
+            // Sent to this agent by name: no trigger is matched.
+            skipReason = nil
+        } else if definition.goal.type == .onDemand {
+            skipReason =
+                "\(agentID) is an on-demand agent: it runs only when delegated to or invoked (agentry agents invoke), never from a trigger's event"
+        } else {
+            skipReason = Self.skipReason(definition, event: event, pools: context.topology.eventPools)
+        }
+        var isResume = false
+        if case .resume? = direct { isResume = true }
+        let atCurrentVersion = direct?.pinnedVersion.map { $0 == definition.metadata.version } ?? true
         // Announced (when the agent announces its tasks) by the claim, which logs it with the run record.
-        let announcement = skipReason == nil && definition.config.taskEvents ? startedEvent(run, event) : nil
+        let announcement = skipReason == nil && !isResume && definition.config.taskEvents ? startedEvent(run, event) : nil
         let claim =
-            skipReason == nil && taking
+            skipReason == nil && taking && !isResume && atCurrentVersion
             ? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: announcement))
             : nil
         return .event(
             Received(
                 delivery: delivery, event: event, definition: definition, run: run, sequence: sequence,
-                skipReason: skipReason, announcement: announcement, claim: claim))
+                skipReason: skipReason, announcement: announcement, claim: claim, direct: direct))
     }
 
     /// Claims a run for the event: waits while the agent is at its limit (the delivery stays ours, unacked) or while a

@@ -12,7 +12,7 @@ extension AgentRunner {
     func conclude(
         run: TaskRun, event: Event, settlement: Settlement, definition: AgentDefinition,
         outcome: HandlerOutcome, cancelReason: CancelReason?, elapsed: Duration,
-        announcedStart: Task<Void, Never>?
+        announcedStart: Task<Void, Never>?, direct: DirectDelivery? = nil
     ) async {
         // Lifecycle events are announcements of what the run records say: they are published after the outcome is
         // recorded and the delivery acked, so that waiting for their confirms holds neither a slot nor the
@@ -21,22 +21,15 @@ extension AgentRunner {
         let milliseconds = elapsed.inMilliseconds
         switch outcome.status {
         case .succeeded:
+            if let delegation = outcome.delegation {
+                await delegate(
+                    delegation, run: run, event: event, settlement: settlement, definition: definition, outcome: outcome,
+                    elapsed: elapsed, announcedStart: announcedStart)
+                return
+            }
             // Follow-ups first, with ids derived from this agent and event: should the worker die before the run
             // is recorded, the run again publishes the same ids, which the log and the agents' runs dedupe.
-            for (index, followUp) in outcome.followUps.enumerated() {
-                var derived = followUp.event
-                derived.id = EventID.derived(from: [Array(agentID.utf8), Array(event.id.rawValue.utf8), Array(String(index).utf8)])
-                if let delay = followUp.delaySeconds, delay > 0 {
-                    // Kept until its time, under the same derived id (kept once however often this runs).
-                    let deliverAt = Date().addingTimeInterval(delay)
-                    derived.timestamp = deliverAt
-                    let stable = derived
-                    await persist("keep a delayed follow-up event") { _ = try await self.context.delayed.add(stable, deliverAt: deliverAt) }
-                } else {
-                    let stable = derived
-                    await persist("publish a follow-up event") { try await self.context.bus.publish(stable) }
-                }
-            }
+            await publishFollowUps(outcome, of: run, event)
             // agent.task.completed is logged with the outcome, in the same statement, and published after it.
             var completed: Event?
             if definition.config.taskEvents {
@@ -56,6 +49,7 @@ extension AgentRunner {
             // Acked only once the outcome is committed; unrecorded (the worker stops), the event goes back.
             guard recorded != nil else { return settlement.release() }
             settlement.ack()
+            if recorded == true { await reportToParent(run, event, state: .succeeded, result: result, message: nil) }
             await announcedStart?.value
             if recorded == true, let completed {
                 await context.announceLogged(completed)
@@ -65,7 +59,8 @@ extension AgentRunner {
             let state: TaskRun.State = outcome.status == .timedOut ? .timedOut : .failed
             let policy = definition.effectiveRetry
             let message = outcome.message ?? "the handler failed"
-            if definition.config.autoRetry, outcome.retryable, run.attempt < policy.attempts {
+            // A resumed run's step is not tried again: the retry would start the run afresh and delegate anew.
+            if definition.config.autoRetry, outcome.retryable, run.steps == 1, run.attempt < policy.attempts {
                 let delay = Self.jittered(policy.backoff.delay(afterAttempt: run.attempt), jitter: context.options.retryJitter)
                 let due = Date().addingTimeInterval(delay)
                 let recorded = await persist("record the failed attempt") {
@@ -92,9 +87,11 @@ extension AgentRunner {
             }
             let attempts = definition.config.autoRetry ? policy.attempts : 1
             let final =
-                outcome.retryable
-                ? "\(message) (attempt \(run.attempt) of \(attempts))"
-                : "\(message) (attempt \(run.attempt); not retried, as another attempt would fail the same way)"
+                run.steps > 1
+                ? "\(message) (step \(run.steps), after its children; a resumed run is not retried)"
+                : outcome.retryable
+                    ? "\(message) (attempt \(run.attempt) of \(attempts))"
+                    : "\(message) (attempt \(run.attempt); not retried, as another attempt would fail the same way)"
             let recorded = await persist("record the failed run") {
                 try await self.context.finish(
                     run,
@@ -110,6 +107,7 @@ extension AgentRunner {
             else {
                 return settlement.release()
             }
+            await reportToParent(run, event, state: state == .timedOut ? .timedOut : .failed, result: result, message: final)
             await announcedStart?.value
             var payload = lifecyclePayload(run, event)
             payload["error"] = .string(final)
@@ -131,6 +129,7 @@ extension AgentRunner {
                 }
                 guard recorded != nil else { return settlement.release() }
                 settlement.ack()
+                await reportToParent(run, event, state: .cancelled, result: nil, message: "cancelled by \(who)")
             case .workerLost?:
                 // Recorded as cancelled over the `lost` the other worker wrote (or over `running`, should the row have
                 // been marked lost by hand), which also gives back a slot still held; then the event goes back.

@@ -11,7 +11,7 @@ import NIOConcurrencyHelpers
 extension AgentRunner {
     /// Handles one delivery, in a task of its own.
     func handle(_ incoming: Incoming) async {
-        let received: Received
+        var received: Received
         switch incoming {
         case .undecodable(let delivery, let error):
             if !(await park(delivery, event: nil, reason: error.reason.description, message: error.message)) { release(delivery) }
@@ -19,11 +19,28 @@ extension AgentRunner {
         case .event(let event):
             received = event
         }
+        if case .resume(let runID, _)? = received.direct {
+            await resume(received, runID: runID)
+            return
+        }
         if let reason = received.skipReason {
             await skip(received, reason: reason)
             return
         }
-        guard let claimed = await claim(received) else { return }
+        guard let pinned = await atPinnedVersion(received) else { return }
+        received = pinned
+        guard var claimed = await claim(received) else { return }
+        if case .child(let origin)? = received.direct {
+            claimed.run.parentRunID = origin.parent
+            claimed.run.rootRunID = origin.root
+            claimed.run.depth = origin.depth
+            claimed.run.task = origin.task
+            let run = claimed.run
+            await persist("link the child run to its parent") {
+                try await self.context.store.delegations.link(
+                    child: run, parent: origin.parent, position: origin.position, root: origin.root, depth: origin.depth, task: origin.task)
+            }
+        }
         await execute(claimed.run, received, announcement: claimed.announcement)
     }
 
@@ -43,19 +60,22 @@ extension AgentRunner {
 
     /// Runs a claimed run's handler, holding its resources, and concludes the run; `announcement` (its
     /// `agent.task.started`, logged by the claim) is published meanwhile.
-    private func execute(_ run: TaskRun, _ received: Received, announcement: Event?) async {
+    func execute(_ run: TaskRun, _ received: Received, announcement: Event?, children: JSONValue? = nil) async {
         let delivery = received.delivery
         let definition = received.definition
         let event = received.event
         let started = ContinuousClock.now
         AgentryMetrics.consumed(event, by: agentID)
         AgentryMetrics.runStarted(agent: agentID, publishToStart: Date().timeIntervalSince(event.timestamp))
-        let taskContext = TaskContext(
+        var taskContext = TaskContext(
             runID: run.runID, agent: definition, event: event, attempt: run.attempt,
             workerID: context.workerID, instanceID: run.instanceID,
             timeout: .seconds(definition.config.timeoutSeconds), killGrace: context.options.killGrace,
             outputLimit: context.options.outputLimit)
-        let task = Task { await self.runHoldingResources(taskContext) }
+        taskContext.step = run.steps
+        taskContext.children = children
+        if case .child(let origin)? = received.direct { taskContext.tree = origin }
+        let task = Task { [taskContext] in await self.runHoldingResources(taskContext) }
         state.withLockedValue {
             $0.running[run.runID] = Running(task: task, event: event, delivery: delivery, started: started)
             $0.lastRun = run.runID
@@ -93,7 +113,7 @@ extension AgentRunner {
             queue: definition.queueName, channel: context.retryChannel)
         await conclude(
             run: run, event: event, settlement: settlement, definition: definition, outcome: outcome,
-            cancelReason: cancelReason, elapsed: elapsed, announcedStart: announcedStart)
+            cancelReason: cancelReason, elapsed: elapsed, announcedStart: announcedStart, direct: received.direct)
     }
 
     /// A run that outlives the ack deadline (under the broker's consumer timeout) is handed over: its event is kept

@@ -54,6 +54,8 @@ final class AgentRunner: Sendable {
         /// Sequence number of the newest delivery received, for `on_busy: replace`.
         var newestDelivery: UInt64 = 0
         var instanceDirty = true
+        /// Definitions of versions other than the current one that deliveries named (delegated tasks, resumes).
+        var pinned: [String: AgentDefinition] = [:]
     }
 
     let agentID: String

@@ -14,6 +14,8 @@ struct HandlerOutcome: Sendable {
     var message: String?
     /// Events to publish because of this run (the `events` of the result, or the emit handler's event).
     var followUps: [FollowUp] = []
+    /// The tasks the result delegates to subagents (its `delegate` and `await`), when it asks for any.
+    var delegation: Delegation?
     /// Whether trying again can help. False for failures that the same event meets every time (a program the
     /// worker does not allow, a response over the size limit): the run fails at once, whatever the retry policy.
     var retryable = true

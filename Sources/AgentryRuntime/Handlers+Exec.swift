@@ -37,6 +37,13 @@ extension HandlerRunner {
         environment["AGENTRY_EVENT_TYPE"] = context.event.type
         environment["AGENTRY_EVENT_PRIORITY"] = context.event.priority.name
         environment["AGENTRY_ATTEMPT"] = String(context.attempt)
+        environment["AGENTRY_STEP"] = String(context.step)
+        if let tree = context.tree {
+            environment["AGENTRY_PARENT_RUN_ID"] = tree.parent.uuidString.lowercased()
+            environment["AGENTRY_ROOT_RUN_ID"] = tree.root.uuidString.lowercased()
+            environment["AGENTRY_DEPTH"] = String(tree.depth)
+            environment["AGENTRY_TASK"] = tree.task
+        }
         environment["AGENTRY_WORKER_ID"] = context.workerID
         environment["AGENTRY_TIMEOUT_SECONDS"] = String(context.timeout.components.seconds)
         if let token = context.fencingTokens.values.max() {
@@ -64,7 +71,7 @@ extension HandlerRunner {
         do {
             process = try Subprocess(
                 argv: argv, program: program, environment: environment, workingDirectory: exec.workingDirectory,
-                stdin: EventWireFormat.encode(context.event), outputLimit: context.outputLimit, limits: limits,
+                stdin: context.input, outputLimit: context.outputLimit, limits: limits,
                 user: policy.execUser)
         } catch {
             return .failed("\(error)")

@@ -29,7 +29,7 @@ extension HandlerRunner {
         for (name, value) in http.headers.sorted(by: { $0.key < $1.key }) {
             headers.replaceOrAdd(name: name, value: EventTemplate.renderHeader(value, with: context.event))
         }
-        let body = ByteBuffer(bytes: EventWireFormat.encode(context.event))
+        let body = ByteBuffer(bytes: context.input)
         let timeout = http.timeoutSeconds.map { Duration.seconds($0) } ?? context.timeout
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
         let bodyLimit = max(context.outputLimit, 1 << 20)

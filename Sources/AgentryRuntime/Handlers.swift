@@ -26,6 +26,20 @@ struct TaskContext: Sendable {
     var outputLimit: Int
     /// The resources the run holds, with their fencing tokens (empty when the agent declares none).
     var fencingTokens: [ResourceKey: Int64] = [:]
+    /// Where the run sits in its tree (nil for a run an event started) and which call of its handler this is.
+    var tree: DirectDelivery.ChildOrigin?
+    var step = 1
+    /// On a resume: the children of the round the run waited for, as the handler gets them (`"children"`).
+    var children: JSONValue?
+
+    /// What the handler reads (exec's stdin, http's body): the event's envelope, and on a resume its children and step.
+    var input: [UInt8] {
+        let encoded = EventWireFormat.encode(event)
+        guard let children, case .object(var object)? = try? JSON.parse(encoded) else { return encoded }
+        object["children"] = children
+        object["step"] = .int(Int64(step))
+        return Array(JSON.serialize(.object(object)).utf8)
+    }
 
     /// `device:tv-1=42,device:tv-2=43`: what the run holds, for the handler.
     var resourcesText: String {
@@ -80,6 +94,15 @@ struct HandlerRunner: Sendable {
             case .failure(let problem):
                 outcome.status = .failed
                 outcome.message = "the handler's result has unusable follow-up events: \(problem)"
+            }
+        }
+        if outcome.status == .succeeded, case .object(let object)? = outcome.result, let asked = Delegation.from(result: object) {
+            switch asked {
+            case .success(let delegation): outcome.delegation = delegation
+            case .failure(let problem):
+                outcome.status = .failed
+                outcome.retryable = false
+                outcome.message = "the handler's result has an unusable delegation: \(problem)"
             }
         }
         return outcome

@@ -27,6 +27,12 @@ public struct Scheduler: Sendable {
         public var retryAfter: Duration = .seconds(1)
         /// Published and cancelled delayed events are deleted this long after. Default: 7 days.
         public var retention: Duration = .seconds(7 * 86_400)
+        /// How often the leader looks at run trees: waits past their deadline, children and resumes whose publish
+        /// was lost. Default: 1 s.
+        public var runTreeInterval: Duration = .seconds(1)
+        /// A child or resume recorded this long ago and not published counts as lost (its worker died in between).
+        /// Default: 5 s.
+        public var publishGrace: Duration = .seconds(5)
         public init() {}
     }
 
@@ -34,6 +40,7 @@ public struct Scheduler: Sendable {
     let schedules: ScheduleStore
     let delayed: DelayedEventStore
     let leadership: Leadership
+    let delegations: DelegationStore
     let workerID: String
     let options: Options
     let logger: Logger
@@ -43,6 +50,7 @@ public struct Scheduler: Sendable {
         self.schedules = ScheduleStore(database: database, logger: logger)
         self.delayed = DelayedEventStore(database: database, logger: logger)
         self.leadership = Leadership(database: database, name: SchedulerRole.leadershipName, logger: logger)
+        self.delegations = DelegationStore(database: database, logger: logger)
         self.workerID = workerID
         self.options = options
         self.logger = logger
@@ -54,6 +62,7 @@ public struct Scheduler: Sendable {
         await cancelWhenGracefulShutdown {
             var leading = false
             var lastPrune = ContinuousClock.now - .seconds(3600)
+            var lastSweep = ContinuousClock.now - .seconds(3600)
             while !Task.isCancelled {
                 let leads = await leadership.lead()
                 if leads != leading {
@@ -63,6 +72,10 @@ public struct Scheduler: Sendable {
                 var pause = options.followerInterval
                 if leads {
                     pause = await step(now: Date())
+                    if ContinuousClock.now - lastSweep >= options.runTreeInterval {
+                        lastSweep = .now
+                        await sweepRunTrees()
+                    }
                     if ContinuousClock.now - lastPrune > .seconds(60) {
                         lastPrune = .now
                         await prune()
@@ -162,6 +175,31 @@ public struct Scheduler: Sendable {
         } catch {
             // Their leases run out and they are published again, under the same ids: the log and the runs take them once.
             logger.warning("cannot mark \(published.count) delayed events published", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Run trees: waiting runs past their deadline resume (their pending children recorded as timed out); children
+    /// and resumes whose worker died between recording and publishing them are published.
+    func sweepRunTrees() async {
+        do {
+            for wake in try await delegations.expireWaits() {
+                AgentryMetrics.runWoken(reason: "deadline")
+                logger.info("run's await deadline passed; resuming it", metadata: ["agentry.run.id": "\(wake.runID)"])
+                try await DirectDelivery.publish(wake, on: bus)
+                try await delegations.markResumePublished(wake.runID)
+            }
+            for wake in try await delegations.unpublishedResumes(olderThan: options.publishGrace) {
+                try await DirectDelivery.publish(wake, on: bus)
+                try await delegations.markResumePublished(wake.runID)
+            }
+            let children = try await delegations.unpublishedChildren(olderThan: options.publishGrace)
+            for child in children {
+                try await DirectDelivery.publish(child, on: bus)
+                try await delegations.markPublished(parent: child.child.parentRunID, positions: [child.child.position])
+            }
+            if !children.isEmpty { logger.notice("published \(children.count) delegated tasks whose worker did not") }
+        } catch {
+            logger.warning("cannot look after run trees", metadata: ["error": "\(error)"])
         }
     }
 

@@ -1,4 +1,4 @@
-import AgentryCore
+public import AgentryCore
 
 /// How a worker runs agents.
 public struct WorkerOptions: Sendable {
@@ -39,6 +39,8 @@ public struct WorkerOptions: Sendable {
     /// Retry delays are spread by ± this fraction. Default 0.2.
     public var retryJitter: Double = 0.2
     public var maxBodySize: Int = EventWireFormat.defaultMaxBodySize
+    /// How deep run trees may grow and how many tasks a run may delegate at a time.
+    public var delegationLimits = DelegationLimits()
     /// How long a run waits for the resources its agent declares before it fails (and is retried per the agent's
     /// policy). It waits at its event's priority, holding none of them meanwhile. Default 10 minutes.
     public var lockWait: Duration = .seconds(600)

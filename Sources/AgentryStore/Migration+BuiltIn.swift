@@ -23,6 +23,7 @@ extension Migration {
         ("0018_run_republish.sql", PackageResources._018_run_republish_sql),
         ("0019_schedules.sql", PackageResources._019_schedules_sql),
         ("0020_webhooks.sql", PackageResources._020_webhooks_sql),
+        ("0021_run_tree.sql", PackageResources._021_run_tree_sql),
     ]
 
     /// The migrations this binary was built with, in version order.

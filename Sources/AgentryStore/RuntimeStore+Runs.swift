@@ -8,8 +8,12 @@ public struct TaskRun: Sendable, Hashable {
         case running, succeeded, failed
         case timedOut = "timed_out"
         case skipped, cancelled, lost
+        /// Waiting for the children it delegated to, holding no slot (see ``DelegationStore``).
+        case waiting
+        /// Its children ended (or its deadline passed): its resume is on its way to a worker.
+        case resuming
 
-        public var isFinished: Bool { self != .running }
+        public var isFinished: Bool { ![.running, .waiting, .resuming].contains(self) }
     }
     public var runID: UUID
     public var agentID: String
@@ -36,6 +40,16 @@ public struct TaskRun: Sendable, Hashable {
     /// The agent slot the run holds while it runs (from its claim; not stored with the run): its outcome gives it
     /// back by key.
     public var slot: Int?
+    /// Where the run sits in a run tree: the run that delegated it (nil for a run an event started), the tree's root,
+    /// its depth (a root is at 0) and the task it serves.
+    public var parentRunID: UUID?
+    public var rootRunID: UUID?
+    public var depth = 0
+    public var task: String?
+    /// How many times its handler was called: 1, and one more per resume.
+    public var steps = 1
+    /// While it waits: until when.
+    public var waitUntil: Date?
 
     public init(
         runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
@@ -257,7 +271,8 @@ extension RuntimeStore {
         bindings.append(max(1, min(limit, 10_000)))
         let sql = """
             SELECT run_id, agent_id, agent_version, event_id::text, event_type, priority, worker_id, instance_id, attempt, state,
-                   event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at, received_at
+                   event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at, received_at,
+                   parent_run_id, root_run_id, depth, task, steps, wait_until
             FROM task_runs WHERE \(condition) ORDER BY started_at DESC, run_id DESC LIMIT $\(binds.count + 1)
             """
         var result: [TaskRun] = []
@@ -266,20 +281,29 @@ extension RuntimeStore {
             for try await row in rows {
                 let (
                     runID, agentID, version, eventID, eventType, priority, workerID, instanceID, attempt, state,
-                    eventAt, startedAt, finishedAt, resultJSON, output, stderr, exitStatus, message, retryAt, receivedAt
+                    eventAt, startedAt, finishedAt, resultJSON, output, stderr, exitStatus, message, retryAt, receivedAt,
+                    parent, root, depth, task, steps, waitUntil
                 ) =
                     try row.decode(
                         (
                             UUID, String, String, String, String, Int, String?, UUID?, Int, String,
-                            Date?, Date, Date?, String?, String?, String?, Int?, String?, Date?, Date?
+                            Date?, Date, Date?, String?, String?, String?, Int?, String?, Date?, Date?,
+                            UUID?, UUID?, Int, String?, Int, Date?
                         ).self)
-                result.append(
+                var run =
                     TaskRun(
                         runID: runID, agentID: agentID, agentVersion: version, eventID: eventID, eventType: eventType,
                         priority: Priority(rawValue: priority) ?? .low, workerID: workerID, instanceID: instanceID, attempt: attempt,
                         state: TaskRun.State(rawValue: state) ?? .failed, eventAt: eventAt, receivedAt: receivedAt, startedAt: startedAt,
                         finishedAt: finishedAt, result: resultJSON, output: output, stderr: stderr, exitStatus: exitStatus, message: message,
-                        retryAt: retryAt))
+                        retryAt: retryAt)
+                run.parentRunID = parent
+                run.rootRunID = root
+                run.depth = depth
+                run.task = task
+                run.steps = steps
+                run.waitUntil = waitUntil
+                result.append(run)
             }
         } catch {
             throw StoreError(.query, "cannot read task runs", cause: error)

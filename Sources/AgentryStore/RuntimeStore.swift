@@ -13,6 +13,9 @@ public struct RuntimeStore: Sendable {
         self.logger = logger
     }
 
+    /// Run trees: delegated tasks, waits and resumes.
+    public var delegations: DelegationStore { DelegationStore(database: database, logger: logger) }
+
     // MARK: Helpers
 
     /// A write, answered once committed (``Database/write(_:logger:)``).
