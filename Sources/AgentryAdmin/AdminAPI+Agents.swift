@@ -95,6 +95,24 @@ extension AdminAPI {
         return .ok(.init(body: .json(.init(agentId: id, version: publication.version, message: "Agent published"))))
     }
 
+    func invokeAgent(_ input: Operations.InvokeAgent.Input) async throws -> Operations.InvokeAgent.Output {
+        let body =
+            switch input.body {
+            case .json(let json): json
+            }
+        let payload = try payloadObject(body.payload)
+        let priority = try priorityLevel(body.priority)
+        var id: EventID?
+        if let text = body.id {
+            guard let parsed = EventID(text) else { throw AdminError.badRequest("'id' is not an event id (1 to 255 bytes, no NUL)") }
+            id = parsed
+        }
+        let event = try await dependencies.registry.invoke(
+            agentID: input.path.agentId, task: body.task ?? "invoke", payload: payload, priority: priority, version: body.version,
+            by: "admin API (\(AdminRequest.current.head.authority ?? "local"))", id: id)
+        return .accepted(published(event, message: "Agent \(input.path.agentId) invoked"))
+    }
+
     func pauseAgent(_ input: Operations.PauseAgent.Input) async throws -> Operations.PauseAgent.Output {
         .ok(try await setDesiredState(.paused, agentID: input.path.agentId, action: "pause"))
     }

@@ -78,7 +78,7 @@ extension AdminAPI {
         return published(event, message: message)
     }
 
-    private func published(
+    func published(
         _ event: Event, message: String, deliverAt: Date? = nil, keptBefore: Bool? = nil
     ) -> Components.Responses.EventPublished {
         let priority: Components.Schemas.Priority

@@ -25,7 +25,8 @@ extension AdminAPI {
     func getRun(_ input: Operations.GetRun.Input) async throws -> Operations.GetRun.Output {
         let id = try uuid(input.path.runId, "run_id")
         guard let run = try await dependencies.runtime.run(id: id) else { throw AdminError.notFound("no run \(id.uuidString.lowercased())") }
-        return .ok(.init(body: .json(Representation.run(run))))
+        let children = try await dependencies.runtime.delegations.children(of: id)
+        return .ok(.init(body: .json(Representation.run(run, children: children))))
     }
 
     func cancelRun(_ input: Operations.CancelRun.Input) async throws -> Operations.CancelRun.Output {

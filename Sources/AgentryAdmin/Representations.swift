@@ -23,6 +23,25 @@ public enum Representation {
             "output": string(run.output), "stderr": string(run.stderr),
             "exit_status": run.exitStatus.map { .int(Int64($0)) } ?? .null,
             "message": string(run.message), "retry_at": time(run.retryAt),
+            "parent_run_id": id(run.parentRunID), "root_run_id": id(run.rootRunID), "depth": .int(Int64(run.depth)),
+            "task": string(run.task), "steps": .int(Int64(run.steps)), "wait_until": time(run.waitUntil),
+        ])
+    }
+
+    /// A run with the tasks it delegated (`GET /api/runs/{run_id}`).
+    public static func run(_ run: TaskRun, children: [ChildRecord]) -> JSONValue {
+        guard case .object(var object) = Self.run(run) else { return Self.run(run) }
+        object["children"] = .array(children.map(child))
+        return .object(object)
+    }
+
+    public static func child(_ child: ChildRecord) -> JSONValue {
+        .object([
+            "position": .int(Int64(child.position)), "round": .int(Int64(child.round)), "task": .string(child.task),
+            "agent_id": .string(child.agentID), "agent_version": .string(child.agentVersion), "version_range": .string(child.versionRange),
+            "event_id": .string(child.eventID), "awaited": .bool(child.awaited), "state": .string(child.state.rawValue),
+            "run_id": id(child.childRunID), "result": child.result.flatMap { try? JSON.parse(Array($0.utf8)) } ?? .null,
+            "message": string(child.message), "created_at": time(child.createdAt), "finished_at": time(child.finishedAt),
         ])
     }
 

@@ -79,7 +79,7 @@ public struct AgentRegistryStore: Sendable {
         case unchanged
     }
 
-    let database: Database
+    public let database: Database
     let logger: Logger
 
     /// The schedules of the same database (an agent's `schedule` triggers are kept there as it is published and retired).

@@ -13,7 +13,7 @@ extension Agentry {
             abstract: "Validate, register, publish and inspect agent definitions.",
             subcommands: [
                 Validate.self, Apply.self, Publish.self, List.self, Show.self, Export.self, Retire.self,
-                Pause.self, Resume.self, Stop.self, Start.self,
+                Pause.self, Resume.self, Stop.self, Start.self, Invoke.self,
             ])
     }
 }

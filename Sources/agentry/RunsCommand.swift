@@ -153,9 +153,20 @@ extension Agentry.Runs {
             if let result = run.result { lines.append(("result", result)) }
             if let output = run.output { lines.append(("output", output)) }
             if let stderr = run.stderr { lines.append(("stderr", stderr)) }
+            if let parent = run.parentRunID {
+                lines.append(("parent", "\(parent.uuidString.lowercased()) (task \(run.task ?? "?"), depth \(run.depth))"))
+            }
+            if let root = run.rootRunID, root != run.parentRunID { lines.append(("root", root.uuidString.lowercased())) }
+            if run.steps > 1 { lines.append(("step", String(run.steps))) }
+            if let until = run.waitUntil, run.state == .waiting { lines.append(("waits until", Timestamp.format(until))) }
             let width = lines.map(\.0.count).max() ?? 0
             for (key, value) in lines {
                 print("\(key.padding(toLength: width, withPad: " ", startingAt: 0))  \(value)")
+            }
+            let tree = try await withRuntime(options) { _, store in try await RunTree.lines(of: id, store: store) }
+            if !tree.isEmpty {
+                print("children")
+                for line in tree { print(line) }
             }
         }
     }
