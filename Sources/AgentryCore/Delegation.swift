@@ -172,6 +172,12 @@ public enum SubagentResolution {
         public var agentID: String
         public var version: String
         public var range: String
+
+        public init(agentID: String, version: String, range: String) {
+            self.agentID = agentID
+            self.version = version
+            self.range = range
+        }
     }
 
     /// `published`: each subagent's published versions (text as registered); a subagent absent from it has none.

@@ -71,7 +71,7 @@ extension AgentRunner {
                             exitStatus: outcome.exitStatus, message: message, retryAt: due))
                 }
                 let scheduled: Bool? = await persist("schedule the retry") {
-                    try await self.scheduleRetry(event, attempt: run.attempt + 1, delaySeconds: delay)
+                    try await self.scheduleRetry(event, attempt: run.attempt + 1, delaySeconds: delay, direct: direct)
                     return true
                 }
                 guard recorded != nil, scheduled != nil else { return settlement.release() }
@@ -180,7 +180,7 @@ extension AgentRunner {
     }
 
     /// Publishes the event again, to come back to this agent's queue after `delaySeconds`, at its priority.
-    func scheduleRetry(_ event: Event, attempt: Int, delaySeconds: Double) async throws {
+    func scheduleRetry(_ event: Event, attempt: Int, delaySeconds: Double, direct: DirectDelivery? = nil) async throws {
         // 100 ms buckets: every message of one delay queue waits the same time.
         let milliseconds = max(100, Int((delaySeconds * 10).rounded()) * 100)
         let connection = context.connection
@@ -189,10 +189,11 @@ extension AgentRunner {
         var message = EventBus.message(for: event)
         message.exchange = Topology.delayExchange
         message.routingKey = "agentry.agent.\(agentID)"
-        message.properties.headers = [
+        // A delegated task's retry is still that task (a resume is never retried: see `conclude`).
+        message.properties.headers = (direct?.headers ?? [:]).merging([
             DeadLetters.Header.attempt: .int(Int64(attempt)),
             DeadLetters.Header.delay: .string(String(milliseconds)),
-        ]
+        ]) { _, new in new }
         message.mandatory = true
         try await context.retryChannel.publish(message)
     }

@@ -66,7 +66,8 @@ extension AgentRunner {
         let event = received.event
         let started = ContinuousClock.now
         AgentryMetrics.consumed(event, by: agentID)
-        AgentryMetrics.runStarted(agent: agentID, publishToStart: Date().timeIntervalSince(event.timestamp))
+        // A resume's event was published long before: only a run's first step measures the wait for a worker.
+        if run.steps == 1 { AgentryMetrics.runStarted(agent: agentID, publishToStart: Date().timeIntervalSince(event.timestamp)) }
         var taskContext = TaskContext(
             runID: run.runID, agent: definition, event: event, attempt: run.attempt,
             workerID: context.workerID, instanceID: run.instanceID,
@@ -74,7 +75,13 @@ extension AgentRunner {
             outputLimit: context.options.outputLimit)
         taskContext.step = run.steps
         taskContext.children = children
-        if case .child(let origin)? = received.direct { taskContext.tree = origin }
+        if case .child(let origin)? = received.direct {
+            taskContext.tree = origin
+        } else if let parent = run.parentRunID {
+            // A child resumed after its own children: where it sits, from its record.
+            taskContext.tree = DirectDelivery.ChildOrigin(
+                parent: parent, position: 0, root: run.rootRunID ?? parent, depth: run.depth, task: run.task ?? "", version: run.agentVersion)
+        }
         let task = Task { [taskContext] in await self.runHoldingResources(taskContext) }
         state.withLockedValue {
             $0.running[run.runID] = Running(task: task, event: event, delivery: delivery, started: started)

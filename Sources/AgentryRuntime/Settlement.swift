@@ -27,7 +27,9 @@ struct Settlement: Sendable {
             delivery.reject(requeue: true)
             return
         }
-        let message = EventBus.message(for: event, toQueue: queue)
+        var message = EventBus.message(for: event, toQueue: queue)
+        // As delivered: a delegated task or a resume keeps what its headers say (see `DirectDelivery`).
+        message.properties.headers = delivery.properties.headers
         var delay = Duration.milliseconds(200)
         while (try? await channel.publish(message)) == nil {
             try? await Task.sleep(for: delay)

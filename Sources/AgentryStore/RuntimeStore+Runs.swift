@@ -12,8 +12,12 @@ public struct TaskRun: Sendable, Hashable {
         case waiting
         /// Its children ended (or its deadline passed): its resume is on its way to a worker.
         case resuming
+        /// Waiting for someone to approve a permission it needs, holding no slot or lock.
+        case awaitingApproval = "awaiting_approval"
+        /// Its approval was rejected, or expired.
+        case rejected
 
-        public var isFinished: Bool { ![.running, .waiting, .resuming].contains(self) }
+        public var isFinished: Bool { ![.running, .waiting, .resuming, .awaitingApproval].contains(self) }
     }
     public var runID: UUID
     public var agentID: String

@@ -1,0 +1,232 @@
+import AMQP
+import AgentryBus
+import AgentryCore
+import AgentryRuntime
+import AgentryStore
+import Foundation
+import Logging
+import Testing
+
+/// Run trees with real `agentry worker` processes: the subagent version a range picks, a parent that waits for its
+/// children without a slot, the depth limit against cycles, deadlines and failure policies, on-demand agents.
+@Suite("Delegation", .serialized)
+struct DelegationTests {
+    /// A definition with subagents, a goal type and an exec handler of the test's choosing.
+    func yaml(
+        id: String, version: String = "1.0.0", goal: String = "continuous", trigger: String, subagents: String = "", script: String,
+        config: String = ""
+    ) -> String {
+        var text = """
+            metadata: {id: \(id), name: Test \(id), version: \(version), author: tests, description: Delegation test agent.}
+            goal: {type: \(goal), description: Exercise run trees.}
+            triggers:
+              - type: \(trigger)
+                priority: normal
+            handler:
+              exec:
+                command: [/bin/sh, -c, '\(script.replacingOccurrences(of: "'", with: "''"))']
+
+            """
+        if !subagents.isEmpty { text += "subagents:\n" + subagents.split(separator: "\n").map { "  \($0)\n" }.joined() }
+        if !config.isEmpty { text += "config:\n" + config.split(separator: "\n").map { "  \($0)\n" }.joined() }
+        return text
+    }
+
+    /// A shell handler that answers `first` on its first call and `resumed` (with `$in`, the input, in it) when called
+    /// again with its children.
+    func twoStep(first: String, resumed: String) -> String {
+        #"in=$(cat); case "$in" in *'"children"'*) printf '%s' "\#(resumed)" ;; *) printf '%s' '\#(first)' ;; esac"#
+    }
+
+    func children(_ h: WorkerHarness, of runID: UUID) async throws -> [ChildRecord] {
+        try await h.store.delegations.children(of: runID)
+    }
+
+    @Test("a task goes to the highest published version inside the range among three; a retired subagent or an unknown task fails the run clearly")
+    func versionChoice() async throws {
+        try await withWorkerHarness { h in
+            let sub = TestEnvironment.uniqueName("sub-")
+            for version in ["1.0.0", "1.5.0", "2.0.0"] {
+                _ = try await h.publishAgent(
+                    yaml(id: sub, version: version, trigger: "never.\(sub)", script: #"printf '{"ran": "\#(version)", "task": "%s"}' "$AGENTRY_TASK""#))
+            }
+            let parent = TestEnvironment.uniqueName("parent-")
+            _ = try await h.publishAgent(
+                yaml(
+                    id: parent, trigger: "start.\(parent)",
+                    subagents: "- {id: \(sub), version: '^1.0.0', delegate_for: [check]}",
+                    script: #"in=$(cat); case "$in" in *unknown*) printf '{"delegate": [{"task": "reboot"}]}' ;; *) printf '{"delegate": [{"task": "check", "payload": {"n": 1}}]}' ;; esac"#))
+            let worker = try WorkerProcess(agents: [parent, sub])
+            let start = Event(type: "start.\(parent)", payload: [:], source: "test")
+            try await h.bus.publish(start)
+            let childRuns = try await h.waitForRuns(sub) { $0.contains { $0.state == .succeeded } }
+            let child = try #require(childRuns.first { $0.state == .succeeded })
+            let parentRun = try #require(try await h.runs(parent).first { $0.eventID == start.id.rawValue })
+            #expect(parentRun.state == .succeeded)
+            #expect(child.agentVersion == "1.5.0", "^1.0.0 among 1.0.0, 1.5.0 and 2.0.0 (current) is 1.5.0")
+            let result = try JSON.parse(Array((child.result ?? "{}").utf8))
+            #expect(result[path: "ran"]?.stringValue == "1.5.0", "version 1.5.0's own handler ran: \(child.result ?? "-")")
+            #expect(result[path: "task"]?.stringValue == "check")
+            #expect(child.eventType == "task.check")
+            #expect(child.parentRunID == parentRun.runID)
+            #expect(child.rootRunID == parentRun.runID)
+            #expect(child.depth == 1)
+            let recorded = try await children(h, of: parentRun.runID)
+            #expect(recorded.map(\.state) == [.succeeded])
+            #expect(recorded.first?.childRunID == child.runID)
+            #expect(recorded.first?.awaited == false)
+
+            // A task no subagent handles.
+            let unknown = Event(type: "start.\(parent)", payload: ["unknown": .bool(true)], source: "test")
+            try await h.bus.publish(unknown)
+            let refused = try await h.waitForRuns(parent) { $0.contains { $0.eventID == unknown.id.rawValue && $0.state == .failed } }
+                .first { $0.eventID == unknown.id.rawValue }
+            #expect(refused?.message?.contains("no subagent of \(parent) handles task 'reboot'") == true, "\(refused?.message ?? "-")")
+            #expect(refused?.message?.contains("check") == true, "names the tasks its subagents handle")
+
+            // The subagent retired: no version fits the range any more.
+            _ = try await h.registry.retire(agentID: sub)
+            let orphan = Event(type: "start.\(parent)", payload: [:], source: "test")
+            try await h.bus.publish(orphan)
+            let failed = try await h.waitForRuns(parent) { $0.contains { $0.eventID == orphan.id.rawValue && $0.state == .failed } }
+                .first { $0.eventID == orphan.id.rawValue }
+            let message = failed?.message ?? "-"
+            #expect(message.contains("task 'check'") && message.contains("^1.0.0") && message.contains(sub), "\(message)")
+            await worker.stop()
+            await h.cleanup(parent)
+            await h.cleanup(sub)
+        }
+    }
+
+    @Test("a parent awaits two children on different workers without holding a slot, and resumes with both results")
+    func awaitChildren() async throws {
+        try await withWorkerHarness { h in
+            let left = TestEnvironment.uniqueName("left-")
+            let right = TestEnvironment.uniqueName("right-")
+            // The children take a while, so that both parents wait at the same time.
+            for id in [left, right] {
+                _ = try await h.publishAgent(
+                    yaml(id: id, trigger: "never.\(id)", script: #"sleep 2; printf '{"side": "%s", "worker": "%s"}' "$AGENTRY_AGENT_ID" "$AGENTRY_WORKER_ID""#))
+            }
+            let parent = TestEnvironment.uniqueName("waiter-")
+            let first = #"{"delegate": [{"task": "left", "payload": {"k": 1}}, {"task": "right"}], "await": {"deadline_seconds": 120}}"#
+            _ = try await h.publishAgent(
+                yaml(
+                    id: parent, trigger: "start.\(parent)",
+                    subagents: "- {id: \(left), version: '>=1.0.0', delegate_for: [left]}\n- {id: \(right), version: '>=1.0.0', delegate_for: [right]}",
+                    script: twoStep(first: first, resumed: #"{\"resumed\": $in}"#), config: "max_parallel_tasks: 1"))
+            let one = try WorkerProcess(agents: [parent, left])
+            let two = try WorkerProcess(agents: [right])
+            let events = (0..<2).map { _ in Event(type: "start.\(parent)", payload: [:], source: "test") }
+            for event in events { try await h.bus.publish(event) }
+            // max_parallel_tasks is 1: two runs can wait at once only because a waiting run holds no slot.
+            _ = try await h.waitForRuns(parent, timeout: .seconds(30)) { runs in runs.filter { $0.state == .waiting }.count == 2 }
+            let done = try await h.waitForRuns(parent, timeout: .seconds(60)) { runs in runs.filter { $0.state == .succeeded }.count == 2 }
+            for run in done {
+                #expect(run.steps == 2, "called twice: delegating, then with the children")
+                let result = try #require(run.result)
+                let value = try JSON.parse(Array(result.utf8))
+                let children = value[path: "resumed.children"]?.arrayValue ?? []
+                #expect(children.count == 2, "\(result)")
+                #expect(children.compactMap { $0[path: "state"]?.stringValue } == ["succeeded", "succeeded"])
+                #expect(children.compactMap { $0[path: "result.side"]?.stringValue } == [left, right])
+                let workers = Set(children.compactMap { $0[path: "result.worker"]?.stringValue })
+                #expect(workers.count == 2, "the two children ran on different workers: \(workers)")
+                #expect(value[path: "resumed.step"]?.intValue == 2)
+            }
+            await one.stop()
+            await two.stop()
+            for id in [parent, left, right] { await h.cleanup(id) }
+        }
+    }
+
+    @Test("a cycle of agents delegating to each other stops at the depth limit, with a message that says so")
+    func cycleStopsAtDepthLimit() async throws {
+        try await withWorkerHarness { h in
+            let ping = TestEnvironment.uniqueName("ping-")
+            let pong = TestEnvironment.uniqueName("pong-")
+            // ping 1.0.0 has no subagent (so that pong can be published), then pong names ping, then ping 1.1.0 names pong.
+            _ = try await h.publishAgent(yaml(id: ping, trigger: "start.\(ping)", script: "true"))
+            _ = try await h.publishAgent(
+                yaml(
+                    id: pong, trigger: "never.\(pong)", subagents: "- {id: \(ping), version: '>=1.1.0 || 1.0.0', delegate_for: [ping]}",
+                    script: #"printf '{"delegate": [{"task": "ping"}]}'"#))
+            _ = try await h.publishAgent(
+                yaml(
+                    id: ping, version: "1.1.0", trigger: "start.\(ping)", subagents: "- {id: \(pong), version: '^1.0.0', delegate_for: [pong]}",
+                    script: #"printf '{"delegate": [{"task": "pong"}]}'"#))
+            let worker = try WorkerProcess(agents: [ping, pong])
+            let start = Event(type: "start.\(ping)", payload: [:], source: "test")
+            try await h.bus.publish(start)
+            #expect(
+                try await TestEnvironment.eventually(timeout: .seconds(30)) {
+                    try await (h.runs(ping) + h.runs(pong)).contains { $0.state == .failed }
+                })
+            let runs = try await (h.runs(ping) + h.runs(pong)).sorted { $0.depth < $1.depth }
+            let failed = try #require(runs.first { $0.state == .failed })
+            #expect(failed.depth == DelegationLimits().maxDepth)
+            #expect(failed.message?.contains("delegation depth limit reached") == true, "\(failed.message ?? "-")")
+            #expect(runs.map(\.depth) == Array(0...DelegationLimits().maxDepth), "one run per level, then it stops: \(runs.map(\.depth))")
+            #expect(Set(runs.compactMap(\.rootRunID)).count == 1, "one tree")
+            await worker.stop()
+            await h.cleanup(ping)
+            await h.cleanup(pong)
+        }
+    }
+
+    @Test("an await deadline resumes the parent with the late child timed out (continue); a failed child fails the parent at once (fail)")
+    func deadlineAndFailurePolicy() async throws {
+        try await withWorkerHarness { h in
+            let slow = TestEnvironment.uniqueName("slow-")
+            _ = try await h.publishAgent(
+                yaml(id: slow, trigger: "never.\(slow)", script: #"in=$(cat); case "$in" in *fail*) echo broken >&2; exit 3 ;; *) sleep 6 ;; esac"#))
+            let parent = TestEnvironment.uniqueName("patient-")
+            let script =
+                #"in=$(cat); case "$in" in *'"children"'*) printf '{"after": %s}' "$in" ;; *strict*) printf '{"delegate": [{"task": "work", "payload": {"fail": true}}], "await": {"on_failure": "fail"}}' ;; *) printf '{"delegate": [{"task": "work"}], "await": {"deadline_seconds": 2, "on_failure": "continue"}}' ;; esac"#
+            _ = try await h.publishAgent(
+                yaml(id: parent, trigger: "start.\(parent)", subagents: "- {id: \(slow), version: '1.0.0', delegate_for: [work]}", script: script))
+            let worker = try WorkerProcess(agents: [parent, slow])
+            let patient = Event(type: "start.\(parent)", payload: [:], source: "test")
+            try await h.bus.publish(patient)
+            let resumed = try await h.waitForRuns(parent, timeout: .seconds(30)) { $0.contains { $0.eventID == patient.id.rawValue && $0.state == .succeeded } }
+                .first { $0.eventID == patient.id.rawValue }
+            let value = try JSON.parse(Array((resumed?.result ?? "{}").utf8))
+            #expect(value[path: "after.children"]?.arrayValue?.first?[path: "state"]?.stringValue == "timed_out", "\(resumed?.result ?? "-")")
+
+            let strict = Event(type: "start.\(parent)", payload: ["strict": .bool(true)], source: "test")
+            try await h.bus.publish(strict)
+            let failed = try await h.waitForRuns(parent, timeout: .seconds(30)) { $0.contains { $0.eventID == strict.id.rawValue && $0.state == .failed } }
+                .first { $0.eventID == strict.id.rawValue }
+            let message = failed?.message ?? "-"
+            #expect(message.contains("task work") && message.contains("failed") && message.contains("on_failure: fail"), "\(message)")
+            #expect(failed?.result.map { $0.contains("after") } != true, "the parent's handler was not called with its children")
+            await worker.stop()
+            await h.cleanup(parent)
+            await h.cleanup(slow)
+        }
+    }
+
+    @Test("an on-demand agent ignores its trigger's events and runs when invoked")
+    func onDemand() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("ondemand-")
+            _ = try await h.publishAgent(
+                yaml(id: id, goal: "on-demand", trigger: "poke.\(id)", script: #"in=$(cat); printf '{"type": "%s"}' "$AGENTRY_EVENT_TYPE""#))
+            let worker = try WorkerProcess(agents: [id])
+            let poke = Event(type: "poke.\(id)", payload: [:], source: "test")
+            try await h.bus.publish(poke)
+            let skipped = try await h.waitForRuns(id) { $0.contains { $0.eventID == poke.id.rawValue } }.first { $0.eventID == poke.id.rawValue }
+            #expect(skipped?.state == .skipped)
+            #expect(skipped?.message?.contains("on-demand") == true, "\(skipped?.message ?? "-")")
+            let invoked = try await h.registry.invoke(agentID: id, task: "check_screen", payload: ["device": "tv-1"], by: "test")
+            let ran = try await h.waitForRuns(id) { $0.contains { $0.eventID == invoked.id.rawValue && $0.state == .succeeded } }
+                .first { $0.eventID == invoked.id.rawValue }
+            #expect(try JSON.parse(Array((ran?.result ?? "{}").utf8))[path: "type"]?.stringValue == "task.check_screen")
+            await #expect(throws: RegistryError.self) {
+                _ = try await h.registry.invoke(agentID: TestEnvironment.uniqueName("nobody-"), payload: [:], by: "test")
+            }
+            await worker.stop()
+            await h.cleanup(id)
+        }
+    }
+}
