@@ -1,4 +1,5 @@
 import AgentryCore
+import AgentryRuntime
 import AgentryStore
 import Foundation
 import HTTPTypes
@@ -56,6 +57,11 @@ struct AdminError: Error, Sendable {
         case let error as RegistryError where error.code == .invalid:
             return AdminError(status: .unprocessableContent, code: "invalid_agent", message: error.message)
         case let error as RegistryError: return unavailable(error.message)
+        case let error as ApprovalControl.Refusal:
+            switch error {
+            case .notFound: return notFound(error.description)
+            case .decided: return conflict(error.description)
+            }
         default: return internalError("\(error)")
         }
     }

@@ -35,6 +35,16 @@ public enum Representation {
         return .object(object)
     }
 
+    public static func approval(_ a: ApprovalRecord) -> JSONValue {
+        .object([
+            "approval_id": id(a.approvalID), "run_id": id(a.runID), "agent_id": .string(a.agentID), "agent_version": .string(a.agentVersion),
+            "permission": .string(a.permission), "reason": string(a.reason),
+            "then": a.then.flatMap { try? JSON.parse(Array($0.utf8)) } ?? .null, "requested_by": .string(a.origin.rawValue),
+            "state": .string(a.state.rawValue), "requested_at": time(a.requestedAt), "expires_at": time(a.expiresAt),
+            "decided_by": string(a.decidedBy), "decided_at": time(a.decidedAt), "comment": string(a.comment),
+        ])
+    }
+
     public static func child(_ child: ChildRecord) -> JSONValue {
         .object([
             "position": .int(Int64(child.position)), "round": .int(Int64(child.round)), "task": .string(child.task),

@@ -77,4 +77,14 @@ public enum AgentryMetrics {
     public static func runWoken(reason: String) {
         Counter(label: "agentry_runs_woken_total", dimensions: [("reason", reason)]).increment()
     }
+
+    /// A run of `agent` asked for an approval.
+    public static func approvalRequested(agent: String) {
+        Counter(label: "agentry_approvals_requested_total", dimensions: [("agent", agent)]).increment()
+    }
+
+    /// An approval was decided: `approved`, `rejected` or `expired`.
+    public static func approvalDecided(agent: String, decision: String) {
+        Counter(label: "agentry_approvals_decided_total", dimensions: [("agent", agent), ("decision", decision)]).increment()
+    }
 }

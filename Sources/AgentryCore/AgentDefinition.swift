@@ -37,6 +37,10 @@ public struct AgentDefinition: Sendable, Hashable {
     /// Labels a worker must carry to serve this agent (YAML `worker_labels`, e.g. `{lab: lab-1}` for an agent that
     /// needs the devices of one lab); default `{}`, any worker. Workers get labels with `agentry worker --label`.
     public var workerLabels: [String: String]
+    /// Permissions every run of the handler uses (YAML `uses`, e.g. `[devices.reboot]`); each must be granted in
+    /// `permissions`. Those that `config.approval_required_for` lists make every run wait for an approval before its
+    /// handler starts (as does `devices.take_control` for an agent that locks devices). Default `[]`.
+    public var uses: [String] = []
 
     public init(
         metadata: AgentMetadata, goal: AgentGoal, triggers: [EventTrigger], eventPools: [String] = [],
@@ -91,6 +95,7 @@ public struct AgentDefinition: Sendable, Hashable {
         case subagents, skills, permissions, config, handler, resources, retry
         case onBusy = "on_busy"
         case workerLabels = "worker_labels"
+        case uses
     }
 
 }

@@ -39,11 +39,21 @@ extension DefinitionReader {
             }
         }
         let workerLabels = stringMap(fields, "worker_labels") ?? [:]
+        var uses: [String] = []
+        if let items = stringList(fields, "uses", required: false) {
+            for item in items {
+                if let qualified = checkPermission(item.value, node: item.node, path: item.path, permissions: permissions, purpose: "the handler uses") {
+                    uses.append(qualified)
+                }
+            }
+        }
         guard let metadata, let goal, let triggers else { return nil }
-        return AgentDefinition(
+        var definition = AgentDefinition(
             metadata: metadata, goal: goal, triggers: triggers, eventPools: pools,
             subagents: subagents, skills: skills, permissions: permissions, config: config,
             handler: handler, resources: resources, retry: retry, onBusy: onBusy, workerLabels: workerLabels)
+        definition.uses = uses
+        return definition
     }
 
     mutating func metadata(_ node: Node) -> AgentMetadata? {
@@ -232,6 +242,12 @@ extension DefinitionReader {
     /// An approval entry names a permission: `<section>.<permission>` or a permission of exactly one section; the
     /// agent must hold it.
     mutating func checkApproval(_ entry: String, node: Node, path: String, permissions: AgentPermissions) {
+        _ = checkPermission(entry, node: node, path: path, permissions: permissions, purpose: "approval is required for")
+    }
+
+    /// A permission entry (`devices.reboot`, or `reboot` when one section has it) that the agent must hold; returns its
+    /// qualified form, or nil after reporting what is wrong.
+    mutating func checkPermission(_ entry: String, node: Node, path: String, permissions: AgentPermissions, purpose: String) -> String? {
         let sections = vocabulary.permissionSections
         let qualified = sections.flatMap { section in section.allowed.map { "\(section.section).\($0)" } }
         var resolved: (section: String, permission: String)?
@@ -248,21 +264,23 @@ extension DefinitionReader {
                 report(
                     path, node, "permission '\(entry)' belongs to several sections; write \(options)",
                     suggestion: "did you mean \(options)?")
-                return
+                return nil
             }
         }
         guard let resolved else {
             report(
                 path, node, "unknown permission '\(entry)'; expected <section>.<permission>, one of \(qualified.joined(separator: ", "))",
                 suggestion: Suggest.didYouMean(entry, among: qualified))
-            return
+            return nil
         }
         if !permissions.granted(in: resolved.section).contains(resolved.permission) {
             report(
                 path, node,
-                "approval is required for '\(entry)', but permissions.\(resolved.section) does not grant '\(resolved.permission)'",
+                "\(purpose) '\(entry)', but permissions.\(resolved.section) does not grant '\(resolved.permission)'",
                 suggestion: "add '\(resolved.permission)' to permissions.\(resolved.section), or remove this entry")
+            return nil
         }
+        return "\(resolved.section).\(resolved.permission)"
     }
 
     mutating func handler(_ node: Node) -> Handler? {

@@ -21,6 +21,10 @@ extension AgentRunner {
         let milliseconds = elapsed.inMilliseconds
         switch outcome.status {
         case .succeeded:
+            if let request = outcome.approvalRequest {
+                return await requestApproval(
+                    request, origin: .handler, run: run, event: event, settlement: settlement, result: result, announcedStart: announcedStart)
+            }
             if let delegation = outcome.delegation {
                 await delegate(
                     delegation, run: run, event: event, settlement: settlement, definition: definition, outcome: outcome,

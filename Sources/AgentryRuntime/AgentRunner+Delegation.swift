@@ -207,6 +207,11 @@ extension AgentRunner {
         else { return release(delivery) }
         run.slot = slot
         run.workerID = context.workerID
+        var resumed = pinned
+        resumed.run = run
+        if let approval = await persist("read the approval the run waited for", { try await self.context.store.approvals.awaited(by: runID) }) ?? nil {
+            return await execute(run, resumed, announcement: nil, approval: Self.approvalJSON(approval))
+        }
         let policy = await persist("read the run's wait") { try await self.context.store.delegations.failurePolicy(of: runID) } ?? nil
         if policy == .fail, let failed = children.first(where: { $0.awaited && $0.state != .succeeded && $0.state != .pending }) {
             let outcome = HandlerOutcome.failed(
@@ -219,8 +224,6 @@ extension AgentRunner {
                 run: run, event: received.event, settlement: settlement, definition: definition, outcome: outcome, cancelReason: nil,
                 elapsed: .zero, announcedStart: nil)
         }
-        var resumed = pinned
-        resumed.run = run
         await execute(run, resumed, announcement: nil, children: .array(children.map(Self.childJSON)))
     }
 

@@ -41,6 +41,25 @@ extension AgentRunner {
                     child: run, parent: origin.parent, position: origin.position, root: origin.root, depth: origin.depth, task: origin.task)
             }
         }
+        let needed = received.definition.approvalBeforeRun
+        if !needed.isEmpty {
+            // The definition asks for an approval before every run: the run waits for it without its handler started.
+            let request = ApprovalRequest(
+                permission: needed.joined(separator: ","),
+                reason: "\(agentID) uses \(needed.joined(separator: ", ")), which its approval_required_for lists")
+            let settlement = Settlement(
+                delivery: received.delivery, handedOver: false, event: received.event, queue: received.definition.queueName,
+                channel: context.retryChannel)
+            var announcedStart: Task<Void, Never>?
+            if let announcement = claimed.announcement {
+                let context = self.context
+                announcedStart = Task { await context.announceLogged(announcement) }
+            }
+            await requestApproval(
+                request, origin: .definition, run: claimed.run, event: received.event, settlement: settlement, result: nil,
+                announcedStart: announcedStart)
+            return
+        }
         await execute(claimed.run, received, announcement: claimed.announcement)
     }
 
@@ -60,7 +79,7 @@ extension AgentRunner {
 
     /// Runs a claimed run's handler, holding its resources, and concludes the run; `announcement` (its
     /// `agent.task.started`, logged by the claim) is published meanwhile.
-    func execute(_ run: TaskRun, _ received: Received, announcement: Event?, children: JSONValue? = nil) async {
+    func execute(_ run: TaskRun, _ received: Received, announcement: Event?, children: JSONValue? = nil, approval: JSONValue? = nil) async {
         let delivery = received.delivery
         let definition = received.definition
         let event = received.event
@@ -75,6 +94,7 @@ extension AgentRunner {
             outputLimit: context.options.outputLimit)
         taskContext.step = run.steps
         taskContext.children = children
+        taskContext.approval = approval
         if case .child(let origin)? = received.direct {
             taskContext.tree = origin
         } else if let parent = run.parentRunID {

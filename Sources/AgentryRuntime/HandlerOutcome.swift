@@ -16,6 +16,8 @@ struct HandlerOutcome: Sendable {
     var followUps: [FollowUp] = []
     /// The tasks the result delegates to subagents (its `delegate` and `await`), when it asks for any.
     var delegation: Delegation?
+    /// The approval the result asks for before the run goes on (its `request_approval`).
+    var approvalRequest: ApprovalRequest?
     /// Whether trying again can help. False for failures that the same event meets every time (a program the
     /// worker does not allow, a response over the size limit): the run fails at once, whatever the retry policy.
     var retryable = true

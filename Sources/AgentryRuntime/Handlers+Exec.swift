@@ -38,6 +38,8 @@ extension HandlerRunner {
         environment["AGENTRY_EVENT_PRIORITY"] = context.event.priority.name
         environment["AGENTRY_ATTEMPT"] = String(context.attempt)
         environment["AGENTRY_STEP"] = String(context.step)
+        // What the definition grants, qualified and comma-separated (`devices.read,devices.take_control`).
+        environment["AGENTRY_PERMISSIONS"] = context.agent.grantedPermissions.joined(separator: ",")
         if let tree = context.tree {
             environment["AGENTRY_PARENT_RUN_ID"] = tree.parent.uuidString.lowercased()
             environment["AGENTRY_ROOT_RUN_ID"] = tree.root.uuidString.lowercased()

@@ -31,12 +31,15 @@ struct TaskContext: Sendable {
     var step = 1
     /// On a resume: the children of the round the run waited for, as the handler gets them (`"children"`).
     var children: JSONValue?
+    /// On a resume after an approval: the decision, as the handler gets it (`"approval"`).
+    var approval: JSONValue?
 
     /// What the handler reads (exec's stdin, http's body): the event's envelope, and on a resume its children and step.
     var input: [UInt8] {
         let encoded = EventWireFormat.encode(event)
-        guard let children, case .object(var object)? = try? JSON.parse(encoded) else { return encoded }
-        object["children"] = children
+        guard children != nil || approval != nil, case .object(var object)? = try? JSON.parse(encoded) else { return encoded }
+        if let children { object["children"] = children }
+        if let approval { object["approval"] = approval }
         object["step"] = .int(Int64(step))
         return Array(JSON.serialize(.object(object)).utf8)
     }
@@ -103,6 +106,21 @@ struct HandlerRunner: Sendable {
                 outcome.status = .failed
                 outcome.retryable = false
                 outcome.message = "the handler's result has an unusable delegation: \(problem)"
+            }
+        }
+        if outcome.status == .succeeded, case .object(let object)? = outcome.result,
+            let asked = ApprovalRequest.from(result: object, definition: context.agent)
+        {
+            switch asked {
+            case .success(let request) where outcome.delegation == nil: outcome.approvalRequest = request
+            case .success:
+                outcome.status = .failed
+                outcome.retryable = false
+                outcome.message = "the handler's result both delegates and requests an approval; ask for one, then the other"
+            case .failure(let problem):
+                outcome.status = .failed
+                outcome.retryable = false
+                outcome.message = "the handler's result has an unusable approval request: \(problem)"
             }
         }
         return outcome

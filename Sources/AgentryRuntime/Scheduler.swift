@@ -41,6 +41,7 @@ public struct Scheduler: Sendable {
     let delayed: DelayedEventStore
     let leadership: Leadership
     let delegations: DelegationStore
+    let database: Database
     let workerID: String
     let options: Options
     let logger: Logger
@@ -51,6 +52,7 @@ public struct Scheduler: Sendable {
         self.delayed = DelayedEventStore(database: database, logger: logger)
         self.leadership = Leadership(database: database, name: SchedulerRole.leadershipName, logger: logger)
         self.delegations = DelegationStore(database: database, logger: logger)
+        self.database = database
         self.workerID = workerID
         self.options = options
         self.logger = logger
@@ -75,6 +77,7 @@ public struct Scheduler: Sendable {
                     if ContinuousClock.now - lastSweep >= options.runTreeInterval {
                         lastSweep = .now
                         await sweepRunTrees()
+                        await expireApprovals()
                     }
                     if ContinuousClock.now - lastPrune > .seconds(60) {
                         lastPrune = .now
@@ -175,6 +178,16 @@ public struct Scheduler: Sendable {
         } catch {
             // Their leases run out and they are published again, under the same ids: the log and the runs take them once.
             logger.warning("cannot mark \(published.count) delayed events published", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Approvals past their expiry: their runs end `rejected`.
+    func expireApprovals() async {
+        do {
+            let count = try await ApprovalControl(store: RuntimeStore(database: database, logger: logger), bus: bus, logger: logger).expireDue()
+            if count > 0 { logger.info("\(count) approval requests expired; their runs were rejected") }
+        } catch {
+            logger.warning("cannot expire approvals", metadata: ["error": "\(error)"])
         }
     }
 

@@ -15,6 +15,8 @@ public struct RuntimeStore: Sendable {
 
     /// Run trees: delegated tasks, waits and resumes.
     public var delegations: DelegationStore { DelegationStore(database: database, logger: logger) }
+    /// Approvals runs wait for.
+    public var approvals: ApprovalStore { ApprovalStore(database: database, logger: logger) }
 
     // MARK: Helpers
 

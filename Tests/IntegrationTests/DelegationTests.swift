@@ -230,3 +230,102 @@ struct DelegationTests {
         }
     }
 }
+
+/// Approvals with real workers: a definition that needs one before every run, a handler that asks for one, decisions
+/// and expiry.
+@Suite("Approvals", .serialized)
+struct ApprovalTests {
+    @Test("an approval-gated run holds no slot or lock while it waits, proceeds on approve, ends on reject and on expiry")
+    func approvals() async throws {
+        try await withWorkerHarness { h in
+            let gate = TestEnvironment.uniqueName("gate-")
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: gate, trigger: "screen.\(gate)",
+                    handler: """
+                        exec:
+                          command: [/bin/sh, -c, 'in=$(cat); printf ''{"input": %s, "permissions": "%s"}'' "$in" "$AGENTRY_PERMISSIONS"']
+                        """,
+                    config: "max_parallel_tasks: 1\napproval_required_for: [devices.take_control]",
+                    extra: "permissions: {devices: [take_control, reboot]}\nresources: ['device:{{payload.device_id}}']\n"))
+            let asker = TestEnvironment.uniqueName("asker-")
+            let script =
+                #"in=$(cat); case "$in" in *'"approval"'*) printf '{"input": %s}' "$in" ;; *quick*) printf '{"request_approval": {"permission": "reboot", "reason": "quick", "expires_in_seconds": 1}}' ;; *) printf '{"request_approval": {"permission": "reboot", "reason": "tv-3 is black", "then": {"action": "reboot"}}}' ;; esac"#
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: asker, trigger: "ask.\(asker)",
+                    handler: """
+                        exec:
+                          command: [/bin/sh, -c, '\(script.replacingOccurrences(of: "'", with: "''"))']
+                        """,
+                    config: "approval_required_for: [devices.reboot]", extra: "permissions: {devices: [reboot]}\n"))
+            let worker = try WorkerProcess(agents: [gate, asker], eventLog: true)
+            let control = ApprovalControl(store: h.store, bus: h.bus, logger: TestEnvironment.logger)
+            let first = Event(type: "screen.\(gate)", payload: ["device_id": "tv-1"], source: "test")
+            let second = Event(type: "screen.\(gate)", payload: ["device_id": "tv-1"], source: "test")
+            try await h.bus.publish(first)
+            try await h.bus.publish(second)
+            // max_parallel_tasks is 1: both wait at once only because a waiting run gives its slot back.
+            _ = try await h.waitForRuns(gate) { runs in runs.filter { $0.state == .awaitingApproval }.count == 2 }
+            let device = ResourceKey(type: "device", id: "tv-1")
+            let lockFree = try await LockStore(database: h.database, logger: TestEnvironment.logger).isAvailable(device)
+            #expect(lockFree, "no lock is held while runs wait for their approvals")
+            let pending = try await h.store.approvals.list(state: .pending).filter { $0.agentID == gate }
+            #expect(pending.count == 2)
+            #expect(pending.allSatisfy { $0.permission == "devices.take_control" && $0.origin == .definition })
+            let runs = try await h.runs(gate)
+            let firstRun = try #require(runs.first { $0.eventID == first.id.rawValue })
+            let firstApproval = try #require(pending.first { $0.runID == firstRun.runID })
+            let secondApproval = try #require(pending.first { $0.runID != firstRun.runID })
+
+            _ = try await control.decide(firstApproval.approvalID, approve: true, by: "test", comment: "go ahead")
+            let approved = try await h.waitForRuns(gate) { $0.contains { $0.eventID == first.id.rawValue && $0.state == .succeeded } }
+                .first { $0.eventID == first.id.rawValue }
+            let value = try JSON.parse(Array((approved?.result ?? "{}").utf8))
+            #expect(value[path: "input.approval.state"]?.stringValue == "approved", "\(approved?.result ?? "-")")
+            #expect(value[path: "input.approval.decided_by"]?.stringValue == "test")
+            #expect(value[path: "input.approval.comment"]?.stringValue == "go ahead")
+            #expect(value[path: "permissions"]?.stringValue == "devices.take_control,devices.reboot")
+            await #expect(throws: ApprovalControl.Refusal.self) {
+                _ = try await control.decide(firstApproval.approvalID, approve: false, by: "test")
+            }
+
+            _ = try await control.decide(secondApproval.approvalID, approve: false, by: "test", comment: "not now")
+            let rejected = try #require(try await h.store.run(id: secondApproval.runID))
+            #expect(rejected.state == .rejected)
+            #expect(rejected.message == "rejected by test: not now")
+
+            // A handler asks; approved, it is called again with `then`. Asked with a 1 s expiry, nobody answers.
+            let ask = Event(type: "ask.\(asker)", payload: [:], source: "test")
+            try await h.bus.publish(ask)
+            #expect(
+                try await TestEnvironment.eventually(timeout: .seconds(20)) {
+                    try await h.store.approvals.list(state: .pending).contains { $0.agentID == asker }
+                })
+            let asked = try #require(try await h.store.approvals.list(state: .pending).first { $0.agentID == asker })
+            #expect(asked.permission == "devices.reboot")
+            #expect(asked.origin == .handler)
+            _ = try await control.decide(asked.approvalID, approve: true, by: "test")
+            let done = try await h.waitForRuns(asker) { $0.contains { $0.eventID == ask.id.rawValue && $0.state == .succeeded } }
+                .first { $0.eventID == ask.id.rawValue }
+            let answer = try JSON.parse(Array((done?.result ?? "{}").utf8))
+            #expect(answer[path: "input.approval.then.action"]?.stringValue == "reboot", "\(done?.result ?? "-")")
+            #expect(done?.steps == 2)
+
+            let quick = Event(type: "ask.\(asker)", payload: ["quick": .bool(true)], source: "test")
+            try await h.bus.publish(quick)
+            let expired = try await h.waitForRuns(asker, timeout: .seconds(30)) { $0.contains { $0.eventID == quick.id.rawValue && $0.state == .rejected } }
+                .first { $0.eventID == quick.id.rawValue }
+            #expect(expired?.message?.contains("expired") == true, "\(expired?.message ?? "-")")
+            let log = EventLogStore(database: h.database, logger: TestEnvironment.logger)
+            #expect(
+                try await TestEnvironment.eventually(timeout: .seconds(20)) {
+                    try await log.recent(limit: 100, type: "approval.decided").contains { $0.event.payload["state"] == "expired" }
+                })
+            #expect(try await log.recent(limit: 100, type: "approval.requested").count >= 4)
+            await worker.stop()
+            await h.cleanup(gate)
+            await h.cleanup(asker)
+        }
+    }
+}
