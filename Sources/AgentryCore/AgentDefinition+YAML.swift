@@ -56,9 +56,9 @@ enum YAMLWriter {
         ]
         if let handler = d.handler { pairs.append(("handler", self.handler(handler))) }
         if !d.resources.isEmpty { pairs.append(("resources", strings(d.resources))) }
+        if !d.uses.isEmpty { pairs.append(("uses", strings(d.uses))) }
         if let retry = d.retry { pairs.append(("retry", self.retry(retry))) }
         if d.onBusy != .queue { pairs.append(("on_busy", string(d.onBusy.rawValue))) }
-        if !d.uses.isEmpty { pairs.append(("uses", strings(d.uses))) }
         if !d.workerLabels.isEmpty {
             pairs.append(("worker_labels", mapping(d.workerLabels.sorted { $0.key < $1.key }.map { ($0.key, string($0.value)) })))
         }

@@ -92,10 +92,9 @@ public struct AgentDefinition: Sendable, Hashable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case metadata, goal, triggers
         case eventPools = "event_pools"
-        case subagents, skills, permissions, config, handler, resources, retry
+        case subagents, skills, permissions, config, handler, resources, uses, retry
         case onBusy = "on_busy"
         case workerLabels = "worker_labels"
-        case uses
     }
 
 }
