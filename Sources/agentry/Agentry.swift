@@ -6,6 +6,7 @@ import AgentryRuntime
 import AgentryStore
 import ArgumentParser
 import Foundation
+import Synchronization
 import Logging
 
 @main
@@ -96,13 +97,22 @@ struct GlobalOptions: ParsableArguments {
             resolved = parsed
         }
         let chosen = resolved
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = chosen
-            return handler
+        // The logging system may be bootstrapped once per process, and a command may open the runtime more than once.
+        Self.bootstrapped.withLock { done in
+            guard !done else { return }
+            done = true
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = chosen
+                return handler
+            }
         }
-        return Logger(label: label)
+        var logger = Logger(label: label)
+        logger.logLevel = chosen
+        return logger
     }
+
+    private static let bootstrapped = Mutex(false)
 }
 
 /// Prints a failure the way a user can act on it, and exits non-zero.
