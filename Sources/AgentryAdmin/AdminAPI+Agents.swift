@@ -109,7 +109,7 @@ extension AdminAPI {
         }
         let event = try await dependencies.registry.invoke(
             agentID: input.path.agentId, task: body.task ?? "invoke", payload: payload, priority: priority, version: body.version,
-            by: "admin API (\(AdminRequest.current.head.authority ?? "local"))", id: id)
+            by: AdminIdentity.current.describe(authority: AdminRequest.current.head.authority), id: id)
         return .accepted(published(event, message: "Agent \(input.path.agentId) invoked"))
     }
 

@@ -42,7 +42,7 @@ extension AdminAPI {
 
     private func decide(_ text: String, approve: Bool, comment: String?) async throws -> JSONValue {
         let id = try uuid(text, "approval_id")
-        let who = "admin API (\(AdminRequest.current.head.authority ?? "local"))"
+        let who = AdminIdentity.current.describe(authority: AdminRequest.current.head.authority)
         return Representation.approval(try await approvals.decide(id, approve: approve, by: who, comment: comment))
     }
 }

@@ -29,6 +29,19 @@ extension AdminAPI {
         return .ok(.init(body: .json(Representation.run(run, children: children))))
     }
 
+    func reportRunProgress(_ input: Operations.ReportRunProgress.Input) async throws -> Operations.ReportRunProgress.Output {
+        let id = try uuid(input.path.runId, "run_id")
+        let body =
+            switch input.body {
+            case .json(let json): json
+            }
+        guard try await dependencies.runtime.run(id: id) != nil else { throw AdminError.notFound("no run \(id.uuidString.lowercased())") }
+        guard try await dependencies.runtime.reportProgress(id, JSON.serialize(body.progress)) else {
+            throw AdminError.conflict("run \(id.uuidString.lowercased()) is not running; progress is kept for running runs only")
+        }
+        return .ok(.init(body: .json(.init(runId: id.uuidString.lowercased(), message: "Progress kept"))))
+    }
+
     func cancelRun(_ input: Operations.CancelRun.Input) async throws -> Operations.CancelRun.Output {
         let id = try uuid(input.path.runId, "run_id")
         let run = try await dependencies.control.cancel(runID: id, by: "admin API (\(AdminRequest.current.head.authority ?? "local"))")

@@ -43,8 +43,31 @@ public struct AdminConfiguration: Sendable {
         }
     }
 
+    /// More admin tokens, each with a name (`AGENTRY_ADMIN_TOKENS=alice=…,ci=…`): they may do what the admin token
+    /// does, and what they decide is recorded under their name (an approval's `decided_by`). The admin token's name is
+    /// `admin`.
+    public var namedTokens: [String: String] = [:]
+
     /// The shortest token accepted from `AGENTRY_ADMIN_TOKEN`.
     public static let minimumTokenLength = 16
+
+    /// Named tokens from `name=token,name=token`; a malformed entry is an error naming it.
+    public static func namedTokens(from text: String) throws -> [String: String] {
+        var tokens: [String: String] = [:]
+        for entry in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !entry.isEmpty {
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                throw AdminConfigurationError("AGENTRY_ADMIN_TOKENS: '\(entry.prefix(12))…' is not NAME=TOKEN")
+            }
+            let name = String(entry[..<equals])
+            let token = String(entry[entry.index(after: equals)...])
+            guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
+                throw AdminConfigurationError("AGENTRY_ADMIN_TOKENS: the name '\(name)' may hold letters, digits, '-', '_' and '.' only")
+            }
+            guard tokens[name] == nil, name != "admin" else { throw AdminConfigurationError("AGENTRY_ADMIN_TOKENS: the name '\(name)' is taken") }
+            tokens[name] = token
+        }
+        return tokens
+    }
 
     public init(host: String = "127.0.0.1", port: Int = 8000, token: String? = nil, allowedHosts: [String] = [], tls: TLSFiles? = nil) {
         self.host = host
@@ -94,6 +117,13 @@ public struct AdminConfiguration: Sendable {
     /// The scheme of the endpoint's own URLs and origin.
     public var scheme: String { tls == nil ? "http" : "https" }
 
+    /// The URL exec handlers on this host call back with their run tokens (nil when the port is picked at start).
+    public var callbackURL: String? {
+        guard port != 0 else { return nil }
+        let name = ["0.0.0.0", "::", ""].contains(host) ? "127.0.0.1" : (host.contains(":") ? "[\(host)]" : host)
+        return "\(scheme)://\(name):\(port)"
+    }
+
     /// The status page's URL with the token, as printed at start (`http://127.0.0.1:8000/?token=…`).
     public func statusPageURL(port: Int) -> String {
         let name = isWildcard ? (ProcessInfo.processInfo.hostName) : (host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host)
@@ -105,6 +135,10 @@ public struct AdminConfiguration: Sendable {
         if !tokenGenerated, token.count < Self.minimumTokenLength {
             throw AdminConfigurationError(
                 "AGENTRY_ADMIN_TOKEN is \(token.count) characters long; use at least \(Self.minimumTokenLength) (e.g. `openssl rand -hex 32`)")
+        }
+        for (name, named) in namedTokens.sorted(by: { $0.key < $1.key }) where named.count < Self.minimumTokenLength {
+            throw AdminConfigurationError(
+                "AGENTRY_ADMIN_TOKENS: the token of '\(name)' is \(named.count) characters long; use at least \(Self.minimumTokenLength)")
         }
         if let tls { _ = try AdminServer.tlsConfiguration(tls) }
         if let bad = allowedHosts.first(where: { $0.isEmpty || $0.contains("/") || $0.contains(" ") }) {

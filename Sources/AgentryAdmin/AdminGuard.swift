@@ -1,3 +1,4 @@
+import AgentryRuntime
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -21,6 +22,8 @@ import Hummingbird
 /// name, sends no `Origin`, and may send a form; a page that makes a browser send one cannot sign it.
 struct AdminGuard<Context: RequestContext>: RouterMiddleware {
     let configuration: AdminConfiguration
+    /// The key run tokens are checked with (read from the database once, then kept).
+    let runTokenKey: @Sendable () async throws -> [UInt8]?
 
     static var statusWebSocketPath: String { "/api/runtime/instances/status" }
     /// Paths anyone who reaches the endpoint may read.
@@ -62,9 +65,52 @@ struct AdminGuard<Context: RequestContext>: RouterMiddleware {
                 try check(given, how: "open the status stream with ?token=<admin token>")
             }
         } else if changes || (configuration.readsNeedToken && !Self.openPaths.contains(path)) {
-            try check(bearer(request), how: "send Authorization: Bearer <admin token>")
+            let given = bearer(request)
+            if let given, RunToken.isRunToken(given) {
+                // A handler's run token: only the few calls its grants allow.
+                let token = try await runToken(given)
+                if let refusal = Self.refusal(of: token, method: request.method, path: path) {
+                    throw AdminError(status: .forbidden, code: "outside_run_token_grants", message: refusal)
+                }
+                return try await AdminIdentity.$current.withValue(.run(token)) { try await next(request, context) }
+            }
+            let name = try check(given, how: "send Authorization: Bearer <admin token>")
+            return try await AdminIdentity.$current.withValue(.admin(name)) { try await next(request, context) }
+        }
+        if let given = bearer(request), !RunToken.isRunToken(given), let name = tokenName(given) {
+            return try await AdminIdentity.$current.withValue(.admin(name)) { try await next(request, context) }
         }
         return try await next(request, context)
+    }
+
+    /// A run token whose signature holds and that has not expired; 401 otherwise, saying why.
+    private func runToken(_ text: String) async throws -> RunToken {
+        guard let key = try await runTokenKey() else {
+            throw AdminError(status: .unauthorized, code: "unauthorized", message: "this endpoint cannot check run tokens (its database has no run-token key)")
+        }
+        switch RunToken.verify(text, key: key) {
+        case .success(let token): return token
+        case .failure(let refusal):
+            throw AdminError(
+                status: .unauthorized, code: "unauthorized", message: refusal.description,
+                headers: [.wwwAuthenticate: "Bearer realm=\"agentry\", error=\"invalid_token\""])
+        }
+    }
+
+    /// Why a run token may not make this request, or nil when it may: publish events, invoke a subagent its definition
+    /// names, report its own run's progress, and read.
+    static func refusal(of token: RunToken, method: HTTPRequest.Method, path: String) -> String? {
+        if method == .get || method == .head { return nil }
+        let parts = path.split(separator: "/").map(String.init)
+        if method == .post, path == "/api/events" { return nil }
+        if method == .post, parts.count == 4, parts[0] == "api", parts[1] == "agents", parts[3] == "invoke" {
+            return token.subagents.contains(parts[2])
+                ? nil : "the run token of \(token.agentID) may invoke only the subagents its definition names (\(token.subagents.isEmpty ? "none" : token.subagents.joined(separator: ", "))), not \(parts[2])"
+        }
+        if method == .post, parts.count == 4, parts[0] == "api", parts[1] == "runs", parts[3] == "progress" {
+            return parts[2].lowercased() == token.runID.uuidString.lowercased() ? nil : "a run token may report the progress of its own run only"
+        }
+        return "a run token (of \(token.agentID)) may publish events, invoke its subagents and report its run's progress; \(method) \(path) needs an admin token"
     }
 
     /// Whether the request carries the admin token (for answers that say more to those who hold it).
@@ -78,18 +124,30 @@ struct AdminGuard<Context: RequestContext>: RouterMiddleware {
         return String(header.dropFirst(7))
     }
 
-    private func check(_ given: String?, how: String) throws {
+    /// The name of the admin token `given` is (`admin`, or a name of `AGENTRY_ADMIN_TOKENS`), or nil.
+    private func tokenName(_ given: String) -> String? {
+        var found: String?
+        // Every token is compared, so that the time taken does not tell which one matched.
+        if Self.constantTimeEqual(given, configuration.token) { found = "admin" }
+        for (name, token) in configuration.namedTokens where Self.constantTimeEqual(given, token) { found = name }
+        return found
+    }
+
+    /// The name of the admin token the request carries; 401 when it carries none, or another.
+    @discardableResult
+    private func check(_ given: String?, how: String) throws -> String {
         guard let given, !given.isEmpty else {
             throw AdminError(
                 status: .unauthorized, code: "unauthorized",
                 message: "this request needs the admin token (AGENTRY_ADMIN_TOKEN, or the one printed at start): \(how)",
                 headers: [.wwwAuthenticate: "Bearer realm=\"agentry\""])
         }
-        guard Self.constantTimeEqual(given, configuration.token) else {
+        guard let name = tokenName(given) else {
             throw AdminError(
                 status: .unauthorized, code: "unauthorized", message: "the bearer token is not the admin token",
                 headers: [.wwwAuthenticate: "Bearer realm=\"agentry\", error=\"invalid_token\""])
         }
+        return name
     }
 
     /// The host part of a `Host` value (`name`, `name:port`, `[v6]:port`), lower case; nil when malformed.

@@ -1,4 +1,5 @@
 import AgentryCore
+import AgentryStore
 import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
@@ -16,7 +17,9 @@ enum AdminRoutes {
     static func router(api: AdminAPI) throws -> Router<Context> {
         let router = Router(context: Context.self)
         router.add(middleware: AdminErrorMiddleware(logger: api.logger))
-        router.add(middleware: AdminGuard(configuration: api.configuration))
+        let dependencies = api.dependencies
+        let keys = RunTokenKeyCache { try await SigningKeys(database: dependencies.database, logger: dependencies.logger).runTokenKey() }
+        router.add(middleware: AdminGuard(configuration: api.configuration, runTokenKey: { try await keys.value() }))
         router.add(middleware: AdminRequestMiddleware(maxBodySize: api.configuration.maxBodySize))
 
         router.get("/") { _, _ in

@@ -94,6 +94,15 @@ extension AgentRunner {
             outputLimit: context.options.outputLimit)
         taskContext.step = run.steps
         taskContext.children = children
+        if case .exec? = definition.handler, let key = context.runTokenKey {
+            // Valid as long as the run may last (its timeout and the kill grace), and a minute for its last calls.
+            let expiresAt = Date().addingTimeInterval(taskContext.timeout.inSeconds + context.options.killGrace.inSeconds + 60)
+            taskContext.runToken = RunToken(
+                runID: run.runID, agentID: agentID, subagents: definition.referencedSubagents.map(\.id),
+                grants: definition.grantedPermissions, expiresAt: expiresAt
+            ).signed(with: key)
+            taskContext.adminURL = context.options.adminURL
+        }
         taskContext.approval = approval
         if case .child(let origin)? = received.direct {
             taskContext.tree = origin

@@ -57,7 +57,7 @@ public final class AgentWorker: Service, Sendable {
                 logger.warning("cannot announce \(event.type)", metadata: ["error": "\(error)"])
             }
         }
-        let context = WorkerContext(
+        var context = WorkerContext(
             workerID: workerID, connection: connection, bus: bus,
             dead: DeadLetters(channel: try await connection.openChannel(confirms: true)),
             retryChannel: try await connection.openChannel(confirms: true), store: store,
@@ -65,6 +65,11 @@ public final class AgentWorker: Service, Sendable {
             handlers: HandlerRunner(logger: logger, httpClient: HandlerRunner.client, policy: options.handlerPolicy), locks: locks, options: options,
             logger: logger,
             outcomes: WorkerContext.outcomeWriter(store))
+        do {
+            context.runTokenKey = try await SigningKeys(database: database, logger: logger).runTokenKey()
+        } catch {
+            logger.warning("exec handlers get no run token", metadata: ["error": "\(error)"])
+        }
 
         // The worker's own control queue, bound to the broadcast exchange.
         let controlQueue = "agentry.control.\(workerID)"

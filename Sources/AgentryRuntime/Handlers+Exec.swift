@@ -47,6 +47,8 @@ extension HandlerRunner {
             environment["AGENTRY_TASK"] = tree.task
         }
         environment["AGENTRY_WORKER_ID"] = context.workerID
+        if let token = context.runToken { environment["AGENTRY_RUN_TOKEN"] = token }
+        if let url = context.adminURL { environment["AGENTRY_ADMIN_URL"] = url }
         environment["AGENTRY_TIMEOUT_SECONDS"] = String(context.timeout.components.seconds)
         if let token = context.fencingTokens.values.max() {
             // A guarded system that remembers the largest token it has seen can refuse a holder that lost its lock.

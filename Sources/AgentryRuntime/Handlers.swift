@@ -33,6 +33,9 @@ struct TaskContext: Sendable {
     var children: JSONValue?
     /// On a resume after an approval: the decision, as the handler gets it (`"approval"`).
     var approval: JSONValue?
+    /// The run's token and the admin endpoint's URL, for an exec handler to call back (see ``RunToken``).
+    var runToken: String?
+    var adminURL: String?
 
     /// What the handler reads (exec's stdin, http's body): the event's envelope, and on a resume its children and step.
     var input: [UInt8] {

@@ -22,6 +22,8 @@ struct WorkerContext: Sendable {
     let logger: Logger
     /// Run outcomes, written in groups (see ``GroupCommit``).
     let outcomes: GroupCommit<(runID: UUID, agentID: String, slot: Int?, outcome: RuntimeStore.Outcome), Bool>
+    /// The key run tokens are signed with (nil: exec handlers get none).
+    var runTokenKey: [UInt8]?
     var source: String { "agentry.worker" }
     /// Where delayed follow-up events wait for their time.
     var delayed: DelayedEventStore { DelayedEventStore(database: store.database, logger: logger) }

@@ -39,6 +39,9 @@ public struct WorkerOptions: Sendable {
     /// Retry delays are spread by ± this fraction. Default 0.2.
     public var retryJitter: Double = 0.2
     public var maxBodySize: Int = EventWireFormat.defaultMaxBodySize
+    /// The admin endpoint's URL that exec handlers call back with their run token (`AGENTRY_ADMIN_URL`); nil: none
+    /// is given to them.
+    public var adminURL: String?
     /// How deep run trees may grow and how many tasks a run may delegate at a time.
     public var delegationLimits = DelegationLimits()
     /// How long a run waits for the resources its agent declares before it fails (and is retried per the agent's

@@ -54,6 +54,8 @@ public struct TaskRun: Sendable, Hashable {
     public var steps = 1
     /// While it waits: until when.
     public var waitUntil: Date?
+    /// What its handler last reported, as JSON text.
+    public var progress: String?
 
     public init(
         runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
@@ -276,7 +278,7 @@ extension RuntimeStore {
         let sql = """
             SELECT run_id, agent_id, agent_version, event_id::text, event_type, priority, worker_id, instance_id, attempt, state,
                    event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at, received_at,
-                   parent_run_id, root_run_id, depth, task, steps, wait_until
+                   parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text
             FROM task_runs WHERE \(condition) ORDER BY started_at DESC, run_id DESC LIMIT $\(binds.count + 1)
             """
         var result: [TaskRun] = []
@@ -286,13 +288,13 @@ extension RuntimeStore {
                 let (
                     runID, agentID, version, eventID, eventType, priority, workerID, instanceID, attempt, state,
                     eventAt, startedAt, finishedAt, resultJSON, output, stderr, exitStatus, message, retryAt, receivedAt,
-                    parent, root, depth, task, steps, waitUntil
+                    parent, root, depth, task, steps, waitUntil, progress
                 ) =
                     try row.decode(
                         (
                             UUID, String, String, String, String, Int, String?, UUID?, Int, String,
                             Date?, Date, Date?, String?, String?, String?, Int?, String?, Date?, Date?,
-                            UUID?, UUID?, Int, String?, Int, Date?
+                            UUID?, UUID?, Int, String?, Int, Date?, String?
                         ).self)
                 var run =
                     TaskRun(
@@ -307,6 +309,7 @@ extension RuntimeStore {
                 run.task = task
                 run.steps = steps
                 run.waitUntil = waitUntil
+                run.progress = progress
                 result.append(run)
             }
         } catch {
@@ -328,6 +331,16 @@ extension RuntimeStore {
                                                            AND later.attempt > r.attempt)
             RETURNING run_id
             """
+        ) { _ in updated = true }
+        return updated
+    }
+
+    /// Keeps what a running run's handler reports about itself. Returns false when the run is not running.
+    public func reportProgress(_ runID: UUID, _ json: String) async throws -> Bool {
+        var updated = false
+        try await query(
+            "keep the progress of run \(runID)", writes: true,
+            "UPDATE task_runs SET progress = \(json)::jsonb WHERE run_id = \(runID) AND state = 'running' RETURNING run_id"
         ) { _ in updated = true }
         return updated
     }

@@ -46,11 +46,12 @@ struct AdminOptions: ParsableArguments {
                     "warning: AGENTRY_ADMIN_OPEN has no effect: the admin API always needs a token (AGENTRY_ADMIN_TOKEN, or the one printed at start)\n"
                         .utf8))
         }
-        let admin = AdminConfiguration(
+        var admin = AdminConfiguration(
             host: configuration.adminHost, port: configuration.adminPort, token: configuration.adminToken,
             allowedHosts: hosts,
             tls: certificate.map { AdminConfiguration.TLSFiles(certificateChain: $0, privateKey: key ?? "") })
         do {
+            admin.namedTokens = try AdminConfiguration.namedTokens(from: environment["AGENTRY_ADMIN_TOKENS"] ?? "")
             try admin.validate()
         } catch {
             throw ValidationError("\(error)")

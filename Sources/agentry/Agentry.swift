@@ -299,6 +299,7 @@ extension Agentry {
             if !noAdmin {
                 let adminConfiguration = try admin.resolve(configuration)
                 let managementURL = AdminOptions.managementURL(configuration)
+                worker.workerOptions.adminURL = ProcessInfo.processInfo.environment["AGENTRY_ADMIN_PUBLIC_URL"] ?? adminConfiguration.callbackURL
                 worker.companions = { environment in
                     // A pool of its own: admin requests neither wait behind the worker's claims and outcomes nor take
                     // their connections, and fail with the reason while PostgreSQL does not answer.
