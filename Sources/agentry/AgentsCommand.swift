@@ -320,7 +320,7 @@ extension Agentry.Agents {
         var json = false
 
         func run() async throws {
-            let (stored, definition) = try await findDefinition(options, id: id, version: version)
+            let (stored, definition, summary) = try await findDefinitionAndSummary(options, id: id, version: version)
             if yaml {
                 print(definition.yaml(), terminator: "")
             } else if json {
@@ -338,8 +338,6 @@ extension Agentry.Agents {
                 }
                 if !definition.eventPools.isEmpty { print("  event pools: \(definition.eventPools.joined(separator: ", "))") }
                 print("  queue: \(definition.queueName)")
-                let id = self.id
-                let summary = try? await withRegistry(options) { try await $0.list().first { $0.agentID == id } }
                 if let summary, let active = summary.activeVersion {
                     print("  current version: \(active)")
                     if let canary = summary.canary { print("  canary: \(canary.version) runs \(canary.percent)% of the events") }
@@ -385,24 +383,30 @@ extension Agentry.Agents {
 
 /// One agent's definition (a given version, or the highest published one), or a failure saying what is missing.
 func findDefinition(_ options: GlobalOptions, id: String, version: String?) async throws -> (StoredAgentVersion, AgentDefinition) {
-    let found: ((StoredAgentVersion, AgentDefinition)?, registered: Bool)
+    let (stored, definition, _) = try await findDefinitionAndSummary(options, id: id, version: version)
+    return (stored, definition)
+}
+
+/// The same, with the agent's summary (its current version and canary).
+func findDefinitionAndSummary(
+    _ options: GlobalOptions, id: String, version: String?
+) async throws -> (StoredAgentVersion, AgentDefinition, AgentRegistry.Summary?) {
+    let found: ((StoredAgentVersion, AgentDefinition)?, summary: AgentRegistry.Summary?)
     do {
         found = try await withRegistry(options) { registry in
             let definition = try await registry.definition(agentID: id, version: version)
-            if definition != nil { return (definition, true) }
-            let registered = try await registry.list().contains { $0.agentID == id }
-            return (definition, registered)
+            return (definition, try await registry.list().first { $0.agentID == id })
         }
     } catch {
         throw fail(error)
     }
     guard let definition = found.0 else {
-        if !found.registered { throw Failure("no agent '\(id)' is registered (see `agentry agents list`)") }
+        if found.summary == nil { throw Failure("no agent '\(id)' is registered (see `agentry agents list`)") }
         throw Failure(
             version.map { "agent '\(id)' has no version \($0) (see `agentry agents list`)" }
                 ?? "agent '\(id)' has no published version yet: publish one with `agentry agents publish \(id)`, or pass --version")
     }
-    return definition
+    return (definition.0, definition.1, found.summary)
 }
 
 func printTable(header: [String], rows: [[String]]) {
