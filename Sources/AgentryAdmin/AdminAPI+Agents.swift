@@ -85,14 +85,48 @@ extension AdminAPI {
     }
 
     func publishAgent(_ input: Operations.PublishAgent.Input) async throws -> Operations.PublishAgent.Output {
-        let version = input.body.flatMap { body in
+        let body = input.body.map { body in
             switch body {
-            case .json(let json): json.version
+            case .json(let json): json
             }
         }
-        let id = input.path.agentId
+        let (id, version) = (input.path.agentId, body?.version)
+        if let percent = body?.canaryPercent {
+            guard let version else { throw AdminError.badRequest("'canary_percent' needs 'version': the version to run as the canary") }
+            guard (1...100).contains(percent) else { throw AdminError.badRequest("'canary_percent' must be from 1 to 100, not \(percent)") }
+            let canary = try await dependencies.registry.publishCanary(agentID: id, version: version, percent: percent)
+            return .ok(
+                .init(
+                    body: .json(
+                        .init(
+                            agentId: id, version: canary.version, canaryPercent: canary.percent, currentVersion: canary.currentVersion,
+                            message: "Canary published: \(canary.version) takes \(canary.percent)% of the events, \(canary.currentVersion) the rest"))))
+        }
         let publication = try await dependencies.registry.publish(agentID: id, version: version)
         return .ok(.init(body: .json(.init(agentId: id, version: publication.version, message: "Agent published"))))
+    }
+
+    func promoteAgentCanary(_ input: Operations.PromoteAgentCanary.Input) async throws -> Operations.PromoteAgentCanary.Output {
+        let id = input.path.agentId
+        let publication = try await dependencies.registry.promoteCanary(agentID: id)
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        agentId: id, version: publication.version, currentVersion: publication.version,
+                        message: "Canary promoted: \(publication.version) is the current version"))))
+    }
+
+    func rollbackAgentCanary(_ input: Operations.RollbackAgentCanary.Input) async throws -> Operations.RollbackAgentCanary.Output {
+        let id = input.path.agentId
+        let ended = try await dependencies.registry.rollbackCanary(agentID: id)
+        let current = try await AgentRegistryStore(database: dependencies.database, logger: logger).state(of: id)?.activeVersion ?? "-"
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        agentId: id, version: ended.version, currentVersion: current,
+                        message: "Canary rolled back: every event goes to \(current) again"))))
     }
 
     func invokeAgent(_ input: Operations.InvokeAgent.Input) async throws -> Operations.InvokeAgent.Output {

@@ -30,4 +30,6 @@ public struct AdminDependencies: Sendable {
     var locks: LockStore { LockStore(database: database, logger: logger) }
     var eventLog: EventLogStore { EventLogStore(database: database, logger: logger) }
     var control: AgentControl { AgentControl(store: runtime, connection: connection) }
+    var feedback: FeedbackStore { FeedbackStore(database: database, logger: logger) }
+    var versionStats: VersionStatsStore { VersionStatsStore(database: database, logger: logger) }
 }

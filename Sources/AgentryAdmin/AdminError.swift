@@ -53,7 +53,7 @@ struct AdminError: Error, Sendable {
         case let error as StoreError where error.code == .conflict: return conflict(error.message)
         case let error as StoreError: return unavailable(error.message)
         case let error as RegistryError where error.code == .notFound: return notFound(error.message)
-        case let error as RegistryError where error.code == .publishedImmutable: return conflict(error.message)
+        case let error as RegistryError where error.code == .publishedImmutable || error.code == .conflict: return conflict(error.message)
         case let error as RegistryError where error.code == .invalid:
             return AdminError(status: .unprocessableContent, code: "invalid_agent", message: error.message)
         case let error as RegistryError: return unavailable(error.message)

@@ -9,6 +9,8 @@ public import Prometheus
 /// The process's metrics: swift-metrics bootstrapped once with the Prometheus factory; `/metrics` renders them.
 public final class AdminMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
+    /// When the per-version gauges were last read from PostgreSQL (see `AdminMetrics+VersionStats.swift`).
+    let versionStatsRead = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -25,6 +27,7 @@ public final class AdminMetrics: Sendable {
         // Read at scrape time: queue depths (the gauges), and the reconnects the AMQP connection counts itself.
         _ = try? await hub.recent(.queues)
         Gauge(label: "agentry_amqp_reconnects").record(dependencies.connection.reconnectCount)
+        await refreshVersionStats(dependencies)
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return String(decoding: buffer, as: UTF8.self)

@@ -120,6 +120,7 @@ public enum Representation {
             "desired_state": string(summary.activeVersion == nil ? nil : (desired ?? .running).rawValue),
             "retired": .bool(summary.retired), "versions": .array(summary.versions.map { .string($0.version) }),
             "triggers": .array(triggers.map(JSONValue.string)),
+            "canary": summary.canary.map { ["version": .string($0.version), "percent": .int(Int64($0.percent))] } ?? .null,
         ])
     }
 }

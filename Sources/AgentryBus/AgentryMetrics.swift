@@ -73,6 +73,18 @@ public enum AgentryMetrics {
         Counter(label: "agentry_delegated_tasks_total", dimensions: [("agent", agent)]).increment(by: tasks)
     }
 
+    /// Feedback on a run was recorded by this process, given through the admin API (`api`) or a `run.feedback` event
+    /// (`event`).
+    public static func feedbackRecorded(from channel: String) {
+        Counter(label: "agentry_feedback_total", dimensions: [("from", channel)]).increment()
+    }
+
+    /// A `run.feedback` event's feedback was refused: `invalid` (its payload), `unknown_run`, `not_finished` or
+    /// `collection_off`.
+    public static func feedbackRefused(reason: String) {
+        Counter(label: "agentry_feedback_refused_total", dimensions: [("reason", reason)]).increment()
+    }
+
     /// A waiting run was woken: its children ended (`children`) or its deadline passed (`deadline`).
     public static func runWoken(reason: String) {
         Counter(label: "agentry_runs_woken_total", dimensions: [("reason", reason)]).increment()

@@ -235,10 +235,12 @@ public struct AgentRegistry: Sendable {
         /// The description and trigger types of the active version (else the latest).
         public var description: String? = nil
         public var triggers: [String] = []
+        /// The canary running beside the active version, if any.
+        public var canary: AgentState.Canary? = nil
 
         public static func == (lhs: Summary, rhs: Summary) -> Bool {
             lhs.agentID == rhs.agentID && lhs.activeVersion == rhs.activeVersion && lhs.retired == rhs.retired
-                && lhs.versions.map(\.version) == rhs.versions.map(\.version)
+                && lhs.versions.map(\.version) == rhs.versions.map(\.version) && lhs.canary == rhs.canary
         }
     }
 
@@ -259,7 +261,7 @@ public struct AgentRegistry: Sendable {
                 Summary(
                     agentID: agentID, name: stored?[path: "metadata.name"]?.stringValue ?? agentID, activeVersion: active,
                     retired: state?.retired ?? false, versions: ordered.map { ($0.version, $0.status) },
-                    description: stored?[path: "metadata.description"]?.stringValue, triggers: triggers))
+                    description: stored?[path: "metadata.description"]?.stringValue, triggers: triggers, canary: state?.canary))
         }
         return summaries.sorted { $0.agentID < $1.agentID }
     }
@@ -303,7 +305,7 @@ public struct AgentRegistry: Sendable {
     }
 
     /// Orders version strings by semantic-version precedence (unparsable ones first, by text).
-    static func order(_ a: String, _ b: String) -> Bool {
+    public static func order(_ a: String, _ b: String) -> Bool {
         switch (SemanticVersion.parse(a), SemanticVersion.parse(b)) {
         case (let x?, let y?): return x < y || (!(y < x) && a < b)
         case (nil, _?): return true

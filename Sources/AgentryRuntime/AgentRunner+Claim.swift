@@ -66,14 +66,19 @@ extension AgentRunner {
     struct Received: Sendable {
         let delivery: AMQPDelivery
         let event: Event
+        /// The definition the delivery runs at: the current version's, the canary's when the canary took the event, or
+        /// (once `atPinnedVersion` loaded it) the version `pinnedVersion` names.
         var definition: AgentDefinition
+        /// The version the delivery must run at: the one its ``DirectDelivery`` headers name, else the canary's when the
+        /// canary took the event; nil for the current version.
+        let pinnedVersion: String?
         var run: TaskRun
         let sequence: UInt64
         /// Why the event starts no task (no trigger matched), or nil.
         let skipReason: String?
         var announcement: Event?
         /// The first claim, queued on arrival (nil when the event is skipped, is a resume, or runs at a version other
-        /// than the current one).
+        /// than the current one or the canary's).
         let claim: Reply<Claimed>?
         /// A delegated task, a resume or an invocation (see ``DirectDelivery``); nil for an event of a trigger.
         let direct: DirectDelivery?
@@ -91,16 +96,24 @@ extension AgentRunner {
             return .undecodable(delivery, error)
         }
         let attempt = max(1, Int(delivery.properties.headers?[DeadLetters.Header.attempt]?.intValue ?? 1))
-        let (definition, sequence, instanceID, taking) = state.withLockedValue { s -> (AgentDefinition, UInt64, UUID?, Bool) in
+        let (current, sequence, instanceID, taking, canary) = state.withLockedValue { s -> (AgentDefinition, UInt64, UUID?, Bool, Canary?) in
             s.newestDelivery += 1
-            return (s.definition, s.newestDelivery, s.instanceID, s.mode == .consuming)
+            return (s.definition, s.newestDelivery, s.instanceID, s.mode == .consuming, s.canary)
+        }
+        let direct = DirectDelivery(headers: delivery.properties.headers)
+        // A version named by the headers first; else the canary's, for its share of the events (decided here, from
+        // the event id, without a round trip).
+        var definition = current
+        var pinnedVersion = direct?.pinnedVersion
+        if pinnedVersion == nil, let canary, canary.takes(event.id, of: agentID) {
+            definition = canary.definition
+            pinnedVersion = canary.definition.metadata.version
         }
         let run = TaskRun(
             runID: Self.newRunID(), agentID: agentID, agentVersion: definition.metadata.version,
             eventID: event.id.rawValue, eventType: event.type, priority: event.priority,
             workerID: context.workerID, instanceID: instanceID,
             attempt: attempt, state: .running, eventAt: event.timestamp, receivedAt: delivery.receivedAt)
-        let direct = DirectDelivery(headers: delivery.properties.headers)
         let skipReason: String?
         if direct != nil {
             // Sent to this agent by name: no trigger is matched.
@@ -113,16 +126,17 @@ extension AgentRunner {
         }
         var isResume = false
         if case .resume? = direct { isResume = true }
-        let atCurrentVersion = direct?.pinnedVersion.map { $0 == definition.metadata.version } ?? true
+        // A version other than the one taken here is loaded by `atPinnedVersion` first; its claim is queued after.
+        let atChosenVersion = pinnedVersion.map { $0 == definition.metadata.version } ?? true
         // Announced (when the agent announces its tasks) by the claim, which logs it with the run record.
         let announcement = skipReason == nil && !isResume && definition.config.taskEvents ? startedEvent(run, event) : nil
         let claim =
-            skipReason == nil && taking && !isResume && atCurrentVersion
+            skipReason == nil && taking && !isResume && atChosenVersion
             ? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: announcement))
             : nil
         return .event(
             Received(
-                delivery: delivery, event: event, definition: definition, run: run, sequence: sequence,
+                delivery: delivery, event: event, definition: definition, pinnedVersion: pinnedVersion, run: run, sequence: sequence,
                 skipReason: skipReason, announcement: announcement, claim: claim, direct: direct))
     }
 

@@ -240,10 +240,11 @@ extension AgentRunner {
     }
 
     /// The delivery at the version it names (a delegated task, a resume, an invocation may name one other than the
-    /// agent's current version), its claim left to be queued by `claim`. A version that is not published (or cannot
-    /// be read) parks the delivery, saying so, and tells a waiting parent; nil then.
+    /// agent's current version; a canary's share runs at the canary, whose definition `receive` already took), its
+    /// claim left to be queued by `claim`. A version that is not published (or cannot be read) parks the delivery,
+    /// saying so, and tells a waiting parent; nil then.
     func atPinnedVersion(_ received: Received) async -> Received? {
-        guard let version = received.direct?.pinnedVersion, version != received.definition.metadata.version else { return received }
+        guard let version = received.pinnedVersion, version != received.definition.metadata.version else { return received }
         let cached = state.withLockedValue { $0.pinned[version] }
         var definition = cached
         if definition == nil {

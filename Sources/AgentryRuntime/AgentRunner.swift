@@ -56,6 +56,8 @@ final class AgentRunner: Sendable {
         var instanceDirty = true
         /// Definitions of versions other than the current one that deliveries named (delegated tasks, resumes).
         var pinned: [String: AgentDefinition] = [:]
+        /// The agent's canary, as the registry had it at the last sync (see `AgentRunner+Canary.swift`).
+        var canary: Canary?
     }
 
     let agentID: String

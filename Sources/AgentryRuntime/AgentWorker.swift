@@ -385,7 +385,7 @@ public final class AgentWorker: Service, Sendable {
     }
 
     /// Brings the runners in line with the registry: one per published agent this worker serves, each in its
-    /// desired state, on its active version.
+    /// desired state, on its active version, with its canary.
     func sync(_ context: WorkerContext) async {
         let active: [RuntimeStore.ActiveAgent]
         do {
@@ -447,6 +447,7 @@ public final class AgentWorker: Service, Sendable {
             }
             do {
                 try await runner.update(definition)
+                await runner.follow(canary: agent.canary)
                 switch agent.desired {
                 case .running where runner.mode != .consuming:
                     // The queue as the registry has it: a broker that lost it (reset, new node) gets it back.

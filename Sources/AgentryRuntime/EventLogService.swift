@@ -6,8 +6,9 @@ import Foundation
 public import Logging
 public import ServiceLifecycle
 
-/// Writes every event published on the bus to `event_log`, once, in batches; marks events that no agent handles as
-/// unhandled and announces them with `event.unhandled`; parks messages that are not events in `agentry.dead`.
+/// Writes every event published on the bus to `event_log`, once, in batches; records the feedback of `run.feedback`
+/// events (``FeedbackEvents``); marks events that no agent handles as unhandled and announces them with
+/// `event.unhandled`; parks messages that are not events in `agentry.dead`.
 public final class EventLogService: Service, Sendable {
     public struct Options: Sendable {
         /// Largest batch written in one statement. Default: 500.
@@ -46,6 +47,7 @@ public final class EventLogService: Service, Sendable {
         let logger = self.logger
         let store = self.store
         let bus = self.bus
+        let feedback = FeedbackEvents(store: FeedbackStore(database: store.database, logger: logger), logger: logger)
 
         let log = BatchingConsumer<Logged>(
             consumer: logConsumer, options: batching, logger: logger,
@@ -75,6 +77,7 @@ public final class EventLogService: Service, Sendable {
             flush: { batch in
                 for item in batch { AgentryMetrics.consumed(item.event, by: "event-log") }
                 try await Self.insert(batch, store: store, dead: dead, logger: logger)
+                try await feedback.record(batch.map(\.event))
             })
 
         let unhandled = BatchingConsumer<Logged>(

@@ -58,12 +58,23 @@ public struct StoredAgentVersion: Sendable, Hashable {
     public var publishedAt: Date?
 }
 
-/// Where an agent stands: its active version, whether it is retired, and the patterns bound to its queue.
+/// Where an agent stands: its active version, whether it is retired, the patterns bound to its queue, and its canary.
 public struct AgentState: Sendable, Hashable {
     public var agentID: String
     public var activeVersion: String?
     public var retired: Bool
     public var boundPatterns: [String]
+    /// The canary, when the agent has one: the version that takes `percent` of its events.
+    public var canary: Canary? = nil
+
+    public struct Canary: Sendable, Hashable {
+        public var version: String
+        public var percent: Int
+        public init(version: String, percent: Int) {
+            self.version = version
+            self.percent = percent
+        }
+    }
 }
 
 /// The agent registry's tables: `agent_registry`, `agent_event_triggers`, `agents`.
@@ -197,19 +208,22 @@ public struct AgentRegistryStore: Sendable {
     }
 
     private func states(condition: PostgresQuery) async throws -> [AgentState] {
-        var query: PostgresQuery = "SELECT agent_id, active_version, status, bound_patterns::text FROM agents"
+        var query: PostgresQuery = "SELECT agent_id, active_version, status, bound_patterns::text, canary_version, canary_percent FROM agents"
         query.sql += " " + condition.sql
         query.binds = condition.binds
         var result: [AgentState] = []
-        for try await (id, active, status, patterns) in try await database.query(query, logger: logger).decode((String, String?, String, String).self)
+        for try await (id, active, status, patterns, canaryVersion, canaryPercent)
+            in try await database.query(query, logger: logger).decode((String, String?, String, String, String?, Int32?).self)
         {
             let bound = try StoredJSON.strings(patterns, "the bound patterns of \(id)")
-            result.append(AgentState(agentID: id, activeVersion: active, retired: status == "retired", boundPatterns: bound))
+            let canary = canaryVersion.flatMap { version in canaryPercent.map { AgentState.Canary(version: version, percent: Int($0)) } }
+            result.append(AgentState(agentID: id, activeVersion: active, retired: status == "retired", boundPatterns: bound, canary: canary))
         }
         return result.sorted { $0.agentID < $1.agentID }
     }
 
-    /// Records a publication: the version becomes published (for good) and the agent's active version.
+    /// Records a publication: the version becomes published (for good) and the agent's active version; a canary the
+    /// agent had ends.
     public func markPublished(agentID: String, version: String, boundPatterns: [String]) async throws {
         let patterns = StoredJSON.text(boundPatterns)
         try await transaction(agentID: agentID) { connection in
@@ -223,7 +237,8 @@ public struct AgentRegistryStore: Sendable {
                 INSERT INTO agents (agent_id, active_version, status, bound_patterns, updated_at)
                 VALUES (\(agentID), \(version), 'active', \(patterns)::jsonb, now())
                 ON CONFLICT (agent_id) DO UPDATE SET active_version = EXCLUDED.active_version, status = 'active',
-                    bound_patterns = EXCLUDED.bound_patterns, updated_at = now()
+                    bound_patterns = EXCLUDED.bound_patterns, canary_version = NULL, canary_percent = NULL, canary_started_at = NULL,
+                    updated_at = now()
                 """, logger: logger)
         }
     }
@@ -233,7 +248,9 @@ public struct AgentRegistryStore: Sendable {
         try await transaction(agentID: agentID) { connection in
             try await connection.queryAll(
                 """
-                UPDATE agents SET status = 'retired', bound_patterns = '[]'::jsonb, updated_at = now() WHERE agent_id = \(agentID)
+                UPDATE agents SET status = 'retired', bound_patterns = '[]'::jsonb, canary_version = NULL, canary_percent = NULL,
+                    canary_started_at = NULL, updated_at = now()
+                WHERE agent_id = \(agentID)
                 """, logger: logger)
         }
     }
@@ -272,7 +289,7 @@ public struct AgentRegistryStore: Sendable {
     /// A transaction holding the agent's transaction-level advisory lock, watched like every other statement
     /// (``Database/withTransaction(logger:_:)``).
     @discardableResult
-    private func transaction<T: Sendable>(agentID: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(agentID: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let key = "agentry.agent:" + agentID
         do {
             return try await database.withTransaction(logger: logger) { [logger] connection in
@@ -294,6 +311,8 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
         private init(_ name: String) { self.name = name }
         public static let publishedImmutable = Code("published version is immutable")
         public static let notFound = Code("not found")
+        /// The agent is not in a state that allows it (e.g. promoting a canary it does not have).
+        public static let conflict = Code("conflict")
         public static let invalid = Code("invalid definition")
         public static let database = Code("database")
         public static let broker = Code("broker")

@@ -5,7 +5,7 @@ import PostgresNIO
 
 /// Writes and reads `event_log`.
 public struct EventLogStore: Sendable {
-    let database: Database
+    public let database: Database
     let logger: Logger
 
     public init(database: Database, logger: Logger) {

@@ -25,6 +25,7 @@ extension Migration {
         ("0020_webhooks.sql", PackageResources._020_webhooks_sql),
         ("0021_run_tree.sql", PackageResources._021_run_tree_sql),
         ("0022_approvals.sql", PackageResources._022_approvals_sql),
+        ("0023_feedback_canary.sql", PackageResources._023_feedback_canary_sql),
         ("0024_run_tokens.sql", PackageResources._024_run_tokens_sql),
     ]
 

@@ -131,24 +131,28 @@ extension RuntimeStore {
         public var patterns: [String]
         /// Retired: nothing new reaches its queue; workers drain what is left, then stop serving it.
         public var retired: Bool
+        /// The canary, when the agent has one: the version that takes a share of its events.
+        public var canary: AgentState.Canary? = nil
     }
 
-    /// Every published agent (retired ones included) with its active version, desired state and bound patterns.
+    /// Every published agent (retired ones included) with its active version, desired state, bound patterns and canary.
     public func activeAgents() async throws -> [ActiveAgent] {
         var result: [ActiveAgent] = []
         try await query(
             "active agents",
             """
-            SELECT agent_id, active_version, desired_state, bound_patterns::text, status = 'retired' FROM agents
-            WHERE active_version IS NOT NULL ORDER BY agent_id
+            SELECT agent_id, active_version, desired_state, bound_patterns::text, status = 'retired', canary_version, canary_percent
+            FROM agents WHERE active_version IS NOT NULL ORDER BY agent_id
             """
         ) { row in
-            let (agent, version, desired, patterns, retired) = try row.decode((String, String, String, String, Bool).self)
+            let (agent, version, desired, patterns, retired, canaryVersion, canaryPercent) =
+                try row.decode((String, String, String, String, Bool, String?, Int32?).self)
             let list = try StoredJSON.strings(patterns, "the bound patterns of \(agent)")
+            let canary = canaryVersion.flatMap { version in canaryPercent.map { AgentState.Canary(version: version, percent: Int($0)) } }
             result.append(
                 ActiveAgent(
                     agentID: agent, version: version, desired: DesiredState(rawValue: desired) ?? .running,
-                    patterns: list, retired: retired))
+                    patterns: list, retired: retired, canary: canary))
         }
         return result
     }

@@ -12,8 +12,8 @@ extension Agentry {
         static let configuration = CommandConfiguration(
             abstract: "Validate, register, publish and inspect agent definitions.",
             subcommands: [
-                Validate.self, Apply.self, Publish.self, List.self, Show.self, Export.self, Retire.self,
-                Pause.self, Resume.self, Stop.self, Start.self, Invoke.self,
+                Validate.self, Apply.self, Publish.self, Promote.self, Rollback.self, List.self, Show.self, Stats.self, Export.self,
+                Retire.self, Pause.self, Resume.self, Stop.self, Start.self, Invoke.self,
             ])
     }
 }
@@ -205,11 +205,23 @@ extension Agentry.Agents {
         @Option(help: "Version to publish (default: the highest registered version).")
         var version: String?
 
+        @Option(help: "Publish --version as a canary that runs this share of the events (e.g. 10%); the rest stay on the current version.")
+        var canary: String?
+
         @Flag(help: "Print the result as JSON.")
         var json = false
 
+        func validate() throws {
+            guard let canary else { return }
+            if version == nil { throw ValidationError("--canary needs --version: the version to run as the canary") }
+            if case .failure(let problem) = CanarySplit.parsePercent(canary) { throw ValidationError("--canary: \(problem)") }
+        }
+
         func run() async throws {
             let (id, version) = (self.id, self.version)
+            if let canary, let version, case .success(let percent) = CanarySplit.parsePercent(canary) {
+                return try await publishCanary(id: id, version: version, percent: percent)
+            }
             do {
                 let publication = try await withRegistry(options) { try await $0.publish(agentID: id, version: version) }
                 if json {
@@ -225,6 +237,25 @@ extension Agentry.Agents {
                 }
             } catch {
                 throw fail(error)
+            }
+        }
+
+        private func publishCanary(id: String, version: String, percent: Int) async throws {
+            let published: AgentRegistry.CanaryPublication
+            do {
+                published = try await withRegistry(options) { try await $0.publishCanary(agentID: id, version: version, percent: percent) }
+            } catch {
+                throw fail(error)
+            }
+            if json {
+                printJSON([
+                    "agent_id": .string(id), "version": .string(published.version), "canary_percent": .int(Int64(published.percent)),
+                    "current_version": .string(published.currentVersion),
+                ])
+            } else {
+                print(
+                    "published \(id) \(published.version) as a canary: it runs \(published.percent)% of the events, \(published.currentVersion) the rest")
+                print("`agentry agents promote \(id)` makes it the current version; `agentry agents rollback \(id)` ends it")
             }
         }
     }
@@ -251,6 +282,7 @@ extension Agentry.Agents {
                                 "agent_id": .string(s.agentID), "name": .string(s.name),
                                 "active_version": s.activeVersion.map(JSONValue.string) ?? .null,
                                 "retired": .bool(s.retired),
+                                "canary": s.canary.map { ["version": .string($0.version), "percent": .int(Int64($0.percent))] } ?? .null,
                                 "versions": .array(s.versions.map { ["version": .string($0.version), "status": .string($0.status.rawValue)] }),
                             ]
                         }), "count": .int(Int64(summaries.count)),
@@ -263,11 +295,11 @@ extension Agentry.Agents {
             }
             let rows = summaries.map { s in
                 [
-                    s.agentID, s.activeVersion ?? (s.retired ? "retired" : "-"),
+                    s.agentID, s.activeVersion ?? (s.retired ? "retired" : "-"), s.canary.map { "\($0.version) \($0.percent)%" } ?? "-",
                     s.versions.map { "\($0.version) \($0.status.rawValue)" }.joined(separator: ", "), s.name,
                 ]
             }
-            printTable(header: ["AGENT", "ACTIVE", "VERSIONS", "NAME"], rows: rows)
+            printTable(header: ["AGENT", "ACTIVE", "CANARY", "VERSIONS", "NAME"], rows: rows)
         }
     }
 
@@ -288,7 +320,7 @@ extension Agentry.Agents {
         var json = false
 
         func run() async throws {
-            let (stored, definition) = try await findDefinition(options, id: id, version: version)
+            let (stored, definition, summary) = try await findDefinitionAndSummary(options, id: id, version: version)
             if yaml {
                 print(definition.yaml(), terminator: "")
             } else if json {
@@ -306,6 +338,10 @@ extension Agentry.Agents {
                 }
                 if !definition.eventPools.isEmpty { print("  event pools: \(definition.eventPools.joined(separator: ", "))") }
                 print("  queue: \(definition.queueName)")
+                if let summary, let active = summary.activeVersion {
+                    print("  current version: \(active)")
+                    if let canary = summary.canary { print("  canary: \(canary.version) runs \(canary.percent)% of the events") }
+                }
             }
         }
     }
@@ -347,24 +383,30 @@ extension Agentry.Agents {
 
 /// One agent's definition (a given version, or the highest published one), or a failure saying what is missing.
 func findDefinition(_ options: GlobalOptions, id: String, version: String?) async throws -> (StoredAgentVersion, AgentDefinition) {
-    let found: ((StoredAgentVersion, AgentDefinition)?, registered: Bool)
+    let (stored, definition, _) = try await findDefinitionAndSummary(options, id: id, version: version)
+    return (stored, definition)
+}
+
+/// The same, with the agent's summary (its current version and canary).
+func findDefinitionAndSummary(
+    _ options: GlobalOptions, id: String, version: String?
+) async throws -> (StoredAgentVersion, AgentDefinition, AgentRegistry.Summary?) {
+    let found: ((StoredAgentVersion, AgentDefinition)?, summary: AgentRegistry.Summary?)
     do {
         found = try await withRegistry(options) { registry in
             let definition = try await registry.definition(agentID: id, version: version)
-            if definition != nil { return (definition, true) }
-            let registered = try await registry.list().contains { $0.agentID == id }
-            return (definition, registered)
+            return (definition, try await registry.list().first { $0.agentID == id })
         }
     } catch {
         throw fail(error)
     }
     guard let definition = found.0 else {
-        if !found.registered { throw Failure("no agent '\(id)' is registered (see `agentry agents list`)") }
+        if found.summary == nil { throw Failure("no agent '\(id)' is registered (see `agentry agents list`)") }
         throw Failure(
             version.map { "agent '\(id)' has no version \($0) (see `agentry agents list`)" }
                 ?? "agent '\(id)' has no published version yet: publish one with `agentry agents publish \(id)`, or pass --version")
     }
-    return definition
+    return (definition.0, definition.1, found.summary)
 }
 
 func printTable(header: [String], rows: [[String]]) {

@@ -45,8 +45,8 @@ func since(_ later: Date, _ earlier: Date?, _ what: String) -> String {
 extension Agentry {
     struct Runs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Task runs: list them, show one, cancel one.",
-            subcommands: [List.self, Show.self, Cancel.self])
+            abstract: "Task runs: list them, show one, cancel one, give feedback on one.",
+            subcommands: [List.self, Show.self, Cancel.self, Feedback.self])
     }
 
     struct Workers: AsyncParsableCommand {
