@@ -296,10 +296,13 @@ extension Agentry {
             worker.workerOptions.ackDeadline = .milliseconds(Int64(ackDeadlineSeconds * 1000))
             worker.workerOptions.lockWait = .milliseconds(Int64(lockWaitSeconds * 1000))
             worker.workerOptions.handlerPolicy = try handlerPolicy(environment: ProcessInfo.processInfo.environment)
+            // Where exec handlers call back with their run tokens: AGENTRY_ADMIN_URL as the handlers should reach it,
+            // else this worker's own admin endpoint.
+            worker.workerOptions.adminURL = ProcessInfo.processInfo.environment["AGENTRY_ADMIN_URL"].flatMap { $0.isEmpty ? nil : $0 }
             if !noAdmin {
                 let adminConfiguration = try admin.resolve(configuration)
                 let managementURL = AdminOptions.managementURL(configuration)
-                worker.workerOptions.adminURL = ProcessInfo.processInfo.environment["AGENTRY_ADMIN_PUBLIC_URL"] ?? adminConfiguration.callbackURL
+                worker.workerOptions.adminURL = worker.workerOptions.adminURL ?? adminConfiguration.callbackURL
                 worker.companions = { environment in
                     // A pool of its own: admin requests neither wait behind the worker's claims and outcomes nor take
                     // their connections, and fail with the reason while PostgreSQL does not answer.
