@@ -175,6 +175,10 @@ extension AgentRunner {
                             "agentry.event.id": "\(event.id)", "agentry.run.state": "\(previous.rawValue)",
                         ])
                     delivery.ack()
+                    if case .child(let origin)? = received.direct {
+                        // Its worker may have died between recording the child's end and telling the parent.
+                        await reportCompletedChild(event, parent: origin.parent)
+                    }
                     return nil
                 case .busy:
                     // on_busy: drop discards an event that finds the agent at its limit; replace discards a waiting

@@ -155,6 +155,16 @@ extension AgentRunner {
         await publishResume(wake)
     }
 
+    /// Tells the parent again how a child whose event completed already ended (recording a child's end is idempotent).
+    func reportCompletedChild(_ event: Event, parent: UUID) async {
+        let eventID = event.id.rawValue
+        guard let runs = try? await context.store.runs(agentID: agentID, eventID: eventID, limit: 20),
+            var done = runs.first(where: { $0.state == .succeeded })
+        else { return }
+        done.parentRunID = parent
+        await reportToParent(done, event, state: .succeeded, result: done.result, message: nil)
+    }
+
     func publishResume(_ wake: RunWake) async {
         do {
             try await DirectDelivery.publish(wake, on: context.bus)
