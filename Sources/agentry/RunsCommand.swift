@@ -158,6 +158,7 @@ extension Agentry.Runs {
             }
             if let root = run.rootRunID, root != run.parentRunID { lines.append(("root", root.uuidString.lowercased())) }
             if run.steps > 1 { lines.append(("step", String(run.steps))) }
+            if let progress = run.progress { lines.append(("progress", progress)) }
             if let until = run.waitUntil, run.state == .waiting { lines.append(("waits until", Timestamp.format(until))) }
             let width = lines.map(\.0.count).max() ?? 0
             for (key, value) in lines {
