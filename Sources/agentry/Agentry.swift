@@ -179,6 +179,12 @@ extension Agentry {
         @Option(help: "Seconds a run waits for the resources its agent declares before it fails (and is retried per the agent's policy).")
         var lockWaitSeconds: Double = 600
 
+        @Option(help: "How deep run trees may grow: a run at this depth may not delegate (a root run is at 0).")
+        var maxDelegationDepth = DelegationLimits().maxDepth
+
+        @Option(help: "The most tasks one run may delegate at a time.")
+        var maxDelegatedTasks = DelegationLimits().maxChildren
+
         @Flag(help: "Do not run the event log service on this worker (another worker runs it).")
         var noEventLog = false
 
@@ -235,6 +241,8 @@ extension Agentry {
             guard ackDeadlineSeconds > 0 else { throw ValidationError("--ack-deadline-seconds must be positive, got \(ackDeadlineSeconds)") }
             guard syncSeconds > 0 else { throw ValidationError("--sync-seconds must be positive, got \(syncSeconds)") }
             guard lockWaitSeconds > 0 else { throw ValidationError("--lock-wait-seconds must be positive, got \(lockWaitSeconds)") }
+            guard maxDelegationDepth >= 1 else { throw ValidationError("--max-delegation-depth must be at least 1, got \(maxDelegationDepth)") }
+            guard maxDelegatedTasks >= 1 else { throw ValidationError("--max-delegated-tasks must be at least 1, got \(maxDelegatedTasks)") }
         }
 
         /// The flags, else the environment, else the defaults.
@@ -295,6 +303,7 @@ extension Agentry {
             worker.workerOptions.syncInterval = .milliseconds(Int64(syncSeconds * 1000))
             worker.workerOptions.ackDeadline = .milliseconds(Int64(ackDeadlineSeconds * 1000))
             worker.workerOptions.lockWait = .milliseconds(Int64(lockWaitSeconds * 1000))
+            worker.workerOptions.delegationLimits = DelegationLimits(maxDepth: maxDelegationDepth, maxChildren: maxDelegatedTasks)
             worker.workerOptions.handlerPolicy = try handlerPolicy(environment: ProcessInfo.processInfo.environment)
             // Where exec handlers call back with their run tokens: AGENTRY_ADMIN_URL as the handlers should reach it,
             // else this worker's own admin endpoint.

@@ -140,7 +140,7 @@ struct DelegationTests {
         }
     }
 
-    @Test("a cycle of agents delegating to each other stops at the depth limit, with a message that says so")
+    @Test("a cycle of agents delegating to each other stops at the depth limit (--max-delegation-depth), with a message that says so")
     func cycleStopsAtDepthLimit() async throws {
         try await withWorkerHarness { h in
             let ping = TestEnvironment.uniqueName("ping-")
@@ -155,7 +155,8 @@ struct DelegationTests {
                 yaml(
                     id: ping, version: "1.1.0", trigger: "start.\(ping)", subagents: "- {id: \(pong), version: '^1.0.0', delegate_for: [pong]}",
                     script: #"printf '{"delegate": [{"task": "pong"}]}'"#))
-            let worker = try WorkerProcess(agents: [ping, pong])
+            let limit = 3
+            let worker = try WorkerProcess(agents: [ping, pong], extra: ["--max-delegation-depth", "\(limit)"])
             let start = Event(type: "start.\(ping)", payload: [:], source: "test")
             try await h.bus.publish(start)
             #expect(
@@ -164,9 +165,9 @@ struct DelegationTests {
                 })
             let runs = try await (h.runs(ping) + h.runs(pong)).sorted { $0.depth < $1.depth }
             let failed = try #require(runs.first { $0.state == .failed })
-            #expect(failed.depth == DelegationLimits().maxDepth)
+            #expect(failed.depth == limit)
             #expect(failed.message?.contains("delegation depth limit reached") == true, "\(failed.message ?? "-")")
-            #expect(runs.map(\.depth) == Array(0...DelegationLimits().maxDepth), "one run per level, then it stops: \(runs.map(\.depth))")
+            #expect(runs.map(\.depth) == Array(0...limit), "one run per level, then it stops: \(runs.map(\.depth))")
             #expect(Set(runs.compactMap(\.rootRunID)).count == 1, "one tree")
             await worker.stop()
             await h.cleanup(ping)
