@@ -257,7 +257,7 @@ struct WorkerBench {
           author: agentry-bench
           description: Does nothing; measures the worker runtime end to end.
         goal:
-          type: on-demand
+          type: continuous
           description: Measure the throughput and latency of the worker runtime.
         triggers:
           - type: \(eventTypePrefix).*
