@@ -496,7 +496,7 @@
       [el('option', { value: '', text: 'rating' })].concat([1, 2, 3, 4, 5].map((n) => el('option', { value: String(n), text: n + ' / 5' }))));
     const label = el('select', { name: 'label', 'aria-label': 'Label' },
       [el('option', { value: '', text: 'label' })].concat(['correct', 'wrong', 'partially'].map((l) => el('option', { value: l, text: l }))));
-    const comment = el('input', { type: 'text', name: 'comment', placeholder: 'comment', 'aria-label': 'Comment', maxlength: 4000 });
+    const comment = el('input', { type: 'text', name: 'comment', placeholder: 'comment', 'aria-label': 'Comment', maxlength: 10000 });
     const submit = el('button', { type: 'submit', 'data-action': 'feedback', text: 'Give feedback' });
     const form = el('form', { class: 'feedback', 'data-testid': 'feedback-form', onsubmit: async (e) => {
       e.preventDefault();
