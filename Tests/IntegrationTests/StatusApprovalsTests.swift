@@ -1,6 +1,8 @@
+import AgentryBus
 import AgentryCore
 import AgentryStore
 import Foundation
+import NIOHTTP1
 import Testing
 
 /// An agent whose every run needs an approval of `devices.reboot` (declared in its definition), started by

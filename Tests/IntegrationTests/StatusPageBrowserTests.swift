@@ -1,4 +1,6 @@
+import AgentryBus
 import AgentryCore
+import AgentryStore
 import Foundation
 import NIOHTTP1
 import Testing
@@ -204,7 +206,10 @@ struct StatusPageBrowserTests {
             #expect(try browser.wait(10, "\(parentRow)?.dataset.state === 'succeeded'"), "the parent run is listed")
             _ = try browser.eval("\(parentRow).click()")
             let tree = "document.querySelector('[data-testid=run-tree]')"
-            #expect(try browser.wait(10, "\(tree)?.querySelectorAll('[data-testid=tree-node]').length === 3"), "the run and its two children")
+            #expect(
+                try browser.wait(
+                    10, "document.getElementById('run-detail-main')?.dataset.runId === '\(parentID)' && \(tree)?.querySelectorAll('[data-testid=tree-node]').length === 3"),
+                "the run and its two children")
             #expect(try browser.eval("location.hash") == .string("#run=\(parentID)"))
             let drawn = try browser.eval(
                 "[...\(tree).querySelectorAll('li li')].map(n => n.dataset.task + ' ' + n.dataset.runId + ' ' + n.dataset.state).sort().join(',')"
@@ -218,21 +223,26 @@ struct StatusPageBrowserTests {
             #expect(
                 try browser.wait(
                     10,
-                    "document.getElementById('run-detail-id').textContent === '\(childID)' && document.querySelector('[data-testid=run-parent] a')?.dataset.runId === '\(parentID)'"
+                    "document.getElementById('run-detail-main')?.dataset.runId === '\(childID)' && document.querySelector('[data-testid=run-parent] a')?.dataset.runId === '\(parentID)'"
                 ), "the child's detail links to its parent")
 
             // Feedback given from the finished parent's detail reaches the API.
+            let pageState =
+                "[location.hash, document.getElementById('notice').textContent, document.getElementById('run-detail-main')?.dataset.runId, document.getElementById('run-feedback')?.dataset.runId, document.getElementById('run-feedback')?.textContent].join(' | ')"
             _ = try browser.eval("document.querySelector('[data-testid=run-parent] a').click()")
-            #expect(
-                try browser.wait(
-                    10, "document.getElementById('run-detail-id').textContent === '\(parentID)' && !!document.querySelector('[data-testid=feedback-none]')"),
-                "the parent's detail, with no feedback yet")
-            _ = try browser.eval(
-                "(() => { const f = document.querySelector('[data-testid=feedback-form]'); f.elements['rating'].value = '4'; f.elements['label'].value = 'partially'; f.elements['comment'].value = 'tree looked right'; f.querySelector('button[type=submit]').click(); return true })()"
+            let opened = try browser.wait(
+                10,
+                "document.getElementById('run-detail-main')?.dataset.runId === '\(parentID)' && !!document.querySelector('#run-feedback[data-run-id=\"\(parentID)\"] [data-testid=feedback-none]')"
             )
-            #expect(
-                try browser.wait(10, "[...document.querySelectorAll('[data-testid=feedback-item]')].some(i => i.textContent.includes('tree looked right'))"),
-                "the feedback is listed")
+            let openedState = try browser.eval(pageState)?.stringValue ?? "-"
+            #expect(opened, "the parent's detail, with no feedback yet: \(openedState)")
+            _ = try browser.eval(
+                "(() => { const f = document.querySelector('#run-feedback[data-run-id=\"\(parentID)\"] [data-testid=feedback-form]'); f.elements['rating'].value = '4'; f.elements['label'].value = 'partially'; f.elements['comment'].value = 'tree looked right'; f.querySelector('button[type=submit]').click(); return true })()"
+            )
+            let listed = try browser.wait(
+                10, "[...document.querySelectorAll('[data-testid=feedback-item]')].some(i => i.textContent.includes('tree looked right'))")
+            let listedState = try browser.eval(pageState)?.stringValue ?? "-"
+            #expect(listed, "the feedback is listed: \(listedState)")
             let given = try await a.request(.GET, "/api/runs/\(parentID)/feedback").json?[path: "feedback"]?.arrayValue ?? []
             #expect(given.count == 1)
             #expect(given.first?[path: "rating"]?.intValue == 4)

@@ -339,8 +339,8 @@
   }
 
   // ----- run detail -----
-  // The run shown (from the address's #run=ID), the request in flight, and whether its feedback block is built.
-  const detail = { id: null, seq: 0, timer: null, tree: null, feedbackFor: null };
+  // The run shown (from the address's #run=ID), the number of its latest reading, a pending re-reading, its tree.
+  const detail = { id: null, seq: 0, timer: null, tree: null };
 
   function openRun(id) {
     if (location.hash === '#run=' + id) showRun(id, false);
@@ -355,7 +355,6 @@
     detail.id = null;
     detail.seq++;
     detail.tree = null;
-    detail.feedbackFor = null;
     $('run-detail').hidden = true;
     $('run-detail-body').replaceChildren();
     if (clearHash && location.hash) history.pushState(null, '', location.pathname + location.search);
@@ -380,14 +379,15 @@
   }
   async function showRun(id, quiet) {
     const seq = ++detail.seq;
-    if (detail.id !== id) { detail.feedbackFor = null; detail.tree = null; }
-    detail.id = id;
     const section = $('run-detail');
-    $('run-detail-id').textContent = id;
-    if (section.hidden) {
-      section.hidden = false;
+    if (detail.id !== id || section.hidden) {
+      // Another run: what was shown goes at once, so that nothing of it passes for this one's.
+      detail.tree = null;
       $('run-detail-body').replaceChildren(el('p', { class: 'muted', text: 'Loading\u2026' }));
     }
+    detail.id = id;
+    $('run-detail-id').textContent = id;
+    section.hidden = false;
     if (!quiet) { renderRuns(); section.scrollIntoView({ block: 'nearest' }); }
     const tree = await fetchRun(id, 0, { nodes: 0 });
     if (seq !== detail.seq) return;
@@ -434,7 +434,7 @@
       r.progress !== null && r.progress !== undefined ? fact('Progress', jsonBlock(r.progress, 'run-progress')) : [],
       r.result !== null && r.result !== undefined ? fact('Result', jsonBlock(r.result, 'run-result')) : []
     );
-    const main = el('div', { id: 'run-detail-main' }, [
+    const main = el('div', { id: 'run-detail-main', 'data-run-id': r.run_id }, [
       el('dl', { class: 'facts' }, facts),
       el('h3', { text: 'Run tree' }),
       el('ul', { class: 'tree', 'data-testid': 'run-tree' }, [treeItem(tree, null, true)])
@@ -442,7 +442,7 @@
     // The feedback block is built once per finished run, so that a refresh does not wipe what is being typed.
     let fb = document.getElementById('run-feedback');
     if (!finished(r.state)) fb = null;
-    else if (!fb || detail.feedbackFor !== r.run_id) { fb = feedbackBlock(r); detail.feedbackFor = r.run_id; }
+    else if (!fb || fb.dataset.runId !== r.run_id) fb = feedbackBlock(r);
     body.replaceChildren(main, fb || el('span'));
   }
 
@@ -527,7 +527,7 @@
       if (answer && answer.ok && answer.body) showList(list(answer.body.feedback));
       else items.replaceChildren(el('li', { class: 'refused', text: 'Cannot read the feedback: ' + (answer ? answer.text : 'no answer') }));
     });
-    return el('div', { id: 'run-feedback' }, [el('h3', { text: 'Feedback' }), items, form, status]);
+    return el('div', { id: 'run-feedback', 'data-run-id': id }, [el('h3', { text: 'Feedback' }), items, form, status]);
   }
 
   function payloadText(p) {
