@@ -18,11 +18,11 @@ import NIOHTTP1
 /// agents or workers change, on any host, while some hub with clients is registered in `status_watchers`; releases
 /// notify `agentry_locks`) and from the bus (`agent.*`, `resource.*`
 /// and `alert.*` events are forwarded as they are published). A kind that changed is read again at most every
-/// 100 ms and sent only when it differs from what clients have; queue depths are sampled every second and sent when
-/// they move. Each client has a bounded outbox: one that does not keep up is dropped, so it slows neither the others
+/// 100 ms and sent only when it differs from what clients have; queue depths, schedules, webhook deliveries and
+/// approvals (pending, and the last few decided) are sampled every second and sent when they move. Each client has a bounded outbox: one that does not keep up is dropped, so it slows neither the others
 /// nor the worker.
 public final class StatusHub: Sendable {
-    enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks }
+    enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks, approvals }
 
     struct Client: Sendable {
         let outbox: AsyncStream<String>.Continuation
@@ -49,6 +49,9 @@ public final class StatusHub: Sendable {
 
     /// How long a reading serves snapshots and scrapes (live updates always read afresh).
     static let readingLifetime: Duration = .seconds(1)
+
+    /// How many decided approvals the `approvals` kind carries after the pending ones.
+    static let decidedApprovals = 10
 
     static let forwardedPatterns = ["agent.#", "resource.#", "alert.#"]
 
@@ -111,7 +114,8 @@ public final class StatusHub: Sendable {
             case .notification("agentry_status", let payload):
                 switch payload {
                 case "agent_instances": self.markDirty(.instances)
-                case "task_runs": self.markDirty(.runs, .instances)
+                // A run's state moves as approvals are requested and decided.
+                case "task_runs": self.markDirty(.runs, .instances, .approvals)
                 case "resource_locks", "resource_lock_waiters": self.markDirty(.locks)
                 case "agents", "agent_registry": self.markDirty(.agents)
                 default: self.markDirty(.instances)
@@ -222,8 +226,9 @@ public final class StatusHub: Sendable {
 
     private func sampleQueues() async {
         while !Task.isCancelled {
-            // Schedules change as ticks are claimed, with no notification: sampled too, sent when they differ.
-            markDirty(.queues, .schedules, .webhooks)
+            // Schedules change as ticks are claimed, approvals as they expire, with no notification: sampled too, sent
+            // when they differ.
+            markDirty(.queues, .schedules, .webhooks, .approvals)
             try? await Task.sleep(for: .seconds(1))
         }
     }
@@ -266,6 +271,11 @@ public final class StatusHub: Sendable {
         case .webhooks:
             value = try await WebhookStore(database: dependencies.database, logger: logger).recentDeliveries(limit: 10)
                 .map(Representation.webhookDelivery)
+        case .approvals:
+            // The pending approvals (newest request first, as the API lists them), then the last few decided.
+            let approvals = dependencies.runtime.approvals
+            value = try await (approvals.list(state: .pending, limit: 100) + approvals.decided(limit: Self.decidedApprovals))
+                .map(Representation.approval)
         }
         let now = ContinuousClock.now
         state.withLockedValue { $0.readings[kind] = (now, value) }

@@ -136,6 +136,19 @@ public struct ApprovalStore: Sendable {
         return result
     }
 
+    /// The approvals decided (or expired) most recently, newest decision first.
+    public func decided(limit: Int = 10) async throws -> [ApprovalRecord] {
+        var result: [ApprovalRecord] = []
+        try await database.each(
+            "read decided approvals",
+            """
+            SELECT \(unescaped: Self.columns) FROM approvals WHERE state <> 'pending'
+            ORDER BY decided_at DESC NULLS LAST, requested_at DESC LIMIT \(max(1, min(limit, 1_000)))
+            """, logger: logger
+        ) { row in result.append(try Self.record(row)) }
+        return result
+    }
+
     public func approval(_ id: UUID) async throws -> ApprovalRecord? {
         var found: ApprovalRecord?
         try await database.each(

@@ -1,4 +1,6 @@
+import AgentryBus
 import AgentryCore
+import AgentryStore
 import Foundation
 import NIOHTTP1
 import Testing
@@ -125,6 +127,131 @@ struct StatusPageBrowserTests {
             _ = try phone.send("shot \(Self.artifacts.appendingPathComponent("status-page-phone.png").path)")
             await worker.stop()
             await a.worker.cleanup(id)
+        }
+    }
+
+    @Test("the page decides a pending approval (its run proceeds), draws a run's tree with links both ways, and records feedback")
+    func approvalsTreeAndFeedback() async throws {
+        try await withAdminServer { a in
+            let gate = TestEnvironment.uniqueName("pgate-")
+            let parent = TestEnvironment.uniqueName("ptree-")
+            let sub = TestEnvironment.uniqueName("psub-")
+            _ = try await a.worker.publishAgent(approvalGatedAgentYAML(gate))
+            _ = try await a.worker.publishAgent(
+                agentYAML(
+                    id: sub, trigger: "never.\(sub)",
+                    handler: """
+                        exec:
+                          command: [/bin/sh, -c, 'cat >/dev/null; printf ''{"checked": "%s"}'' "$AGENTRY_TASK"']
+                        """))
+            // The parent delegates two tasks, awaits them, and ends when called again with its children.
+            let script =
+                #"in=$(cat); case "$in" in *'"children"'*) printf '{"resumed": true}' ;; *) printf '{"delegate": [{"task": "check"}, {"task": "verify"}], "await": {"deadline_seconds": 60}}' ;; esac"#
+            _ = try await a.worker.publishAgent(
+                agentYAML(
+                    id: parent, trigger: "start.\(parent)",
+                    handler: """
+                        exec:
+                          command: [/bin/sh, -c, '\(script.replacingOccurrences(of: "'", with: "''"))']
+                        """,
+                    extra: "subagents:\n  - {id: \(sub), version: '^1.0.0', delegate_for: [check, verify]}\n"))
+            let worker = try WorkerProcess(agents: [gate, parent, sub])
+            let token = try #require(a.token)
+            let browser = try HeadlessBrowser(url: a.base + "/?token=\(token)")
+            defer { browser.close() }
+            #expect(try browser.wait(20, "document.body.dataset.ready === 'true'"), "the page should render the first snapshot")
+
+            // A pending approval appears live with its buttons; Approve (with a comment) decides it and the run goes on.
+            let gated = Event(type: "reboot.\(gate)", payload: [:], source: "test")
+            try await a.worker.bus.publish(gated)
+            let row = "document.querySelector('[data-testid=approval][data-agent-id=\"\(gate)\"]')"
+            #expect(
+                try browser.wait(30, "!!\(row)?.querySelector('button[data-action=approve]') && !!\(row)?.querySelector('button[data-action=reject]')"),
+                "the pending approval is listed with Approve and Reject")
+            let rowText = try browser.eval("\(row)?.textContent")?.stringValue ?? ""
+            #expect(rowText.contains("devices.reboot") && rowText.contains("1.0.0"), "\(rowText)")
+            let gatedRun = try #require(try browser.eval("\(row)?.dataset.runId")?.stringValue)
+            let gatedRow = "document.querySelector('[data-testid=run][data-run-id=\"\(gatedRun)\"]')"
+            #expect(try browser.wait(10, "\(gatedRow)?.dataset.state === 'awaiting_approval'"), "the waiting run is listed")
+            #expect(try browser.eval("\(gatedRow)?.querySelector('.badge').className") == "badge run-awaiting_approval", "with a style of its own")
+            _ = try browser.eval(
+                "(() => { const i = \(row).querySelector('input[name=comment]'); i.value = 'ok from the page'; i.dispatchEvent(new Event('input')); \(row).querySelector('button[data-action=approve]').click(); return true })()"
+            )
+            #expect(
+                try browser.wait(
+                    10, "!\(row) && document.querySelector('[data-testid=decided-approval][data-run-id=\"\(gatedRun)\"]')?.dataset.state === 'approved'"),
+                "the approval leaves the pending list and shows as approved")
+            let proceeded = try await a.worker.waitForRuns(gate) { $0.contains { $0.eventID == gated.id.rawValue && $0.state == .succeeded } }
+            #expect(proceeded.first { $0.eventID == gated.id.rawValue }?.state == .succeeded, "the approved run proceeds")
+            #expect(try browser.wait(10, "\(gatedRow)?.dataset.state === 'succeeded'"), "and the page shows it succeeded")
+            let approved = try await a.request(.GET, "/api/approvals?state=approved").json?[path: "approvals"]?.arrayValue?
+                .first { $0[path: "run_id"]?.stringValue == gatedRun }
+            #expect(approved?[path: "comment"] == "ok from the page")
+            let decidedBy = approved?[path: "decided_by"]?.stringValue ?? ""
+            #expect(decidedBy.contains("admin"), "\(decidedBy)")
+            let decidedRow = try browser.eval("document.querySelector('[data-testid=decided-approval][data-run-id=\"\(gatedRun)\"]')?.textContent")?.stringValue ?? ""
+            #expect(decidedRow.contains(decidedBy), "who decided is shown: \(decidedRow)")
+
+            // A run with children: clicking it draws its tree; a child links back to its parent.
+            let start = Event(type: "start.\(parent)", payload: [:], source: "test")
+            try await a.worker.bus.publish(start)
+            let parentRuns = try await a.worker.waitForRuns(parent, timeout: .seconds(40)) {
+                $0.contains { $0.eventID == start.id.rawValue && $0.state == .succeeded }
+            }
+            let parentRun = try #require(parentRuns.first { $0.eventID == start.id.rawValue })
+            let parentID = parentRun.runID.uuidString.lowercased()
+            let childRuns = try await a.worker.runs(sub).filter { $0.parentRunID == parentRun.runID }
+            #expect(childRuns.count == 2)
+            let parentRow = "document.querySelector('[data-testid=run][data-run-id=\"\(parentID)\"]')"
+            #expect(try browser.wait(10, "\(parentRow)?.dataset.state === 'succeeded'"), "the parent run is listed")
+            _ = try browser.eval("\(parentRow).click()")
+            let tree = "document.querySelector('[data-testid=run-tree]')"
+            #expect(
+                try browser.wait(
+                    10, "document.getElementById('run-detail-main')?.dataset.runId === '\(parentID)' && \(tree)?.querySelectorAll('[data-testid=tree-node]').length === 3"),
+                "the run and its two children")
+            #expect(try browser.eval("location.hash") == .string("#run=\(parentID)"))
+            let drawn = try browser.eval(
+                "[...\(tree).querySelectorAll('li li')].map(n => n.dataset.task + ' ' + n.dataset.runId + ' ' + n.dataset.state).sort().join(',')"
+            )?.stringValue
+            let expected = childRuns.map { "\($0.task ?? "-") \($0.runID.uuidString.lowercased()) succeeded" }.sorted().joined(separator: ",")
+            #expect(drawn == expected, "each child: its task, its run and its state")
+            let versions = try browser.eval("[...\(tree).querySelectorAll('li li [data-testid=tree-version]')].map(v => v.textContent).join(',')")
+            #expect(versions == "1.0.0,1.0.0")
+            let childID = try #require(childRuns.first?.runID.uuidString.lowercased())
+            _ = try browser.eval("\(tree).querySelector('a[data-run-id=\"\(childID)\"]').click()")
+            #expect(
+                try browser.wait(
+                    10,
+                    "document.getElementById('run-detail-main')?.dataset.runId === '\(childID)' && document.querySelector('[data-testid=run-parent] a')?.dataset.runId === '\(parentID)'"
+                ), "the child's detail links to its parent")
+
+            // Feedback given from the finished parent's detail reaches the API.
+            let pageState =
+                "[location.hash, document.getElementById('notice').textContent, document.getElementById('run-detail-main')?.dataset.runId, document.getElementById('run-feedback')?.dataset.runId, document.getElementById('run-feedback')?.textContent].join(' | ')"
+            _ = try browser.eval("document.querySelector('[data-testid=run-parent] a').click()")
+            let opened = try browser.wait(
+                10,
+                "document.getElementById('run-detail-main')?.dataset.runId === '\(parentID)' && !!document.querySelector('#run-feedback[data-run-id=\"\(parentID)\"] [data-testid=feedback-none]')"
+            )
+            let openedState = try browser.eval(pageState)?.stringValue ?? "-"
+            #expect(opened, "the parent's detail, with no feedback yet: \(openedState)")
+            _ = try browser.eval(
+                "(() => { const f = document.querySelector('#run-feedback[data-run-id=\"\(parentID)\"] [data-testid=feedback-form]'); f.elements['rating'].value = '4'; f.elements['label'].value = 'partially'; f.elements['comment'].value = 'tree looked right'; f.querySelector('button[type=submit]').click(); return true })()"
+            )
+            let listed = try browser.wait(
+                10, "[...document.querySelectorAll('[data-testid=feedback-item]')].some(i => i.textContent.includes('tree looked right'))")
+            let listedState = try browser.eval(pageState)?.stringValue ?? "-"
+            #expect(listed, "the feedback is listed: \(listedState)")
+            let given = try await a.request(.GET, "/api/runs/\(parentID)/feedback").json?[path: "feedback"]?.arrayValue ?? []
+            #expect(given.count == 1)
+            #expect(given.first?[path: "rating"]?.intValue == 4)
+            #expect(given.first?[path: "label"] == "partially")
+            #expect(given.first?[path: "comment"] == "tree looked right")
+            _ = try browser.send("shot \(Self.artifacts.appendingPathComponent("status-page-run-tree.png").path)")
+            browser.close()
+            await worker.stop()
+            for id in [gate, parent, sub] { await a.worker.cleanup(id) }
         }
     }
 }

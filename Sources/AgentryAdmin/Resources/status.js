@@ -3,7 +3,13 @@
   const MAX_EVENTS = 30;
   const TOKEN_KEY = 'agentry-token';
   const WS_PATH = '/api/runtime/instances/status';
-  const data = { instances: [], agents: [], queues: [], locks: [], runs: [], schedules: [], webhooks: [], events: [] };
+  const KINDS = ['instances', 'agents', 'queues', 'locks', 'runs', 'schedules', 'webhooks', 'approvals'];
+  const data = { instances: [], agents: [], queues: [], locks: [], runs: [], schedules: [], webhooks: [], approvals: [], events: [] };
+  // Run states in which a run has not ended (it may still change, and takes no feedback).
+  const UNFINISHED = ['running', 'waiting', 'resuming', 'awaiting_approval'];
+  // How far the run tree is fetched: levels below the shown run, and runs in all.
+  const TREE_DEPTH = 5;
+  const TREE_NODES = 60;
   let selected = '';
   let ready = false;
   let ws = null;
@@ -35,6 +41,8 @@
         if (k === 'class') e.className = v;
         else if (k === 'text') e.textContent = String(v);
         else if (k === 'onclick') e.addEventListener('click', v);
+        else if (k === 'oninput') e.addEventListener('input', v);
+        else if (k === 'onsubmit') e.addEventListener('submit', v);
         else e.setAttribute(k, String(v));
       }
     }
@@ -51,6 +59,8 @@
   const short = (id) => (id ? String(id).slice(0, 8) : '\u2014');
   const token = (s) => String(s === null || s === undefined ? 'unknown' : s).toLowerCase().replace(/[^a-z0-9_-]/g, '');
   const list = (v) => (Array.isArray(v) ? v : []);
+  const finished = (state) => UNFINISHED.indexOf(String(state)) < 0;
+  const runLink = (id, text) => (id ? el('a', { href: '#run=' + id, class: 'mono', 'data-testid': 'run-link', 'data-run-id': id, title: id, text: text || short(id) }) : el('span', { class: 'muted', text: '\u2014' }));
 
   function time(iso) {
     if (!iso) return '\u2014';
@@ -240,9 +250,13 @@
     const shown = all.filter((r) => matchAgent(r.agent_id));
     const rows = shown.map((r) => {
       const start = Date.parse(r.started_at);
-      const end = r.finished_at ? Date.parse(r.finished_at) : (r.state === 'running' ? Date.now() : NaN);
-      return el('tr', { 'data-testid': 'run', 'data-run-id': dash(r.run_id), 'data-state': dash(r.state), 'data-agent-id': r.agent_id }, [
-        td(short(r.run_id), 'mono', r.run_id || null),
+      const end = r.finished_at ? Date.parse(r.finished_at) : (!finished(r.state) ? Date.now() : NaN);
+      return el('tr', {
+        'data-testid': 'run', 'data-run-id': dash(r.run_id), 'data-state': dash(r.state), 'data-agent-id': r.agent_id,
+        class: r.run_id && r.run_id === detail.id ? 'sel' : null, title: 'Show this run',
+        onclick: () => { if (r.run_id) openRun(r.run_id); }
+      }, [
+        el('td', null, [runLink(r.run_id), r.depth ? el('span', { class: 'sub', text: 'depth ' + r.depth }) : null]),
         el('td', null, [el('span', { class: 'mono', text: dash(r.agent_id) }), r.agent_version ? el('span', { class: 'sub', text: r.agent_version }) : null]),
         td(dash(r.event_type), 'mono'),
         el('td', null, [badge('run', r.state)]),
@@ -253,6 +267,267 @@
     });
     fill('runs-body', rows, 7, selected ? 'No recent runs of this agent' : 'No runs yet');
     count('count-runs', shown.length, all.length);
+  }
+
+  // ----- approvals -----
+  // Comments typed for pending approvals, kept across re-renders.
+  const comments = {};
+
+  function renderApprovals() {
+    const all = list(data.approvals);
+    const pendingAll = all.filter((a) => a.state === 'pending');
+    const pending = pendingAll.filter((a) => matchAgent(a.agent_id));
+    const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.approvalComment : null;
+    const rows = pending.map((a) => {
+      const id = String(a.approval_id);
+      const input = el('input', {
+        type: 'text', name: 'comment', placeholder: 'comment (optional)', 'aria-label': 'Comment on approval ' + short(id),
+        'data-approval-comment': id, maxlength: 2000, oninput: (e) => { comments[id] = e.target.value; }
+      });
+      input.value = comments[id] || '';
+      const row = el('tr', { 'data-testid': 'approval', 'data-approval-id': id, 'data-run-id': a.run_id, 'data-agent-id': a.agent_id }, []);
+      const buttons = ['approve', 'reject'].map((act) => el('button', {
+        type: 'button', class: act === 'approve' ? 'ok' : 'warn', 'data-action': act,
+        text: act === 'approve' ? 'Approve' : 'Reject', onclick: () => decideApproval(a, act, row)
+      }));
+      row.replaceChildren(
+        el('td', { title: a.requested_at || null }, [time(a.requested_at), a.requested_at ? el('span', { class: 'sub', text: relative(a.requested_at) }) : null]),
+        el('td', null, [el('span', { class: 'mono', text: dash(a.agent_id) }), el('span', { class: 'sub', text: dash(a.agent_version) })]),
+        el('td', null, [el('span', { class: 'mono', text: dash(a.permission) }), el('span', { class: 'sub', text: a.requested_by === 'definition' ? 'by its definition' : 'asked by its handler' })]),
+        td(dash(a.reason), 'clip', a.reason || null),
+        el('td', { title: a.expires_at || null }, [time(a.expires_at), a.expires_at ? el('span', { class: 'sub', text: relative(a.expires_at) }) : null]),
+        el('td', null, [runLink(a.run_id)]),
+        el('td', null, [el('div', { class: 'decide' }, [input].concat(buttons))])
+      );
+      return row;
+    });
+    fill('approvals-body', rows, 7, selected ? 'No approvals waiting for this agent' : 'No approvals waiting');
+    count('count-approvals', pending.length, pendingAll.length);
+    if (focused) {
+      const again = document.querySelector('input[data-approval-comment="' + token(focused) + '"]');
+      if (again) again.focus();
+    }
+    const decided = all.filter((a) => a.state !== 'pending' && matchAgent(a.agent_id));
+    const done = decided.map((a) => el('tr', { 'data-testid': 'decided-approval', 'data-approval-id': a.approval_id, 'data-state': dash(a.state), 'data-run-id': a.run_id }, [
+      el('td', { title: a.decided_at || null }, [time(a.decided_at), a.decided_at ? el('span', { class: 'sub', text: relative(a.decided_at) }) : null]),
+      el('td', null, [el('span', { class: 'mono', text: dash(a.agent_id) }), el('span', { class: 'sub', text: dash(a.agent_version) })]),
+      td(dash(a.permission), 'mono'),
+      el('td', null, [badge('appr', a.state)]),
+      td(dash(a.decided_by), 'clip', a.decided_by || null),
+      td(dash(a.comment), 'clip', a.comment || null),
+      el('td', null, [runLink(a.run_id)])
+    ]));
+    fill('decided-body', done, 7, 'None decided yet');
+  }
+
+  async function decideApproval(a, action, row) {
+    const id = String(a.approval_id);
+    const comment = (comments[id] || '').trim();
+    for (const b of row.querySelectorAll('button')) b.disabled = true;
+    const answer = await api('POST', '/api/approvals/' + encodeURIComponent(id) + '/' + action, comment ? { comment: comment } : {}, action);
+    if (answer && answer.ok && answer.body && answer.body.approval_id) {
+      delete comments[id];
+      // The decision shows at once; the live status confirms it.
+      data.approvals = list(data.approvals).map((x) => (x.approval_id === id ? answer.body : x));
+      renderApprovals();
+      notice('ok', (action === 'approve' ? 'Approved' : 'Rejected') + ': ' + dash(a.permission) + ' for ' + dash(a.agent_id) + ' (run ' + short(a.run_id) + ')');
+      if (detail.id) refreshRun();
+      return;
+    }
+    for (const b of row.querySelectorAll('button')) b.disabled = false;
+    if (answer) notice('error', action + ' ' + short(id) + ': ' + answer.text);
+  }
+
+  // ----- run detail -----
+  // The run shown (from the address's #run=ID), the number of its latest reading, a pending re-reading, its tree.
+  const detail = { id: null, seq: 0, timer: null, tree: null };
+
+  function openRun(id) {
+    if (location.hash === '#run=' + id) showRun(id, false);
+    else location.hash = 'run=' + id;
+  }
+  function routeHash() {
+    const m = /^#run=([0-9a-fA-F-]{36})$/.exec(location.hash);
+    if (m) showRun(m[1].toLowerCase(), false);
+    else closeRun(false);
+  }
+  function closeRun(clearHash) {
+    detail.id = null;
+    detail.seq++;
+    detail.tree = null;
+    $('run-detail').hidden = true;
+    $('run-detail-body').replaceChildren();
+    if (clearHash && location.hash) history.pushState(null, '', location.pathname + location.search);
+    renderRuns();
+  }
+  // Fetches a run and, below it, its children's runs (TREE_DEPTH levels, TREE_NODES runs at most).
+  async function fetchRun(id, depth, budget) {
+    budget.nodes++;
+    const answer = await api('GET', '/api/runs/' + encodeURIComponent(id), undefined, 'run ' + short(id));
+    if (!answer || !answer.ok || !answer.body) return { id: id, error: answer ? answer.text : 'not read', kids: [] };
+    const run = answer.body;
+    const kids = await Promise.all(list(run.children).map(async (c) => {
+      if (c.run_id && depth + 1 < TREE_DEPTH && budget.nodes < TREE_NODES) return { child: c, node: await fetchRun(c.run_id, depth + 1, budget) };
+      return { child: c, node: null };
+    }));
+    return { id: id, run: run, kids: kids };
+  }
+  function treeUnfinished(node) {
+    if (!node || !node.run) return false;
+    if (!finished(node.run.state)) return true;
+    return node.kids.some((k) => (k.node ? treeUnfinished(k.node) : k.child.state === 'pending'));
+  }
+  async function showRun(id, quiet) {
+    const seq = ++detail.seq;
+    const section = $('run-detail');
+    if (detail.id !== id || section.hidden) {
+      // Another run: what was shown goes at once, so that nothing of it passes for this one's.
+      detail.tree = null;
+      $('run-detail-body').replaceChildren(el('p', { class: 'muted', text: 'Loading\u2026' }));
+    }
+    detail.id = id;
+    $('run-detail-id').textContent = id;
+    section.hidden = false;
+    if (!quiet) { renderRuns(); section.scrollIntoView({ block: 'nearest' }); }
+    const tree = await fetchRun(id, 0, { nodes: 0 });
+    if (seq !== detail.seq) return;
+    detail.tree = tree;
+    renderRunDetail(tree);
+  }
+  // Reads the shown run again (its state, its tree) soon: several changes in a row cost one reading.
+  function refreshRun() {
+    if (!detail.id || detail.timer) return;
+    detail.timer = setTimeout(() => { detail.timer = null; if (detail.id) showRun(detail.id, true); }, 300);
+  }
+
+  function fact(name, value) {
+    return [el('dt', { text: name }), el('dd', null, [value])];
+  }
+  function jsonBlock(v, testid) {
+    let text = payloadText(v);
+    if (typeof v === 'object' && v !== null) { try { text = JSON.stringify(v, null, 2); } catch (e) { /* keep */ } }
+    return el('pre', { class: 'json', 'data-testid': testid, text: text.length > 4000 ? text.slice(0, 3999) + '\u2026' : text });
+  }
+
+  function renderRunDetail(tree) {
+    const body = $('run-detail-body');
+    if (!tree.run) {
+      body.replaceChildren(el('p', { class: 'refused', 'data-testid': 'run-error', text: 'Cannot read run ' + tree.id + ': ' + tree.error }));
+      return;
+    }
+    const r = tree.run;
+    const start = Date.parse(r.started_at);
+    const end = r.finished_at ? Date.parse(r.finished_at) : Date.now();
+    const facts = [].concat(
+      fact('Agent', el('span', null, [el('span', { class: 'mono', text: dash(r.agent_id) }), ' ', el('span', { class: 'muted', text: dash(r.agent_version) })])),
+      fact('State', el('span', { 'data-testid': 'run-state', 'data-state': dash(r.state) }, [badge('run', r.state),
+        r.state === 'awaiting_approval' ? el('span', { class: 'muted', text: ' waiting for an approval (above)' }) : null,
+        r.state === 'waiting' && r.wait_until ? el('span', { class: 'muted', text: ' for its children until ' + time(r.wait_until) }) : null])),
+      r.task ? fact('Task', el('span', { class: 'mono', text: r.task })) : [],
+      fact('Event', el('span', null, [el('span', { class: 'mono', text: dash(r.event_type) }), ' ', el('span', { class: 'muted mono', text: short(r.event_id), title: r.event_id || null })])),
+      fact('Parent', r.parent_run_id ? el('span', { 'data-testid': 'run-parent' }, [runLink(r.parent_run_id, r.parent_run_id)]) : el('span', { class: 'muted', text: 'none (a root run)' })),
+      r.root_run_id && r.root_run_id !== r.parent_run_id && r.root_run_id !== r.run_id ? fact('Root', runLink(r.root_run_id, r.root_run_id)) : [],
+      fact('Depth, steps, attempt', el('span', { text: dash(r.depth) + ', ' + dash(r.steps) + ', ' + dash(r.attempt) })),
+      fact('Worker', el('span', { class: 'mono', text: dash(r.worker_id) })),
+      fact('Started', el('span', { title: r.started_at || null, text: time(r.started_at) + (isFinite(start) ? ' (' + duration(end - start) + (r.finished_at ? '' : ' so far') + ')' : '') })),
+      r.message ? fact('Message', el('span', { text: r.message })) : [],
+      r.progress !== null && r.progress !== undefined ? fact('Progress', jsonBlock(r.progress, 'run-progress')) : [],
+      r.result !== null && r.result !== undefined ? fact('Result', jsonBlock(r.result, 'run-result')) : []
+    );
+    const main = el('div', { id: 'run-detail-main', 'data-run-id': r.run_id }, [
+      el('dl', { class: 'facts' }, facts),
+      el('h3', { text: 'Run tree' }),
+      el('ul', { class: 'tree', 'data-testid': 'run-tree' }, [treeItem(tree, null, true)])
+    ]);
+    // The feedback block is built once per finished run, so that a refresh does not wipe what is being typed.
+    let fb = document.getElementById('run-feedback');
+    if (!finished(r.state)) fb = null;
+    else if (!fb || fb.dataset.runId !== r.run_id) fb = feedbackBlock(r);
+    body.replaceChildren(main, fb || el('span'));
+  }
+
+  // One run of the tree: the task it was delegated (→ its agent and version), its state, a link, and its children.
+  function treeItem(node, child, isShown) {
+    const run = node ? node.run : null;
+    const state = run ? run.state : child.state;
+    const runID = run ? run.run_id : child.run_id;
+    const parts = [];
+    if (child) parts.push(el('span', { class: 'mono', 'data-testid': 'tree-task', text: child.task }), el('span', { class: 'muted', text: '\u2192' }));
+    parts.push(el('span', { class: 'mono', text: dash(run ? run.agent_id : child.agent_id) }),
+      el('span', { class: 'muted', 'data-testid': 'tree-version', text: dash(run ? run.agent_version : child.agent_version) }),
+      badge('run', state));
+    if (isShown) parts.push(el('span', { class: 'muted', text: '(this run)' }));
+    else if (runID) parts.push(runLink(runID));
+    else parts.push(el('span', { class: 'muted', text: 'not started' }));
+    if (child && child.awaited) parts.push(el('span', { class: 'sub', text: 'awaited' }));
+    const message = (run && run.message) || (child && child.message);
+    if (message && state !== 'succeeded') parts.push(el('span', { class: 'muted clip', title: message, text: message }));
+    if (run && run.progress !== null && run.progress !== undefined && !isShown) {
+      const p = payloadText(run.progress);
+      parts.push(el('span', { class: 'muted mono clip', title: p, text: 'progress ' + p }));
+    }
+    const kids = node ? node.kids : [];
+    const more = !node && child && child.run_id ? el('span', { class: 'sub', text: 'open it for its own children' }) : null;
+    return el('li', { 'data-testid': 'tree-node', 'data-run-id': runID || null, 'data-state': dash(state), 'data-task': child ? child.task : null }, [
+      el('span', { class: 'node' }, parts), more,
+      node && node.error ? el('span', { class: 'sub refused', text: node.error }) : null,
+      kids.length ? el('ul', null, kids.map((k) => treeItem(k.node, k.child, false))) : null
+    ]);
+  }
+
+  function feedbackItem(f) {
+    const bits = [];
+    if (f.rating !== null && f.rating !== undefined) bits.push(el('span', { class: 'badge', title: 'rating', text: f.rating + '/5' }));
+    if (f.label) bits.push(el('span', { class: 'mono', text: f.label }));
+    if (f.comment) bits.push(el('span', { text: f.comment }));
+    bits.push(el('span', { class: 'sub', text: dash(f.by) + ', ' + time(f.created_at) }));
+    return el('li', { 'data-testid': 'feedback-item', 'data-feedback-id': f.feedback_id }, [el('span', { class: 'node' }, bits)]);
+  }
+
+  // Feedback on a finished run: what it got, and a form (a 409 says its agent version does not collect feedback).
+  function feedbackBlock(run) {
+    const id = run.run_id;
+    const items = el('ul', { class: 'tree', 'data-testid': 'feedback-list' }, [el('li', { class: 'muted', text: 'Loading\u2026' })]);
+    const status = el('p', { class: 'muted', 'data-testid': 'feedback-status', hidden: true });
+    const showList = (records) => {
+      items.replaceChildren(...(records.length ? records.map(feedbackItem) : [el('li', { class: 'muted', 'data-testid': 'feedback-none', text: 'No feedback yet' })]));
+    };
+    const rating = el('select', { name: 'rating', 'aria-label': 'Rating' },
+      [el('option', { value: '', text: 'rating' })].concat([1, 2, 3, 4, 5].map((n) => el('option', { value: String(n), text: n + ' / 5' }))));
+    const label = el('select', { name: 'label', 'aria-label': 'Label' },
+      [el('option', { value: '', text: 'label' })].concat(['correct', 'wrong', 'partially'].map((l) => el('option', { value: l, text: l }))));
+    const comment = el('input', { type: 'text', name: 'comment', placeholder: 'comment', 'aria-label': 'Comment', maxlength: 10000 });
+    const submit = el('button', { type: 'submit', 'data-action': 'feedback', text: 'Give feedback' });
+    const form = el('form', { class: 'feedback', 'data-testid': 'feedback-form', onsubmit: async (e) => {
+      e.preventDefault();
+      const body = {};
+      if (rating.value) body.rating = Number(rating.value);
+      if (label.value) body.label = label.value;
+      if (comment.value.trim()) body.comment = comment.value.trim();
+      if (Object.keys(body).length === 0) { notice('error', 'Give a rating, a label or a comment.'); return; }
+      submit.disabled = true;
+      const answer = await api('POST', '/api/runs/' + encodeURIComponent(id) + '/feedback', body, 'feedback');
+      submit.disabled = false;
+      if (!answer) return;
+      if (answer.ok && answer.body) {
+        if (items.querySelector('[data-testid=feedback-none]')) items.replaceChildren();
+        items.appendChild(feedbackItem(answer.body));
+        form.reset();
+        notice('ok', 'Feedback recorded on run ' + short(id));
+      } else if (answer.status === 409) {
+        form.hidden = true;
+        status.hidden = false;
+        status.setAttribute('data-testid', 'feedback-refused');
+        status.textContent = 'This run takes no feedback: ' + answer.text;
+      } else {
+        notice('error', 'feedback on ' + short(id) + ': ' + answer.text);
+      }
+    } }, [rating, label, comment, submit]);
+    api('GET', '/api/runs/' + encodeURIComponent(id) + '/feedback', undefined, 'feedback').then((answer) => {
+      if (answer && answer.ok && answer.body) showList(list(answer.body.feedback));
+      else items.replaceChildren(el('li', { class: 'refused', text: 'Cannot read the feedback: ' + (answer ? answer.text : 'no answer') }));
+    });
+    return el('div', { id: 'run-feedback', 'data-run-id': id }, [el('h3', { text: 'Feedback' }), items, form, status]);
   }
 
   function payloadText(p) {
@@ -286,6 +561,7 @@
     renderLocks();
     renderSchedules();
     renderWebhooks();
+    renderApprovals();
     renderRuns();
     renderEvents();
   }
@@ -302,7 +578,7 @@
     if (!msg || typeof msg !== 'object') return;
     switch (msg.type) {
       case 'snapshot':
-        for (const k of ['instances', 'agents', 'queues', 'locks', 'runs', 'schedules', 'webhooks']) data[k] = list(msg[k]);
+        for (const k of KINDS) data[k] = list(msg[k]);
         data.events = list(msg.events).slice(0, MAX_EVENTS);
         renderAll();
         if (!ready) { ready = true; document.body.setAttribute('data-ready', 'true'); }
@@ -310,7 +586,11 @@
       case 'instances': data.instances = list(msg.instances); renderInstances(); break;
       case 'agents': data.agents = list(msg.agents); renderSelect(); renderAgents(); break;
       case 'locks': data.locks = list(msg.locks); renderLocks(); break;
-      case 'runs': data.runs = list(msg.runs); renderRuns(); if (selected) renderEvents(); break;
+      case 'runs':
+        data.runs = list(msg.runs); renderRuns(); if (selected) renderEvents();
+        if (detail.id && (!detail.tree || treeUnfinished(detail.tree))) refreshRun();
+        break;
+      case 'approvals': data.approvals = list(msg.approvals); renderApprovals(); if (detail.id) refreshRun(); break;
       case 'queues': data.queues = list(msg.queues); renderQueues(); break;
       case 'schedules': data.schedules = list(msg.schedules); renderSchedules(); break;
       case 'webhooks': data.webhooks = list(msg.webhooks); renderWebhooks(); break;
@@ -396,40 +676,48 @@
     return 'HTTP ' + res.status + (res.statusText ? ' ' + res.statusText : '');
   }
 
+  // Calls the API with the kept token (asked for when a change has none; asked again once on 401 or 403).
+  // Answers { ok, status, body, text } (text: the error), or null when nothing was sent.
+  async function api(method, path, body, what) {
+    let tok = storedToken();
+    if (!tok && method !== 'GET') tok = askToken();
+    if (!tok && method !== 'GET') { notice('error', 'No admin token given; ' + what + ' not sent.'); return null; }
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const headers = { 'Accept': 'application/json' };
+      if (tok) headers['Authorization'] = 'Bearer ' + tok;
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      let res;
+      try {
+        res = await fetch(path, {
+          method: method, headers: headers, credentials: 'same-origin',
+          body: body === undefined ? undefined : JSON.stringify(body)
+        });
+      } catch (e) {
+        return { ok: false, status: 0, body: null, text: 'request failed: ' + (e && e.message ? e.message : e) };
+      }
+      let json = null;
+      try { json = await res.json(); } catch (e) { json = null; }
+      if ((res.status === 401 || res.status === 403) && attempt === 0) {
+        forgetToken();
+        tok = askToken(errorText(res, json) + '\nEnter the admin token:');
+        if (tok) continue;
+      }
+      return { ok: res.ok, status: res.status, body: json, text: res.ok ? '' : errorText(res, json) };
+    }
+    return null;
+  }
+
   async function doAction(agentId, action, btn) {
-    let tok = storedToken() || askToken();
-    if (!tok) { notice('error', 'No admin token given; ' + action + ' not sent.'); return; }
     if (btn) btn.disabled = true;
     try {
-      for (let attempt = 0; attempt < 2; attempt++) {
-        let res;
-        try {
-          res = await fetch('/api/agents/' + encodeURIComponent(agentId) + '/' + action, {
-            method: 'POST',
-            headers: { 'Authorization': 'Bearer ' + tok, 'Accept': 'application/json' },
-            credentials: 'same-origin'
-          });
-        } catch (e) {
-          notice('error', 'Request failed: ' + (e && e.message ? e.message : e));
-          return;
-        }
-        let body = null;
-        try { body = await res.json(); } catch (e) { body = null; }
-        if (res.ok) {
-          notice('ok', (body && body.message ? body.message : action + ' accepted') + ' \u2014 ' + agentId +
-            (body && body.desired_state ? ' (desired state: ' + body.desired_state + ')' : ''));
-          return;
-        }
-        const text = errorText(res, body);
-        if (res.status === 401 || res.status === 403) {
-          forgetToken();
-          if (attempt === 0) {
-            tok = askToken(text + '\nEnter the admin token:');
-            if (tok) continue;
-          }
-        }
-        notice('error', action + ' ' + agentId + ': ' + text);
-        return;
+      const answer = await api('POST', '/api/agents/' + encodeURIComponent(agentId) + '/' + action, undefined, action);
+      if (!answer) return;
+      const body = answer.body;
+      if (answer.ok) {
+        notice('ok', (body && body.message ? body.message : action + ' accepted') + ' \u2014 ' + agentId +
+          (body && body.desired_state ? ' (desired state: ' + body.desired_state + ')' : ''));
+      } else {
+        notice('error', action + ' ' + agentId + ': ' + answer.text);
       }
     } finally {
       if (btn) btn.disabled = false;
@@ -442,13 +730,16 @@
     renderAgents();
     renderInstances();
     renderQueues();
+    renderApprovals();
     renderRuns();
     renderEvents();
   });
+  window.addEventListener('hashchange', routeHash);
+  $('run-detail-close').addEventListener('click', () => closeRun(true));
   // Keeps durations of running runs and lock expiry times fresh.
   setInterval(() => {
     if (!ready) return;
-    if (data.runs.some((r) => r.state === 'running')) renderRuns();
+    if (data.runs.some((r) => !finished(r.state))) renderRuns();
     if (data.locks.length) renderLocks();
   }, 5000);
   $('connection').addEventListener('click', () => {
@@ -459,4 +750,5 @@
   });
   renderAll();
   connect();
+  routeHash();
 })();
