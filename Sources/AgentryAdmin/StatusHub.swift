@@ -19,8 +19,8 @@ import NIOHTTP1
 /// notify `agentry_locks`) and from the bus (`agent.*`, `resource.*`
 /// and `alert.*` events are forwarded as they are published). A kind that changed is read again at most every
 /// 100 ms and sent only when it differs from what clients have; queue depths, schedules, webhook deliveries and
-/// approvals (pending, and the last few decided) are sampled every second and sent when they move. Each client has a bounded outbox: one that does not keep up is dropped, so it slows neither the others
-/// nor the worker.
+/// approvals (pending, and the last few decided) are sampled every second and sent when they move. Each client has a
+/// bounded outbox: one that does not keep up is dropped, so it slows neither the others nor the worker.
 public final class StatusHub: Sendable {
     enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks, approvals }
 
