@@ -294,14 +294,15 @@ public enum Handler: Sendable, Hashable {
     /// Logs the event; the run succeeds. The default handler.
     case log
     case emit(EmitHandler)
+    case delegate(DelegateHandler)
 
     /// The kinds, as the keys of the YAML mapping.
-    public static let kinds = ["exec", "http", "builtin", "emit"]
+    public static let kinds = ["exec", "http", "builtin", "emit", "delegate"]
     /// The values of `builtin`.
     public static let builtinNames = ["noop", "log"]
 
     enum CodingKeys: String, CodingKey {
-        case exec, http, builtin, emit
+        case exec, http, builtin, emit, delegate
     }
 
 }
@@ -386,6 +387,44 @@ public struct EmitHandler: Sendable, Hashable {
         case delaySeconds = "delay_seconds"
     }
 
+}
+
+/// Delegates tasks to the agent's subagents and, with `awaiting`, waits for them: what an exec handler's result
+/// `{"delegate": […], "await": …}` does, written in the definition. String values in the payloads may hold templates
+/// filled from the event. Called again with the children, the run succeeds with `{"children": […]}` as its result.
+///
+/// ```yaml
+/// handler:
+///   delegate:
+///     tasks:
+///       - task: reboot_device
+///         payload: {device_id: "{{payload.device_id}}"}
+///     await: {deadline_seconds: 600, on_failure: continue}   # or `await: true`; none: do not wait
+/// ```
+public struct DelegateHandler: Sendable, Hashable {
+    public var tasks: [Delegation.Task]
+    public var awaiting: Delegation.Await?
+
+    public init(tasks: [Delegation.Task], awaiting: Delegation.Await? = nil) {
+        self.tasks = tasks
+        self.awaiting = awaiting
+    }
+
+    /// The result the handler answers its first call with (its payloads filled from `event`).
+    public func request(for event: Event) -> JSONObject {
+        let tasks: [JSONValue] = tasks.map { task in
+            var object: JSONObject = ["task": .string(task.name)]
+            let payload = EventTemplate.render(.object(task.payload), with: event)
+            if case .object(let filled) = payload, !filled.isEmpty { object["payload"] = .object(filled) }
+            if let priority = task.priority { object["priority"] = .string(priority.name.lowercased()) }
+            return .object(object)
+        }
+        var result: JSONObject = ["delegate": .array(tasks)]
+        if let awaiting {
+            result["await"] = .object(["deadline_seconds": .int(Int64(awaiting.deadlineSeconds)), "on_failure": .string(awaiting.onFailure.rawValue)])
+        }
+        return result
+    }
 }
 
 /// How many times a failed run is tried in all, and how long to wait between tries.

@@ -23,7 +23,18 @@ extension DefinitionReader {
         var config = AgentConfig()
         if let node = value(fields, "config", required: false) { config = self.config(node, permissions: permissions) ?? config }
         var handler: Handler?
-        if let node = value(fields, "handler", required: false) { handler = self.handler(node) }
+        if let node = value(fields, "handler", required: false) {
+            handler = self.handler(node)
+            if case .delegate(let d)? = handler {
+                let offered = Set(subagents.flatMap(\.delegateFor))
+                for task in d.tasks where !offered.contains(task.name) {
+                    report(
+                        "handler.delegate.tasks", node,
+                        "task '\(task.name)' is in no subagent's delegate_for (\(offered.isEmpty ? "the agent names no subagent" : "they handle \(offered.sorted().joined(separator: ", "))"))",
+                        suggestion: Suggest.didYouMean(task.name, among: offered.sorted()))
+                }
+            }
+        }
         let resources = self.resources(fields, permissions: permissions)
         var retry: RetryPolicy?
         if let node = value(fields, "retry", required: false) { retry = self.retry(node) }
@@ -283,22 +294,45 @@ extension DefinitionReader {
         return "\(resolved.section).\(resolved.permission)"
     }
 
+    /// `delegate: {tasks: [{task, payload, priority}], await: true | {deadline_seconds, on_failure}}`, read as the
+    /// result it stands for is read (the same checks, the same messages).
+    mutating func delegateHandler(_ body: Node) -> Handler? {
+        guard let d = mapping(body, path: "handler.delegate", known: ["tasks", "await"]) else { return nil }
+        guard let tasksNode = value(d, "tasks", required: true) else { return nil }
+        let tasks = json(tasksNode, path: "handler.delegate.tasks")
+        let awaitValue = d["await"].map { json($0, path: "handler.delegate.await") }
+        switch Delegation.parse(tasks, awaitValue: awaitValue) {
+        case .success(let delegation):
+            if case .sequence(let items) = tasksNode {
+                for (index, item) in items.enumerated() {
+                    if case .mapping(let entries) = item, let payload = entries.first(where: { $0.key.string == "payload" })?.value {
+                        checkPayloadTemplates(payload, path: "handler.delegate.tasks[\(index)].payload")
+                    }
+                }
+            }
+            return .delegate(DelegateHandler(tasks: delegation.tasks, awaiting: delegation.awaiting))
+        case .failure(let problem):
+            report("handler.delegate", body, problem.description.replacingOccurrences(of: "delegate[", with: "tasks["))
+            return nil
+        }
+    }
+
     mutating func handler(_ node: Node) -> Handler? {
         guard
             let f = mapping(
                 node, path: "handler", known: Handler.kinds,
-                what: "a mapping with one of exec, http, builtin, emit")
+                what: "a mapping with one of exec, http, builtin, emit, delegate")
         else { return nil }
         let present = Handler.kinds.filter { f[$0] != nil }
         guard present.count == 1, let kind = present.first, let body = f[kind] else {
             if present.isEmpty {
                 // Unknown keys were reported already, with the kinds that exist.
                 if case .mapping(let entries) = node, !entries.isEmpty { return nil }
-                report("handler", node, "expected exactly one of exec, http, builtin, emit; found none")
+                report("handler", node, "expected exactly one of exec, http, builtin, emit, delegate; found none")
             } else {
                 report(
                     "handler", node,
-                    "expected exactly one of exec, http, builtin, emit; found \(present.joined(separator: " and "))")
+                    "expected exactly one of exec, http, builtin, emit, delegate; found \(present.joined(separator: " and "))")
             }
             return nil
         }
@@ -307,6 +341,8 @@ extension DefinitionReader {
             return execHandler(body)
         case "http":
             return httpHandler(body)
+        case "delegate":
+            return delegateHandler(body)
         case "builtin":
             guard let name = string(body, path: "handler.builtin") else { return nil }
             switch name {

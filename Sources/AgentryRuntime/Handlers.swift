@@ -89,6 +89,10 @@ struct HandlerRunner: Sendable {
                 status: .succeeded, result: .object(["emitted": .string(followUp.id.rawValue)]),
                 followUps: [FollowUp(followUp, delaySeconds: emit.delaySeconds.map(Double.init))])
             return outcome
+        case .delegate(let delegate):
+            // Called again with its children: the run succeeds with them. Otherwise it asks, as an exec result would.
+            if let children = context.children { return HandlerOutcome(status: .succeeded, result: .object(["children": children])) }
+            outcome = HandlerOutcome(status: .succeeded, result: .object(delegate.request(for: context.event)))
         case .exec(let exec):
             outcome = await runExec(exec, context).storable()
         case .http(let http):

@@ -352,18 +352,18 @@ struct AgentDefinitionValidationTests {
         expectProblem(
             problem(base + "handler:\n  exec: {command: [a]}\n  http: {url: 'https://x'}\n"),
             path: "handler", line: 14, column: 3,
-            message: "expected exactly one of exec, http, builtin, emit; found exec and http")
+            message: "expected exactly one of exec, http, builtin, emit, delegate; found exec and http")
         expectProblem(
             problem(base + "handler: {}\n"),
-            path: "handler", line: 13, column: 10, message: "expected exactly one of exec, http, builtin, emit; found none")
+            path: "handler", line: 13, column: 10, message: "expected exactly one of exec, http, builtin, emit, delegate; found none")
         expectProblem(
             problem(base + "handler:\n  shell: {command: [a]}\n"),
             path: "handler.shell", line: 14, column: 3,
-            message: "unknown key 'shell' in handler; expected one of exec, http, builtin, emit")
+            message: "unknown key 'shell' in handler; expected one of exec, http, builtin, emit, delegate")
         expectProblem(
             problem(base + "handler: exec\n"),
             path: "handler", line: 13, column: 10,
-            message: "expected a mapping with one of exec, http, builtin, emit, found a string ('exec')")
+            message: "expected a mapping with one of exec, http, builtin, emit, delegate, found a string ('exec')")
     }
 
     @Test("exec needs a non-empty command")

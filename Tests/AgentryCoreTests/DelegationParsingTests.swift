@@ -89,3 +89,59 @@ struct DelegationParsingTests {
         #expect(limits.problem(depth: 0, tasks: 4)?.description.contains("at most 3 tasks") == true)
     }
 }
+
+@Suite("The delegate handler in a definition")
+struct DelegateHandlerDefinitionTests {
+    let base = """
+        metadata: {id: triage, name: Triage, version: 1.0.0, author: t, description: d}
+        goal: {type: continuous, description: g}
+        triggers: [{type: alert.x, priority: high}]
+        subagents: [{id: device, version: '^1.0.0', delegate_for: [reboot]}]
+
+        """
+
+    @Test("tasks with templated payloads and await read back, and write out the same")
+    func roundTrip() throws {
+        let yaml = base + """
+            handler:
+              delegate:
+                tasks:
+                  - task: reboot
+                    payload: {device_id: "{{payload.device_id}}"}
+                    priority: critical
+                await: {deadline_seconds: 60, on_failure: continue}
+            """
+        let definition = try AgentDefinition.parse(yaml: yaml)
+        guard case .delegate(let handler)? = definition.handler else {
+            Issue.record("not a delegate handler: \(String(describing: definition.handler))")
+            return
+        }
+        #expect(handler.tasks == [Delegation.Task(name: "reboot", payload: ["device_id": "{{payload.device_id}}"], priority: .critical)])
+        #expect(handler.awaiting == Delegation.Await(deadlineSeconds: 60, onFailure: .continue))
+        #expect(try AgentDefinition.parse(yaml: definition.yaml()) == definition)
+        let request = handler.request(for: Event(type: "alert.x", payload: ["device_id": "tv-3"]))
+        #expect(request["delegate"]?.arrayValue?.first?[path: "payload.device_id"]?.stringValue == "tv-3")
+        #expect(request["await"]?[path: "on_failure"]?.stringValue == "continue")
+    }
+
+    @Test("a task no subagent handles, and a task without a name, are named with their place")
+    func problems() {
+        let unknown = base + "handler:\n  delegate:\n    tasks: [{task: rebot}]\n"
+        #expect(throws: AgentDefinitionError.self) { try AgentDefinition.parse(yaml: unknown) }
+        do {
+            _ = try AgentDefinition.parse(yaml: unknown)
+        } catch {
+            let problem = error.problems.first
+            #expect(problem?.path == "handler.delegate.tasks")
+            #expect(problem?.message.contains("task 'rebot' is in no subagent's delegate_for (they handle reboot)") == true, "\(error)")
+            #expect(problem?.suggestion == "did you mean 'reboot'?")
+        }
+        let nameless = base + "handler:\n  delegate:\n    tasks: [{payload: {}}]\n"
+        do {
+            _ = try AgentDefinition.parse(yaml: nameless)
+            Issue.record("a task without a name was accepted")
+        } catch {
+            #expect(error.problems.first?.message.contains("tasks[0] has no 'task'") == true, "\(error)")
+        }
+    }
+}

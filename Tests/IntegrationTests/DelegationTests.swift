@@ -207,6 +207,40 @@ struct DelegationTests {
         }
     }
 
+    @Test("the delegate handler of a definition delegates its templated tasks, waits, and succeeds with its children")
+    func delegateHandler() async throws {
+        try await withWorkerHarness { h in
+            let sub = TestEnvironment.uniqueName("doer-")
+            _ = try await h.publishAgent(
+                yaml(id: sub, goal: "on-demand", trigger: "never.\(sub)", script: #"in=$(cat); printf '{"got": %s}' "$in""#))
+            let parent = TestEnvironment.uniqueName("builtin-")
+            _ = try await h.publishAgent(
+                """
+                metadata: {id: \(parent), name: Test, version: 1.0.0, author: tests, description: Delegate handler.}
+                goal: {type: continuous, description: Exercise the delegate handler.}
+                triggers: [{type: start.\(parent), priority: normal}]
+                subagents: [{id: \(sub), version: '^1.0.0', delegate_for: [work]}]
+                handler:
+                  delegate:
+                    tasks: [{task: work, payload: {n: "{{payload.n}}"}}]
+                    await: true
+                """)
+            let worker = try WorkerProcess(agents: [parent, sub])
+            let start = Event(type: "start.\(parent)", payload: ["n": "seven"], source: "test")
+            try await h.bus.publish(start)
+            let done = try await h.waitForRuns(parent) { $0.contains { $0.state == .succeeded } }.first { $0.state == .succeeded }
+            let result = try JSON.parse(Array((done?.result ?? "{}").utf8))
+            let child = result[path: "children"]?.arrayValue?.first
+            #expect(child?[path: "state"]?.stringValue == "succeeded", "\(done?.result ?? "-")")
+            #expect(child?[path: "result.got.payload.n"]?.stringValue == "seven", "the task's payload was filled from the event")
+            #expect(child?[path: "result.got.type"]?.stringValue == "task.work")
+            #expect(done?.steps == 2)
+            await worker.stop()
+            await h.cleanup(parent)
+            await h.cleanup(sub)
+        }
+    }
+
     @Test("an on-demand agent ignores its trigger's events and runs when invoked")
     func onDemand() async throws {
         try await withWorkerHarness { h in
