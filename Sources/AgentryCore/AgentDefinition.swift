@@ -279,6 +279,10 @@ public struct AgentConfig: Sendable, Hashable {
 /// handler:
 ///   builtin: log               # or noop
 /// handler:
+///   delegate:                  # delegate tasks to subagents (see DelegateHandler)
+///     tasks: [{task: reboot_device, payload: {device_id: "{{payload.device_id}}"}}]
+///     await: true
+/// handler:
 ///   emit:                      # publish a follow-up event
 ///     type: report.requested
 ///     payload: {device: "{{payload.device_id}}"}
