@@ -100,7 +100,8 @@ extension AdminAPI {
                     body: .json(
                         .init(
                             agentId: id, version: canary.version, canaryPercent: canary.percent, currentVersion: canary.currentVersion,
-                            message: "Canary published: \(canary.version) takes \(canary.percent)% of the events, \(canary.currentVersion) the rest"))))
+                            message: "Canary published: \(canary.version) takes \(canary.percent)% of the events, \(canary.currentVersion) the rest"))
+                ))
         }
         let publication = try await dependencies.registry.publish(agentID: id, version: version)
         return .ok(.init(body: .json(.init(agentId: id, version: publication.version, message: "Agent published"))))

@@ -86,7 +86,8 @@ struct AdminGuard<Context: RequestContext>: RouterMiddleware {
     /// A run token whose signature holds and that has not expired; 401 otherwise, saying why.
     private func runToken(_ text: String) async throws -> RunToken {
         guard let key = try await runTokenKey() else {
-            throw AdminError(status: .unauthorized, code: "unauthorized", message: "this endpoint cannot check run tokens (its database has no run-token key)")
+            throw AdminError(
+                status: .unauthorized, code: "unauthorized", message: "this endpoint cannot check run tokens (its database has no run-token key)")
         }
         switch RunToken.verify(text, key: key) {
         case .success(let token): return token
@@ -105,12 +106,14 @@ struct AdminGuard<Context: RequestContext>: RouterMiddleware {
         if method == .post, path == "/api/events" { return nil }
         if method == .post, parts.count == 4, parts[0] == "api", parts[1] == "agents", parts[3] == "invoke" {
             return token.subagents.contains(parts[2])
-                ? nil : "the run token of \(token.agentID) may invoke only the subagents its definition names (\(token.subagents.isEmpty ? "none" : token.subagents.joined(separator: ", "))), not \(parts[2])"
+                ? nil
+                : "the run token of \(token.agentID) may invoke only the subagents its definition names (\(token.subagents.isEmpty ? "none" : token.subagents.joined(separator: ", "))), not \(parts[2])"
         }
         if method == .post, parts.count == 4, parts[0] == "api", parts[1] == "runs", parts[3] == "progress" {
             return parts[2].lowercased() == token.runID.uuidString.lowercased() ? nil : "a run token may report the progress of its own run only"
         }
-        return "a run token (of \(token.agentID)) may publish events, invoke its subagents and report its run's progress; \(method) \(path) needs an admin token"
+        return
+            "a run token (of \(token.agentID)) may publish events, invoke its subagents and report its run's progress; \(method) \(path) needs an admin token"
     }
 
     /// Whether the request carries the admin token (for answers that say more to those who hold it).

@@ -132,12 +132,19 @@ enum YAMLWriter {
             return mapping([("emit", mapping(pairs))])
         case .delegate(let d):
             let request = d.request(for: Event(type: "none"))
-            var pairs: [(String, Node)] = [("tasks", json(.array(d.tasks.map { task in
-                var object: JSONObject = ["task": .string(task.name)]
-                if !task.payload.isEmpty { object["payload"] = .object(task.payload) }
-                if let priority = task.priority { object["priority"] = .string(priority.name.lowercased()) }
-                return .object(object)
-            })))]
+            var pairs: [(String, Node)] = [
+                (
+                    "tasks",
+                    json(
+                        .array(
+                            d.tasks.map { task in
+                                var object: JSONObject = ["task": .string(task.name)]
+                                if !task.payload.isEmpty { object["payload"] = .object(task.payload) }
+                                if let priority = task.priority { object["priority"] = .string(priority.name.lowercased()) }
+                                return .object(object)
+                            }))
+                )
+            ]
             if let awaiting = request["await"] { pairs.append(("await", json(awaiting))) }
             return mapping([("delegate", mapping(pairs))])
         }

@@ -38,13 +38,17 @@ public struct ApprovalRequest: Sendable, Hashable {
         }
         let known: Set<String> = ["permission", "reason", "then", "expires_in_seconds"]
         if let extra = object.keys.sorted().first(where: { !known.contains($0) }) {
-            return .failure(DelegationProblem("request_approval has an unknown key '\(extra)'; expected permission, reason, then, expires_in_seconds"))
+            return .failure(
+                DelegationProblem("request_approval has an unknown key '\(extra)'; expected permission, reason, then, expires_in_seconds"))
         }
         guard let entry = object["permission"]?.stringValue else {
             return .failure(DelegationProblem("request_approval has no 'permission' (e.g. \"devices.reboot\")"))
         }
         guard let permission = definition.qualifiedPermission(entry, vocabulary: vocabulary) else {
-            return .failure(DelegationProblem("request_approval.permission '\(entry)' is not a permission \(definition.metadata.id) is granted (granted: \(definition.grantedPermissions.joined(separator: ", ")))"))
+            return .failure(
+                DelegationProblem(
+                    "request_approval.permission '\(entry)' is not a permission \(definition.metadata.id) is granted (granted: \(definition.grantedPermissions.joined(separator: ", ")))"
+                ))
         }
         var reason: String?
         if let r = object["reason"] {
@@ -54,7 +58,8 @@ public struct ApprovalRequest: Sendable, Hashable {
         var expiry: Int?
         if let e = object["expires_in_seconds"] {
             guard let seconds = e.numberValue, seconds >= 1, seconds <= Double(maxExpirySeconds), seconds == seconds.rounded() else {
-                return .failure(DelegationProblem("request_approval.expires_in_seconds must be a whole number of seconds from 1 to \(maxExpirySeconds)"))
+                return .failure(
+                    DelegationProblem("request_approval.expires_in_seconds must be a whole number of seconds from 1 to \(maxExpirySeconds)"))
             }
             expiry = Int(seconds)
         }

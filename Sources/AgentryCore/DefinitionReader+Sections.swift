@@ -53,7 +53,9 @@ extension DefinitionReader {
         var uses: [String] = []
         if let items = stringList(fields, "uses", required: false) {
             for item in items {
-                if let qualified = checkPermission(item.value, node: item.node, path: item.path, permissions: permissions, purpose: "the handler uses") {
+                if let qualified = checkPermission(
+                    item.value, node: item.node, path: item.path, permissions: permissions, purpose: "the handler uses")
+                {
                     uses.append(qualified)
                 }
             }

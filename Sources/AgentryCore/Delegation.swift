@@ -111,7 +111,8 @@ public struct Delegation: Sendable, Hashable {
             var wait = Await()
             if let d = object["deadline_seconds"] {
                 guard let seconds = d.numberValue, seconds >= 1, seconds <= Double(Await.maxDeadlineSeconds), seconds == seconds.rounded() else {
-                    return .failure(DelegationProblem("await.deadline_seconds must be a whole number of seconds from 1 to \(Await.maxDeadlineSeconds)"))
+                    return .failure(
+                        DelegationProblem("await.deadline_seconds must be a whole number of seconds from 1 to \(Await.maxDeadlineSeconds)"))
                 }
                 wait.deadlineSeconds = Int(seconds)
             }

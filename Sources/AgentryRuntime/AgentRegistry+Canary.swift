@@ -37,7 +37,8 @@ extension AgentRegistry {
             guard let state = try await store.state(of: agentID), !state.retired, let current = state.activeVersion else {
                 throw RegistryError(
                     .conflict,
-                    "agent '\(agentID)' has no current version for the canary to run beside; publish one first with `agentry agents publish \(agentID)`")
+                    "agent '\(agentID)' has no current version for the canary to run beside; publish one first with `agentry agents publish \(agentID)`"
+                )
             }
             guard current != version else {
                 throw RegistryError(.conflict, "\(agentID) \(version) is the current version already; a canary must be another version")

@@ -1,5 +1,5 @@
-public import AgentryCore
 import AgentryBus
+public import AgentryCore
 import AgentryStore
 import Foundation
 

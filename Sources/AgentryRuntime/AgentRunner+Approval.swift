@@ -18,7 +18,8 @@ extension AgentRunner {
         let envelope = String(decoding: EventWireFormat.encode(event), as: UTF8.self)
         guard
             let recorded = await persist(
-                "record the approval request", { try await self.context.store.approvals.request(approval, run: run, event: envelope, result: result) })
+                "record the approval request", { try await self.context.store.approvals.request(approval, run: run, event: envelope, result: result) }
+            )
         else { return settlement.release() }
         guard recorded else {
             logger.warning("run no longer running here; its approval request is dropped", metadata: ["agentry.run.id": "\(run.runID)"])
@@ -28,9 +29,12 @@ extension AgentRunner {
         AgentryMetrics.approvalRequested(agent: agentID)
         logger.info(
             "run waits for an approval",
-            metadata: ["agentry.run.id": "\(run.runID)", "agentry.approval.id": "\(approval.approvalID)", "agentry.permission": "\(approval.permission)"])
+            metadata: [
+                "agentry.run.id": "\(run.runID)", "agentry.approval.id": "\(approval.approvalID)", "agentry.permission": "\(approval.permission)",
+            ])
         await announcedStart?.value
-        await context.announce(event.followUp(type: "approval.requested", payload: Self.approvalPayload(approval), priority: .high, source: context.source))
+        await context.announce(
+            event.followUp(type: "approval.requested", payload: Self.approvalPayload(approval), priority: .high, source: context.source))
     }
 
     /// An approval as `approval.requested` and `approval.decided` carry it.

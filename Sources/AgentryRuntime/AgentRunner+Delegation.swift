@@ -53,7 +53,9 @@ extension AgentRunner {
             return await fail(problem)
         }
         let subagents = Array(Set(definition.subagents.map(\.id))).sorted()
-        guard let published = await persist("read the subagents' published versions", { try await self.context.store.delegations.publishedVersions(of: subagents) })
+        guard
+            let published = await persist(
+                "read the subagents' published versions", { try await self.context.store.delegations.publishedVersions(of: subagents) })
         else { return settlement.release() }
         var choices: [SubagentResolution.Choice] = []
         for task in delegation.tasks {
@@ -62,7 +64,9 @@ extension AgentRunner {
             case .failure(let problem): return await fail(problem)
             }
         }
-        guard let (round, first) = await persist("read the run's earlier children", { try await self.context.store.delegations.nextRound(of: run.runID) })
+        guard
+            let (round, first) = await persist(
+                "read the run's earlier children", { try await self.context.store.delegations.nextRound(of: run.runID) })
         else { return settlement.release() }
         let root = run.rootRunID ?? run.runID
         var children: [ChildRecord] = []
@@ -109,7 +113,8 @@ extension AgentRunner {
             delegation.awaiting == nil ? "run delegated tasks" : "run delegated tasks and waits for them",
             metadata: [
                 "agentry.run.id": "\(run.runID)",
-                "agentry.tasks": "\(zip(children.map(\.task), children.map { "\($0.agentID)@\($0.agentVersion)" }).map { "\($0)→\($1)" }.joined(separator: ", "))",
+                "agentry.tasks":
+                    "\(zip(children.map(\.task), children.map { "\($0.agentID)@\($0.agentVersion)" }).map { "\($0)→\($1)" }.joined(separator: ", "))",
             ])
         guard delegation.awaiting != nil else {
             var plain = outcome
@@ -219,7 +224,8 @@ extension AgentRunner {
         run.workerID = context.workerID
         var resumed = pinned
         resumed.run = run
-        if let approval = await persist("read the approval the run waited for", { try await self.context.store.approvals.awaited(by: runID) }) ?? nil {
+        if let approval = await persist("read the approval the run waited for", { try await self.context.store.approvals.awaited(by: runID) }) ?? nil
+        {
             return await execute(run, resumed, announcement: nil, approval: Self.approvalJSON(approval))
         }
         let policy = await persist("read the run's wait") { try await self.context.store.delegations.failurePolicy(of: runID) } ?? nil
@@ -266,7 +272,9 @@ extension AgentRunner {
                 do { return .success(try AgentRegistry.decode(stored)) } catch { return .failure(error) }
             }
             switch loaded {
-            case nil: release(received.delivery); return nil
+            case nil:
+                release(received.delivery)
+                return nil
             case .success(let found)?: definition = found
             case .failure(let error)?:
                 await refusePinned(received, message: "\(error)")

@@ -257,7 +257,8 @@ public struct ApprovalStore: Sendable {
                 var decisions: [ApprovalDecision] = []
                 for approval in due {
                     let hours = approval.expiresAt.timeIntervalSince(approval.requestedAt) / 3600
-                    let rejection = "the approval request for \(approval.permission) expired after \(String(format: "%g", (hours * 100).rounded() / 100)) h"
+                    let rejection =
+                        "the approval request for \(approval.permission) expired after \(String(format: "%g", (hours * 100).rounded() / 100)) h"
                     let outcome = try await Self.settleRun(approval, rejection: rejection, on: connection, logger: logger)
                     decisions.append(ApprovalDecision(approval: approval, wake: nil, rejectedRun: outcome.rejected))
                 }

@@ -330,8 +330,12 @@ public struct DelegationStore: Sendable {
         """
 
     static func child(_ row: PostgresRow) throws -> ChildRecord {
-        let (parent, position, round, task, agent, version, range, event, eventID, awaited, state, childRun, result, message, created, published, finished) =
-            try row.decode((UUID, Int, Int, String, String, String, String, String, String, Bool, String, UUID?, String?, String?, Date, Date?, Date?).self)
+        let (
+            parent, position, round, task, agent, version, range, event, eventID, awaited, state, childRun, result, message, created, published,
+            finished
+        ) =
+            try row.decode(
+                (UUID, Int, Int, String, String, String, String, String, String, Bool, String, UUID?, String?, String?, Date, Date?, Date?).self)
         return ChildRecord(
             parentRunID: parent, position: position, round: round, task: task, agentID: agent, agentVersion: version, versionRange: range,
             event: event, eventID: eventID, awaited: awaited, state: ChildRecord.State(rawValue: state) ?? .pending, childRunID: childRun,
@@ -372,9 +376,15 @@ public struct DelegationStore: Sendable {
             ORDER BY c.created_at LIMIT \(limit)
             """, logger: logger
         ) { row in
-            let (parent, position, round, task, agent, version, range, event, eventID, awaited, state, childRun, result_, message, created, published, finished, depth, root) =
+            let (
+                parent, position, round, task, agent, version, range, event, eventID, awaited, state, childRun, result_, message, created, published,
+                finished, depth, root
+            ) =
                 try row.decode(
-                    (UUID, Int, Int, String, String, String, String, String, String, Bool, String, UUID?, String?, String?, Date, Date?, Date?, Int, UUID).self)
+                    (
+                        UUID, Int, Int, String, String, String, String, String, String, Bool, String, UUID?, String?, String?, Date, Date?, Date?,
+                        Int, UUID
+                    ).self)
             let child = ChildRecord(
                 parentRunID: parent, position: position, round: round, task: task, agentID: agent, agentVersion: version, versionRange: range,
                 event: event, eventID: eventID, awaited: awaited, state: ChildRecord.State(rawValue: state) ?? .pending, childRunID: childRun,

@@ -6,8 +6,8 @@ import AgentryRuntime
 import AgentryStore
 import ArgumentParser
 import Foundation
-import Synchronization
 import Logging
+import Synchronization
 
 @main
 struct Agentry: AsyncParsableCommand {

@@ -32,7 +32,8 @@ extension Agentry.Agents {
             let id = self.id
             do {
                 let ended = try await withRegistry(options) { try await $0.rollbackCanary(agentID: id) }
-                print("rolled back the canary \(id) \(ended.version) (it ran \(ended.percent)% of the events); every event goes to the current version")
+                print(
+                    "rolled back the canary \(id) \(ended.version) (it ran \(ended.percent)% of the events); every event goes to the current version")
             } catch {
                 throw fail(error)
             }

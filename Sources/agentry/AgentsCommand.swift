@@ -254,7 +254,8 @@ extension Agentry.Agents {
                 ])
             } else {
                 print(
-                    "published \(id) \(published.version) as a canary: it runs \(published.percent)% of the events, \(published.currentVersion) the rest")
+                    "published \(id) \(published.version) as a canary: it runs \(published.percent)% of the events, \(published.currentVersion) the rest"
+                )
                 print("`agentry agents promote \(id)` makes it the current version; `agentry agents rollback \(id)` ends it")
             }
         }

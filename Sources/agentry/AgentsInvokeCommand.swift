@@ -71,7 +71,8 @@ extension Agentry.Agents {
                 }
                 try await Task.sleep(for: .milliseconds(250))
             }
-            throw Failure("the run of \(agent) for event \(event.id) did not end within \(Int(timeout)) s; `agentry runs list --event \(event.id)` shows it")
+            throw Failure(
+                "the run of \(agent) for event \(event.id) did not end within \(Int(timeout)) s; `agentry runs list --event \(event.id)` shows it")
         }
     }
 }

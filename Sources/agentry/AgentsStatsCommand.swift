@@ -35,11 +35,13 @@ extension Agentry.Agents {
             }
             let current = state?.retired == true ? nil : state?.activeVersion
             let versions = stats.sorted { AgentRegistry.order($0.version, $1.version) }
-            let header = [id] + versions.map { version in
-                if version.version == current { return "\(version.version) (current)" }
-                if let canary = state?.canary, canary.version == version.version { return "\(version.version) (canary \(canary.percent)%)" }
-                return version.version
-            }
+            let header =
+                [id]
+                + versions.map { version in
+                    if version.version == current { return "\(version.version) (current)" }
+                    if let canary = state?.canary, canary.version == version.version { return "\(version.version) (canary \(canary.percent)%)" }
+                    return version.version
+                }
             let rows: [(String, (VersionStats) -> String)] = [
                 ("runs", { String($0.runs) }),
                 ("success rate", { Self.percent($0.successRatio, $0.succeeded, $0.finished) }),

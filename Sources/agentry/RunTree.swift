@@ -14,7 +14,8 @@ enum RunTree {
             let indent = String(repeating: "  ", count: level)
             let run = child.childRunID.map { "run \($0.uuidString.lowercased())" } ?? "no run yet"
             let waited = child.awaited ? "" : ", not awaited"
-            var line = "\(indent)#\(child.position) \(child.task) → \(child.agentID) \(child.agentVersion) (\(child.versionRange)\(waited))  \(child.state.rawValue)  \(run)"
+            var line =
+                "\(indent)#\(child.position) \(child.task) → \(child.agentID) \(child.agentVersion) (\(child.versionRange)\(waited))  \(child.state.rawValue)  \(run)"
             if let message = child.message, child.state != .succeeded { line += "  \(message)" }
             lines.append(line)
             if let childRun = child.childRunID { lines += try await Self.lines(of: childRun, store: store, level: level + 1) }

@@ -22,8 +22,10 @@ struct DelegationParsingTests {
         let waiting = try #require(try parse(#"{"delegate": {"task": "a"}, "await": true}"#)).get()
         #expect(waiting.tasks.map(\.name) == ["a"])
         #expect(waiting.awaiting == Delegation.Await(deadlineSeconds: Delegation.Await.defaultDeadlineSeconds, onFailure: .fail))
-        let custom = try #require(try parse(#"{"delegate": [{"task": "a"}, {"task": "b"}], "await": {"deadline_seconds": 90, "on_failure": "continue"}}"#))
-            .get()
+        let custom = try #require(
+            try parse(#"{"delegate": [{"task": "a"}, {"task": "b"}], "await": {"deadline_seconds": 90, "on_failure": "continue"}}"#)
+        )
+        .get()
         #expect(custom.awaiting == Delegation.Await(deadlineSeconds: 90, onFailure: .continue))
     }
 
@@ -102,15 +104,16 @@ struct DelegateHandlerDefinitionTests {
 
     @Test("tasks with templated payloads and await read back, and write out the same")
     func roundTrip() throws {
-        let yaml = base + """
-            handler:
-              delegate:
-                tasks:
-                  - task: reboot
-                    payload: {device_id: "{{payload.device_id}}"}
-                    priority: critical
-                await: {deadline_seconds: 60, on_failure: continue}
-            """
+        let yaml =
+            base + """
+                handler:
+                  delegate:
+                    tasks:
+                      - task: reboot
+                        payload: {device_id: "{{payload.device_id}}"}
+                        priority: critical
+                    await: {deadline_seconds: 60, on_failure: continue}
+                """
         let definition = try AgentDefinition.parse(yaml: yaml)
         guard case .delegate(let handler)? = definition.handler else {
             Issue.record("not a delegate handler: \(String(describing: definition.handler))")

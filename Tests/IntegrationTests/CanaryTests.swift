@@ -61,7 +61,8 @@ struct CanaryTests {
             let worker = try WorkerProcess(agents: [id])
 
             let published = try agentry(["agents", "publish", id, "--version", "1.1.0", "--canary", "50%"])
-            #expect(published.status == 0 && published.output.contains("as a canary: it runs 50% of the events, 1.0.0 the rest"), "\(published.output)")
+            #expect(
+                published.status == 0 && published.output.contains("as a canary: it runs 50% of the events, 1.0.0 the rest"), "\(published.output)")
             #expect(try await logged(worker, "canary takes its share of the events"), "\(worker.output)")
             let list = try agentry(["agents", "list"])
             #expect(list.output.contains("1.1.0 50%"), "agents list shows the canary: \(list.output)")

@@ -48,14 +48,18 @@ struct DelegationTests {
             let sub = TestEnvironment.uniqueName("sub-")
             for version in ["1.0.0", "1.5.0", "2.0.0"] {
                 _ = try await h.publishAgent(
-                    yaml(id: sub, version: version, trigger: "never.\(sub)", script: #"printf '{"ran": "\#(version)", "task": "%s"}' "$AGENTRY_TASK""#))
+                    yaml(
+                        id: sub, version: version, trigger: "never.\(sub)", script: #"printf '{"ran": "\#(version)", "task": "%s"}' "$AGENTRY_TASK""#)
+                )
             }
             let parent = TestEnvironment.uniqueName("parent-")
             _ = try await h.publishAgent(
                 yaml(
                     id: parent, trigger: "start.\(parent)",
                     subagents: "- {id: \(sub), version: '^1.0.0', delegate_for: [check]}",
-                    script: #"in=$(cat); case "$in" in *unknown*) printf '{"delegate": [{"task": "reboot"}]}' ;; *) printf '{"delegate": [{"task": "check", "payload": {"n": 1}}]}' ;; esac"#))
+                    script:
+                        #"in=$(cat); case "$in" in *unknown*) printf '{"delegate": [{"task": "reboot"}]}' ;; *) printf '{"delegate": [{"task": "check", "payload": {"n": 1}}]}' ;; esac"#
+                ))
             let worker = try WorkerProcess(agents: [parent, sub])
             let start = Event(type: "start.\(parent)", payload: [:], source: "test")
             try await h.bus.publish(start)
@@ -106,14 +110,17 @@ struct DelegationTests {
             // The children take a while, so that both parents wait at the same time.
             for id in [left, right] {
                 _ = try await h.publishAgent(
-                    yaml(id: id, trigger: "never.\(id)", script: #"sleep 2; printf '{"side": "%s", "worker": "%s"}' "$AGENTRY_AGENT_ID" "$AGENTRY_WORKER_ID""#))
+                    yaml(
+                        id: id, trigger: "never.\(id)",
+                        script: #"sleep 2; printf '{"side": "%s", "worker": "%s"}' "$AGENTRY_AGENT_ID" "$AGENTRY_WORKER_ID""#))
             }
             let parent = TestEnvironment.uniqueName("waiter-")
             let first = #"{"delegate": [{"task": "left", "payload": {"k": 1}}, {"task": "right"}], "await": {"deadline_seconds": 120}}"#
             _ = try await h.publishAgent(
                 yaml(
                     id: parent, trigger: "start.\(parent)",
-                    subagents: "- {id: \(left), version: '>=1.0.0', delegate_for: [left]}\n- {id: \(right), version: '>=1.0.0', delegate_for: [right]}",
+                    subagents:
+                        "- {id: \(left), version: '>=1.0.0', delegate_for: [left]}\n- {id: \(right), version: '>=1.0.0', delegate_for: [right]}",
                     script: twoStep(first: first, resumed: #"{\"resumed\": $in}"#), config: "max_parallel_tasks: 1"))
             let one = try WorkerProcess(agents: [parent, left])
             let two = try WorkerProcess(agents: [right])
@@ -189,15 +196,19 @@ struct DelegationTests {
             let worker = try WorkerProcess(agents: [parent, slow])
             let patient = Event(type: "start.\(parent)", payload: [:], source: "test")
             try await h.bus.publish(patient)
-            let resumed = try await h.waitForRuns(parent, timeout: .seconds(30)) { $0.contains { $0.eventID == patient.id.rawValue && $0.state == .succeeded } }
-                .first { $0.eventID == patient.id.rawValue }
+            let resumed = try await h.waitForRuns(parent, timeout: .seconds(30)) {
+                $0.contains { $0.eventID == patient.id.rawValue && $0.state == .succeeded }
+            }
+            .first { $0.eventID == patient.id.rawValue }
             let value = try JSON.parse(Array((resumed?.result ?? "{}").utf8))
             #expect(value[path: "after.children"]?.arrayValue?.first?[path: "state"]?.stringValue == "timed_out", "\(resumed?.result ?? "-")")
 
             let strict = Event(type: "start.\(parent)", payload: ["strict": .bool(true)], source: "test")
             try await h.bus.publish(strict)
-            let failed = try await h.waitForRuns(parent, timeout: .seconds(30)) { $0.contains { $0.eventID == strict.id.rawValue && $0.state == .failed } }
-                .first { $0.eventID == strict.id.rawValue }
+            let failed = try await h.waitForRuns(parent, timeout: .seconds(30)) {
+                $0.contains { $0.eventID == strict.id.rawValue && $0.state == .failed }
+            }
+            .first { $0.eventID == strict.id.rawValue }
             let message = failed?.message ?? "-"
             #expect(message.contains("task work") && message.contains("failed") && message.contains("on_failure: fail"), "\(message)")
             #expect(failed?.result.map { $0.contains("after") } != true, "the parent's handler was not called with its children")
@@ -349,8 +360,10 @@ struct ApprovalTests {
 
             let quick = Event(type: "ask.\(asker)", payload: ["quick": .bool(true)], source: "test")
             try await h.bus.publish(quick)
-            let expired = try await h.waitForRuns(asker, timeout: .seconds(30)) { $0.contains { $0.eventID == quick.id.rawValue && $0.state == .rejected } }
-                .first { $0.eventID == quick.id.rawValue }
+            let expired = try await h.waitForRuns(asker, timeout: .seconds(30)) {
+                $0.contains { $0.eventID == quick.id.rawValue && $0.state == .rejected }
+            }
+            .first { $0.eventID == quick.id.rawValue }
             #expect(expired?.message?.contains("expired") == true, "\(expired?.message ?? "-")")
             let log = EventLogStore(database: h.database, logger: TestEnvironment.logger)
             #expect(

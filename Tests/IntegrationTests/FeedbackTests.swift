@@ -53,16 +53,19 @@ struct FeedbackTests {
 
             let cli = try agentry(["runs", "feedback", one.uuidString, "--rating", "4", "--label", "correct", "--comment", "from the CLI"])
             #expect(cli.status == 0 && cli.output.contains("feedback recorded on run"), "\(cli.output)")
-            let api = try await a.request(.POST, "/api/runs/\(two.uuidString.lowercased())/feedback", body: #"{"rating": 2, "label": "wrong", "comment": "from the API"}"#)
+            let api = try await a.request(
+                .POST, "/api/runs/\(two.uuidString.lowercased())/feedback", body: #"{"rating": 2, "label": "wrong", "comment": "from the API"}"#)
             #expect(api.status == 201, "\(api.text)")
             #expect(api.json?[path: "by"]?.stringValue?.hasPrefix("admin API (") == true, "\(api.text)")
             #expect(api.json?[path: "agent_version"]?.stringValue == "1.0.0")
-            let anonymous = try await a.request(.POST, "/api/runs/\(two.uuidString.lowercased())/feedback", body: #"{"rating": 2}"#, authorized: false)
+            let anonymous = try await a.request(
+                .POST, "/api/runs/\(two.uuidString.lowercased())/feedback", body: #"{"rating": 2}"#, authorized: false)
             #expect(anonymous.status == 401, "giving feedback needs the token")
 
             // An event, published twice with the same id: recorded once. A bad one in between is refused and logged, and
             // the drain goes on (the marker after it is recorded).
-            let event = try await feedbackEvent(h, ["run_id": .string(three.uuidString.lowercased()), "rating": .int(3), "label": "partially", "by": "reviewer-agent"])
+            let event = try await feedbackEvent(
+                h, ["run_id": .string(three.uuidString.lowercased()), "rating": .int(3), "label": "partially", "by": "reviewer-agent"])
             try await feedbackEvent(h, ["run_id": .string("not-a-run"), "rating": .int(3)])
             try await feedbackEvent(h, ["run_id": .string(three.uuidString.lowercased()), "rating": .int(3)], id: event.id)
             try await feedbackEvent(h, ["run_id": .string(one.uuidString.lowercased()), "rating": .int(5), "by": "marker"])
@@ -93,9 +96,11 @@ struct FeedbackTests {
             #expect(version?[path: "labelled"]?.intValue == 3 && version?[path: "wrong"]?.intValue == 1, "\(stats.output)")
             #expect(version?[path: "approval_ratio"] == .null && version?[path: "p95_seconds"]?.numberValue != nil, "\(stats.output)")
             let table = try agentry(["agents", "stats", id])
-            #expect(table.output.contains("1.0.0 (current)") && table.output.contains("3.50") && table.output.contains("33.3% (1/3)"), "\(table.output)")
+            #expect(
+                table.output.contains("1.0.0 (current)") && table.output.contains("3.50") && table.output.contains("33.3% (1/3)"), "\(table.output)")
             let viaAPI = try await a.request(.GET, "/api/agents/\(id)/stats")
-            #expect(viaAPI.status == 200 && viaAPI.json?[path: "versions"]?.arrayValue?.first?[path: "rating_mean"]?.numberValue == 3.5, "\(viaAPI.text)")
+            #expect(
+                viaAPI.status == 200 && viaAPI.json?[path: "versions"]?.arrayValue?.first?[path: "rating_mean"]?.numberValue == 3.5, "\(viaAPI.text)")
             #expect(try await a.request(.GET, "/api/agents/no-such-\(id)/stats").status == 404)
 
             // /metrics reads the statistics at most every 15 s.

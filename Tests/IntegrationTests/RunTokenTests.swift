@@ -18,11 +18,13 @@ struct RunTokenTests {
             let h = a.worker
             let helper = TestEnvironment.uniqueName("helper-")
             _ = try await h.publishAgent(
-                agentYAML(id: helper, trigger: "never.\(helper)", handler: "builtin: noop").replacingOccurrences(of: "type: continuous", with: "type: on-demand"))
+                agentYAML(id: helper, trigger: "never.\(helper)", handler: "builtin: noop").replacingOccurrences(
+                    of: "type: continuous", with: "type: on-demand"))
             let caller = TestEnvironment.uniqueName("caller-")
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(caller).token").path
             // The handler leaves its token and URL where the test reads them, then runs until the test lets it go.
-            let script = #"printf '%s %s' "$AGENTRY_RUN_TOKEN" "$AGENTRY_ADMIN_URL" > \#(file).tmp; mv \#(file).tmp \#(file); while [ -e \#(file) ]; do sleep 0.1; done"#
+            let script =
+                #"printf '%s %s' "$AGENTRY_RUN_TOKEN" "$AGENTRY_ADMIN_URL" > \#(file).tmp; mv \#(file).tmp \#(file); while [ -e \#(file) ]; do sleep 0.1; done"#
             _ = try await h.publishAgent(
                 agentYAML(
                     id: caller, trigger: "start.\(caller)",
@@ -57,7 +59,8 @@ struct RunTokenTests {
             let other = try await a.request(.POST, "/api/agents/\(caller)/invoke", body: "{}", token: token)
             #expect(other.status == 403)
             #expect(other.errorMessage.contains("may invoke only the subagents its definition names (\(helper))"), "\(other.text)")
-            let someoneElse = try await a.request(.POST, "/api/runs/\(UUID().uuidString.lowercased())/progress", body: #"{"progress": 1}"#, token: token)
+            let someoneElse = try await a.request(
+                .POST, "/api/runs/\(UUID().uuidString.lowercased())/progress", body: #"{"progress": 1}"#, token: token)
             #expect(someoneElse.status == 403)
             let locks = try await a.request(.POST, "/api/locks/device:tv-1/release", body: "{}", token: token)
             #expect(locks.status == 403)

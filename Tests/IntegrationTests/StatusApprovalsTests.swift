@@ -36,7 +36,8 @@ struct StatusApprovalsTests {
             try await a.worker.bus.publish(event)
             let pendingMessage = await listener.first(within: .seconds(30)) { message in
                 message[path: "type"] == "approvals"
-                    && message[path: "approvals"]?.arrayValue?.contains { $0[path: "agent_id"]?.stringValue == id && $0[path: "state"] == "pending" } == true
+                    && message[path: "approvals"]?.arrayValue?.contains { $0[path: "agent_id"]?.stringValue == id && $0[path: "state"] == "pending" }
+                        == true
             }
             let approval = try #require(
                 pendingMessage?[path: "approvals"]?.arrayValue?.first { $0[path: "agent_id"]?.stringValue == id },
@@ -54,14 +55,18 @@ struct StatusApprovalsTests {
             #expect(decided.status == 200, "\(decided.text)")
             let decidedMessage = await listener.first(within: .seconds(10)) { message in
                 message[path: "type"] == "approvals"
-                    && message[path: "approvals"]?.arrayValue?.contains { $0[path: "approval_id"]?.stringValue == approvalID && $0[path: "state"] == "approved" } == true
+                    && message[path: "approvals"]?.arrayValue?.contains {
+                        $0[path: "approval_id"]?.stringValue == approvalID && $0[path: "state"] == "approved"
+                    } == true
             }
             let after = decidedMessage?[path: "approvals"]?.arrayValue?.first { $0[path: "approval_id"]?.stringValue == approvalID }
             #expect(after != nil, "the decision reaches the WebSocket")
             let decidedBy = after?[path: "decided_by"]?.stringValue ?? ""
             #expect(decidedBy.contains("admin"), "\(decidedBy)")
             #expect(after?[path: "comment"] == "from the hub test")
-            let stillPending = decidedMessage?[path: "approvals"]?.arrayValue?.contains { $0[path: "approval_id"]?.stringValue == approvalID && $0[path: "state"] == "pending" }
+            let stillPending = decidedMessage?[path: "approvals"]?.arrayValue?.contains {
+                $0[path: "approval_id"]?.stringValue == approvalID && $0[path: "state"] == "pending"
+            }
             #expect(stillPending == false, "no longer listed as pending")
             let runs = try await a.worker.waitForRuns(id) { $0.contains { $0.eventID == event.id.rawValue && $0.state == .succeeded } }
             let ran = runs.first { $0.eventID == event.id.rawValue }

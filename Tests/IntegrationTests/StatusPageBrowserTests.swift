@@ -166,7 +166,8 @@ struct StatusPageBrowserTests {
             try await a.worker.bus.publish(gated)
             let row = "document.querySelector('[data-testid=approval][data-agent-id=\"\(gate)\"]')"
             #expect(
-                try browser.wait(30, "!!\(row)?.querySelector('button[data-action=approve]') && !!\(row)?.querySelector('button[data-action=reject]')"),
+                try browser.wait(
+                    30, "!!\(row)?.querySelector('button[data-action=approve]') && !!\(row)?.querySelector('button[data-action=reject]')"),
                 "the pending approval is listed with Approve and Reject")
             let rowText = try browser.eval("\(row)?.textContent")?.stringValue ?? ""
             #expect(rowText.contains("devices.reboot") && rowText.contains("1.0.0"), "\(rowText)")
@@ -179,7 +180,8 @@ struct StatusPageBrowserTests {
             )
             #expect(
                 try browser.wait(
-                    10, "!\(row) && document.querySelector('[data-testid=decided-approval][data-run-id=\"\(gatedRun)\"]')?.dataset.state === 'approved'"),
+                    10,
+                    "!\(row) && document.querySelector('[data-testid=decided-approval][data-run-id=\"\(gatedRun)\"]')?.dataset.state === 'approved'"),
                 "the approval leaves the pending list and shows as approved")
             let proceeded = try await a.worker.waitForRuns(gate) { $0.contains { $0.eventID == gated.id.rawValue && $0.state == .succeeded } }
             #expect(proceeded.first { $0.eventID == gated.id.rawValue }?.state == .succeeded, "the approved run proceeds")
@@ -189,7 +191,9 @@ struct StatusPageBrowserTests {
             #expect(approved?[path: "comment"] == "ok from the page")
             let decidedBy = approved?[path: "decided_by"]?.stringValue ?? ""
             #expect(decidedBy.contains("admin"), "\(decidedBy)")
-            let decidedRow = try browser.eval("document.querySelector('[data-testid=decided-approval][data-run-id=\"\(gatedRun)\"]')?.textContent")?.stringValue ?? ""
+            let decidedRow =
+                try browser.eval("document.querySelector('[data-testid=decided-approval][data-run-id=\"\(gatedRun)\"]')?.textContent")?.stringValue
+                ?? ""
             #expect(decidedRow.contains(decidedBy), "who decided is shown: \(decidedRow)")
 
             // A run with children: clicking it draws its tree; a child links back to its parent.
@@ -208,7 +212,9 @@ struct StatusPageBrowserTests {
             let tree = "document.querySelector('[data-testid=run-tree]')"
             #expect(
                 try browser.wait(
-                    10, "document.getElementById('run-detail-main')?.dataset.runId === '\(parentID)' && \(tree)?.querySelectorAll('[data-testid=tree-node]').length === 3"),
+                    10,
+                    "document.getElementById('run-detail-main')?.dataset.runId === '\(parentID)' && \(tree)?.querySelectorAll('[data-testid=tree-node]').length === 3"
+                ),
                 "the run and its two children")
             #expect(try browser.eval("location.hash") == .string("#run=\(parentID)"))
             let drawn = try browser.eval(
