@@ -1,3 +1,4 @@
+import AgentryBus
 import AgentryCore
 import AgentryRuntime
 import AgentryStore
@@ -38,6 +39,39 @@ extension AdminAPI {
             case nil: nil
             }
         return .ok(.init(body: .json(try await decide(input.path.approvalId, approve: false, comment: comment))))
+    }
+
+    func requestRunApproval(_ input: Operations.RequestRunApproval.Input) async throws -> Operations.RequestRunApproval.Output {
+        let id = try uuid(input.path.runId, "run_id")
+        let body =
+            switch input.body {
+            case .json(let json): json
+            }
+        guard let run = try await dependencies.runtime.run(id: id) else { throw AdminError.notFound("no run \(id.uuidString.lowercased())") }
+        guard run.state == .running else {
+            throw AdminError.conflict("run \(id.uuidString.lowercased()) is \(run.state.rawValue); only a running run may ask for an approval")
+        }
+        guard let (_, definition) = try await dependencies.registry.definition(agentID: run.agentID, version: run.agentVersion) else {
+            throw AdminError.notFound("version \(run.agentVersion) of \(run.agentID) is not registered")
+        }
+        var asked: JSONObject = ["permission": .string(body.permission)]
+        if let reason = body.reason { asked["reason"] = .string(reason) }
+        if let seconds = body.expiresInSeconds { asked["expires_in_seconds"] = .int(Int64(seconds)) }
+        guard case .success(let request)? = ApprovalRequest.from(result: ["request_approval": .object(asked)], definition: definition) else {
+            let problem = ApprovalRequest.from(result: ["request_approval": .object(asked)], definition: definition)
+            if case .failure(let reason)? = problem { throw AdminError.badRequest(reason.description) }
+            throw AdminError.badRequest("not an approval request")
+        }
+        let approval = ApprovalRecord(
+            approvalID: UUID(), runID: run.runID, agentID: run.agentID, agentVersion: run.agentVersion, permission: request.permission,
+            reason: request.reason, then: nil, origin: .handler,
+            expiresAt: Date().addingTimeInterval(Double(request.expiresInSeconds ?? ApprovalRequest.defaultExpirySeconds)))
+        guard try await dependencies.runtime.approvals.requestWhileRunning(approval) else {
+            throw AdminError.conflict("run \(id.uuidString.lowercased()) is no longer running")
+        }
+        try? await dependencies.bus.publish(
+            Event(type: "approval.requested", payload: ApprovalControl.payload(approval), priority: .high, source: "agentry.approvals"))
+        return .created(.init(body: .json(Representation.approval(approval))))
     }
 
     private func decide(_ text: String, approve: Bool, comment: String?) async throws -> JSONValue {

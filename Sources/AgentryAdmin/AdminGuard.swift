@@ -109,11 +109,12 @@ struct AdminGuard<Context: RequestContext>: RouterMiddleware {
                 ? nil
                 : "the run token of \(token.agentID) may invoke only the subagents its definition names (\(token.subagents.isEmpty ? "none" : token.subagents.joined(separator: ", "))), not \(parts[2])"
         }
-        if method == .post, parts.count == 4, parts[0] == "api", parts[1] == "runs", parts[3] == "progress" {
-            return parts[2].lowercased() == token.runID.uuidString.lowercased() ? nil : "a run token may report the progress of its own run only"
+        if method == .post, parts.count == 4, parts[0] == "api", parts[1] == "runs", parts[3] == "progress" || parts[3] == "approvals" {
+            return parts[2].lowercased() == token.runID.uuidString.lowercased()
+                ? nil : "a run token may report the progress of, and ask approvals for, its own run only"
         }
         return
-            "a run token (of \(token.agentID)) may publish events, invoke its subagents and report its run's progress; \(method) \(path) needs an admin token"
+            "a run token (of \(token.agentID)) may publish events, invoke its subagents, report its run's progress and ask approvals for it; \(method) \(path) needs an admin token"
     }
 
     /// Whether the request carries the admin token (for answers that say more to those who hold it).

@@ -1,5 +1,5 @@
 public import AgentryBus
-import AgentryCore
+public import AgentryCore
 public import AgentryStore
 public import Foundation
 public import Logging
@@ -83,7 +83,7 @@ public struct ApprovalControl: Sendable {
     }
 
     /// An approval as the events and the resumed handler carry it.
-    static func payload(_ approval: ApprovalRecord) -> JSONObject {
+    public static func payload(_ approval: ApprovalRecord) -> JSONObject {
         var object: JSONObject = [
             "approval_id": .string(approval.approvalID.uuidString.lowercased()), "run_id": .string(approval.runID.uuidString.lowercased()),
             "agent_id": .string(approval.agentID), "agent_version": .string(approval.agentVersion), "permission": .string(approval.permission),

@@ -107,6 +107,23 @@ public struct ApprovalStore: Sendable {
         }
     }
 
+    /// Records a pending approval for a run that goes on running (its handler asked through the admin API and reads
+    /// the decision there). Returns false when the run is not running.
+    public func requestWhileRunning(_ approval: ApprovalRecord) async throws -> Bool {
+        var recorded = false
+        try await database.each(
+            "record an approval request of run \(approval.runID)", writes: true,
+            """
+            INSERT INTO approvals (approval_id, run_id, agent_id, agent_version, permission, reason, then_payload, requested_by, expires_at)
+            SELECT \(approval.approvalID), r.run_id, r.agent_id, r.agent_version, \(approval.permission), \(approval.reason), NULL, 'handler',
+                   \(approval.expiresAt)
+            FROM task_runs r WHERE r.run_id = \(approval.runID) AND r.state = 'running'
+            RETURNING approval_id
+            """, logger: logger
+        ) { _ in recorded = true }
+        return recorded
+    }
+
     static let columns = """
         approval_id, run_id, agent_id, agent_version, permission, reason, then_payload::text, requested_by, state, requested_at,
         expires_at, decided_by, decided_at, comment

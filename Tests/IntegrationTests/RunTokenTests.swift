@@ -12,7 +12,9 @@ import Testing
 /// against a real admin endpoint and a real worker.
 @Suite("Run tokens", .serialized)
 struct RunTokenTests {
-    @Test("a handler's run token publishes events, invokes its subagents and reports its progress, and can do nothing else")
+    @Test(
+        "a handler's run token publishes events, invokes its subagents, reports its progress and asks approvals while running, and can do nothing else"
+    )
     func runTokenScope() async throws {
         try await withAdminServer(configure: { $0.namedTokens = ["alice": "alice-token-0123456789abcdef"] }) { a in
             let h = a.worker
@@ -50,6 +52,21 @@ struct RunTokenTests {
             #expect(progress.status == 200, "\(progress.text)")
             let shown = try await a.request(.GET, "/api/runs/\(run.runID.uuidString.lowercased())")
             #expect(shown.json?[path: "progress.step"]?.stringValue == "capture")
+            // Asking a person while the run goes on: recorded as pending; the handler reads the decision.
+            let asked = try await a.request(
+                .POST, "/api/runs/\(run.runID.uuidString.lowercased())/approvals", body: #"{"permission": "devices.read", "reason": "look first"}"#,
+                token: token)
+            #expect(asked.status == 201, "\(asked.text)")
+            #expect(asked.json?[path: "permission"]?.stringValue == "devices.read")
+            let approvalID = try #require(asked.json?[path: "approval_id"]?.stringValue)
+            let notGranted = try await a.request(
+                .POST, "/api/runs/\(run.runID.uuidString.lowercased())/approvals", body: #"{"permission": "devices.reboot"}"#, token: token)
+            #expect(notGranted.status == 400, "\(notGranted.text)")
+            let decided = try await a.request(.POST, "/api/approvals/\(approvalID)/approve", body: #"{"comment": "fine"}"#)
+            #expect(decided.status == 200, "\(decided.text)")
+            let read = try await a.request(.GET, "/api/approvals/\(approvalID)", token: token)
+            #expect(read.json?[path: "state"]?.stringValue == "approved")
+            #expect(try await h.store.run(id: run.runID)?.state == .running, "the run went on meanwhile")
 
             let register = try await a.request(
                 .POST, "/api/agents/register", body: agentYAML(id: "sneaky", trigger: "x.y", handler: "builtin: noop"),
@@ -62,6 +79,11 @@ struct RunTokenTests {
             let someoneElse = try await a.request(
                 .POST, "/api/runs/\(UUID().uuidString.lowercased())/progress", body: #"{"progress": 1}"#, token: token)
             #expect(someoneElse.status == 403)
+            let otherApproval = try await a.request(
+                .POST, "/api/runs/\(UUID().uuidString.lowercased())/approvals", body: #"{"permission": "devices.read"}"#, token: token)
+            #expect(otherApproval.status == 403)
+            let decideOwn = try await a.request(.POST, "/api/approvals/\(approvalID)/reject", body: "{}", token: token)
+            #expect(decideOwn.status == 403, "a run token cannot decide approvals")
             let locks = try await a.request(.POST, "/api/locks/device:tv-1/release", body: "{}", token: token)
             #expect(locks.status == 403)
             var tampered = Array(token)
