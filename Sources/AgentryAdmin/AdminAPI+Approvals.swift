@@ -57,10 +57,12 @@ extension AdminAPI {
         var asked: JSONObject = ["permission": .string(body.permission)]
         if let reason = body.reason { asked["reason"] = .string(reason) }
         if let seconds = body.expiresInSeconds { asked["expires_in_seconds"] = .int(Int64(seconds)) }
-        guard case .success(let request)? = ApprovalRequest.from(result: ["request_approval": .object(asked)], definition: definition) else {
-            let problem = ApprovalRequest.from(result: ["request_approval": .object(asked)], definition: definition)
-            if case .failure(let reason)? = problem { throw AdminError.badRequest(reason.description) }
-            throw AdminError.badRequest("not an approval request")
+        // Read as a handler's `request_approval` result is, with the same checks and messages.
+        let request: ApprovalRequest
+        switch ApprovalRequest.from(result: ["request_approval": .object(asked)], definition: definition) {
+        case .success(let read)?: request = read
+        case .failure(let problem)?: throw AdminError.badRequest(problem.description)
+        case nil: throw AdminError.badRequest("not an approval request")
         }
         let approval = ApprovalRecord(
             approvalID: UUID(), runID: run.runID, agentID: run.agentID, agentVersion: run.agentVersion, permission: request.permission,

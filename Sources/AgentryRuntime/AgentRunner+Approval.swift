@@ -34,12 +34,7 @@ extension AgentRunner {
             ])
         await announcedStart?.value
         await context.announce(
-            event.followUp(type: "approval.requested", payload: Self.approvalPayload(approval), priority: .high, source: context.source))
-    }
-
-    /// An approval as `approval.requested` and `approval.decided` carry it.
-    static func approvalPayload(_ approval: ApprovalRecord) -> JSONObject {
-        ApprovalControl.payload(approval)
+            event.followUp(type: "approval.requested", payload: ApprovalControl.payload(approval), priority: .high, source: context.source))
     }
 
     /// The decision as the resumed handler gets it (`"approval"`).
