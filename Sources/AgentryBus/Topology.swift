@@ -14,6 +14,9 @@ public struct Topology: Sendable, Equatable {
     public var skills: [String: String]
     /// The webhook sources of `webhooks.yaml` (`POST /api/webhooks/<name>`), which the admin API cannot change.
     public var webhookSources: [WebhookSource]
+    /// Budgets of event pools (`pool_budgets:`, next to `event_pools:`): each counts the runs of every agent that lists
+    /// the pool under `event_pools`. See ``Budget``.
+    public var poolBudgets: [String: [Budget]] = [:]
 
     public init(
         exchanges: [ExchangeDeclaration] = [], queues: [QueueDeclaration] = [], bindings: [BindingDeclaration] = [],
@@ -122,10 +125,18 @@ public struct Topology: Sendable, Equatable {
                 if topology.eventPools[name] != nil { throw TopologyError("\(name): event pool '\(name)' is declared in two files") }
                 topology.eventPools[name] = patterns
             }
+            for (name, budgets) in part.poolBudgets {
+                if topology.poolBudgets[name] != nil { throw TopologyError("\(name): the budgets of pool '\(name)' are declared in two files") }
+                topology.poolBudgets[name] = budgets
+            }
             for (name, description) in part.skills {
                 if topology.skills[name] != nil { throw TopologyError("\(name): skill '\(name)' is declared in two files") }
                 topology.skills[name] = description
             }
+        }
+        for name in topology.poolBudgets.keys.sorted() where topology.eventPools[name] == nil {
+            throw TopologyError(
+                "pool_budgets.\(name): no event pool '\(name)' is declared (pools: \(topology.eventPools.keys.sorted().joined(separator: ", ")))")
         }
         let names = topology.webhookSources.map(\.name)
         if let twice = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
@@ -181,6 +192,11 @@ public struct Topology: Sendable, Equatable {
                 }
             }
             topology.eventPools[name] = patterns
+        }
+        for (name, items) in document.pool_budgets ?? [:] {
+            topology.poolBudgets[name] = try items.enumerated().map { index, item in
+                try item.budget(at: "\(file): pool_budgets.\(name)[\(index)]")
+            }
         }
         topology.skills = document.skills ?? [:]
         return topology
@@ -260,7 +276,38 @@ private struct TopologyDocument: Decodable {
     var queues: [Queue]?
     var bindings: [Binding]?
     var event_pools: [String: [String]]?
+    var pool_budgets: [String: [PoolBudget]]?
     var skills: [String: String]?
+
+    struct PoolBudget: Decodable {
+        var limit: Double
+        var unit: String
+        var per: String
+        var on_exceeded: String?
+        var warn_at: Double?
+        var estimate: Double?
+        var currency: String?
+
+        func budget(at path: String) throws -> Budget {
+            guard limit > 0 else { throw TopologyError("\(path).limit: expected a positive amount") }
+            guard let unit = Budget.Unit(rawValue: unit) else { throw TopologyError("\(path).unit: expected tokens or cost, found '\(unit)'") }
+            guard let per = Budget.Period(rawValue: per) else { throw TopologyError("\(path).per: expected hour, day or month, found '\(per)'") }
+            var budget = Budget(limit: limit, unit: unit, per: per)
+            if let name = on_exceeded {
+                guard let policy = Budget.Policy(rawValue: name) else {
+                    throw TopologyError("\(path).on_exceeded: expected defer, reject or pause, found '\(name)'")
+                }
+                budget.onExceeded = policy
+            }
+            if let share = warn_at {
+                guard (0...1).contains(share) else { throw TopologyError("\(path).warn_at: expected a share from 0 to 1") }
+                budget.warnAt = share
+            }
+            budget.estimate = estimate
+            if let currency { budget.currency = currency }
+            return budget
+        }
+    }
 
     enum Scalar: Decodable {
         case int(Int64), bool(Bool), string(String)

@@ -62,6 +62,8 @@ enum YAMLWriter {
         if !d.workerLabels.isEmpty {
             pairs.append(("worker_labels", mapping(d.workerLabels.sorted { $0.key < $1.key }.map { ($0.key, string($0.value)) })))
         }
+        if !d.budgets.isEmpty { pairs.append(("budgets", .sequence(.init(d.budgets.map(budget))))) }
+        if let flow = d.flow { pairs.append(("flow", self.flow(flow))) }
         return mapping(pairs)
     }
 

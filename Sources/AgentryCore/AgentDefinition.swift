@@ -41,6 +41,10 @@ public struct AgentDefinition: Sendable, Hashable {
     /// `permissions`. Those that `config.approval_required_for` lists make every run wait for an approval before its
     /// handler starts (as does `devices.take_control` for an agent that locks devices). Default `[]`.
     public var uses: [String] = []
+    /// Spending limits per period (YAML `budgets`), checked before each run starts; default `[]`. See ``Budget``.
+    public var budgets: [Budget] = []
+    /// Per-key concurrency, rate, debounce and expiry (YAML `flow`); nil means none. See ``FlowControl``.
+    public var flow: FlowControl?
 
     public init(
         metadata: AgentMetadata, goal: AgentGoal, triggers: [EventTrigger], eventPools: [String] = [],
@@ -95,6 +99,7 @@ public struct AgentDefinition: Sendable, Hashable {
         case subagents, skills, permissions, config, handler, resources, uses, retry
         case onBusy = "on_busy"
         case workerLabels = "worker_labels"
+        case budgets, flow
     }
 
 }

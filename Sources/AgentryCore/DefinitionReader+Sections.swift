@@ -66,6 +66,8 @@ extension DefinitionReader {
             subagents: subagents, skills: skills, permissions: permissions, config: config,
             handler: handler, resources: resources, retry: retry, onBusy: onBusy, workerLabels: workerLabels)
         definition.uses = uses
+        if let node = value(fields, "budgets", required: false) { definition.budgets = budgets(node, path: "budgets") }
+        if let node = value(fields, "flow", required: false) { definition.flow = flow(node) }
         return definition
     }
 

@@ -82,6 +82,12 @@ extension AgentRunner {
         let claim: Reply<Claimed>?
         /// A delegated task, a resume or an invocation (see ``DirectDelivery``); nil for an event of a trigger.
         let direct: DirectDelivery?
+
+        /// The root of the run tree a delegated task belongs to.
+        var treeRoot: UUID? {
+            if case .child(let origin)? = direct { return origin.root }
+            return nil
+        }
     }
 
     /// Reads a delivery where the consumer yields it, one at a time: decodes its event and queues its claim, so that
@@ -122,16 +128,22 @@ extension AgentRunner {
             skipReason =
                 "\(agentID) is an on-demand agent: it runs only when delegated to or invoked (agentry agents invoke), never from a trigger's event"
         } else {
-            skipReason = Self.skipReason(definition, event: event, pools: context.topology.eventPools)
+            skipReason =
+                Self.skipReason(definition, event: event, pools: context.topology.eventPools)
+                ?? definition.flow?.expireAfterSeconds.flatMap { Self.expiry(event, after: $0) }
         }
         var isResume = false
         if case .resume? = direct { isResume = true }
         // A version other than the one taken here is loaded by `atPinnedVersion` first; its claim is queued after.
         let atChosenVersion = pinnedVersion.map { $0 == definition.metadata.version } ?? true
         // Announced (when the agent announces its tasks) by the claim, which logs it with the run record.
-        let announcement = skipReason == nil && !isResume && definition.config.taskEvents ? startedEvent(run, event) : nil
+        // A run that passes flow control or budgets first announces itself once it passed them.
+        let gated = isGated(definition)
+        let announcement = skipReason == nil && !isResume && !gated && definition.config.taskEvents ? startedEvent(run, event) : nil
+        // A debounced event is recorded on its own, without a claim (see `debounce`).
+        let debounced = direct == nil && definition.flow?.debounceSeconds != nil
         let claim =
-            skipReason == nil && taking && !isResume && atChosenVersion
+            skipReason == nil && taking && !isResume && atChosenVersion && !debounced
             ? claims.enqueue(Claiming(run: run, maxParallel: definition.config.maxParallelTasks, announcement: announcement))
             : nil
         return .event(

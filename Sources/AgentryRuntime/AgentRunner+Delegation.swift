@@ -189,7 +189,7 @@ extension AgentRunner {
         guard let pinned = await atPinnedVersion(received) else { return }
         let definition = pinned.definition
         var wait = Duration.milliseconds(5)
-        var slotAndStep: (slot: Int, step: Int)?
+        var slotAndStep: (slot: Int, step: Int, deferred: String?)?
         while slotAndStep == nil {
             guard isTakingWork else { return delivery.reject(requeue: true) }
             let instanceID = state.withLockedValue { $0.instanceID }
@@ -203,8 +203,8 @@ extension AgentRunner {
                     })
             else { return release(delivery) }
             switch claim {
-            case .claimed(let slot, let step):
-                slotAndStep = (slot, step)
+            case .claimed(let slot, let step, let deferred):
+                slotAndStep = (slot, step, deferred)
             case .busy:
                 try? await Task.sleep(for: wait)
                 wait = min(wait * 2, .milliseconds(100))
@@ -216,7 +216,7 @@ extension AgentRunner {
                 return delivery.ack()
             }
         }
-        guard let (slot, _) = slotAndStep,
+        guard let (slot, _, deferred) = slotAndStep,
             var run = await persist("read the resumed run", { try await self.context.store.run(id: runID) }) ?? nil,
             let children = await persist("read the run's children", { try await self.context.store.delegations.lastRound(of: runID) })
         else { return release(delivery) }
@@ -224,6 +224,10 @@ extension AgentRunner {
         run.workerID = context.workerID
         var resumed = pinned
         resumed.run = run
+        if deferred != nil {
+            // A deferred run's turn came: it starts (its gates checked again), as a run an event started.
+            return await start(run, resumed, announcement: nil, restarted: true)
+        }
         if let approval = await persist("read the approval the run waited for", { try await self.context.store.approvals.awaited(by: runID) }) ?? nil
         {
             return await execute(run, resumed, announcement: nil, approval: Self.approvalJSON(approval))

@@ -29,6 +29,9 @@ extension AgentRunner {
         }
         guard let pinned = await atPinnedVersion(received) else { return }
         received = pinned
+        if received.direct == nil, let window = received.definition.flow?.debounceSeconds {
+            return await debounce(received, window: window)
+        }
         guard var claimed = await claim(received) else { return }
         if case .child(let origin)? = received.direct {
             claimed.run.parentRunID = origin.parent
@@ -40,6 +43,19 @@ extension AgentRunner {
                 try await self.context.store.delegations.link(
                     child: run, parent: origin.parent, position: origin.position, root: origin.root, depth: origin.depth, task: origin.task)
             }
+        }
+        await start(claimed.run, received, announcement: claimed.announcement)
+    }
+
+    /// A claimed run past its gates (flow control, budgets; deferred when it must wait), then its approval (when
+    /// the definition asks for one before every run), then its handler. `announcement` is its `agent.task.started` as
+    /// the claim logged it; a gated run's is published here once it passed.
+    func start(_ run: TaskRun, _ received: Received, announcement: Event?, restarted: Bool = false) async {
+        var claimed = (run: run, announcement: announcement)
+        if isGated(received.definition) {
+            guard let passed = await passGates(run, received, restarted: restarted) else { return }
+            claimed.run = passed
+            if received.definition.config.taskEvents { await context.announce(startedEvent(passed, received.event)) }
         }
         let needed = received.definition.approvalBeforeRun
         if !needed.isEmpty {
@@ -150,6 +166,7 @@ extension AgentRunner {
         await conclude(
             run: run, event: event, settlement: settlement, definition: definition, outcome: outcome,
             cancelReason: cancelReason, elapsed: elapsed, announcedStart: announcedStart, direct: received.direct)
+        if run.budgets != nil || run.flowKey != nil { await afterRun(run, definition: definition, outcome: outcome) }
     }
 
     /// A run that outlives the ack deadline (under the broker's consumer timeout) is handed over: its event is kept

@@ -1,4 +1,5 @@
 public import AMQP
+public import AgentryCore
 public import AgentryStore
 public import Foundation
 
@@ -17,6 +18,9 @@ public struct AgentryConfiguration: Sendable {
     public var migrationsDirectory: String?
     /// `AGENTRY_TOPOLOGY_DIR`: a directory of topology files to use instead of the built-in topology. Default: none.
     public var topologyDirectory: String?
+    /// `AGENTRY_BUDGET_TIMEZONE` (default UTC) and `AGENTRY_BUDGET_PERIOD_SECONDS` (shortened periods, `day=5`): where
+    /// budget periods begin and end.
+    public var budgetCalendar = BudgetCalendar()
 
     public static let defaultAMQPURL = "amqp://guest:guest@localhost:5672/%2f"
     public static let defaultDatabaseURL = "postgres://agentry:agentry@localhost:5432/agentry"
@@ -81,14 +85,23 @@ public struct AgentryConfiguration: Sendable {
         if let token, !token.isEmpty, token.count < 16 {
             problems.append("AGENTRY_ADMIN_TOKEN: a token of \(token.count) characters is too easy to guess; use at least 16")
         }
+        var calendar = BudgetCalendar()
+        do {
+            calendar = try BudgetCalendar.from(
+                timeZone: environment["AGENTRY_BUDGET_TIMEZONE"], lengths: environment["AGENTRY_BUDGET_PERIOD_SECONDS"])
+        } catch {
+            problems.append("\(error)")
+        }
         guard problems.isEmpty, let database else {
             throw ConfigurationError(problems: problems)
         }
-        return AgentryConfiguration(
+        var configuration = AgentryConfiguration(
             amqp: amqp, database: database, adminHost: host, adminPort: port,
             adminToken: token.flatMap { $0.isEmpty ? nil : $0 },
             migrationsDirectory: value(overrides.migrationsDirectory, "AGENTRY_MIGRATIONS_DIR"),
             topologyDirectory: value(overrides.topologyDirectory, "AGENTRY_TOPOLOGY_DIR"))
+        configuration.budgetCalendar = calendar
+        return configuration
     }
 }
 

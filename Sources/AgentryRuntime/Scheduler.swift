@@ -78,10 +78,12 @@ public struct Scheduler: Sendable {
                         lastSweep = .now
                         await sweepRunTrees()
                         await expireApprovals()
+                        await wakeDeferred()
                     }
                     if ContinuousClock.now - lastPrune > .seconds(60) {
                         lastPrune = .now
                         await prune()
+                        await releaseAbandonedReservations()
                     }
                 }
                 try? await Task.sleep(for: pause)
@@ -188,6 +190,31 @@ public struct Scheduler: Sendable {
             if count > 0 { logger.info("\(count) approval requests expired; their runs were rejected") }
         } catch {
             logger.warning("cannot expire approvals", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Deferred runs whose time came (their key freed, a rate token due, their budget's next period, the end of their
+    /// debounce window) are sent back to their agents' queues.
+    func wakeDeferred() async {
+        let flow = RuntimeStore(database: database, logger: logger).flow
+        do {
+            for wake in try await flow.wakeDue() {
+                AgentryMetrics.runWoken(reason: "deferred")
+                try await DirectDelivery.publish(wake, on: bus)
+                try await delegations.markResumePublished(wake.runID)
+            }
+        } catch {
+            logger.warning("cannot wake the deferred runs", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Budget reservations of runs whose worker died before settling them are given back.
+    func releaseAbandonedReservations() async {
+        do {
+            let count = try await RuntimeStore(database: database, logger: logger).budgets.releaseAbandoned(olderThan: .seconds(600))
+            if count > 0 { logger.notice("gave back \(count) budget reservations of runs that ended without settling them") }
+        } catch {
+            logger.warning("cannot give back abandoned budget reservations", metadata: ["error": "\(error)"])
         }
     }
 

@@ -49,6 +49,8 @@ public struct WorkerOptions: Sendable {
     public var lockWait: Duration = .seconds(600)
     /// The lock manager's settings (poll interval, take-back grace).
     public var lockOptions = LockManager.Options()
+    /// Where budget periods begin and end (`AGENTRY_BUDGET_TIMEZONE`, `AGENTRY_BUDGET_PERIOD_SECONDS`).
+    public var budgetCalendar = BudgetCalendar()
 
     public init() {}
 }

@@ -260,8 +260,9 @@ public struct DelegationStore: Sendable {
 
     /// What claiming a resume found.
     public enum ResumeClaim: Sendable, Equatable {
-        /// The run is running again here, in `slot`, at step `step`.
-        case claimed(slot: Int, step: Int)
+        /// The run is running again here, in `slot`, at step `step`; `deferred` says why it was deferred, for a run that
+        /// starts now after waiting its turn (see ``FlowStore``).
+        case claimed(slot: Int, step: Int, deferred: String?)
         /// The agent runs `max_parallel_tasks` tasks already.
         case busy
         /// A live worker runs it (a resume delivered twice).
@@ -283,7 +284,7 @@ public struct DelegationStore: Sendable {
             WITH alive AS (
                 SELECT worker_id FROM workers WHERE status IN ('running', 'stopping') AND heartbeat_at > now() - make_interval(secs => \(expiry))
             ), run AS (
-                SELECT r.run_id, r.state, r.worker_id FROM task_runs r WHERE r.run_id = \(runID) AND r.agent_id = \(agentID) FOR UPDATE
+                SELECT r.run_id, r.state, r.worker_id, r.defer_reason FROM task_runs r WHERE r.run_id = \(runID) AND r.agent_id = \(agentID) FOR UPDATE
             ), resumable AS (
                 SELECT run_id FROM run WHERE state = 'resuming' OR (state = 'lost' AND EXISTS (SELECT 1 FROM task_runs t WHERE t.run_id = run.run_id AND t.wait IS NOT NULL))
                     OR (state = 'running' AND worker_id <> \(workerID) AND worker_id NOT IN (SELECT worker_id FROM alive)
@@ -300,19 +301,23 @@ public struct DelegationStore: Sendable {
                 FROM locked l WHERE s.agent_id = \(agentID) AND s.slot = l.slot
                 RETURNING s.slot
             ), resumed AS (
-                UPDATE task_runs r SET state = 'running', worker_id = \(workerID), instance_id = \(instanceID), steps = r.steps + 1,
+                -- A deferred run starts its first step (its reason cleared); any other resume calls the handler again.
+                UPDATE task_runs r SET state = 'running', worker_id = \(workerID), instance_id = \(instanceID),
+                       steps = CASE WHEN r.defer_reason IS NULL THEN r.steps + 1 ELSE r.steps END, defer_reason = NULL,
+                       started_at = CASE WHEN r.defer_reason IS NULL THEN r.started_at ELSE clock_timestamp() END,
                        finished_at = NULL, message = NULL, resume_published_at = coalesce(r.resume_published_at, now())
                 WHERE r.run_id IN (SELECT run_id FROM resumable) AND EXISTS (SELECT 1 FROM taken)
                 RETURNING r.steps
             )
-            SELECT (SELECT slot FROM taken), (SELECT steps FROM resumed), (SELECT state FROM run),
+            SELECT (SELECT slot FROM taken), (SELECT steps FROM resumed), (SELECT defer_reason FROM run), (SELECT state FROM run),
                    (SELECT worker_id FROM run), EXISTS (SELECT 1 FROM resumable),
                    EXISTS (SELECT 1 FROM run WHERE worker_id IN (SELECT worker_id FROM alive))
             """, logger: logger
         ) { row in
-            let (slot, step, state, worker, resumable, workerAlive) = try row.decode((Int?, Int?, String?, String?, Bool, Bool).self)
+            let (slot, step, deferred, state, worker, resumable, workerAlive) = try row.decode(
+                (Int?, Int?, String?, String?, String?, Bool, Bool).self)
             if let slot, let step {
-                answer = .claimed(slot: slot, step: step)
+                answer = .claimed(slot: slot, step: step, deferred: deferred)
             } else if resumable {
                 answer = .busy
             } else if state == "running", let worker, worker != workerID || workerAlive {

@@ -23,9 +23,10 @@ struct ClaimStatement: PostgresPreparedStatement {
         ), completed AS (
             SELECT DISTINCT ON (i.run_id) i.run_id, CASE WHEN r.retry_cancelled THEN 'cancelled' ELSE r.state END AS state
             FROM input i
-            -- A run waiting for its children or an approval (or resuming) holds its event, and a rejected one ended it: a
+            -- A run waiting for its children, an approval or its turn (deferred), or resuming, holds its event, and a rejected
+            -- or over-budget one ended it: a
             -- redelivery of it is settled.
-            JOIN same_event r ON r.event_id = i.event_id AND (r.state IN ('succeeded', 'skipped', 'waiting', 'resuming', 'awaiting_approval', 'rejected') OR r.retry_cancelled)
+            JOIN same_event r ON r.event_id = i.event_id AND (r.state IN ('succeeded', 'skipped', 'waiting', 'resuming', 'awaiting_approval', 'rejected', 'deferred', 'over_budget') OR r.retry_cancelled)
         ), known AS (
             -- Recorded already, by an earlier try of this claim whose answer was lost with its connection. Running, with
             -- its slot: the run is this claim's again. Otherwise its worker (this one) was declared lost in between, which

@@ -16,8 +16,13 @@ public struct TaskRun: Sendable, Hashable {
         case awaitingApproval = "awaiting_approval"
         /// Its approval was rejected, or expired.
         case rejected
+        /// Waiting, holding no slot, for its flow key's turn, a rate token, its budget's next period or the end of a
+        /// debounce window (see ``FlowStore``).
+        case deferred
+        /// A budget with `on_exceeded: reject` refused it.
+        case overBudget = "over_budget"
 
-        public var isFinished: Bool { ![.running, .waiting, .resuming, .awaitingApproval].contains(self) }
+        public var isFinished: Bool { ![.running, .waiting, .resuming, .awaitingApproval, .deferred].contains(self) }
     }
     public var runID: UUID
     public var agentID: String
@@ -56,6 +61,12 @@ public struct TaskRun: Sendable, Hashable {
     public var waitUntil: Date?
     /// What its handler last reported, as JSON text.
     public var progress: String?
+    /// Why it is (or last was) deferred, and its flow key (see ``FlowStore``); when a deferred run is tried again.
+    public var deferReason: String?
+    public var flowKey: String?
+    public var resumeAt: Date?
+    /// The budgets that applied when it started, as JSON (see ``AppliedBudget``); nil when none did.
+    public var budgets: String?
 
     public init(
         runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
@@ -278,7 +289,7 @@ extension RuntimeStore {
         let sql = """
             SELECT run_id, agent_id, agent_version, event_id::text, event_type, priority, worker_id, instance_id, attempt, state,
                    event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at, received_at,
-                   parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text
+                   parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text, defer_reason, flow_key, resume_at, budgets::text
             FROM task_runs WHERE \(condition) ORDER BY started_at DESC, run_id DESC LIMIT $\(binds.count + 1)
             """
         var result: [TaskRun] = []
@@ -288,13 +299,13 @@ extension RuntimeStore {
                 let (
                     runID, agentID, version, eventID, eventType, priority, workerID, instanceID, attempt, state,
                     eventAt, startedAt, finishedAt, resultJSON, output, stderr, exitStatus, message, retryAt, receivedAt,
-                    parent, root, depth, task, steps, waitUntil, progress
+                    parent, root, depth, task, steps, waitUntil, progress, deferReason, flowKey, resumeAt, budgets
                 ) =
                     try row.decode(
                         (
                             UUID, String, String, String, String, Int, String?, UUID?, Int, String,
                             Date?, Date, Date?, String?, String?, String?, Int?, String?, Date?, Date?,
-                            UUID?, UUID?, Int, String?, Int, Date?, String?
+                            UUID?, UUID?, Int, String?, Int, Date?, String?, String?, String?, Date?, String?
                         ).self)
                 var run =
                     TaskRun(
@@ -310,6 +321,10 @@ extension RuntimeStore {
                 run.steps = steps
                 run.waitUntil = waitUntil
                 run.progress = progress
+                run.deferReason = deferReason
+                run.flowKey = flowKey
+                run.resumeAt = resumeAt
+                run.budgets = budgets
                 result.append(run)
             }
         } catch {

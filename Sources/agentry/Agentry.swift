@@ -305,6 +305,7 @@ extension Agentry {
             worker.workerOptions.lockWait = .milliseconds(Int64(lockWaitSeconds * 1000))
             worker.workerOptions.delegationLimits = DelegationLimits(maxDepth: maxDelegationDepth, maxChildren: maxDelegatedTasks)
             worker.workerOptions.handlerPolicy = try handlerPolicy(environment: ProcessInfo.processInfo.environment)
+            worker.workerOptions.budgetCalendar = configuration.budgetCalendar
             // Where exec handlers call back with their run tokens: AGENTRY_ADMIN_URL as the handlers should reach it,
             // else this worker's own admin endpoint.
             worker.workerOptions.adminURL = ProcessInfo.processInfo.environment["AGENTRY_ADMIN_URL"].flatMap { $0.isEmpty ? nil : $0 }
