@@ -1,5 +1,6 @@
 public import AMQP
 public import AgentryBus
+public import AgentryCore
 import AgentryRuntime
 public import AgentryStore
 public import Logging
@@ -13,8 +14,14 @@ public struct AdminDependencies: Sendable {
     /// The schema version this binary needs (for `/readyz`).
     public let expectedSchemaVersion: Int
     public let logger: Logger
+    /// Where budget periods begin and end (from the configuration).
+    public var budgetCalendar = BudgetCalendar()
 
-    public init(database: Database, connection: AMQPConnection, bus: EventBus, topology: Topology, expectedSchemaVersion: Int, logger: Logger) {
+    public init(
+        database: Database, connection: AMQPConnection, bus: EventBus, topology: Topology, expectedSchemaVersion: Int, logger: Logger,
+        budgetCalendar: BudgetCalendar = BudgetCalendar()
+    ) {
+        self.budgetCalendar = budgetCalendar
         self.database = database
         self.connection = connection
         self.bus = bus

@@ -11,6 +11,8 @@ public final class AdminMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     /// When the per-version gauges were last read from PostgreSQL (see `AdminMetrics+VersionStats.swift`).
     let versionStatsRead = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+    /// When the budget gauges were last read (see `AdminMetrics+Budgets.swift`).
+    let budgetsRead = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -28,6 +30,7 @@ public final class AdminMetrics: Sendable {
         _ = try? await hub.recent(.queues)
         Gauge(label: "agentry_amqp_reconnects").record(dependencies.connection.reconnectCount)
         await refreshVersionStats(dependencies)
+        await refreshBudgets(dependencies)
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return String(decoding: buffer, as: UTF8.self)

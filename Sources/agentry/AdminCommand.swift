@@ -99,7 +99,7 @@ extension Agentry {
                     configuration: adminConfiguration,
                     dependencies: AdminDependencies(
                         database: database, connection: connection, bus: bus, topology: topology,
-                        expectedSchemaVersion: expected, logger: logger),
+                        expectedSchemaVersion: expected, logger: logger, budgetCalendar: configuration.budgetCalendar),
                     managementURL: AdminOptions.managementURL(configuration), logger: logger)
                 let group = ServiceGroup(
                     configuration: .init(

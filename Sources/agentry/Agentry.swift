@@ -26,7 +26,7 @@ struct Agentry: AsyncParsableCommand {
         version: AgentryVersion.current,
         subcommands: [
             Worker.self, Admin.self, Publish.self, Events.self, Schedules.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self,
-            History.self, Migrate.self, TopologyCommand.self, Approvals.self,
+            History.self, Migrate.self, TopologyCommand.self, Approvals.self, Budgets.self,
         ],
         defaultSubcommand: nil)
 }
@@ -324,7 +324,8 @@ extension Agentry {
                             dependencies: AdminDependencies(
                                 database: database, connection: environment.connection,
                                 bus: environment.bus, topology: environment.topology,
-                                expectedSchemaVersion: environment.expectedSchemaVersion, logger: logger),
+                                expectedSchemaVersion: environment.expectedSchemaVersion, logger: logger,
+                                budgetCalendar: configuration.budgetCalendar),
                             managementURL: managementURL, logger: logger),
                     ]
                 }

@@ -320,6 +320,19 @@ extension Agentry.Agents {
         @Flag(help: "Print as JSON.")
         var json = false
 
+        /// `key {{payload.device_id}}, concurrency 1, rate 10 per minute per key, debounce 5 s, expire after 600 s`.
+        static func describe(_ flow: FlowControl) -> String {
+            var parts: [String] = []
+            if let key = flow.key { parts.append("key \(key)") }
+            if let n = flow.concurrency { parts.append("concurrency \(n) per key") }
+            if let rate = flow.rate {
+                parts.append("rate \(rate.limit) per \(rate.per.rawValue) per \((rate.scope ?? (flow.key == nil ? .agent : .key)).rawValue)")
+            }
+            if let s = flow.debounceSeconds { parts.append("debounce \(s.budgetText) s") }
+            if let s = flow.expireAfterSeconds { parts.append("expire after \(s.budgetText) s") }
+            return parts.joined(separator: ", ")
+        }
+
         func run() async throws {
             let (stored, definition, summary) = try await findDefinitionAndSummary(options, id: id, version: version)
             if yaml {
@@ -343,6 +356,10 @@ extension Agentry.Agents {
                     print("  current version: \(active)")
                     if let canary = summary.canary { print("  canary: \(canary.version) runs \(canary.percent)% of the events") }
                 }
+                if let flow = definition.flow { print("  flow: \(Self.describe(flow))") }
+                let calendar = try options.resolve().budgetCalendar
+                let budgets = try await withRegistry(options) { try await $0.budgetOverview(calendar: calendar).of(definition) }
+                for budget in budgets { print("  budget: \(budget.line)") }
             }
         }
     }

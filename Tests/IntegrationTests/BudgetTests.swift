@@ -2,12 +2,17 @@ import AgentryBus
 import AgentryCore
 import AgentryStore
 import Foundation
+import NIOHTTP1
 import Testing
 
 /// Budgets with real `agentry worker` processes: reserved before a run starts, settled from the usage runs report,
 /// held by two workers racing, deferred runs resumed in the next period (shortened to seconds), reject and pause.
 @Suite("Budgets", .serialized)
 struct BudgetTests {
+    func agentry(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        try TestEnvironment.run(TestEnvironment.agentryExecutable, arguments)
+    }
+
     /// A day of `seconds` seconds, for the workers and for the test's own reckoning.
     static func calendar(day seconds: Int) -> BudgetCalendar { BudgetCalendar(lengths: [.day: Double(seconds)]) }
 
@@ -123,6 +128,48 @@ struct BudgetTests {
             await worker.stop()
             await h.cleanup(reject)
             await h.cleanup(pause)
+        }
+    }
+
+    @Test("a budget's period is shown by agentry budgets, agents show, GET /api/budgets and /metrics")
+    func shown() async throws {
+        try await withAdminServer { a in
+            let h = a.worker
+            let id = TestEnvironment.uniqueName("shown-")
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "work.\(id)", handler: Self.tenTokens,
+                    extra: "budgets:\n  - {limit: 100, unit: tokens, per: month, on_exceeded: reject}\n"))
+            let worker = try WorkerProcess(agents: [id])
+            for n in 0..<2 {
+                try await h.bus.publish(Event(type: "work.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
+            }
+            _ = try await h.waitForRuns(id, timeout: .seconds(30)) { $0.filter { $0.state == .succeeded }.count == 2 }
+            await worker.stop()
+            let line = "agent:\(id)  20 / 100 tokens per month (20%), 2 runs"
+            let list = try agentry(["budgets"])
+            #expect(list.status == 0 && list.output.contains(line), "\(list.output)")
+            #expect(list.output.contains("on_exceeded: reject"))
+            let show = try agentry(["agents", "show", id])
+            #expect(show.output.contains("budget: \(line)"), "\(show.output)")
+            let json = try JSON.parse(try agentry(["budgets", "--json"]).output)
+            let mine = json[path: "budgets"]?.arrayValue?.first { $0[path: "scope"]?.stringValue == "agent:\(id)" }
+            #expect(mine?[path: "used"]?.numberValue == 20 && mine?[path: "runs"]?.intValue == 2, "\(json)")
+            let api = try await a.request(.GET, "/api/budgets?agent=\(id)")
+            #expect(api.status == 200, "\(api.text)")
+            let budget = api.json?[path: "budgets"]?.arrayValue?.first
+            #expect(budget?[path: "scope"]?.stringValue == "agent:\(id)" && budget?[path: "used"]?.numberValue == 20, "\(api.text)")
+            #expect(budget?[path: "limit"]?.numberValue == 100 && budget?[path: "at_limit"] == .bool(false))
+            #expect(try await a.request(.GET, "/api/budgets?agent=no-such-\(id)").status == 404)
+            let exported = try await TestEnvironment.eventually(timeout: .seconds(40)) {
+                let metrics = try await a.request(.GET, "/metrics").text
+                return metrics.split(separator: "\n").contains {
+                    $0.hasPrefix("agentry_budget_used{") && $0.contains("scope=\"agent:\(id)\"") && $0.hasSuffix(" 20.0")
+                }
+            }
+            let budgetLines = try await a.request(.GET, "/metrics").text.split(separator: "\n").filter { $0.contains(id) || $0.contains("budget") }
+            #expect(exported, "/metrics exports agentry_budget_used of agent:\(id): \(budgetLines)")
+            await h.cleanup(id)
         }
     }
 }
