@@ -17,6 +17,9 @@ public struct AgentryConfiguration: Sendable {
     public var migrationsDirectory: String?
     /// `AGENTRY_TOPOLOGY_DIR`: a directory of topology files to use instead of the built-in topology. Default: none.
     public var topologyDirectory: String?
+    /// `LANGFUSE_HOST`, `LANGFUSE_PUBLIC_KEY`, `LANGFUSE_SECRET_KEY`: where the worker traces its language-model
+    /// generations (``LangfuseExporter``). Default: none (no tracing).
+    public var langfuse: LangfuseConfiguration? = nil
 
     public static let defaultAMQPURL = "amqp://guest:guest@localhost:5672/%2f"
     public static let defaultDatabaseURL = "postgres://agentry:agentry@localhost:5432/agentry"
@@ -81,6 +84,12 @@ public struct AgentryConfiguration: Sendable {
         if let token, !token.isEmpty, token.count < 16 {
             problems.append("AGENTRY_ADMIN_TOKEN: a token of \(token.count) characters is too easy to guess; use at least 16")
         }
+        var langfuse: LangfuseConfiguration?
+        do {
+            langfuse = try LangfuseConfiguration.resolve(environment: environment)
+        } catch {
+            problems.append(contentsOf: error.problems)
+        }
         guard problems.isEmpty, let database else {
             throw ConfigurationError(problems: problems)
         }
@@ -88,7 +97,7 @@ public struct AgentryConfiguration: Sendable {
             amqp: amqp, database: database, adminHost: host, adminPort: port,
             adminToken: token.flatMap { $0.isEmpty ? nil : $0 },
             migrationsDirectory: value(overrides.migrationsDirectory, "AGENTRY_MIGRATIONS_DIR"),
-            topologyDirectory: value(overrides.topologyDirectory, "AGENTRY_TOPOLOGY_DIR"))
+            topologyDirectory: value(overrides.topologyDirectory, "AGENTRY_TOPOLOGY_DIR"), langfuse: langfuse)
     }
 }
 
