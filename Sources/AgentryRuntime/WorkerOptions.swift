@@ -49,6 +49,9 @@ public struct WorkerOptions: Sendable {
     public var lockWait: Duration = .seconds(600)
     /// The lock manager's settings (poll interval, take-back grace).
     public var lockOptions = LockManager.Options()
+    /// Where handlers record their language-model generations for Langfuse (``LangfuseExporter/record(_:)``); nil:
+    /// no tracing. ``Worker`` sets it from ``AgentryConfiguration/langfuse`` and runs and stops it.
+    public var tracing: LangfuseExporter?
 
     public init() {}
 }
