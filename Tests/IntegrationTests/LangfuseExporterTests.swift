@@ -3,6 +3,10 @@ import AgentryRuntime
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The exporter against a stand-in Langfuse (``LangfuseTestServer``, real HTTP on 127.0.0.1): what it sends, how it
 /// batches, retries and reports refusals, and that neither a slow nor an absent Langfuse holds up whoever records.
 @Suite("Langfuse exporter")
@@ -197,5 +201,30 @@ struct LangfuseExporterTests {
         #expect(statistics.buffered == 0)
         #expect(statistics.failed + statistics.dropped == 20_000)
         #expect(logs.entries("dropping the generations not sent to Langfuse within the shutdown grace").count == 1)
+    }
+
+    @Test("a worker with the three variables runs the exporter and stops it on SIGTERM; with only some it does not start", .timeLimit(.minutes(1)))
+    func worker() async throws {
+        try await TestEnvironment.migrate()
+        let server = try await LangfuseTestServer()
+        defer { server.stop() }
+        let keys = ["LANGFUSE_HOST": server.url, "LANGFUSE_PUBLIC_KEY": "pk-lf-worker", "LANGFUSE_SECRET_KEY": "sk-lf-worker-secret"]
+        let worker = try WorkerProcess(agents: ["none"], environment: keys)
+        let started = try await TestEnvironment.eventually(timeout: .seconds(30)) {
+            worker.output.contains("worker ready") && worker.output.contains("tracing language-model generations to Langfuse")
+        }
+        #expect(started, "\(worker.output)")
+        #expect(!worker.output.contains("sk-lf-worker-secret"))
+        worker.signal(SIGTERM)
+        let status = await worker.wait(timeout: .seconds(30))
+        #expect(status == 0, "exit status \(status): \(worker.output)")
+        #expect(worker.output.contains("Langfuse exporter stopped"), "\(worker.output)")
+        await worker.stop()
+
+        let partial = try WorkerProcess(agents: ["none"], environment: ["LANGFUSE_HOST": server.url, "LANGFUSE_PUBLIC_KEY": "pk-lf-worker"])
+        let refused = await partial.wait(timeout: .seconds(30))
+        #expect(refused != 0)
+        #expect(partial.output.contains("LANGFUSE_SECRET_KEY not set"), "\(partial.output)")
+        await partial.stop()
     }
 }
