@@ -21,6 +21,9 @@ public struct AgentryConfiguration: Sendable {
     /// `AGENTRY_BUDGET_TIMEZONE` (default UTC) and `AGENTRY_BUDGET_PERIOD_SECONDS` (shortened periods, `day=5`): where
     /// budget periods begin and end.
     public var budgetCalendar = BudgetCalendar()
+    /// `LANGFUSE_HOST`, `LANGFUSE_PUBLIC_KEY`, `LANGFUSE_SECRET_KEY`: where the worker traces its language-model
+    /// generations (``LangfuseExporter``). Default: none (no tracing).
+    public var langfuse: LangfuseConfiguration? = nil
 
     public static let defaultAMQPURL = "amqp://guest:guest@localhost:5672/%2f"
     public static let defaultDatabaseURL = "postgres://agentry:agentry@localhost:5432/agentry"
@@ -92,6 +95,12 @@ public struct AgentryConfiguration: Sendable {
         } catch {
             problems.append("\(error)")
         }
+        var langfuse: LangfuseConfiguration?
+        do {
+            langfuse = try LangfuseConfiguration.resolve(environment: environment)
+        } catch {
+            problems.append(contentsOf: error.problems)
+        }
         guard problems.isEmpty, let database else {
             throw ConfigurationError(problems: problems)
         }
@@ -99,7 +108,7 @@ public struct AgentryConfiguration: Sendable {
             amqp: amqp, database: database, adminHost: host, adminPort: port,
             adminToken: token.flatMap { $0.isEmpty ? nil : $0 },
             migrationsDirectory: value(overrides.migrationsDirectory, "AGENTRY_MIGRATIONS_DIR"),
-            topologyDirectory: value(overrides.topologyDirectory, "AGENTRY_TOPOLOGY_DIR"))
+            topologyDirectory: value(overrides.topologyDirectory, "AGENTRY_TOPOLOGY_DIR"), langfuse: langfuse)
         configuration.budgetCalendar = calendar
         return configuration
     }

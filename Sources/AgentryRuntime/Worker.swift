@@ -55,6 +55,12 @@ public struct Worker: Sendable {
             "connecting", metadata: ["amqp.server": "\(amqpConfiguration.redactedURL)", "db.server": "\(configuration.database.redactedURL)"])
         try await connection.connect(keepTrying: true)
 
+        // Tracing to Langfuse, when configured: it outlives the runners (stopping runs still record their
+        // generations) and sends what it holds once they have stopped, within its own grace.
+        var workerOptions = self.workerOptions
+        let tracing = configuration.langfuse.map { LangfuseExporter(configuration: $0, logger: logger) }
+        if let tracing { workerOptions.tracing = tracing }
+        let tracingTask = tracing.map { exporter in Task { await exporter.run() } }
         let setup = WorkerSetup(
             connection: connection, database: database, topology: topology, migrations: migrations,
             eventLogOptions: eventLogOptions, workerOptions: workerOptions, runsEventLog: runsEventLog,
@@ -70,9 +76,13 @@ public struct Worker: Sendable {
         do {
             try await group.run()
         } catch {
+            tracing?.shutdown()
+            await tracingTask?.value
             await connection.close()
             throw error
         }
+        tracing?.shutdown()
+        await tracingTask?.value
         await connection.close()
     }
 }

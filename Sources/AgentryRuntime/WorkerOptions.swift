@@ -51,6 +51,9 @@ public struct WorkerOptions: Sendable {
     public var lockOptions = LockManager.Options()
     /// Where budget periods begin and end (`AGENTRY_BUDGET_TIMEZONE`, `AGENTRY_BUDGET_PERIOD_SECONDS`).
     public var budgetCalendar = BudgetCalendar()
+    /// Where handlers record their language-model generations for Langfuse (``LangfuseExporter/record(_:)``); nil:
+    /// no tracing. ``Worker`` sets it from ``AgentryConfiguration/langfuse`` and runs and stops it.
+    public var tracing: LangfuseExporter?
 
     public init() {}
 }
