@@ -62,7 +62,13 @@ enum YAMLWriter {
         if !d.workerLabels.isEmpty {
             pairs.append(("worker_labels", mapping(d.workerLabels.sorted { $0.key < $1.key }.map { ($0.key, string($0.value)) })))
         }
+        if !d.cancelOn.isEmpty { pairs.append(("cancel_on", .sequence(.init(d.cancelOn.map(cancelOn))))) }
         return mapping(pairs)
+    }
+
+    /// One `cancel_on` entry: `match` as a string when it names one path, as a list otherwise.
+    static func cancelOn(_ c: CancelOn) -> Node {
+        mapping([("type", string(c.type)), ("match", c.match.count == 1 ? string(c.match[0]) : strings(c.match))])
     }
 
     static func metadata(_ m: AgentMetadata) -> Node {

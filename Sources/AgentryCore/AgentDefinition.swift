@@ -41,6 +41,8 @@ public struct AgentDefinition: Sendable, Hashable {
     /// `permissions`. Those that `config.approval_required_for` lists make every run wait for an approval before its
     /// handler starts (as does `devices.take_control` for an agent that locks devices). Default `[]`.
     public var uses: [String] = []
+    /// Events that cancel the agent's runs for the same thing (YAML `cancel_on`, see ``CancelOn``); default `[]`.
+    public var cancelOn: [CancelOn] = []
 
     public init(
         metadata: AgentMetadata, goal: AgentGoal, triggers: [EventTrigger], eventPools: [String] = [],
@@ -95,6 +97,7 @@ public struct AgentDefinition: Sendable, Hashable {
         case subagents, skills, permissions, config, handler, resources, uses, retry
         case onBusy = "on_busy"
         case workerLabels = "worker_labels"
+        case cancelOn = "cancel_on"
     }
 
 }

@@ -60,12 +60,15 @@ extension DefinitionReader {
                 }
             }
         }
+        var cancelOn: [CancelOn] = []
+        if let node = value(fields, "cancel_on", required: false) { cancelOn = self.cancelOn(node) ?? [] }
         guard let metadata, let goal, let triggers else { return nil }
         var definition = AgentDefinition(
             metadata: metadata, goal: goal, triggers: triggers, eventPools: pools,
             subagents: subagents, skills: skills, permissions: permissions, config: config,
             handler: handler, resources: resources, retry: retry, onBusy: onBusy, workerLabels: workerLabels)
         definition.uses = uses
+        definition.cancelOn = cancelOn
         return definition
     }
 
