@@ -126,6 +126,7 @@ extension AgentRunner {
         // Waiting: the run is recorded, its slot given back; its delivery is done with.
         await publishFollowUps(outcome, of: run, event)
         settlement.ack()
+        await cancelWaitingIfMarked(run, event: event, definition: definition)
         await announcedStart?.value
     }
 

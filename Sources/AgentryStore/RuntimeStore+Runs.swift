@@ -56,6 +56,8 @@ public struct TaskRun: Sendable, Hashable {
     public var waitUntil: Date?
     /// What its handler last reported, as JSON text.
     public var progress: String?
+    /// The id of the event that cancelled it, for a run an agent's `cancel_on` event cancelled.
+    public var cancelledBy: String?
 
     public init(
         runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
@@ -278,7 +280,7 @@ extension RuntimeStore {
         let sql = """
             SELECT run_id, agent_id, agent_version, event_id::text, event_type, priority, worker_id, instance_id, attempt, state,
                    event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at, received_at,
-                   parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text
+                   parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text, cancelled_by
             FROM task_runs WHERE \(condition) ORDER BY started_at DESC, run_id DESC LIMIT $\(binds.count + 1)
             """
         var result: [TaskRun] = []
@@ -288,13 +290,13 @@ extension RuntimeStore {
                 let (
                     runID, agentID, version, eventID, eventType, priority, workerID, instanceID, attempt, state,
                     eventAt, startedAt, finishedAt, resultJSON, output, stderr, exitStatus, message, retryAt, receivedAt,
-                    parent, root, depth, task, steps, waitUntil, progress
+                    parent, root, depth, task, steps, waitUntil, progress, cancelledBy
                 ) =
                     try row.decode(
                         (
                             UUID, String, String, String, String, Int, String?, UUID?, Int, String,
                             Date?, Date, Date?, String?, String?, String?, Int?, String?, Date?, Date?,
-                            UUID?, UUID?, Int, String?, Int, Date?, String?
+                            UUID?, UUID?, Int, String?, Int, Date?, String?, String?
                         ).self)
                 var run =
                     TaskRun(
@@ -310,6 +312,7 @@ extension RuntimeStore {
                 run.steps = steps
                 run.waitUntil = waitUntil
                 run.progress = progress
+                run.cancelledBy = cancelledBy
                 result.append(run)
             }
         } catch {
