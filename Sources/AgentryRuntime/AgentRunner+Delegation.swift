@@ -225,6 +225,8 @@ extension AgentRunner {
         run.workerID = context.workerID
         var resumed = pinned
         resumed.run = run
+        // A cancelling event whose sweep saw the run still resuming, and not yet running here, cancels it now.
+        if await cancelledAtClaim(run, resumed, announcement: nil) { return }
         if let approval = await persist("read the approval the run waited for", { try await self.context.store.approvals.awaited(by: runID) }) ?? nil
         {
             return await execute(run, resumed, announcement: nil, approval: Self.approvalJSON(approval))

@@ -139,4 +139,60 @@ struct CancelOnEventTests {
             _ = try? await h.connection.deleteQueue("agentry.agent.\(id).cancel")
         }
     }
+
+    @Test(
+        "an event that both triggers the agent and cancels its runs stops the earlier run for its key, then runs; one without the key cancels nothing"
+    )
+    func triggerThatCancels() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("supersede-")
+            let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(id).pid").path
+            defer { try? FileManager.default.removeItem(atPath: pidFile) }
+            let script = #"case "$MODE" in block) echo $$ >> \#(pidFile); exec sleep 300 ;; *) printf '{"key": "%s"}' "$KEY" ;; esac"#
+            _ = try await h.publishAgent(
+                """
+                metadata: {id: \(id), name: Test \(id), version: 1.0.0, author: tests, description: Supersede test agent.}
+                goal: {type: continuous, description: Only the latest job per key matters.}
+                triggers:
+                  - type: job.\(id)
+                    priority: normal
+                cancel_on:
+                  - type: job.\(id)
+                    match: payload.key
+                  - type: stop.\(id)
+                    match: [payload.key]
+                config: {max_parallel_tasks: 1}
+                handler:
+                  exec:
+                    command: [/bin/sh, -c, '\(script.replacingOccurrences(of: "'", with: "''"))']
+                    env: {MODE: "{{payload.mode}}", KEY: "{{payload.key}}"}
+
+                """)
+            let worker = try WorkerProcess(agents: [id])
+            let first = Event(type: "job.\(id)", payload: ["key": "k1", "mode": "block"], source: "test")
+            try await h.bus.publish(first)
+            let pid = try #require(try await pids(in: pidFile, count: 1).first)
+            let second = Event(type: "job.\(id)", payload: ["key": "k1", "mode": "quick"], source: "test")
+            try await h.bus.publish(second)
+            func run(of event: Event) async throws -> TaskRun? { try await h.runs(id).first { $0.eventID == event.id.rawValue } }
+            #expect(try await TestEnvironment.eventually(timeout: .seconds(30)) { try await run(of: second)?.state == .succeeded })
+            #expect(try await TestEnvironment.eventually(timeout: .seconds(20)) { !isRunning(pid) }, "the first run's handler (pid \(pid)) is gone")
+            let cancelled = try #require(try await run(of: first))
+            #expect(cancelled.state == .cancelled)
+            #expect(cancelled.message == "cancelled by event \(second.id) (job.\(id), payload.key = k1)")
+            #expect(cancelled.cancelledBy == second.id.rawValue)
+            let ran = try await h.runs(id).filter { $0.eventID == second.id.rawValue }
+            #expect(ran.map(\.state) == [.succeeded], "the second event ran once and was not cancelled by itself")
+
+            let stop = Event(type: "stop.\(id)", payload: ["other": "x"], source: "test")
+            try await h.bus.publish(stop)
+            #expect(try await TestEnvironment.eventually(timeout: .seconds(20)) { try await run(of: stop)?.state == .skipped })
+            #expect(
+                try await run(of: stop)?.message
+                    == "cancel_on: the event has no payload.key, so it cancels nothing by cancel_on 'stop.\(id)'")
+            await worker.stop()
+            await h.cleanup(id)
+            _ = try? await h.connection.deleteQueue("agentry.agent.\(id).cancel")
+        }
+    }
 }
