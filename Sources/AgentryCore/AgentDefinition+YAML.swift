@@ -64,7 +64,13 @@ enum YAMLWriter {
         }
         if !d.budgets.isEmpty { pairs.append(("budgets", .sequence(.init(d.budgets.map(budget))))) }
         if let flow = d.flow { pairs.append(("flow", self.flow(flow))) }
+        if !d.cancelOn.isEmpty { pairs.append(("cancel_on", .sequence(.init(d.cancelOn.map(cancelOn))))) }
         return mapping(pairs)
+    }
+
+    /// One `cancel_on` entry: `match` as a string when it names one path, as a list otherwise.
+    static func cancelOn(_ c: CancelOn) -> Node {
+        mapping([("type", string(c.type)), ("match", c.match.count == 1 ? string(c.match[0]) : strings(c.match))])
     }
 
     static func metadata(_ m: AgentMetadata) -> Node {

@@ -45,6 +45,8 @@ public struct AgentDefinition: Sendable, Hashable {
     public var budgets: [Budget] = []
     /// Per-key concurrency, rate, debounce and expiry (YAML `flow`); nil means none. See ``FlowControl``.
     public var flow: FlowControl?
+    /// Events that cancel the agent's runs for the same thing (YAML `cancel_on`, see ``CancelOn``); default `[]`.
+    public var cancelOn: [CancelOn] = []
 
     public init(
         metadata: AgentMetadata, goal: AgentGoal, triggers: [EventTrigger], eventPools: [String] = [],
@@ -100,6 +102,7 @@ public struct AgentDefinition: Sendable, Hashable {
         case onBusy = "on_busy"
         case workerLabels = "worker_labels"
         case budgets, flow
+        case cancelOn = "cancel_on"
     }
 
 }

@@ -60,6 +60,8 @@ extension DefinitionReader {
                 }
             }
         }
+        var cancelOn: [CancelOn] = []
+        if let node = value(fields, "cancel_on", required: false) { cancelOn = self.cancelOn(node) ?? [] }
         guard let metadata, let goal, let triggers else { return nil }
         var definition = AgentDefinition(
             metadata: metadata, goal: goal, triggers: triggers, eventPools: pools,
@@ -68,6 +70,7 @@ extension DefinitionReader {
         definition.uses = uses
         if let node = value(fields, "budgets", required: false) { definition.budgets = budgets(node, path: "budgets") }
         if let node = value(fields, "flow", required: false) { definition.flow = flow(node) }
+        definition.cancelOn = cancelOn
         return definition
     }
 

@@ -99,6 +99,7 @@ public struct AgentRegistry: Sendable {
             } catch {
                 throw RegistryError(.broker, "cannot declare or bind queue \(definition.queueName): \(error)")
             }
+            try await bindCancelQueue(definition, previousVersion: previous?.retired == true ? nil : previous?.activeVersion)
             try await store.markPublished(agentID: agentID, version: chosen.version, boundPatterns: patterns)
             // Its `schedule` triggers become its schedules (new ones made, changed ones updated, dropped ones removed).
             try await store.schedules.syncAgentSchedules(agentID: agentID, Schedule.declared(by: definition))
@@ -149,6 +150,7 @@ public struct AgentRegistry: Sendable {
                     throw RegistryError(.broker, "cannot remove the binding '\(pattern)' of agentry.agent.\(agentID): \(error)")
                 }
             }
+            try await unbindCancelQueue(agentID: agentID, version: state.activeVersion)
             try await store.markRetired(agentID: agentID)
             try await store.schedules.syncAgentSchedules(agentID: agentID, [])
             try await bus.publish(

@@ -26,6 +26,7 @@ extension AgentRunner {
             return settlement.ack()
         }
         settlement.ack()
+        await cancelWaitingIfMarked(run, event: event, definition: self.definition)
         AgentryMetrics.approvalRequested(agent: agentID)
         logger.info(
             "run waits for an approval",

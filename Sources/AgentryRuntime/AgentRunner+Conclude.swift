@@ -134,6 +134,20 @@ extension AgentRunner {
                 guard recorded != nil else { return settlement.release() }
                 settlement.ack()
                 await reportToParent(run, event, state: .cancelled, result: nil, message: "cancelled by \(who)")
+            case .cancelledByEvent(let eventID, let description)?:
+                let recorded = await persist("record the run cancelled by an event") {
+                    try await self.context.finish(
+                        run,
+                        .init(
+                            state: .cancelled, output: outcome.output, stderr: outcome.stderr,
+                            exitStatus: outcome.exitStatus, message: "cancelled by \(description)"))
+                }
+                guard recorded != nil else { return settlement.release() }
+                await persist("note the event that cancelled the run") {
+                    try await self.context.store.cancelOn.noteCancelled(runID: run.runID, by: eventID)
+                }
+                settlement.ack()
+                await reportToParent(run, event, state: .cancelled, result: nil, message: "cancelled by \(description)")
             case .workerLost?:
                 // Recorded as cancelled over the `lost` the other worker wrote (or over `running`, should the row have
                 // been marked lost by hand), which also gives back a slot still held; then the event goes back.

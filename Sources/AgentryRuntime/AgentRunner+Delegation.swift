@@ -126,6 +126,7 @@ extension AgentRunner {
         // Waiting: the run is recorded, its slot given back; its delivery is done with.
         await publishFollowUps(outcome, of: run, event)
         settlement.ack()
+        await cancelWaitingIfMarked(run, event: event, definition: definition)
         await announcedStart?.value
     }
 
@@ -224,6 +225,8 @@ extension AgentRunner {
         run.workerID = context.workerID
         var resumed = pinned
         resumed.run = run
+        // A cancelling event whose sweep saw the run still resuming, and not yet running here, cancels it now.
+        if await cancelledAtClaim(run, resumed, announcement: nil) { return }
         if deferred != nil {
             // A deferred run's turn came: it starts (its gates checked again), as a run an event started.
             return await start(run, resumed, announcement: nil, restarted: true)

@@ -52,6 +52,7 @@ extension AgentRunner {
             }
             if !taken {
                 received.delivery.ack()
+                await cancelDeferredIfMarked(run, received)
                 logger.debug("run deferred: its key is busy", metadata: ["agentry.run.id": "\(run.runID)", "agentry.flow.key": "\(key)"])
                 return nil
             }
@@ -168,6 +169,7 @@ extension AgentRunner {
         }
         if !deferred { logger.info("run was no longer running when it was to be deferred", metadata: ["agentry.run.id": "\(run.runID)"]) }
         received.delivery.ack()
+        if deferred { await cancelDeferredIfMarked(run, received) }
         logger.info(
             "run deferred", metadata: ["agentry.run.id": "\(run.runID)", "agentry.defer.reason": "\(reason.rawValue)", "reason": "\(message)"])
         return nil
@@ -189,6 +191,12 @@ extension AgentRunner {
         return nil
     }
 
+    /// A run that just became deferred, cancelled when a cancel_on event for it was recorded while it was deferred.
+    private func cancelDeferredIfMarked(_ run: TaskRun, _ received: Received) async {
+        guard !received.definition.cancelOn.isEmpty else { return }
+        await cancelWaitingIfMarked(run, event: received.event, definition: received.definition)
+    }
+
     /// An arriving event of a debounced agent: recorded deferred until the window ends, superseding the waiting runs of
     /// its key; its delivery acked.
     func debounce(_ received: Received, window: Double) async {
@@ -208,6 +216,13 @@ extension AgentRunner {
         }
         AgentryMetrics.consumed(received.event, by: agentID)
         received.delivery.ack()
+        if let values = received.definition.cancelValues(of: received.event) {
+            // Kept with the run, so that a cancel_on event finds it while it waits; and one that came first cancels it.
+            let json = JSON.serialize(.object(values))
+            let store = context.store.cancelOn
+            await persist("keep the run's cancel_on values") { try await store.keepValues(runID: run.runID, values: json) }
+            await cancelWaitingIfMarked(run, event: received.event, definition: received.definition)
+        }
         logger.debug("event debounced", metadata: ["agentry.run.id": "\(run.runID)", "agentry.flow.superseded": "\(superseded)"])
     }
 

@@ -44,6 +44,7 @@ extension AgentRunner {
                     child: run, parent: origin.parent, position: origin.position, root: origin.root, depth: origin.depth, task: origin.task)
             }
         }
+        if await cancelledAtClaim(claimed.run, received, announcement: claimed.announcement) { return }
         await start(claimed.run, received, announcement: claimed.announcement)
     }
 
@@ -128,11 +129,16 @@ extension AgentRunner {
                 parent: parent, position: 0, root: run.rootRunID ?? parent, depth: run.depth, task: run.task ?? "", version: run.agentVersion)
         }
         let task = Task { [taskContext] in await self.runHoldingResources(taskContext) }
-        state.withLockedValue {
-            $0.running[run.runID] = Running(task: task, event: event, delivery: delivery, started: started)
-            $0.lastRun = run.runID
-            $0.instanceDirty = true
+        let cancelledEarly = state.withLockedValue { s -> Bool in
+            var running = Running(task: task, event: event, delivery: delivery, started: started)
+            // Its cancellation by event arrived while it was being claimed: it stops as it starts.
+            running.cancelReason = s.cancelledEarly.removeValue(forKey: run.runID)?.reason
+            s.running[run.runID] = running
+            s.lastRun = run.runID
+            s.instanceDirty = true
+            return running.cancelReason != nil
         }
+        if cancelledEarly { task.cancel() }
         // Announced while the handler already runs; awaited before agent.task.completed or failed is published, so
         // that it always comes first.
         var announcedStart: Task<Void, Never>?

@@ -20,6 +20,9 @@ final class AgentRunner: Sendable {
         case returnToQueue(String)
         /// Another worker declared this one lost: the run is stopped and its event goes back to the queue.
         case workerLost
+        /// An event the agent's `cancel_on` names cancelled it (see `AgentRunner+CancelOn.swift`): the event is
+        /// dropped, the run recorded as cancelled by it.
+        case cancelledByEvent(eventID: String, description: String)
     }
 
     enum Mode: Sendable, Equatable { case consuming, paused, stopped }
@@ -58,6 +61,11 @@ final class AgentRunner: Sendable {
         var pinned: [String: AgentDefinition] = [:]
         /// The agent's canary, as the registry had it at the last sync (see `AgentRunner+Canary.swift`).
         var canary: Canary?
+        /// The consumer of the agent's cancelling events, for an agent with `cancel_on` (see `AgentRunner+CancelOn.swift`).
+        var cancelling: Cancelling?
+        /// Cancellations by event of runs that did not run here when they arrived, kept a while: a run claimed here
+        /// whose handler had not started yet is stopped as it starts.
+        var cancelledEarly: [UUID: (reason: CancelReason, at: ContinuousClock.Instant)] = [:]
     }
 
     let agentID: String
@@ -112,6 +120,8 @@ final class AgentRunner: Sendable {
         let counted = try? await context.store.consumingInstances(agentID: agentID, expiry: context.options.workerExpiry)[agentID]
         let sharing = max(1, counted ?? state.withLockedValue { $0.sharing })
         let prefetch = Self.prefetch(for: definition, options: context.options, sharing: sharing)
+        // Its cancelling events first: should that fail, the next sync starts the instance again.
+        try await startCancelling()
         let consumer = try await context.connection.consume(queue: definition.queueName, prefetch: prefetch, maxBodySize: context.options.maxBodySize)
         let serving = Task { await self.serve(consumer) }
         state.withLockedValue {
@@ -219,6 +229,7 @@ final class AgentRunner: Sendable {
             return s.consumer
         }
         consumer?.cancel()
+        await stopCancelling()
         if consumer != nil { logger.info("agent instance paused") }
         await flushInstance()
     }
@@ -233,6 +244,7 @@ final class AgentRunner: Sendable {
             return result
         }
         consumer?.cancel()
+        await stopCancelling()
         let recordingGrace = context.options.killGrace + Self.recordingGrace
         let deadline = Task {
             try? await Task.sleep(for: grace)
@@ -306,12 +318,20 @@ final class AgentRunner: Sendable {
         if consuming, let consumer, wanted != current {
             _ = try await resubscribe(replacing: consumer, prefetch: wanted)
         }
+        // Its cancelling events as the new version names them (publishing bound them).
+        if consuming, old.cancelOn != definition.cancelOn {
+            await stopCancelling()
+            try await startCancelling()
+        }
     }
 
     /// Cancels one run of this agent, if it runs here. Returns whether it did.
     func cancel(runID: UUID, reason: CancelReason) -> Bool {
         let task = state.withLockedValue { s -> Task<HandlerOutcome, Never>? in
-            guard var running = s.running[runID] else { return nil }
+            guard var running = s.running[runID] else {
+                if case .cancelledByEvent = reason, !s.definition.cancelOn.isEmpty { keepEarlyCancel(runID, reason: reason, in: &s) }
+                return nil
+            }
             running.cancelReason = reason
             s.running[runID] = running
             return running.task

@@ -177,6 +177,11 @@ public final class AgentWorker: Service, Sendable {
             for runner in runners.withLockedValue({ Array($0.values) }) where runner.cancel(runID: runID, reason: .operatorRequest(by)) {
                 logger.info("run cancelled", metadata: ["agentry.run.id": "\(runID)", "by": "\(by)"])
             }
+        case .cancelByEvent(let agentID, let runIDs, let eventID, let description):
+            guard let runner = runners.withLockedValue({ $0[agentID] }) else { return }
+            for runID in runIDs where runner.cancel(runID: runID, reason: .cancelledByEvent(eventID: eventID, description: description)) {
+                logger.info("run cancelled", metadata: ["agentry.run.id": "\(runID)", "by": "\(description)"])
+            }
         }
     }
 
@@ -230,6 +235,12 @@ public final class AgentWorker: Service, Sendable {
                     if pruned > 0 { logger.info("forgot workers stopped long ago", metadata: ["agentry.workers.pruned": "\(pruned)"]) }
                 } catch {
                     logger.warning("cannot forget old workers", metadata: ["error": "\(error)"])
+                }
+                do {
+                    let pruned = try await store.cancelOn.prune(olderThan: options.cancelMarkRetention)
+                    if pruned > 0 { logger.info("deleted old cancellation marks", metadata: ["agentry.cancel_marks.pruned": "\(pruned)"]) }
+                } catch {
+                    logger.warning("cannot delete old cancellation marks", metadata: ["error": "\(error)"])
                 }
             }
             await beat(context, health: &health)

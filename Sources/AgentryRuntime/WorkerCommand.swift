@@ -9,11 +9,19 @@ public enum WorkerCommand: Sendable, Equatable {
     case sync
     /// Cancel a running task.
     case cancel(runID: UUID, by: String)
+    /// Stop these running tasks of an agent, which the event `eventID` cancels by the agent's `cancel_on`;
+    /// `description` is what their records say after "cancelled by" (see ``AgentryStore/CancelMark``).
+    case cancelByEvent(agentID: String, runIDs: [UUID], eventID: String, description: String)
 
     var json: JSONValue {
         switch self {
         case .sync: return .object(["command": "sync"])
         case .cancel(let id, let by): return .object(["command": "cancel", "run_id": .string(id.uuidString.lowercased()), "by": .string(by)])
+        case .cancelByEvent(let agentID, let runIDs, let eventID, let description):
+            return .object([
+                "command": "cancel_by_event", "agent_id": .string(agentID), "run_ids": .array(runIDs.map { .string($0.uuidString.lowercased()) }),
+                "event_id": .string(eventID), "description": .string(description),
+            ])
         }
     }
 
@@ -23,6 +31,13 @@ public enum WorkerCommand: Sendable, Equatable {
         case "cancel":
             guard let object = json.objectValue, let text = object["run_id"]?.stringValue, let id = UUID(uuidString: text) else { return nil }
             self = .cancel(runID: id, by: object["by"]?.stringValue ?? "an operator")
+        case "cancel_by_event":
+            guard let object = json.objectValue, let agentID = object["agent_id"]?.stringValue, let eventID = object["event_id"]?.stringValue,
+                let ids = object["run_ids"]?.arrayValue
+            else { return nil }
+            self = .cancelByEvent(
+                agentID: agentID, runIDs: ids.compactMap { $0.stringValue.flatMap(UUID.init(uuidString:)) }, eventID: eventID,
+                description: object["description"]?.stringValue ?? "event \(eventID)")
         default: return nil
         }
     }

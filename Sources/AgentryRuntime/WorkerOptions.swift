@@ -20,6 +20,9 @@ public struct WorkerOptions: Sendable {
     /// minute, by one worker at a time (see ``RuntimeStore/pruneHistory(olderThan:batchSize:maxBatches:)``).
     /// Default nil: the history is kept for good.
     public var historyRetention: Duration?
+    /// How long a cancelling event's mark is kept (`cancel_on`): an event of the agent still in its queue, published
+    /// before the cancelling event, is cancelled when it is delivered within this time. Default 24 h.
+    public var cancelMarkRetention: Duration = .seconds(24 * 3600)
     /// How often the worker re-reads published agents and their desired states (control messages also trigger it
     /// at once). Default 5 s.
     public var syncInterval: Duration = .seconds(5)

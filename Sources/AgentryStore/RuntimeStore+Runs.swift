@@ -67,6 +67,8 @@ public struct TaskRun: Sendable, Hashable {
     public var resumeAt: Date?
     /// The budgets that applied when it started, as JSON (see ``AppliedBudget``); nil when none did.
     public var budgets: String?
+    /// The id of the event that cancelled it, for a run an agent's `cancel_on` event cancelled.
+    public var cancelledBy: String?
 
     public init(
         runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
@@ -289,7 +291,7 @@ extension RuntimeStore {
         let sql = """
             SELECT run_id, agent_id, agent_version, event_id::text, event_type, priority, worker_id, instance_id, attempt, state,
                    event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at, received_at,
-                   parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text, defer_reason, flow_key, resume_at, budgets::text
+                   parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text, defer_reason, flow_key, resume_at, budgets::text, cancelled_by
             FROM task_runs WHERE \(condition) ORDER BY started_at DESC, run_id DESC LIMIT $\(binds.count + 1)
             """
         var result: [TaskRun] = []
@@ -299,13 +301,13 @@ extension RuntimeStore {
                 let (
                     runID, agentID, version, eventID, eventType, priority, workerID, instanceID, attempt, state,
                     eventAt, startedAt, finishedAt, resultJSON, output, stderr, exitStatus, message, retryAt, receivedAt,
-                    parent, root, depth, task, steps, waitUntil, progress, deferReason, flowKey, resumeAt, budgets
+                    parent, root, depth, task, steps, waitUntil, progress, deferReason, flowKey, resumeAt, budgets, cancelledBy
                 ) =
                     try row.decode(
                         (
                             UUID, String, String, String, String, Int, String?, UUID?, Int, String,
                             Date?, Date, Date?, String?, String?, String?, Int?, String?, Date?, Date?,
-                            UUID?, UUID?, Int, String?, Int, Date?, String?, String?, String?, Date?, String?
+                            UUID?, UUID?, Int, String?, Int, Date?, String?, String?, String?, Date?, String?, String?
                         ).self)
                 var run =
                     TaskRun(
@@ -325,6 +327,7 @@ extension RuntimeStore {
                 run.flowKey = flowKey
                 run.resumeAt = resumeAt
                 run.budgets = budgets
+                run.cancelledBy = cancelledBy
                 result.append(run)
             }
         } catch {

@@ -150,6 +150,7 @@ extension Agentry.Runs {
             if let status = run.exitStatus { lines.append(("exit status", String(status))) }
             if let retry = run.retryAt { lines.append(("retry due", Timestamp.format(retry))) }
             if let message = run.message { lines.append(("message", message)) }
+            if let event = run.cancelledBy { lines.append(("cancelled by", "event \(event)")) }
             if let result = run.result { lines.append(("result", result)) }
             if let output = run.output { lines.append(("output", output)) }
             if let stderr = run.stderr { lines.append(("stderr", stderr)) }

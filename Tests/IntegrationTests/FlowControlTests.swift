@@ -142,4 +142,38 @@ struct FlowControlTests {
             await h.cleanup(id)
         }
     }
+
+    @Test("a cancel_on event cancels a run waiting in its debounce window, and only the one of its key")
+    func cancelDeferred() async throws {
+        try await withWorkerHarness { h in
+            let id = TestEnvironment.uniqueName("defcancel-")
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: id, trigger: "alert.blackscreen", handler: "builtin: noop",
+                    extra: """
+                        flow:
+                          key: "{{payload.device_id}}"
+                          debounce_seconds: 4
+                        cancel_on:
+                          - {type: alert.resolved, match: payload.device_id}
+
+                        """))
+            let worker = try WorkerProcess(agents: [id])
+            let one = try await publish(h, "alert.blackscreen", device: "tv-1", n: 0)
+            let two = try await publish(h, "alert.blackscreen", device: "tv-2", n: 0)
+            _ = try await h.waitForRuns(id) { runs in runs.filter { $0.state == .deferred }.count == 2 }
+            let resolved = try await publish(h, "alert.resolved", device: "tv-1", n: 1)
+            let runs = try await h.waitForRuns(id, timeout: .seconds(30)) { runs in
+                runs.contains { $0.eventID == one.id.rawValue && $0.state == .cancelled }
+                    && runs.contains { $0.eventID == two.id.rawValue && $0.state == .succeeded }
+            }
+            await worker.stop()
+            let cancelled = runs.first { $0.eventID == one.id.rawValue }
+            #expect(cancelled?.state == .cancelled)
+            #expect(cancelled?.cancelledBy == resolved.id.rawValue, "\(cancelled?.message ?? "-")")
+            #expect(runs.first { $0.eventID == two.id.rawValue }?.state == .succeeded, "tv-2's run is not touched")
+            #expect(!runs.contains { $0.eventID == one.id.rawValue && $0.state == .succeeded }, "tv-1's run never ran")
+            await h.cleanup(id)
+        }
+    }
 }
