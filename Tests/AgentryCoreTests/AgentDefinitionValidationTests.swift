@@ -95,7 +95,7 @@ struct AgentDefinitionValidationTests {
             problem(base + "skils: [screenshot]\n"),
             path: "skils", line: 13, column: 1,
             message:
-                "unknown key 'skils' at the top level; expected one of metadata, goal, triggers, event_pools, subagents, skills, permissions, config, handler, resources, uses, retry, on_busy, worker_labels, cancel_on",
+                "unknown key 'skils' at the top level; expected one of metadata, goal, triggers, event_pools, subagents, skills, permissions, config, handler, resources, uses, retry, on_busy, worker_labels, budgets, flow, cancel_on",
             suggestion: "did you mean 'skills'?")
     }
 
