@@ -6,7 +6,7 @@
   const KINDS = ['instances', 'agents', 'queues', 'locks', 'runs', 'schedules', 'webhooks', 'approvals'];
   const data = { instances: [], agents: [], queues: [], locks: [], runs: [], schedules: [], webhooks: [], approvals: [], events: [] };
   // Run states in which a run has not ended (it may still change, and takes no feedback).
-  const UNFINISHED = ['running', 'waiting', 'resuming', 'awaiting_approval'];
+  const UNFINISHED = ['running', 'waiting', 'resuming', 'awaiting_approval', 'deferred'];
   // How far the run tree is fetched: levels below the shown run, and runs in all.
   const TREE_DEPTH = 5;
   const TREE_NODES = 60;
