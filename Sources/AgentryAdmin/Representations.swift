@@ -26,6 +26,7 @@ public enum Representation {
             "parent_run_id": id(run.parentRunID), "root_run_id": id(run.rootRunID), "depth": .int(Int64(run.depth)),
             "task": string(run.task), "steps": .int(Int64(run.steps)), "wait_until": time(run.waitUntil),
             "progress": run.progress.flatMap { try? JSON.parse(Array($0.utf8)) } ?? .null,
+            "usage": run.usage?.jsonValue ?? .null,
         ])
     }
 

@@ -49,6 +49,9 @@ public struct WorkerOptions: Sendable {
     public var lockWait: Duration = .seconds(600)
     /// The lock manager's settings (poll interval, take-back grace).
     public var lockOptions = LockManager.Options()
+    /// What models cost (`--llm-prices`, `AGENTRY_LLM_PRICES`): the cost of a run whose handler reports tokens and a
+    /// model but no cost. Default nil: such runs record no cost.
+    public var llmPrices: LLMPriceTable?
 
     public init() {}
 }

@@ -56,6 +56,8 @@ public struct TaskRun: Sendable, Hashable {
     public var waitUntil: Date?
     /// What its handler last reported, as JSON text.
     public var progress: String?
+    /// What this try used (tokens, cost, model), as its handler reported it; nil when it reported nothing.
+    public var usage: RunUsage?
 
     public init(
         runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
@@ -183,15 +185,18 @@ extension RuntimeStore {
         public var exitStatus: Int?
         public var message: String?
         public var retryAt: Date?
+        /// What the run used, as its handler reported it (see ``RunUsage``).
+        public var usage: RunUsage?
         /// The event that announces this outcome (`agent.task.completed`), written to `event_log` with it when the run
         /// is recorded (and not when it is refused).
         public var announcement: Event?
 
         public init(
             state: TaskRun.State, result: String? = nil, output: String? = nil, stderr: String? = nil,
-            exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil, announcement: Event? = nil
+            exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil, usage: RunUsage? = nil, announcement: Event? = nil
         ) {
             self.announcement = announcement
+            self.usage = usage
             self.state = state
             self.result = result
             self.output = output
@@ -217,7 +222,7 @@ extension RuntimeStore {
                     runID, agentID, slot,
                     Outcome(
                         state: .cancelled, output: outcome.output, stderr: outcome.stderr,
-                        message: "another run completed this event for this agent first")
+                        message: "another run completed this event for this agent first", usage: outcome.usage)
                 )
             ])
             return false
@@ -278,7 +283,8 @@ extension RuntimeStore {
         let sql = """
             SELECT run_id, agent_id, agent_version, event_id::text, event_type, priority, worker_id, instance_id, attempt, state,
                    event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at, received_at,
-                   parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text
+                   parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text,
+                   input_tokens, output_tokens, cost::float8, currency::text, model
             FROM task_runs WHERE \(condition) ORDER BY started_at DESC, run_id DESC LIMIT $\(binds.count + 1)
             """
         var result: [TaskRun] = []
@@ -288,13 +294,13 @@ extension RuntimeStore {
                 let (
                     runID, agentID, version, eventID, eventType, priority, workerID, instanceID, attempt, state,
                     eventAt, startedAt, finishedAt, resultJSON, output, stderr, exitStatus, message, retryAt, receivedAt,
-                    parent, root, depth, task, steps, waitUntil, progress
+                    parent, root, depth, task, steps, waitUntil, progress, inputTokens, outputTokens, cost, currency, model
                 ) =
                     try row.decode(
                         (
                             UUID, String, String, String, String, Int, String?, UUID?, Int, String,
                             Date?, Date, Date?, String?, String?, String?, Int?, String?, Date?, Date?,
-                            UUID?, UUID?, Int, String?, Int, Date?, String?
+                            UUID?, UUID?, Int, String?, Int, Date?, String?, Int?, Int?, Double?, String?, String?
                         ).self)
                 var run =
                     TaskRun(
@@ -310,6 +316,8 @@ extension RuntimeStore {
                 run.steps = steps
                 run.waitUntil = waitUntil
                 run.progress = progress
+                let usage = RunUsage(inputTokens: inputTokens, outputTokens: outputTokens, cost: cost, currency: currency, model: model)
+                run.usage = usage.isEmpty ? nil : usage
                 result.append(run)
             }
         } catch {

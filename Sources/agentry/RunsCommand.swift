@@ -31,6 +31,22 @@ func shortTime(_ date: Date?) -> String {
     return String(Timestamp.format(date).dropFirst(11).prefix(12))
 }
 
+/// `812 tokens in, 96 out, 0.00018 USD, model gpt-4o-mini`: what a run used, the parts it has.
+func usageText(_ usage: RunUsage) -> String {
+    var parts: [String] = []
+    if let input = usage.inputTokens { parts.append("\(input) tokens in") }
+    if let output = usage.outputTokens { parts.append(usage.inputTokens == nil ? "\(output) tokens out" : "\(output) out") }
+    if let cost = usage.cost {
+        // Up to 8 decimals, trailing zeros dropped: a cent's fraction stays visible.
+        var text = String(format: "%.8f", cost)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        parts.append("\(text) \(usage.currency ?? RunUsage.defaultCurrency)")
+    }
+    if let model = usage.model { parts.append("model \(model)") }
+    return parts.joined(separator: ", ")
+}
+
 func duration(_ run: TaskRun) -> String {
     guard let end = run.finishedAt else { return "-" }
     return String(format: "%.3f s", end.timeIntervalSince(run.startedAt))
@@ -148,6 +164,7 @@ extension Agentry.Runs {
                 ("finished", run.finishedAt.map(Timestamp.format) ?? "-"), ("duration", duration(run)),
             ]
             if let status = run.exitStatus { lines.append(("exit status", String(status))) }
+            if let usage = run.usage { lines.append(("usage", usageText(usage))) }
             if let retry = run.retryAt { lines.append(("retry due", Timestamp.format(retry))) }
             if let message = run.message { lines.append(("message", message)) }
             if let result = run.result { lines.append(("result", result)) }
