@@ -1,10 +1,12 @@
 import AgentryBus
 import AgentryCore
-import AgentryRuntime
 import AgentryStore
 import Foundation
 import NIOHTTP1
+import Synchronization
 import Testing
+
+@testable import AgentryRuntime
 
 /// The llm handler against a chat-completion endpoint the test starts (``ChatCompletionServer``), run by real
 /// `agentry worker` processes; and the usage any handler reports, recorded with its run, priced from the worker's
@@ -257,6 +259,90 @@ struct LLMHandlerTests {
             await worker.stop()
             await h.cleanup(exec)
             await h.cleanup(words)
+        }
+    }
+
+    /// The calls an observer was told of.
+    final class Observed: Sendable {
+        let records = Mutex<[LLMCallRecord]>([])
+    }
+
+    @Test(
+        "each call is handed to the observer (prompts filled, tries, status, priced usage); a Retry-After past the timeout is not waited for; the deny list refuses the endpoint"
+    )
+    func observerTimeoutAndPolicy() async throws {
+        let server = try await ChatCompletionServer()
+        defer { server.stop() }
+        var definition = try AgentDefinition.parse(yaml: llmAgent("llm-direct", server: server))
+        let observed = Observed()
+        var runner = HandlerRunner(logger: TestEnvironment.logger, httpClient: HandlerRunner.client)
+        runner.environment = ["AGENTRY_TEST_LLM_KEY": "sk-direct"]
+        runner.prices = try LLMPriceTable.parse(yaml: Self.prices)
+        runner.llmObserver = { record in observed.records.withLock { $0.append(record) } }
+        func context(_ payload: JSONObject) -> TaskContext {
+            TaskContext(
+                runID: UUID(), agent: definition, event: Event(type: "llm.direct", payload: payload, source: "test"), attempt: 1,
+                workerID: "test-worker", instanceID: nil, timeout: .seconds(20), killGrace: .seconds(1), outputLimit: 64 * 1024)
+        }
+
+        let asked = context(["device_id": "tv-obs", "mode": "429", "answer": #"{"ok": true}"#])
+        let outcome = await runner.run(asked)
+        #expect(outcome.status == .succeeded && outcome.result == .object(["ok": .bool(true)]), "\(outcome.message ?? "")")
+        let record = try #require(observed.records.withLock { $0.last })
+        #expect(record.runID == asked.runID && record.agentID == "llm-direct" && record.agentVersion == "1.0.0")
+        #expect(record.eventID == asked.event.id.rawValue && record.eventType == "llm.direct")
+        #expect(record.model == "gpt-test" && record.baseURL == server.baseURL && record.system == "You triage device alerts.")
+        #expect(record.prompt.hasPrefix("Device tv-obs. Answer JSON. MODE:429 ANSWER:"), "\(record.prompt)")
+        #expect(record.output == #"{"ok": true}"# && record.statusCode == 200 && record.error == nil && record.attempts == 2)
+        #expect(record.endedAt.timeIntervalSince(record.startedAt) >= 0.95, "the Retry-After wait is inside the call")
+        #expect(record.usage?.inputTokens == 100 && abs((record.usage?.cost ?? 0) - Self.answerCost) < 1e-12, "\(String(describing: record.usage))")
+
+        // A second (Retry-After: 1) that would end past a 1 s timeout is not waited for; the run's policy may retry.
+        guard case .llm(var short)? = definition.handler else { return }
+        short.timeoutSeconds = 1
+        definition.handler = .llm(short)
+        let hurried = await runner.run(context(["device_id": "tv-hurry", "mode": "429", "answer": "{}"]))
+        #expect(hurried.status == .failed && hurried.retryable && hurried.exitStatus == 429, "\(hurried.status)")
+        #expect(
+            hurried.message?.contains("answered 429") == true && hurried.message?.contains("would pass the timeout") == true,
+            "\(hurried.message ?? "")")
+        #expect(observed.records.withLock { $0.last?.error } == hurried.message)
+
+        // The worker's deny list holds for the endpoint as for an http handler.
+        runner.policy.httpDeny = [try AddressRange("127.0.0.0/8")]
+        let denied = await runner.run(context(["device_id": "tv-denied", "mode": "ok", "answer": "{}"]))
+        #expect(denied.status == .failed && !denied.retryable && denied.message?.contains("refused") == true, "\(denied.message ?? "")")
+        #expect(await server.requests(containing: "Device tv-denied.").isEmpty)
+    }
+
+    @Test("a run called again after its children records the sum of its steps' usage")
+    func usageAcrossSteps() async throws {
+        try await withWorkerHarness { h in
+            let parent = TestEnvironment.uniqueName("usage-parent-")
+            let child = TestEnvironment.uniqueName("usage-child-")
+            _ = try await h.publishAgent(agentYAML(id: child, trigger: "never.\(child)", handler: "builtin: noop"))
+            let first = #"{"delegate": [{"task": "check"}], "await": true, "usage": {"input_tokens": 10, "output_tokens": 1, "cost": 0.5}}"#
+            let resumed = #"{"done": true, "usage": {"input_tokens": 5, "output_tokens": 2, "cost": 0.25, "model": "m-2"}}"#
+            let script = #"in=$(cat); case "$in" in *'"children"'*) printf '%s' '\#(resumed)' ;; *) printf '%s' '\#(first)' ;; esac"#
+            _ = try await h.publishAgent(
+                agentYAML(
+                    id: parent, trigger: "start.\(parent)",
+                    handler: """
+                        exec:
+                          command: [/bin/sh, -c, '\(script.replacingOccurrences(of: "'", with: "''"))']
+                        """,
+                    extra: "subagents:\n  - {id: \(child), version: '^1.0.0', delegate_for: [check]}\n"))
+            let worker = try WorkerProcess(agents: [parent, child])
+            try await h.bus.publish(Event(type: "start.\(parent)", payload: [:], source: "test"))
+            let runs = try await h.waitForRuns(parent, timeout: .seconds(30)) { $0.contains { $0.state.isFinished } }
+            await worker.stop()
+            let run = try #require(runs.first)
+            #expect(run.state == .succeeded && run.steps == 2, "\(run.state) \(run.steps) \(run.message ?? "")")
+            #expect(
+                run.usage == RunUsage(inputTokens: 15, outputTokens: 3, cost: 0.75, currency: "USD", model: "m-2"), "\(String(describing: run.usage))"
+            )
+            await h.cleanup(parent)
+            await h.cleanup(child)
         }
     }
 
