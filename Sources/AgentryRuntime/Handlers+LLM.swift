@@ -108,7 +108,8 @@ extension HandlerRunner {
             guard attempt < tries else { break }
             let left = (deadline - ContinuousClock.now).inSeconds
             if wait >= left {
-                problem += "; not tried again: the wait the endpoint asks for (\(String(format: "%.1f", wait)) s) would pass the timeout"
+                problem +=
+                    "; not tried again: the next try, \(String(format: "%.1f", wait)) s later, would pass the timeout of \(timeout.components.seconds) s"
                 break
             }
             do {

@@ -36,15 +36,27 @@ func usageText(_ usage: RunUsage) -> String {
     var parts: [String] = []
     if let input = usage.inputTokens { parts.append("\(input) tokens in") }
     if let output = usage.outputTokens { parts.append(usage.inputTokens == nil ? "\(output) tokens out" : "\(output) out") }
-    if let cost = usage.cost {
-        // Up to 8 decimals, trailing zeros dropped: a cent's fraction stays visible.
-        var text = String(format: "%.8f", cost)
-        while text.hasSuffix("0") { text.removeLast() }
-        if text.hasSuffix(".") { text.removeLast() }
-        parts.append("\(text) \(usage.currency ?? RunUsage.defaultCurrency)")
-    }
+    if let cost = usage.cost { parts.append("\(costText(cost)) \(usage.currency ?? RunUsage.defaultCurrency)") }
     if let model = usage.model { parts.append("model \(model)") }
     return parts.joined(separator: ", ")
+}
+
+/// `812+96 tok, 0.00018 USD`: a run's usage in a list.
+func shortUsage(_ usage: RunUsage) -> String {
+    var parts: [String] = []
+    if usage.inputTokens != nil || usage.outputTokens != nil {
+        parts.append("\(usage.inputTokens.map(String.init) ?? "?")+\(usage.outputTokens.map(String.init) ?? "?") tok")
+    }
+    if let cost = usage.cost { parts.append("\(costText(cost)) \(usage.currency ?? RunUsage.defaultCurrency)") }
+    return parts.isEmpty ? (usage.model ?? "-") : parts.joined(separator: ", ")
+}
+
+/// Up to 8 decimals, trailing zeros dropped: a cent's fraction stays visible.
+func costText(_ cost: Double) -> String {
+    var text = String(format: "%.8f", cost)
+    while text.hasSuffix("0") { text.removeLast() }
+    if text.hasSuffix(".") { text.removeLast() }
+    return text
 }
 
 func duration(_ run: TaskRun) -> String {
@@ -115,13 +127,15 @@ extension Agentry.Runs {
                 )
                 return
             }
+            // A USAGE column only when a run listed reported some.
+            let usage = runs.contains { $0.usage != nil }
             printTable(
-                header: ["RUN", "AGENT", "EVENT TYPE", "PRIORITY", "TRY", "STATE", "STARTED", "DURATION", "MESSAGE"],
+                header: ["RUN", "AGENT", "EVENT TYPE", "PRIORITY", "TRY", "STATE", "STARTED", "DURATION"] + (usage ? ["USAGE"] : []) + ["MESSAGE"],
                 rows: runs.map { run in
                     [
                         run.runID.uuidString.lowercased(), run.agentID, run.eventType, run.priority.name, String(run.attempt), run.state.rawValue,
-                        shortTime(run.startedAt), duration(run), String((run.message ?? "").prefix(60)),
-                    ]
+                        shortTime(run.startedAt), duration(run),
+                    ] + (usage ? [run.usage.map(shortUsage) ?? "-"] : []) + [String((run.message ?? "").prefix(60))]
                 })
         }
     }

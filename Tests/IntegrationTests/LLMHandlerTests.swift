@@ -141,6 +141,8 @@ struct LLMHandlerTests {
             #expect(abs((shown.json?[path: "usage.cost"]?.numberValue ?? 0) - Self.answerCost) < 1e-12, "\(shown.text)")
             let cli = try TestEnvironment.run(TestEnvironment.agentryExecutable, ["runs", "show", run.runID.uuidString])
             #expect(cli.output.contains("100 tokens in, 20 out, 0.0004 USD, model \(ChatCompletionServer.model)"), "\(cli.output)")
+            let list = try TestEnvironment.run(TestEnvironment.agentryExecutable, ["runs", "list", "--agent", id])
+            #expect(list.output.contains("USAGE") && list.output.contains("100+20 tok, 0.0004 USD"), "\(list.output)")
 
             // The worker's /metrics: both runs' tokens and cost, per agent and model.
             let port = try await adminPort(worker)
