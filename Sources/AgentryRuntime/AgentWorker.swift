@@ -59,6 +59,7 @@ public final class AgentWorker: Service, Sendable {
         }
         var handlers = HandlerRunner(logger: logger, httpClient: HandlerRunner.client, policy: options.handlerPolicy)
         handlers.prices = options.llmPrices
+        handlers.llmObserver = options.llmObserver
         var context = WorkerContext(
             workerID: workerID, connection: connection, bus: bus,
             dead: DeadLetters(channel: try await connection.openChannel(confirms: true)),

@@ -52,6 +52,9 @@ public struct WorkerOptions: Sendable {
     /// What models cost (`--llm-prices`, `AGENTRY_LLM_PRICES`): the cost of a run whose handler reports tokens and a
     /// model but no cost. Default nil: such runs record no cost.
     public var llmPrices: LLMPriceTable?
+    /// Told of every call of an `llm` handler once it ended (``LLMCallRecord``), for tracing; called on the run's task,
+    /// so it must return at once. Default nil.
+    public var llmObserver: (@Sendable (LLMCallRecord) -> Void)?
 
     public init() {}
 }
