@@ -28,6 +28,7 @@ public enum Representation {
             "progress": run.progress.flatMap { try? JSON.parse(Array($0.utf8)) } ?? .null,
             "defer_reason": run.state == .deferred ? string(run.deferReason) : .null, "flow_key": string(run.flowKey),
             "resume_at": run.state == .deferred ? time(run.resumeAt) : .null, "cancelled_by": string(run.cancelledBy),
+            "usage": run.usage?.jsonValue ?? .null,
         ])
     }
 

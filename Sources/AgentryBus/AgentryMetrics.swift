@@ -37,6 +37,24 @@ public enum AgentryMetrics {
         }
     }
 
+    /// What a run of `agent` used (a handler's `usage`): tokens by kind and cost by currency, per model (`unknown` when
+    /// the handler named none). Counted by the worker that ran it, once per try.
+    public static func usage(agent: String, _ usage: RunUsage) {
+        let model = usage.model ?? "unknown"
+        if let tokens = usage.inputTokens {
+            Counter(label: "agentry_llm_tokens_total", dimensions: [("agent", agent), ("model", model), ("kind", "input")]).increment(by: tokens)
+        }
+        if let tokens = usage.outputTokens {
+            Counter(label: "agentry_llm_tokens_total", dimensions: [("agent", agent), ("model", model), ("kind", "output")]).increment(by: tokens)
+        }
+        if let cost = usage.cost {
+            FloatingPointCounter(
+                label: "agentry_llm_cost_total",
+                dimensions: [("agent", agent), ("model", model), ("currency", usage.currency ?? RunUsage.defaultCurrency)]
+            ).increment(by: cost)
+        }
+    }
+
     /// How long a lock request waited (`acquired`, `timed_out`, `unavailable`, `cancelled`).
     public static func lockWaited(seconds: Double, outcome: String) {
         Timer(label: "agentry_lock_wait_seconds", dimensions: [("outcome", outcome)]).recordNanoseconds(Int64(max(0, seconds) * 1e9))

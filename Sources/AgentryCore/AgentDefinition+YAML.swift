@@ -155,6 +155,17 @@ enum YAMLWriter {
             ]
             if let awaiting = request["await"] { pairs.append(("await", json(awaiting))) }
             return mapping([("delegate", mapping(pairs))])
+        case .llm(let l):
+            var pairs: [(String, Node)] = [("base_url", string(l.baseURL)), ("model", string(l.model))]
+            if let system = l.system { pairs.append(("system", string(system))) }
+            pairs.append(("prompt", string(l.prompt)))
+            if let variable = l.apiKeyEnv { pairs.append(("api_key_env", string(variable))) }
+            if let temperature = l.temperature { pairs.append(("temperature", number(temperature))) }
+            if let maxTokens = l.maxTokens { pairs.append(("max_tokens", int(maxTokens))) }
+            if l.json { pairs.append(("json", bool(true))) }
+            if let timeout = l.timeoutSeconds { pairs.append(("timeout_seconds", int(timeout))) }
+            if let retries = l.retries { pairs.append(("retries", int(retries))) }
+            return mapping([("llm", mapping(pairs))])
         }
     }
 

@@ -295,6 +295,11 @@ public struct AgentConfig: Sendable, Hashable {
 ///     type: report.requested
 ///     payload: {device: "{{payload.device_id}}"}
 ///     priority: high           # optional; default: the triggering event's priority
+/// handler:
+///   llm:                       # ask a language model (see LLMHandler)
+///     base_url: https://api.openai.com/v1
+///     model: gpt-4o-mini
+///     prompt: "Device {{payload.device_id}} shows a black screen. What next?"
 /// ```
 ///
 /// No `handler` at all means `builtin: log`.
@@ -307,14 +312,15 @@ public enum Handler: Sendable, Hashable {
     case log
     case emit(EmitHandler)
     case delegate(DelegateHandler)
+    case llm(LLMHandler)
 
     /// The kinds, as the keys of the YAML mapping.
-    public static let kinds = ["exec", "http", "builtin", "emit", "delegate"]
+    public static let kinds = ["exec", "http", "builtin", "emit", "delegate", "llm"]
     /// The values of `builtin`.
     public static let builtinNames = ["noop", "log"]
 
     enum CodingKeys: String, CodingKey {
-        case exec, http, builtin, emit, delegate
+        case exec, http, builtin, emit, delegate, llm
     }
 
 }

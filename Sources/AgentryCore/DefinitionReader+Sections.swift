@@ -328,18 +328,18 @@ extension DefinitionReader {
         guard
             let f = mapping(
                 node, path: "handler", known: Handler.kinds,
-                what: "a mapping with one of exec, http, builtin, emit, delegate")
+                what: "a mapping with one of exec, http, builtin, emit, delegate, llm")
         else { return nil }
         let present = Handler.kinds.filter { f[$0] != nil }
         guard present.count == 1, let kind = present.first, let body = f[kind] else {
             if present.isEmpty {
                 // Unknown keys were reported already, with the kinds that exist.
                 if case .mapping(let entries) = node, !entries.isEmpty { return nil }
-                report("handler", node, "expected exactly one of exec, http, builtin, emit, delegate; found none")
+                report("handler", node, "expected exactly one of exec, http, builtin, emit, delegate, llm; found none")
             } else {
                 report(
                     "handler", node,
-                    "expected exactly one of exec, http, builtin, emit, delegate; found \(present.joined(separator: " and "))")
+                    "expected exactly one of exec, http, builtin, emit, delegate, llm; found \(present.joined(separator: " and "))")
             }
             return nil
         }
@@ -350,6 +350,8 @@ extension DefinitionReader {
             return httpHandler(body)
         case "delegate":
             return delegateHandler(body)
+        case "llm":
+            return llmHandler(body)
         case "builtin":
             guard let name = string(body, path: "handler.builtin") else { return nil }
             switch name {
@@ -363,7 +365,7 @@ extension DefinitionReader {
             default:
                 report(
                     "handler.builtin", body,
-                    "expected one of \(Handler.builtinNames.joined(separator: ", ")); found '\(name)' (exec, http and emit are keys of handler)",
+                    "expected one of \(Handler.builtinNames.joined(separator: ", ")); found '\(name)' (exec, http, emit and llm are keys of handler)",
                     suggestion: Suggest.didYouMean(name, among: Handler.builtinNames))
                 return nil
             }

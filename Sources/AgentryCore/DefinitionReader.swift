@@ -273,8 +273,8 @@ struct DefinitionReader {
     }
 
     /// Checks the templates in a string scalar, pointing at the template itself when the scalar sits on one line.
-    mutating func checkTemplates(_ text: String, node: Node, path: String) {
-        let found = EventTemplate.scan(text)
+    mutating func checkTemplates(_ text: String, node: Node, path: String, wholePayload: Bool = false) {
+        let found = EventTemplate.scan(text, wholePayload: wholePayload)
         for problem in found.problems {
             report(
                 path, node, problem.message, suggestion: problem.suggestion,

@@ -2,6 +2,7 @@ import Foundation
 
 extension EventTemplate {
     /// The value a reference (`payload.device_id`, `id`, …) has in an event, or nil when the event has no such part.
+    /// `payload` is the whole payload (only the `llm` handler's prompts may name it, see ``scan(_:wholePayload:)``).
     public static func value(of reference: String, in event: Event) -> JSONValue? {
         switch reference {
         case "id": return .string(event.id.rawValue)
@@ -10,6 +11,7 @@ extension EventTemplate {
         case "timestamp": return .string(Timestamp.format(event.timestamp))
         case "source": return event.source.map(JSONValue.string)
         case "correlation_id": return .string(event.correlationID ?? event.id.rawValue)
+        case "payload": return .object(event.payload)
         default:
             guard reference.hasPrefix("payload.") else { return nil }
             return JSONValue.object(event.payload)[path: String(reference.dropFirst("payload.".count))]

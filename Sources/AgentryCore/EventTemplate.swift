@@ -21,8 +21,9 @@ public enum EventTemplate {
         public var suggestion: String?
     }
 
-    /// The templates in `text`, and the problems with them.
-    public static func scan(_ text: String) -> (references: [Reference], problems: [Problem]) {
+    /// The templates in `text`, and the problems with them. With `wholePayload`, `{{payload}}` (the whole payload, as
+    /// JSON text) is allowed too: the `llm` handler's prompts take it.
+    public static func scan(_ text: String, wholePayload: Bool = false) -> (references: [Reference], problems: [Problem]) {
         let scalars = Array(text.unicodeScalars)
         var references: [Reference] = []
         var problems: [Problem] = []
@@ -52,7 +53,7 @@ public enum EventTemplate {
             let inner = String(String.UnicodeScalarView(scalars[(start + 2)..<close]))
             let reference = inner.trimmingCharacters(in: .whitespaces)
             let whole = "{{" + inner + "}}"
-            if let message = problem(withReference: reference, template: whole) {
+            if let message = problem(withReference: reference, template: whole, wholePayload: wholePayload) {
                 problems.append(Problem(message: message, offset: start, suggestion: suggestion(for: reference)))
             } else {
                 references.append(Reference(reference: reference, offset: start))
@@ -63,7 +64,8 @@ public enum EventTemplate {
     }
 
     /// Why `reference` (the inside of `{{…}}`, trimmed) does not name a part of an event, or nil when it does.
-    public static func problem(withReference reference: String, template: String? = nil) -> String? {
+    /// `payload` alone names the whole payload, which only `wholePayload` allows.
+    public static func problem(withReference reference: String, template: String? = nil, wholePayload: Bool = false) -> String? {
         let shown = template ?? "{{\(reference)}}"
         let allowed = "use one of \(roots.joined(separator: ", ")) or payload.<path>"
         if reference.isEmpty { return "template '\(shown)' is empty; \(allowed)" }
@@ -71,6 +73,7 @@ public enum EventTemplate {
         let parts = reference.split(separator: ".", omittingEmptySubsequences: false)
         if parts[0] == "payload" {
             if parts.count == 1 {
+                if wholePayload { return nil }
                 return "template '\(shown)' names the whole payload; name a field: payload.<path>"
             }
             if parts.dropFirst().contains(where: { $0.isEmpty || $0.contains(where: \.isWhitespace) }) {

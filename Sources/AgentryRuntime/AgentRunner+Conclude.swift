@@ -19,6 +19,11 @@ extension AgentRunner {
         // prefetch window. (A worker that dies in between leaves the run recorded but not announced.)
         let result = outcome.result.map(JSON.serialize)
         let milliseconds = elapsed.inMilliseconds
+        // What this step used goes with the run: the statements that make it wait (for its children, for an approval)
+        // record it from there; the others take it from the outcome.
+        var staged = run
+        staged.usage = outcome.usage
+        let run = staged
         switch outcome.status {
         case .succeeded:
             if let request = outcome.approvalRequest {
@@ -48,7 +53,7 @@ extension AgentRunner {
                     run,
                     .init(
                         state: .succeeded, result: result, output: outcome.output,
-                        stderr: outcome.stderr, exitStatus: outcome.exitStatus, announcement: announcement))
+                        stderr: outcome.stderr, exitStatus: outcome.exitStatus, usage: outcome.usage, announcement: announcement))
             }
             // Acked only once the outcome is committed; unrecorded (the worker stops), the event goes back.
             guard recorded != nil else { return settlement.release() }
@@ -72,7 +77,7 @@ extension AgentRunner {
                         run,
                         .init(
                             state: state, result: result, output: outcome.output, stderr: outcome.stderr,
-                            exitStatus: outcome.exitStatus, message: message, retryAt: due))
+                            exitStatus: outcome.exitStatus, message: message, retryAt: due, usage: outcome.usage))
                 }
                 let scheduled: Bool? = await persist("schedule the retry") {
                     try await self.scheduleRetry(event, attempt: run.attempt + 1, delaySeconds: delay, direct: direct)
@@ -101,7 +106,7 @@ extension AgentRunner {
                     run,
                     .init(
                         state: state, result: result, output: outcome.output, stderr: outcome.stderr,
-                        exitStatus: outcome.exitStatus, message: final))
+                        exitStatus: outcome.exitStatus, message: final, usage: outcome.usage))
             }
             guard recorded != nil else { return settlement.release() }
             guard
@@ -129,7 +134,7 @@ extension AgentRunner {
                         run,
                         .init(
                             state: .cancelled, output: outcome.output, stderr: outcome.stderr,
-                            exitStatus: outcome.exitStatus, message: "cancelled by \(who)"))
+                            exitStatus: outcome.exitStatus, message: "cancelled by \(who)", usage: outcome.usage))
                 }
                 guard recorded != nil else { return settlement.release() }
                 settlement.ack()

@@ -145,7 +145,9 @@ extension AgentRunner {
     /// The budgets' current periods.
     func charges(_ applied: [AppliedBudget], definition: AgentDefinition) -> [BudgetStore.Charge] {
         let now = Date()
-        let fallback: Double = 0
+        // With no estimate and no run in the period yet, an llm handler's run reserves its max_tokens.
+        var fallback: Double = 0
+        if case .llm(let llm)? = definition.handler, let maxTokens = llm.maxTokens { fallback = Double(maxTokens) }
         return applied.map { budget in
             BudgetStore.Charge(
                 applied: budget, period: context.options.budgetCalendar.interval(budget.budget.per, containing: now),
@@ -249,9 +251,8 @@ extension AgentRunner {
 
     /// The tokens and cost a step used, from its outcome.
     static func usageAmounts(_ outcome: HandlerOutcome) -> (tokens: Double, cost: Double?, currency: String?) {
-        guard case .object(let result)? = outcome.result, case .object(let usage)? = result["usage"] else { return (0, nil, nil) }
-        let tokens = (usage["input_tokens"]?.numberValue ?? 0) + (usage["output_tokens"]?.numberValue ?? 0)
-        return (tokens, usage["cost"]?.numberValue, usage["currency"]?.stringValue)
+        guard let usage = outcome.usage else { return (0, nil, nil) }
+        return (Double((usage.inputTokens ?? 0) + (usage.outputTokens ?? 0)), usage.cost, usage.currency)
     }
 
     /// Publishes `budget.warning` or `budget.exceeded`.

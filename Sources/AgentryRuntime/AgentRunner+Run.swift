@@ -166,6 +166,7 @@ extension AgentRunner {
         case .cancelled: outcomeName = "cancelled"
         }
         AgentryMetrics.runFinished(agent: agentID, outcome: outcomeName, seconds: elapsed.inSeconds)
+        if let usage = outcome.usage { AgentryMetrics.usage(agent: agentID, usage) }
         let settlement = Settlement(
             delivery: delivery, handedOver: handedOver, event: event,
             queue: definition.queueName, channel: context.retryChannel)

@@ -57,12 +57,15 @@ public final class AgentWorker: Service, Sendable {
                 logger.warning("cannot announce \(event.type)", metadata: ["error": "\(error)"])
             }
         }
+        var handlers = HandlerRunner(logger: logger, httpClient: HandlerRunner.client, policy: options.handlerPolicy)
+        handlers.prices = options.llmPrices
+        handlers.llmObserver = options.llmObserver
         var context = WorkerContext(
             workerID: workerID, connection: connection, bus: bus,
             dead: DeadLetters(channel: try await connection.openChannel(confirms: true)),
             retryChannel: try await connection.openChannel(confirms: true), store: store,
             registry: AgentRegistryStore(database: database, logger: logger), topology: topology,
-            handlers: HandlerRunner(logger: logger, httpClient: HandlerRunner.client, policy: options.handlerPolicy), locks: locks, options: options,
+            handlers: handlers, locks: locks, options: options,
             logger: logger,
             outcomes: WorkerContext.outcomeWriter(store))
         do {

@@ -18,6 +18,9 @@ struct HandlerOutcome: Sendable {
     var delegation: Delegation?
     /// The approval the result asks for before the run goes on (its `request_approval`).
     var approvalRequest: ApprovalRequest?
+    /// What the run used: the result's `usage` (any handler), or what the `llm` handler read from the endpoint's
+    /// answer; its cost computed from the worker's price table when the handler gave none.
+    var usage: RunUsage?
     /// Whether trying again can help. False for failures that the same event meets every time (a program the
     /// worker does not allow, a response over the size limit): the run fails at once, whatever the retry policy.
     var retryable = true

@@ -61,11 +61,19 @@ struct HandlerRunner: Sendable {
     let httpClient: HTTPClient
     /// The clients http handlers use when the worker has a deny list: each connects a host to the address checked.
     var pinnedClients = HandlerRunner.pinnedClients
-    /// What exec handlers may start and where http handlers may connect.
+    /// What exec handlers may start and where http and llm handlers may connect.
     var policy = HandlerPolicy()
+    /// What models cost: the cost of a usage that reports tokens and a model but no cost (``LLMPriceTable``).
+    var prices: LLMPriceTable?
+    /// Told of every call of an `llm` handler once it ended (for tracing); nil by default. Called on the run's task:
+    /// it must return at once.
+    var llmObserver: (@Sendable (LLMCallRecord) -> Void)?
+    /// Where `llm` handlers' `api_key_env` variables are read.
+    var environment: [String: String] = ProcessInfo.processInfo.environment
 
     func run(_ context: TaskContext) async -> HandlerOutcome {
         var outcome: HandlerOutcome
+        var isLLM = false
         switch context.agent.effectiveHandler {
         case .noop:
             outcome = HandlerOutcome(status: .succeeded)
@@ -97,6 +105,25 @@ struct HandlerRunner: Sendable {
             outcome = await runExec(exec, context).storable()
         case .http(let http):
             outcome = await runHTTP(http, context).storable()
+        case .llm(let llm):
+            isLLM = true
+            let (answer, call) = await runLLM(llm, context)
+            outcome = answer.storable()
+            var record = call
+            outcome.usage = priced(outcome.usage)
+            record.usage = outcome.usage
+            llmObserver?(record)
+        }
+        // The llm handler's usage is the endpoint's count; a `usage` key in the model's own answer is just text.
+        if !isLLM, case .object(let object)? = outcome.result, let reported = object["usage"] {
+            switch RunUsage.parse(reported) {
+            case .success(let usage): outcome.usage = priced(usage)
+            case .failure(let problem) where outcome.status == .succeeded:
+                outcome.status = .failed
+                outcome.message = "the handler's result has an unusable usage: \(problem)"
+            case .failure:
+                break  // the run failed already, for its own reason
+            }
         }
         if outcome.status == .succeeded, case .object(let object)? = outcome.result, let events = object["events"] {
             switch Self.followUps(events, cause: context.event, source: context.agent.metadata.id) {
@@ -131,6 +158,14 @@ struct HandlerRunner: Sendable {
             }
         }
         return outcome
+    }
+
+    /// `usage` with its cost from the price table when the handler gave none (and the table knows the model).
+    func priced(_ usage: RunUsage?) -> RunUsage? {
+        guard var usage, usage.cost == nil, let prices, let cost = prices.cost(of: usage) else { return usage }
+        usage.cost = cost
+        usage.currency = prices.currency
+        return usage
     }
 
     /// The follow-up events of a result: `"events": [{"type": …, "payload": {…}, "priority": "high", "delay_seconds": 30}]`.

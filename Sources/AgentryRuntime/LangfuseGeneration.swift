@@ -60,3 +60,14 @@ public struct LangfuseGeneration: Sendable {
         self.modelParameters = modelParameters
     }
 }
+
+extension LangfuseGeneration {
+    /// The generation of one `llm` handler call.
+    public init(_ call: LLMCallRecord) {
+        self.init(
+            runID: call.runID, agentID: call.agentID, agentVersion: call.agentVersion, eventID: call.eventID, eventType: call.eventType,
+            model: call.usage?.model ?? call.model, system: call.system, prompt: call.prompt, output: call.output,
+            inputTokens: call.usage?.inputTokens, outputTokens: call.usage?.outputTokens, cost: call.usage?.cost,
+            currency: call.usage?.currency, startedAt: call.startedAt, endedAt: call.endedAt, error: call.error, attempts: max(1, call.attempts))
+    }
+}

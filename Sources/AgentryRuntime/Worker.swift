@@ -59,7 +59,15 @@ public struct Worker: Sendable {
         // generations) and sends what it holds once they have stopped, within its own grace.
         var workerOptions = self.workerOptions
         let tracing = configuration.langfuse.map { LangfuseExporter(configuration: $0, logger: logger) }
-        if let tracing { workerOptions.tracing = tracing }
+        if let tracing {
+            workerOptions.tracing = tracing
+            // Every llm call becomes a trace with its generation (besides any observer set already).
+            let previous = workerOptions.llmObserver
+            workerOptions.llmObserver = { call in
+                previous?(call)
+                tracing.record(LangfuseGeneration(call))
+            }
+        }
         let tracingTask = tracing.map { exporter in Task { await exporter.run() } }
         let setup = WorkerSetup(
             connection: connection, database: database, topology: topology, migrations: migrations,

@@ -57,6 +57,12 @@ public struct WorkerOptions: Sendable {
     /// Where handlers record their language-model generations for Langfuse (``LangfuseExporter/record(_:)``); nil:
     /// no tracing. ``Worker`` sets it from ``AgentryConfiguration/langfuse`` and runs and stops it.
     public var tracing: LangfuseExporter?
+    /// What models cost (`--llm-prices`, `AGENTRY_LLM_PRICES`): the cost of a run whose handler reports tokens and a
+    /// model but no cost. Default nil: such runs record no cost.
+    public var llmPrices: LLMPriceTable?
+    /// Told of every call of an `llm` handler once it ended (``LLMCallRecord``), for tracing; called on the run's task,
+    /// so it must return at once. Default nil.
+    public var llmObserver: (@Sendable (LLMCallRecord) -> Void)?
 
     public init() {}
 }

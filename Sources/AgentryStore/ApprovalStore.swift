@@ -84,7 +84,12 @@ public struct ApprovalStore: Sendable {
                 for try await _ in try await connection.queryAll(
                     """
                     UPDATE task_runs SET state = 'awaiting_approval', event = \(event)::jsonb, result = \(result)::jsonb,
-                           wait = \(wait)::jsonb, wait_until = \(approval.expiresAt), resume_at = NULL, resume_published_at = NULL
+                           wait = \(wait)::jsonb, wait_until = \(approval.expiresAt), resume_at = NULL, resume_published_at = NULL,
+                           -- What this step used (run.usage), added to what earlier steps used.
+                           input_tokens = coalesce(input_tokens + \(run.usage?.inputTokens)::int8, input_tokens, \(run.usage?.inputTokens)::int8),
+                           output_tokens = coalesce(output_tokens + \(run.usage?.outputTokens)::int8, output_tokens, \(run.usage?.outputTokens)::int8),
+                           cost = coalesce(cost + \(run.usage?.cost)::float8::numeric, cost, \(run.usage?.cost)::float8::numeric),
+                           currency = coalesce(\(run.usage?.currency)::text, currency), model = coalesce(\(run.usage?.model)::text, model)
                     WHERE run_id = \(run.runID) AND state IN ('running', 'lost')
                     RETURNING run_id
                     """, logger: logger)

@@ -140,7 +140,12 @@ public struct DelegationStore: Sendable {
                         """
                         UPDATE task_runs SET state = 'waiting', event = \(event)::jsonb, result = \(result)::jsonb, wait = \(policy)::jsonb,
                                wait_until = now() + make_interval(secs => \(Double(wait.deadlineSeconds))), resume_at = NULL,
-                               resume_published_at = NULL
+                               resume_published_at = NULL,
+                               -- What this step used (run.usage), added to what earlier steps used.
+                               input_tokens = coalesce(input_tokens + \(run.usage?.inputTokens)::int8, input_tokens, \(run.usage?.inputTokens)::int8),
+                               output_tokens = coalesce(output_tokens + \(run.usage?.outputTokens)::int8, output_tokens, \(run.usage?.outputTokens)::int8),
+                               cost = coalesce(cost + \(run.usage?.cost)::float8::numeric, cost, \(run.usage?.cost)::float8::numeric),
+                               currency = coalesce(\(run.usage?.currency)::text, currency), model = coalesce(\(run.usage?.model)::text, model)
                         WHERE run_id = \(run.runID) AND state IN ('running', 'lost')
                         RETURNING run_id
                         """, logger: logger)

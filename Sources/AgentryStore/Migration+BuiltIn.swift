@@ -27,6 +27,7 @@ extension Migration {
         ("0022_approvals.sql", PackageResources._022_approvals_sql),
         ("0023_feedback_canary.sql", PackageResources._023_feedback_canary_sql),
         ("0024_run_tokens.sql", PackageResources._024_run_tokens_sql),
+        ("0025_run_usage.sql", PackageResources._025_run_usage_sql),
         ("0026_cancel_on.sql", PackageResources._026_cancel_on_sql),
         ("0027_flow_budgets.sql", PackageResources._027_flow_budgets_sql),
     ]

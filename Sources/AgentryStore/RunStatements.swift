@@ -133,8 +133,9 @@ struct FinishStatement: PostgresPreparedStatement {
     static let sql = """
         WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::text[], $9::float8[],
-                                 $19::int4[])
-                AS t(run_id, agent_id, state, result, output, stderr, exit_status, message, retry_at, slot)
+                                 $19::int4[], $20::int8[], $21::int8[], $22::float8[], $23::text[], $24::text[])
+                AS t(run_id, agent_id, state, result, output, stderr, exit_status, message, retry_at, slot,
+                     input_tokens, output_tokens, cost, currency, model)
         ), released AS (
             -- By the slot's key (the claim said which): an index lookup per run, never a scan of every agent's slots.
             UPDATE agent_slots s SET run_id = NULL, worker_id = NULL, taken_at = NULL
@@ -146,7 +147,14 @@ struct FinishStatement: PostgresPreparedStatement {
         ), finished AS (
             UPDATE task_runs r SET state = i.state, finished_at = clock_timestamp(), result = NULLIF(i.result, '')::jsonb,
                    output = NULLIF(i.output, ''), stderr = NULLIF(i.stderr, ''), exit_status = NULLIF(i.exit_status, -2147483648),
-                   message = NULLIF(i.message, ''), retry_at = CASE WHEN i.retry_at = 0 THEN NULL ELSE to_timestamp(i.retry_at) END
+                   message = NULLIF(i.message, ''), retry_at = CASE WHEN i.retry_at = 0 THEN NULL ELSE to_timestamp(i.retry_at) END,
+                   -- What the run used, added to what its earlier steps used (a run resumed after its children or an
+                   -- approval); the columns are null until a step reports something.
+                   input_tokens = coalesce(r.input_tokens + NULLIF(i.input_tokens, -1), r.input_tokens, NULLIF(i.input_tokens, -1)),
+                   output_tokens = coalesce(r.output_tokens + NULLIF(i.output_tokens, -1), r.output_tokens, NULLIF(i.output_tokens, -1)),
+                   cost = coalesce(r.cost + (CASE WHEN i.cost < 0 THEN NULL ELSE i.cost::numeric END), r.cost,
+                                   CASE WHEN i.cost < 0 THEN NULL ELSE i.cost::numeric END),
+                   currency = coalesce(NULLIF(i.currency, ''), r.currency), model = coalesce(NULLIF(i.model, ''), r.model)
             -- 'lost': its worker was declared lost while it still ran (its heartbeats could not reach the database for
             -- a while), and the worker finishes it after all. Only that worker holds the run, and the unique index on
             -- completions still refuses a second success if its event ran again elsewhere meanwhile.
@@ -169,7 +177,7 @@ struct FinishStatement: PostgresPreparedStatement {
     let batch: [(runID: UUID, agentID: String, slot: Int?, outcome: RuntimeStore.Outcome)]
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 10 + EventColumns.parameterCount)
+        var bindings = PostgresBindings(capacity: 15 + EventColumns.parameterCount)
         bindings.append(batch.map(\.runID))
         bindings.append(batch.map(\.agentID))
         bindings.append(batch.map(\.outcome.state.rawValue))
@@ -181,6 +189,12 @@ struct FinishStatement: PostgresPreparedStatement {
         bindings.append(batch.map { $0.outcome.retryAt?.timeIntervalSince1970 ?? 0 })
         EventColumns(announcing: batch.compactMap { item in item.outcome.announcement.map { (item.runID, $0) } }).append(to: &bindings)
         bindings.append(batch.map { Int32(clamping: $0.slot ?? -1) })
+        // What the run used; -1 and '' for none.
+        bindings.append(batch.map { Int64($0.outcome.usage?.inputTokens ?? -1) })
+        bindings.append(batch.map { Int64($0.outcome.usage?.outputTokens ?? -1) })
+        bindings.append(batch.map { $0.outcome.usage?.cost ?? -1 })
+        bindings.append(batch.map { $0.outcome.usage?.currency ?? "" })
+        bindings.append(batch.map { $0.outcome.usage?.model ?? "" })
         return bindings
     }
 

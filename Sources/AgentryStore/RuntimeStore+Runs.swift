@@ -69,6 +69,8 @@ public struct TaskRun: Sendable, Hashable {
     public var budgets: String?
     /// The id of the event that cancelled it, for a run an agent's `cancel_on` event cancelled.
     public var cancelledBy: String?
+    /// What this try used (tokens, cost, model), as its handler reported it; nil when it reported nothing.
+    public var usage: RunUsage?
 
     public init(
         runID: UUID, agentID: String, agentVersion: String, eventID: String, eventType: String, priority: Priority,
@@ -196,15 +198,18 @@ extension RuntimeStore {
         public var exitStatus: Int?
         public var message: String?
         public var retryAt: Date?
+        /// What the run used, as its handler reported it (see ``RunUsage``).
+        public var usage: RunUsage?
         /// The event that announces this outcome (`agent.task.completed`), written to `event_log` with it when the run
         /// is recorded (and not when it is refused).
         public var announcement: Event?
 
         public init(
             state: TaskRun.State, result: String? = nil, output: String? = nil, stderr: String? = nil,
-            exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil, announcement: Event? = nil
+            exitStatus: Int? = nil, message: String? = nil, retryAt: Date? = nil, usage: RunUsage? = nil, announcement: Event? = nil
         ) {
             self.announcement = announcement
+            self.usage = usage
             self.state = state
             self.result = result
             self.output = output
@@ -230,7 +235,7 @@ extension RuntimeStore {
                     runID, agentID, slot,
                     Outcome(
                         state: .cancelled, output: outcome.output, stderr: outcome.stderr,
-                        message: "another run completed this event for this agent first")
+                        message: "another run completed this event for this agent first", usage: outcome.usage)
                 )
             ])
             return false
@@ -291,7 +296,8 @@ extension RuntimeStore {
         let sql = """
             SELECT run_id, agent_id, agent_version, event_id::text, event_type, priority, worker_id, instance_id, attempt, state,
                    event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at, received_at,
-                   parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text, defer_reason, flow_key, resume_at, budgets::text, cancelled_by
+                   parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text, defer_reason, flow_key, resume_at, budgets::text, cancelled_by,
+                   input_tokens, output_tokens, cost::float8, currency::text, model
             FROM task_runs WHERE \(condition) ORDER BY started_at DESC, run_id DESC LIMIT $\(binds.count + 1)
             """
         var result: [TaskRun] = []
@@ -301,13 +307,15 @@ extension RuntimeStore {
                 let (
                     runID, agentID, version, eventID, eventType, priority, workerID, instanceID, attempt, state,
                     eventAt, startedAt, finishedAt, resultJSON, output, stderr, exitStatus, message, retryAt, receivedAt,
-                    parent, root, depth, task, steps, waitUntil, progress, deferReason, flowKey, resumeAt, budgets, cancelledBy
+                    parent, root, depth, task, steps, waitUntil, progress, deferReason, flowKey, resumeAt, budgets, cancelledBy, inputTokens,
+                    outputTokens, cost, currency, model
                 ) =
                     try row.decode(
                         (
                             UUID, String, String, String, String, Int, String?, UUID?, Int, String,
                             Date?, Date, Date?, String?, String?, String?, Int?, String?, Date?, Date?,
-                            UUID?, UUID?, Int, String?, Int, Date?, String?, String?, String?, Date?, String?, String?
+                            UUID?, UUID?, Int, String?, Int, Date?, String?, String?, String?, Date?, String?, String?, Int?, Int?, Double?, String?,
+                            String?
                         ).self)
                 var run =
                     TaskRun(
@@ -328,6 +336,8 @@ extension RuntimeStore {
                 run.resumeAt = resumeAt
                 run.budgets = budgets
                 run.cancelledBy = cancelledBy
+                let usage = RunUsage(inputTokens: inputTokens, outputTokens: outputTokens, cost: cost, currency: currency, model: model)
+                run.usage = usage.isEmpty ? nil : usage
                 result.append(run)
             }
         } catch {

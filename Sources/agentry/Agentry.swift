@@ -212,6 +212,13 @@ extension Agentry {
         @Flag(help: "Do not run the scheduler on this worker (schedules' ticks and delayed events; other workers run it).")
         var noScheduler = false
 
+        @Option(
+            name: .customLong("llm-prices"),
+            help: ArgumentHelp(
+                "A YAML price table per model (AGENTRY_LLM_PRICES): the cost of runs that report tokens but no cost (docs/llm.md).",
+                valueName: "FILE"))
+        var llmPrices: String?
+
         @Option(help: "Events written to event_log per statement.")
         var logBatchSize: Int = 500
 
@@ -306,6 +313,14 @@ extension Agentry {
             worker.workerOptions.delegationLimits = DelegationLimits(maxDepth: maxDelegationDepth, maxChildren: maxDelegatedTasks)
             worker.workerOptions.handlerPolicy = try handlerPolicy(environment: ProcessInfo.processInfo.environment)
             worker.workerOptions.budgetCalendar = configuration.budgetCalendar
+            // Read and checked now: a bad price table stops the worker before it takes any work.
+            if let path = llmPrices ?? ProcessInfo.processInfo.environment["AGENTRY_LLM_PRICES"].flatMap({ $0.isEmpty ? nil : $0 }) {
+                do {
+                    worker.workerOptions.llmPrices = try LLMPriceTable.load(path: path)
+                } catch {
+                    throw Failure("the LLM price table (--llm-prices, AGENTRY_LLM_PRICES) cannot be used:\n\(error.description)")
+                }
+            }
             // Where exec handlers call back with their run tokens: AGENTRY_ADMIN_URL as the handlers should reach it,
             // else this worker's own admin endpoint.
             worker.workerOptions.adminURL = ProcessInfo.processInfo.environment["AGENTRY_ADMIN_URL"].flatMap { $0.isEmpty ? nil : $0 }

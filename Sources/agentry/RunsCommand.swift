@@ -31,6 +31,34 @@ func shortTime(_ date: Date?) -> String {
     return String(Timestamp.format(date).dropFirst(11).prefix(12))
 }
 
+/// `812 tokens in, 96 out, 0.00018 USD, model gpt-4o-mini`: what a run used, the parts it has.
+func usageText(_ usage: RunUsage) -> String {
+    var parts: [String] = []
+    if let input = usage.inputTokens { parts.append("\(input) tokens in") }
+    if let output = usage.outputTokens { parts.append(usage.inputTokens == nil ? "\(output) tokens out" : "\(output) out") }
+    if let cost = usage.cost { parts.append("\(costText(cost)) \(usage.currency ?? RunUsage.defaultCurrency)") }
+    if let model = usage.model { parts.append("model \(model)") }
+    return parts.joined(separator: ", ")
+}
+
+/// `812+96 tok, 0.00018 USD`: a run's usage in a list.
+func shortUsage(_ usage: RunUsage) -> String {
+    var parts: [String] = []
+    if usage.inputTokens != nil || usage.outputTokens != nil {
+        parts.append("\(usage.inputTokens.map(String.init) ?? "?")+\(usage.outputTokens.map(String.init) ?? "?") tok")
+    }
+    if let cost = usage.cost { parts.append("\(costText(cost)) \(usage.currency ?? RunUsage.defaultCurrency)") }
+    return parts.isEmpty ? (usage.model ?? "-") : parts.joined(separator: ", ")
+}
+
+/// Up to 8 decimals, trailing zeros dropped: a cent's fraction stays visible.
+func costText(_ cost: Double) -> String {
+    var text = String(format: "%.8f", cost)
+    while text.hasSuffix("0") { text.removeLast() }
+    if text.hasSuffix(".") { text.removeLast() }
+    return text
+}
+
 func duration(_ run: TaskRun) -> String {
     guard let end = run.finishedAt else { return "-" }
     return String(format: "%.3f s", end.timeIntervalSince(run.startedAt))
@@ -99,13 +127,15 @@ extension Agentry.Runs {
                 )
                 return
             }
+            // A USAGE column only when a run listed reported some.
+            let usage = runs.contains { $0.usage != nil }
             printTable(
-                header: ["RUN", "AGENT", "EVENT TYPE", "PRIORITY", "TRY", "STATE", "STARTED", "DURATION", "MESSAGE"],
+                header: ["RUN", "AGENT", "EVENT TYPE", "PRIORITY", "TRY", "STATE", "STARTED", "DURATION"] + (usage ? ["USAGE"] : []) + ["MESSAGE"],
                 rows: runs.map { run in
                     [
                         run.runID.uuidString.lowercased(), run.agentID, run.eventType, run.priority.name, String(run.attempt), run.state.rawValue,
-                        shortTime(run.startedAt), duration(run), String((run.message ?? "").prefix(60)),
-                    ]
+                        shortTime(run.startedAt), duration(run),
+                    ] + (usage ? [run.usage.map(shortUsage) ?? "-"] : []) + [String((run.message ?? "").prefix(60))]
                 })
         }
     }
@@ -148,6 +178,7 @@ extension Agentry.Runs {
                 ("finished", run.finishedAt.map(Timestamp.format) ?? "-"), ("duration", duration(run)),
             ]
             if let status = run.exitStatus { lines.append(("exit status", String(status))) }
+            if let usage = run.usage { lines.append(("usage", usageText(usage))) }
             if let retry = run.retryAt { lines.append(("retry due", Timestamp.format(retry))) }
             if let message = run.message { lines.append(("message", message)) }
             if let event = run.cancelledBy { lines.append(("cancelled by", "event \(event)")) }

@@ -352,18 +352,18 @@ struct AgentDefinitionValidationTests {
         expectProblem(
             problem(base + "handler:\n  exec: {command: [a]}\n  http: {url: 'https://x'}\n"),
             path: "handler", line: 14, column: 3,
-            message: "expected exactly one of exec, http, builtin, emit, delegate; found exec and http")
+            message: "expected exactly one of exec, http, builtin, emit, delegate, llm; found exec and http")
         expectProblem(
             problem(base + "handler: {}\n"),
-            path: "handler", line: 13, column: 10, message: "expected exactly one of exec, http, builtin, emit, delegate; found none")
+            path: "handler", line: 13, column: 10, message: "expected exactly one of exec, http, builtin, emit, delegate, llm; found none")
         expectProblem(
             problem(base + "handler:\n  shell: {command: [a]}\n"),
             path: "handler.shell", line: 14, column: 3,
-            message: "unknown key 'shell' in handler; expected one of exec, http, builtin, emit, delegate")
+            message: "unknown key 'shell' in handler; expected one of exec, http, builtin, emit, delegate, llm")
         expectProblem(
             problem(base + "handler: exec\n"),
             path: "handler", line: 13, column: 10,
-            message: "expected a mapping with one of exec, http, builtin, emit, delegate, found a string ('exec')")
+            message: "expected a mapping with one of exec, http, builtin, emit, delegate, llm, found a string ('exec')")
     }
 
     @Test("exec needs a non-empty command")
@@ -398,7 +398,7 @@ struct AgentDefinitionValidationTests {
         expectProblem(
             problem(base + "handler:\n  builtin: nop\n"),
             path: "handler.builtin", line: 14, column: 12,
-            message: "expected one of noop, log; found 'nop' (exec, http and emit are keys of handler)",
+            message: "expected one of noop, log; found 'nop' (exec, http, emit and llm are keys of handler)",
             suggestion: "did you mean 'noop'?")
         expectProblem(
             problem(base + "handler:\n  builtin: emit\n"),

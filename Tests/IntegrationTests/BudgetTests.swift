@@ -31,14 +31,28 @@ struct BudgetTests {
           command: [/bin/sh, -c, 'sleep 0.2; printf ''{"usage": {"input_tokens": 6, "output_tokens": 4, "model": "stub"}}''']
         """
 
-    @Test("a daily token budget stops runs exactly at the limit with two workers racing, defers the rest and runs them in the next period")
+    @Test(
+        "a daily token budget of an llm agent stops runs exactly at the limit with two workers racing, defers the rest and runs them in the next period"
+    )
     func deferToNextPeriod() async throws {
         try await withWorkerHarness { h in
+            // Each call uses 100 + 20 tokens (the stand-in endpoint's count); the budget holds five. No estimate is
+            // declared: the period's first runs reserve the handler's max_tokens, later ones the period's mean run.
+            let server = try await ChatCompletionServer()
+            defer { server.stop() }
+            let perCall = Double(ChatCompletionServer.promptTokens + ChatCompletionServer.completionTokens)
             let id = TestEnvironment.uniqueName("budget-")
             _ = try await h.publishAgent(
                 agentYAML(
-                    id: id, trigger: "work.\(id)", handler: Self.tenTokens, config: "max_parallel_tasks: 4",
-                    extra: "budgets:\n  - {limit: 50, unit: tokens, per: day, estimate: 10, warn_at: 0.8}\n"))
+                    id: id, trigger: "work.\(id)",
+                    handler: """
+                        llm:
+                          base_url: \(server.baseURL)
+                          model: gpt-test
+                          prompt: "Alert {{payload.n}}. ANSWER:fine"
+                          max_tokens: \(Int(perCall))
+                        """, config: "max_parallel_tasks: 4",
+                    extra: "budgets:\n  - {limit: \(Int(perCall * 5)), unit: tokens, per: day, warn_at: 0.8}\n"))
             let seconds = 12
             let calendar = Self.calendar(day: seconds)
             let environment = ["AGENTRY_BUDGET_PERIOD_SECONDS": "day=\(seconds)"]
@@ -53,7 +67,10 @@ struct BudgetTests {
                 $0.filter { $0.state == .succeeded }.count == 5 && $0.filter { $0.state == .deferred }.count == 3
             }
             #expect(period.end > Date(), "the first period should not have ended before the runs were counted")
-            #expect(first.filter { $0.state == .succeeded }.count == 5, "50 tokens at 10 a run is 5 runs: \(first.map(\.state))")
+            let succeeded = first.filter { $0.state == .succeeded }
+            #expect(succeeded.count == 5, "\(Int(perCall * 5)) tokens at \(Int(perCall)) a run is 5 runs: \(first.map(\.state))")
+            #expect(succeeded.allSatisfy { $0.usage?.inputTokens == 100 && $0.usage?.outputTokens == 20 }, "each run's usage is recorded")
+            #expect(Set(succeeded.compactMap(\.workerID)).count == 2, "both workers ran some")
             let deferred = first.filter { $0.state == .deferred }
             #expect(deferred.count == 3)
             for run in deferred {
@@ -62,9 +79,10 @@ struct BudgetTests {
                 #expect(run.resumeAt.map { abs($0.timeIntervalSince(period.end)) < 0.01 } == true, "deferred to the next period's start")
             }
             let usage = try #require(try await h.store.budgets.current(scope: "agent:\(id)").first { $0.periodStart == period.start })
-            #expect(usage.used == 50)
+            #expect(usage.used == perCall * 5)
             #expect(usage.reserved == 0, "every run settled its reservation")
             #expect(usage.runs == 5)
+            #expect(await server.received.values.count == 5, "the endpoint was called five times in the first period")
 
             // The next period: the three deferred runs run, as runs of that period.
             let all = try await h.waitForRuns(id, timeout: .seconds(40)) { $0.filter { $0.state == .succeeded }.count == 8 }
@@ -84,7 +102,7 @@ struct BudgetTests {
             let exceeded = try await log.recent(limit: 200, type: "budget.exceeded").filter { $0.event.payload["scope"] == .string("agent:\(id)") }
             #expect(exceeded.count == 1, "budget.exceeded is published once per period: \(exceeded.count)")
             let warnings = try await log.recent(limit: 200, type: "budget.warning").filter { $0.event.payload["scope"] == .string("agent:\(id)") }
-            #expect(warnings.count == 1, "budget.warning once, at 40 of 50: \(warnings.count)")
+            #expect(warnings.count == 1, "budget.warning once, at 480 of 600: \(warnings.count)")
             await h.cleanup(id)
         }
     }
