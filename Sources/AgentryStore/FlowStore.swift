@@ -151,9 +151,13 @@ public struct FlowStore: Sendable {
                     """
                     INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id, attempt,
                                            state, event_at, received_at, started_at, event, defer_reason, flow_key, resume_at, message)
-                    VALUES (\(run.runID), \(run.agentID), \(run.agentVersion), \(run.eventID), \(run.eventType), \(run.priority.rawValue),
-                            \(run.workerID), \(run.instanceID), \(run.attempt), 'deferred', \(run.eventAt), \(run.receivedAt), clock_timestamp(),
-                            \(event)::jsonb, 'debounce', \(key), \(until), \(message))
+                    SELECT \(run.runID), \(run.agentID), \(run.agentVersion), \(run.eventID), \(run.eventType), \(run.priority.rawValue),
+                           \(run.workerID), \(run.instanceID), \(run.attempt), 'deferred', \(run.eventAt), \(run.receivedAt), clock_timestamp(),
+                           \(event)::jsonb, 'debounce', \(key), \(until), \(message)
+                    -- A redelivery of an event recorded already (its ack was lost) records nothing more.
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM task_runs WHERE agent_id = \(run.agentID) AND event_id = \(run.eventID)
+                          AND state IN ('deferred', 'resuming', 'running', 'succeeded', 'skipped', 'cancelled'))
                     """, logger: logger)
                 return superseded
             }

@@ -59,6 +59,11 @@ struct BudgetTests {
             let workers = [
                 try WorkerProcess(agents: [id], environment: environment, eventLog: true), try WorkerProcess(agents: [id], environment: environment),
             ]
+            // Both workers take the agent's events (each counts the other with a heartbeat) before they race.
+            #expect(
+                try await TestEnvironment.eventually(timeout: .seconds(20)) {
+                    try await h.store.consumingInstances(agentID: id, expiry: .seconds(3))[id] == 2
+                })
             let period = try await freshPeriod(calendar, left: 9)
             for n in 0..<8 {
                 try await h.bus.publish(Event(type: "work.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
