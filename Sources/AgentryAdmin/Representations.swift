@@ -26,6 +26,8 @@ public enum Representation {
             "parent_run_id": id(run.parentRunID), "root_run_id": id(run.rootRunID), "depth": .int(Int64(run.depth)),
             "task": string(run.task), "steps": .int(Int64(run.steps)), "wait_until": time(run.waitUntil),
             "progress": run.progress.flatMap { try? JSON.parse(Array($0.utf8)) } ?? .null,
+            "defer_reason": run.state == .deferred ? string(run.deferReason) : .null,
+            "resume_at": run.state == .deferred ? time(run.resumeAt) : .null,
         ])
     }
 
