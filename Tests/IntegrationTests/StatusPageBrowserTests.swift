@@ -295,6 +295,8 @@ struct StatusPageBrowserTests {
             let message = try browser.eval("\(deferred).textContent")?.stringValue ?? ""
             #expect(message.contains("agent:\(id) is at its budget"), "\(message)")
             _ = try browser.send("shot \(Self.artifacts.appendingPathComponent("status-page-budgets.png").path)")
+            _ = try browser.eval("\(deferred).scrollIntoView({block: 'center'})")
+            _ = try browser.send("shot \(Self.artifacts.appendingPathComponent("status-page-deferred.png").path)")
             browser.close()
             await worker.stop()
             await a.worker.cleanup(id)
