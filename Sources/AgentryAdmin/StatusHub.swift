@@ -18,11 +18,11 @@ import NIOHTTP1
 /// agents or workers change, on any host, while some hub with clients is registered in `status_watchers`; releases
 /// notify `agentry_locks`) and from the bus (`agent.*`, `resource.*`
 /// and `alert.*` events are forwarded as they are published). A kind that changed is read again at most every
-/// 100 ms and sent only when it differs from what clients have; queue depths, schedules, webhook deliveries and
-/// approvals (pending, and the last few decided) are sampled every second and sent when they move. Each client has a
-/// bounded outbox: one that does not keep up is dropped, so it slows neither the others nor the worker.
+/// 100 ms and sent only when it differs from what clients have; queue depths, schedules, webhook deliveries,
+/// approvals (pending, and the last few decided) and budgets are sampled every second and sent when they move. Each
+/// client has a bounded outbox: one that does not keep up is dropped, so it slows neither the others nor the worker.
 public final class StatusHub: Sendable {
-    enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks, approvals }
+    enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks, approvals, budgets }
 
     struct Client: Sendable {
         let outbox: AsyncStream<String>.Continuation
@@ -45,6 +45,11 @@ public final class StatusHub: Sendable {
         /// within ``readingLifetime`` of it share it instead of asking PostgreSQL and RabbitMQ again.
         var readings: [Kind: (at: ContinuousClock.Instant, value: [JSONValue])] = [:]
         var recentEvents: (at: ContinuousClock.Instant, value: [JSONValue])?
+        /// The published agents' definitions, as the `budgets` kind last read them, with when and at which
+        /// `agentsChanges`: used again while the hub watches and no agent changed since.
+        var budgetDefinitions: (at: ContinuousClock.Instant, changes: Int, value: [AgentDefinition])?
+        /// Agent changes notified so far.
+        var agentsChanges = 0
     }
 
     /// How long a reading serves snapshots and scrapes (live updates always read afresh).
@@ -117,7 +122,10 @@ public final class StatusHub: Sendable {
                 // A run's state moves as approvals are requested and decided.
                 case "task_runs": self.markDirty(.runs, .instances, .approvals)
                 case "resource_locks", "resource_lock_waiters": self.markDirty(.locks)
-                case "agents", "agent_registry": self.markDirty(.agents)
+                case "agents", "agent_registry":
+                    // A publication, a retirement or a new version may change the budgets declared.
+                    self.state.withLockedValue { $0.agentsChanges += 1 }
+                    self.markDirty(.agents, .budgets)
                 default: self.markDirty(.instances)
                 }
             case .notification:
@@ -226,9 +234,9 @@ public final class StatusHub: Sendable {
 
     private func sampleQueues() async {
         while !Task.isCancelled {
-            // Schedules change as ticks are claimed, approvals as they expire, with no notification: sampled too, sent
-            // when they differ.
-            markDirty(.queues, .schedules, .webhooks, .approvals)
+            // Schedules change as ticks are claimed, approvals as they expire, budgets as runs settle and periods end,
+            // with no notification: sampled too, sent when they differ.
+            markDirty(.queues, .schedules, .webhooks, .approvals, .budgets)
             try? await Task.sleep(for: .seconds(1))
         }
     }
@@ -276,6 +284,7 @@ public final class StatusHub: Sendable {
             let approvals = dependencies.runtime.approvals
             value = try await (approvals.list(state: .pending, limit: 100) + approvals.decided(limit: Self.decidedApprovals))
                 .map(Representation.approval)
+        case .budgets: value = try await budgets()
         }
         let now = ContinuousClock.now
         state.withLockedValue { $0.readings[kind] = (now, value) }
@@ -294,7 +303,7 @@ public final class StatusHub: Sendable {
 
     /// Whether a reading taken `at` may stand in for a fresh one: while the hub watches, a change after it is notified
     /// (and reaches the clients through the flush); before, it might not be.
-    private func usable(_ at: ContinuousClock.Instant, _ s: State) -> Bool {
+    func usable(_ at: ContinuousClock.Instant, _ s: State) -> Bool {
         guard s.watching, let since = s.watchingSince else { return s.clients.isEmpty }
         return at >= since
     }

@@ -42,12 +42,24 @@ public struct BudgetOverview: Sendable {
 
     /// Every budget, agents' first (by id), then pools'.
     public func all() async throws -> [BudgetStatus] {
+        try await all(of: try await published())
+    }
+
+    /// The budgets of `definitions` (the published agents, as ``published()`` reads them) and of the topology's
+    /// pools: for a reader that keeps the definitions between readings (the status hub reads the usage every second,
+    /// the definitions only when agents change).
+    public func all(of definitions: [AgentDefinition]) async throws -> [BudgetStatus] {
+        try await statuses(definitions, pools: true)
+    }
+
+    /// The current definitions of the published agents (one query per agent).
+    public func published() async throws -> [AgentDefinition] {
         var definitions: [AgentDefinition] = []
         for state in try await registry.states() where !state.retired {
             guard let version = state.activeVersion, let stored = try await registry.version(version, of: state.agentID) else { continue }
             if let definition = try? AgentRegistry.decode(stored) { definitions.append(definition) }
         }
-        return try await statuses(definitions, pools: true)
+        return definitions
     }
 
     /// The budgets that apply to one agent: its own and its pools'.

@@ -260,4 +260,46 @@ struct StatusPageBrowserTests {
             for id in [gate, parent, sub] { await a.worker.cleanup(id) }
         }
     }
+
+    @Test("the Budgets panel shows a budget filling up to its limit, flagged there, and the runs panel shows the run it deferred")
+    func budgetsPanel() async throws {
+        try await withAdminServer { a in
+            let id = TestEnvironment.uniqueName("pspend-")
+            _ = try await a.worker.publishAgent(budgetedAgentYAML(id))
+            let token = try #require(a.token)
+            let browser = try HeadlessBrowser(url: a.base + "/?token=\(token)")
+            defer { browser.close() }
+            #expect(try browser.wait(20, "document.body.dataset.ready === 'true'"), "the page should render the first snapshot")
+            let row = "document.querySelector('[data-testid=budget][data-scope=\"agent:\(id)\"]')"
+            let used = "\(row)?.querySelector('[data-testid=budget-used]')?.textContent"
+            #expect(try browser.wait(10, "\(row)?.dataset.atLimit === 'false'"), "the agent's budget is listed, not at its limit")
+            #expect(try browser.eval(used) == "0 / 20 tokens")
+            let rowText = try browser.eval("\(row)?.textContent")?.stringValue ?? ""
+            #expect(rowText.contains("per month") && rowText.contains("defer") && rowText.contains("0%"), "\(rowText)")
+
+            let worker = try WorkerProcess(agents: [id])
+            for n in 0..<3 {
+                try await a.worker.bus.publish(Event(type: "spend.\(id)", payload: ["n": .int(Int64(n))], priority: .normal, source: "test"))
+            }
+            let reached = try browser.wait(40, "\(row)?.dataset.atLimit === 'true' && \(used) === '20 / 20 tokens'")
+            let shown = try browser.eval("\(row)?.textContent")?.stringValue ?? "-"
+            #expect(reached, "the panel follows the budget live up to its limit: \(shown)")
+            #expect(try browser.eval("\(row).querySelector('[data-testid=budget-at-limit]')?.textContent") == "at limit", "flagged at its limit")
+            #expect(try browser.eval("\(row).querySelector('.bar > span').style.width") == "100%", "the bar is full")
+            #expect(try browser.wait(10, "\(row).querySelectorAll('td')[7].textContent === '1'"), "with the run it deferred counted")
+
+            let deferred = "[...document.querySelectorAll('[data-testid=run][data-agent-id=\"\(id)\"]')].find(r => r.dataset.state === 'deferred')"
+            #expect(try browser.wait(10, "!!\(deferred)"), "the deferred run is listed in the runs panel")
+            #expect(try browser.eval("\(deferred).querySelector('.badge').className") == "badge run-deferred", "with a style of its own")
+            #expect(try browser.eval("\(deferred).querySelector('[data-testid=run-deferred]')?.dataset.reason") == "budget", "and its reason")
+            let message = try browser.eval("\(deferred).textContent")?.stringValue ?? ""
+            #expect(message.contains("agent:\(id) is at its budget"), "\(message)")
+            _ = try browser.send("shot \(Self.artifacts.appendingPathComponent("status-page-budgets.png").path)")
+            _ = try browser.eval("\(deferred).scrollIntoView({block: 'center'})")
+            _ = try browser.send("shot \(Self.artifacts.appendingPathComponent("status-page-deferred.png").path)")
+            browser.close()
+            await worker.stop()
+            await a.worker.cleanup(id)
+        }
+    }
 }

@@ -3,8 +3,8 @@
   const MAX_EVENTS = 30;
   const TOKEN_KEY = 'agentry-token';
   const WS_PATH = '/api/runtime/instances/status';
-  const KINDS = ['instances', 'agents', 'queues', 'locks', 'runs', 'schedules', 'webhooks', 'approvals'];
-  const data = { instances: [], agents: [], queues: [], locks: [], runs: [], schedules: [], webhooks: [], approvals: [], events: [] };
+  const KINDS = ['instances', 'agents', 'queues', 'locks', 'runs', 'schedules', 'webhooks', 'approvals', 'budgets'];
+  const data = { instances: [], agents: [], queues: [], locks: [], runs: [], schedules: [], webhooks: [], approvals: [], budgets: [], events: [] };
   // Run states in which a run has not ended (it may still change, and takes no feedback).
   const UNFINISHED = ['running', 'waiting', 'resuming', 'awaiting_approval', 'deferred'];
   // How far the run tree is fetched: levels below the shown run, and runs in all.
@@ -79,7 +79,10 @@
     if (s < 60) return s.toFixed(1) + ' s';
     const m = Math.floor(s / 60);
     if (m < 60) return m + 'm ' + String(Math.floor(s % 60)).padStart(2, '0') + 's';
-    return Math.floor(m / 60) + 'h ' + String(m % 60).padStart(2, '0') + 'm';
+    const h = Math.floor(m / 60);
+    // A budget's month ends weeks ahead: days then.
+    if (h >= 48) return Math.floor(h / 24) + 'd ' + String(h % 24).padStart(2, '0') + 'h';
+    return h + 'h ' + String(m % 60).padStart(2, '0') + 'm';
   }
   function relative(iso) {
     const t = Date.parse(iso);
@@ -245,6 +248,59 @@
     count('count-webhooks', rows.length, all.length);
   }
 
+  // An amount of a budget: tokens as a whole number, a cost with its currency.
+  function amount(v, b) {
+    const n = Number(v);
+    if (!isFinite(n)) return '\u2014';
+    if (b.unit === 'cost') return n.toLocaleString(undefined, { maximumFractionDigits: 4 });
+    return Math.round(n).toLocaleString();
+  }
+  // A budget applies to the selected agent when it is the agent's own or a pool's the agent draws from.
+  function budgetMatches(b) {
+    return !selected || b.scope === 'agent:' + selected || list(b.agents).indexOf(selected) >= 0;
+  }
+
+  function renderBudgets() {
+    const all = list(data.budgets);
+    const shown = all.filter(budgetMatches);
+    const rows = shown.map((b) => {
+      const limit = Number(b.limit);
+      const share = limit > 0 ? Math.max(0, Number(b.used) || 0) / limit : 0;
+      const level = b.at_limit ? 'at_limit' : (Number(b.warn_at) > 0 && share >= Number(b.warn_at) ? 'warn' : 'ok');
+      const fillBar = el('span');
+      fillBar.style.width = Math.min(100, Math.round(share * 100)) + '%';
+      const unit = b.unit === 'cost' ? dash(b.currency) : 'tokens';
+      const pool = String(b.scope || '').indexOf('pool:') === 0;
+      return el('tr', {
+        'data-testid': 'budget', 'data-scope': dash(b.scope), 'data-at-limit': b.at_limit ? 'true' : 'false', class: b.at_limit ? 'at-limit' : null
+      }, [
+        el('td', null, [el('span', { class: 'mono', text: dash(b.scope) }),
+          el('span', { class: 'sub', text: 'per ' + dash(b.per) + (pool && list(b.agents).length ? ', for ' + list(b.agents).join(', ') : '') })]),
+        el('td', { class: 'num', 'data-testid': 'budget-used' }, [amount(b.used, b) + ' / ' + amount(b.limit, b) + ' ' + unit]),
+        el('td', { title: Math.round(share * 100) + '% of the limit spent' + (b.warn_at ? ', warning at ' + Math.round(Number(b.warn_at) * 100) + '%' : '') }, [
+          el('span', { class: 'bar ' + level }, [fillBar]),
+          b.at_limit ? el('span', { class: 'badge budget-at_limit', 'data-testid': 'budget-at-limit', text: 'at limit' }) : el('span', { class: 'muted', text: Math.round(share * 100) + '%' })
+        ]),
+        td(Number(b.reserved) > 0 ? amount(b.reserved, b) : '\u2014', 'num'),
+        td(dash(b.runs), 'num'),
+        el('td', { title: b.period_end || null }, [time(b.period_end), b.period_end ? el('span', { class: 'sub', text: relative(b.period_end) }) : null]),
+        td(dash(b.on_exceeded), 'mono'),
+        td(Number(b.deferred_runs) > 0 ? String(b.deferred_runs) : '\u2014', Number(b.deferred_runs) > 0 ? 'num refused' : 'num')
+      ]);
+    });
+    fill('budgets-body', rows, 8, selected ? 'No budget applies to this agent' : 'No budgets declared');
+    count('count-budgets', shown.length, all.length);
+  }
+
+  // Why a deferred run waits and until when, under its message.
+  function deferredNote(r) {
+    if (r.state !== 'deferred') return null;
+    const why = r.defer_reason ? r.defer_reason + ', ' : '';
+    const due = Date.parse(r.resume_at);
+    const when = isNaN(due) ? 'waiting' : (due > Date.now() ? 'tried again ' + relative(r.resume_at) : 'due now');
+    return el('span', { class: 'sub', 'data-testid': 'run-deferred', 'data-reason': dash(r.defer_reason), text: why + when });
+  }
+
   function renderRuns() {
     const all = data.runs;
     const shown = all.filter((r) => matchAgent(r.agent_id));
@@ -262,7 +318,7 @@
         el('td', null, [badge('run', r.state)]),
         td(time(r.started_at), null, r.started_at || null),
         td(duration(end - start), 'num'),
-        td(dash(r.message), 'clip', r.message || null)
+        el('td', { class: 'clip', title: r.message || null }, [dash(r.message), deferredNote(r)])
       ]);
     });
     fill('runs-body', rows, 7, selected ? 'No recent runs of this agent' : 'No runs yet');
@@ -422,7 +478,8 @@
       fact('Agent', el('span', null, [el('span', { class: 'mono', text: dash(r.agent_id) }), ' ', el('span', { class: 'muted', text: dash(r.agent_version) })])),
       fact('State', el('span', { 'data-testid': 'run-state', 'data-state': dash(r.state) }, [badge('run', r.state),
         r.state === 'awaiting_approval' ? el('span', { class: 'muted', text: ' waiting for an approval (above)' }) : null,
-        r.state === 'waiting' && r.wait_until ? el('span', { class: 'muted', text: ' for its children until ' + time(r.wait_until) }) : null])),
+        r.state === 'waiting' && r.wait_until ? el('span', { class: 'muted', text: ' for its children until ' + time(r.wait_until) }) : null,
+        r.state === 'deferred' ? el('span', { class: 'muted', text: ' (' + dash(r.defer_reason) + ') until ' + time(r.resume_at) }) : null])),
       r.task ? fact('Task', el('span', { class: 'mono', text: r.task })) : [],
       fact('Event', el('span', null, [el('span', { class: 'mono', text: dash(r.event_type) }), ' ', el('span', { class: 'muted mono', text: short(r.event_id), title: r.event_id || null })])),
       fact('Parent', r.parent_run_id ? el('span', { 'data-testid': 'run-parent' }, [runLink(r.parent_run_id, r.parent_run_id)]) : el('span', { class: 'muted', text: 'none (a root run)' })),
@@ -562,6 +619,7 @@
     renderSchedules();
     renderWebhooks();
     renderApprovals();
+    renderBudgets();
     renderRuns();
     renderEvents();
   }
@@ -594,6 +652,7 @@
       case 'queues': data.queues = list(msg.queues); renderQueues(); break;
       case 'schedules': data.schedules = list(msg.schedules); renderSchedules(); break;
       case 'webhooks': data.webhooks = list(msg.webhooks); renderWebhooks(); break;
+      case 'budgets': data.budgets = list(msg.budgets); renderBudgets(); break;
       case 'event':
         if (msg.event && typeof msg.event === 'object') {
           data.events.unshift(msg.event);
@@ -731,16 +790,18 @@
     renderInstances();
     renderQueues();
     renderApprovals();
+    renderBudgets();
     renderRuns();
     renderEvents();
   });
   window.addEventListener('hashchange', routeHash);
   $('run-detail-close').addEventListener('click', () => closeRun(true));
-  // Keeps durations of running runs and lock expiry times fresh.
+  // Keeps durations of running runs, lock expiry times and budget periods' ends fresh.
   setInterval(() => {
     if (!ready) return;
     if (data.runs.some((r) => !finished(r.state))) renderRuns();
     if (data.locks.length) renderLocks();
+    if (data.budgets.length) renderBudgets();
   }, 5000);
   $('connection').addEventListener('click', () => {
     if (ws) return;
