@@ -52,14 +52,10 @@ public struct BudgetOverview: Sendable {
         try await statuses(definitions, pools: true)
     }
 
-    /// The current definitions of the published agents (one query per agent).
+    /// The current definitions of the published agents that budgets concern (those declaring budgets or drawing from
+    /// event pools), in one query.
     public func published() async throws -> [AgentDefinition] {
-        var definitions: [AgentDefinition] = []
-        for state in try await registry.states() where !state.retired {
-            guard let version = state.activeVersion, let stored = try await registry.version(version, of: state.agentID) else { continue }
-            if let definition = try? AgentRegistry.decode(stored) { definitions.append(definition) }
-        }
-        return definitions
+        try await registry.currentVersionsWithBudgets().compactMap { try? AgentRegistry.decode($0) }
     }
 
     /// The budgets that apply to one agent: its own and its pools'.

@@ -170,6 +170,16 @@ public struct AgentRegistryStore: Sendable {
         try await fetchVersions("")
     }
 
+    /// The current version of every published (not retired) agent that declares budgets or draws from event pools:
+    /// those that budgets concern, in one query.
+    public func currentVersionsWithBudgets() async throws -> [StoredAgentVersion] {
+        try await fetchVersions(
+            """
+            WHERE (agent_id, version) IN (SELECT agent_id, active_version FROM agents WHERE status <> 'retired' AND active_version IS NOT NULL)
+              AND (definition ? 'budgets' OR jsonb_array_length(coalesce(definition->'event_pools', '[]'::jsonb)) > 0)
+            """)
+    }
+
     /// One version, or nil.
     public func version(_ version: String, of agentID: String) async throws -> StoredAgentVersion? {
         try await fetchVersions("WHERE agent_id = \(agentID) AND version = \(version)").first

@@ -95,9 +95,7 @@ public struct ApprovalStore: Sendable {
                     """, logger: logger)
                 { updated = true }
                 guard updated else { return false }
-                try await connection.queryAll(
-                    "UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL WHERE agent_id = \(run.agentID) AND run_id = \(run.runID)",
-                    logger: logger)
+                try await connection.releaseSlot(of: run, logger: logger)
                 try await connection.queryAll(
                     """
                     INSERT INTO approvals (approval_id, run_id, agent_id, agent_version, permission, reason, then_payload, requested_by, expires_at)

@@ -32,9 +32,7 @@ public struct FlowStore: Sendable {
                     """, logger: logger)
                 { updated = true }
                 guard updated else { return false }
-                try await connection.queryAll(
-                    "UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL WHERE agent_id = \(run.agentID) AND run_id = \(run.runID)",
-                    logger: logger)
+                try await connection.releaseSlot(of: run, logger: logger)
                 return true
             }
         } catch {
@@ -71,9 +69,7 @@ public struct FlowStore: Sendable {
                            resume_at = \(fallback), resume_published_at = NULL, message = \(message)
                     WHERE run_id = \(run.runID) AND state IN ('running', 'lost')
                     """, logger: logger)
-                try await connection.queryAll(
-                    "UPDATE agent_slots SET run_id = NULL, worker_id = NULL, taken_at = NULL WHERE agent_id = \(run.agentID) AND run_id = \(run.runID)",
-                    logger: logger)
+                try await connection.releaseSlot(of: run, logger: logger)
                 return false
             }
         } catch {
