@@ -33,7 +33,6 @@ final class ChatCompletionServer: Sendable {
     var baseURL: String { "http://127.0.0.1:\(port)/v1" }
 
     init() async throws {
-        let (ports, portSink) = AsyncStream<Int>.makeStream()
         let router = Router()
         let received = self.received
         router.post("v1/chat/completions") { request, _ -> Response in
@@ -45,17 +44,17 @@ final class ChatCompletionServer: Sendable {
             await received.append(entry)
             let prompt = entry.prompt
             if prompt.contains("MODE:429"), earlier == 0 {
-                return Self.json(
+                return StandInServer.json(
                     .object(["error": .object(["message": "Rate limit reached", "type": "requests"])]), status: .tooManyRequests,
                     extra: [.retryAfter: "1"])
             }
             if prompt.contains("MODE:400") {
-                return Self.json(
+                return StandInServer.json(
                     .object(["error": .object(["message": .string(Self.badRequestMessage), "type": "invalid_request_error"])]),
                     status: .badRequest)
             }
             let answer = prompt.range(of: "ANSWER:").map { String(prompt[$0.upperBound...]) } ?? "ok"
-            return Self.json(
+            return StandInServer.json(
                 .object([
                     "id": "chatcmpl-test", "object": "chat.completion", "model": .string(Self.model),
                     "choices": .array([
@@ -67,16 +66,8 @@ final class ChatCompletionServer: Sendable {
                     ]),
                 ]), status: .ok)
         }
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in portSink.yield(channel.localAddress?.port ?? 0) },
-            logger: TestEnvironment.logger)
-        task = Task { try await app.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let bound = await iterator.next(), bound > 0 else {
-            task.cancel()
-            throw HTTPTestServer.TestServerError()
-        }
+        let (task, bound) = try await StandInServer.serve(router)
+        self.task = task
         port = bound
     }
 
@@ -87,9 +78,4 @@ final class ChatCompletionServer: Sendable {
         await received.values.filter { $0.prompt.contains(marker) }
     }
 
-    private static func json(_ value: JSONValue, status: HTTPResponse.Status, extra: HTTPFields = [:]) -> Response {
-        var headers: HTTPFields = [.contentType: "application/json"]
-        headers.append(contentsOf: extra)
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSON.serialize(value).utf8)))
-    }
 }

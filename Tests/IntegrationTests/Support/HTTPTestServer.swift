@@ -17,7 +17,6 @@ final class HTTPTestServer: Sendable {
     private let task: Task<Void, any Error>
 
     init() async throws {
-        let (ports, portSink) = AsyncStream<Int>.makeStream()
         let router = Router()
         let port = NIOLockedPort()
         router.post("ok") { request, context -> Response in
@@ -28,7 +27,7 @@ final class HTTPTestServer: Sendable {
                 "received_id": id, "header": request.headers[.init("X-Test")!].map(JSONValue.string) ?? .null,
                 "events": .array([.object(["type": "answered.ok", "payload": .object(["id": id])])]),
             ])
-            return Self.json(answer, status: .ok)
+            return StandInServer.json(answer, status: .ok)
         }
         router.get("ok") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"reached": "ok"}"#)))
@@ -41,28 +40,14 @@ final class HTTPTestServer: Sendable {
         router.on("big", method: .get) { _, _ in
             Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "x"), count: 2 << 20)))
         }
-        router.post("**") { _, _ in Self.json(.object(["error": "no"]), status: .internalServerError) }
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in portSink.yield(channel.localAddress?.port ?? 0) },
-            logger: TestEnvironment.logger)
-        task = Task { try await app.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let bound = await iterator.next(), bound > 0 else {
-            task.cancel()
-            throw TestServerError()
-        }
+        router.post("**") { _, _ in StandInServer.json(.object(["error": "no"]), status: .internalServerError) }
+        let (task, bound) = try await StandInServer.serve(router)
+        self.task = task
         port.value = bound
         self.port = bound
     }
 
     func stop() { task.cancel() }
-
-    private static func json(_ value: JSONValue, status: HTTPResponse.Status) -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: JSON.serialize(value).utf8)))
-    }
 
     private static func redirect(port: Int) -> Response {
         Response(status: .found, headers: [.location: "http://127.0.0.1:\(port)/ok", .contentLength: "0"])

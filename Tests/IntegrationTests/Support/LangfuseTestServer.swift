@@ -40,7 +40,6 @@ final class LangfuseTestServer: Sendable {
     func failNext(_ count: Int) { state.withLockedValue { $0.failures = count } }
 
     init() async throws {
-        let (ports, portSink) = AsyncStream<Int>.makeStream()
         let router = Router()
         let state = NIOLockedValueBox<(requests: [Request], failures: Int)>(([], 0))
         self.state = state
@@ -54,7 +53,7 @@ final class LangfuseTestServer: Sendable {
                 return true
             }
             if failing {
-                return Self.json(["message": "Internal Server Error"], status: .internalServerError)
+                return StandInServer.json(["message": "Internal Server Error"], status: .internalServerError)
             }
             var successes: [JSONValue] = []
             var errors: [JSONValue] = []
@@ -66,26 +65,14 @@ final class LangfuseTestServer: Sendable {
                     successes.append(["id": id, "status": 201])
                 }
             }
-            return Self.json(["successes": .array(successes), "errors": .array(errors)], status: .init(code: 207, reasonPhrase: "Multi-Status"))
+            return StandInServer.json(
+                ["successes": .array(successes), "errors": .array(errors)], status: .init(code: 207, reasonPhrase: "Multi-Status"))
         }
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in portSink.yield(channel.localAddress?.port ?? 0) },
-            logger: TestEnvironment.logger)
-        task = Task { try await app.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let bound = await iterator.next(), bound > 0 else {
-            task.cancel()
-            throw HTTPTestServer.TestServerError()
-        }
+        let (task, bound) = try await StandInServer.serve(router)
+        self.task = task
         self.port = bound
     }
 
     func stop() { task.cancel() }
 
-    private static func json(_ value: JSONValue, status: HTTPResponse.Status) -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: JSON.serialize(value).utf8)))
-    }
 }
