@@ -25,7 +25,11 @@ extension AdminAPI {
             text: try searchText(query.q), cursor: try cursor(query.cursor, .runs))
         try checkRange(search.since, search.until)
         let page = try await dependencies.runtime.search(search, limit: try limit(query.limit, default: 50))
-        return .ok(.init(body: .json(.init(runs: page.items.map(Representation.run), count: page.items.count, nextCursor: page.next?.token))))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(runs: page.items.map(Representation.run), count: page.items.count, nextCursor: page.next.map { .string($0.token) } ?? .null)
+                )))
     }
 
     func getRun(_ input: Operations.GetRun.Input) async throws -> Operations.GetRun.Output {

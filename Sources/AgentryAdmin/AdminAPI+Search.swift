@@ -16,7 +16,9 @@ extension AdminAPI {
         return .ok(
             .init(
                 body: .json(
-                    .init(events: page.items.map { Representation.event($0.event) }, count: page.items.count, nextCursor: page.next?.token))))
+                    .init(
+                        events: page.items.map { Representation.event($0.event) }, count: page.items.count,
+                        nextCursor: page.next.map { .string($0.token) } ?? .null))))
     }
 
     /// A `type` parameter: an event type, or a topic pattern with `*` or `#` words.

@@ -54,14 +54,16 @@ extension EventLogStore {
         sql.after(search.cursor, time: "\"timestamp\"", id: "id")
         let order = "ORDER BY \"timestamp\" DESC, id DESC LIMIT \(limit + 1)"
         let from: String
-        if let types, types.count <= SearchSQL.mergedTypes {
-            // One ordered index read per type, merged: PostgreSQL 15 does not read `event_type = ANY(...)` in
-            // time order, and would sort every event of those types.
-            let wanted = sql.bind(types)
-            from = """
-                unnest(\(wanted)::text[]) AS wanted(type)
-                CROSS JOIN LATERAL (SELECT * FROM event_log WHERE event_type = wanted.type AND \(sql.whereClause) \(order)) AS event_log
-                """
+        if let types, types.count == 1 {
+            sql.conditions.append("event_type = \(sql.bind(types[0]))")
+            from = "event_log WHERE \(sql.whereClause)"
+        } else if let types, types.count <= SearchSQL.mergedTypes {
+            // A page of each type through its (type, time, id) index, merged in order. `event_type = ANY(...)`
+            // would sort every event of those types (PostgreSQL 15 does not read it in order), and a join with the
+            // list of types is planned without knowing them, so it reads the log in time order instead.
+            let conditions = sql.whereClause
+            let branches = types.map { type in "(SELECT * FROM event_log WHERE event_type = \(sql.bind(type)) AND \(conditions) \(order))" }
+            from = "(\(branches.joined(separator: " UNION ALL "))) AS event_log"
         } else {
             if let types { sql.conditions.append("event_type = ANY(\(sql.bind(types))::text[])") }
             from = "event_log WHERE \(sql.whereClause)"

@@ -62,14 +62,16 @@ extension RuntimeStore {
         }
         sql.after(search.cursor, time: "started_at", id: "run_id")
         let from: String
-        if let types, types.count <= SearchSQL.mergedTypes {
-            // One ordered index read per type, merged (see EventLogStore.search).
-            let wanted = sql.bind(types)
-            from = """
-                unnest(\(wanted)::text[]) AS wanted(type)
-                CROSS JOIN LATERAL (SELECT * FROM task_runs WHERE event_type = wanted.type AND \(sql.whereClause)
-                                    ORDER BY started_at DESC, run_id DESC LIMIT \(limit + 1)) AS task_runs
-                """
+        if let types, types.count == 1 {
+            sql.conditions.append("event_type = \(sql.bind(types[0]))")
+            from = "task_runs WHERE \(sql.whereClause)"
+        } else if let types, types.count <= SearchSQL.mergedTypes {
+            // A page of each type through its (type, time, id) index, merged in order (see EventLogStore.search).
+            let conditions = sql.whereClause
+            let branches = types.map { type in
+                "(SELECT * FROM task_runs WHERE event_type = \(sql.bind(type)) AND \(conditions) ORDER BY started_at DESC, run_id DESC LIMIT \(limit + 1))"
+            }
+            from = "(\(branches.joined(separator: " UNION ALL "))) AS task_runs"
         } else {
             if let types { sql.conditions.append("event_type = ANY(\(sql.bind(types))::text[])") }
             from = "task_runs WHERE \(sql.whereClause)"

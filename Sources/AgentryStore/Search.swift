@@ -1,4 +1,4 @@
-public import AgentryCore
+import AgentryCore
 public import Foundation
 import PostgresNIO
 
@@ -102,7 +102,7 @@ struct SearchSQL {
     private var count = 0
 
     /// Binds `value` and returns its placeholder (`$3`).
-    mutating func bind(_ value: some PostgresEncodable) -> String {
+    mutating func bind(_ value: some PostgresNonThrowingEncodable) -> String {
         bindings.append(value)
         count += 1
         return "$\(count)"

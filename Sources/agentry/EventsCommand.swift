@@ -1,8 +1,10 @@
 import AgentryAdmin
 import AgentryCore
+import AgentryRuntime
 import AgentryStore
 import ArgumentParser
 import Foundation
+import Logging
 
 extension Agentry {
     struct Events: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import AgentryCore
 import AgentryStore
 import Foundation
+import NIOHTTP1
 import PostgresNIO
 import Testing
 
@@ -102,7 +103,7 @@ struct SearchAPITests {
                 [everything, ("since", Timestamp.format(since)), ("until", Timestamp.format(until))],
                 { $0.event.timestamp >= since && $0.event.timestamp < until }, "since (inclusive) and until (exclusive)")
             try await expect(
-                [everything, ("since", "2026-11-30T00:30:00+01:00")], { $0.event.timestamp >= Timestamp.parse("2026-11-29T23:30:00Z")! },
+                [everything, ("since", "2026-11-30T01:30:00+01:00")], { $0.event.timestamp >= Timestamp.parse("2026-11-30T00:30:00Z")! },
                 "a time with an offset")
             try await expect(
                 [("q", "tv-3"), everything], { JSONValue.object($0.event.payload).jsonText.lowercased().contains("tv-3") }, "q, any case")
@@ -122,8 +123,9 @@ struct SearchAPITests {
         }
     }
 
-    /// Runs of agents `<tag>-a` and `<tag>-b`, one a minute back from `base`, for logged events whose payloads
-    /// name a device; states, types and priorities vary by index. Returns (run id, agent, state, type, priority,
+    /// Runs of agents `<tag>-a` (even indexes) and `<tag>-b` (odd), one a minute back from `base`, for logged events
+    /// whose payloads name a device (`tv-9…` every seventh); each agent's runs go succeeded, failed, succeeded,
+    /// skipped; types and priorities vary by index too. Returns (run id, agent, state, type, priority,
     /// started, device) per run, newest first.
     static func recordRuns(
         _ database: Database, tag: String, count: Int, minutesBack: @Sendable (Int) -> Double = { Double($0) }
@@ -137,7 +139,7 @@ struct SearchAPITests {
             events.append(event)
             runs.append(
                 (
-                    UUID().uuidString.lowercased(), i % 2 == 0 ? "\(tag)-a" : "\(tag)-b", ["succeeded", "failed", "succeeded", "skipped"][i % 4],
+                    UUID().uuidString.lowercased(), i % 2 == 0 ? "\(tag)-a" : "\(tag)-b", ["succeeded", "failed", "succeeded", "skipped"][i / 2 % 4],
                     type,
                     i % 4 + 1, base.addingTimeInterval(-60 * minutesBack(i)), device
                 ))
@@ -210,7 +212,7 @@ struct SearchAPITests {
             try await store.insert(events)
             let newer = { @Sendable (page: Int) async throws in
                 // Rows arriving while a client pages: newer than its cursor, so not on the pages below it.
-                try await store.insert(
+                _ = try await store.insert(
                     (0..<3).map { j in
                         Event(type: "\(tag).page.event", payload: ["late": .int(Int64(page * 10 + j))], timestamp: Date(), source: "test")
                     })
