@@ -75,6 +75,7 @@
     } else {
       input = el('input', { id: id, name: name, type: 'search', placeholder: HINTS[name] || '', autocomplete: 'off', spellcheck: 'false', maxlength: name === 'q' ? 200 : 255 });
       if (name === 'agent') input.setAttribute('list', 'search-agents');
+      if (name === 'q') input.setAttribute('data-search', '');
     }
     return el('div', { class: 'field' }, [el('label', { for: id, text: LABELS[name] }), input]);
   }
