@@ -50,7 +50,11 @@ extension EventLogStore {
         if let priority = search.priority { sql.conditions.append("priority = \(sql.bind(priority.rawValue))") }
         if let since = search.since { sql.conditions.append("\"timestamp\" >= \(sql.bind(since))") }
         if let until = search.until { sql.conditions.append("\"timestamp\" < \(sql.bind(until))") }
-        if let text = search.text { sql.conditions.append("payload::text ILIKE \(sql.bind(SearchSQL.substring(text)))") }
+        if let text = search.text {
+            sql.conditions.append("payload::text ILIKE \(sql.bind(SearchSQL.substring(text)))")
+            // Without a type, the text is searched through the trigram index, which leaves out agent.* events.
+            if types == nil { sql.conditions.append(SearchSQL.textIndexed) }
+        }
         sql.after(search.cursor, time: "\"timestamp\"", id: "id")
         let order = "ORDER BY \"timestamp\" DESC, id DESC LIMIT \(limit + 1)"
         let from: String

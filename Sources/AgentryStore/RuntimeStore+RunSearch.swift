@@ -57,7 +57,8 @@ extension RuntimeStore {
         if let until = search.until { sql.conditions.append("started_at < \(sql.bind(until))") }
         if let text = search.text {
             sql.conditions.append(
-                "EXISTS (SELECT 1 FROM event_log e WHERE e.event_id = task_runs.event_id AND e.payload::text ILIKE \(sql.bind(SearchSQL.substring(text))))"
+                "EXISTS (SELECT 1 FROM event_log e WHERE e.event_id = task_runs.event_id AND e.payload::text ILIKE \(sql.bind(SearchSQL.substring(text)))"
+                    + (types == nil ? " AND e.\(SearchSQL.textIndexed))" : ")")
             )
         }
         sql.after(search.cursor, time: "started_at", id: "run_id")

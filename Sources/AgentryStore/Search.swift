@@ -110,6 +110,10 @@ struct SearchSQL {
 
     var whereClause: String { conditions.isEmpty ? "true" : conditions.joined(separator: " AND ") }
 
+    /// The condition under which the event log's trigram index (migration 0030) holds a row: a text search without
+    /// a type adds it, so that it reads the index; Agentry's own agent.* events are left out of it.
+    static let textIndexed = "event_type NOT LIKE 'agent.%'"
+
     /// `text` as a case-insensitive substring pattern for ILIKE: its `%`, `_` and `\` match themselves.
     static func substring(_ text: String) -> String {
         var escaped = ""
