@@ -3,6 +3,7 @@ import AgentryRuntime
 import AgentryStore
 import Foundation
 import HTTPTypes
+import Logging
 import OpenAPIRuntime
 
 /// Task runs: list, show (with everything its page shows), its whole output, cancel, retry.
@@ -33,12 +34,12 @@ extension AdminAPI {
         let attempts = try await facts
         let event = try await RunRetry(store: runtime, eventLog: dependencies.eventLog, bus: dependencies.bus).event(of: run, attempts)
         // Its agent's own follow-ups come from the attempt whose handler succeeded (an agent completes an event once).
-        let handlerSucceeded = [.succeeded, .waiting, .resuming].contains(run.state) || run.steps > 1
+        let handlerSucceeded = [TaskRun.State.succeeded, .waiting, .resuming].contains(run.state) || run.steps > 1
         var followUps: [Event] = []
         if let event { followUps = try await dependencies.eventLog.followUps(of: run, cause: event, handlerSucceeded: handlerSucceeded).map(\.event) }
         let detail = RunDetail(
             run: run, children: try await children, event: event, facts: attempts, locks: try await locks, followUps: followUps)
-        return .ok(.init(body: .json(Representation.run(detail))))
+        return .ok(.init(body: .json(Representation.runDetail(detail))))
     }
 
     func getRunOutput(_ input: Operations.GetRunOutput.Input) async throws -> Operations.GetRunOutput.Output {

@@ -1,5 +1,5 @@
 public import AgentryCore
-public import AgentryRuntime
+import AgentryRuntime
 public import AgentryStore
 import Foundation
 
@@ -30,7 +30,7 @@ extension Representation {
 
     /// `GET /api/runs/{run_id}`: the run, its tree's next level, its event, its attempts, its timings, its output and
     /// stderr cut at ``detailTextLimit``, its locks, its follow-up events and what may be done with it.
-    public static func run(_ detail: RunDetail) -> JSONValue {
+    public static func runDetail(_ detail: RunDetail) -> JSONValue {
         guard case .object(var object) = run(detail.run, children: detail.children) else { return run(detail.run, children: detail.children) }
         object["event"] = detail.event.map(event) ?? .null
         object["attempts"] = .array(detail.facts.attempts.map(attempt))

@@ -1,5 +1,6 @@
 import AgentryStore
 import Foundation
+import Logging
 
 extension LockManager {
     /// Keeps a run's ended hold with the run (``LockStore/record(_:of:)``), for its page: `resource_locks` only knows

@@ -1,3 +1,4 @@
+import AMQP
 public import AgentryBus
 public import AgentryCore
 public import AgentryStore
@@ -57,7 +58,8 @@ public struct RunRetry: Sendable {
         }
         if let last = facts.attempts.last, pendingRetry(last, facts) {
             return .refused(
-                "attempt \(last.attempt) waits for its retry, due at \(last.retryAt.map(Timestamp.format) ?? "?"); cancel that retry first to retry now")
+                "attempt \(last.attempt) waits for its retry, due at \(last.retryAt.map(Timestamp.format) ?? "?"); cancel that retry first to retry now"
+            )
         }
         if facts.attempts.contains(where: { settling.contains($0.state) || facts.retryCancelled.contains($0.runID) }) { return .copy }
         return .attempt((facts.attempts.map(\.attempt).max() ?? run.attempt) + 1)

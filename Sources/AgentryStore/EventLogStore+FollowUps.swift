@@ -1,5 +1,5 @@
 public import AgentryCore
-public import Foundation
+import Foundation
 import PostgresNIO
 
 /// The events a run published. A follow-up carries its cause's id as `causation_id` and its chain's

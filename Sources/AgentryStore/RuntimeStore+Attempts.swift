@@ -13,6 +13,12 @@ extension RuntimeStore {
         public var retryCancelled: Set<UUID>
         /// The event envelope kept with one of them (a handed-over, waiting or deferred run keeps it), as JSON.
         public var keptEvent: String?
+
+        public init(attempts: [TaskRun], retryCancelled: Set<UUID> = [], keptEvent: String? = nil) {
+            self.attempts = attempts
+            self.retryCancelled = retryCancelled
+            self.keptEvent = keptEvent
+        }
     }
 
     /// Every run of the run's agent for the run's event, first attempt first (at most 200).

@@ -3,6 +3,7 @@ import AgentryRuntime
 import AgentryStore
 import ArgumentParser
 import Foundation
+import Logging
 
 extension Agentry.Runs {
     struct Retry: AsyncParsableCommand {

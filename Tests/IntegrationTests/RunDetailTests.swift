@@ -1,7 +1,9 @@
 import AgentryAdmin
+import AgentryBus
 import AgentryCore
 import AgentryStore
 import Foundation
+import NIOHTTP1
 import Testing
 
 /// A handler that holds a device, writes 20,000 characters to stderr, fails its first attempt and succeeds on its
@@ -29,7 +31,9 @@ private func flakyHolderYAML(_ id: String) -> String {
 
 @Suite("A run's detail, its whole output and its retry", .serialized)
 struct RunDetailTests {
-    @Test("a retried run's detail lists both attempts, its event, timings, the locks it held and its follow-ups; stderr is cut with the whole one link away")
+    @Test(
+        "a retried run's detail lists both attempts, its event, timings, the locks it held and its follow-ups; stderr is cut with the whole one link away"
+    )
     func retriedRunDetail() async throws {
         try await withAdminServer { a in
             let id = TestEnvironment.uniqueName("detail-")
@@ -91,7 +95,9 @@ struct RunDetailTests {
             #expect(types.isSuperset(of: ["agent.task.started", "agent.task.completed", "done.\(id)", "resource.acquired"]), "\(types)")
             #expect(followUps.allSatisfy { $0[path: "causation_id"]?.stringValue == event.id.rawValue })
             #expect(
-                followUps.filter { $0[path: "payload"]?[path: "run_id"] != nil }.allSatisfy { $0[path: "payload"]?[path: "run_id"]?.stringValue == second })
+                followUps.filter { $0[path: "payload"]?[path: "run_id"] != nil }.allSatisfy {
+                    $0[path: "payload"]?[path: "run_id"]?.stringValue == second
+                })
             let firstDetail = try #require(try await a.request(.GET, "/api/runs/\(first)").json)
             let firstTypes = (firstDetail[path: "follow_ups"]?.arrayValue ?? []).compactMap { $0[path: "type"]?.stringValue }
             #expect(firstTypes.contains("agent.task.started") && !firstTypes.contains("done.\(id)"), "\(firstTypes)")

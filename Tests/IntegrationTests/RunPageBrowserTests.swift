@@ -1,3 +1,4 @@
+import AgentryBus
 import AgentryCore
 import AgentryStore
 import Foundation
@@ -49,7 +50,8 @@ struct RunPageBrowserTests {
             let payload = try browser.eval("document.querySelector('[data-testid=run-payload]')?.textContent")?.stringValue ?? ""
             #expect(payload.contains("\"device\": \"tv-7\""), "the payload, pretty: \(payload)")
             #expect(try browser.eval("document.querySelectorAll('[data-testid=run-timing] [data-moment]').length") == .int(4))
-            #expect(try browser.eval("document.querySelector('button[data-action=cancel]')?.disabled") == .bool(true), "a finished run is not cancelled")
+            #expect(
+                try browser.eval("document.querySelector('button[data-action=cancel]')?.disabled") == .bool(true), "a finished run is not cancelled")
             _ = try browser.send("shot \(StatusPageBrowserTests.artifacts.appendingPathComponent("run-page.png").path)")
 
             // The failed attempt's page, from its row: its own stderr.
@@ -65,7 +67,8 @@ struct RunPageBrowserTests {
             let retried = try await a.worker.waitForRuns(id, timeout: .seconds(30)) { $0.contains { $0.eventID != event.id.rawValue } }
             let newRun = try #require(retried.filter { $0.eventID != event.id.rawValue }.min { $0.attempt < $1.attempt })
             #expect(
-                try browser.wait(20, "document.querySelector('[data-testid=retry-run]')?.dataset.runId === '\(newRun.runID.uuidString.lowercased())'"),
+                try browser.wait(
+                    20, "document.querySelector('[data-testid=retry-run]')?.dataset.runId === '\(newRun.runID.uuidString.lowercased())'"),
                 "the page links to the new run (its first attempt)")
             browser.close()
             await worker.stop()
