@@ -52,7 +52,6 @@ struct RunPageBrowserTests {
             #expect(try browser.eval("document.querySelectorAll('[data-testid=run-timing] [data-moment]').length") == .int(4))
             #expect(
                 try browser.eval("document.querySelector('button[data-action=cancel]')?.disabled") == .bool(true), "a finished run is not cancelled")
-            _ = try browser.send("shot \(StatusPageBrowserTests.artifacts.appendingPathComponent("run-page.png").path)")
 
             // The failed attempt's page, from its row: its own stderr.
             _ = try browser.eval("document.querySelector('[data-testid=run-attempt][data-attempt=\"1\"] a').click()")
@@ -70,6 +69,8 @@ struct RunPageBrowserTests {
                 try browser.wait(
                     20, "document.querySelector('[data-testid=retry-run]')?.dataset.runId === '\(newRun.runID.uuidString.lowercased())'"),
                 "the page links to the new run (its first attempt)")
+            _ = try browser.eval("window.scrollTo(0, 0)")
+            _ = try browser.send("shot \(StatusPageBrowserTests.artifacts.appendingPathComponent("run-page.png").path)")
             browser.close()
             await worker.stop()
             await a.worker.cleanup(id)
