@@ -196,6 +196,28 @@ extension Agentry.Runs {
             for (key, value) in lines {
                 print("\(key.padding(toLength: width, withPad: " ", startingAt: 0))  \(value)")
             }
+            // Every attempt of its agent at its event (retries, redeliveries, operators' retries), and the locks it held.
+            let logger = try options.logger("agentry.runs", default: .warning)
+            let (attempts, locks) = try await withRuntime(options) { _, store in
+                (try await store.attempts(of: run), try await LockStore(database: store.database, logger: logger).locks(of: id))
+            }
+            if attempts.count > 1 {
+                print("attempts")
+                for attempt in attempts {
+                    let marker = attempt.runID == run.runID ? "  (this run)" : ""
+                    print(
+                        "  #\(attempt.attempt)  \(attempt.runID.uuidString.lowercased())  \(attempt.state.rawValue)  \(shortTime(attempt.startedAt))  \(duration(attempt))  \(String((attempt.message ?? "").prefix(60)))\(marker)"
+                    )
+                }
+            }
+            if !locks.isEmpty {
+                print("locks")
+                for lock in locks {
+                    print(
+                        "  \(lock.resource)  token \(lock.fencingToken)  \(shortTime(lock.acquiredAt)) → \(lock.releasedAt.map(shortTime) ?? "now")  \(lock.ending.rawValue)"
+                    )
+                }
+            }
             let tree = try await withRuntime(options) { _, store in try await RunTree.lines(of: id, store: store) }
             if !tree.isEmpty {
                 print("children")
