@@ -3,8 +3,10 @@ import AgentryRuntime
 import AgentryStore
 import Foundation
 import HTTPTypes
+import Logging
+import OpenAPIRuntime
 
-/// Task runs: list, show, cancel.
+/// Task runs: list, show (with everything its page shows), its whole output, cancel, retry.
 extension AdminAPI {
     func listRuns(_ input: Operations.ListRuns.Input) async throws -> Operations.ListRuns.Output {
         let query = input.query
@@ -34,9 +36,47 @@ extension AdminAPI {
 
     func getRun(_ input: Operations.GetRun.Input) async throws -> Operations.GetRun.Output {
         let id = try uuid(input.path.runId, "run_id")
+        let runtime = dependencies.runtime
+        guard let run = try await runtime.run(id: id) else { throw AdminError.notFound("no run \(id.uuidString.lowercased())") }
+        async let children = runtime.delegations.children(of: id)
+        async let facts = runtime.attemptFacts(of: run)
+        async let locks = dependencies.locks.locks(of: id)
+        let attempts = try await facts
+        let event = try await RunRetry(store: runtime, eventLog: dependencies.eventLog, bus: dependencies.bus).event(of: run, attempts)
+        // Its agent's own follow-ups come from the attempt whose handler succeeded (an agent completes an event once).
+        let handlerSucceeded = [TaskRun.State.succeeded, .waiting, .resuming].contains(run.state) || run.steps > 1
+        var followUps: [Event] = []
+        if let event { followUps = try await dependencies.eventLog.followUps(of: run, cause: event, handlerSucceeded: handlerSucceeded).map(\.event) }
+        let detail = RunDetail(
+            run: run, children: try await children, event: event, facts: attempts, locks: try await locks, followUps: followUps)
+        return .ok(.init(body: .json(Representation.runDetail(detail))))
+    }
+
+    func getRunOutput(_ input: Operations.GetRunOutput.Input) async throws -> Operations.GetRunOutput.Output {
+        let id = try uuid(input.path.runId, "run_id")
         guard let run = try await dependencies.runtime.run(id: id) else { throw AdminError.notFound("no run \(id.uuidString.lowercased())") }
-        let children = try await dependencies.runtime.delegations.children(of: id)
-        return .ok(.init(body: .json(Representation.run(run, children: children))))
+        let stderr = input.query.stream == .stderr
+        guard let text = stderr ? run.stderr : run.output else {
+            throw AdminError.notFound("run \(id.uuidString.lowercased()) kept no \(stderr ? "stderr" : "output")")
+        }
+        return .ok(.init(body: .plainText(HTTPBody(text))))
+    }
+
+    func retryRun(_ input: Operations.RetryRun.Input) async throws -> Operations.RetryRun.Output {
+        let id = try uuid(input.path.runId, "run_id")
+        let retried = try await RunRetry(store: dependencies.runtime, eventLog: dependencies.eventLog, bus: dependencies.bus).retry(runID: id)
+        dependencies.logger.info(
+            "run retried from the admin API",
+            metadata: [
+                "agentry.run.id": "\(id)", "agentry.event.id": "\(retried.eventID)", "agentry.attempt": "\(retried.attempt)",
+                "agentry.by": "\(AdminRequest.current.head.authority ?? "local")",
+            ])
+        return .accepted(
+            .init(
+                body: .json(
+                    .init(
+                        runId: id.uuidString.lowercased(), agentId: retried.agentID, eventId: retried.eventID, attempt: retried.attempt,
+                        copy: retried.copy, message: retried.message))))
     }
 
     func reportRunProgress(_ input: Operations.ReportRunProgress.Input) async throws -> Operations.ReportRunProgress.Output {

@@ -12,6 +12,7 @@ enum AdminDocuments {
         ("core.js", PackageResources.core_js),
         ("overview.js", PackageResources.overview_js),
         ("approvals.js", PackageResources.approvals_js),
+        ("run-parts.js", PackageResources.run_parts_js),
         ("run.js", PackageResources.run_js),
         ("search.js", PackageResources.search_js),
     ]

@@ -263,6 +263,8 @@ public final class LockManager: Sendable {
     public func release(_ hold: LockHold) async {
         guard hold.leave(for: .released) else {
             finishLost(hold)
+            // Expired holds were recorded when taken back; one lost with its session is recorded now.
+            if case .connectionLost = hold.loss { await recordForRun(hold, ending: .lost) }
             return
         }
         hold.expiry.withLockedValue { $0?.cancel() }
@@ -375,6 +377,7 @@ public final class LockManager: Sendable {
             state.withLockedValue { _ = $0.held.removeValue(forKey: session.id) }
             session.close()
         }
+        await recordForRun(hold, ending: event == "resource.expired" ? .expired : .released)
         let held = Int64((Date().timeIntervalSince(hold.acquiredAt) * 1000).rounded())
         for resource in hold.resources {
             var extra: JSONObject = ["fencing_token": .int(hold.fencingTokens[resource] ?? 0), "held_ms": .int(held)]

@@ -103,13 +103,13 @@ public struct EventLogStore: Sendable {
         try await search(EventSearch(type: type.map(TypeMatch.exact)), limit: limit).items
     }
 
-    private static let select = """
+    static let select = """
         SELECT event_id, event_type, payload::text, priority, extract(epoch FROM "timestamp")::float8, source, correlation_id,
                causation_id, unhandled, unhandled_announced, extract(epoch FROM created_at)::float8
         FROM event_log
         """
 
-    private func entries(_ query: PostgresQuery) async throws -> [Entry] {
+    func entries(_ query: PostgresQuery) async throws -> [Entry] {
         var result: [Entry] = []
         let rows = try await database.query(query, logger: logger)
         for try await (id, type, payload, priority, ts, source, correlation, causation, unhandled, announced, created)

@@ -260,7 +260,7 @@ public struct LockStore: Sendable {
         }
     }
 
-    private func holders(where condition: String, binds: PostgresBindings) async throws -> [LockRecord] {
+    func holders(where condition: String, binds: PostgresBindings) async throws -> [LockRecord] {
         let sql = """
             SELECT l.resource_type, l.resource_id, l.owner_id, l.owner_type, l.acquired_at, l.expires_at, l.priority,
                    l.fencing_token, l.worker_id, l.run_id, l.holder_pid,

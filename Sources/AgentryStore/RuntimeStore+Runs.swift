@@ -284,7 +284,7 @@ extension RuntimeStore {
 
     enum Bind { case text(String), uuid(UUID) }
 
-    private func runs(where condition: String, binds: [Bind], limit: Int) async throws -> [TaskRun] {
+    func runs(where condition: String, binds: [Bind], limit: Int) async throws -> [TaskRun] {
         var bindings = PostgresBindings()
         for bind in binds {
             switch bind {

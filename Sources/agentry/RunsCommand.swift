@@ -60,21 +60,21 @@ func costText(_ cost: Double) -> String {
 }
 
 func duration(_ run: TaskRun) -> String {
-    guard let end = run.finishedAt else { return "-" }
-    return String(format: "%.3f s", end.timeIntervalSince(run.startedAt))
+    guard let seconds = run.timings.running else { return "-" }
+    return String(format: "%.3f s", seconds)
 }
 
-/// " (12.3 ms after publish)", or "" when the earlier moment is unknown.
-func since(_ later: Date, _ earlier: Date?, _ what: String) -> String {
-    guard let earlier else { return "" }
-    return " (" + String(format: "%.1f", later.timeIntervalSince(earlier) * 1000) + " ms after \(what))"
+/// " (12.3 ms after publish)", or "" when the wait is unknown.
+func since(_ seconds: TimeInterval?, _ what: String) -> String {
+    guard let seconds else { return "" }
+    return " (" + String(format: "%.1f", seconds * 1000) + " ms after \(what))"
 }
 
 extension Agentry {
     struct Runs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Task runs: list them, show one, cancel one, give feedback on one.",
-            subcommands: [List.self, Show.self, Cancel.self, Feedback.self])
+            abstract: "Task runs: list them, show one, cancel one, retry one, give feedback on one.",
+            subcommands: [List.self, Show.self, Cancel.self, Retry.self, Feedback.self])
     }
 
     struct Workers: AsyncParsableCommand {
@@ -175,19 +175,19 @@ extension Agentry.Runs {
                 printJSON(Representation.run(run))
                 return
             }
+            let timings = run.timings
             var lines: [(String, String)] = [
                 ("run", run.runID.uuidString.lowercased()), ("agent", "\(run.agentID) \(run.agentVersion)"),
                 ("event", "\(run.eventID) (\(run.eventType), \(run.priority.name))"), ("attempt", String(run.attempt)),
                 ("state", run.state.rawValue), ("worker", run.workerID ?? "-"),
-                ("published", run.eventAt.map(Timestamp.format) ?? "-"),
+                ("published", timings.published.map(Timestamp.format) ?? "-"),
                 // The wait split in two: in the broker (queue, prefetch window), then in the worker (slot, claim).
-                ("received", run.receivedAt.map { Timestamp.format($0) + since($0, run.eventAt, "publish") } ?? "-"),
+                ("received", timings.received.map { Timestamp.format($0) + since(timings.inBroker, "publish") } ?? "-"),
                 (
                     "started",
-                    Timestamp.format(run.startedAt)
-                        + since(run.startedAt, run.receivedAt ?? run.eventAt, run.receivedAt == nil ? "publish" : "receipt")
+                    Timestamp.format(timings.started) + since(timings.inWorker, timings.workerWaitFromPublish ? "publish" : "receipt")
                 ),
-                ("finished", run.finishedAt.map(Timestamp.format) ?? "-"), ("duration", duration(run)),
+                ("finished", timings.finished.map(Timestamp.format) ?? "-"), ("duration", duration(run)),
             ]
             if let status = run.exitStatus { lines.append(("exit status", String(status))) }
             if let usage = run.usage { lines.append(("usage", usageText(usage))) }
@@ -207,6 +207,28 @@ extension Agentry.Runs {
             let width = lines.map(\.0.count).max() ?? 0
             for (key, value) in lines {
                 print("\(key.padding(toLength: width, withPad: " ", startingAt: 0))  \(value)")
+            }
+            // Every attempt of its agent at its event (retries, redeliveries, operators' retries), and the locks it held.
+            let logger = try options.logger("agentry.runs", default: .warning)
+            let (attempts, locks) = try await withRuntime(options) { _, store in
+                (try await store.attempts(of: run), try await LockStore(database: store.database, logger: logger).locks(of: id))
+            }
+            if attempts.count > 1 {
+                print("attempts")
+                for attempt in attempts {
+                    let marker = attempt.runID == run.runID ? "  (this run)" : ""
+                    print(
+                        "  #\(attempt.attempt)  \(attempt.runID.uuidString.lowercased())  \(attempt.state.rawValue)  \(shortTime(attempt.startedAt))  \(duration(attempt))  \(String((attempt.message ?? "").prefix(60)))\(marker)"
+                    )
+                }
+            }
+            if !locks.isEmpty {
+                print("locks")
+                for lock in locks {
+                    print(
+                        "  \(lock.resource)  token \(lock.fencingToken)  \(shortTime(lock.acquiredAt)) → \(lock.releasedAt.map(shortTime) ?? "now")  \(lock.ending.rawValue)"
+                    )
+                }
             }
             let tree = try await withRuntime(options) { _, store in try await RunTree.lines(of: id, store: store) }
             if !tree.isEmpty {

@@ -1,4 +1,5 @@
-// A run's page (#/runs/<id>): its facts, its tree of delegated runs (with links both ways) and its feedback.
+// A run's page (#/runs/<id>): its facts, Cancel and Retry, its timing, event, attempts, result and output, locks and
+// follow-up events (drawn by run-parts.js), its tree of delegated runs (with links both ways) and its feedback.
 // See core.js for the Agentry API.
 (function () {
   'use strict';
@@ -10,13 +11,16 @@
   const TREE_NODES = 60;
 
   // ----- run detail -----
-  // The run shown (from the address's #run=ID), the number of its latest reading, a pending re-reading, its tree.
-  const detail = { id: null, seq: 0, timer: null, tree: null };
+  // The run shown (from the address, #/runs/ID), the number of its latest reading, a pending re-reading, its tree,
+  // and the retry asked from this page (what it sent, the run it made once seen).
+  const detail = { id: null, seq: 0, timer: null, tree: null, retry: null };
 
   function closeRun() {
     detail.id = null;
     detail.seq++;
     detail.tree = null;
+    stopRetryWatch();
+    detail.retry = null;
     $('run-detail-body').replaceChildren();
   }
   // Fetches a run and, below it, its children's runs (TREE_DEPTH levels, TREE_NODES runs at most).
@@ -30,6 +34,10 @@
       return { child: c, node: null };
     }));
     return { id: id, run: run, kids: kids };
+  }
+  // Another attempt of the shown run's event still going on (a retry, a redelivery): its row changes.
+  function attemptsUnfinished(node) {
+    return !!(node && node.run && list(node.run.attempts).some((a) => !finished(a.state)));
   }
   function treeUnfinished(node) {
     if (!node || !node.run) return false;
@@ -83,11 +91,13 @@
       fact('Worker', el('span', { class: 'mono', text: dash(r.worker_id) })),
       fact('Started', el('span', { title: r.started_at || null, text: time(r.started_at) + (isFinite(start) ? ' (' + duration(end - start) + (r.finished_at ? '' : ' so far') + ')' : '') })),
       r.message ? fact('Message', el('span', { text: r.message })) : [],
-      r.progress !== null && r.progress !== undefined ? fact('Progress', jsonBlock(r.progress, 'run-progress')) : [],
-      r.result !== null && r.result !== undefined ? fact('Result', jsonBlock(r.result, 'run-result')) : []
+      r.progress !== null && r.progress !== undefined ? fact('Progress', jsonBlock(r.progress, 'run-progress')) : []
     );
+    const P = A.runParts;
     const main = el('div', { id: 'run-detail-main', 'data-run-id': r.run_id }, [
       el('dl', { class: 'facts' }, facts),
+      actionsBar(r),
+      P.timingPart(r), P.eventPart(r), P.attemptsPart(r), P.outputPart(r), P.locksPart(r), P.followUpsPart(r),
       el('h3', { text: 'Run tree' }),
       el('ul', { class: 'tree', 'data-testid': 'run-tree' }, [treeItem(tree, null, true)])
     ]);
@@ -182,6 +192,75 @@
     return el('div', { id: 'run-feedback', 'data-run-id': id }, [el('h3', { text: 'Feedback' }), items, form, status]);
   }
 
+  // ----- Cancel and Retry -----
+  // The buttons send the kept token; each is disabled when the run's detail (its `actions`) says it does not apply.
+  function actionsBar(r) {
+    const acts = r.actions || {};
+    const id = r.run_id;
+    const cancel = el('button', {
+      type: 'button', 'data-action': 'cancel', text: 'Cancel', disabled: !acts.cancel,
+      title: acts.cancel ? (r.state === 'running' ? 'Stop its handler' : 'Drop the retry it waits for') : 'Neither running nor waiting for a retry',
+      onclick: async () => {
+        cancel.disabled = true;
+        const answer = await A.api('POST', '/api/runs/' + encodeURIComponent(id) + '/cancel', {}, 'cancel');
+        if (answer && answer.ok) { A.notice('ok', (answer.body && answer.body.message) || 'Cancelled'); refreshRun(); } else if (answer) { A.notice('error', 'cancel ' + short(id) + ': ' + answer.text); cancel.disabled = false; } else cancel.disabled = false;
+      }
+    });
+    const retry = el('button', {
+      type: 'button', 'data-action': 'retry', text: acts.retry_as === 'copy' ? 'Retry (as a copy)' : 'Retry', disabled: !acts.retry,
+      title: acts.retry ? (acts.retry_as === 'copy' ? 'Its agent completed the event: a copy of it runs' : 'Its event runs again, as the next attempt') : dash(acts.retry_refused),
+      onclick: async () => {
+        retry.disabled = true;
+        const answer = await A.api('POST', '/api/runs/' + encodeURIComponent(id) + '/retry', {}, 'retry');
+        if (answer && answer.ok && answer.body) {
+          A.notice('ok', answer.body.message || 'Retried');
+          detail.retry = { from: id, agent: answer.body.agent_id, event: answer.body.event_id, attempt: answer.body.attempt, run: null, polls: 0 };
+          watchRetry();
+          refreshRun();
+        } else {
+          if (answer) A.notice('error', 'retry ' + short(id) + ': ' + answer.text);
+          retry.disabled = false;
+        }
+      }
+    });
+    const why = !acts.retry && acts.retry_refused ? el('span', { class: 'muted', 'data-testid': 'retry-refused', text: acts.retry_refused }) : null;
+    return el('div', { class: 'run-actions' }, [cancel, retry, why, retryNote()]);
+  }
+  // Where the retry asked from this page stands: sent, then its run (a link) once a worker took it.
+  function retryNote() {
+    const t = detail.retry;
+    if (!t || t.from !== detail.id) return null;
+    if (!t.run) return el('span', { class: 'muted', 'data-testid': 'retry-pending', text: 'Retry sent (event ' + short(t.event) + ', attempt ' + t.attempt + '); waiting for its run\u2026' });
+    return el('span', { 'data-testid': 'retry-status' }, ['New run: ',
+      el('a', { href: '#/runs/' + t.run, class: 'mono', 'data-testid': 'retry-run', 'data-run-id': t.run, title: t.run, text: short(t.run) })]);
+  }
+  // The retry's run is looked for in the runs the WebSocket brings (batched), and read from the API every 2 s
+  // meanwhile (a busy system may not list it among the recent runs), for a minute at most.
+  let retryTimer = null;
+  function stopRetryWatch() { if (retryTimer) { clearInterval(retryTimer); retryTimer = null; } }
+  function retryFound(runs) {
+    const t = detail.retry;
+    if (!t || t.run) return false;
+    const mine = list(runs).filter((r) => r.agent_id === t.agent && r.event_id === t.event && Number(r.attempt) >= Number(t.attempt));
+    if (!mine.length) return false;
+    mine.sort((a, b) => Number(a.attempt) - Number(b.attempt));
+    t.run = mine[0].run_id;
+    stopRetryWatch();
+    const note = document.querySelector('[data-testid=retry-pending]');
+    if (note) note.replaceWith(retryNote());
+    return true;
+  }
+  function watchRetry() {
+    stopRetryWatch();
+    retryTimer = setInterval(async () => {
+      const t = detail.retry;
+      if (!t || t.run || ++t.polls > 30) { stopRetryWatch(); return; }
+      const q = new URLSearchParams({ agent_id: t.agent, event_id: t.event, limit: '20' });
+      const answer = await A.api('GET', '/api/runs?' + q.toString(), undefined, 'runs');
+      if (answer && answer.ok && answer.body) retryFound(answer.body.runs);
+    }, 2000);
+  }
+
   A.view('run', {
     path: 'runs/:id',
     enter: (params) => {
@@ -196,7 +275,12 @@
     },
     leave: closeRun
   });
-  A.on('runs', () => { if (detail.id && (!detail.tree || treeUnfinished(detail.tree))) refreshRun(); });
+  A.on('runs', () => {
+    if (!detail.id) return;
+    // A retry's new attempt of this event shows in this run's attempts: read the page again then too.
+    const retried = retryFound(data.runs);
+    if (retried || !detail.tree || treeUnfinished(detail.tree) || attemptsUnfinished(detail.tree)) refreshRun();
+  });
   A.on('approvals', () => { if (detail.id) refreshRun(); });
   $('run-detail-close').addEventListener('click', () => { if (history.length > 1) history.back(); else A.go('#/'); });
 })();
