@@ -13,6 +13,8 @@ enum AdminDocuments {
         ("overview.js", PackageResources.overview_js),
         ("approvals.js", PackageResources.approvals_js),
         ("run.js", PackageResources.run_js),
+        ("svgchart.js", PackageResources.svgchart_js),
+        ("charts.js", PackageResources.charts_js),
     ]
 
     /// The status page (Resources/status.html) as one document: its stylesheet and scripts are put in place of the

@@ -1,6 +1,8 @@
 import AgentryCore
 import AgentryStore
 import Foundation
+import Logging
+import NIOConcurrencyHelpers
 
 /// The console's live charts: a `stats` message every second while clients are connected, and the queue depths'
 /// history (``QueueHistory``) that `GET /api/stats` serves.

@@ -1,6 +1,7 @@
 import AgentryCore
 import AgentryStore
 import Foundation
+import Logging
 
 extension LockManager {
     /// Records how long a request that was queued waited and how its wait ended (`lock_waits`, for the console's lock

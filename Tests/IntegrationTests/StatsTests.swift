@@ -4,6 +4,7 @@ import AgentryRuntime
 import AgentryStore
 import Foundation
 import NIOHTTP1
+import PostgresNIO
 import Testing
 
 /// One series of a `GET /api/stats` answer (`events.CRITICAL`, `runs.failed`, `lock_waits.waits`, …), by step start.
@@ -52,21 +53,22 @@ struct StatsTests {
             let before = try await a.request(.GET, path).json
             #expect(before?[path: "step_seconds"]?.intValue == 10 && before?[path: "points"]?.intValue == 30, "\(String(describing: before))")
             let started = Date()
-            let published: [(Priority, String, Int)] = [(.critical, "ok", 3), (.high, "fail", 2), (.low, "ok", 4)]
-            for (priority, outcome, n) in published {
-                for _ in 0..<n {
-                    try await a.worker.bus.publish(
-                        Event(type: "stats.\(id)", payload: ["outcome": .string(outcome)], priority: priority, source: "test"))
-                }
+            for _ in 0..<3 {
+                try await a.worker.bus.publish(Event(type: "stats.\(id)", payload: ["outcome": "ok"], priority: .critical, source: "test"))
             }
-            _ = try await a.worker.waitForRuns(id) { runs in runs.filter { $0.finishedAt != nil }.count == 9 }
-            var after: JSONValue?
+            for _ in 0..<2 {
+                try await a.worker.bus.publish(Event(type: "stats.\(id)", payload: ["outcome": "fail"], priority: .high, source: "test"))
+            }
+            for _ in 0..<4 { try await a.worker.bus.publish(Event(type: "stats.\(id)", payload: ["outcome": "ok"], priority: .low, source: "test")) }
+
+            _ = try await a.worker.waitForRuns(id) { $0.filter { $0.finishedAt != nil }.count == 9 }
             let counted = try await TestEnvironment.eventually(timeout: .seconds(20)) {
-                after = try await a.request(.GET, path).json
+                let now = try await a.request(.GET, path).json
                 let runs =
-                    statsGrowth(before, after, "runs.succeeded").values.reduce(0, +) + statsGrowth(before, after, "runs.failed").values.reduce(0, +)
-                return statsGrowth(before, after, "events.LOW").values.reduce(0, +) == 4 && runs == 9
+                    statsGrowth(before, now, "runs.succeeded").values.reduce(0, +) + statsGrowth(before, now, "runs.failed").values.reduce(0, +)
+                return statsGrowth(before, now, "events.LOW").values.reduce(0, +) == 4 && runs == 9
             }
+            let after = try await a.request(.GET, path).json
             #expect(counted, "the events and runs are counted: \(String(describing: after))")
             let finished = Date()
             #expect(statsGrowth(before, after, "events.CRITICAL").values.reduce(0, +) == 3)
@@ -79,19 +81,20 @@ struct StatsTests {
             #expect(statsGrowth(before, after, "runs.failed").values.reduce(0, +) == 2)
             #expect(statsGrowth(before, after, "runs.timed_out").isEmpty && statsGrowth(before, after, "runs.skipped").isEmpty)
             // In the steps of the time they happened in, aligned to 10 s.
-            for path in ["events.CRITICAL", "events.HIGH", "events.LOW", "runs.succeeded", "runs.failed"] {
-                for start in statsGrowth(before, after, path).keys {
-                    let date = try #require(Timestamp.parse(start))
-                    #expect(Int(date.timeIntervalSince1970) % 10 == 0, "\(start) is aligned to the step")
-                    #expect(
-                        date > started.addingTimeInterval(-11) && date <= finished,
-                        "\(path) grew in the step at \(start), between \(started) and \(finished)")
-                }
+            var grown: [String] = []
+            for series in ["events.CRITICAL", "events.HIGH", "events.LOW", "runs.succeeded", "runs.failed"] {
+                grown += Array(statsGrowth(before, after, series).keys)
             }
-            let steps = after?[path: "steps"]?.arrayValue?.compactMap { $0.stringValue.flatMap(Timestamp.parse) } ?? []
-            #expect(steps.count == 30 && zip(steps, steps.dropFirst()).allSatisfy { $1.timeIntervalSince($0) == 10 })
-            let until = try #require(after?[path: "until"]?.stringValue.flatMap(Timestamp.parse))
-            #expect(steps.last.map { $0 <= until && until < $0.addingTimeInterval(10) } == true, "the last step holds the present")
+            let dates = grown.compactMap { Timestamp.parse($0) }
+            #expect(dates.count == grown.count && !dates.isEmpty)
+            let aligned = dates.allSatisfy { Int($0.timeIntervalSince1970) % 10 == 0 }
+            let inTime = dates.allSatisfy { $0 > started.addingTimeInterval(-11) && $0 <= finished }
+            #expect(aligned && inTime, "the steps that grew, \(grown), are aligned and between \(started) and \(finished)")
+            let steps = (after?[path: "steps"]?.arrayValue ?? []).compactMap { $0.stringValue }.compactMap { Timestamp.parse($0) }
+            #expect(steps.count == 30)
+            let until = after?[path: "until"]?.stringValue.flatMap { Timestamp.parse($0) } ?? .distantPast
+            let last = steps.last ?? .distantFuture
+            #expect(last <= until && until < last.addingTimeInterval(10), "the last step holds the present")
             await worker.stop()
             await a.worker.cleanup(id)
         }
@@ -160,35 +163,35 @@ struct StatsTests {
                 let held = try await managers[0].acquire([resource], owner: .agent("holder"), hold: .seconds(30))
                 // Served at once: no wait recorded. Then one that gives up after 0.3 s, and one served when the holder
                 // releases about a second later.
-                let gaveUp = await #expect(throws: LockError.self) {
-                    try await managers[1].acquire([resource], owner: .agent("impatient"), hold: .seconds(30), wait: .milliseconds(300))
+                var code: LockError.Code?
+                do {
+                    _ = try await managers[1].acquire([resource], owner: .agent("impatient"), hold: .seconds(30), wait: .milliseconds(300))
+                } catch let error as LockError {
+                    code = error.code
                 }
-                #expect(gaveUp?.code == .timedOut)
-                let waiting = Task { try await managers[1].acquire([resource], owner: .agent("patient"), hold: .seconds(30), wait: .seconds(20)) }
+                #expect(code == .timedOut)
+                let second = managers[1]
+                async let waited = second.acquire([resource], owner: .agent("patient"), hold: .seconds(30), wait: .seconds(20))
                 _ = try await waitForWaiters(managers[0], resource, count: 1)
                 try await Task.sleep(for: .seconds(1))
                 await managers[0].release(held)
-                let hold = try await waiting.value
-                await managers[1].release(hold)
+                await second.release(try await waited)
             }
-            var after: JSONValue?
-            #expect(
-                try await TestEnvironment.eventually {
-                    after = try await a.request(.GET, path).json
-                    return statsGrowth(before, after, "lock_waits.waits").values.reduce(0, +) == 2
-                }, "two waits are counted: \(String(describing: after?[path: "lock_waits"]))")
+            let counted = try await TestEnvironment.eventually {
+                statsGrowth(before, try await a.request(.GET, path).json, "lock_waits.waits").values.reduce(0, +) == 2
+            }
+            let after = try await a.request(.GET, path).json
+            #expect(counted, "two waits are counted: \(String(describing: after?[path: "lock_waits"]))")
             #expect(statsGrowth(before, after, "lock_waits.gave_up").values.reduce(0, +) == 1)
             let waited = statsGrowth(before, after, "lock_waits.wait_seconds").values.reduce(0, +)
             #expect(waited >= 1.2 && waited < 5, "0.3 s and about 1 s: \(waited)")
             let longest = (after?[path: "lock_waits.wait_seconds_max"]?.arrayValue ?? []).compactMap(\.numberValue).max() ?? 0
             #expect(longest >= 0.9, "\(longest)")
+            let query: PostgresQuery =
+                "SELECT owner_id, outcome, waited_seconds FROM lock_waits WHERE \(resource.description) = ANY(resources) ORDER BY ended_at"
+            let result = try await a.worker.database.client.query(query, logger: TestEnvironment.logger)
             var rows: [(String, String, Double)] = []
-            for try await row in try await a.worker.database.client.query(
-                "SELECT owner_id, outcome, waited_seconds FROM lock_waits WHERE \(resource.description) = ANY(resources) ORDER BY ended_at",
-                logger: TestEnvironment.logger)
-            {
-                rows.append(try row.decode((String, String, Double).self))
-            }
+            for try await row in result.decode((String, String, Double).self) { rows.append(row) }
             #expect(rows.map(\.0) == ["impatient", "patient"] && rows.map(\.1) == ["timed_out", "acquired"], "\(rows)")
         }
     }
