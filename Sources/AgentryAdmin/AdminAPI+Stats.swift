@@ -34,7 +34,9 @@ extension AdminAPI {
         }
         let store = StatsStore(database: dependencies.database, logger: logger)
         let counts = try await store.counts(step: step, count: points)
-        let durations = try await store.durations(from: counts.start, until: counts.until)
+        // The durations count the present second too: runs that just finished show at once (the live messages carry
+        // no durations).
+        let durations = try await store.durations(from: counts.start, until: counts.until.addingTimeInterval(1))
         let queues = status.queueHistory.series(start: counts.start, step: step, count: points)
         let body = Representation.stats(counts, window: window, durations: durations, queues: queues, since: status.queueHistory.since)
         return .ok(.init(body: .json(body)))
