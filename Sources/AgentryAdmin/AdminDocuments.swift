@@ -15,6 +15,8 @@ enum AdminDocuments {
         ("run-parts.js", PackageResources.run_parts_js),
         ("run.js", PackageResources.run_js),
         ("search.js", PackageResources.search_js),
+        ("svgchart.js", PackageResources.svgchart_js),
+        ("charts.js", PackageResources.charts_js),
     ]
 
     /// The status page (Resources/status.html) as one document: its stylesheet and scripts are put in place of the

@@ -19,10 +19,11 @@ import NIOHTTP1
 /// notify `agentry_locks`) and from the bus (`agent.*`, `resource.*`
 /// and `alert.*` events are forwarded as they are published). A kind that changed is read again at most every
 /// 100 ms and sent only when it differs from what clients have; queue depths, schedules, webhook deliveries,
-/// approvals (pending, and the last few decided) and budgets are sampled every second and sent when they move.
-/// Forwarded events go out in batches, one message every 100 ms at most (``StatusHub/enqueue(_:)``). Each client has
-/// a bounded outbox (in messages and in bytes): one that does not keep up is dropped, so it slows neither the others
-/// nor the worker.
+/// approvals (pending, and the last few decided) and budgets are sampled every second and sent when they move; a
+/// `stats` message goes out every second for the console's charts, and queue depths are kept for their history
+/// (StatusHub+Stats.swift). Forwarded events go out in batches, one message every 100 ms at most
+/// (``StatusHub/enqueue(_:)``). Each client has a bounded outbox (in messages and in bytes): one that does not keep
+/// up is dropped, so it slows neither the others nor the worker.
 public final class StatusHub: Sendable {
     enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks, approvals, budgets }
 
@@ -74,6 +75,8 @@ public final class StatusHub: Sendable {
     let metrics: AdminMetrics
     let logger: Logger
     let state = NIOLockedValueBox(State())
+    /// Queue depths over time, as this hub sampled them (``QueueHistory``).
+    let queueHistory = QueueHistory()
     /// Messages a client may have waiting before it counts as too slow…
     let outboxLimit: Int
     /// …and bytes (batches of events are few but may be large).
@@ -116,6 +119,8 @@ public final class StatusHub: Sendable {
             group.addTask { await self.forwardEvents() }
             group.addTask { await self.sampleQueues() }
             group.addTask { await self.flushLoop() }
+            group.addTask { await self.sendStats() }
+            group.addTask { await self.sampleQueueHistory() }
         }
     }
 
@@ -283,7 +288,9 @@ public final class StatusHub: Sendable {
         case .agents: value = try await agents()
         case .locks: value = try await dependencies.locks.list().map(Representation.lock)
         case .runs: value = try await dependencies.runtime.runs(limit: 20).map(Representation.run)
-        case .queues: value = try await queues()
+        case .queues:
+            value = try await queues()
+            recordQueueDepths(value)
         case .schedules:
             value = try await ScheduleStore(database: dependencies.database, logger: logger).records().map { record in
                 Representation.schedule(record, upcoming: record.upcoming(3))

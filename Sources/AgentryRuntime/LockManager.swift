@@ -211,6 +211,7 @@ public final class LockManager: Sendable {
                 }
                 if !rows.isEmpty, rows.allSatisfy(\.granted) {
                     AgentryMetrics.lockWaited(seconds: (ContinuousClock.now - started).inSeconds, outcome: "acquired")
+                    if queued { await recordWait(requestID, keys, owner, priority, runID, "acquired", since: started) }
                     return grant(
                         rows, requestID: requestID, owner: owner, priority: priority, runID: runID, session: session,
                         cause: cause, onLoss: onLoss)
@@ -252,8 +253,11 @@ public final class LockManager: Sendable {
                 await wakeup.wait(for: min(options.pollInterval, deadline - now))
             }
         } catch {
-            if queued { await withdraw(requestID) }
             let outcome = (error as? LockError).map { $0.code.rawValue } ?? (error is CancellationError ? "cancelled" : "error")
+            if queued {
+                await withdraw(requestID)
+                await recordWait(requestID, keys, owner, priority, runID, outcome, since: started)
+            }
             AgentryMetrics.lockWaited(seconds: (ContinuousClock.now - started).inSeconds, outcome: outcome)
             throw error
         }

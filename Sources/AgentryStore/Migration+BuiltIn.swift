@@ -30,6 +30,7 @@ extension Migration {
         ("0025_run_usage.sql", PackageResources._025_run_usage_sql),
         ("0026_cancel_on.sql", PackageResources._026_cancel_on_sql),
         ("0027_flow_budgets.sql", PackageResources._027_flow_budgets_sql),
+        ("0028_stats.sql", PackageResources._028_stats_sql),
         ("0029_run_locks.sql", PackageResources._029_run_locks_sql),
         ("0030_search.sql", PackageResources._030_search_sql),
     ]

@@ -11,13 +11,16 @@ extension RuntimeStore {
         public var events = 0
         /// `task_runs` rows (runs that started before the retention and are not running).
         public var runs = 0
+        /// `lock_waits` rows (waits that ended before the retention).
+        public var lockWaits = 0
         /// False when the call stopped at `maxBatches` with more left, or found another process pruning.
         public var complete = true
         public init() {}
     }
 
-    /// Deletes the history older than `retention`: `event_log` rows by the event's `timestamp`, and `task_runs` rows
-    /// that started before it and are not running (a run still going, or handed over, stays whatever its age).
+    /// Deletes the history older than `retention`: `event_log` rows by the event's `timestamp`, `task_runs` rows
+    /// that started before it and are not running (a run still going, or handed over, stays whatever its age), and
+    /// `lock_waits` rows by when the wait ended.
     ///
     /// It deletes in statements of at most `batchSize` rows, each its own transaction, so that no lock is held long
     /// and the hot path's inserts go on meanwhile; at most `maxBatches` statements per table per call. Each statement
@@ -25,7 +28,7 @@ extension RuntimeStore {
     /// deletes nothing and returns `complete == false`, rather than competing for the same rows. A cancelled task
     /// stops before its next statement (what was deleted stays deleted).
     ///
-    /// Both tables are read by index (`"timestamp"`, `started_at`). Once a run's row is gone, a redelivery of its event
+    /// The tables are read by index (`"timestamp"`, `started_at`, `ended_at`). Once a run's row is gone, a redelivery of its event
     /// (a worker that died between recording the outcome and acking it, say) would run it again: keep the retention
     /// far longer than a message can wait unacked.
     public func pruneHistory(olderThan retention: Duration, batchSize: Int = 5_000, maxBatches: Int = 100) async throws -> PrunedHistory {
@@ -35,6 +38,7 @@ extension RuntimeStore {
         let tables: [(table: String, key: String, predicate: String, counter: WritableKeyPath<PrunedHistory, Int>)] = [
             ("event_log", "id", "x.\"timestamp\" < now() - make_interval(secs => $1)", \.events),
             ("task_runs", "run_id", "x.started_at < now() - make_interval(secs => $1) AND x.state <> 'running'", \.runs),
+            ("lock_waits", "id", "x.ended_at < now() - make_interval(secs => $1)", \.lockWaits),
         ]
         for (table, key, predicate, counter) in tables {
             var bindings = PostgresBindings(capacity: 2)
