@@ -13,6 +13,8 @@ enum AdminDocuments {
         ("overview.js", PackageResources.overview_js),
         ("approvals.js", PackageResources.approvals_js),
         ("run.js", PackageResources.run_js),
+        ("workers.js", PackageResources.workers_js),
+        ("dead.js", PackageResources.dead_js),
     ]
 
     /// The status page (Resources/status.html) as one document: its stylesheet and scripts are put in place of the

@@ -1,5 +1,5 @@
 public import AMQP
-public import AgentryCore
+import AgentryCore
 
 /// What can be done with parked messages: publish them again where they came from, or delete them.
 extension DeadLetters {

@@ -1,5 +1,6 @@
 import AgentryCore
 import Foundation
+import NIOHTTP1
 import Testing
 
 /// `GET /api/workers` and the status stream's `workers` and `dead` kinds: live workers first with their heartbeat
