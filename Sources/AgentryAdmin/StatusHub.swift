@@ -20,8 +20,9 @@ import NIOHTTP1
 /// and `alert.*` events are forwarded as they are published). A kind that changed is read again at most every
 /// 100 ms and sent only when it differs from what clients have; queue depths, schedules, webhook deliveries,
 /// approvals (pending, and the last few decided), budgets, workers and the depth of `agentry.dead` are sampled every
-/// second and sent when they move. Each
-/// client has a bounded outbox: one that does not keep up is dropped, so it slows neither the others nor the worker.
+/// second and sent when they move. Forwarded events go out in batches, one message every 100 ms at most
+/// (``StatusHub/enqueue(_:)``). Each client has a bounded outbox: one that does not keep up is dropped, so it slows
+/// neither the others nor the worker.
 public final class StatusHub: Sendable {
     enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks, approvals, budgets, workers, dead }
 
@@ -51,6 +52,9 @@ public final class StatusHub: Sendable {
         var budgetDefinitions: (at: ContinuousClock.Instant, changes: Int, value: [AgentDefinition])?
         /// Agent changes notified so far.
         var agentsChanges = 0
+        /// Events forwarded since the last flush (oldest first), and how many of them were left out.
+        var eventBatch: [JSONValue] = []
+        var eventsOmitted = 0
     }
 
     /// How long a reading serves snapshots and scrapes (live updates always read afresh).
@@ -213,7 +217,7 @@ public final class StatusHub: Sendable {
                                     received.ack()
                                     let event = received.event
                                     self.metrics.consumed(event)
-                                    self.broadcast(JSON.serialize(.object(["type": "event", "event": Representation.event(event)])))
+                                    self.enqueue(Representation.event(event))
                                     if event.type.hasPrefix("resource.") { self.markDirty(.locks) }
                                     if event.type.hasPrefix("agent.") { self.markDirty(.instances, .runs) }
                                 }
@@ -246,6 +250,7 @@ public final class StatusHub: Sendable {
     private func flushLoop() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(100))
+            flushEvents()
             let dirty = state.withLockedValue { s -> Set<Kind> in
                 defer { s.dirty = [] }
                 return s.clients.isEmpty ? [] : s.dirty

@@ -429,7 +429,10 @@ struct AdminTests {
             #expect(overHTTP?[path: "state"] == "running", "\(String(describing: overHTTP))")
             #expect(ContinuousClock.now - sent < .seconds(2))
             let started = await listener.first(within: .seconds(2)) {
-                $0[path: "type"] == "event" && $0[path: "event.type"] == "agent.task.started" && $0[path: "event.payload.agent_id"]?.stringValue == id
+                $0[path: "type"] == "events"
+                    && $0[path: "events"]?.arrayValue?.contains {
+                        $0[path: "type"] == "agent.task.started" && $0[path: "payload.agent_id"]?.stringValue == id
+                    } == true
             }
             #expect(started != nil)
             // The run finishes; the runs list and the counters follow.
