@@ -21,8 +21,8 @@ import NIOHTTP1
 /// 100 ms and sent only when it differs from what clients have; queue depths, schedules, webhook deliveries,
 /// approvals (pending, and the last few decided), budgets, workers and the depth of `agentry.dead` are sampled every
 /// second and sent when they move. Forwarded events go out in batches, one message every 100 ms at most
-/// (``StatusHub/enqueue(_:)``). Each client has a bounded outbox: one that does not keep up is dropped, so it slows
-/// neither the others nor the worker.
+/// (``StatusHub/enqueue(_:)``). Each client has a bounded outbox (in messages and in bytes): one that does not keep up
+/// is dropped, so it slows neither the others nor the worker.
 public final class StatusHub: Sendable {
     enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks, approvals, budgets, workers, dead }
 
@@ -31,6 +31,8 @@ public final class StatusHub: Sendable {
         var writer: Task<Void, Never>?
         /// Messages broadcast while the client's snapshot is being read, sent right after it (nil once it has it).
         var pending: [String]? = []
+        /// Bytes yielded to the outbox and not yet written to the socket.
+        var queuedBytes = 0
     }
 
     struct State: Sendable {
@@ -52,8 +54,10 @@ public final class StatusHub: Sendable {
         var budgetDefinitions: (at: ContinuousClock.Instant, changes: Int, value: [AgentDefinition])?
         /// Agent changes notified so far.
         var agentsChanges = 0
-        /// Events forwarded since the last flush (oldest first), and how many of them were left out.
-        var eventBatch: [JSONValue] = []
+        /// Events forwarded since the last flush (oldest first, each serialized), their bytes, and how many were left
+        /// out.
+        var eventBatch: [String] = []
+        var eventBatchBytes = 0
         var eventsOmitted = 0
     }
 
@@ -70,8 +74,10 @@ public final class StatusHub: Sendable {
     let metrics: AdminMetrics
     let logger: Logger
     let state = NIOLockedValueBox(State())
-    /// Messages a client may have waiting before it counts as too slow.
+    /// Messages a client may have waiting before it counts as too slow…
     let outboxLimit: Int
+    /// …and bytes (batches of events are few but may be large).
+    static let outboxByteLimit = 4 << 20
     /// This hub's row in `status_watchers` while it has clients.
     let hubID = "hub-\(UUID().uuidString.lowercased())"
     /// A registration lasts this long unless renewed (so that a hub that dies stops the notifications soon)…
@@ -397,13 +403,19 @@ public final class StatusHub: Sendable {
     // MARK: Clients
 
     func broadcast(_ message: String) {
+        let size = message.utf8.count
         let slow = state.withLockedValue { s -> [UUID] in
             var slow: [UUID] = []
             for id in s.clients.keys {
                 if s.clients[id]?.pending != nil {
                     s.clients[id]?.pending?.append(message)
                     if s.clients[id]?.pending?.count ?? 0 > outboxLimit { slow.append(id) }
-                } else if case .dropped = s.clients[id]?.outbox.yield(message) {
+                    continue
+                }
+                s.clients[id]?.queuedBytes += size
+                if case .dropped = s.clients[id]?.outbox.yield(message) {
+                    slow.append(id)
+                } else if s.clients[id]?.queuedBytes ?? 0 > Self.outboxByteLimit {
                     slow.append(id)
                 }
             }
@@ -471,6 +483,7 @@ public final class StatusHub: Sendable {
             guard let pending = s.clients[id]?.pending else { return false }
             continuation.yield(snapshot)
             for message in pending { continuation.yield(message) }
+            s.clients[id]?.queuedBytes = pending.reduce(snapshot.utf8.count) { $0 + $1.utf8.count }
             s.clients[id]?.pending = nil
             return true
         }
@@ -482,6 +495,8 @@ public final class StatusHub: Sendable {
                 } catch {
                     break
                 }
+                let size = message.utf8.count
+                self.state.withLockedValue { $0.clients[id]?.queuedBytes -= size }
             }
         }
         state.withLockedValue { $0.clients[id]?.writer = writer }
