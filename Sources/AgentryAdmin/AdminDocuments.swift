@@ -17,6 +17,8 @@ enum AdminDocuments {
         ("search.js", PackageResources.search_js),
         ("svgchart.js", PackageResources.svgchart_js),
         ("charts.js", PackageResources.charts_js),
+        ("workers.js", PackageResources.workers_js),
+        ("dead.js", PackageResources.dead_js),
     ]
 
     /// The status page (Resources/status.html) as one document: its stylesheet and scripts are put in place of the

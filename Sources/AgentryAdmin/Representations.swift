@@ -74,7 +74,9 @@ public enum Representation {
             "worker_id": .string(worker.workerID), "host": .string(worker.host), "pid": .int(Int64(worker.pid)),
             "version": .string(worker.version), "status": .string(worker.status), "alive": .bool(worker.alive),
             "started_at": time(worker.startedAt), "heartbeat_at": time(worker.heartbeatAt),
-            "labels": .object(worker.labels.mapValues(JSONValue.string)),
+            "labels": .object(worker.labels.mapValues(JSONValue.string)), "stopped_at": time(worker.stoppedAt),
+            "heartbeat_age_ms": .int(Int64(worker.heartbeatAge.inMilliseconds)),
+            "rss_bytes": worker.rssBytes.map { .int(Int64($0)) } ?? .null, "running_tasks": .int(Int64(worker.runningTasks)),
         ])
     }
 
@@ -111,8 +113,32 @@ public enum Representation {
             "id": .string(message.id), "reason": .string(message.reason), "message": .string(message.message),
             "queue": .string(message.queue), "parked_at": .string(message.parkedAt),
             "original_exchange": .string(message.originalExchange), "original_routing_key": .string(message.originalRoutingKey),
-            "body_size": .int(Int64(message.bodySize)), "preview": .string(message.preview),
+            "body_size": .int(Int64(message.bodySize)), "truncated": .bool(message.truncated), "preview": .string(message.preview),
+            "replay_refusal": string(DeadLetters.replayRefusal(message)),
         ])
+    }
+
+    /// A parked message with its whole body and headers (`GET /api/dead/messages/{id}`).
+    static func parked(_ message: ParkedMessage, body: [UInt8], headers: AMQPTable) -> JSONValue {
+        guard case .object(var object) = parked(message) else { return parked(message) }
+        object["body"] = .string(String(decoding: body, as: UTF8.self))
+        object["headers"] = .object(JSONObject(uniqueKeysWithValues: headers.sorted { $0.key < $1.key }.map { ($0.key, amqp($0.value)) }))
+        return .object(object)
+    }
+
+    /// An AMQP header value as JSON (bytes as text, timestamps as ISO 8601).
+    static func amqp(_ value: AMQPValue) -> JSONValue {
+        switch value {
+        case .bool(let b): .bool(b)
+        case .int(let i): .int(i)
+        case .double(let d): .double(d)
+        case .string(let text): .string(text)
+        case .bytes(let bytes): .string(String(decoding: bytes, as: UTF8.self))
+        case .timestamp(let seconds): .string(Timestamp.format(Date(timeIntervalSince1970: TimeInterval(seconds))))
+        case .table(let table): .object(JSONObject(uniqueKeysWithValues: table.sorted { $0.key < $1.key }.map { ($0.key, amqp($0.value)) }))
+        case .array(let items): .array(items.map(amqp))
+        case .void: .null
+        }
     }
 
     /// An agent as the status page and `/api/agents/` list it.

@@ -19,13 +19,13 @@ import NIOHTTP1
 /// notify `agentry_locks`) and from the bus (`agent.*`, `resource.*`
 /// and `alert.*` events are forwarded as they are published). A kind that changed is read again at most every
 /// 100 ms and sent only when it differs from what clients have; queue depths, schedules, webhook deliveries,
-/// approvals (pending, and the last few decided) and budgets are sampled every second and sent when they move; a
-/// `stats` message goes out every second for the console's charts, and queue depths are kept for their history
-/// (StatusHub+Stats.swift). Forwarded events go out in batches, one message every 100 ms at most
-/// (``StatusHub/enqueue(_:)``). Each client has a bounded outbox (in messages and in bytes): one that does not keep
-/// up is dropped, so it slows neither the others nor the worker.
+/// approvals (pending, and the last few decided), budgets, workers and the depth of `agentry.dead` are sampled every
+/// second and sent when they move; a `stats` message goes out every second for the console's charts, and queue depths
+/// are kept for their history (StatusHub+Stats.swift). Forwarded events go out in batches, one message every 100 ms at
+/// most (``StatusHub/enqueue(_:)``). Each client has a bounded outbox (in messages and in bytes): one that does not
+/// keep up is dropped, so it slows neither the others nor the worker.
 public final class StatusHub: Sendable {
-    enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks, approvals, budgets }
+    enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks, approvals, budgets, workers, dead }
 
     struct Client: Sendable {
         let outbox: AsyncStream<String>.Continuation
@@ -252,7 +252,8 @@ public final class StatusHub: Sendable {
         while !Task.isCancelled {
             // Schedules change as ticks are claimed, approvals as they expire, budgets as runs settle and periods end,
             // with no notification: sampled too, sent when they differ.
-            markDirty(.queues, .schedules, .webhooks, .approvals, .budgets)
+            // Workers' heartbeats and memory, and the parking lot's depth, likewise.
+            markDirty(.queues, .schedules, .webhooks, .approvals, .budgets, .workers, .dead)
             try? await Task.sleep(for: .seconds(1))
         }
     }
@@ -304,6 +305,10 @@ public final class StatusHub: Sendable {
             value = try await (approvals.list(state: .pending, limit: 100) + approvals.decided(limit: Self.decidedApprovals))
                 .map(Representation.approval)
         case .budgets: value = try await budgets()
+        case .workers: value = try await dependencies.runtime.workers().map(Representation.worker)
+        case .dead:
+            let depth = try await dependencies.connection.queueStatus(Topology.deadQueue).messageCount
+            value = [["queue": .string(Topology.deadQueue), "messages": .int(Int64(depth))]]
         }
         let now = ContinuousClock.now
         state.withLockedValue { $0.readings[kind] = (now, value) }

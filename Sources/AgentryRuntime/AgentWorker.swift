@@ -47,7 +47,7 @@ public final class AgentWorker: Service, Sendable {
             WorkerRecord(
                 workerID: workerID, host: ProcessInfo.processInfo.hostName,
                 pid: Int(ProcessInfo.processInfo.processIdentifier),
-                version: AgentryVersion.current, labels: options.labels))
+                version: AgentryVersion.current, labels: options.labels, rssBytes: ResidentMemory.bytes()))
         let bus = self.bus
         let logger = self.logger
         let locks = LockManager(database: database, workerID: workerID, options: options.lockOptions, logger: logger) { event in
@@ -279,7 +279,7 @@ public final class AgentWorker: Service, Sendable {
     private func beat(_ context: WorkerContext, health: inout HeartbeatHealth) async {
         let store = context.store
         do {
-            switch try await store.renewHeartbeat(workerID: workerID) {
+            switch try await store.renewHeartbeat(workerID: workerID, rssBytes: ResidentMemory.bytes()) {
             case .renewed, .gone:
                 health.succeeded(at: .now)
             case .wasLost:

@@ -33,6 +33,7 @@ extension Migration {
         ("0028_stats.sql", PackageResources._028_stats_sql),
         ("0029_run_locks.sql", PackageResources._029_run_locks_sql),
         ("0030_search.sql", PackageResources._030_search_sql),
+        ("0031_worker_rss.sql", PackageResources._031_worker_rss_sql),
     ]
 
     /// The migrations this binary was built with, in version order.

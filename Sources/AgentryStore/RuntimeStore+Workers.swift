@@ -15,10 +15,19 @@ public struct WorkerRecord: Sendable, Hashable {
     public var status: String
     /// Whether its heartbeat is recent enough for it to count as alive.
     public var alive: Bool
+    /// The process's resident memory at its last heartbeat, in bytes (nil before it recorded one).
+    public var rssBytes: Int?
+    /// The tasks its agent instances run now.
+    public var runningTasks: Int
+    /// How old its heartbeat was when it was read, by the database's clock (the reader's may differ).
+    public var heartbeatAge: Duration
+    /// When it stopped or was declared lost.
+    public var stoppedAt: Date?
 
     public init(
         workerID: String, host: String, pid: Int, version: String, labels: [String: String],
-        startedAt: Date = Date(), heartbeatAt: Date = Date(), status: String = "running", alive: Bool = true
+        startedAt: Date = Date(), heartbeatAt: Date = Date(), status: String = "running", alive: Bool = true,
+        rssBytes: Int? = nil, runningTasks: Int = 0, heartbeatAge: Duration = .zero, stoppedAt: Date? = nil
     ) {
         self.workerID = workerID
         self.host = host
@@ -29,6 +38,10 @@ public struct WorkerRecord: Sendable, Hashable {
         self.heartbeatAt = heartbeatAt
         self.status = status
         self.alive = alive
+        self.rssBytes = rssBytes
+        self.runningTasks = runningTasks
+        self.heartbeatAge = heartbeatAge
+        self.stoppedAt = stoppedAt
     }
 }
 
@@ -40,17 +53,18 @@ extension RuntimeStore {
         try await execute(
             "register worker \(worker.workerID)",
             """
-            INSERT INTO workers (worker_id, host, pid, version, labels, started_at, heartbeat_at, status)
-            VALUES (\(worker.workerID), \(worker.host), \(worker.pid), \(worker.version), \(labels)::jsonb, now(), now(), 'running')
-            ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now(), status = 'running', stopped_at = NULL
+            INSERT INTO workers (worker_id, host, pid, version, labels, started_at, heartbeat_at, status, rss_bytes)
+            VALUES (\(worker.workerID), \(worker.host), \(worker.pid), \(worker.version), \(labels)::jsonb, now(), now(), 'running',
+                    \(worker.rssBytes))
+            ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now(), status = 'running', stopped_at = NULL, rss_bytes = EXCLUDED.rss_bytes
             """)
     }
 
     /// Renews the worker's heartbeat; a worker declared lost meanwhile is running again. Returns false when its row is
     /// gone (forgotten after it was declared lost).
     @discardableResult
-    public func heartbeat(workerID: String) async throws -> Bool {
-        try await renewHeartbeat(workerID: workerID) != .gone
+    public func heartbeat(workerID: String, rssBytes: Int? = nil) async throws -> Bool {
+        try await renewHeartbeat(workerID: workerID, rssBytes: rssBytes) != .gone
     }
 
     /// What a worker's heartbeat found.
@@ -64,15 +78,17 @@ extension RuntimeStore {
         case gone
     }
 
-    /// Renews the worker's heartbeat and says whether it had been declared lost meanwhile.
-    public func renewHeartbeat(workerID: String) async throws -> Heartbeat {
+    /// Renews the worker's heartbeat, with its resident memory when given (else the last one stays), and says whether
+    /// it had been declared lost meanwhile.
+    public func renewHeartbeat(workerID: String, rssBytes: Int? = nil) async throws -> Heartbeat {
         var previous: String?
         // The old status is read under the row's lock, so a concurrent expiry is seen either before (then this
         // answers wasLost) or after (then it waits for this heartbeat and finds it fresh).
         try await query(
             "heartbeat of \(workerID)",
             """
-            UPDATE workers w SET heartbeat_at = now(), status = CASE WHEN w.status = 'lost' THEN 'running' ELSE w.status END
+            UPDATE workers w SET heartbeat_at = now(), status = CASE WHEN w.status = 'lost' THEN 'running' ELSE w.status END,
+                   rss_bytes = COALESCE(\(rssBytes), w.rss_bytes)
             FROM (SELECT worker_id, status FROM workers WHERE worker_id = \(workerID) FOR UPDATE) old
             WHERE w.worker_id = old.worker_id RETURNING old.status::text
             """
@@ -202,18 +218,25 @@ extension RuntimeStore {
             """)
     }
 
+    /// Every worker, the live ones first (running or stopping with a recent heartbeat), then the others; newest
+    /// first within each.
     public func workers() async throws -> [WorkerRecord] {
         var result: [WorkerRecord] = []
         try await query(
             "list workers",
             """
-            SELECT worker_id, host, pid, version, labels::text, started_at, heartbeat_at, status,
-                   (status IN ('running', 'stopping') AND heartbeat_at > now() - interval '15 seconds')
-            FROM workers ORDER BY started_at DESC
+            SELECT w.worker_id, w.host, w.pid, w.version, w.labels::text, w.started_at, w.heartbeat_at, w.status,
+                   (w.status IN ('running', 'stopping') AND w.heartbeat_at > now() - interval '15 seconds') AS alive,
+                   w.rss_bytes, COALESCE(i.running, 0)::int8,
+                   (extract(epoch FROM now() - w.heartbeat_at) * 1000)::int8, w.stopped_at
+            FROM workers w
+            LEFT JOIN (SELECT worker_id, sum(running_tasks) AS running FROM agent_instances GROUP BY worker_id) i
+                   ON i.worker_id = w.worker_id
+            ORDER BY alive DESC, w.started_at DESC
             """
         ) { row in
-            let (id, host, pid, version, labels, started, heartbeat, status, alive) =
-                try row.decode((String, String, Int, String, String, Date, Date, String, Bool).self)
+            let (id, host, pid, version, labels, started, heartbeat, status, alive, rss, running, ageMS, stopped) =
+                try row.decode((String, String, Int, String, String, Date, Date, String, Bool, Int?, Int, Int, Date?).self)
             var labelMap: [String: String] = [:]
             for (key, value) in try StoredJSON.object(labels, "the labels of worker \(id)") {
                 if case .string(let s) = value { labelMap[key] = s }
@@ -221,7 +244,8 @@ extension RuntimeStore {
             result.append(
                 WorkerRecord(
                     workerID: id, host: host, pid: pid, version: version, labels: labelMap,
-                    startedAt: started, heartbeatAt: heartbeat, status: status, alive: alive))
+                    startedAt: started, heartbeatAt: heartbeat, status: status, alive: alive,
+                    rssBytes: rss, runningTasks: running, heartbeatAge: .milliseconds(max(0, ageMS)), stoppedAt: stopped))
         }
         return result
     }

@@ -270,7 +270,7 @@ extension Agentry.Runs {
 
 extension Agentry.Workers {
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Workers with their heartbeats.")
+        static let configuration = CommandConfiguration(abstract: "Workers with their heartbeats, running tasks and memory, the live ones first.")
         @OptionGroup var options: GlobalOptions
 
         @Flag(help: "Print JSON.")
@@ -283,11 +283,11 @@ extension Agentry.Workers {
                 return
             }
             printTable(
-                header: ["WORKER", "HOST", "PID", "STATUS", "HEARTBEAT", "LABELS"],
+                header: ["WORKER", "HOST", "PID", "STATUS", "HEARTBEAT", "RUNNING", "RSS", "LABELS"],
                 rows: workers.map { w in
                     [
                         w.workerID, w.host, String(w.pid), w.alive ? w.status : (w.status == "running" ? "silent" : w.status),
-                        shortTime(w.heartbeatAt),
+                        shortTime(w.heartbeatAt), String(w.runningTasks), w.rssBytes.map { "\($0 >> 20) MiB" } ?? "-",
                         w.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
                     ]
                 })

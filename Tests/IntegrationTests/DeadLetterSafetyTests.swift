@@ -104,6 +104,8 @@ struct DeadLetterSafetyTests {
             let control = QueueDeclaration(name: "agentry.control.test", durable: false, exclusive: true, autoDelete: true)
             try await connection.declare(control)
             try await connection.bind(BindingDeclaration(source: Topology.controlExchange, destination: .queue(control.name)))
+            // The agent's queue, for the one replay that may go there.
+            try await connection.declare(QueueDeclaration(name: "agentry.agent.someone", durable: false, exclusive: true, autoDelete: true))
             let channel = try await connection.openChannel()
             func park(_ id: String, exchange: String, routingKey: String) async throws {
                 try await channel.publish(

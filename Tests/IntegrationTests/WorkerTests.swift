@@ -217,8 +217,11 @@ struct WorkerTests {
                 try await DeadLetters.list(on: h.connection, limit: 10_000).filter { $0.id == event.id.rawValue }.count == 1,
                 "the second round parks it again")
             await h.cleanup(id)
-            // Unpark it: replayed to the deleted queue, it is dropped, and the shared parking lot stays clean.
-            _ = try await dead.replay(on: h.connection, ids: [event.id.rawValue])
+            // Its agent's queue is gone: a replay reaches no queue, so it stays parked; a delete keeps the shared
+            // parking lot clean.
+            let report = try await dead.replayReport(on: h.connection, selection: .ids([event.id.rawValue]))
+            #expect(report.replayed.isEmpty && report.refused.first?.reason.contains("no queue took it") == true, "\(report.refused)")
+            #expect(try await DeadLetters.delete(on: h.connection, selection: .ids([event.id.rawValue])).count == 1)
         }
     }
 

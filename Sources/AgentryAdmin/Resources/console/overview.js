@@ -1,5 +1,5 @@
-// The overview (#/): agents, instances, queues, locks, schedules, webhooks, budgets, recent runs and events, as the
-// status WebSocket keeps them. See core.js for the Agentry API.
+// The overview (#/): agents, queues, locks, schedules, webhooks, budgets, recent runs and events, as the
+// status WebSocket keeps them (workers and instances: workers.js). See core.js for the Agentry API.
 (function () {
   'use strict';
   const A = window.Agentry;
@@ -45,25 +45,6 @@
     });
     fill('agents-body', rows, 4, 'No agents registered');
     count('count-agents', rows.length, data.agents.length);
-  }
-
-  function renderInstances() {
-    const all = data.instances;
-    const shown = all.filter((i) => matchAgent(i.agent_id)).sort((a, b) =>
-      String(a.agent_id).localeCompare(String(b.agent_id)) || String(a.worker_id).localeCompare(String(b.worker_id)));
-    const rows = shown.map((i) => el('tr', {
-      'data-testid': 'instance', 'data-agent-id': dash(i.agent_id), 'data-state': dash(i.state), 'data-instance-id': i.instance_id
-    }, [
-      td(dash(i.agent_id), 'mono'),
-      td(dash(i.version), 'mono'),
-      td(dash(i.worker_id), 'mono'),
-      el('td', null, [el('span', { class: 'badge state-' + token(i.state), text: dash(i.state), title: i.error || null })]),
-      td(i.current_task ? short(i.current_task) : '\u2014', 'mono', i.current_task || null),
-      td(dash(i.running_tasks), 'num'),
-      td(dash(i.prefetch), 'num')
-    ]));
-    fill('instances-body', rows, 7, A.agent() ? 'No instances of this agent' : 'No instances');
-    count('count-instances', shown.length, all.length);
   }
 
   function renderQueues() {
@@ -249,7 +230,6 @@
 
   function renderAll() {
     renderAgents();
-    renderInstances();
     renderQueues();
     renderLocks();
     renderSchedules();
@@ -261,7 +241,6 @@
 
   A.view('overview', { path: '' });
   A.on('agents', renderAgents);
-  A.on('instances', renderInstances);
   A.on('queues', renderQueues);
   A.on('locks', renderLocks);
   A.on('schedules', renderSchedules);
