@@ -243,6 +243,8 @@ public struct LockStore: Sendable {
 
     /// Takes a resource back from its holder (see `agentry_lock_force_release`); nil when nobody held it.
     public func forceRelease(_ resource: ResourceKey) async throws -> ForcedRelease? {
+        // A person's hold ends first (committed), so that its keeper, losing its session, does not take it again.
+        try await LockHoldStore(database: database, logger: logger).endForced(resource, by: "a forced release")
         do {
             let rows = try await database.write(
                 """
