@@ -147,7 +147,7 @@ let package = Package(
                 .embedInCode("openapi.yaml"),
                 .embedInCode("Resources/status.html"),
                 .embedInCode("Resources/status.css"),
-                .embedInCode("Resources/status.js"),
+                .embedInCode("Resources/console"),
             ],
             swiftSettings: swiftSettings,
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]

@@ -5,16 +5,31 @@ import Yams
 /// What the endpoint serves from files compiled into the binary (Package.swift's `embedInCode` resources), so that it
 /// runs from any directory: the status page and this API's OpenAPI document.
 enum AdminDocuments {
-    /// The status page (Resources/status.html) as one document: its stylesheet and script are put in place of the
+    /// The console's scripts (Resources/console/), in the order status.html loads them: core.js first (the API the
+    /// views use), then each view's. SwiftPM embeds a directory as one constant per file but gives no list of them,
+    /// so a new view's file gets a line here too.
+    static let consoleScripts: [(name: String, bytes: [UInt8])] = [
+        ("core.js", PackageResources.core_js),
+        ("overview.js", PackageResources.overview_js),
+        ("approvals.js", PackageResources.approvals_js),
+        ("run.js", PackageResources.run_js),
+    ]
+
+    /// The status page (Resources/status.html) as one document: its stylesheet and scripts are put in place of the
     /// `<link>` and `<script src>` that name them, so the page needs no other request.
     static let statusPage: String = {
-        let html = String(decoding: PackageResources.status_html, as: UTF8.self)
+        var html = String(decoding: PackageResources.status_html, as: UTF8.self)
         let css = String(decoding: PackageResources.status_css, as: UTF8.self)
-        let js = String(decoding: PackageResources.status_js, as: UTF8.self)
-        let link = "<link rel=\"stylesheet\" href=\"status.css\">\n", script = "<script src=\"status.js\"></script>\n"
-        precondition(html.contains(link) && html.contains(script), "status.html must link status.css and status.js")
-        return html.replacingOccurrences(of: link, with: "<style>\n\(css)</style>\n")
-            .replacingOccurrences(of: script, with: "<script>\n\(js)</script>\n")
+        let link = "<link rel=\"stylesheet\" href=\"status.css\">\n"
+        precondition(html.contains(link), "status.html must link status.css")
+        html = html.replacingOccurrences(of: link, with: "<style>\n\(css)</style>\n")
+        for script in consoleScripts {
+            let tag = "<script src=\"console/\(script.name)\"></script>\n"
+            precondition(html.contains(tag), "status.html must load console/\(script.name)")
+            html = html.replacingOccurrences(of: tag, with: "<script>\n\(String(decoding: script.bytes, as: UTF8.self))</script>\n")
+        }
+        precondition(!html.contains("<script src="), "status.html loads a script that AdminDocuments.consoleScripts does not list")
+        return html
     }()
 
     /// openapi.yaml, the API's contract, as JSON.

@@ -216,7 +216,7 @@ struct StatusPageBrowserTests {
                     "document.getElementById('run-detail-main')?.dataset.runId === '\(parentID)' && \(tree)?.querySelectorAll('[data-testid=tree-node]').length === 3"
                 ),
                 "the run and its two children")
-            #expect(try browser.eval("location.hash") == .string("#run=\(parentID)"))
+            #expect(try browser.eval("location.hash") == .string("#/runs/\(parentID)"))
             let drawn = try browser.eval(
                 "[...\(tree).querySelectorAll('li li')].map(n => n.dataset.task + ' ' + n.dataset.runId + ' ' + n.dataset.state).sort().join(',')"
             )?.stringValue
