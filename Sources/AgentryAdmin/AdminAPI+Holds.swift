@@ -2,6 +2,7 @@ import AgentryCore
 import AgentryRuntime
 import AgentryStore
 import Foundation
+import HTTPTypes
 
 /// People's holds: taking a resource, giving it back, and the list. The hold itself is kept by the hold keeper of the
 /// workers (``AgentryRuntime/HoldKeeper``), so it outlives the request that asks for it.

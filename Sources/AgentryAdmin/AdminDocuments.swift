@@ -13,6 +13,7 @@ enum AdminDocuments {
         ("overview.js", PackageResources.overview_js),
         ("approvals.js", PackageResources.approvals_js),
         ("run.js", PackageResources.run_js),
+        ("holds.js", PackageResources.holds_js),
     ]
 
     /// The status page (Resources/status.html) as one document: its stylesheet and scripts are put in place of the

@@ -1,6 +1,6 @@
 public import AgentryCore
 public import AgentryStore
-public import Foundation
+import Foundation
 public import Logging
 
 /// Where people ask for holds and give them back (the CLI's `locks acquire` and `locks release --owner`, the admin
@@ -37,6 +37,11 @@ public struct HoldDesk: Sendable {
         }
         guard !request.owner.id.isEmpty, request.owner.id.count <= 255 else {
             throw LockError(.invalid, "an owner is named by 1 to 255 characters")
+        }
+        // Nobody would hold it: say so now rather than after the keeper's grace.
+        guard try await store.keeper() != nil else {
+            throw LockError(
+                .unavailable, "no hold keeper runs on this database: people's holds are kept by the workers (and `agentry admin`); start one")
         }
         let record: LockHoldRecord
         do {

@@ -1,4 +1,3 @@
-import AgentryBus
 public import AgentryCore
 public import AgentryStore
 import Foundation
@@ -145,11 +144,10 @@ public final class HoldKeeper: Sendable {
         let hold = again ? Duration.seconds(max(0.001, (record.holdUntil ?? now).timeIntervalSince(now))) : record.holdFor
         let waitSeconds = (again ? record.holdUntil ?? now : record.waitUntil).timeIntervalSince(now)
         let wait: Duration? = waitSeconds > 0.001 ? .milliseconds(Int64(waitSeconds * 1000)) : nil
-        let id = record.id
-        let task = Task {
-            await self.acquire(record, hold: hold, wait: wait, again: again)
+        // Recorded before the task can end (and forget it).
+        work.withLockedValue { w in
+            w[record.id] = .taking(Task { await self.acquire(record, hold: hold, wait: wait, again: again) })
         }
-        work.withLockedValue { $0[id] = .taking(task) }
     }
 
     private func acquire(_ record: LockHoldRecord, hold duration: Duration, wait: Duration?, again: Bool) async {

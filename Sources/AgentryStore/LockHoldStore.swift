@@ -97,7 +97,6 @@ public struct LockHoldStore: Sendable {
                 """, logger: logger)
             for try await row in rows { return try Self.record(row) }
         } catch let error where StoreError.sqlState(of: error) == "23505" {
-            _ = error
             throw StoreError(
                 .conflict, "\(request.owner) already asked for or holds \(request.resource); give it back first (agentry locks release)")
         } catch {
@@ -132,7 +131,7 @@ public struct LockHoldStore: Sendable {
 
     /// The keeper starts working on a hold (taking it, or taking it again).
     public func markWorking(_ id: UUID, keeper: String, message: String?) async throws {
-        try await update(
+        _ = try await update(
             "keeper_id = \(keeper), message = \(message)", id: id, from: [.requested, .held], what: "mark hold \(id) taken up")
     }
 
@@ -191,19 +190,40 @@ public struct LockHoldStore: Sendable {
     }
 
     /// A forced release (`agentry locks release --force`) of a resource a person holds: the hold ends `released`
-    /// before the keeper's session is ended, so that the keeper does not take it again.
-    public func endForced(_ resource: ResourceKey, by: String) async throws {
+    /// before the keeper's session is ended, so that the keeper does not take it again. The hold it ended, if any.
+    public func endForced(_ resource: ResourceKey, by: String) async throws -> LockHoldRecord? {
         do {
-            try await database.write(
+            let rows = try await database.write(
                 """
                 UPDATE lock_holds AS h SET state = 'released', ended_at = now(), updated_at = now(),
                        message = \("taken back by \(by)")
                  WHERE h.resource_type = \(resource.type) AND h.resource_id = \(resource.id) AND h.state = 'held'
                    AND h.fencing_token = (SELECT l.fencing_token FROM resource_locks l
                                            WHERE l.resource_type = h.resource_type AND l.resource_id = h.resource_id)
+                RETURNING \(unescaped: Self.columns)
                 """, logger: logger)
+            for try await row in rows { return try Self.record(row) }
+            return nil
         } catch {
             throw StoreError(.query, "cannot end the person's hold on \(resource)", cause: error)
+        }
+    }
+
+    /// Who keeps people's holds now: the `application_name` of the session that leads `agentry.holds` (a worker's is
+    /// `agentry worker <host> pid <pid>`); nil when no keeper runs.
+    public func keeper() async throws -> String? {
+        do {
+            let rows = try await database.query(
+                """
+                SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND l.objsubid = 2 AND l.objid = 0
+                  AND l.classid = ((hashtext(\(Self.leadershipName))::int8 + 4294967296) % 4294967296)::text::oid
+                """, logger: logger)
+            for try await name in rows.decode(String.self) { return name }
+            return nil
+        } catch {
+            throw StoreError(.query, "cannot read who keeps people's holds", cause: error)
         }
     }
 

@@ -1,6 +1,7 @@
 import AMQP
 import AgentryAdmin
 import AgentryBus
+import AgentryCore
 import AgentryRuntime
 import AgentryStore
 import ArgumentParser

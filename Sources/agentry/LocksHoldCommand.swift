@@ -4,6 +4,7 @@ import AgentryRuntime
 import AgentryStore
 import ArgumentParser
 import Foundation
+import Logging
 
 /// Who runs this command, for `lock_holds.requested_by`: `alice@lab-3 (agentry locks acquire)`.
 func commandCaller(_ command: String) -> String {

@@ -31,6 +31,7 @@ struct LockHoldAgentTests {
             }
             let running = Task { await keeper.run() }
             defer { running.cancel() }
+            try await waitForHoldKeeper(a.worker.database)
             let resource = device(TestEnvironment.uniqueName("hold-api-"))
             let path = "/api/locks/\(resource)"
 
@@ -92,7 +93,8 @@ struct LockHoldAgentTests {
             _ = try await h.publishAgent(deviceAgentYAML(id))
             let worker = try WorkerProcess(agents: [id])
             let locks = LockStore(database: h.database, logger: TestEnvironment.logger)
-            // The worker's keeper takes the request once it is up.
+            // The worker's keeper takes the request.
+            try await waitForHoldKeeper(h.database)
             let taken = try TestEnvironment.run(agentry, ["locks", "acquire", resource.description, "--owner", "gwen", "--wait", "30s"])
             #expect(taken.status == 0, "\(taken.output)")
             let person = try #require(try await locks.status(resource).holder)

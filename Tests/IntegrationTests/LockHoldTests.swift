@@ -14,6 +14,7 @@ func withHoldKeeper(
         let keeper = HoldKeeper(database: database, keeperID: TestEnvironment.uniqueName("hold-keeper-"), logger: TestEnvironment.logger) { _ in }
         let running = Task { await keeper.run() }
         do {
+            try await waitForHoldKeeper(database)
             try await body(managers, HoldDesk(database: database, logger: TestEnvironment.logger), database)
         } catch {
             running.cancel()
@@ -23,6 +24,13 @@ func withHoldKeeper(
         running.cancel()
         await running.value
     }
+}
+
+/// Waits until a hold keeper (this process's or another's) leads: a request finds none otherwise.
+func waitForHoldKeeper(_ database: Database) async throws {
+    let store = LockHoldStore(database: database, logger: TestEnvironment.logger)
+    let found = try await TestEnvironment.eventually(timeout: .seconds(30)) { try await store.keeper() != nil }
+    #expect(found, "no hold keeper started leading within 30 s")
 }
 
 /// A request of `owner` (a person) for `resource`.
@@ -159,6 +167,40 @@ struct LockHoldTests {
             #expect(third.owner == .agent("low"))
             #expect(first.fencingToken < erin.fencingToken! && erin.fencingToken! < second.fencingToken && second.fencingToken < third.fencingToken)
             await managers[1].release(third)
+        }
+    }
+
+    @Test("when the keeper that holds a person's hold stops, the next keeper takes it again for the time it has left")
+    func failover() async throws {
+        try await withLockManagers(1) { managers, database, _ in
+            let desk = HoldDesk(database: database, logger: TestEnvironment.logger)
+            let firstID = TestEnvironment.uniqueName("keeper-a-")
+            let secondID = TestEnvironment.uniqueName("keeper-b-")
+            let first = HoldKeeper(database: database, keeperID: firstID, logger: TestEnvironment.logger) { _ in }
+            let firstRun = Task { await first.run() }
+            try await waitForHoldKeeper(database)
+            let resource = device(TestEnvironment.uniqueName("hold-failover-"))
+            let held = try await desk.take(personRequest(resource, "hana"))
+            #expect(held.keeperID == firstID, "this test's first keeper leads (no other keeper may run on the test database)")
+            let second = HoldKeeper(database: database, keeperID: secondID, logger: TestEnvironment.logger) { _ in }
+            let secondRun = Task { await second.run() }
+            firstRun.cancel()
+            await firstRun.value
+            #expect(
+                try await TestEnvironment.eventually(timeout: .seconds(15)) {
+                    let record = try await desk.store.hold(held.id)
+                    return record?.keeperID == secondID && record?.state == .held && record?.fencingToken != held.fencingToken
+                })
+            let status = try await managers[0].status(resource)
+            #expect(status.holder?.owner == .user("hana"))
+            #expect(status.holder?.workerID == secondID)
+            // The same end as before: only the time it had left.
+            let again = try #require(try await desk.store.hold(held.id))
+            #expect(abs(again.holdUntil!.timeIntervalSince(held.holdUntil!)) < 1, "\(again.holdUntil!) vs \(held.holdUntil!)")
+            _ = try await desk.giveBack(resource, owner: .user("hana"), by: "tests")
+            #expect(try await TestEnvironment.eventually { try await managers[0].isAvailable(resource) })
+            secondRun.cancel()
+            await secondRun.value
         }
     }
 
