@@ -25,16 +25,15 @@ struct HoldsBrowserTests {
             try await waitForHoldKeeper(a.worker.database)
 
             // Take the device for two hours, in the token's name, from the Locks panel's form.
-            _ = try browser.eval(
-                """
-                (() => { const f = document.querySelector('[data-testid=take-device]');
-                  f.elements.resource.value = '\(resource)'; f.elements.duration.value = '7200';
-                  f.querySelector('button[type=submit]').click(); return true })()
-                """)
+            // One line: the driver reads a command per line.
+            let taken = try browser.eval(
+                "(() => { const f = document.querySelector('[data-testid=take-device]'); f.elements.resource.value = '\(resource)'; "
+                    + "f.elements.duration.value = '7200'; f.querySelector('button[type=submit]').click(); return true })()")
+            #expect(taken == .bool(true), "the Take a device form is on the page")
             let row = "document.querySelector('[data-testid=lock][data-resource=\"\(resource)\"]')"
-            #expect(
-                try browser.wait(20, "\(row)?.dataset.owner === 'admin' && \(row)?.dataset.ownerType === 'user'"),
-                "the Locks panel names the person as holder")
+            let named = try browser.wait(20, "\(row)?.dataset.owner === 'admin' && \(row)?.dataset.ownerType === 'user'")
+            let said = try browser.eval("document.getElementById('notice').textContent") ?? .null
+            #expect(named, "the Locks panel names the person as holder; the page said: \(said)")
             let until = try browser.eval("\(row).querySelector('[data-testid=lock-until] time').title")?.stringValue ?? ""
             #expect(until.hasSuffix("UTC"), "until when, UTC on hover: \(until)")
             let held = try #require(try await a.request(.GET, "/api/locks/\(resource)").json)
