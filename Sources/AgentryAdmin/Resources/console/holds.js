@@ -93,7 +93,7 @@
       if (!res) return;
       const h = res.body || {};
       if (res.status === 200) {
-        A.notice('ok', resource + ' held by ' + h.owner + ' until ' + A.time(h.hold_until) + ' (' + relative(h.hold_until) + ')');
+        A.notice('ok', resource + ' held by ' + h.owner_type + ' ' + h.owner + ' until ' + A.time(h.hold_until) + ' (' + relative(h.hold_until) + ')');
       } else if (res.status === 202) {
         A.notice('ok', h.owner + ' waits for ' + resource + ' (until ' + A.time(h.wait_until) + '); the Locks panel shows the queue');
       } else {
