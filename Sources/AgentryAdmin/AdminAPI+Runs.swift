@@ -16,10 +16,20 @@ extension AdminAPI {
             return state
         }
         if let event = query.eventId, EventID(event) == nil { throw AdminError.badRequest("event_id '\(event)' is not an event id (1 to 255 bytes)") }
-        let runs = try await dependencies.runtime.runs(
-            agentID: query.agentId, eventID: query.eventId, state: state,
-            limit: try limit(query.limit, default: 50))
-        return .ok(.init(body: .json(.init(runs: runs.map(Representation.run), count: runs.count))))
+        if let agent = query.agent, let agentID = query.agentId, agent != agentID {
+            throw AdminError.badRequest("agent '\(agent)' and agent_id '\(agentID)' differ: give one")
+        }
+        let search = RunSearch(
+            agent: try nonEmpty(query.agent ?? query.agentId, "agent"), eventID: query.eventId, state: state, type: try typeMatch(query._type),
+            priority: try priorityFilter(query.priority), since: try time(query.since, "since"), until: try time(query.until, "until"),
+            text: try searchText(query.q), cursor: try cursor(query.cursor, .runs))
+        try checkRange(search.since, search.until)
+        let page = try await dependencies.runtime.search(search, limit: try limit(query.limit, default: 50))
+        return .ok(
+            .init(
+                body: .json(
+                    .init(runs: page.items.map(Representation.run), count: page.items.count, nextCursor: page.next.map { .string($0.token) } ?? .null)
+                )))
     }
 
     func getRun(_ input: Operations.GetRun.Input) async throws -> Operations.GetRun.Output {

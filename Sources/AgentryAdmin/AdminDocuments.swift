@@ -13,6 +13,7 @@ enum AdminDocuments {
         ("overview.js", PackageResources.overview_js),
         ("approvals.js", PackageResources.approvals_js),
         ("run.js", PackageResources.run_js),
+        ("search.js", PackageResources.search_js),
         ("holds.js", PackageResources.holds_js),
     ]
 

@@ -19,8 +19,10 @@ import NIOHTTP1
 /// notify `agentry_locks`) and from the bus (`agent.*`, `resource.*`
 /// and `alert.*` events are forwarded as they are published). A kind that changed is read again at most every
 /// 100 ms and sent only when it differs from what clients have; queue depths, schedules, webhook deliveries,
-/// approvals (pending, and the last few decided) and budgets are sampled every second and sent when they move. Each
-/// client has a bounded outbox: one that does not keep up is dropped, so it slows neither the others nor the worker.
+/// approvals (pending, and the last few decided) and budgets are sampled every second and sent when they move.
+/// Forwarded events go out in batches, one message every 100 ms at most (``StatusHub/enqueue(_:)``). Each client has
+/// a bounded outbox (in messages and in bytes): one that does not keep up is dropped, so it slows neither the others
+/// nor the worker.
 public final class StatusHub: Sendable {
     enum Kind: String, CaseIterable, Sendable { case instances, agents, locks, runs, queues, schedules, webhooks, approvals, budgets }
 
@@ -29,6 +31,8 @@ public final class StatusHub: Sendable {
         var writer: Task<Void, Never>?
         /// Messages broadcast while the client's snapshot is being read, sent right after it (nil once it has it).
         var pending: [String]? = []
+        /// Bytes yielded to the outbox and not yet written to the socket.
+        var queuedBytes = 0
     }
 
     struct State: Sendable {
@@ -50,6 +54,11 @@ public final class StatusHub: Sendable {
         var budgetDefinitions: (at: ContinuousClock.Instant, changes: Int, value: [AgentDefinition])?
         /// Agent changes notified so far.
         var agentsChanges = 0
+        /// Events forwarded since the last flush (oldest first, each serialized), their bytes, and how many were left
+        /// out.
+        var eventBatch: [String] = []
+        var eventBatchBytes = 0
+        var eventsOmitted = 0
     }
 
     /// How long a reading serves snapshots and scrapes (live updates always read afresh).
@@ -65,8 +74,10 @@ public final class StatusHub: Sendable {
     let metrics: AdminMetrics
     let logger: Logger
     let state = NIOLockedValueBox(State())
-    /// Messages a client may have waiting before it counts as too slow.
+    /// Messages a client may have waiting before it counts as too slow…
     let outboxLimit: Int
+    /// …and bytes (batches of events are few but may be large).
+    static let outboxByteLimit = 4 << 20
     /// This hub's row in `status_watchers` while it has clients.
     let hubID = "hub-\(UUID().uuidString.lowercased())"
     /// A registration lasts this long unless renewed (so that a hub that dies stops the notifications soon)…
@@ -212,7 +223,7 @@ public final class StatusHub: Sendable {
                                     received.ack()
                                     let event = received.event
                                     self.metrics.consumed(event)
-                                    self.broadcast(JSON.serialize(.object(["type": "event", "event": Representation.event(event)])))
+                                    self.enqueue(Representation.event(event))
                                     if event.type.hasPrefix("resource.") { self.markDirty(.locks) }
                                     if event.type.hasPrefix("agent.") { self.markDirty(.instances, .runs) }
                                 }
@@ -244,6 +255,7 @@ public final class StatusHub: Sendable {
     private func flushLoop() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(100))
+            flushEvents()
             let dirty = state.withLockedValue { s -> Set<Kind> in
                 defer { s.dirty = [] }
                 return s.clients.isEmpty ? [] : s.dirty
@@ -386,13 +398,19 @@ public final class StatusHub: Sendable {
     // MARK: Clients
 
     func broadcast(_ message: String) {
+        let size = message.utf8.count
         let slow = state.withLockedValue { s -> [UUID] in
             var slow: [UUID] = []
             for id in s.clients.keys {
                 if s.clients[id]?.pending != nil {
                     s.clients[id]?.pending?.append(message)
                     if s.clients[id]?.pending?.count ?? 0 > outboxLimit { slow.append(id) }
-                } else if case .dropped = s.clients[id]?.outbox.yield(message) {
+                    continue
+                }
+                s.clients[id]?.queuedBytes += size
+                if case .dropped = s.clients[id]?.outbox.yield(message) {
+                    slow.append(id)
+                } else if s.clients[id]?.queuedBytes ?? 0 > Self.outboxByteLimit {
                     slow.append(id)
                 }
             }
@@ -460,6 +478,7 @@ public final class StatusHub: Sendable {
             guard let pending = s.clients[id]?.pending else { return false }
             continuation.yield(snapshot)
             for message in pending { continuation.yield(message) }
+            s.clients[id]?.queuedBytes = pending.reduce(snapshot.utf8.count) { $0 + $1.utf8.count }
             s.clients[id]?.pending = nil
             return true
         }
@@ -471,6 +490,8 @@ public final class StatusHub: Sendable {
                 } catch {
                     break
                 }
+                let size = message.utf8.count
+                self.state.withLockedValue { $0.clients[id]?.queuedBytes -= size }
             }
         }
         state.withLockedValue { $0.clients[id]?.writer = writer }

@@ -98,12 +98,9 @@ public struct EventLogStore: Sendable {
         return count
     }
 
-    /// The most recent events, newest first, optionally of one type.
+    /// The most recent events, newest first (the order of ``search(_:limit:)``), optionally of one type.
     public func recent(limit: Int = 50, type: String? = nil) async throws -> [Entry] {
-        if let type {
-            return try await entries("\(unescaped: Self.select) WHERE event_type = \(type) ORDER BY created_at DESC, event_id DESC LIMIT \(limit)")
-        }
-        return try await entries("\(unescaped: Self.select) ORDER BY created_at DESC, event_id DESC LIMIT \(limit)")
+        try await search(EventSearch(type: type.map(TypeMatch.exact)), limit: limit).items
     }
 
     private static let select = """

@@ -30,6 +30,7 @@ extension Migration {
         ("0025_run_usage.sql", PackageResources._025_run_usage_sql),
         ("0026_cancel_on.sql", PackageResources._026_cancel_on_sql),
         ("0027_flow_budgets.sql", PackageResources._027_flow_budgets_sql),
+        ("0030_search.sql", PackageResources._030_search_sql),
         ("0032_lock_holds.sql", PackageResources._032_lock_holds_sql),
     ]
 

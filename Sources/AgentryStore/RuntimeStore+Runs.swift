@@ -292,13 +292,17 @@ extension RuntimeStore {
             case .uuid(let u): bindings.append(u)
             }
         }
-        bindings.append(max(1, min(limit, 10_000)))
+        return try await runs(from: "task_runs WHERE \(condition)", bindings: bindings, limit: max(1, min(limit, 10_000)))
+    }
+
+    /// The runs `from` names (a table expression with its conditions, whose columns are task_runs'), newest first.
+    func runs(from: String, bindings: PostgresBindings, limit: Int) async throws -> [TaskRun] {
         let sql = """
             SELECT run_id, agent_id, agent_version, event_id::text, event_type, priority, worker_id, instance_id, attempt, state,
                    event_at, started_at, finished_at, result::text, output, stderr, exit_status, message, retry_at, received_at,
                    parent_run_id, root_run_id, depth, task, steps, wait_until, progress::text, defer_reason, flow_key, resume_at, budgets::text, cancelled_by,
                    input_tokens, output_tokens, cost::float8, currency::text, model
-            FROM task_runs WHERE \(condition) ORDER BY started_at DESC, run_id DESC LIMIT $\(binds.count + 1)
+            FROM \(from) ORDER BY started_at DESC, run_id DESC LIMIT \(limit)
             """
         var result: [TaskRun] = []
         do {

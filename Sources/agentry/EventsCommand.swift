@@ -1,18 +1,66 @@
 import AgentryAdmin
 import AgentryCore
+import AgentryRuntime
 import AgentryStore
 import ArgumentParser
 import Foundation
+import Logging
 
 extension Agentry {
     struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Delayed events (agentry publish --at/--delay, the API's deliver_at, schedules' ticks): list and cancel them.",
-            subcommands: [Scheduled.self, Cancel.self])
+            abstract:
+                "The event log (list, filter and page it), and delayed events (agentry publish --at/--delay, the API's deliver_at, schedules' ticks): list and cancel them.",
+            subcommands: [List.self, Scheduled.self, Cancel.self])
     }
 }
 
 extension Agentry.Events {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Logged events, newest first, filtered and a page at a time (as GET /api/events).",
+            discussion: "A full page ends with the --cursor that shows the next one.")
+        @OptionGroup var options: GlobalOptions
+
+        @Option(help: "Only events about this agent: their payload's agent_id, else their source.")
+        var agent: String?
+
+        @OptionGroup var search: SearchOptions
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() async throws {
+            let query = EventSearch(
+                type: try search.typeMatch(), agent: agent, priority: try search.priorityLevel(), since: try search.sinceDate(),
+                until: try search.untilDate(), text: search.text, cursor: try search.searchCursor(.events))
+            let limit = search.limit
+            let page = try await withEventLog(options) { log in try await log.search(query, limit: limit) }
+            if json {
+                printJSON(
+                    .object([
+                        "events": .array(page.items.map { Representation.event($0.event) }), "count": .int(Int64(page.items.count)),
+                        "next_cursor": page.next.map { .string($0.token) } ?? .null,
+                    ]))
+                return
+            }
+            if page.items.isEmpty {
+                print(query == EventSearch() ? "the event log is empty; `agentry publish TYPE` publishes an event" : "no events match")
+                return
+            }
+            printTable(
+                header: ["TIME", "TYPE", "PRIORITY", "SOURCE", "EVENT", "PAYLOAD"],
+                rows: page.items.map { entry in
+                    let event = entry.event
+                    return [
+                        Timestamp.format(event.timestamp), event.type, event.priority.name, event.source ?? "-", event.id.rawValue,
+                        String(JSONValue.object(event.payload).jsonText.prefix(60)),
+                    ]
+                })
+            printNextCursor(page.next)
+        }
+    }
+
     struct Scheduled: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Events waiting for their delivery time, the soonest first.")
         @OptionGroup var options: GlobalOptions
@@ -63,5 +111,19 @@ extension Agentry.Events {
             case .publishing: throw fail(StoreError(.conflict, "event \(eventID) is being published at this moment; it can no longer be cancelled"))
             }
         }
+    }
+}
+
+/// Opens the database for a command that reads the event log.
+func withEventLog<T: Sendable>(_ options: GlobalOptions, _ body: @Sendable (EventLogStore) async throws -> T) async throws -> T {
+    let configuration = try options.resolve()
+    let logger = try options.logger("agentry.events", default: .warning)
+    do {
+        return try await Database.with(configuration.database, logger: logger) { database in
+            try await database.ping()
+            return try await body(EventLogStore(database: database, logger: logger))
+        }
+    } catch {
+        throw fail(error)
     }
 }

@@ -86,7 +86,9 @@ extension Agentry {
 
 extension Agentry.Runs {
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Recent runs, newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "Runs, newest first, filtered and a page at a time (as GET /api/runs).",
+            discussion: "A full page ends with the --cursor that shows the next one.")
         @OptionGroup var options: GlobalOptions
 
         @Option(help: "Only runs of this agent.")
@@ -98,8 +100,7 @@ extension Agentry.Runs {
         @Option(help: "Only runs in this state: \(TaskRun.State.allCases.map(\.rawValue).joined(separator: ", ")).")
         var state: String?
 
-        @Option(help: "At most this many runs.")
-        var limit: Int = 20
+        @OptionGroup var search: SearchOptions
 
         @Flag(help: "Print JSON.")
         var json = false
@@ -109,16 +110,26 @@ extension Agentry.Runs {
                 throw ValidationError("--state '\(state)' is not one of \(TaskRun.State.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             if let event, EventID(event) == nil { throw ValidationError("--event '\(event)' is not an event id (1 to 255 bytes)") }
-            guard limit > 0 else { throw ValidationError("--limit must be positive, got \(limit)") }
         }
 
         func run() async throws {
-            let (agent, event, state, limit) = (self.agent, self.event, self.state.flatMap(TaskRun.State.init(rawValue:)), self.limit)
-            let runs = try await withRuntime(options) { _, store in
-                try await store.runs(agentID: agent, eventID: event, state: state, limit: limit)
-            }
+            let query = RunSearch(
+                agent: agent, eventID: event, state: state.flatMap(TaskRun.State.init(rawValue:)), type: try search.typeMatch(),
+                priority: try search.priorityLevel(), since: try search.sinceDate(), until: try search.untilDate(), text: search.text,
+                cursor: try search.searchCursor(.runs))
+            let limit = search.limit
+            let page = try await withRuntime(options) { _, store in try await store.search(query, limit: limit) }
+            let runs = page.items
             if json {
-                printJSON(.object(["runs": .array(runs.map(Representation.run)), "count": .int(Int64(runs.count))]))
+                printJSON(
+                    .object([
+                        "runs": .array(runs.map(Representation.run)), "count": .int(Int64(runs.count)),
+                        "next_cursor": page.next.map { .string($0.token) } ?? .null,
+                    ]))
+                return
+            }
+            if runs.isEmpty, query != RunSearch() {
+                print("no runs match")
                 return
             }
             if runs.isEmpty {
@@ -137,6 +148,7 @@ extension Agentry.Runs {
                         shortTime(run.startedAt), duration(run),
                     ] + (usage ? [run.usage.map(shortUsage) ?? "-"] : []) + [String((run.message ?? "").prefix(60))]
                 })
+            printNextCursor(page.next)
         }
     }
 

@@ -110,6 +110,21 @@ struct StatusPageBrowserTests {
                 try browser.wait(15, "\(instance)?.dataset.state === 'idle' && !!document.querySelector('[data-testid=run][data-state=succeeded]')"),
                 "back to idle, with the succeeded run listed")
             #expect(try browser.wait(5, "[...document.querySelectorAll('[data-testid=event]')].some(e => e.dataset.type === 'agent.task.completed')"))
+            // Times read in the browser's zone, UTC on hover.
+            let started = try browser.eval("document.querySelector('[data-testid=run][data-state=succeeded] time')?.title")?.stringValue ?? ""
+            #expect(started.hasSuffix(" UTC"), "\(started)")
+            // Keys: ? lists them, Escape closes the list, g o opens the overview from a run's page.
+            _ = try browser.eval("document.dispatchEvent(new KeyboardEvent('keydown', { key: '?' }))")
+            #expect(try browser.wait(5, "!!document.getElementById('shortcuts')?.textContent.includes('Overview')"), "? lists the keys")
+            _ = try browser.eval("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape' }))")
+            #expect(try browser.eval("!document.getElementById('shortcuts')") == .bool(true), "Escape closes the list")
+            _ = try browser.eval("document.querySelector('[data-testid=run][data-state=succeeded]').click()")
+            #expect(
+                try browser.wait(10, "document.body.dataset.view === 'run' && location.hash.startsWith('#/runs/')"), "a click opens the run's page")
+            #expect(try browser.eval("document.getElementById('runs').hidden") == .bool(true), "the overview is out of sight")
+            _ = try browser.eval(
+                "['g', 'o'].forEach(k => document.dispatchEvent(new KeyboardEvent('keydown', { key: k })))")
+            #expect(try browser.wait(5, "document.body.dataset.view === 'overview' && !document.getElementById('runs').hidden"), "g o goes back")
             // A button sends the kept token: Pause reaches the agent's desired state.
             _ = try browser.eval("document.querySelector('[data-testid=agent][data-agent-id=\"\(id)\"] button[data-action=pause]')?.click()")
             #expect(

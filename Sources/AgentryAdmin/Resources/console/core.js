@@ -20,7 +20,7 @@
 //   current() names the active view.
 // - agent(): the agent chosen in the header ('' for all); onAgent(fn) runs fn when the choice changes.
 // - runLink(id, text): a link to the run's page, `#/runs/<id>`.
-// - finished(state): whether a run in that state has ended.
+// - finished(state): whether a run in that state has ended. counters: {messages, flushes, events} so far.
 (function () {
   'use strict';
   const MAX_EVENTS = 30;
@@ -164,6 +164,7 @@
   function flush() {
     flushTimer = null;
     lastFlush = Date.now();
+    counters.flushes++;
     const kinds = [...arrived];
     arrived.clear();
     const events = newEvents;
@@ -172,19 +173,27 @@
     for (const k of kinds) if (k !== 'snapshot' && k !== 'events') emit(k);
     if (events.length) emit('events', events);
   }
+  // Messages applied, flushes made and events received so far (the load test reads them).
+  const counters = { messages: 0, flushes: 0, events: 0 };
   function handle(msg) {
     if (!msg || typeof msg !== 'object') return;
+    counters.messages++;
     if (msg.type === 'snapshot') {
       for (const k of KINDS) data[k] = list(msg[k]);
       for (const k of Object.keys(msg)) if (k !== 'type' && k !== 'events' && KINDS.indexOf(k) < 0) data[k] = msg[k];
       data.events = list(msg.events).slice(0, MAX_EVENTS);
       arrived.add('snapshot');
       for (const k of Object.keys(handlers)) if (k !== 'events') arrived.add(k);
-    } else if (msg.type === 'event') {
-      if (!msg.event || typeof msg.event !== 'object') return;
-      data.events.unshift(msg.event);
+    } else if (msg.type === 'events') {
+      // A batch, oldest first: the newest ends up first in data.events.
+      const batch = list(msg.events).filter((e) => e && typeof e === 'object');
+      if (!batch.length) return;
+      for (let i = Math.max(0, batch.length - MAX_EVENTS); i < batch.length; i++) data.events.unshift(batch[i]);
       if (data.events.length > MAX_EVENTS) data.events.length = MAX_EVENTS;
-      newEvents.push(msg.event);
+      for (const e of batch) newEvents.push(e);
+      // A page in the background flushes rarely: what its views have not taken yet stays bounded.
+      if (newEvents.length > 2000) newEvents.splice(0, newEvents.length - 2000);
+      counters.events += batch.length + (Number(msg.omitted) || 0);
       arrived.add('events');
     } else if (typeof msg.type === 'string') {
       // A kind's message carries its list under its name; others (e.g. stats) are kept whole.
@@ -370,9 +379,49 @@
     sel.value = selected;
   }
 
+  // ----- keyboard -----
+  // g then a view's key (nav links' data-key) opens it; / focuses the view's search field (data-search) or its
+  // first field; ? lists the keys; Escape closes the list. Keys typed into a field are the field's.
+  let pendingG = false;
+  function shortcuts() {
+    let box = $('shortcuts');
+    if (box) { box.remove(); return; }
+    const rows = [['g then a letter', 'open a view'], ['/', 'search in this view'], ['?', 'this list'], ['Escape', 'close it']];
+    const views = [...document.querySelectorAll('nav a[data-key]')].map((a) => ['g ' + a.dataset.key, a.textContent.trim()]);
+    box = el('div', { id: 'shortcuts', role: 'dialog', 'aria-label': 'Keyboard shortcuts', tabindex: '-1' }, [
+      el('h2', { text: 'Keyboard shortcuts' }),
+      el('dl', { class: 'facts' }, [].concat(...rows.concat(views).map(([k, v]) => [el('dt', null, [el('kbd', { text: k })]), el('dd', { text: v })])))
+    ]);
+    document.body.appendChild(box);
+    box.focus();
+  }
+  document.addEventListener('keydown', (e) => {
+    const t = e.target;
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) {
+      if (e.key === 'Escape') t.blur();
+      return;
+    }
+    if (pendingG) {
+      pendingG = false;
+      const link = document.querySelector('nav a[data-key="' + token(e.key) + '"]');
+      if (link) { e.preventDefault(); go(link.getAttribute('href')); }
+      return;
+    }
+    if (e.key === 'g') { pendingG = true; setTimeout(() => { pendingG = false; }, 1500); return; }
+    if (e.key === '?') { e.preventDefault(); shortcuts(); return; }
+    if (e.key === 'Escape') { const box = $('shortcuts'); if (box) box.remove(); return; }
+    if (e.key === '/') {
+      const name = current();
+      const scope = [...document.querySelectorAll('[data-view="' + name + '"]')];
+      const field = scope.map((s) => s.querySelector('[data-search]') || s.querySelector('input, select')).find((f) => f);
+      if (field) { e.preventDefault(); field.focus(); }
+    }
+  });
+
   window.Agentry = {
     el, td, dash, short, token, list, finished, runLink, time, when, duration, relative, badge, prio, fill, count,
-    payloadText, jsonBlock, api, notice, data, on, view, go, href, current,
+    payloadText, jsonBlock, api, notice, data, on, view, go, href, current, counters,
     agent: () => selected,
     onAgent: (fn) => agentHandlers.push(fn),
     matchAgent: (id) => !selected || id === selected
@@ -386,6 +435,7 @@
       for (const fn of agentHandlers) { try { fn(selected); } catch (err) { console.error('console: agent choice', err); } }
     });
     on('snapshot', () => { document.body.setAttribute('data-ready', 'true'); });
+    $('keys').addEventListener('click', shortcuts);
     $('connection').addEventListener('click', () => {
       if (ws) return;
       if (!storedToken() && !askToken()) return;
