@@ -19,6 +19,7 @@ enum AdminDocuments {
         ("charts.js", PackageResources.charts_js),
         ("workers.js", PackageResources.workers_js),
         ("dead.js", PackageResources.dead_js),
+        ("holds.js", PackageResources.holds_js),
     ]
 
     /// The status page (Resources/status.html) as one document: its stylesheet and scripts are put in place of the

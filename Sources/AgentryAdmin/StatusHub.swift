@@ -137,7 +137,7 @@ public final class StatusHub: Sendable {
                 case "agent_instances": self.markDirty(.instances)
                 // A run's state moves as approvals are requested and decided.
                 case "task_runs": self.markDirty(.runs, .instances, .approvals)
-                case "resource_locks", "resource_lock_waiters": self.markDirty(.locks)
+                case "resource_locks", "resource_lock_waiters", "lock_holds": self.markDirty(.locks)
                 case "agents", "agent_registry":
                     // A publication, a retirement or a new version may change the budgets declared.
                     self.state.withLockedValue { $0.agentsChanges += 1 }

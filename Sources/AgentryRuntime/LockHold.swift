@@ -23,7 +23,7 @@ public enum LockLoss: Sendable, Hashable, CustomStringConvertible {
 
 /// A lock request that did not end in a hold.
 public struct LockError: Error, Sendable, CustomStringConvertible {
-    public enum Code: String, Sendable { case timedOut, unavailable, notOwner, notHeld, invalid, database, shutDown }
+    public enum Code: String, Sendable { case timedOut, unavailable, notOwner, notHeld, invalid, database, shutDown, conflict }
     public var code: Code
     public var message: String
     public init(_ code: Code, _ message: String) {

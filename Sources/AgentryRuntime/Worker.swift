@@ -148,14 +148,24 @@ struct WorkerSetup: Service {
         let scheduler = schedulerOptions.map { options in
             Scheduler(bus: bus, database: database, workerID: agents.workerID, options: options, logger: logger)
         }
+        // People's holds: every worker keeps them when it leads the role (see HoldKeeper).
+        let keeper = HoldKeeper(database: database, keeperID: agents.workerID, logger: logger) { [logger] event in
+            do {
+                try await bus.publish(event)
+            } catch {
+                logger.warning("cannot announce \(event.type)", metadata: ["error": "\(error)"])
+            }
+        }
         logger.info(
-            "worker ready", metadata: ["agentry.services": "\(runsEventLog ? "event-log, " : "")agents\(scheduler == nil ? "" : ", scheduler")"])
+            "worker ready",
+            metadata: ["agentry.services": "\(runsEventLog ? "event-log, " : "")agents, holds\(scheduler == nil ? "" : ", scheduler")"])
         // Both handle the graceful shutdown themselves: the log flushes what it holds, the agents let running
         // tasks finish within the grace period.
         try await withThrowingTaskGroup(of: Void.self) { group in
             if runsEventLog { group.addTask { try await eventLog.run() } }
             group.addTask { try await agents.run() }
             if let scheduler { group.addTask { await scheduler.run() } }
+            group.addTask { await keeper.run() }
             let environment = WorkerEnvironment(
                 connection: connection, bus: bus, database: database, topology: topology,
                 expectedSchemaVersion: expected)

@@ -243,6 +243,9 @@ public struct LockStore: Sendable {
 
     /// Takes a resource back from its holder (see `agentry_lock_force_release`); nil when nobody held it.
     public func forceRelease(_ resource: ResourceKey) async throws -> ForcedRelease? {
+        // A person's hold ends first (committed), so that its keeper, losing its session, does not take it again (the
+        // keeper may then give it back itself before the session is ended: it was released all the same).
+        let person = try await LockHoldStore(database: database, logger: logger).endForced(resource, by: "a forced release")
         do {
             let rows = try await database.write(
                 """
@@ -254,7 +257,11 @@ public struct LockStore: Sendable {
                     resource: resource, owner: LockOwner(id: owner, kind: LockOwner.Kind(rawValue: kind) ?? .system),
                     workerID: worker, runID: run, fencingToken: token, terminatedHolder: terminated)
             }
-            return nil
+            return person.map { hold in
+                ForcedRelease(
+                    resource: resource, owner: hold.owner, workerID: hold.keeperID, runID: nil, fencingToken: hold.fencingToken,
+                    terminatedHolder: true)
+            }
         } catch {
             throw StoreError(.query, "cannot force the release of \(resource)", cause: error)
         }

@@ -34,6 +34,7 @@ extension Migration {
         ("0029_run_locks.sql", PackageResources._029_run_locks_sql),
         ("0030_search.sql", PackageResources._030_search_sql),
         ("0031_worker_rss.sql", PackageResources._031_worker_rss_sql),
+        ("0032_lock_holds.sql", PackageResources._032_lock_holds_sql),
     ]
 
     /// The migrations this binary was built with, in version order.

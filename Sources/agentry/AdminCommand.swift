@@ -1,6 +1,7 @@
 import AMQP
 import AgentryAdmin
 import AgentryBus
+import AgentryCore
 import AgentryRuntime
 import AgentryStore
 import ArgumentParser
@@ -101,9 +102,24 @@ extension Agentry {
                         database: database, connection: connection, bus: bus, topology: topology,
                         expectedSchemaVersion: expected, logger: logger, budgetCalendar: configuration.budgetCalendar),
                     managementURL: AdminOptions.managementURL(configuration), logger: logger)
+                // People's holds outlive the requests that ask for them: this endpoint keeps them too when it leads.
+                let keeper = HoldKeeperService(
+                    keeper: HoldKeeper(
+                        database: database, keeperID: "admin-\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)",
+                        logger: logger
+                    ) { [logger] event in
+                        do {
+                            try await bus.publish(event)
+                        } catch {
+                            logger.warning("cannot announce \(event.type)", metadata: ["error": "\(error)"])
+                        }
+                    })
                 let group = ServiceGroup(
                     configuration: .init(
-                        services: [.init(service: database), .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
+                        services: [
+                            .init(service: database), .init(service: keeper),
+                            .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+                        ],
                         gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                 try await group.run()
                 await connection.close()

@@ -46,8 +46,8 @@ func parseResource(_ text: String) throws -> ResourceKey {
 extension Agentry {
     struct Locks: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Resource locks across every host: who holds what, who waits, and taking a lock back.",
-            subcommands: [List.self, Show.self, Release.self], defaultSubcommand: List.self)
+            abstract: "Resource locks across every host: who holds what, who waits, people taking and giving back resources, and taking a lock back.",
+            subcommands: [List.self, Show.self, Acquire.self, Release.self, Holds.self], defaultSubcommand: List.self)
     }
 }
 
@@ -130,24 +130,41 @@ extension Agentry.Locks {
     struct Release: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Take a resource back from its holder: its database session is ended (which frees every lock of its hold), its task is stopped by its worker, and the next waiter is served."
+                "Give back a resource a person took (--owner), or take a resource back from its holder (--force): its database session is ended (which frees every lock of its hold), its task is stopped by its worker, and the next waiter is served."
         )
         @OptionGroup var options: GlobalOptions
 
         @Argument(help: "The resource, <type>:<id> (device:tv-1).")
         var resource: String
 
-        @Flag(help: "Required: a holder is normally released by its own task; this takes the resource from it.")
+        @Option(help: "Give back this person's hold (taken with `agentry locks acquire --owner NAME`), or withdraw their request.")
+        var owner: String?
+
+        @Flag(help: "Take the resource from whoever holds it (an agent's run is stopped).")
         var force = false
 
         func validate() throws {
             _ = try parseResource(resource)
-            guard force else {
-                throw ValidationError("a lock is released by the task that holds it; to take \(resource) back anyway, add --force")
+            if force, owner != nil {
+                throw ValidationError("--owner gives back that person's hold, --force takes the resource from anyone: give one")
+            }
+            guard force || owner != nil else {
+                throw ValidationError(
+                    "a lock is released by the task that holds it; to give back a person's hold, say whose with --owner NAME; to take \(resource) back anyway, add --force"
+                )
             }
         }
 
         func run() async throws {
+            if let owner {
+                let key = try parseResource(resource)
+                let released = try await withHoldDesk(options) { desk in
+                    try await desk.giveBack(key, owner: ownerOption(owner), by: commandCaller("release"))
+                }
+                let was = released.acquiredAt == nil ? "withdrew the request of \(released.owner) for \(key)" : "\(released.owner) gave back \(key)"
+                print(was + (released.freedAt == nil && released.acquiredAt != nil ? " (the keeper lets it go as soon as it sees it)" : ""))
+                return
+            }
             let key = try parseResource(resource)
             let who = "\(ProcessInfo.processInfo.environment["USER"] ?? "an operator") (agentry locks release --force)"
             let released = try await withLocks(options, broker: true) { store, bus in

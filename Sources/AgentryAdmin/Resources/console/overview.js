@@ -1,5 +1,5 @@
-// The overview (#/): agents, queues, locks, schedules, webhooks, budgets, recent runs and events, as the
-// status WebSocket keeps them (workers and instances: workers.js). See core.js for the Agentry API.
+// The overview (#/): agents, queues, schedules, webhooks, budgets, recent runs and events, as the status WebSocket
+// keeps them (workers and instances: workers.js; locks: holds.js; charts: charts.js). See core.js for the Agentry API.
 (function () {
   'use strict';
   const A = window.Agentry;
@@ -58,28 +58,6 @@
     ]));
     fill('queues-body', rows, 4, A.agent() ? 'No queue for this agent' : 'No queues');
     count('count-queues', shown.length, all.length);
-  }
-
-  function renderLocks() {
-    const all = data.locks;
-    const rows = all.map((l) => {
-      const waiters = list(l.waiters).slice().sort((a, b) => (a.position || 0) - (b.position || 0));
-      const w = waiters.length === 0 ? el('span', { class: 'muted', text: 'none' }) :
-        el('ol', { class: 'waiters' }, waiters.map((x) => el('li', null, [
-          el('span', { class: 'mono', text: dash(x.owner) }), ' ',
-          el('span', { class: 'prio-' + String(x.priority || '').toUpperCase(), text: '(' + dash(x.priority && String(x.priority).toUpperCase()) + ')' })
-        ])));
-      return el('tr', { 'data-testid': 'lock', 'data-resource': dash(l.resource) }, [
-        td(dash(l.resource), 'mono'),
-        el('td', null, [el('span', { class: 'mono', text: dash(l.owner) }), l.owner_type ? el('span', { class: 'sub', text: l.owner_type }) : null]),
-        prio(l.priority),
-        td(dash(l.fencing_token), 'num mono'),
-        el('td', null, [when(l.expires_at), l.expires_at ? el('span', { class: 'sub', text: relative(l.expires_at) }) : null]),
-        el('td', null, [w])
-      ]);
-    });
-    fill('locks-body', rows, 6, 'No locks held');
-    count('count-locks', rows.length, all.length);
   }
 
   function renderSchedules() {
@@ -231,7 +209,6 @@
   function renderAll() {
     renderAgents();
     renderQueues();
-    renderLocks();
     renderSchedules();
     renderWebhooks();
     renderBudgets();
@@ -242,18 +219,16 @@
   A.view('overview', { path: '' });
   A.on('agents', renderAgents);
   A.on('queues', renderQueues);
-  A.on('locks', renderLocks);
   A.on('schedules', renderSchedules);
   A.on('webhooks', renderWebhooks);
   A.on('budgets', renderBudgets);
   A.on('runs', () => { renderRuns(); if (A.agent()) renderEvents(); });
   A.on('events', renderEvents);
   A.onAgent(renderAll);
-  // Keeps durations of running runs, lock expiry times and budget periods' ends fresh.
+  // Keeps durations of running runs and budget periods' ends fresh.
   setInterval(() => {
     if (document.body.dataset.ready !== 'true' || A.current() !== 'overview') return;
     if (data.runs.some((r) => !finished(r.state))) renderRuns();
-    if (data.locks.length) renderLocks();
     if (data.budgets.length) renderBudgets();
   }, 5000);
 })();
