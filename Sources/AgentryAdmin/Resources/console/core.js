@@ -27,7 +27,7 @@
   const FLUSH_MS = 250;
   const TOKEN_KEY = 'agentry-token';
   const WS_PATH = '/api/runtime/instances/status';
-  const KINDS = ['instances', 'agents', 'queues', 'locks', 'runs', 'schedules', 'webhooks', 'approvals', 'budgets'];
+  const KINDS = ['instances', 'agents', 'queues', 'locks', 'runs', 'schedules', 'webhooks', 'approvals', 'budgets', 'workers', 'dead'];
   // Run states in which a run has not ended (it may still change, and takes no feedback).
   const UNFINISHED = ['running', 'waiting', 'resuming', 'awaiting_approval', 'deferred'];
   const data = { events: [] };
