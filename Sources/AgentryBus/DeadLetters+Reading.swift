@@ -27,17 +27,22 @@ extension DeadLetters {
         }
     }
 
-    /// Reads every parked message once, leaving them parked: their counts by reason, and the first `limit` messages
-    /// of `reason` (of any reason when nil).
+    /// Reads every parked message once, leaving them parked: their counts by reason, and the newest `limit` messages
+    /// of `reason` (of any reason when nil), newest first.
     public static func survey(on connection: AMQPConnection, reason: String? = nil, limit: Int = 100) async throws -> Survey {
         var survey = Survey()
         _ = try await visit(on: connection, limit: Int.max) { delivery in
             let parked = ParkedMessage(delivery)
             survey.total += 1
             survey.reasons[parked.reason, default: 0] += 1
-            if reason == nil || reason == parked.reason, survey.messages.count < limit { survey.messages.append(parked) }
+            if reason == nil || reason == parked.reason, limit > 0 {
+                // The newest `limit`: the queue is read oldest first, so the ones before them make way.
+                if survey.messages.count == limit { survey.messages.removeFirst() }
+                survey.messages.append(parked)
+            }
             return false
         }
+        survey.messages.reverse()
         return survey
     }
 

@@ -16,7 +16,7 @@ extension Agentry {
             static let configuration = CommandConfiguration(abstract: "List parked messages with the reason they were parked (they stay parked).")
             @OptionGroup var options: GlobalOptions
 
-            @Option(help: "Show at most this many.")
+            @Option(help: "Show at most this many, the newest first.")
             var limit: Int = 100
 
             @Option(help: "Only messages parked for this reason (see `agentry dead counts`).")

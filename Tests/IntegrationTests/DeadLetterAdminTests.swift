@@ -55,7 +55,7 @@ struct DeadLetterAdminTests {
             let filtered = try await a.request(.GET, "/api/dead?reason=\(broken)&limit=1")
             #expect(filtered.json?[path: "count"] == 1, "\(filtered.text.prefix(300))")
             let first = filtered.json?[path: "messages"]?.arrayValue?.first
-            #expect(first?[path: "id"] == .string("\(tag)-b0") && first?[path: "reason"] == .string(broken))
+            #expect(first?[path: "id"] == .string("\(tag)-b1") && first?[path: "reason"] == .string(broken), "the newest of that reason")
             #expect(first?[path: "preview"]?.stringValue?.count ?? 0 < 100, "a preview, not the body")
             #expect(first?[path: "replay_refusal"] == .null && first?[path: "truncated"] == false)
 

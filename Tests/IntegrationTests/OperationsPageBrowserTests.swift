@@ -47,8 +47,9 @@ struct OperationsPageBrowserTests {
             _ = try browser.eval("document.querySelector('[data-testid=dead-reason][data-reason=\"task-failed\"]').click()")
             #expect(try browser.wait(10, "location.hash === '#/dead?reason=task-failed' && !!\(row)"))
             #expect(
-                try browser.eval("[...document.querySelectorAll('[data-testid=dead-message]')].every(r => r.dataset.reason === 'task-failed')")
-                    == .bool(true))
+                try browser.wait(
+                    10, "[...document.querySelectorAll('[data-testid=dead-message]')].every(r => r.dataset.reason === 'task-failed')"),
+                "the list holds that reason's messages only")
             // The preview expands to the whole message.
             _ = try browser.eval("\(row).querySelector('button[data-action=expand]').click()")
             #expect(

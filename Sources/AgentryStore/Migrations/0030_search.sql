@@ -18,7 +18,7 @@
 --   the event log writes 2.3 times as slow. A search without a type covers the other events; with a type, the
 --   type's index narrows the rows and the text is checked on them, agent.* events included.
 --
--- Measured with 2 million events and 1 million runs (the numbers are in BENCHMARKS.md): a rare type 53 ms before,
+-- Measured with 2 million events and 1 million runs (the numbers are in docs/performance.md): a rare type 53 ms before,
 -- under 1 ms after; a rare word in the payload 9.9 s before (a scan of the whole log), a few ms after.
 --
 -- Each index is built while the migration holds its lock on the table (migrations run in a transaction): on a
