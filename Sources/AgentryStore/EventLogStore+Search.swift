@@ -57,21 +57,7 @@ extension EventLogStore {
         }
         sql.after(search.cursor, time: "\"timestamp\"", id: "id")
         let order = "ORDER BY \"timestamp\" DESC, id DESC LIMIT \(limit + 1)"
-        let from: String
-        if let types, types.count == 1 {
-            sql.conditions.append("event_type = \(sql.bind(types[0]))")
-            from = "event_log WHERE \(sql.whereClause)"
-        } else if let types, types.count <= SearchSQL.mergedTypes {
-            // A page of each type through its (type, time, id) index, merged in order. `event_type = ANY(...)`
-            // would sort every event of those types (PostgreSQL 15 does not read it in order), and a join with the
-            // list of types is planned without knowing them, so it reads the log in time order instead.
-            let conditions = sql.whereClause
-            let branches = types.map { type in "(SELECT * FROM event_log WHERE event_type = \(sql.bind(type)) AND \(conditions) \(order))" }
-            from = "(\(branches.joined(separator: " UNION ALL "))) AS event_log"
-        } else {
-            if let types { sql.conditions.append("event_type = ANY(\(sql.bind(types))::text[])") }
-            from = "event_log WHERE \(sql.whereClause)"
-        }
+        let from = sql.source("event_log", types: types, order: order)
         let query = PostgresQuery(
             unsafeSQL: """
                 SELECT event_id, event_type, payload::text, priority, "timestamp", source, correlation_id, causation_id, unhandled,

@@ -62,21 +62,7 @@ extension RuntimeStore {
             )
         }
         sql.after(search.cursor, time: "started_at", id: "run_id")
-        let from: String
-        if let types, types.count == 1 {
-            sql.conditions.append("event_type = \(sql.bind(types[0]))")
-            from = "task_runs WHERE \(sql.whereClause)"
-        } else if let types, types.count <= SearchSQL.mergedTypes {
-            // A page of each type through its (type, time, id) index, merged in order (see EventLogStore.search).
-            let conditions = sql.whereClause
-            let branches = types.map { type in
-                "(SELECT * FROM task_runs WHERE event_type = \(sql.bind(type)) AND \(conditions) ORDER BY started_at DESC, run_id DESC LIMIT \(limit + 1))"
-            }
-            from = "(\(branches.joined(separator: " UNION ALL "))) AS task_runs"
-        } else {
-            if let types { sql.conditions.append("event_type = ANY(\(sql.bind(types))::text[])") }
-            from = "task_runs WHERE \(sql.whereClause)"
-        }
+        let from = sql.source("task_runs", types: types, order: "ORDER BY started_at DESC, run_id DESC LIMIT \(limit + 1)")
         let runs = try await runs(from: from, bindings: sql.bindings, limit: limit + 1)
         guard runs.count > limit else { return SearchPage(items: runs, next: nil) }
         let last = runs[limit - 1]

@@ -125,6 +125,26 @@ struct SearchSQL {
     }
 
     /// The keyset condition for rows after `cursor`, newest first, over `time` and `id`.
+    /// What a search reads from `table` (the event log, or the runs), narrowed to `types` when given, `order` being
+    /// its ORDER BY and LIMIT: one type through its (type, time, id) index; up to ``mergedTypes`` types, a page of
+    /// each through that index, merged in order (`event_type = ANY(...)` would sort every row of those types, as
+    /// PostgreSQL 15 does not read it in order, and a join with the list of types is planned without knowing them,
+    /// so it reads the table in time order instead); more types, `ANY`. Call it after every other condition.
+    mutating func source(_ table: String, types: [String]?, order: String) -> String {
+        guard let types, types.count > 1 else {
+            if let type = types?.first { conditions.append("event_type = \(bind(type))") }
+            return "\(table) WHERE \(whereClause)"
+        }
+        guard types.count <= Self.mergedTypes else {
+            conditions.append("event_type = ANY(\(bind(types))::text[])")
+            return "\(table) WHERE \(whereClause)"
+        }
+        let conditions = whereClause
+        var branches: [String] = []
+        for type in types { branches.append("(SELECT * FROM \(table) WHERE event_type = \(bind(type)) AND \(conditions) \(order))") }
+        return "(\(branches.joined(separator: " UNION ALL "))) AS \(table)"
+    }
+
     mutating func after(_ cursor: SearchCursor?, time: String, id: String) {
         guard let cursor else { return }
         let micros = bind(cursor.micros)
