@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "AgentryBus", targets: ["AgentryBus"]),
         .library(name: "AgentryRuntime", targets: ["AgentryRuntime"]),
         .library(name: "AgentryAdmin", targets: ["AgentryAdmin"]),
+        .library(name: "AgentryBundles", targets: ["AgentryBundles"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,6 +41,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4"),
         .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird", from: "2.1.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        // Agent bundles are zip archives.
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         .systemLibrary(
@@ -91,6 +94,20 @@ let package = Package(
             resources: [.embedInCode("Topology")],
             swiftSettings: swiftSettings
         ),
+        // Agent bundles: the manifest, packing, reading and verifying archives, Ed25519 signatures, catalogs and the
+        // resolution of subagent dependencies. No database or broker: the installer (AgentryRuntime) uses it.
+        .target(
+            name: "AgentryBundles",
+            dependencies: [
+                "AgentryCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // posix_spawn with a process group of its own and every inherited descriptor closed, for exec handlers.
         .target(name: "CSpawn"),
         .target(
@@ -99,6 +116,7 @@ let package = Package(
                 "AgentryCore",
                 "AgentryStore",
                 "AgentryBus",
+                "AgentryBundles",
                 "AMQP",
                 "CSpawn",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -156,6 +174,7 @@ let package = Package(
             name: "agentry",
             dependencies: [
                 "AgentryAdmin",
+                "AgentryBundles",
                 "AgentryCore",
                 "AgentryStore",
                 "AgentryBus",
@@ -199,10 +218,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Bundles' format, signatures and dependency resolution, without servers.
+        .testTarget(
+            name: "AgentryBundlesTests",
+            dependencies: [
+                "AgentryBundles",
+                "AgentryCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "AMQP",
+                "AgentryBundles",
                 "AgentryAdmin",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
