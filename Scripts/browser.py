@@ -9,6 +9,8 @@ line on stdout:
     wait SECONDS JS-EXPRESSION   wait until the expression is truthy  -> {"ok": true|false, "value": ...}
     eval JS-EXPRESSION           evaluate it                          -> {"ok": true, "value": ...}
     shot PATH                    save a PNG screenshot                 -> {"ok": true, "path": PATH}
+    key NAME                     press a key (a Selenium Keys name such as ESCAPE, or the text to type) in the
+                                 focused element, as a user does   -> {"ok": true}
     quit                         close the browser and exit
 
 Needs the `selenium` package (Scripts/test installs it in .build/test-venv) and /usr/bin/chromedriver.
@@ -20,6 +22,8 @@ import sys
 from selenium import webdriver
 from selenium.common.exceptions import JavascriptException, TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 
@@ -66,6 +70,9 @@ def main():
                 os.makedirs(os.path.dirname(os.path.abspath(rest)), exist_ok=True)
                 driver.save_screenshot(rest)
                 answer = {"ok": True, "path": rest}
+            elif command == "key":
+                ActionChains(driver).send_keys(getattr(Keys, rest.upper(), rest)).perform()
+                answer = {"ok": True}
             else:
                 answer = {"ok": False, "error": f"unknown command {command!r}"}
             print(json.dumps(answer), flush=True)

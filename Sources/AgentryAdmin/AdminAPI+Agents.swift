@@ -7,14 +7,7 @@ import NIOCore
 /// Agent definitions: register, list, show, publish; and what every worker does with an agent.
 extension AdminAPI {
     func registerAgent(_ input: Operations.RegisterAgent.Input) async throws -> Operations.RegisterAgent.Output {
-        // The text as sent, YAML or JSON: JSON is YAML, so one parser gives both the same validation, with line and
-        // column.
-        let body = AdminRequest.current.body
-        guard body.readableBytes > 0 else { throw AdminError.badRequest("the request body is empty: send an agent definition (YAML or JSON)") }
-        let parsed = Result { () throws(AgentDefinitionError) -> AgentDefinition in
-            try AgentDefinition.parse(yaml: String(buffer: body), file: "request body")
-        }
-        let definition = try Self.definition(parsed)
+        let definition = try Self.sentDefinition()
         let outcome = try await dependencies.registry.register(definition)
         let message: String
         switch outcome {
@@ -26,6 +19,39 @@ extension AdminAPI {
             agentId: definition.metadata.id, version: definition.metadata.version, status: .draft,
             outcome: outcome == .created ? .created : outcome == .replaced ? .replaced : .unchanged, message: message)
         return outcome == .unchanged ? .ok(.init(body: .json(registered))) : .created(.init(body: .json(registered)))
+    }
+
+    /// Checks a definition as ``registerAgent(_:)`` does and says what registering it would do, registering nothing.
+    func validateAgent(_ input: Operations.ValidateAgent.Input) async throws -> Operations.ValidateAgent.Output {
+        let definition = try Self.sentDefinition()
+        let (id, version) = (definition.metadata.id, definition.metadata.version)
+        let outcome: Components.Schemas.Validated.OutcomePayload
+        let message: String
+        switch try await dependencies.registry.definition(agentID: id, version: version) {
+        case nil:
+            (outcome, message) = (.created, "Valid: registering it makes version \(version) of \(id) a new draft")
+        case let (_, stored)? where stored == definition:
+            (outcome, message) = (.unchanged, "Valid: version \(version) of \(id) is registered with this definition already")
+        case let (record, _)? where record.status == .draft:
+            (outcome, message) = (.replaced, "Valid: registering it replaces the draft of version \(version) of \(id)")
+        case let (record, _)?:
+            (outcome, message) = (
+                .conflict,
+                "Valid, but version \(version) of \(id) is \(record.status.rawValue) with another definition and cannot change: raise the version to register it"
+            )
+        }
+        return .ok(.init(body: .json(.init(agentId: id, version: version, name: definition.metadata.name, outcome: outcome, message: message))))
+    }
+
+    /// The definition in the request's body as sent, YAML or JSON (JSON is YAML, so one parser gives both the same
+    /// validation, with line and column); 400 when there is none, 422 with its problems.
+    static func sentDefinition() throws -> AgentDefinition {
+        let body = AdminRequest.current.body
+        guard body.readableBytes > 0 else { throw AdminError.badRequest("the request body is empty: send an agent definition (YAML or JSON)") }
+        let parsed = Result { () throws(AgentDefinitionError) -> AgentDefinition in
+            try AgentDefinition.parse(yaml: String(buffer: body), file: "request body")
+        }
+        return try definition(parsed)
     }
 
     /// The definition, or 422 `invalid_agent` with every problem, its line and column.

@@ -20,6 +20,8 @@ enum AdminDocuments {
         ("workers.js", PackageResources.workers_js),
         ("dead.js", PackageResources.dead_js),
         ("holds.js", PackageResources.holds_js),
+        ("addagent.js", PackageResources.addagent_js),
+        ("addcatalog.js", PackageResources.addcatalog_js),
     ]
 
     /// The status page (Resources/status.html) as one document: its stylesheet and scripts are put in place of the

@@ -11,8 +11,8 @@ import Hummingbird
 ///    to 127.0.0.1) is refused, so a foreign page reads nothing either.
 /// 2. A request that changes state, and every WebSocket upgrade, that carries `Origin` comes from the endpoint's own
 ///    origin (the scheme and the `Host` it was sent to). Browsers always send `Origin` on these; other clients don't.
-/// 3. A body declares `application/json` (or, to register an agent, `application/yaml`): 415 otherwise. The types a
-///    page may send cross-site without asking first (`text/plain`, forms) are refused.
+/// 3. A body declares `application/json` (or, to register or check an agent, `application/yaml`): 415 otherwise. The
+///    types a page may send cross-site without asking first (`text/plain`, forms) are refused.
 /// 4. A request that changes state carries `Authorization: Bearer <token>`. Reads need it too off loopback; the
 ///    status WebSocket needs it (`?token=`) off loopback and from a browser. The page, the probes (`/healthz`,
 ///    `/readyz`, `/metrics`) and `/openapi.json` are open; `/readyz` gives details only with the token.
@@ -178,14 +178,14 @@ struct AdminGuard<Context: RequestContext>: RouterMiddleware {
         return false
     }
 
-    /// Why the request's body is refused for its declared type, or nil. Bodies are JSON; registering an agent also
-    /// takes YAML.
+    /// Why the request's body is refused for its declared type, or nil. Bodies are JSON; registering and checking an
+    /// agent also take YAML.
     static func refusedContentType(_ request: Request, path: String) -> String? {
         let length = request.headers[.contentLength].flatMap(Int.init) ?? 0
         let chunked = request.headers[.transferEncoding] != nil
         guard length > 0 || chunked else { return nil }
         let declared = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        let yaml = path == "/api/agents/register"
+        let yaml = path == "/api/agents/register" || path == "/api/agents/validate"
         let accepted = yaml ? ["application/json", "application/yaml", "application/x-yaml"] : ["application/json"]
         if accepted.contains(declared) { return nil }
         let what = declared.isEmpty ? "a body without Content-Type" : "Content-Type \(declared)"

@@ -7,8 +7,9 @@
 // - td(text, cls, title), dash(v), short(id), token(s), list(v), badge(kind, state), prio(p), fill(tbodyId, rows,
 //   columns, emptyText), count(spanId, shown, total), payloadText(v), jsonBlock(v, testid).
 // - when(iso): a <time> showing the browser's local time, UTC on hover; duration(ms); relative(iso).
-// - api(method, path, body, what) -> Promise of {ok, status, body, text} or null (nothing sent): sends the kept admin
-//   token, asks for one when a change has none, and again once on 401/403. notice(kind, text): 'ok' | 'error'.
+// - api(method, path, body, what, type) -> Promise of {ok, status, body, text} or null (nothing sent): sends the kept
+//   admin token, asks for one when a change has none, and again once on 401/403. body goes as JSON; with `type`
+//   (e.g. 'application/yaml') it is a string sent as it is, with that Content-Type. notice(kind, text): 'ok' | 'error'.
 // - data: the latest WebSocket state by kind (see KINDS), and data.events (the newest first, MAX_EVENTS of them).
 // - on(kind, fn): fn() runs in the next batched flush (at most FLUSH_MS apart, never once per message) after a
 //   message of that kind arrived; 'snapshot' after a snapshot (every kind then counts as arrived too); 'events' gets
@@ -281,19 +282,19 @@
     if (err && err.message) return err.message + (err.code ? ' (' + err.code + ')' : '');
     return 'HTTP ' + res.status + (res.statusText ? ' ' + res.statusText : '');
   }
-  async function api(method, path, body, what) {
+  async function api(method, path, body, what, type) {
     let tok = storedToken();
     if (!tok && method !== 'GET') tok = askToken();
     if (!tok && method !== 'GET') { notice('error', 'No admin token given; ' + what + ' not sent.'); return null; }
     for (let attempt = 0; attempt < 2; attempt++) {
       const headers = { 'Accept': 'application/json' };
       if (tok) headers['Authorization'] = 'Bearer ' + tok;
-      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      if (body !== undefined) headers['Content-Type'] = type || 'application/json';
       let res;
       try {
         res = await fetch(path, {
           method: method, headers: headers, credentials: 'same-origin',
-          body: body === undefined ? undefined : JSON.stringify(body)
+          body: body === undefined ? undefined : (type ? String(body) : JSON.stringify(body))
         });
       } catch (e) {
         return { ok: false, status: 0, body: null, text: 'request failed: ' + (e && e.message ? e.message : e) };

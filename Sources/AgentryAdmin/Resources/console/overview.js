@@ -24,9 +24,10 @@
     const rows = agents.map((a) => {
       const id = String(a.agent_id);
       const name = a.name && a.name !== id ? a.name : null;
+      // Not published: its versions are drafts (registered, e.g. with + Add Agent), or it was retired.
       const pub = a.published_version
         ? el('td', { class: 'mono', text: a.published_version })
-        : el('td', { class: 'muted', text: 'none' + (a.latest_version ? ' (latest ' + a.latest_version + ')' : '') });
+        : el('td', { class: 'muted', 'data-testid': a.retired ? null : 'agent-draft', text: 'none' + (a.latest_version ? (a.retired ? ' (latest ' : ' (draft ') + a.latest_version + ')' : '') });
       const actions = el('div', { class: 'actions' }, ['pause', 'resume', 'stop', 'start'].map((act) =>
         el('button', {
           type: 'button',
