@@ -2,6 +2,8 @@ import AgentryBundles
 import Foundation
 
 #if canImport(Glibc)
+// With AgentryBundles importing AsyncHTTPClient publicly, `stat` resolves to CoreFoundation's copy of the header.
+import CoreFoundation
 import Glibc
 #endif
 
