@@ -139,6 +139,7 @@ let package = Package(
                 "AgentryStore",
                 "AgentryBus",
                 "AgentryRuntime",
+                "AgentryBundles",
                 "AMQP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

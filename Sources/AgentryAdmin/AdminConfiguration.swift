@@ -30,6 +30,10 @@ public struct AdminConfiguration: Sendable {
     public var firstAnswerTimeout: Duration = .seconds(60)
     /// Most status WebSocket clients served at once; more are refused with 503. Default 64.
     public var maxWebSocketClients: Int = 64
+    /// The catalog of bundles that `GET /api/catalog` lists and `POST /api/bundles/install` installs from, and the
+    /// status page's "+ Add Agent" shows: a directory or an http(s) URL holding `index.json` (`AGENTRY_CATALOG`).
+    /// Default: none (those answer 404 `no_catalog`).
+    public var catalog: String?
     /// The environment webhook sources read their secrets from (each source's `secret_env` names a variable).
     /// Default: this process's, as it was when the configuration was made.
     public var webhookSecrets: [String: String] = ProcessInfo.processInfo.environment

@@ -1,7 +1,8 @@
 public import AMQP
+import AgentryBundles
 public import AgentryBus
 public import AgentryCore
-import AgentryRuntime
+public import AgentryRuntime
 public import AgentryStore
 public import Logging
 
@@ -16,12 +17,16 @@ public struct AdminDependencies: Sendable {
     public let logger: Logger
     /// Where budget periods begin and end (from the configuration).
     public var budgetCalendar = BudgetCalendar()
+    /// Where installed bundles' files go and which keys may sign them (from the configuration: `AGENTRY_BUNDLES_DIR`,
+    /// `AGENTRY_TRUSTED_KEYS`), for installing through the API.
+    public var bundles = BundleSettings()
 
     public init(
         database: Database, connection: AMQPConnection, bus: EventBus, topology: Topology, expectedSchemaVersion: Int, logger: Logger,
-        budgetCalendar: BudgetCalendar = BudgetCalendar()
+        budgetCalendar: BudgetCalendar = BudgetCalendar(), bundles: BundleSettings = BundleSettings()
     ) {
         self.budgetCalendar = budgetCalendar
+        self.bundles = bundles
         self.database = database
         self.connection = connection
         self.bus = bus
@@ -39,4 +44,13 @@ public struct AdminDependencies: Sendable {
     var control: AgentControl { AgentControl(store: runtime, connection: connection) }
     var feedback: FeedbackStore { FeedbackStore(database: database, logger: logger) }
     var versionStats: VersionStatsStore { VersionStatsStore(database: database, logger: logger) }
+    /// An installer with the configured bundles directory and trusted keys (read now: a key file changed since start
+    /// counts); 500 when a trusted keys file cannot be read.
+    func installer() throws -> BundleInstaller {
+        do {
+            return try BundleInstaller(registry: registry, settings: bundles, logger: logger)
+        } catch {
+            throw AdminError.internalError("the trusted keys (AGENTRY_TRUSTED_KEYS) cannot be read: \(error.message)")
+        }
+    }
 }

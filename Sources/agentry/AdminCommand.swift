@@ -53,6 +53,7 @@ struct AdminOptions: ParsableArguments {
             tls: certificate.map { AdminConfiguration.TLSFiles(certificateChain: $0, privateKey: key ?? "") })
         do {
             admin.namedTokens = try AdminConfiguration.namedTokens(from: environment["AGENTRY_ADMIN_TOKENS"] ?? "")
+            admin.catalog = environment["AGENTRY_CATALOG"].flatMap { $0.isEmpty ? nil : $0 }
             try admin.validate()
         } catch {
             throw ValidationError("\(error)")
@@ -100,7 +101,8 @@ extension Agentry {
                     configuration: adminConfiguration,
                     dependencies: AdminDependencies(
                         database: database, connection: connection, bus: bus, topology: topology,
-                        expectedSchemaVersion: expected, logger: logger, budgetCalendar: configuration.budgetCalendar),
+                        expectedSchemaVersion: expected, logger: logger, budgetCalendar: configuration.budgetCalendar,
+                        bundles: configuration.bundles),
                     managementURL: AdminOptions.managementURL(configuration), logger: logger)
                 // People's holds outlive the requests that ask for them: this endpoint keeps them too when it leads.
                 let keeper = HoldKeeperService(

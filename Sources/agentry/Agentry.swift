@@ -340,6 +340,7 @@ extension Agentry {
             if !noAdmin {
                 let adminConfiguration = try admin.resolve(configuration)
                 let managementURL = AdminOptions.managementURL(configuration)
+                let bundleSettings = bundles
                 worker.workerOptions.adminURL = worker.workerOptions.adminURL ?? adminConfiguration.callbackURL
                 worker.companions = { environment in
                     // A pool of its own: admin requests neither wait behind the worker's claims and outcomes nor take
@@ -353,7 +354,7 @@ extension Agentry {
                                 database: database, connection: environment.connection,
                                 bus: environment.bus, topology: environment.topology,
                                 expectedSchemaVersion: environment.expectedSchemaVersion, logger: logger,
-                                budgetCalendar: configuration.budgetCalendar),
+                                budgetCalendar: configuration.budgetCalendar, bundles: bundleSettings),
                             managementURL: managementURL, logger: logger),
                     ]
                 }

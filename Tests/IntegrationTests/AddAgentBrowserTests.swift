@@ -1,4 +1,6 @@
+import AgentryAdmin
 import AgentryCore
+import AgentryRuntime
 import Foundation
 import NIOHTTP1
 import Testing
@@ -108,6 +110,64 @@ struct AddAgentBrowserTests {
                 try browser.wait(10, "document.getElementById('add-catalog-status').dataset.kind === 'error'"), "the catalog cannot be read")
             let text = try browser.eval("document.getElementById('add-catalog-status').textContent")?.stringValue ?? ""
             #expect(text.contains("AGENTRY_CATALOG"), "it says how to configure one: \(text)")
+        }
+    }
+
+    @Test(
+        "the catalog tab lists a catalog's bundles with their signers, searches, and installs one with its dependency, showing the report or the conflict"
+    )
+    func catalogTabInstalls() async throws {
+        let tag = TestEnvironment.uniqueName("cb")
+        let made = try BundleAdminTests.catalog(tag: tag)
+        defer { try? FileManager.default.removeItem(atPath: (made.catalog as NSString).deletingLastPathComponent) }
+        try await withAdminServer(
+            configure: { $0.catalog = made.catalog },
+            bundles: BundleSettings(directory: made.bundles, trustedKeyFiles: [made.trustedKeys])
+        ) { a in
+            let token = try #require(a.token)
+            let browser = try HeadlessBrowser(url: a.base + "/?token=\(token)")
+            defer { browser.close() }
+            #expect(try browser.wait(20, "document.body.dataset.ready === 'true'"))
+            _ = try browser.eval("document.querySelector('[data-testid=add-agent-open]').click()")
+            _ = try browser.eval("document.querySelector('[data-testid=add-tab-catalog]').click()")
+            let cards = "[...document.querySelectorAll('#add-catalog-list [data-testid=bundle]')]"
+            #expect(try browser.wait(10, "\(cards).length === 4"), "one entry per bundle id")
+            let card = { (id: String) in "document.querySelector('#add-catalog-list [data-testid=bundle][data-bundle-id=\"\(id)\"]')" }
+            let main = card("\(tag)-main"), rebooter = card("\(tag)-rebooter")
+            #expect(
+                try browser.eval("[...\(rebooter).querySelectorAll('option')].map(o => o.value)") == .array(["2.0.0", "1.4.0", "1.2.0"]),
+                "its versions, the highest first")
+            #expect(try browser.eval("\(main).querySelector('[data-testid=bundle-signer]').dataset.trusted") == "true")
+            #expect(try browser.eval("\(card("\(tag)-stranger")).querySelector('[data-testid=bundle-signer]').dataset.trusted") == "false")
+            let facts = try browser.eval("\(main).querySelector('dl').textContent")?.stringValue ?? ""
+            #expect(facts.contains("\(tag)-rebooter ^1.2") && facts.contains("devices.reboot") && facts.contains("devices: read, reboot"), "\(facts)")
+
+            // Search narrows the list; Install with publish installs the dependency first and shows the report.
+            _ = try browser.eval(
+                "(() => { const q = document.getElementById('add-catalog-q'); q.value = '\(tag)-MAIN'; q.form.requestSubmit(); return true })()")
+            #expect(try browser.wait(10, "\(cards).length === 1 && !!\(main)"), "the search finds the one bundle")
+            _ = try browser.eval("\(main).querySelector('[data-testid=bundle-publish]').click()")
+            _ = try browser.eval("\(main).querySelector('[data-testid=bundle-install]').click()")
+            let report = "\(main).querySelector('[data-testid=install-report]')"
+            #expect(try browser.wait(15, "\(report).dataset.kind === 'ok'"), "installed")
+            #expect(
+                try browser.eval(
+                    "[...\(report).querySelectorAll('[data-testid=installed-bundle]')].map(r => r.dataset.bundleId + ' ' + r.dataset.version)")
+                    == .array([.string("\(tag)-rebooter 1.4.0"), .string("\(tag)-main 2.1.0")]))
+            #expect((try browser.eval("\(report).textContent")?.stringValue ?? "").contains("published: \(tag)-main 2.1.0"))
+            let agent = try await a.request(.GET, "/api/agents/\(tag)-main")
+            #expect(agent.json?[path: "status"] == "published", "\(agent.text)")
+            _ = try browser.send("shot \(StatusPageBrowserTests.artifacts.appendingPathComponent("add-agent-catalog.png").path)")
+
+            // A bundle whose dependency no version fits: the conflict, in its entry.
+            _ = try browser.eval(
+                "(() => { const q = document.getElementById('add-catalog-q'); q.value = 'picky'; q.form.requestSubmit(); return true })()")
+            let picky = card("\(tag)-picky")
+            #expect(try browser.wait(10, "\(cards).length === 1 && !!\(picky)"))
+            _ = try browser.eval("\(picky).querySelector('[data-testid=bundle-install]').click()")
+            #expect(try browser.wait(15, "\(picky).querySelector('[data-testid=install-report]').dataset.kind === 'error'"))
+            let refusal = try browser.eval("\(picky).querySelector('[data-testid=install-report]').textContent")?.stringValue ?? ""
+            #expect(refusal.contains("needs >=3.0.0") && refusal.contains("available 1.2.0, 1.4.0, 2.0.0"), "\(refusal)")
         }
     }
 }

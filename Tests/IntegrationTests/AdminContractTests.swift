@@ -1,3 +1,5 @@
+import AgentryAdmin
+import AgentryBundles
 import AgentryCore
 import Foundation
 import NIOHTTP1
@@ -6,12 +8,20 @@ import Testing
 /// The admin API against its contract, Sources/AgentryAdmin/openapi.yaml, as served at `/openapi.json`.
 @Suite("admin API contract")
 struct AdminContractTests {
+    /// A catalog with no bundle, so that `GET /api/catalog` answers 200 as every other read (without one it is a 404).
+    static let emptyCatalog: String = {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("agentry-contract-catalog").path
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        _ = try? CatalogIndexer.write(directory: directory)
+        return directory
+    }()
+
     /// The status codes, content types and bodies must be the ones the document gives, for inputs schemathesis derives
     /// from it: every read with the token, and every write without it (which must be refused, 401).
     @Test("schemathesis finds no failure: reads with the token, writes without it")
     func schemathesis() async throws {
         let schemathesis = try Schemathesis.executable()
-        try await withAdminServer { a in
+        try await withAdminServer(configure: { $0.catalog = Self.emptyCatalog }) { a in
             let token = try #require(a.token)
             let common = [
                 "run", "\(a.base)/openapi.json", "--url", a.base,
@@ -30,7 +40,7 @@ struct AdminContractTests {
         "every write the document lists answers 401 without the token (but a webhook delivery, 404 for no such source); every read without parameters answers 200"
     )
     func writesNeedTheToken() async throws {
-        try await withAdminServer { a in
+        try await withAdminServer(configure: { $0.catalog = Self.emptyCatalog }) { a in
             let document = try #require(try await a.request(.GET, "/openapi.json").json)
             #expect(document[path: "openapi"] == "3.0.3")
             let paths = try #require(document[path: "paths"]?.objectValue)

@@ -76,12 +76,13 @@ struct AdminHarness: Sendable {
 let adminToken = "test-admin-token-0123456789"
 
 /// An admin server over the real broker and database; `token` nil: the server makes one (as without
-/// AGENTRY_ADMIN_TOKEN), and the harness sends that one.
+/// AGENTRY_ADMIN_TOKEN), and the harness sends that one. `bundles`: where it installs bundles and the keys it trusts.
 func withAdminServer(
     token: String? = adminToken,
     managementURL: String = "http://guest:guest@localhost:15672/api/queues/\(TestEnvironment.configuration.amqp.virtualHostPathSegment)",
     configure: @Sendable (inout AdminConfiguration) -> Void = { _ in },
     topology given: Topology? = nil,
+    bundles: BundleSettings = BundleSettings(),
     _ body: @Sendable (AdminHarness) async throws -> Void
 ) async throws {
     try await withWorkerHarness { h in
@@ -89,7 +90,7 @@ func withAdminServer(
         let expected = try Migration.load(directory: TestEnvironment.configuration.migrationsDirectory).map(\.version).max() ?? 0
         let dependencies = AdminDependencies(
             database: h.database, connection: h.connection, bus: h.bus, topology: topology,
-            expectedSchemaVersion: expected, logger: TestEnvironment.logger)
+            expectedSchemaVersion: expected, logger: TestEnvironment.logger, bundles: bundles)
         let (ports, portSink) = AsyncStream<Int>.makeStream()
         var configuration = AdminConfiguration(host: "127.0.0.1", port: 0, token: token)
         configure(&configuration)

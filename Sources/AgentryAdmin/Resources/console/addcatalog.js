@@ -48,7 +48,7 @@
   }
   function signerNode(s) {
     if (!s) return el('span', { class: 'refused', 'data-testid': 'bundle-signer', 'data-trusted': 'false', text: 'unsigned' });
-    const who = s.name ? s.name + ' (' + s.fingerprint + ')' : s.fingerprint;
+    const who = s.comment ? s.comment + ' (' + s.fingerprint + ')' : s.fingerprint;
     return el('span', { 'data-testid': 'bundle-signer', 'data-trusted': s.trusted ? 'true' : 'false' }, [
       el('span', { class: 'mono', text: dash(who) }),
       ' ',
@@ -109,7 +109,7 @@
     const q = $('add-catalog-q').value.trim();
     const where = answer.catalog ? ' in ' + answer.catalog : '';
     if (!groups.length) status('', q ? 'No bundle matches \u201c' + q + '\u201d' + where + '.' : 'The catalog' + where + ' is empty.');
-    else status('', groups.length + (groups.length === 1 ? ' bundle' : ' bundles') + ' (' + entries.length + ' versions)' + where + (q ? ' matching \u201c' + q + '\u201d' : '') + '.');
+    else status('', groups.length + (groups.length === 1 ? ' bundle' : ' bundles') + ' (' + entries.length + (entries.length === 1 ? ' version)' : ' versions)') + where + (q ? ' matching \u201c' + q + '\u201d' : '') + '.');
   }
 
   async function load() {
@@ -128,21 +128,24 @@
     render(answer.body || {});
   }
 
-  // The installer's report: what it installed (or found installed), where, and what it asks for.
+  // The installer's report: each bundle version installed (or found installed), dependencies first, with its agents,
+  // where its files went and what it asks for; then the dependencies that registered versions met.
   function reportNodes(body) {
-    const items = list(body.installed).map((b) => el('li', { 'data-testid': 'installed-bundle', 'data-bundle-id': b.id, 'data-version': b.version }, [
-      el('span', { class: 'mono', text: b.id + ' ' + b.version }),
-      b.outcome ? ' \u2014 ' + b.outcome : null,
-      list(b.agents).length ? el('span', { class: 'sub', text: 'agents: ' + list(b.agents).map((a) => a.id + ' ' + a.version + (a.status ? ' (' + a.status + ')' : '')).join(', ') }) : null,
-      b.directory ? el('span', { class: 'sub mono', text: b.directory }) : null
+    const items = list(body.reports).map((r) => el('li', { 'data-testid': 'installed-bundle', 'data-bundle-id': r.bundle_id, 'data-version': r.version, 'data-outcome': r.outcome }, [
+      el('span', { class: 'mono', text: r.bundle_id + ' ' + r.version }),
+      ' — ' + (r.outcome === 'unchanged' ? 'installed already, unchanged' : dash(r.outcome)) + (r.previous_version ? ' (beside ' + r.previous_version + ')' : ''),
+      el('span', { class: 'sub', text: 'agents: ' + (list(r.agents).map((a) => a.id + ' ' + a.version + (a.registration === 'created' ? ' (new draft)' : '')).join(', ') || 'none') }),
+      list(r.published).length ? el('span', { class: 'sub', text: 'published: ' + list(r.published).map((p) => p.agent_id + ' ' + p.version).join(', ') }) : null,
+      permissionsText(r.permissions) || list(r.approvals).length
+        ? el('span', { class: 'sub', text: 'asks for ' + [permissionsText(r.permissions), list(r.approvals).length ? 'approval of ' + list(r.approvals).join(', ') : ''].filter((x) => x).join('; ') })
+        : null,
+      r.directory ? el('span', { class: 'sub mono', text: r.directory }) : null
     ]));
-    const asks = [];
-    if (permissionsText(body.permissions)) asks.push('permissions: ' + permissionsText(body.permissions));
-    if (list(body.approvals).length) asks.push('approvals: ' + list(body.approvals).join(', '));
+    const met = list(body.already_installed).map((d) => d.agent + ' ' + d.version);
     return [
       el('p', { class: 'ok-text', text: dash(body.message) }),
       items.length ? el('ul', { class: 'installed' }, items) : null,
-      asks.length ? el('p', { class: 'sub', text: 'It asks for ' + asks.join('; ') + '.' }) : null
+      met.length ? el('p', { class: 'sub', text: 'Met by what is registered here: ' + met.join(', ') }) : null
     ];
   }
 
@@ -156,7 +159,7 @@
       if (!answer) { report.replaceChildren(el('p', { class: 'refused', text: 'Nothing sent: no admin token.' })); return; }
       if (answer.ok) {
         report.dataset.kind = 'ok';
-        report.replaceChildren(...reportNodes(answer.body || {}));
+        report.replaceChildren(...reportNodes(answer.body || {}).filter((n) => n));
         A.notice('ok', 'Installed ' + id + ' ' + version);
       } else {
         report.dataset.kind = 'error';
