@@ -23,6 +23,8 @@ public final class AgentWorker: Service, Sendable {
     let unserved = NIOLockedValueBox<[String: String]>([:])
     /// Published versions whose stored definition cannot be read (`id version`), logged once each.
     let unreadable = NIOLockedValueBox<Set<String>>([])
+    /// Places installed bundles' files missing on this host (nil: no bundles directory given).
+    let bundles: BundlePlacement?
     let syncRequests: AsyncStream<Void>
     let syncContinuation: AsyncStream<Void>.Continuation
 
@@ -38,6 +40,7 @@ public final class AgentWorker: Service, Sendable {
         var logger = logger
         logger[metadataKey: "agentry.worker.id"] = "\(workerID)"
         self.logger = logger
+        bundles = options.bundlesDirectory.map { BundlePlacement(directory: $0, database: database, logger: logger) }
         (syncRequests, syncContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -401,6 +404,8 @@ public final class AgentWorker: Service, Sendable {
     /// Brings the runners in line with the registry: one per published agent this worker serves, each in its
     /// desired state, on its active version, with its canary.
     func sync(_ context: WorkerContext) async {
+        // Bundles installed from another host: their files first, so that a version published with them runs here.
+        await bundles?.placeMissing()
         let active: [RuntimeStore.ActiveAgent]
         do {
             active = try await context.store.activeAgents()

@@ -24,6 +24,9 @@ public struct AgentryConfiguration: Sendable {
     /// `LANGFUSE_HOST`, `LANGFUSE_PUBLIC_KEY`, `LANGFUSE_SECRET_KEY`: where the worker traces its language-model
     /// generations (``LangfuseExporter``). Default: none (no tracing).
     public var langfuse: LangfuseConfiguration? = nil
+    /// `AGENTRY_BUNDLES_DIR` (default `/var/lib/agentry/bundles`) and `AGENTRY_TRUSTED_KEYS` (default none): where
+    /// installed bundles' files go and which keys may sign them (``BundleSettings``).
+    public var bundles = BundleSettings()
 
     public static let defaultAMQPURL = "amqp://guest:guest@localhost:5672/%2f"
     public static let defaultDatabaseURL = "postgres://agentry:agentry@localhost:5432/agentry"
@@ -37,10 +40,16 @@ public struct AgentryConfiguration: Sendable {
         public var adminToken: String?
         public var migrationsDirectory: String?
         public var topologyDirectory: String?
+        public var bundlesDirectory: String?
+        /// Trusted keys files, colon-separated.
+        public var trustedKeys: String?
         public init(
             amqpURL: String? = nil, databaseURL: String? = nil, adminAddress: String? = nil, adminToken: String? = nil,
-            migrationsDirectory: String? = nil, topologyDirectory: String? = nil
+            migrationsDirectory: String? = nil, topologyDirectory: String? = nil, bundlesDirectory: String? = nil,
+            trustedKeys: String? = nil
         ) {
+            self.bundlesDirectory = bundlesDirectory
+            self.trustedKeys = trustedKeys
             self.amqpURL = amqpURL
             self.databaseURL = databaseURL
             self.adminAddress = adminAddress
@@ -110,6 +119,8 @@ public struct AgentryConfiguration: Sendable {
             migrationsDirectory: value(overrides.migrationsDirectory, "AGENTRY_MIGRATIONS_DIR"),
             topologyDirectory: value(overrides.topologyDirectory, "AGENTRY_TOPOLOGY_DIR"), langfuse: langfuse)
         configuration.budgetCalendar = calendar
+        configuration.bundles = BundleSettings.resolve(
+            directory: overrides.bundlesDirectory, trustedKeys: overrides.trustedKeys, environment: environment)
         return configuration
     }
 }

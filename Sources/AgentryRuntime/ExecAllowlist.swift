@@ -27,6 +27,13 @@ public struct ExecAllowlist: Sendable, Hashable {
     /// Allows every program (for tests and trusted setups: `--exec-allow /`).
     public static let everything = ExecAllowlist(["/"])
 
+    /// The list with the bundles directory (``BundleSettings/directory``) added: a worker lets the programs of
+    /// installed bundles run, whatever else it allows. Only the installer writes there, after checking each file
+    /// against a signed manifest, so keep the directory writable by the installing user alone.
+    public func addingBundles(_ directory: String) -> ExecAllowlist {
+        entries.contains(directory) ? self : ExecAllowlist(entries + [directory])
+    }
+
     /// The entries from `AGENTRY_EXEC_ALLOW` (colon-separated), or nil when it is not set.
     public static func fromEnvironment(_ value: String?) -> ExecAllowlist? {
         guard let value, !value.isEmpty else { return nil }

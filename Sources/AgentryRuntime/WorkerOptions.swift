@@ -63,6 +63,10 @@ public struct WorkerOptions: Sendable {
     /// Told of every call of an `llm` handler once it ended (``LLMCallRecord``), for tracing; called on the run's task,
     /// so it must return at once. Default nil.
     public var llmObserver: (@Sendable (LLMCallRecord) -> Void)?
+    /// Where installed bundles' files are on this host (`--bundles-dir`, `AGENTRY_BUNDLES_DIR`): the worker places
+    /// there the files of installed bundle versions it lacks, from the archives kept in the database, before each
+    /// sync with the registry (``BundlePlacement``). Default nil: it places nothing.
+    public var bundlesDirectory: String?
 
     public init() {}
 }

@@ -35,6 +35,7 @@ extension Migration {
         ("0030_search.sql", PackageResources._030_search_sql),
         ("0031_worker_rss.sql", PackageResources._031_worker_rss_sql),
         ("0032_lock_holds.sql", PackageResources._032_lock_holds_sql),
+        ("0033_bundles.sql", PackageResources._033_bundles_sql),
     ]
 
     /// The migrations this binary was built with, in version order.

@@ -197,6 +197,13 @@ extension Agentry {
         var execAllow: [String] = []
 
         @Option(
+            name: .customLong("bundles-dir"),
+            help: ArgumentHelp(
+                "Where installed bundles' files are (AGENTRY_BUNDLES_DIR; default /var/lib/agentry/bundles): exec handlers may also start the programs under it.",
+                valueName: "DIR"))
+        var bundlesDirectory: String?
+
+        @Option(
             name: .customLong("exec-user"),
             help: ArgumentHelp(
                 "Run exec handlers as this user (AGENTRY_EXEC_USER), e.g. nobody: they then cannot read the worker's credentials even when it runs as root. Default: the worker's own user.",
@@ -313,6 +320,11 @@ extension Agentry {
             worker.workerOptions.lockWait = .milliseconds(Int64(lockWaitSeconds * 1000))
             worker.workerOptions.delegationLimits = DelegationLimits(maxDepth: maxDelegationDepth, maxChildren: maxDelegatedTasks)
             worker.workerOptions.handlerPolicy = try handlerPolicy(environment: ProcessInfo.processInfo.environment)
+            // Installed bundles' programs run from the bundles directory.
+            var bundles = configuration.bundles
+            if let bundlesDirectory, !bundlesDirectory.isEmpty { bundles.directory = bundlesDirectory }
+            worker.workerOptions.handlerPolicy.execAllow = worker.workerOptions.handlerPolicy.execAllow.addingBundles(bundles.absoluteDirectory)
+            worker.workerOptions.bundlesDirectory = bundles.absoluteDirectory
             worker.workerOptions.budgetCalendar = configuration.budgetCalendar
             // Read and checked now: a bad price table stops the worker before it takes any work.
             if let path = llmPrices ?? ProcessInfo.processInfo.environment["AGENTRY_LLM_PRICES"].flatMap({ $0.isEmpty ? nil : $0 }) {

@@ -9,7 +9,10 @@ extension Agentry {
         static let configuration = CommandConfiguration(
             commandName: "bundle",
             abstract: "Pack, sign, inspect and install agent bundles (docs/bundles.md).",
-            subcommands: [Pack.self, Inspect.self, Keygen.self, Sign.self])
+            subcommands: [
+                Pack.self, Inspect.self, Keygen.self, Sign.self, BundleInstallCommand.self, BundleListCommand.self, BundleRollbackCommand.self,
+                BundleUninstallCommand.self,
+            ])
 
         struct Pack: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
