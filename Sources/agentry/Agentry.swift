@@ -27,6 +27,7 @@ struct Agentry: AsyncParsableCommand {
         subcommands: [
             Worker.self, Admin.self, Publish.self, Events.self, Schedules.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self,
             History.self, Migrate.self, TopologyCommand.self, Approvals.self, Budgets.self, Bundle.self,
+            CatalogCommand.self,
         ],
         defaultSubcommand: nil)
 }
