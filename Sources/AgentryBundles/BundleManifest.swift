@@ -36,7 +36,8 @@ public struct BundleManifest: Codable, Sendable, Hashable {
     public var definitions: [Definition]
     /// Every other file: handler programs and scripts, their data.
     public var files: [File]
-    /// Subagents its definitions delegate to that the bundle does not hold itself.
+    /// Subagents its definitions delegate to that the bundle does not hold itself: one entry per (id, range); every
+    /// entry must be satisfied.
     public var dependencies: [Dependency]
     /// The skills its definitions declare (union, sorted).
     public var skills: [String]
@@ -88,8 +89,7 @@ public struct BundleManifest: Codable, Sendable, Hashable {
     public struct Dependency: Codable, Sendable, Hashable {
         /// The subagent's id.
         public var id: String
-        /// The versions that fit, in ``VersionRange``'s syntax (several definitions asking differently: joined
-        /// with spaces, which is AND).
+        /// The versions that fit, in ``VersionRange``'s syntax.
         public var range: String
         /// The bundle's agents that delegate to it.
         public var requiredBy: [String]

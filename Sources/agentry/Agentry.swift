@@ -26,7 +26,7 @@ struct Agentry: AsyncParsableCommand {
         version: AgentryVersion.current,
         subcommands: [
             Worker.self, Admin.self, Publish.self, Events.self, Schedules.self, Agents.self, Runs.self, Workers.self, Locks.self, Dead.self,
-            History.self, Migrate.self, TopologyCommand.self, Approvals.self, Budgets.self,
+            History.self, Migrate.self, TopologyCommand.self, Approvals.self, Budgets.self, Bundle.self,
             CatalogCommand.self,
         ],
         defaultSubcommand: nil)

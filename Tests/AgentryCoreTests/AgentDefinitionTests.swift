@@ -8,14 +8,26 @@ let agentExamplesDirectory = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("examples/agents")
 
+/// The example bundles' sources (examples/bundles/<id>/agents/<id>.yaml).
+let bundledExamplesDirectory = agentExamplesDirectory.deletingLastPathComponent().appendingPathComponent("bundles")
+
+/// An example by file name: `examples/agents/NAME`, or `bundles/ID/agents/ID.yaml` for a bundled one.
 func readAgentExample(_ name: String) throws -> String {
-    try String(contentsOf: agentExamplesDirectory.appendingPathComponent(name), encoding: .utf8)
+    let url =
+        name.hasPrefix("bundles/")
+        ? agentExamplesDirectory.deletingLastPathComponent().appendingPathComponent(name)
+        : agentExamplesDirectory.appendingPathComponent(name)
+    return try String(contentsOf: url, encoding: .utf8)
 }
 
+/// Every example: those of examples/agents, then those of the example bundles.
 func agentExampleFiles() throws -> [String] {
-    try FileManager.default.contentsOfDirectory(atPath: agentExamplesDirectory.path)
+    let plain = try FileManager.default.contentsOfDirectory(atPath: agentExamplesDirectory.path)
         .filter { $0.hasSuffix(".yaml") }
         .sorted()
+    let bundled = try FileManager.default.contentsOfDirectory(atPath: bundledExamplesDirectory.path).sorted()
+        .map { "bundles/\($0)/agents/\($0).yaml" }
+    return plain + bundled
 }
 
 func parseAgentExample(_ name: String) throws -> AgentDefinition {
@@ -99,10 +111,10 @@ struct AgentDefinitionTests {
         #expect(bare.retry == RetryPolicy())
     }
 
-    @Test("every example in examples/agents parses")
+    @Test("every example (examples/agents and the example bundles) parses")
     func everyExampleParses() throws {
         let files = try agentExampleFiles()
-        #expect(files.count >= 6, "examples found: \(files)")
+        #expect(files.count >= 13 && files.contains("bundles/device-check/agents/device-check.yaml"), "examples found: \(files)")
         for file in files {
             _ = try parseAgentExample(file)
         }
@@ -134,11 +146,11 @@ struct AgentDefinitionTests {
         #expect(http.onBusy == .replace)
         #expect(http.retry == RetryPolicy(attempts: 5))
 
-        #expect(try parseAgentExample("noop.yaml").handler == .noop)
-        #expect(try parseAgentExample("noop.yaml").onBusy == .drop)
-        #expect(try parseAgentExample("log.yaml").handler == .log)
+        #expect(try parseAgentExample("bundles/noop/agents/noop.yaml").handler == .noop)
+        #expect(try parseAgentExample("bundles/noop/agents/noop.yaml").onBusy == .drop)
+        #expect(try parseAgentExample("bundles/alert-logger/agents/alert-logger.yaml").handler == .log)
 
-        let emit = try parseAgentExample("emit-followup.yaml")
+        let emit = try parseAgentExample("bundles/offline-reporter/agents/offline-reporter.yaml")
         #expect(
             emit.handler
                 == .emit(
@@ -262,7 +274,7 @@ struct AgentDefinitionTests {
 
     @Test("the chosen handler form is written as a single key naming the kind")
     func handlerYAMLForm() throws {
-        var d = try parseAgentExample("log.yaml")
+        var d = try parseAgentExample("bundles/alert-logger/agents/alert-logger.yaml")
         #expect(d.yaml().hasSuffix("handler:\n  builtin: log\n"))
         d.handler = .emit(EmitHandler(type: "a.b", payload: ["k": "{{id}}"], priority: .high))
         #expect(d.yaml().hasSuffix("handler:\n  emit:\n    type: a.b\n    payload:\n      k: '{{id}}'\n    priority: high\n"))

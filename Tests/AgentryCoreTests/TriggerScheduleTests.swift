@@ -167,7 +167,7 @@ struct TriggerScheduleTests {
 
     @Test("the example poll-schedule.yaml reads with its two schedules")
     func example() throws {
-        let d = try parseAgentExample("poll-schedule.yaml")
+        let d = try parseAgentExample("bundles/poll-schedule/agents/poll-schedule.yaml")
         #expect(d.handler == .log)
         #expect(d.triggers.map(\.type) == ["device.poll", "device.poll.morning"])
         #expect(

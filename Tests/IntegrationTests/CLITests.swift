@@ -93,6 +93,12 @@ struct NewUserTests {
             #expect(topology.status == 0, "\(topology.output)")
             let applied = try TestEnvironment.run(agentry, ["agents", "apply", examples], environment: environment)
             #expect(applied.status == 0, "\(applied.output)")
+            let bundles = TestEnvironment.repositoryRoot.appendingPathComponent("examples/bundles")
+            for id in try FileManager.default.contentsOfDirectory(atPath: bundles.path) {
+                let path = bundles.appendingPathComponent("\(id)/agents").path
+                let bundled = try TestEnvironment.run(agentry, ["agents", "apply", path], environment: environment)
+                #expect(bundled.status == 0, "\(bundled.output)")
+            }
             for id in [
                 "device-rebooter", "ticket-writer", "blackscreen-exec", "blackscreen-triage", "noop", "alert-logger",
                 "offline-reporter", "device-check", "deploy-http", "poll-schedule",

@@ -76,11 +76,15 @@ struct TopologyTests {
     @Test("every pool and skill the examples use is declared in the built-in topology")
     func examplesReferToDeclaredPoolsAndSkills() throws {
         let topology = try TestEnvironment.topology()
-        let directory = TestEnvironment.repositoryRoot.appendingPathComponent("examples/agents")
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".yaml") }
-        #expect(!files.isEmpty)
+        let examples = TestEnvironment.repositoryRoot.appendingPathComponent("examples")
+        let agents = try FileManager.default.contentsOfDirectory(atPath: examples.appendingPathComponent("agents").path)
+            .filter { $0.hasSuffix(".yaml") }.map { "agents/\($0)" }
+        let bundled = try FileManager.default.contentsOfDirectory(atPath: examples.appendingPathComponent("bundles").path)
+            .map { "bundles/\($0)/agents/\($0).yaml" }
+        let files = agents + bundled
+        #expect(agents.count >= 5 && bundled.count >= 7, "\(files)")
         for file in files {
-            let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            let text = try String(contentsOf: examples.appendingPathComponent(file), encoding: .utf8)
             let definition = try AgentDefinition.parse(yaml: text, file: file)
             for pool in definition.referencedPools { #expect(topology.eventPools[pool] != nil, "\(file): pool \(pool)") }
             for skill in definition.referencedSkills { #expect(topology.skills[skill] != nil, "\(file): skill \(skill)") }
