@@ -192,7 +192,7 @@ struct BundleFiles {
 
     /// What is at `path`, without following a link.
     static func kind(_ path: String) -> Kind {
-        var info = stat()
+        var info = Glibc.stat()
         guard lstat(path, &info) == 0 else { return .missing }
         switch info.st_mode & S_IFMT {
         case S_IFLNK: return .link

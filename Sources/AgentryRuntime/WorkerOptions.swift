@@ -33,7 +33,7 @@ public struct WorkerOptions: Sendable {
     /// Largest stdout, stderr or response body kept per run. Default 64 KiB.
     public var outputLimit: Int = 64 * 1024
     /// What exec handlers may start and which addresses http handlers may not reach. Default
-    /// ``HandlerPolicy/init(execAllow:httpDeny:)``'s: the examples' handlers, and no link-local addresses.
+    /// ``HandlerPolicy/init(execAllow:httpDeny:)``'s: the examples' program, and no link-local addresses.
     public var handlerPolicy = HandlerPolicy()
     /// A run still going after this long is handed over: its event is kept with the run and its delivery acked, so
     /// that the broker's consumer timeout (`consumer_timeout`, 30 minutes by default) neither redelivers it nor
