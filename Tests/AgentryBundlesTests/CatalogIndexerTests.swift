@@ -75,7 +75,7 @@ struct CatalogIndexerTests {
         #expect(index.entries(id: "device-check").map(\.version) == ["1.2.0", "1.10.0"])
     }
 
-    @Test("a damaged bundle is refused, naming its file")
+    @Test("a damaged bundle, or a link, is refused, naming its file")
     func damaged() throws {
         let directory = try temporaryCatalogDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -86,6 +86,14 @@ struct CatalogIndexerTests {
         let error = try #require(throws: BundleError.self) { try CatalogIndexer.write(directory: directory) }
         #expect(error.message.hasPrefix("\(directory)/bad-1.0.0.agentry: "), "\(error.message)")
         #expect(!FileManager.default.fileExists(atPath: "\(directory)/index.json"))
+
+        // A link is refused too: reading the catalog would not follow it.
+        try FileManager.default.removeItem(atPath: "\(directory)/bad-1.0.0.agentry")
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(directory)/linked-1.0.0.agentry", withDestinationPath: "\(directory)/good-1.0.0.agentry")
+        let link = try #require(throws: BundleError.self) { try CatalogIndexer.write(directory: directory) }
+        #expect(link.kind == .unsafePath)
+        #expect(link.message == "\(directory)/linked-1.0.0.agentry is a link; a catalog's bundles must be regular files in it")
     }
 
     @Test("two files holding the same bundle id and version are refused, naming both")
