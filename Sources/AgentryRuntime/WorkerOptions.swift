@@ -64,8 +64,8 @@ public struct WorkerOptions: Sendable {
     /// so it must return at once. Default nil.
     public var llmObserver: (@Sendable (LLMCallRecord) -> Void)?
     /// Where installed bundles' files are on this host (`--bundles-dir`, `AGENTRY_BUNDLES_DIR`): the worker places
-    /// there the files of installed bundle versions it lacks, from the archives kept in the database, before each
-    /// sync with the registry (``BundlePlacement``). Default nil: it places nothing.
+    /// there the files of installed bundle versions it lacks, from the archives kept in the database, and deletes those
+    /// of uninstalled versions, before each sync with the registry (``BundlePlacement``). Default nil: neither.
     public var bundlesDirectory: String?
 
     public init() {}

@@ -271,7 +271,7 @@ struct BundleInstallTests {
         }
     }
 
-    @Test("a worker whose host lacks an installed bundle's files places them from the stored archive, then runs them")
+    @Test("a worker whose host lacks an installed bundle's files places them from the stored archive and runs them; uninstalled, it deletes them")
     func workerPlacesFiles() async throws {
         try await withBundleHarness { h in
             let id = TestEnvironment.uniqueName("placed-")
@@ -291,6 +291,19 @@ struct BundleInstallTests {
             #expect(run?.output == "ran v1 from \(directory) as \(directory)/handlers/run.sh")
             #expect(BundleFile.mode(directory + "/handlers/run.sh") == 0o755)
             #expect(try String(contentsOfFile: directory + "/handlers/data/notes.txt", encoding: .utf8) == "notes v1\n")
+
+            // Uninstalled from elsewhere: a worker whose host still has the files deletes them.
+            let saved = try Data(contentsOf: URL(fileURLWithPath: directory + "/handlers/run.sh"))
+            _ = try await h.installer.uninstall(bundleID: id)
+            try FileManager.default.createDirectory(atPath: directory + "/handlers", withIntermediateDirectories: true)
+            try saved.write(to: URL(fileURLWithPath: directory + "/handlers/run.sh"))
+            let cleaner = try WorkerProcess(agents: [id], environment: h.environment)
+            let gone = try await TestEnvironment.eventually(timeout: .seconds(20)) {
+                !FileManager.default.fileExists(atPath: "\(h.bundlesDirectory)/\(id)")
+            }
+            let cleanerLog = cleaner.output
+            await cleaner.stop()
+            #expect(gone, "\(h.placedFiles()) \(cleanerLog)")
         }
     }
 }
