@@ -3,6 +3,10 @@ import Foundation
 public import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A catalog of bundles: a directory, or an http(s) URL, holding `index.json` (``CatalogIndex``) and the archives it
 /// lists.
 ///
@@ -40,9 +44,19 @@ public struct Catalog: Sendable {
     public let limits: Limits
     let httpClient: HTTPClient
 
-    /// The catalog at `location`: an `http://` or `https://` URL, a `file://` URL or a path. `httpClient` defaults to
-    /// the process's shared client (which needs no shutdown).
-    public init(location: String, limits: Limits = Limits(), httpClient: HTTPClient = .shared) {
+    /// The client catalogs use unless given another: the process's event loops, redirects followed (at most 5), and
+    /// a connection that cannot be made fails the request at once with its reason (AsyncHTTPClient's default tries
+    /// again until the request's deadline, so a wrong port would take a minute to report). Never shut down, like
+    /// `HTTPClient.shared`.
+    public static let defaultHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .seconds(10)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    /// The catalog at `location`: an `http://` or `https://` URL, a `file://` URL or a path.
+    public init(location: String, limits: Limits = Limits(), httpClient: HTTPClient = Catalog.defaultHTTPClient) {
         let lowered = location.lowercased()
         if lowered.hasPrefix("http://") || lowered.hasPrefix("https://") {
             self.location = .url(location)
@@ -188,6 +202,8 @@ public struct Catalog: Sendable {
             if error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout { return "timed out" }
             if error == .invalidURL || error == .emptyHost { return "not a valid URL" }
         }
+        // "connection reset (error set): Connection refused (errno: 111)" says less than the system's own words.
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
         return "\(error)"
     }
 }

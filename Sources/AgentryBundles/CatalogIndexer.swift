@@ -2,9 +2,9 @@ import Foundation
 
 /// Builds a catalog's `index.json` from a directory of `.agentry` archives (`agentry catalog index DIR`).
 ///
-/// Only the directory's own `*.agentry` files are read (not its subdirectories; hidden files are skipped). Each is
-/// read and checked with ``BundleArchive``; its signature, when there is one, is copied into the index but not
-/// checked against any trusted keys (installing does that).
+/// Only the directory's own `*.agentry` files are read (not its subdirectories; hidden files are skipped; a link is
+/// refused, as reading the catalog would refuse it). Each is read and checked with ``BundleArchive``; its signature,
+/// when there is one, is copied into the index but not checked against any trusted keys (installing does that).
 public enum CatalogIndexer {
     /// The index of the bundles in `directory`. Throws, naming the file, for a damaged bundle (as
     /// ``BundleArchive`` does: `malformed`, `unsafePath`, `tamperedFile`), and ``BundleError/Kind/catalog`` for a
@@ -20,10 +20,12 @@ public enum CatalogIndexer {
         var seen: [String: String] = [:]
         for name in names.sorted() where name.hasSuffix(".agentry") && !name.hasPrefix(".") {
             let path = (directory as NSString).appendingPathComponent(name)
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
-                continue
+            // Not following links: reading a catalog refuses them (an entry must be a regular file inside it).
+            let type = (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType
+            if type == .typeSymbolicLink {
+                throw BundleError(.unsafePath, "\(path) is a link; a catalog's bundles must be regular files in it")
             }
+            guard type == .typeRegular else { continue }
             let archive: BundleArchive
             do {
                 archive = try BundleArchive(contentsOf: path)

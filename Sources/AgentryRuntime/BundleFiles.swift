@@ -58,21 +58,14 @@ struct BundleFiles {
     {
         var placement = Placement()
         let versionDirectory = versionDirectory(bundleID, version)
+        guard BundleID.isValid(bundleID), BundlePath.refusal("\(bundleID)/\(version)") == nil else {
+            throw BundleError(.unsafePath, "unsafe bundle id or version: '\(bundleID)/\(version)'")
+        }
+        // The version's directory even without files: its handlers run there.
+        _ = try makeDirectories([bundleID, version])
         for file in files {
             let parts = try components(bundleID, version, file.path)
-            // Make the missing directories, one by one, each checked not to be a link once it exists.
-            var current = root
-            for part in parts.dropLast() {
-                current += "/" + part
-                if mkdir(current, 0o755) == 0 {
-                    chmod(current, 0o755)
-                } else if errno != EEXIST {
-                    throw BundleError(.install, "cannot make the directory '\(current)': \(Self.errnoText())")
-                }
-                guard Self.kind(current) == .directory else {
-                    throw BundleError(.install, "'\(current)' is not a directory (a link or a file); the installer places no file through it")
-                }
-            }
+            let current = try makeDirectories(parts.dropLast())
             let target = current + "/" + parts[parts.count - 1]
             let mode: mode_t = file.executable ? 0o755 : 0o644
             if Self.kind(target) == .file, let existing = FileManager.default.contents(atPath: target),
@@ -114,6 +107,7 @@ struct BundleFiles {
             if Self.kind(target) == .file, unlink(target) == 0 { removed += 1 }
         }
         directories.insert("\(root)/\(bundleID)")
+        directories.insert(versionDirectory(bundleID, version))
         // Deepest first; rmdir removes only empty directories and never follows a link.
         for directory in directories.sorted(by: { $0.count > $1.count }) {
             rmdir(directory)
@@ -122,6 +116,24 @@ struct BundleFiles {
     }
 
     // MARK: Helpers
+
+    /// Makes the missing directories of `parts` below the root, one by one, each checked not to be a link once it
+    /// exists. - Returns: the deepest one.
+    private func makeDirectories(_ parts: some Sequence<String>) throws(BundleError) -> String {
+        var current = root
+        for part in parts {
+            current += "/" + part
+            if mkdir(current, 0o755) == 0 {
+                chmod(current, 0o755)
+            } else if errno != EEXIST {
+                throw BundleError(.install, "cannot make the directory '\(current)': \(Self.errnoText())")
+            }
+            guard Self.kind(current) == .directory else {
+                throw BundleError(.install, "'\(current)' is not a directory (a link or a file); the installer places no file through it")
+            }
+        }
+        return current
+    }
 
     /// `<bundle-id>/<version>/<path>` split into its segments, with every existing one checked.
     private func components(_ bundleID: String, _ version: String, _ path: String) throws(BundleError) -> [String] {
@@ -182,7 +194,7 @@ struct BundleFiles {
 
     /// What is at `path`, without following a link.
     static func kind(_ path: String) -> Kind {
-        var info = stat()
+        var info = Glibc.stat()
         guard lstat(path, &info) == 0 else { return .missing }
         switch info.st_mode & S_IFMT {
         case S_IFLNK: return .link

@@ -6,7 +6,7 @@ import NIOConcurrencyHelpers
 
 /// A worker's side of installed bundles: places on this host the files of installed bundle versions that its bundles
 /// directory lacks, from the archive kept in the database, so that a bundle installed from another host runs here
-/// too. Each archive is read and checked again (every file against the manifest's SHA-256, the archive against the
+/// too; and deletes the files of uninstalled versions it still has. Each archive is read and checked again (every file against the manifest's SHA-256, the archive against the
 /// SHA-256 recorded at installation), and placed by the installer's own rules (``BundleFiles``).
 ///
 /// A worker does this before each sync with the registry (at start, every `--sync-seconds`, and at once when a publish
@@ -16,8 +16,9 @@ final class BundlePlacement: Sendable {
     let directory: String
     let store: BundleStore
     let logger: Logger
-    /// `id version sha256` of the versions in place (or that failed, logged already).
-    private let seen = NIOLockedValueBox<Set<String>>([])
+    /// By `id version sha256`, the state last acted on (placed or removed, or failed and logged already): a version
+    /// is looked at again when its state changes (uninstalled, installed again).
+    private let seen = NIOLockedValueBox<[String: InstalledBundleRecord.State]>([:])
 
     init(directory: String, database: Database, logger: Logger) {
         self.directory = directory
@@ -30,25 +31,42 @@ final class BundlePlacement: Sendable {
     func placeMissing() async {
         let records: [InstalledBundleRecord]
         do {
-            records = try await store.bundles()
+            records = try await store.bundles(includingRemoved: true)
         } catch {
             logger.warning("cannot read the installed bundles", metadata: ["error": "\(error)"])
             return
         }
         for record in records {
             let key = "\(record.bundleID) \(record.version) \(record.sha256)"
-            guard !seen.withLockedValue({ $0.contains(key) }) else { continue }
-            seen.withLockedValue { _ = $0.insert(key) }
+            let changed = seen.withLockedValue { seen in
+                defer { seen[key] = record.state }
+                return seen[key] != record.state
+            }
+            guard changed else { continue }
             do {
-                try await place(record)
+                switch record.state {
+                case .installed: try await place(record)
+                case .removed: try remove(record)
+                }
             } catch {
                 logger.warning(
-                    "cannot place the files of an installed bundle on this host",
+                    "cannot place or remove the files of a bundle on this host",
                     metadata: [
                         "agentry.bundle.id": "\(record.bundleID)", "agentry.bundle.version": "\(record.version)", "error": "\(error)",
                     ])
             }
         }
+    }
+
+    /// Deletes the files of an uninstalled version that this host still has (the installer deleted them on its own).
+    private func remove(_ record: InstalledBundleRecord) throws {
+        guard FileManager.default.fileExists(atPath: "\(directory)/\(record.bundleID)/\(record.version)") else { return }
+        let files = try BundleFiles(directory: directory)
+        let manifest = try BundleInstaller.read(record).manifest
+        let removed = try files.remove(record.bundleID, record.version, paths: manifest.files.map(\.path))
+        logger.info(
+            "removed the files of an uninstalled bundle",
+            metadata: ["agentry.bundle.id": "\(record.bundleID)", "agentry.bundle.version": "\(record.version)", "removed": "\(removed)"])
     }
 
     private func place(_ record: InstalledBundleRecord) async throws {

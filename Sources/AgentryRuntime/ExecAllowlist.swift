@@ -19,10 +19,10 @@ public struct ExecAllowlist: Sendable, Hashable {
         self.entries = entries
     }
 
-    /// The default: the examples' handler directory (`examples/handlers`, relative to the worker's directory) and
-    /// the program the example agents name (`/usr/local/bin/blackscreen-recover`). No system directory: allowing
-    /// `/bin` would allow `/bin/sh`, and with it anything.
-    public static let `default` = ExecAllowlist(["examples/handlers", "/usr/local/bin/blackscreen-recover"])
+    /// The default: the program the example agents name (`/usr/local/bin/blackscreen-recover`); the examples'
+    /// scripts come in bundles, whose directory every worker allows (``addingBundles(_:)``). No system directory:
+    /// allowing `/bin` would allow `/bin/sh`, and with it anything.
+    public static let `default` = ExecAllowlist(["/usr/local/bin/blackscreen-recover"])
 
     /// Allows every program (for tests and trusted setups: `--exec-allow /`).
     public static let everything = ExecAllowlist(["/"])
@@ -59,7 +59,7 @@ public struct ExecAllowlist: Sendable, Hashable {
     }
 
     static func isExecutableFile(_ path: String) -> Bool {
-        var info = stat()
+        var info = Glibc.stat()
         guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return false }
         return access(path, X_OK) == 0
     }

@@ -33,7 +33,7 @@ public struct WorkerOptions: Sendable {
     /// Largest stdout, stderr or response body kept per run. Default 64 KiB.
     public var outputLimit: Int = 64 * 1024
     /// What exec handlers may start and which addresses http handlers may not reach. Default
-    /// ``HandlerPolicy/init(execAllow:httpDeny:)``'s: the examples' handlers, and no link-local addresses.
+    /// ``HandlerPolicy/init(execAllow:httpDeny:)``'s: the examples' program, and no link-local addresses.
     public var handlerPolicy = HandlerPolicy()
     /// A run still going after this long is handed over: its event is kept with the run and its delivery acked, so
     /// that the broker's consumer timeout (`consumer_timeout`, 30 minutes by default) neither redelivers it nor
@@ -64,8 +64,8 @@ public struct WorkerOptions: Sendable {
     /// so it must return at once. Default nil.
     public var llmObserver: (@Sendable (LLMCallRecord) -> Void)?
     /// Where installed bundles' files are on this host (`--bundles-dir`, `AGENTRY_BUNDLES_DIR`): the worker places
-    /// there the files of installed bundle versions it lacks, from the archives kept in the database, before each
-    /// sync with the registry (``BundlePlacement``). Default nil: it places nothing.
+    /// there the files of installed bundle versions it lacks, from the archives kept in the database, and deletes those
+    /// of uninstalled versions, before each sync with the registry (``BundlePlacement``). Default nil: neither.
     public var bundlesDirectory: String?
 
     public init() {}

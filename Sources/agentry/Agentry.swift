@@ -192,7 +192,7 @@ extension Agentry {
         @Option(
             name: .customLong("exec-allow"),
             help:
-                "A program or directory exec handlers may start (repeatable; AGENTRY_EXEC_ALLOW, colon-separated). Default: examples/handlers and /usr/local/bin/blackscreen-recover. Allowing a shell allows anything."
+                "A program or directory exec handlers may start (repeatable; AGENTRY_EXEC_ALLOW, colon-separated). Default: /usr/local/bin/blackscreen-recover; the bundles directory is always allowed. Allowing a shell allows anything."
         )
         var execAllow: [String] = []
 

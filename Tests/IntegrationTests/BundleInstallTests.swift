@@ -68,9 +68,10 @@ struct BundleInstallTests {
             let worker = try WorkerProcess(
                 agents: [id], environment: h.environment.merging(["AGENTRY_EXEC_ALLOW": "/nonexistent-agentry-allow"]) { $1 })
             let run = try await Self.run(h, agent: id, trigger: trigger)
+            let log = worker.output
             await worker.stop()
-            #expect(run?.state == .succeeded, "\(String(describing: run)) \(worker.output)")
-            #expect(run?.output == "ran v1 from \(directory) as handlers/run.sh", "\(String(describing: run?.output))")
+            #expect(run?.state == .succeeded, "\(String(describing: run)) \(log)")
+            #expect(run?.output == "ran v1 from \(directory) as \(directory)/handlers/run.sh", "\(String(describing: run?.output))")
 
             // Listed, with its signer and who installed it.
             let listed = try await h.installer.installed(id)
@@ -233,7 +234,9 @@ struct BundleInstallTests {
 
             let worker = try WorkerProcess(agents: [id], environment: h.environment)
             let upgraded = try await Self.run(h, agent: id, trigger: trigger)
-            #expect(upgraded?.output == "ran v1.1 from \(h.bundlesDirectory)/\(id)/1.1.0 as handlers/run.sh", "\(String(describing: upgraded))")
+            #expect(
+                upgraded?.output == "ran v1.1 from \(h.bundlesDirectory)/\(id)/1.1.0 as \(h.bundlesDirectory)/\(id)/1.1.0/handlers/run.sh",
+                "\(String(describing: upgraded))")
 
             let rollback = try h.cli(["bundle", "rollback", id])
             #expect(rollback.status == 0 && rollback.output.contains("rolled \(id) back from 1.1.0 to 1.0.0"), "\(rollback.output)")
@@ -246,7 +249,9 @@ struct BundleInstallTests {
             }
             await worker.stop()
             #expect(earlier?.state == .succeeded, "\(String(describing: earlier))")
-            #expect(earlier?.output == "ran v1 from \(h.bundlesDirectory)/\(id)/1.0.0 as handlers/run.sh", "\(String(describing: earlier))")
+            #expect(
+                earlier?.output == "ran v1 from \(h.bundlesDirectory)/\(id)/1.0.0 as \(h.bundlesDirectory)/\(id)/1.0.0/handlers/run.sh",
+                "\(String(describing: earlier))")
 
             // The active version cannot be removed alone; the other one can.
             let refused = try h.cli(["bundle", "uninstall", id, "--version", "1.0.0"])
@@ -263,6 +268,42 @@ struct BundleInstallTests {
             #expect(try await h.agents.state(of: id)?.retired == true)
             #expect(try await h.installer.installed(id).isEmpty)
             #expect(try await h.installer.installed(id, includingRemoved: true).map(\.record.state) == [.removed, .removed])
+        }
+    }
+
+    @Test("a worker whose host lacks an installed bundle's files places them from the stored archive and runs them; uninstalled, it deletes them")
+    func workerPlacesFiles() async throws {
+        try await withBundleHarness { h in
+            let id = TestEnvironment.uniqueName("placed-")
+            let trigger = "work.\(id)"
+            let bundle = TestBundle.scripted(id: id, version: "1.0.0", trigger: trigger, tag: "v1")
+            _ = try await h.installer.install(
+                try BundleArchive(data: bundle.archive(signedBy: h.key)), options: .init(publish: true, installedBy: "tests"))
+            // Another host: the same bundles directory, without the files.
+            let directory = "\(h.bundlesDirectory)/\(id)/1.0.0"
+            try FileManager.default.removeItem(atPath: "\(h.bundlesDirectory)/\(id)")
+
+            let worker = try WorkerProcess(agents: [id], environment: h.environment)
+            let run = try await Self.run(h, agent: id, trigger: trigger)
+            let log = worker.output
+            await worker.stop()
+            #expect(run?.state == .succeeded, "\(String(describing: run)) \(log)")
+            #expect(run?.output == "ran v1 from \(directory) as \(directory)/handlers/run.sh")
+            #expect(BundleFile.mode(directory + "/handlers/run.sh") == 0o755)
+            #expect(try String(contentsOfFile: directory + "/handlers/data/notes.txt", encoding: .utf8) == "notes v1\n")
+
+            // Uninstalled from elsewhere: a worker whose host still has the files deletes them.
+            let saved = try Data(contentsOf: URL(fileURLWithPath: directory + "/handlers/run.sh"))
+            _ = try await h.installer.uninstall(bundleID: id)
+            try FileManager.default.createDirectory(atPath: directory + "/handlers", withIntermediateDirectories: true)
+            try saved.write(to: URL(fileURLWithPath: directory + "/handlers/run.sh"))
+            let cleaner = try WorkerProcess(agents: [id], environment: h.environment)
+            let gone = try await TestEnvironment.eventually(timeout: .seconds(20)) {
+                !FileManager.default.fileExists(atPath: "\(h.bundlesDirectory)/\(id)")
+            }
+            let cleanerLog = cleaner.output
+            await cleaner.stop()
+            #expect(gone, "\(h.placedFiles()) \(cleanerLog)")
         }
     }
 }
