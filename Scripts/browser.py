@@ -11,6 +11,7 @@ line on stdout:
     shot PATH                    save a PNG screenshot                 -> {"ok": true, "path": PATH}
     key NAME                     press a key (a Selenium Keys name such as ESCAPE, or the text to type) in the
                                  focused element, as a user does   -> {"ok": true}
+    upload CSS-SELECTOR PATH     choose the file PATH in the file input the selector names -> {"ok": true}
     quit                         close the browser and exit
 
 Needs the `selenium` package (Scripts/test installs it in .build/test-venv) and /usr/bin/chromedriver.
@@ -23,6 +24,7 @@ from selenium import webdriver
 from selenium.common.exceptions import JavascriptException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -72,6 +74,10 @@ def main():
                 answer = {"ok": True, "path": rest}
             elif command == "key":
                 ActionChains(driver).send_keys(getattr(Keys, rest.upper(), rest)).perform()
+                answer = {"ok": True}
+            elif command == "upload":
+                selector, _, path = rest.partition(" ")
+                driver.find_element(By.CSS_SELECTOR, selector).send_keys(path)
                 answer = {"ok": True}
             else:
                 answer = {"ok": False, "error": f"unknown command {command!r}"}

@@ -38,12 +38,17 @@ struct AddAgentBrowserTests {
             #expect(try browser.eval("document.getElementById('add-agent').matches(':modal')") == .bool(true))
             #expect(try browser.eval("document.getElementById('add-tab-yaml').getAttribute('aria-selected')") == "true")
 
-            // Paste a definition with `priority: urgent` on line 7, and Check.
+            // Read a definition with `priority: urgent` on line 7 from a file, and Check.
             let broken = Self.definition(id: id, priority: "urgent")
             #expect(broken.split(separator: "\n", omittingEmptySubsequences: false)[6] == "    priority: urgent")
-            _ = try browser.eval(
-                "(() => { const t = document.getElementById('add-yaml'); t.value = \(JSON.serialize(.string(broken))); t.dispatchEvent(new Event('input')); return true })()"
-            )
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(id).yaml")
+            try broken.write(to: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+            #expect(try browser.send("upload #add-yaml-file \(file.path)")[path: "ok"] == .bool(true))
+            #expect(
+                try browser.wait(5, "document.getElementById('add-yaml').value === \(JSON.serialize(.string(broken)))"),
+                "the file is read into the text field")
+            #expect((try browser.eval("document.getElementById('add-yaml-status').textContent")?.stringValue ?? "").contains("\(id).yaml"))
             _ = try browser.eval("document.querySelector('[data-testid=add-yaml-check]').click()")
             let marked = "document.querySelector('#add-yaml-result [data-testid=line-problem][data-line=\"7\"]')"
             #expect(try browser.wait(10, "!!\(marked)"), "the problem is shown under line 7")
@@ -95,11 +100,11 @@ struct AddAgentBrowserTests {
         }
     }
 
-    @Test("the catalog tab says so when no catalog is configured")
+    @Test("the catalog tab says so when no catalog is configured; the dialog fits a phone's width")
     func catalogTabWithoutCatalog() async throws {
         try await withAdminServer { a in
             let token = try #require(a.token)
-            let browser = try HeadlessBrowser(url: a.base + "/?token=\(token)")
+            let browser = try HeadlessBrowser(url: a.base + "/?token=\(token)", width: 390, height: 844)
             defer { browser.close() }
             #expect(try browser.wait(20, "document.body.dataset.ready === 'true'"))
             _ = try browser.eval("document.querySelector('[data-testid=add-agent-open]').click()")
@@ -110,6 +115,14 @@ struct AddAgentBrowserTests {
                 try browser.wait(10, "document.getElementById('add-catalog-status').dataset.kind === 'error'"), "the catalog cannot be read")
             let text = try browser.eval("document.getElementById('add-catalog-status').textContent")?.stringValue ?? ""
             #expect(text.contains("AGENTRY_CATALOG"), "it says how to configure one: \(text)")
+            let dialog = "document.getElementById('add-agent')"
+            #expect(
+                try browser.eval("\(dialog).getBoundingClientRect().right <= window.innerWidth && \(dialog).scrollWidth <= \(dialog).clientWidth + 1")
+                    == .bool(true), "no sideways scroll at 390 px")
+            _ = try browser.eval("document.querySelector('[data-testid=add-tab-yaml]').click()")
+            #expect(
+                try browser.eval("document.getElementById('add-yaml').getBoundingClientRect().right <= window.innerWidth") == .bool(true))
+            _ = try browser.send("shot \(StatusPageBrowserTests.artifacts.appendingPathComponent("add-agent-phone.png").path)")
         }
     }
 
