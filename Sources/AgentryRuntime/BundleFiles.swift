@@ -2,8 +2,6 @@ import AgentryBundles
 import Foundation
 
 #if canImport(Glibc)
-// With AgentryBundles importing AsyncHTTPClient publicly, `stat` resolves to CoreFoundation's copy of the header.
-import CoreFoundation
 import Glibc
 #endif
 
@@ -194,6 +192,8 @@ struct BundleFiles {
 
     /// What is at `path`, without following a link.
     static func kind(_ path: String) -> Kind {
+        // `Glibc.` because with AgentryBundles importing AsyncHTTPClient publicly, a bare `stat` resolves to
+        // CoreFoundation's copy of the header, which MemberImportVisibility refuses.
         var info = Glibc.stat()
         guard lstat(path, &info) == 0 else { return .missing }
         switch info.st_mode & S_IFMT {

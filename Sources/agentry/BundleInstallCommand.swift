@@ -68,7 +68,12 @@ struct BundleInstallCommand: AsyncParsableCommand {
     @OptionGroup var options: GlobalOptions
     @OptionGroup var bundle: BundleOptions
 
-    @Argument(help: "A .agentry file, or an http(s) URL of one.")
+    @OptionGroup var location: CatalogLocationOptions
+
+    @Argument(
+        help:
+            "A .agentry file, an http(s) URL of one, or ID[@VERSION] of a bundle in the catalog (--catalog, AGENTRY_CATALOG), which installs the subagents it needs too."
+    )
     var source: String
 
     @Flag(help: "Publish the bundle's agents once installed.")
@@ -81,6 +86,23 @@ struct BundleInstallCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
+        if let (id, version) = Self.catalogReference(source) {
+            let catalog = try location.catalog()
+            let options = BundleInstaller.Options(publish: publish, allowUnsigned: allowUnsigned, installedBy: cliCaller())
+            let installation = try await withInstaller(self.options, bundle) { installer in
+                try await installer.install(id, version: version, from: catalog, index: try await catalog.index(), options: options)
+            }
+            if json {
+                printJSON(installation.jsonValue)
+            } else {
+                for report in installation.reports { report.lines.forEach { print($0) } }
+                for met in installation.plan.alreadyInstalled {
+                    print("\(met.agent) \(met.version) is registered already: \(met.requirements.map(\.description).joined(separator: ", "))")
+                }
+                print(installation.message)
+            }
+            return
+        }
         let archive: BundleArchive
         do {
             archive = try BundleArchive(data: try await BundleSource.read(source))
@@ -176,5 +198,18 @@ struct BundleUninstallCommand: AsyncParsableCommand {
         let (id, version) = (id, version)
         let report = try await withInstaller(options, bundle) { installer in try await installer.uninstall(bundleID: id, version: version) }
         if json { printJSON(report.jsonValue) } else { report.lines.forEach { print($0) } }
+    }
+}
+
+extension BundleInstallCommand {
+    /// `ID` or `ID@VERSION` when `source` names a catalog's bundle rather than a file or a URL: no such file, no
+    /// `/`, not ending in `.agentry`, and an id of lowercase letters, digits and `-`.
+    static func catalogReference(_ source: String) -> (id: String, version: String?)? {
+        guard !source.contains("/"), !source.hasSuffix(".agentry"), !FileManager.default.fileExists(atPath: source) else {
+            return nil
+        }
+        let parts = source.split(separator: "@", maxSplits: 1).map(String.init)
+        guard let id = parts.first, BundleID.isValid(id) else { return nil }
+        return (id, parts.count > 1 ? parts[1] : nil)
     }
 }
