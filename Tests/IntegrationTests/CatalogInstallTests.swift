@@ -19,10 +19,10 @@ struct CatalogInstallTests {
             ]
             let result = try h.cli(["bundle", "install", "screen-triage", "--publish"], environment: environment)
             #expect(result.status == 0, "\(result.output)")
-            #expect(result.output.contains("Installed screen-triage 1.0.0 and 1 dependency (lab-rebooter 1.0.0)"), "\(result.output)")
+            #expect(result.output.contains("Installed screen-triage 1.1.0 and 1 dependency (lab-rebooter 1.0.0)"), "\(result.output)")
             let published = try await h.agents.states().filter { $0.activeVersion != nil }.map(\.agentID).sorted()
             #expect(published == ["lab-rebooter", "screen-triage"])
-            #expect(FileManager.default.isExecutableFile(atPath: h.bundlesDirectory + "/screen-triage/1.0.0/handlers/triage.sh"))
+            #expect(FileManager.default.isExecutableFile(atPath: h.bundlesDirectory + "/screen-triage/1.1.0/handlers/triage.sh"))
 
             // Again: nothing changes, and it says so.
             let again = try h.cli(["bundle", "install", "screen-triage"], environment: environment)
