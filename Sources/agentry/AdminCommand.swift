@@ -29,6 +29,13 @@ struct AdminOptions: ParsableArguments {
         name: .customLong("admin-tls-key"), help: ArgumentHelp("The PEM private key of --admin-tls-cert (AGENTRY_ADMIN_TLS_KEY).", valueName: "FILE"))
     var tlsKey: String?
 
+    @Option(
+        name: .customLong("catalog"),
+        help: ArgumentHelp(
+            "The catalog of bundles the status page's + Add Agent and /api/catalog offer: a directory or an http(s) URL holding index.json (AGENTRY_CATALOG).",
+            valueName: "DIR|URL"))
+    var catalog: String?
+
     func resolve(_ configuration: AgentryConfiguration) throws -> AdminConfiguration {
         let environment = ProcessInfo.processInfo.environment
         let hosts =
@@ -53,7 +60,7 @@ struct AdminOptions: ParsableArguments {
             tls: certificate.map { AdminConfiguration.TLSFiles(certificateChain: $0, privateKey: key ?? "") })
         do {
             admin.namedTokens = try AdminConfiguration.namedTokens(from: environment["AGENTRY_ADMIN_TOKENS"] ?? "")
-            admin.catalog = environment["AGENTRY_CATALOG"].flatMap { $0.isEmpty ? nil : $0 }
+            admin.catalog = (catalog ?? environment["AGENTRY_CATALOG"]).flatMap { $0.isEmpty ? nil : $0 }
             try admin.validate()
         } catch {
             throw ValidationError("\(error)")
@@ -83,9 +90,11 @@ extension Agentry {
 
         @OptionGroup var options: GlobalOptions
         @OptionGroup var admin: AdminOptions
+        @OptionGroup var bundle: BundleOptions
 
         func run() async throws {
             let configuration = try options.resolve()
+            let bundles = bundle.settings(configuration)
             let logger = try options.logger("agentry.admin")
             let adminConfiguration = try admin.resolve(configuration)
             do {
@@ -102,7 +111,7 @@ extension Agentry {
                     dependencies: AdminDependencies(
                         database: database, connection: connection, bus: bus, topology: topology,
                         expectedSchemaVersion: expected, logger: logger, budgetCalendar: configuration.budgetCalendar,
-                        bundles: configuration.bundles),
+                        bundles: bundles),
                     managementURL: AdminOptions.managementURL(configuration), logger: logger)
                 // People's holds outlive the requests that ask for them: this endpoint keeps them too when it leads.
                 let keeper = HoldKeeperService(

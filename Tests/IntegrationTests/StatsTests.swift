@@ -1,3 +1,4 @@
+import AMQP
 import AgentryBus
 import AgentryCore
 import AgentryRuntime
@@ -50,6 +51,12 @@ struct StatsTests {
             // Wait for the worker to be up (its agent.started is logged), so that what it logs on start is counted before.
             #expect(
                 try await TestEnvironment.eventually(timeout: .seconds(20)) { try await a.worker.store.instances().contains { $0.agentID == id } })
+            // Events earlier tests published on the shared vhost while no event log service ran wait in agentry.event-log;
+            // this worker logs them now, with their own (recent) times: let it finish before the first reading.
+            #expect(
+                try await TestEnvironment.eventually(timeout: .seconds(30)) {
+                    try await a.worker.connection.queueStatus("agentry.event-log").messageCount == 0
+                })
             let before = try await a.request(.GET, path).json
             #expect(before?[path: "step_seconds"]?.intValue == 10 && before?[path: "points"]?.intValue == 30, "\(String(describing: before))")
             let started = Date()
