@@ -74,8 +74,8 @@ struct TestBundle {
     }
 }
 
-/// What a bundle test needs: an installer on its own fresh database (and the shared test vhost), a bundles directory of
-/// its own, a signing key and a trusted keys file listing it.
+/// What a bundle test needs: an installer on its own fresh database and vhost (so that its events never reach the
+/// shared test database's event log), a bundles directory of its own, a signing key and a trusted keys file listing it.
 struct BundleHarness: Sendable {
     let installer: BundleInstaller
     let registry: AgentRegistry
@@ -85,13 +85,18 @@ struct BundleHarness: Sendable {
     let runtime: RuntimeStore
     /// The fresh database's URL, for the CLI and workers.
     let databaseURL: String
+    /// The vhost's URL, for the CLI and workers.
+    let amqpURL: String
     let bundlesDirectory: String
     let trustedKeysFile: String
     let key: BundleSigningKey
 
     /// The environment of an `agentry` process (CLI or worker) on this harness's database and bundles directory.
     var environment: [String: String] {
-        ["AGENTRY_DATABASE_URL": databaseURL, "AGENTRY_BUNDLES_DIR": bundlesDirectory, "AGENTRY_TRUSTED_KEYS": trustedKeysFile]
+        [
+            "AGENTRY_DATABASE_URL": databaseURL, "AGENTRY_AMQP_URL": amqpURL, "AGENTRY_BUNDLES_DIR": bundlesDirectory,
+            "AGENTRY_TRUSTED_KEYS": trustedKeysFile,
+        ]
     }
 
     /// Every regular file under the bundles directory, relative to it.
@@ -124,7 +129,11 @@ struct BundleHarness: Sendable {
 func withBundleHarness(_ body: @Sendable (BundleHarness) async throws -> Void) async throws {
     try await TestEnvironment.withFreshDatabase("bundles") { database, url in
         let logger = TestEnvironment.logger
-        let connection = try await TestEnvironment.connect()
+        let vhost = try TestEnvironment.makeVhost()
+        defer { TestEnvironment.deleteVhost(vhost) }
+        let amqp = TestEnvironment.configuration.amqp
+        let amqpURL = "amqp://\(amqp.user):\(amqp.password)@\(amqp.host):\(amqp.port)/\(vhost)"
+        let connection = try await TestEnvironment.connect(vhost: vhost)
         let topology = try TestEnvironment.topology()
         _ = try await topology.apply(on: connection)
         let base = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("agentry-bundles-")).path
@@ -142,7 +151,8 @@ func withBundleHarness(_ body: @Sendable (BundleHarness) async throws -> Void) a
             try await body(
                 BundleHarness(
                     installer: installer, registry: registry, agents: agents, bus: bus, connection: connection,
-                    runtime: RuntimeStore(database: database, logger: logger), databaseURL: url, bundlesDirectory: directory,
+                    runtime: RuntimeStore(database: database, logger: logger), databaseURL: url, amqpURL: amqpURL,
+                    bundlesDirectory: directory,
                     trustedKeysFile: trusted, key: key))
         } catch {
             await connection.close()
