@@ -6,29 +6,38 @@ import Glibc
 
 /// Writing and reading files whose mode matters: keys and bundles.
 public enum BundleFile {
-    /// Writes `data` to `path` through a temporary file created with `mode` (never readable by others, even for a
-    /// moment, when `mode` says so) and renamed into place.
+    /// Writes `data` to `path` through a temporary file in the same directory, created 0600 without following a
+    /// link, given `mode`, synced and renamed into place: a reader never sees half a file, and a private key is never
+    /// readable by others, even for a moment.
     public static func write(_ data: Data, to path: String, mode: Int) throws(BundleError) {
-        let temporary = "\(path).tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode))
-        guard fd >= 0 else { throw BundleError(.install, "cannot write '\(path)': \(String(cString: strerror(errno)))") }
-        let written = data.withUnsafeBytes { bytes in
+        let directory = (path as NSString).deletingLastPathComponent
+        let temporary = (directory.isEmpty ? "." : directory) + "/.agentry-\(UUID().uuidString.prefix(12)).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw BundleError(.install, "cannot write '\(temporary)': \(errnoText())") }
+        var failure: String?
+        data.withUnsafeBytes { buffer in
             var offset = 0
-            while offset < bytes.count, let base = bytes.baseAddress {
-                let n = Glibc.write(fd, base + offset, bytes.count - offset)
-                if n <= 0 { return false }
+            while offset < buffer.count, let base = buffer.baseAddress {
+                let n = Glibc.write(fd, base + offset, buffer.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errnoText()
+                    return
+                }
                 offset += n
             }
-            return true
         }
-        fchmod(fd, mode_t(mode))
+        if failure == nil, fchmod(fd, mode_t(mode)) != 0 { failure = errnoText() }
+        if failure == nil, fsync(fd) != 0 { failure = errnoText() }
         close(fd)
-        guard written, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
+        if failure == nil, rename(temporary, path) != 0 { failure = errnoText() }
+        if let failure {
             unlink(temporary)
-            throw BundleError(.install, "cannot write '\(path)': \(reason)")
+            throw BundleError(.install, "cannot write '\(path)': \(failure)")
         }
     }
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
 
     /// The mode bits of `path` (`0o777` part), or nil when it cannot be read.
     public static func mode(_ path: String) -> Int? {

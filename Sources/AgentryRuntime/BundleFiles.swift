@@ -72,7 +72,7 @@ struct BundleFiles {
                 chmod(target, mode)
                 placement.kept += 1
             } else {
-                try write(file.bytes, to: target, in: current, mode: mode)
+                try BundleFile.write(file.bytes, to: target, mode: Int(mode))
                 placement.written += 1
             }
             guard let real = Self.realPath(target), real.hasPrefix(versionDirectory + "/") else {
@@ -159,33 +159,6 @@ struct BundleFiles {
             }
         }
         return parts
-    }
-
-    private func write(_ bytes: Data, to target: String, in directory: String, mode: mode_t) throws(BundleError) {
-        let temporary = "\(directory)/.agentry-\(UUID().uuidString.prefix(12)).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw BundleError(.install, "cannot write '\(temporary)': \(Self.errnoText())") }
-        var failure: String?
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = Self.errnoText()
-                    return
-                }
-                offset += n
-            }
-        }
-        if failure == nil, fchmod(fd, mode) != 0 { failure = Self.errnoText() }
-        if failure == nil, fsync(fd) != 0 { failure = Self.errnoText() }
-        close(fd)
-        if failure == nil, rename(temporary, target) != 0 { failure = Self.errnoText() }
-        if let failure {
-            unlink(temporary)
-            throw BundleError(.install, "cannot write '\(target)': \(failure)")
-        }
     }
 
     enum Kind { case missing, link, directory, file, other }
