@@ -101,13 +101,16 @@ public final class HoldKeeper: Sendable {
     /// ran out, and gives back what was given back or withdrawn.
     func sweep() async {
         let live: [LockHoldRecord]
+        // PostgreSQL's time, not this host's: a keeper whose clock runs minutes ahead must not end people's holds
+        // early, nor one whose clock runs behind keep them late.
+        let now: Date
         do {
             live = try await store.live()
+            now = try await store.databaseNow()
         } catch {
             logger.warning("cannot read people's holds", metadata: ["error": "\(error)"])
             return
         }
-        let now = Date()
         let liveIDs = Set(live.map(\.id))
         for record in live where work.withLockedValue({ $0[record.id] }) == nil {
             switch record.state {
@@ -117,7 +120,7 @@ public final class HoldKeeper: Sendable {
             case .held where (record.holdUntil ?? now) <= now:
                 _ = try? await store.end(record.id, .expired, message: "its time ran out", from: [.held], freed: true)
             default:
-                take(record)
+                take(record, now: now)
             }
         }
         // Given back, withdrawn or ended by someone else: let go.
@@ -136,8 +139,7 @@ public final class HoldKeeper: Sendable {
 
     /// Starts taking `record`'s resource for its owner: a new request, or a hold this keeper does not hold (its keeper
     /// stopped, or its session was lost).
-    private func take(_ record: LockHoldRecord) {
-        let now = Date()
+    private func take(_ record: LockHoldRecord, now: Date) {
         let again = record.state == .held
         // Held already: it lasts until its hold_until and may wait for it; requested: it lasts its hold_for, and may
         // wait until its wait_until.

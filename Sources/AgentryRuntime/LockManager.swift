@@ -191,7 +191,6 @@ public final class LockManager: Sendable {
         defer { _ = state.withLockedValue { $0.waiters.removeValue(forKey: requestID) } }
         let started = ContinuousClock.now
         let deadline = wait.map { started + $0 }
-        let waitUntil = wait.map { Date().addingTimeInterval($0.inSeconds) }
         var queued = false
         do {
             while true {
@@ -199,11 +198,15 @@ public final class LockManager: Sendable {
                 guard !isShutDown else { throw LockError(.shutDown, "the lock manager is shutting down") }
                 let session = try await checkout()
                 let rows: [LockStore.AcquireRow]
+                // Before the request leaves: PostgreSQL grants at a later instant, so `sent + hold` is never later
+                // than the expiry it records, whatever this host's wall clock says.
+                let sent = ContinuousClock.now
                 do {
                     rows = try await session.acquire(
                         .init(
-                            requestID: requestID, resources: keys, owner: owner, priority: priority, hold: hold, waitUntil: waitUntil,
-                            waiterPID: waiterPID, workerID: workerID, runID: runID, takebackGrace: options.takebackGrace),
+                            requestID: requestID, resources: keys, owner: owner, priority: priority, hold: hold,
+                            waitFor: deadline.map { $0 - sent }, waiterPID: waiterPID, workerID: workerID, runID: runID,
+                            takebackGrace: options.takebackGrace),
                         logger: logger)
                 } catch {
                     session.close()
@@ -214,7 +217,7 @@ public final class LockManager: Sendable {
                     if queued { await recordWait(requestID, keys, owner, priority, runID, "acquired", since: started) }
                     return grant(
                         rows, requestID: requestID, owner: owner, priority: priority, runID: runID, session: session,
-                        cause: cause, onLoss: onLoss)
+                        expiry: sent + hold, cause: cause, onLoss: onLoss)
                 }
                 sessions.checkin(session)
                 let blocked = rows.filter { !$0.granted }
@@ -311,9 +314,13 @@ public final class LockManager: Sendable {
 
     // MARK: Internals
 
+    /// Records a granted hold and starts its expiry timer. `expiry` is on this process's monotonic clock: the rows'
+    /// `expires_at` is PostgreSQL's wall-clock time, and comparing it with this host's wall clock would let a host
+    /// whose clock runs ahead stop every task at once, and one whose clock runs behind go on after waiters took the
+    /// resource back.
     private func grant(
         _ rows: [LockStore.AcquireRow], requestID: UUID, owner: LockOwner, priority: Priority, runID: UUID?,
-        session: LockSession, cause: Event?, onLoss: @escaping @Sendable (LockLoss) -> Void
+        session: LockSession, expiry: ContinuousClock.Instant, cause: Event?, onLoss: @escaping @Sendable (LockLoss) -> Void
     ) -> LockHold {
         let acquiredAt = rows.compactMap(\.acquiredAt).min() ?? Date()
         let expiresAt = rows.compactMap(\.expiresAt).min() ?? Date()
@@ -337,10 +344,9 @@ public final class LockManager: Sendable {
                     "worker_id": workerID.map { .string($0) } ?? .null,
                 ])
         }
-        let delay = expiresAt.timeIntervalSinceNow
         hold.expiry.withLockedValue {
             $0 = Task { [weak hold] in
-                try? await Task.sleep(for: .milliseconds(Int64(max(0, delay) * 1000)))
+                try? await Task.sleep(until: expiry, clock: .continuous)
                 guard !Task.isCancelled, let hold else { return }
                 await self.expire(hold)
             }

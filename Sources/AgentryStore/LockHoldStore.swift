@@ -115,6 +115,18 @@ public struct LockHoldStore: Sendable {
         try await select("h.state IN ('requested', 'held')", binds: { _ in }, order: "h.requested_at", limit: 10_000)
     }
 
+    /// PostgreSQL's clock: the instants in `lock_holds` (`wait_until`, `hold_until`) are its own, so whoever compares
+    /// with them asks it for the time rather than trusting a host clock that may be minutes off.
+    public func databaseNow() async throws -> Date {
+        do {
+            let rows = try await database.query("SELECT now()", logger: logger)
+            for try await (now) in rows.decode(Date.self) { return now }
+        } catch {
+            throw StoreError(.query, "cannot read PostgreSQL's clock", cause: error)
+        }
+        throw StoreError(.query, "cannot read PostgreSQL's clock: no row")
+    }
+
     /// The latest holds, live or ended, newest first (`live`: only those still asked for or held).
     public func list(liveOnly: Bool = false, resource: ResourceKey? = nil, limit: Int = 100) async throws -> [LockHoldRecord] {
         var conditions = [liveOnly ? "h.state IN ('requested', 'held')" : "true"]

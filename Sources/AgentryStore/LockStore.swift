@@ -104,8 +104,10 @@ public struct LockStore: Sendable {
         public var owner: LockOwner
         public var priority: Priority
         public var hold: Duration
-        /// Queue the request when it cannot be served now (nil: only try).
-        public var waitUntil: Date?
+        /// Queue the request when it cannot be served now, for at most this long from now (nil: only try). A duration,
+        /// not an instant: PostgreSQL adds it to its own clock, so a requester whose clock is off by minutes neither
+        /// looks abandoned to the other waiters nor stays queued minutes too long.
+        public var waitFor: Duration?
         public var waiterPID: Int
         public var workerID: String?
         public var runID: UUID?
@@ -113,14 +115,14 @@ public struct LockStore: Sendable {
 
         public init(
             requestID: UUID, resources: [ResourceKey], owner: LockOwner, priority: Priority, hold: Duration,
-            waitUntil: Date?, waiterPID: Int, workerID: String?, runID: UUID?, takebackGrace: Duration
+            waitFor: Duration?, waiterPID: Int, workerID: String?, runID: UUID?, takebackGrace: Duration
         ) {
             self.requestID = requestID
             self.resources = resources
             self.owner = owner
             self.priority = priority
             self.hold = hold
-            self.waitUntil = waitUntil
+            self.waitFor = waitFor
             self.waiterPID = waiterPID
             self.workerID = workerID
             self.runID = runID
@@ -134,7 +136,7 @@ public struct LockStore: Sendable {
         static let name = "agentry_lock_acquire"
         static let sql = """
             SELECT o_type, o_id, o_granted, o_token, o_acquired, o_expires, o_position, o_holder, o_holder_expires, o_taken_back
-            FROM agentry_lock_acquire($1, $2, $3, $4, $5, $6, $7::integer, $8::interval, $9::timestamptz, $10::integer,
+            FROM agentry_lock_acquire($1, $2, $3, $4, $5, $6, $7::integer, $8::interval, now() + $9::text::interval, $10::integer,
                                       $11::text, $12::uuid, $13::interval)
             """
         typealias Row = AcquireRow
@@ -150,7 +152,9 @@ public struct LockStore: Sendable {
             bindings.append(request.owner.kind.rawValue)
             bindings.append(request.priority.rawValue)
             bindings.append(LockStore.interval(request.hold))
-            bindings.append(request.waitUntil)
+            // Text, cast in the SQL: a NULL bound first (a request that only tries) would otherwise fix the prepared
+            // parameter's type as interval, which the text of a later request cannot be read as.
+            bindings.append(request.waitFor.map { LockStore.interval(max($0, .zero)) })
             bindings.append(request.waiterPID)
             bindings.append(request.workerID)
             bindings.append(request.runID)

@@ -47,7 +47,7 @@ struct LockBench {
             _ = try await session.acquire(
                 .init(
                     requestID: id, resources: [resource], owner: .system("bench"), priority: .normal, hold: .seconds(60),
-                    waitUntil: nil, waiterPID: 0, workerID: nil, runID: nil, takebackGrace: .seconds(5)),
+                    waitFor: nil, waiterPID: 0, workerID: nil, runID: nil, takebackGrace: .seconds(5)),
                 logger: logger)
             try await session.release([resource], logger: logger)
             pairs += 1

@@ -166,7 +166,7 @@ struct LockTests {
             let rows = try await LockStore.acquire(
                 .init(
                     requestID: UUID(), resources: [resource], owner: .agent("hung"), priority: .normal,
-                    hold: .milliseconds(500), waitUntil: nil, waiterPID: 0, workerID: nil, runID: nil,
+                    hold: .milliseconds(500), waitFor: nil, waiterPID: 0, workerID: nil, runID: nil,
                     takebackGrace: .seconds(5)), on: hung, logger: TestEnvironment.logger)
             #expect(rows.map(\.granted) == [true])
             let started = ContinuousClock.now
