@@ -36,6 +36,7 @@ extension Migration {
         ("0031_worker_rss.sql", PackageResources._031_worker_rss_sql),
         ("0032_lock_holds.sql", PackageResources._032_lock_holds_sql),
         ("0033_bundles.sql", PackageResources._033_bundles_sql),
+        ("0034_one_running_run.sql", PackageResources._034_one_running_run_sql),
     ]
 
     /// The migrations this binary was built with, in version order.

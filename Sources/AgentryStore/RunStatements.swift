@@ -65,19 +65,23 @@ struct ClaimStatement: PostgresPreparedStatement {
             SELECT w.*, f.slots[w.n::int4] AS slot
             FROM wanting w, free f
             WHERE w.n <= cardinality(f.slots)
-        ), taken AS (
-            UPDATE agent_slots s SET run_id = p.run_id, worker_id = $12::text, taken_at = now()
-            FROM pairs p WHERE s.agent_id = $9::text AND s.slot = p.slot
-            RETURNING p.run_id
         ), inserted AS (
+            -- One running run per agent and event (task_runs_one_running): a claim of the same event by another
+            -- worker at this instant makes this insert wait for it and then do nothing; this claim takes no slot and
+            -- finds that run on its next try.
             INSERT INTO task_runs (run_id, agent_id, agent_version, event_id, event_type, priority, worker_id, instance_id,
                                    attempt, state, event_at, received_at, started_at)
             SELECT p.run_id, $9::text, p.version, p.event_id, p.event_type, p.priority, $12::text, $13::uuid,
                    p.attempt, 'running', CASE WHEN p.event_at = 0 THEN NULL ELSE to_timestamp(p.event_at) END,
                    CASE WHEN p.received_at = 0 THEN NULL ELSE to_timestamp(p.received_at) END, clock_timestamp()
-            FROM pairs p WHERE p.run_id IN (SELECT run_id FROM taken)
+            FROM pairs p
             ORDER BY p.ord
+            ON CONFLICT (agent_id, event_id) WHERE state = 'running' DO NOTHING
             RETURNING run_id
+        ), taken AS (
+            UPDATE agent_slots s SET run_id = p.run_id, worker_id = $12::text, taken_at = now()
+            FROM pairs p WHERE s.agent_id = $9::text AND s.slot = p.slot AND p.run_id IN (SELECT run_id FROM inserted)
+            RETURNING p.run_id
         ), announced AS (
             \(EventColumns.insertAnnouncements(firstParameter: 15, ofRunsIn: "inserted"))
         )
