@@ -1,6 +1,7 @@
 import AMQP
 import AgentryRuntime
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Testing
@@ -78,8 +79,9 @@ struct FailoverTests {
                 await node2.stop()
             }
         }
+        let logs = LogCapture()
         let connection = AMQPConnection(
-            configuration: Self.configuration([node1.endpoint, node2.endpoint], vhost: vhost), logger: TestEnvironment.logger)
+            configuration: Self.configuration([node1.endpoint, node2.endpoint], vhost: vhost), logger: logs.logger(level: .info))
         try await connection.connect(keepTrying: true)
         defer { Task { await connection.close() } }
 
@@ -123,6 +125,8 @@ struct FailoverTests {
             moved,
             "both connections on node 2: \(String(describing: connection.connectedEndpoint)), \(String(describing: connection.publishingEndpoint))")
         #expect(node2.openConnections == 2)
+        let restored = logs.entries("AMQP connection restored").map { $0.metadata["amqp.server"] }
+        #expect(restored.count == 2 && restored.allSatisfy { $0 == "\(node2.endpoint)" }, "the log names the new node: \(restored)")
         #expect(connection.reconnectCount >= 2, "the consuming and the publishing connection each reconnected")
 
         let after = (0..<200).map { "after-\($0)" }
@@ -160,5 +164,36 @@ struct FailoverTests {
         try TestEnvironment.rabbitmqctl("close_all_connections", "-p", vhost, "agentry test: rotation")
         #expect(try await TestEnvironment.eventually { connection.connectedEndpoint == node1.endpoint })
         #expect(connection.reconnectCount == 2)
+    }
+
+    @Test(
+        "on reconnecting, a declaration the broker now refuses for good (other arguments, 406) is logged and dropped, and the connection comes back")
+    func conflictingDeclarationDropped() async throws {
+        let vhost = try TestEnvironment.makeVhost()
+        defer { TestEnvironment.deleteVhost(vhost) }
+        let logs = LogCapture()
+        var amqp = Self.configuration([Self.broker], vhost: vhost)
+        amqp.options.separatePublishing = false
+        let connection = AMQPConnection(configuration: amqp, logger: logs.logger(level: .info))
+        try await connection.connect(keepTrying: true)
+        defer { Task { await connection.close() } }
+        try await connection.declare(QueueDeclaration(name: "agentry.test.conflict", durable: true, arguments: ["x-max-priority": 4]))
+        try await connection.declare(QueueDeclaration(name: "agentry.test.kept", durable: true))
+
+        // Someone else replaces the queue with other arguments while this connection is down.
+        let other = try await TestEnvironment.connect(vhost: vhost)
+        try await other.deleteQueue("agentry.test.conflict")
+        try await other.declare(QueueDeclaration(name: "agentry.test.conflict", durable: true, arguments: ["x-max-priority": 10]))
+        await other.close()
+        try TestEnvironment.rabbitmqctl("close_all_connections", "-p", vhost, "agentry test: conflicting declaration")
+
+        #expect(try await TestEnvironment.eventually { connection.reconnectCount == 1 && connection.isConnected })
+        let dropped = logs.entries("cannot restore a declaration after reconnecting; dropping it")
+        #expect(dropped.count == 1 && dropped.first?.metadata["error"]?.contains("406") == true, "\(dropped.map(\.metadata))")
+        #expect(try await connection.queueExists("agentry.test.kept"))
+        // Dropped for good: the next reconnect does not declare it again.
+        try TestEnvironment.rabbitmqctl("close_all_connections", "-p", vhost, "agentry test: conflicting declaration")
+        #expect(try await TestEnvironment.eventually { connection.reconnectCount == 2 && connection.isConnected })
+        #expect(logs.entries("cannot restore a declaration after reconnecting; dropping it").count == 1)
     }
 }
