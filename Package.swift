@@ -202,6 +202,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The AMQP client's pure decisions (URL lists, endpoint rotation), without a broker.
+        .testTarget(
+            name: "AMQPTests",
+            dependencies: ["AMQP"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "AgentryCoreTests",
             dependencies: ["AgentryCore"],
@@ -213,6 +219,7 @@ let package = Package(
         .testTarget(
             name: "AgentryRuntimeTests",
             dependencies: [
+                "AMQP",
                 "AgentryCore",
                 "AgentryRuntime",
                 "AgentryStore",

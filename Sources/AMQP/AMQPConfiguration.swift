@@ -45,8 +45,40 @@ public struct AMQPConfiguration: Sendable, Equatable {
         public init() {}
     }
 
-    public var host: String
-    public var port: Int
+    /// One broker node: a host and a port.
+    public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// `host:port`, with an IPv6 address in brackets.
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    /// The broker nodes to connect to, in order: a connection tries the next one when an attempt fails, and starts
+    /// with the one after its own when it loses its connection (a node of a cluster went away). Never empty.
+    public var endpoints: [Endpoint] {
+        get { storedEndpoints }
+        set {
+            precondition(!newValue.isEmpty, "an AMQP configuration needs at least one endpoint")
+            storedEndpoints = newValue
+        }
+    }
+    private var storedEndpoints: [Endpoint]
+    /// The first endpoint's host.
+    public var host: String {
+        get { storedEndpoints[0].host }
+        set { storedEndpoints[0].host = newValue }
+    }
+    /// The first endpoint's port.
+    public var port: Int {
+        get { storedEndpoints[0].port }
+        set { storedEndpoints[0].port = newValue }
+    }
     public var virtualHost: String
     public var user: String
     public var password: String
@@ -58,8 +90,7 @@ public struct AMQPConfiguration: Sendable, Equatable {
         host: String = "localhost", port: Int = 5672, virtualHost: String = "/", user: String = "guest",
         password: String = "guest", tls: TLS? = nil, options: Options = Options()
     ) {
-        self.host = host
-        self.port = port
+        self.storedEndpoints = [Endpoint(host: host, port: port)]
         self.virtualHost = virtualHost
         self.user = user
         self.password = password
@@ -70,7 +101,49 @@ public struct AMQPConfiguration: Sendable, Equatable {
     /// Parses an `amqp://user:pass@host:port/vhost?heartbeat=30&connection_timeout=10000` URL
     /// (RabbitMQ's URI spec: the vhost is percent-decoded, `/%2f` and an empty path both mean `/`).
     /// `amqps://` enables TLS; `cacertfile`, `certfile`, `keyfile` and `verify=verify_none` tune it.
+    ///
+    /// A comma-separated list of such URLs names the nodes of a cluster (``endpoints``, in the list's order):
+    /// `amqp://u:p@node1:5672/v,amqp://u:p@node2:5672/v`. Every URL of a list must name the same scheme, user,
+    /// password, vhost and parameters; only the host and port may differ.
     public init(url: String) throws {
+        let urls = Self.splitList(url)
+        guard let first = urls.first else {
+            throw AMQPError(.invalidURL, "no URL given; expected amqp://user:password@host:port/vhost")
+        }
+        self = try Self(single: first)
+        for other in urls.dropFirst() {
+            let next = try Self(single: other)
+            let sameScheme = (tls == nil) == (next.tls == nil)
+            let differences = [
+                ("scheme", !sameScheme), ("user", user != next.user), ("password", password != next.password),
+                ("vhost", virtualHost != next.virtualHost), ("parameters", options != next.options || (sameScheme && tls != next.tls)),
+            ].filter { $0.1 }.map { $0.0 }
+            guard differences.isEmpty else {
+                throw AMQPError(
+                    .invalidURL,
+                    "'\(Self.redact(other))' differs from '\(Self.redact(first))' in its \(differences.joined(separator: ", ")): "
+                        + "the URLs of a list must name the same scheme, user, password, vhost and parameters (only host and port may differ)")
+            }
+            guard !endpoints.contains(next.endpoints[0]) else {
+                throw AMQPError(.invalidURL, "the URL list names \(next.endpoints[0]) twice")
+            }
+            storedEndpoints.append(next.endpoints[0])
+        }
+    }
+
+    /// The URLs of a comma-separated list, without the whitespace around them; an empty element is kept (as ""), for
+    /// the parser to refuse.
+    public static func splitList(_ list: String) -> [String] {
+        let trimmed = list.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { return [] }
+        return trimmed.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+
+    /// Parses one URL of a list.
+    private init(single url: String) throws {
+        guard !url.isEmpty else {
+            throw AMQPError(.invalidURL, "the URL list has an empty element (a stray comma?)")
+        }
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased() else {
             throw AMQPError(.invalidURL, "'\(Self.redact(url))' is not a URL; expected amqp://user:password@host:port/vhost")
         }
@@ -79,8 +152,9 @@ public struct AMQPConfiguration: Sendable, Equatable {
         }
         let secure = scheme == "amqps"
         self.init()
-        self.host = components.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
-        self.port = components.port ?? (secure ? 5671 : 5672)
+        let host = components.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
+        let port = components.port ?? (secure ? 5671 : 5672)
+        self.storedEndpoints = [Endpoint(host: host, port: port)]
         guard (1...65535).contains(port) else {
             throw AMQPError(.invalidURL, "port \(port) in '\(Self.redact(url))' is out of range 1…65535")
         }
@@ -134,10 +208,16 @@ public struct AMQPConfiguration: Sendable, Equatable {
         virtualHost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? virtualHost
     }
 
-    /// The URL without its password, for logs and messages.
+    /// The URL (a comma-separated list when there are several endpoints) without its password, for logs and
+    /// messages.
     public var redactedURL: String {
+        endpoints.map { redactedURL(for: $0) }.joined(separator: ",")
+    }
+
+    /// The URL of one endpoint without its password.
+    public func redactedURL(for endpoint: Endpoint) -> String {
         let scheme = tls == nil ? "amqp" : "amqps"
-        return "\(scheme)://\(user)@\(host):\(port)/\(virtualHostPathSegment)"
+        return "\(scheme)://\(user)@\(endpoint)/\(virtualHostPathSegment)"
     }
 
     /// The URL with its password replaced by `***`; a URL that does not parse loses everything between `://` and

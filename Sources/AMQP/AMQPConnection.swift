@@ -9,6 +9,9 @@ import NIOConcurrencyHelpers
 /// outcome. After a lost connection the thread reconnects with backoff and restores, by itself, what was declared
 /// through it, its channels (with confirm mode and prefetch) and its consumers; publishes that were waiting for a
 /// confirm fail with ``AMQPError/Code-swift.struct/connectionLost`` so that no message is silently forgotten.
+/// With several ``AMQPConfiguration/endpoints`` (the nodes of a cluster), a failed attempt moves on to the next
+/// endpoint at once and a lost connection reconnects starting with the one after it; it backs off only when every
+/// endpoint failed in a round (``connectedEndpoint`` says where it is).
 ///
 /// Publishing channels (``openChannel(confirms:)``) live on a second connection of their own, opened with the first
 /// of them (unless ``AMQPConfiguration/Options/separatePublishing`` is off): RabbitMQ, under a memory or disk alarm,
@@ -29,7 +32,7 @@ public final class AMQPConnection: Sendable {
     public init(configuration: AMQPConfiguration, logger: Logger) {
         self.configuration = configuration
         var logger = logger
-        logger[metadataKey: "amqp.server"] = "\(configuration.host):\(configuration.port)"
+        logger[metadataKey: "amqp.server"] = "\(configuration.endpoints.map(\.description).joined(separator: ","))"
         self.logger = logger
     }
 
@@ -84,6 +87,13 @@ public final class AMQPConnection: Sendable {
 
     /// Whether the connection is up right now.
     public var isConnected: Bool { snapshot.withLockedValue { $0.isConnected } }
+    /// The endpoint (of ``AMQPConfiguration/endpoints``) the connection is up on right now; nil while it is down.
+    public var connectedEndpoint: AMQPConfiguration.Endpoint? { snapshot.withLockedValue { $0.endpoint } }
+    /// The endpoint the publishing connection is up on right now (this connection's own when publishing is not
+    /// separate); nil while it is down or not yet opened.
+    public var publishingEndpoint: AMQPConfiguration.Endpoint? {
+        configuration.options.separatePublishing ? publishingConnection?.connectedEndpoint : connectedEndpoint
+    }
     /// How many times the connection (or its publishing connection) was restored after being lost.
     public var reconnectCount: Int { snapshot.withLockedValue { $0.reconnects } + (publishingConnection?.reconnectCount ?? 0) }
     /// Whether the broker has blocked this connection or its publishing connection (a memory or disk alarm:

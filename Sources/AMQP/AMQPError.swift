@@ -73,6 +73,13 @@ public struct AMQPError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether the broker refused because the queue lives on a node of its cluster that is down: RabbitMQ answers
+    /// 404 `home node 'rabbit@…' of durable queue '…' in vhost '…' is down or inaccessible` until the node is back
+    /// or a mirror takes the queue over. Passing, unlike other 404s (a queue that does not exist).
+    public var isQueueHomeNodeDown: Bool {
+        replyCode == 404 && (replyText?.contains("is down or inaccessible") ?? false)
+    }
+
     /// The symbolic name of an AMQP reply code, as the specification writes it.
     public static func replyName(_ code: UInt16) -> String {
         switch code {

@@ -10,6 +10,8 @@ import Glibc
 /// What other threads may read about a connection.
 struct ConnectionSnapshot: Sendable {
     var isConnected = false
+    /// The endpoint the connection is up on; nil while it is down.
+    var endpoint: AMQPConfiguration.Endpoint?
     var isBlocked = false
     /// The broker's reason for blocking the connection (`low on memory`, `low on disk`).
     var blockedReason: String?
@@ -67,6 +69,12 @@ final class Session {
     var running = true
     var reconnectAt: ContinuousClock.Instant? = .now
     var reconnectDelay: Duration
+    var rotation: EndpointRotation
+    /// While `connect` runs: a connection dropped then (during restore) is an attempt that failed, which `connect`
+    /// accounts for, not a lost connection to move on from.
+    var connecting = false
+    /// Why each attempt of the current round failed, for the error of a first connect that does not keep trying.
+    var roundFailures: [(endpoint: AMQPConfiguration.Endpoint, error: any Error)] = []
 
     init(
         configuration: AMQPConfiguration, mailbox: Mailbox, snapshot: NIOLockedValueBox<ConnectionSnapshot>,
@@ -78,9 +86,12 @@ final class Session {
         self.firstConnect = firstConnect
         self.logger = logger
         self.reconnectDelay = configuration.options.reconnectInitialDelay
+        self.rotation = EndpointRotation(count: configuration.endpoints.count)
     }
 
     var isConnected: Bool { connection != nil }
+    /// The endpoint connected to, or to try next.
+    var endpoint: AMQPConfiguration.Endpoint { configuration.endpoints[rotation.current] }
 
     // MARK: - The loop
 
@@ -150,12 +161,20 @@ final class Session {
 
     // MARK: - Connecting
 
+    /// One attempt on the current endpoint: connect, log in, restore. A failure moves on to the next endpoint at once;
+    /// only when every endpoint failed in a round does the session back off (see ``EndpointRotation``).
     func connect() {
         reconnectAt = nil
+        let endpoint = self.endpoint
+        logger[metadataKey: "amqp.server"] = "\(endpoint)"
         do {
-            let conn = try openConnection()
+            connecting = true
+            let conn = try openConnection(to: endpoint)
             connection = conn
             try restore()
+            connecting = false
+            rotation.connected()
+            roundFailures.removeAll()
             generation += 1
             for channel in channels.values {
                 channel.consumer?.settler = DeliverySettler(mailbox: mailbox, channel: channel.number, generation: generation)
@@ -163,6 +182,7 @@ final class Session {
             reconnectDelay = configuration.options.reconnectInitialDelay
             let reconnected = snapshot.withLockedValue { s in
                 s.isConnected = true
+                s.endpoint = endpoint
                 s.lastError = nil
                 if generation > 1 { s.reconnects += 1 }
                 return generation > 1
@@ -170,7 +190,10 @@ final class Session {
             if reconnected {
                 logger.info("AMQP connection restored", metadata: ["amqp.generation": "\(generation)"])
             } else {
-                logger.debug("AMQP connected", metadata: ["amqp.server": "\(configuration.redactedURL)"])
+                // Which node of a list answered is worth seeing; a lone broker's is not.
+                logger.log(
+                    level: configuration.endpoints.count > 1 ? .info : .debug, "AMQP connected",
+                    metadata: ["amqp.url": "\(configuration.redactedURL(for: endpoint))"])
             }
             firstConnect?.resume(.success(()))
             firstConnect = nil
@@ -180,26 +203,49 @@ final class Session {
                 if connection != nil { job.run(self) } else { deferred.append(job) }
             }
         } catch {
+            connecting = false
             if let conn = connection {
                 amqp_destroy_connection(conn)
                 connection = nil
             }
             for channel in channels.values { channel.isOpen = false }
             snapshot.withLockedValue { $0.lastError = "\(error)" }
+            roundFailures.append((endpoint, error))
+            let roundFailed = rotation.attemptFailed()
             if let first = firstConnect, !first.keepTrying {
-                first.resume(.failure(error))
-                firstConnect = nil
-                running = false
+                if roundFailed {
+                    first.resume(.failure(roundError()))
+                    firstConnect = nil
+                    running = false
+                } else {
+                    reconnectAt = .now
+                }
                 return
             }
-            logger.warning(
-                "AMQP connection attempt failed; retrying",
-                metadata: [
-                    "amqp.server": "\(configuration.redactedURL)", "error": "\(error)",
-                    "amqp.retry_in_ms": "\(reconnectDelay.milliseconds)",
-                ])
-            scheduleReconnect()
+            if roundFailed {
+                roundFailures.removeAll()
+                logger.warning(
+                    "AMQP connection attempt failed; retrying",
+                    metadata: ["error": "\(error)", "amqp.retry_in_ms": "\(reconnectDelay.milliseconds)", "amqp.next_server": "\(self.endpoint)"])
+                scheduleReconnect()
+            } else {
+                logger.warning(
+                    "AMQP connection attempt failed; trying the next endpoint",
+                    metadata: ["error": "\(error)", "amqp.next_server": "\(self.endpoint)"])
+                reconnectAt = .now
+            }
         }
+    }
+
+    /// The failure of a whole round, for a first connect that does not keep trying: with one endpoint its error, with
+    /// several an error that names each endpoint and why it failed.
+    func roundError() -> any Error {
+        guard roundFailures.count > 1, let last = roundFailures.last else { return roundFailures.last?.error ?? lostError() }
+        let reasons = roundFailures.map { "\($0.endpoint): \(($0.error as? AMQPError)?.message ?? "\($0.error)")" }
+        let lastError = last.error as? AMQPError
+        return AMQPError(
+            lastError?.code ?? .connectionFailed, "no RabbitMQ endpoint answered (\(reasons.joined(separator: "; ")))",
+            replyCode: lastError?.replyCode, replyText: lastError?.replyText)
     }
 
     func scheduleReconnect() {
@@ -208,9 +254,8 @@ final class Session {
         reconnectDelay = min(reconnectDelay * 2, configuration.options.reconnectMaxDelay)
     }
 
-    func openConnection() throws -> amqp_connection_state_t {
+    func openConnection(to endpoint: AMQPConfiguration.Endpoint) throws -> amqp_connection_state_t {
         let conn = amqp_new_connection()!
-        let endpoint = "\(configuration.host):\(configuration.port)"
         do {
             let socket: OpaquePointer?
             if let tls = configuration.tls {
@@ -231,7 +276,7 @@ final class Session {
                 guard socket != nil else { throw AMQPError(.connectionFailed, "cannot create a socket for \(endpoint)") }
             }
             var timeout = timeval(duration: configuration.options.connectTimeout)
-            let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
+            let status = amqp_socket_open_noblock(socket, endpoint.host, Int32(endpoint.port), &timeout)
             guard status == AMQP_STATUS_OK.rawValue else {
                 let hint =
                     status == AMQP_STATUS_SOCKET_ERROR.rawValue || status == AMQP_STATUS_TIMEOUT.rawValue
@@ -276,71 +321,10 @@ final class Session {
         }
     }
 
-    /// Declares again what was declared, and reopens every channel with its confirm mode, prefetch and consumer.
-    func restore() throws {
-        for entry in topology.entries {
-            do {
-                switch entry {
-                case .exchange(let e): try rawDeclareExchange(e, passive: false)
-                case .queue(let q): _ = try rawDeclareQueue(q, passive: false)
-                case .binding(let b): try rawBind(b, unbind: false)
-                }
-            } catch let error as AMQPError where error.code == .channelClosedByBroker {
-                logger.error(
-                    "cannot restore a declaration after reconnecting; dropping it",
-                    metadata: [
-                        "amqp.declaration": "\(entry)", "error": "\(error)",
-                    ])
-                topology.remove(entry)
-            }
-        }
-        for number in channels.keys.sorted() {
-            guard let channel = channels[number] else { continue }
-            do {
-                try openChannel(channel)
-            } catch let error as AMQPError where error.code == .channelClosedByBroker {
-                if let consumer = channel.consumer {
-                    consumer.continuation.finish(
-                        throwing: AMQPError(
-                            .consumerCancelled, "consumer '\(consumer.tag)' on queue '\(consumer.queue)' could not be restored after reconnecting",
-                            replyCode: error.replyCode, replyText: error.replyText))
-                }
-                channels[number] = nil
-            }
-        }
-    }
-
-    func openChannel(_ channel: ChannelState) throws {
-        guard let conn = connection else { throw lostError() }
-        _ = amqp_channel_open(conn, channel.number)
-        try check(amqp_get_rpc_reply(conn), channel: channel.number, context: "cannot open channel \(channel.number)")
-        channel.nextPublishTag = 0
-        channel.lowestPendingTag = 1
-        channel.resetDeliveries()
-        if channel.confirms {
-            _ = amqp_confirm_select(conn, channel.number)
-            try check(amqp_get_rpc_reply(conn), channel: channel.number, context: "cannot enable publisher confirms on channel \(channel.number)")
-        }
-        if let consumer = channel.consumer {
-            if consumer.prefetch > 0 {
-                _ = amqp_basic_qos(conn, channel.number, 0, consumer.prefetch, 0)
-                try check(
-                    amqp_get_rpc_reply(conn), channel: channel.number,
-                    context: "cannot set prefetch \(consumer.prefetch) on channel \(channel.number)")
-            }
-            let arena = CArena()
-            _ = amqp_basic_consume(
-                conn, channel.number, arena.bytes(consumer.queue), arena.bytes(consumer.tag), 0,
-                consumer.noAck ? 1 : 0, consumer.exclusive ? 1 : 0, arena.table(consumer.arguments))
-            try check(amqp_get_rpc_reply(conn), channel: channel.number, context: "cannot consume from queue '\(consumer.queue)'")
-        }
-        channel.isOpen = true
-    }
-
     // MARK: - Losing and closing
 
     func lostError() -> AMQPError {
-        AMQPError(.connectionLost, "the connection to RabbitMQ at \(configuration.host):\(configuration.port) is down")
+        AMQPError(.connectionLost, "the connection to RabbitMQ at \(endpoint) is down")
     }
 
     /// Drops the connection after a failure and schedules a reconnect. Publishes waiting for a confirm fail:
@@ -349,9 +333,11 @@ final class Session {
         guard let conn = connection else { return }
         connection = nil
         amqp_destroy_connection(conn)
-        logger.warning("AMQP connection lost; reconnecting", metadata: ["error": "\(error)"])
+        if !connecting { rotation.lost() }
+        logger.warning("AMQP connection lost; reconnecting", metadata: ["error": "\(error)", "amqp.next_server": "\(endpoint)"])
         snapshot.withLockedValue { s in
             s.isConnected = false
+            s.endpoint = nil
             s.lastError = "\(error)"
             // A new connection is blocked only once the broker says so again.
             s.isBlocked = false
@@ -363,7 +349,7 @@ final class Session {
                 replyCode: error.replyCode, replyText: error.replyText))
         for channel in channels.values { channel.isOpen = false }
         finishClosing()
-        scheduleReconnect()
+        if !connecting { scheduleReconnect() }
     }
 
     func failPending(_ error: AMQPError) {
@@ -384,7 +370,10 @@ final class Session {
             amqp_destroy_connection(conn)
             connection = nil
         }
-        snapshot.withLockedValue { $0.isConnected = false }
+        snapshot.withLockedValue {
+            $0.isConnected = false
+            $0.endpoint = nil
+        }
         finishClosing()
         failPending(error)
         for channel in channels.values { channel.consumer?.continuation.finish() }

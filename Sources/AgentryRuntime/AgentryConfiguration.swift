@@ -5,7 +5,8 @@ public import Foundation
 
 /// Agentry's one configuration value: each setting from its flag, else its environment variable, else its default.
 public struct AgentryConfiguration: Sendable {
-    /// `AGENTRY_AMQP_URL`. Default: `amqp://guest:guest@localhost:5672/%2f`.
+    /// `AGENTRY_AMQP_URL`: one URL, or a comma-separated list of them for the nodes of a cluster (see
+    /// ``AMQPConfiguration/init(url:)``). Default: `amqp://guest:guest@localhost:5672/%2f`.
     public var amqp: AMQPConfiguration
     /// `AGENTRY_DATABASE_URL`. Default: `postgres://agentry:agentry@localhost:5432/agentry`.
     public var database: DatabaseConfiguration

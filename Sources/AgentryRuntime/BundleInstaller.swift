@@ -54,7 +54,7 @@ public struct BundleInstaller: Sendable {
     /// may install unsigned bundles.
     public var isLoopbackOnly: Bool {
         LoopbackHost.isLoopback(registry.store.database.configuration.host)
-            && LoopbackHost.isLoopback(registry.bus.connection.configuration.host)
+            && registry.bus.connection.configuration.endpoints.allSatisfy { LoopbackHost.isLoopback($0.host) }
     }
 
     // MARK: Install

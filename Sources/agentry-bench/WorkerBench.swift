@@ -273,12 +273,16 @@ struct WorkerBench {
     /// AGENTRY_AMQP_URL (or the default) with its vhost replaced.
     func amqpURL(virtualHost: String) throws -> String {
         let base = environment["AGENTRY_AMQP_URL"] ?? "amqp://guest:guest@localhost:5672/%2f"
-        guard var components = URLComponents(string: base) else { throw BenchError("AGENTRY_AMQP_URL is not a URL") }
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-_.~")
-        components.percentEncodedPath = "/" + (virtualHost.addingPercentEncoding(withAllowedCharacters: allowed) ?? virtualHost)
-        guard let url = components.string else { throw BenchError("cannot make an AMQP URL for vhost \(virtualHost)") }
-        return url
+        // Every URL of a list (the nodes of a cluster) gets the vhost.
+        let urls = try AMQPConfiguration.splitList(base).map { url in
+            guard var components = URLComponents(string: url) else { throw BenchError("AGENTRY_AMQP_URL is not a URL") }
+            components.percentEncodedPath = "/" + (virtualHost.addingPercentEncoding(withAllowedCharacters: allowed) ?? virtualHost)
+            guard let url = components.string else { throw BenchError("cannot make an AMQP URL for vhost \(virtualHost)") }
+            return url
+        }
+        return urls.joined(separator: ",")
     }
 
     /// The `agentry` executable: AGENTRY_BENCH_AGENTRY, else the one beside this program (same build configuration).

@@ -69,6 +69,9 @@ struct AdminOptions: ParsableArguments {
     }
 
     /// The RabbitMQ management API's queue list for the broker's vhost (AGENTRY_RABBITMQ_MANAGEMENT_URL overrides).
+    /// With a list of broker URLs it is the first node's: every node of a cluster answers for all queues, and while
+    /// that node is down the status page reads depths with passive declares through the connection, which has moved
+    /// to a live node.
     static func managementURL(_ configuration: AgentryConfiguration) -> String? {
         if let url = ProcessInfo.processInfo.environment["AGENTRY_RABBITMQ_MANAGEMENT_URL"] { return url.isEmpty ? nil : url }
         let amqp = configuration.amqp

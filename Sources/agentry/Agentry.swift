@@ -22,6 +22,8 @@ struct Agentry: AsyncParsableCommand {
                               AGENTRY_ADMIN_TOKEN   (none)
               --migrations    AGENTRY_MIGRATIONS_DIR  (built in)
               --topology      AGENTRY_TOPOLOGY_DIR    (built in)
+            The RabbitMQ URL may be a comma-separated list of URLs, one per node of a cluster (same user, password and
+            vhost in each): connections move to the next node when theirs goes away (docs/cluster.md).
             """,
         version: AgentryVersion.current,
         subcommands: [
@@ -34,7 +36,7 @@ struct Agentry: AsyncParsableCommand {
 
 /// Options every command shares.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .customLong("amqp-url"), help: "RabbitMQ URL (AGENTRY_AMQP_URL).")
+    @Option(name: .customLong("amqp-url"), help: "RabbitMQ URL, or a comma-separated list of the URLs of a cluster's nodes (AGENTRY_AMQP_URL).")
     var amqpURL: String?
 
     @Option(
