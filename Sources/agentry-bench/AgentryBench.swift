@@ -20,6 +20,8 @@ import Synchronization
 ///                                             see `ScenarioBench`
 ///     agentry-bench locks SECONDS             lock acquire/release pairs per second, uncontended and 16 owners on 4
 ///                                             resources, and the hand-off latency (see `LockBench`)
+///     agentry-bench chaos-publish …          the steady load of Scripts/chaos, recording what the broker confirmed
+///                                             (see `ChaosPublisher`)
 ///     agentry-bench cleanup                   delete the rows of retired bench agents (AGENTRY_BENCH_HISTORY=1 keeps
 ///                                             them until then; see `WorkerBench.cleanup`)
 ///
@@ -38,6 +40,7 @@ struct AgentryBench {
                agentry-bench drain N WORKERS [--no-memory] | exec N | priority N | recovery SECONDS
                agentry-bench soak N ROUNDS [exec]
                agentry-bench cleanup
+               agentry-bench chaos-publish --rate R --seconds S --record FILE [--devices N] [--duplicate-every N] [--poison-every N]
         """
 
     /// The handler of `exec` and `soak … exec`: a process that does nothing, so that what is measured is the spawn.
@@ -92,6 +95,8 @@ struct AgentryBench {
                 try await WorkerBench(logger: logger).recovery(seconds: try number(arguments[1], "SECONDS"))
             case ("cleanup", 1):
                 try await WorkerBench.cleanup(logger: logger)
+            case ("chaos-publish", _):
+                try await ChaosPublisher(settings: try ChaosPublisher.Settings(arguments: Array(arguments.dropFirst())), logger: logger).run()
             case ("locks", 2):
                 try await LockBench(logger: logger).run(seconds: try number(arguments[1], "SECONDS"))
             default:
