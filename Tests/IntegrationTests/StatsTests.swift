@@ -59,11 +59,9 @@ struct StatsTests {
             #expect(
                 try await TestEnvironment.eventually(timeout: .seconds(20)) { try await a.worker.store.instances().contains { $0.agentID == id } })
             // Events earlier tests published on the shared vhost while no event log service ran wait in agentry.event-log;
-            // this worker logs them now, with their own (recent) times: let it finish before the first reading.
-            #expect(
-                try await TestEnvironment.eventually(timeout: .seconds(30)) {
-                    try await a.worker.connection.queueStatus("agentry.event-log").messageCount == 0
-                })
+            // this worker logs them now, with their own (recent) times: let it finish before the first reading (none
+            // ready and none held unacked: the service acks a batch once it is written).
+            #expect(try await TestEnvironment.waitUntilSettled("agentry.event-log", timeout: .seconds(30)))
             let before = try await a.request(.GET, path).json
             #expect(before?[path: "step_seconds"]?.intValue == 10 && before?[path: "points"]?.intValue == 30, "\(String(describing: before))")
             let started = Date()
