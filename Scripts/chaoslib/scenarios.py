@@ -160,33 +160,37 @@ class Suite:
         self.database.ensure_running()
         self.platform.ensure_workers()
 
-    def completed_pairs(self, ids_file):
+    def progress(self, ids_file):
+        """(events logged, (event, agent) pairs completed) of the events in `ids_file`."""
         rows = self.database.query(f"""
             CREATE TEMP TABLE ids (id text PRIMARY KEY);
             \\copy ids FROM '{ids_file}'
-            SELECT count(*) FROM (SELECT DISTINCT r.event_id, r.agent_id FROM task_runs r JOIN ids ON r.event_id = ids.id
-                                  WHERE r.state = 'succeeded') done;
+            SELECT (SELECT count(*) FROM event_log e JOIN ids ON e.event_id = ids.id),
+                   (SELECT count(*) FROM (SELECT DISTINCT r.event_id, r.agent_id FROM task_runs r JOIN ids ON r.event_id = ids.id
+                                          WHERE r.state = 'succeeded') done);
         """)
-        return int(rows[0][0])
+        return int(rows[0][0]), int(rows[0][1])
 
     def settle(self, name, record_path):
-        """Waits until every confirmed event has its runs, or the settle time passes (the verdict then says lost)."""
+        """Waits until every confirmed event is logged and has its runs, or the settle time passes (the verdict then
+        says lost)."""
         record = verdicts.Record(record_path)
         expected = sum(len(EXPECTED_AGENTS[t]) for t, _, _ in record.confirmed.values())
         ids_file = os.path.join(self.state, f"ids-{name}.txt")
         with open(ids_file, "w") as f:
             f.write("".join(i + "\n" for i in sorted(record.confirmed)))
         deadline = time.monotonic() + self.timing.settle
-        done = 0
+        logged, done = 0, 0
         while time.monotonic() < deadline:
             try:
-                done = self.completed_pairs(ids_file)
+                logged, done = self.progress(ids_file)
             except ChaosError:
-                done = 0
-            if done >= expected:
+                logged, done = 0, 0
+            if done >= expected and logged >= len(record.confirmed):
                 return
             time.sleep(2)
-        say(f"  {name}: {done} of {expected} runs completed after {self.timing.settle} s of settling")
+        say(f"  {name}: {logged} of {len(record.confirmed)} events logged, {done} of {expected} runs completed after "
+            f"{self.timing.settle} s of settling")
 
     def run(self, scenario, rate=None, load_seconds=None, inject=None, rss_samples=None):
         timing = self.timing
