@@ -14,7 +14,11 @@ def cell(value, unit=""):
 
 def table(results, quick, minutes):
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"Run of {when}, {'--quick' if quick else 'full'}, {minutes:.1f} minutes.", "",
+    capacity = next((r.get("capacity") for r in results if r.get("scenario") == "capacity"), None)
+    soak = next((r.get("description") for r in results if r.get("scenario") == "soak"), None)
+    lines = [f"Run of {when}, {'--quick' if quick else 'full'}, {minutes:.1f} minutes."
+             + (f" Measured capacity {capacity} events/s; the scenarios ran at a third of it" if capacity else "")
+             + (f", the soak {soak[soak.find('('):]}" if soak and "(" in soak else "") + ".", "",
              "| scenario | verdict | confirmed | logged | runs done / expected | lost | doubled | double-held locks "
              "| recovery | worker RSS start → end |",
              "|---|---|---|---|---|---|---|---|---|---|"]
