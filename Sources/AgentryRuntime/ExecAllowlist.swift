@@ -1,6 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
+// `struct stat` reaches this module through CoreFoundation as well (AsyncHTTPClient imports Foundation publicly), and a
+// release build asks for the module that defines it.
+import CoreFoundation
 import Glibc
 #endif
 
