@@ -5,6 +5,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 
 from .shell import ChaosError, run, say, wait_for
 
@@ -85,6 +86,13 @@ class Postgres:
         if done.returncode != 0:
             raise ChaosError(f"psql failed: {done.stderr.strip()[-2000:]}")
         return [line.split("\t") for line in done.stdout.splitlines() if line]
+
+    def query_events(self, ids, script):
+        """`query` with a temporary table `ids (id)` holding the event ids `ids`, for `script` to join with."""
+        with tempfile.NamedTemporaryFile("w", prefix="agentry-chaos-ids-", suffix=".txt") as f:
+            f.write("".join(i + "\n" for i in sorted(ids)))
+            f.flush()
+            return self.query(f"CREATE TEMP TABLE ids (id text PRIMARY KEY);\n\\copy ids FROM '{f.name}'\n{script}")
 
     def down(self):
         if os.path.isdir(self.data):

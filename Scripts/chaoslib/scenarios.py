@@ -160,11 +160,9 @@ class Suite:
         self.database.ensure_running()
         self.platform.ensure_workers()
 
-    def progress(self, ids_file):
-        """(events logged, (event, agent) pairs completed) of the events in `ids_file`."""
-        rows = self.database.query(f"""
-            CREATE TEMP TABLE ids (id text PRIMARY KEY);
-            \\copy ids FROM '{ids_file}'
+    def progress(self, ids):
+        """(events logged, (event, agent) pairs completed) of the events `ids`."""
+        rows = self.database.query_events(ids, """
             SELECT (SELECT count(*) FROM event_log e JOIN ids ON e.event_id = ids.id),
                    (SELECT count(*) FROM (SELECT DISTINCT r.event_id, r.agent_id FROM task_runs r JOIN ids ON r.event_id = ids.id
                                           WHERE r.state = 'succeeded') done);
@@ -176,14 +174,11 @@ class Suite:
         says lost)."""
         record = verdicts.Record(record_path)
         expected = sum(len(EXPECTED_AGENTS[t]) for t, _, _ in record.confirmed.values())
-        ids_file = os.path.join(self.state, f"ids-{name}.txt")
-        with open(ids_file, "w") as f:
-            f.write("".join(i + "\n" for i in sorted(record.confirmed)))
         deadline = time.monotonic() + self.timing.settle
         logged, done = 0, 0
         while time.monotonic() < deadline:
             try:
-                logged, done = self.progress(ids_file)
+                logged, done = self.progress(record.confirmed)
             except ChaosError:
                 logged, done = 0, 0
             if done >= expected and logged >= len(record.confirmed):
@@ -220,7 +215,7 @@ class Suite:
         flat = None
         if rss_samples is not None:
             flat = memory_flat(rss_samples)
-        result = verdicts.compute(scenario.name, record, self.platform.journal, self.database, self.state, fault_end,
+        result = verdicts.compute(scenario.name, record, self.platform.journal, self.database, fault_end,
                                   self.killed, rss_start, rss_end, memory_flat=flat)
         result["fault_s"] = round((fault_end - fault_start) / 1000, 1) if fault_end else None
         result["description"] = scenario.description
@@ -245,12 +240,10 @@ class Suite:
         self.sequence += burst + 1
         publisher.wait(timeout=300)
         self.settle("capacity", record)
-        result = verdicts.compute("capacity", record, self.platform.journal, self.database, self.state, None, {},
+        result = verdicts.compute("capacity", record, self.platform.journal, self.database, None, {},
                                   rss_start, self.platform.rss())
         first = min(ms for _, _, ms in verdicts.Record(record).confirmed.values())
-        rows = self.database.query(f"""
-            CREATE TEMP TABLE ids (id text PRIMARY KEY);
-            \\copy ids FROM '{os.path.join(self.state, "ids-capacity.txt")}'
+        rows = self.database.query_events(verdicts.Record(record).confirmed, """
             SELECT (extract(epoch FROM max(r.finished_at)) * 1000)::bigint FROM task_runs r JOIN ids ON r.event_id = ids.id
              WHERE r.state = 'succeeded';
         """)

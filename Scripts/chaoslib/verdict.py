@@ -7,7 +7,6 @@
   run holds the lock, and journals when it starts and ends).
 - recovery: from the end of the fault to the last completion of an event confirmed before that end.
 """
-import os
 from collections import defaultdict
 
 from .platform import EXPECTED_AGENTS
@@ -66,16 +65,11 @@ def overlaps(intervals):
     return found
 
 
-def compute(name, record_path, journal_path, database, state, fault_end_ms, killed_workers, rss_start, rss_end,
+def compute(name, record_path, journal_path, database, fault_end_ms, killed_workers, rss_start, rss_end,
             memory_flat=None):
     record = Record(record_path)
     ids = set(record.confirmed)
-    ids_file = os.path.join(state, f"ids-{name}.txt")
-    with open(ids_file, "w") as f:
-        f.write("".join(i + "\n" for i in sorted(ids)))
-    rows = database.query(f"""
-        CREATE TEMP TABLE ids (id text PRIMARY KEY);
-        \\copy ids FROM '{ids_file}'
+    rows = database.query_events(ids, """
         SELECT 'L', e.event_id FROM event_log e JOIN ids ON e.event_id = ids.id;
         SELECT 'R', r.event_id, r.agent_id, r.state,
                coalesce((extract(epoch FROM r.finished_at) * 1000)::bigint, -1), r.run_id, r.worker_id,
